@@ -1,0 +1,42 @@
+/**
+ * Connections to the vault (Redis). Every service builds its clients here so that ACL user,
+ * password, TLS, Sentinel and key prefix are applied the same way everywhere.
+ */
+import Redis, { RedisOptions } from 'ioredis';
+import { EnvValues } from '../config/env';
+import { VAULT_ENV } from '../config/vault';
+
+export type VaultConfig = EnvValues<typeof VAULT_ENV>;
+
+export interface VaultConnectOptions {
+  /** CLIENT SETNAME, visible in `CLIENT LIST` (e.g. `orb-core:orb-core-7d9f-abcde`). */
+  readonly connectionName?: string;
+  /** Extra ioredis options (e.g. `maxRetriesPerRequest: null` for blocking readers). */
+  readonly options?: RedisOptions;
+}
+
+/** A client for the vault. Keys are NOT auto-prefixed: callers build keys with `VaultKeys`. */
+export function connectVault(cfg: VaultConfig, opts: VaultConnectOptions = {}): Redis {
+  const base: RedisOptions = {
+    connectionName: opts.connectionName,
+    enableAutoPipelining: true,
+    ...(cfg.username && cfg.username !== 'default' ? { username: cfg.username } : {}),
+    ...(cfg.password ? { password: cfg.password } : {}),
+    ...(cfg.tls ? { tls: {} } : {}),
+    ...opts.options,
+  };
+  if (cfg.url) return new Redis(cfg.url, base);
+  if (cfg.sentinels.length) {
+    return new Redis({
+      ...base,
+      sentinels: cfg.sentinels.map((hp) => {
+        const [host, port] = hp.split(':');
+        return { host, port: Number(port ?? 26379) };
+      }),
+      name: cfg.sentinelMaster,
+      sentinelUsername: base.username,
+      sentinelPassword: base.password,
+    });
+  }
+  return new Redis({ ...base, host: cfg.host, port: cfg.port });
+}
