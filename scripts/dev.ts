@@ -1,0 +1,328 @@
+/**
+ * `npm run dev`: the whole ORB stack as local processes on one machine — a vault (REDIS_URL, else
+ * a redis-server of its own with AOF), the seed-vault load, two orb-core replicas, five cores,
+ * cali, whisperx and xtts on CPU. Also a module: `startDevStack(opts)` returns handles (kill,
+ * restart) per process so the e2e drills and the latency script run the very same stack.
+ */
+import { spawn, ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, startRedisServer, RedisServerHandle } from '../test/support/redis-server';
+
+export const REPO_ROOT = resolve(__dirname, '..');
+
+export type DevRole = 'vault' | 'seed' | 'models' | 'orb' | 'core' | 'cali' | 'whisperx' | 'xtts';
+
+export interface DevStackOptions {
+  /** Use this vault instead of starting one. @default - process.env.REDIS_URL, else an own redis-server */
+  readonly redisUrl?: string;
+  /** Directory of the own redis-server's AOF. @default - a fresh temporary directory */
+  readonly vaultDir?: string;
+  /** Ports of the orb-core replicas, one replica per port; 0 picks a free port. @default [8080, 8081] */
+  readonly orbPorts?: readonly number[];
+  /** Number of verdict cores (ordinals 0..n-1). @default 5 */
+  readonly cores?: number;
+  /** Start whisperx and xtts (voice turns). @default true */
+  readonly speech?: boolean;
+  /** VAULT_KEY_PREFIX of every process. @default '' */
+  readonly keyPrefix?: string;
+  /** The dev API key (id `dev`). @default - a random 32-hex key */
+  readonly apiKey?: string;
+  /** Directory of the core models. @default <repo>/models/core */
+  readonly coreModelsDir?: string;
+  /** Directory of the speech models; built with scripts/make-tiny-models.ts when missing. @default <tmp>/orb-tiny-models */
+  readonly speechModelsDir?: string;
+  /** Extra environment for every service process. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Where process output goes. @default - stdout lines prefixed with the process name */
+  readonly log?: (name: string, line: string) => void;
+  /** Limit on each process becoming ready. @default 120000 */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface DevProcess {
+  readonly name: string;
+  readonly role: DevRole;
+  /** HTTP port (/livez, /readyz, /metrics; orb-core also the API). */
+  readonly port: number;
+  readonly url: string;
+  /** The OS process id of the running node process (not a wrapper). */
+  pid(): number | undefined;
+  running(): boolean;
+  /** Sends a signal to the process (SIGKILL for failure drills). Resolves when it has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the process again on the same port and waits until it is ready. */
+  restart(): Promise<void>;
+  /** Output lines seen so far (tail), for failure messages. */
+  tail(lines?: number): string;
+}
+
+export interface DevStack {
+  readonly vaultUrl: string;
+  /** The own redis-server, when the stack started one. */
+  readonly vault?: { readonly dir: string; readonly port: number; restart(): Promise<void>; stop(): Promise<void> };
+  readonly apiKey: string;
+  readonly orbUrls: readonly string[];
+  readonly processes: readonly DevProcess[];
+  proc(name: string): DevProcess;
+  /** Stops every process (SIGTERM, SIGKILL after 10 s) and the own vault. */
+  stop(): Promise<void>;
+}
+
+const ENTRY = {
+  orb: 'services/orb/main.ts',
+  worker: 'services/workers/main.ts',
+  seed: 'services/seed/main.ts',
+  tinyModels: 'scripts/make-tiny-models.ts',
+};
+
+function defaultLog(name: string, line: string): void {
+  process.stdout.write(`${name.padEnd(10)} | ${line}\n`);
+}
+
+/** Runs a TypeScript entry under node with tsx's loader, so a signal reaches the service itself. */
+function spawnTs(entry: string, args: readonly string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, entry), ...args], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, timeoutMs: number, name: string, tail: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${tail()}`);
+    }
+    try {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`${name} not ready at ${url}/readyz within ${timeoutMs} ms:\n${tail()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+class ManagedProcess implements DevProcess {
+  private child?: ChildProcess;
+  private lines: string[] = [];
+  readonly url: string;
+
+  constructor(
+    readonly name: string,
+    readonly role: DevRole,
+    readonly port: number,
+    private readonly entry: string,
+    private readonly args: readonly string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: (name: string, line: string) => void,
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  pid(): number | undefined { return this.running() ? this.child?.pid : undefined; }
+  running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
+  tail(n = 40): string { return this.lines.slice(-n).join('\n'); }
+
+  async start(): Promise<void> {
+    const child = spawnTs(this.entry, this.args, this.env);
+    this.child = child;
+    const onData = (buf: Buffer): void => {
+      for (const line of String(buf).split('\n')) {
+        if (!line) continue;
+        this.lines.push(line);
+        if (this.lines.length > 400) this.lines.splice(0, 200);
+        this.log(this.name, line);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    await waitReady(this.url, child, this.readyTimeoutMs, this.name, () => this.tail());
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running()) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    // A service that ignores SIGTERM past its drain budget is killed, as the kubelet would.
+    const timer = signal === 'SIGKILL' ? undefined : setTimeout(() => child.kill('SIGKILL'), 50_000);
+    await exited;
+    if (timer) clearTimeout(timer);
+  }
+
+  async restart(): Promise<void> {
+    await this.kill('SIGTERM');
+    await this.start();
+  }
+}
+
+async function runToCompletion(name: string, entry: string, args: readonly string[], env: NodeJS.ProcessEnv,
+  log: (name: string, line: string) => void, timeoutMs: number): Promise<void> {
+  const child = spawnTs(entry, args, env);
+  const lines: string[] = [];
+  const onData = (buf: Buffer): void => {
+    for (const line of String(buf).split('\n')) if (line) { lines.push(line); log(name, line); }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const code = await new Promise<number | string>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (c, s) => { clearTimeout(timer); resolve(c ?? s ?? -1); });
+  });
+  if (code !== 0) throw new Error(`${name} failed (${code}):\n${lines.slice(-40).join('\n')}`);
+}
+
+function hasModels(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).length > 0;
+}
+
+/** Starts the stack; on any failure everything already started is stopped before rethrowing. */
+export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStack> {
+  const log = opts.log ?? defaultLog;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
+  const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
+  const started: ManagedProcess[] = [];
+  let redis: RedisServerHandle | undefined;
+
+  const stopAll = async (): Promise<void> => {
+    // Gateways first so clients see a drain, then workers, then the vault they all need.
+    const order = [...started].sort((a, b) => Number(b.role === 'orb') - Number(a.role === 'orb'));
+    await Promise.all(order.filter((p) => p.role === 'orb').map((p) => p.kill('SIGTERM')));
+    await Promise.all(order.filter((p) => p.role !== 'orb').map((p) => p.kill('SIGTERM')));
+    await redis?.stop();
+  };
+
+  try {
+    // ---- vault -------------------------------------------------------------------------
+    let vaultUrl = opts.redisUrl ?? process.env.REDIS_URL ?? '';
+    const vaultArgs = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction'];
+    let vaultDir = opts.vaultDir;
+    if (!vaultUrl) {
+      vaultDir ??= mkdtempSync(join(tmpdir(), 'orb-dev-vault-'));
+      mkdirSync(vaultDir, { recursive: true });
+      redis = await startRedisServer({ dir: vaultDir, args: vaultArgs });
+      vaultUrl = redis.url;
+      log('vault', `redis-server ${vaultUrl} (AOF in ${vaultDir})`);
+    } else {
+      log('vault', `using ${vaultUrl.replace(/\/\/[^@]*@/, '//***@')}`);
+    }
+
+    const baseEnv: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: process.env.TMPDIR,
+      NODE_ENV: 'development',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      REDIS_URL: vaultUrl,
+      VAULT_KEY_PREFIX: opts.keyPrefix ?? '',
+      EXECUTION_PROVIDER: 'cpu',
+      ...opts.env,
+    };
+
+    // ---- speech models (tiny, built locally: no downloads) --------------------------------
+    const speech = opts.speech ?? true;
+    const speechModelsDir = opts.speechModelsDir ?? join(tmpdir(), 'orb-tiny-models');
+    if (speech && !hasModels(speechModelsDir)) {
+      log('models', `building tiny speech models into ${speechModelsDir}`);
+      await runToCompletion('models', ENTRY.tinyModels, [speechModelsDir], baseEnv, log, 300_000);
+    }
+    const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
+
+    // ---- seed vault: identity loaded once, replicas only read it --------------------------
+    await runToCompletion('seed', ENTRY.seed, [], { ...baseEnv, POD_NAME: 'seed-vault' }, log, 120_000);
+
+    const add = async (name: string, role: DevRole, port: number, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<ManagedProcess> => {
+      const p = new ManagedProcess(name, role, port, entry, args, { ...baseEnv, ...env, PORT: String(port), POD_NAME: name }, log, readyTimeoutMs);
+      started.push(p);
+      await p.start();
+      return p;
+    };
+
+    // ---- workers: started together, each waits for its own /readyz -------------------------
+    const coreCount = opts.cores ?? 5;
+    const workerStarts: Promise<ManagedProcess>[] = [];
+    for (let i = 0; i < coreCount; i++) {
+      workerStarts.push(freePort().then((port) => add(`core4-${i}`, 'core', port, ENTRY.worker, ['core'],
+        { CORE_ORDINAL: String(i), CORE_MODELS_DIR: coreModelsDir })));
+    }
+    workerStarts.push(freePort().then((port) => add('cali', 'cali', port, ENTRY.worker, ['cali'], {})));
+    if (speech) {
+      for (const role of ['whisperx', 'xtts'] as const) {
+        workerStarts.push(freePort().then((port) => add(role, role, port, ENTRY.worker, [role], { MODEL_DIR: speechModelsDir })));
+      }
+    }
+    await Promise.all(workerStarts);
+
+    // ---- gateways ------------------------------------------------------------------------
+    const orbPorts = opts.orbPorts ?? [8080, 8081];
+    const orbs = await Promise.all(orbPorts.map(async (p, i) =>
+      add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { ORB_API_KEYS: `dev:${apiKey}` })));
+
+    const vault = redis && vaultDir ? {
+      dir: vaultDir,
+      port: redis.port,
+      async restart(): Promise<void> {
+        await redis!.stop();
+        redis = await startRedisServer({ dir: vaultDir!, port: redis!.port, args: vaultArgs });
+      },
+      async stop(): Promise<void> { await redis!.stop(); },
+    } : undefined;
+
+    return {
+      vaultUrl,
+      vault,
+      apiKey,
+      orbUrls: orbs.map((o) => o.url),
+      processes: started,
+      proc(name: string): DevProcess {
+        const p = started.find((s) => s.name === name);
+        if (!p) throw new Error(`no process '${name}' in the dev stack (have: ${started.map((s) => s.name).join(', ')})`);
+        return p;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const base = Number(process.env.ORB_DEV_PORT ?? 8080);
+  const t0 = Date.now();
+  let stack: DevStack;
+  try {
+    stack = await startDevStack({ orbPorts: [base, base + 1] });
+  } catch (err) {
+    process.stderr.write(`\nnpm run dev: could not start the stack:\n${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const lines = [
+    '',
+    `ORB dev stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    ...stack.orbUrls.map((u, i) => `  orb-core-${i}   ${u}/   (web client)   ${u.replace('http', 'ws')}/v1/session`),
+    `  vault        ${stack.vaultUrl}`,
+    `  API key      ${stack.apiKey}`,
+    '',
+    `  try: ORB_URL=${stack.orbUrls[0]} ORB_API_KEY=${stack.apiKey} npm run orb:cli -- smoke`,
+    '  Ctrl-C stops everything.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  let stopping = false;
+  const shutdown = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${sig}: stopping the dev stack…\n`);
+    stack.stop().then(() => process.exit(0), (err) => { process.stderr.write(String(err) + '\n'); process.exit(1); });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+if (require.main === module) void main();
