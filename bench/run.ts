@@ -1,0 +1,51 @@
+/**
+ * `npm run bench [name…] [--quick]`: runs the named benchmarks (default: all), prints a table of
+ * ratios against baselines measured side by side, and writes bench/results/latest.json.
+ */
+import { join, resolve } from 'node:path';
+import { BENCHMARKS } from './registry';
+import { NotAvailable, type BenchResult } from './harness/result';
+import { machineInfo, table, writeResults } from './harness/report';
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+  const names = argv.filter((a) => !a.startsWith('--'));
+  const unknown = names.filter((n) => !BENCHMARKS.some((b) => b.name === n));
+  if (unknown.length) {
+    console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+    return 2;
+  }
+  const chosen = names.length ? BENCHMARKS.filter((b) => names.includes(b.name)) : BENCHMARKS;
+  const root = resolve(__dirname, '..');
+  const log = (msg: string) => process.stderr.write(`  ${msg}\n`);
+  const results: BenchResult[] = [];
+  let failed = 0;
+  const t0 = Date.now();
+  for (const b of chosen) {
+    process.stderr.write(`[bench] ${b.name}: ${b.title}${quick ? ' (quick)' : ''}\n`);
+    const started = Date.now();
+    const ranAt = new Date().toISOString();
+    try {
+      const { figures, details } = await b.run({ quick, root, log });
+      results.push({ name: b.name, title: b.title, label: b.label, status: 'ok', figures, details, ranAt, seconds: (Date.now() - started) / 1000 });
+    } catch (err) {
+      const missing = err instanceof NotAvailable;
+      if (!missing) failed++;
+      const reason = missing ? (err as Error).message : `failed: ${(err as Error).stack ?? String(err)}`;
+      process.stderr.write(`[bench] ${b.name}: not available: ${reason}\n`);
+      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${(err as Error).message.split('\n')[0]}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000 });
+    }
+    process.stderr.write(`[bench] ${b.name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+  const machine = machineInfo();
+  const out = argv.find((a) => a.startsWith('--out='))?.slice(6) ?? join(root, 'bench', 'results', 'latest.json');
+  writeResults(out, { machine, quick, results }, BENCHMARKS.map((b) => b.name));
+  console.log(`\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}${quick ? ', QUICK mode' : ''}`);
+  console.log(`this run: ${chosen.map((b) => b.name).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  console.log(table(results));
+  console.log(`\nwritten to ${out}`);
+  return failed ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
