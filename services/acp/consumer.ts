@@ -1,0 +1,365 @@
+/**
+ * At-least-once job consumption for one queue: XREADGROUP on its own connection with a finite
+ * BLOCK, a reclaimer (XAUTOCLAIM) for jobs whose consumer died, dead-lettering after N deliveries,
+ * deadline expiry, and deduplication by job id so a redelivered job never makes a second visible
+ * result. A job is acknowledged only after its results are stored.
+ */
+import Redis from 'ioredis';
+import { AcpBus, ACP_GROUP, cmpId } from './bus';
+import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
+import { TurnEventStream } from './events';
+
+export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter' | 'malformed';
+
+/** One delivery of a job to a handler. */
+export interface Job {
+  /** Stream entry id in `acp:jobs:<queue>`. */
+  readonly entryId: string;
+  readonly envelope: AcpEnvelope;
+  /** 1 on first delivery; more after reclaims. */
+  readonly deliveries: number;
+  /**
+   * Appends an event to the job's session stream exactly once per job: the n-th emit of a
+   * redelivered job is skipped when the n-th emit of an earlier delivery already landed, so
+   * handlers must emit the same sequence for the same input (deterministic).
+   */
+  emit(type: string, data: unknown): Promise<number>;
+  /** Aborted when the consumer stops hard (drain timed out). */
+  readonly signal: AbortSignal;
+}
+
+export interface JobConsumerOptions {
+  /** `core:3`, `cali`, `whisperx`, ... (stream `acp:jobs:<queue>`). */
+  readonly queue: string;
+  /** Consumer name in the group; stable per pod (POD_NAME) so a restart re-reads its own pending jobs. */
+  readonly consumer: string;
+  /** BLOCK of each read, ms; bounds how long a stop waits for the reader. @default 2000 */
+  readonly blockMs?: number;
+  /** Jobs in flight at once (also the XREADGROUP COUNT). @default 16 */
+  readonly concurrency?: number;
+  /** Handler micro-batch size: up to this many read jobs go to one `handleBatch`. @default 1 */
+  readonly batchSize?: number;
+  /** A pending job idle this long is taken over from its consumer. @default 30000 */
+  readonly reclaimIdleMs?: number;
+  /** How often to look for idle jobs. @default - reclaimIdleMs / 2, at least 50 */
+  readonly reclaimIntervalMs?: number;
+  /** Deliveries after which a job goes to `acp:dlq:<queue>`. @default 5 */
+  readonly maxDeliveries?: number;
+  /** Seconds a job's dedupe record lives. @default 86400 */
+  readonly doneTtlS?: number;
+  /** How often the stream is trimmed of acknowledged jobs, ms (0 disables). @default 10000 */
+  readonly trimIntervalMs?: number;
+}
+
+export interface JobHooks {
+  onOutcome?(outcome: JobOutcome, env: AcpEnvelope | undefined, durationMs: number, err?: unknown): void;
+  onBatch?(size: number): void;
+  onRedelivery?(env: AcpEnvelope | undefined, deliveries: number): void;
+  onError?(err: unknown, where: string): void;
+}
+
+/** Handles a micro-batch; the i-th result is undefined on success or the i-th job's error. */
+export type BatchHandler = (jobs: Job[]) => Promise<Array<unknown | undefined>>;
+
+type RawEntry = [string, string[] | null];
+
+const COMMIT_LUA = `
+redis.call('HSET', KEYS[1], 'done', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return redis.call('XACK', KEYS[2], ARGV[4], ARGV[1])
+`;
+
+const DLQ_LUA = `
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[1], 'job', ARGV[2], 'code', ARGV[3], 'error', ARGV[4], 'deliveries', ARGV[5], 'raw', ARGV[6], 'ts', ARGV[8])
+return redis.call('XACK', KEYS[1], ARGV[9], ARGV[1])
+`;
+
+export class JobConsumer {
+  readonly stream: string;
+  private readonly blockMs: number;
+  private readonly concurrency: number;
+  private readonly batchSize: number;
+  private readonly reclaimIdleMs: number;
+  private readonly reclaimIntervalMs: number;
+  private readonly maxDeliveries: number;
+  private readonly doneTtlS: number;
+  private readonly trimIntervalMs: number;
+  private reader?: Redis;
+  private running = false;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly hard = new AbortController();
+  private loops: Promise<void>[] = [];
+  private wake?: () => void;
+  private lastBusOk = 0;
+  private readonly sleepers = new Set<() => void>();
+
+  constructor(
+    private readonly bus: AcpBus,
+    private readonly events: TurnEventStream,
+    private readonly opts: JobConsumerOptions,
+    private readonly handler: BatchHandler,
+    private readonly hooks: JobHooks = {},
+  ) {
+    this.stream = bus.keys.jobs(opts.queue);
+    this.blockMs = opts.blockMs ?? 2000;
+    this.concurrency = opts.concurrency ?? 16;
+    this.batchSize = Math.max(1, opts.batchSize ?? 1);
+    this.reclaimIdleMs = opts.reclaimIdleMs ?? 30_000;
+    this.reclaimIntervalMs = opts.reclaimIntervalMs ?? Math.max(50, Math.floor(this.reclaimIdleMs / 2));
+    this.maxDeliveries = opts.maxDeliveries ?? 5;
+    this.doneTtlS = opts.doneTtlS ?? 86_400;
+    this.trimIntervalMs = opts.trimIntervalMs ?? 10_000;
+    const r = bus.redis;
+    if (!('acpCommitJob' in r)) r.defineCommand('acpCommitJob', { numberOfKeys: 2, lua: COMMIT_LUA });
+    if (!('acpDeadLetter' in r)) r.defineCommand('acpDeadLetter', { numberOfKeys: 2, lua: DLQ_LUA });
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** True when the last bus round trip (read or reclaim) succeeded within 3 blocking periods. */
+  get busReachable(): boolean {
+    return this.running && Date.now() - this.lastBusOk < 3 * this.blockMs + 5000;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.bus.ensureGroup(this.opts.queue);
+    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    this.running = true;
+    this.lastBusOk = Date.now();
+    // A restarted pod (same consumer name) first re-reads the jobs it held before it died.
+    await this.readOwnPending();
+    this.loops = [this.readLoop(), this.reclaimLoop(), ...(this.trimIntervalMs > 0 ? [this.trimLoop()] : [])];
+  }
+
+  /**
+   * Stops reading, waits up to `drainMs` for in-flight jobs, then aborts the rest. Jobs not
+   * finished stay pending in the group and are reclaimed by another consumer after the idle time.
+   */
+  async stop(drainMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake?.();
+    for (const s of [...this.sleepers]) s();
+    this.reader?.disconnect(); // interrupts the blocking XREADGROUP now instead of after BLOCK
+    const all = Promise.allSettled([...this.inFlight.values()]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => { timer = setTimeout(r, drainMs); timer.unref(); })]);
+    clearTimeout(timer);
+    this.hard.abort();
+    await Promise.allSettled(this.loops);
+  }
+
+  // ---- loops -------------------------------------------------------------------------------
+
+  private async readLoop(): Promise<void> {
+    while (this.running) {
+      const capacity = this.concurrency - this.inFlight.size;
+      if (capacity <= 0) {
+        await this.waitForSlot();
+        continue;
+      }
+      try {
+        const res = (await this.reader!.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', capacity,
+          'BLOCK', this.blockMs, 'STREAMS', this.stream, '>')) as [string, RawEntry[]][] | null;
+        this.lastBusOk = Date.now();
+        const entries = res?.[0]?.[1] ?? [];
+        if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1 })));
+      } catch (err) {
+        if (!this.running) return;
+        if (String((err as Error).message).includes('NOGROUP')) {
+          await this.bus.ensureGroup(this.opts.queue).catch(() => undefined);
+        } else {
+          this.hooks.onError?.(err, 'read');
+        }
+        await this.sleep(500);
+      }
+    }
+  }
+
+  private async reclaimLoop(): Promise<void> {
+    while (this.running) {
+      await this.sleep(this.reclaimIntervalMs);
+      if (!this.running) return;
+      try {
+        await this.reclaim();
+        this.lastBusOk = Date.now();
+      } catch (err) {
+        if (this.running) this.hooks.onError?.(err, 'reclaim');
+      }
+    }
+  }
+
+  private async trimLoop(): Promise<void> {
+    while (this.running) {
+      await this.sleep(this.trimIntervalMs);
+      if (!this.running) return;
+      await this.bus.trim(this.opts.queue).catch((err) => this.running && this.hooks.onError?.(err, 'trim'));
+    }
+  }
+
+  /** Takes over jobs idle longer than reclaimIdleMs (their consumer died or hung). */
+  async reclaim(): Promise<number> {
+    const r = this.bus.redis;
+    let cursor = '0-0';
+    let total = 0;
+    do {
+      const capacity = Math.max(1, this.concurrency - this.inFlight.size);
+      const res = (await r.xautoclaim(this.stream, ACP_GROUP, this.opts.consumer, this.reclaimIdleMs, cursor, 'COUNT', capacity)) as
+        [string, RawEntry[], string[]?];
+      cursor = res[0];
+      const claimed = res[1].filter((e) => !this.inFlight.has(e[0]));
+      if (claimed.length) {
+        const counts = await this.deliveryCounts(claimed.map((e) => e[0]));
+        total += claimed.length;
+        this.dispatch(claimed.map((e) => ({ entry: e, deliveries: counts.get(e[0]) ?? 2 })));
+      }
+      if (this.inFlight.size >= this.concurrency) break;
+    } while (cursor !== '0-0' && this.running);
+    return total;
+  }
+
+  private async readOwnPending(): Promise<void> {
+    const res = (await this.reader!.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000,
+      'STREAMS', this.stream, '0')) as [string, RawEntry[]][] | null;
+    const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null);
+    if (!entries.length) return;
+    const counts = await this.deliveryCounts(entries.map((e) => e[0]));
+    // History reads do not bump the delivery counter; count this one ourselves.
+    this.dispatch(entries.map((e) => ({ entry: e, deliveries: (counts.get(e[0]) ?? 1) + 1 })));
+  }
+
+  private async deliveryCounts(ids: string[]): Promise<Map<string, number>> {
+    const sorted = [...ids].sort(cmpId);
+    const rows = (await this.bus.redis.xpending(this.stream, ACP_GROUP, sorted[0], sorted[sorted.length - 1], ids.length + 1000)) as
+      [string, string, number, number][];
+    return new Map(rows.map((row) => [row[0], Number(row[3])]));
+  }
+
+  // ---- processing --------------------------------------------------------------------------
+
+  private dispatch(items: { entry: RawEntry; deliveries: number }[]): void {
+    for (let i = 0; i < items.length; i += this.batchSize) {
+      const chunk = items.slice(i, i + this.batchSize);
+      const p = this.processBatch(chunk).catch((err) => this.hooks.onError?.(err, 'process'));
+      const done = p.finally(() => {
+        for (const it of chunk) this.inFlight.delete(it.entry[0]);
+        this.wake?.();
+      });
+      for (const it of chunk) this.inFlight.set(it.entry[0], done);
+    }
+  }
+
+  private async processBatch(items: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+    const runnable: Job[] = [];
+    const started = Date.now();
+    for (const { entry, deliveries } of items) {
+      const job = await this.admit(entry, deliveries);
+      if (job) runnable.push(job);
+    }
+    if (!runnable.length) return;
+    this.hooks.onBatch?.(runnable.length);
+    let results: Array<unknown | undefined>;
+    try {
+      results = await this.handler(runnable);
+    } catch (err) {
+      results = runnable.map(() => err);
+    }
+    const ms = Date.now() - started;
+    await Promise.all(runnable.map(async (job, i) => {
+      const err = results[i];
+      if (err === undefined) {
+        await this.commit(job.entryId, job.envelope.id);
+        this.hooks.onOutcome?.('ok', job.envelope, ms);
+      } else {
+        // Left pending: the reclaimer retries it after reclaimIdleMs, up to maxDeliveries.
+        await this.bus.redis.hset(this.bus.keys.done(job.envelope.id), 'error', errorText(err)).catch(() => undefined);
+        await this.bus.redis.expire(this.bus.keys.done(job.envelope.id), this.doneTtlS).catch(() => undefined);
+        this.hooks.onOutcome?.('error', job.envelope, ms, err);
+      }
+    }));
+  }
+
+  /** Decides what to do with one delivery; returns a Job only when the handler should run. */
+  private async admit(entry: RawEntry, deliveries: number): Promise<Job | undefined> {
+    const [entryId, fields] = entry;
+    const t0 = Date.now();
+    const raw = fieldOf(fields, 'env');
+    let env: AcpEnvelope;
+    try {
+      env = parseEnvelope(raw ?? '');
+    } catch (err) {
+      const code = err instanceof AcpError ? err.code : 'ACP_ERR_ENVELOPE';
+      await this.deadLetter(entryId, '', code, errorText(err), deliveries, raw ?? JSON.stringify(fields));
+      this.hooks.onOutcome?.('malformed', undefined, Date.now() - t0, err);
+      return undefined;
+    }
+    if (deliveries > 1) this.hooks.onRedelivery?.(env, deliveries);
+    const doneKey = this.bus.keys.done(env.id);
+    const [done, lastError] = await this.bus.redis.hmget(doneKey, 'done', 'error');
+    if (done) {
+      await this.bus.redis.xack(this.stream, ACP_GROUP, entryId);
+      this.hooks.onOutcome?.('duplicate', env, Date.now() - t0);
+      return undefined;
+    }
+    if (deliveries > this.maxDeliveries) {
+      await this.deadLetter(entryId, env.id, 'ACP_ERR_DELIVERIES', `gave up after ${deliveries - 1} deliveries: ${lastError ?? 'no error recorded (consumer died?)'}`,
+        deliveries, raw ?? '');
+      this.hooks.onOutcome?.('dead_letter', env, Date.now() - t0);
+      return undefined;
+    }
+    if (Date.now() > env.deadline_ms) {
+      await this.commit(entryId, env.id, 'expired');
+      this.hooks.onOutcome?.('expired', env, Date.now() - t0);
+      return undefined;
+    }
+    let emitted = 0;
+    return {
+      entryId, envelope: env, deliveries, signal: this.hard.signal,
+      emit: async (type, data) => {
+        const field = `e${emitted++}`;
+        const res = await this.events.append(env.session, { type, turn: env.turn, data, job: env.id },
+          { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } });
+        return res.seq;
+      },
+    };
+  }
+
+  private async commit(entryId: string, jobId: string, mark = 'ok'): Promise<void> {
+    const cmd = (this.bus.redis as unknown as { acpCommitJob: (...a: unknown[]) => Promise<number> }).acpCommitJob;
+    await cmd.call(this.bus.redis, this.bus.keys.done(jobId), this.stream, entryId, mark, this.doneTtlS, ACP_GROUP);
+  }
+
+  private async deadLetter(entryId: string, jobId: string, code: string, error: string, deliveries: number, raw: string): Promise<void> {
+    const cmd = (this.bus.redis as unknown as { acpDeadLetter: (...a: unknown[]) => Promise<number> }).acpDeadLetter;
+    await cmd.call(this.bus.redis, this.stream, this.bus.keys.dlq(this.opts.queue),
+      entryId, jobId, code, error.slice(0, 2000), deliveries, raw.slice(0, 64_000), 10_000, Date.now(), ACP_GROUP);
+  }
+
+  private waitForSlot(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = () => { this.wake = undefined; resolve(); };
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(t); this.sleepers.delete(done); resolve(); };
+      const t = setTimeout(done, ms);
+      t.unref();
+      this.sleepers.add(done);
+    });
+  }
+}
+
+function fieldOf(fields: string[] | null, name: string): string | undefined {
+  if (!fields) return undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

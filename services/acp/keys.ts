@@ -1,0 +1,54 @@
+/**
+ * Every vault key name, built in one place (docs/vault-keys.md lists the same families; keep
+ * them in sync). Redis ACL users are granted these families' patterns, so a key outside them
+ * would be refused in the cluster.
+ */
+
+export interface VaultKeys {
+  readonly prefix: string;
+  // identity:* — seed vault, written only by the seed Job
+  readonly identitySeed: string;
+  readonly identityVersion: string;
+  // session:*
+  session(sid: string): string;
+  sessionIndex(keyId: string): string;
+  // turn:*
+  turnEvents(sid: string): string;
+  turnSeq(sid: string): string;
+  turn(sid: string, turnId: string): string;
+  turnAudio(sid: string, turnId: string): string;
+  // memory:*
+  memory(sid: string): string;
+  // orb:*
+  replica(pod: string): string;
+  rateLimit(suffix: string): string;
+  // acp:*
+  /** Job stream of a worker role, e.g. `acp:jobs:cali`; `jobs('core:3')` is core ordinal 3's. */
+  jobs(queue: string): string;
+  coreJobs(ordinal: number): string;
+  dlq(queue: string): string;
+  /** Dedupe record of a job (hash: one field per emitted result, `done` when committed). */
+  done(jobId: string): string;
+}
+
+export function vaultKeys(prefix = ''): VaultKeys {
+  const p = prefix;
+  return {
+    prefix: p,
+    identitySeed: `${p}identity:seed`,
+    identityVersion: `${p}identity:version`,
+    session: (sid) => `${p}session:${sid}`,
+    sessionIndex: (keyId) => `${p}session:index:${keyId}`,
+    turnEvents: (sid) => `${p}turn:${sid}:events`,
+    turnSeq: (sid) => `${p}turn:${sid}:seq`,
+    turn: (sid, turnId) => `${p}turn:${sid}:${turnId}`,
+    turnAudio: (sid, turnId) => `${p}turn:${sid}:${turnId}:audio`,
+    memory: (sid) => `${p}memory:${sid}`,
+    replica: (pod) => `${p}orb:replica:${pod}`,
+    rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,
+    jobs: (queue) => `${p}acp:jobs:${queue}`,
+    coreJobs: (ordinal) => `${p}acp:jobs:core:${ordinal}`,
+    dlq: (queue) => `${p}acp:dlq:${queue}`,
+    done: (jobId) => `${p}acp:done:${jobId}`,
+  };
+}
