@@ -1,5 +1,6 @@
 /** Every benchmark, in the order `npm run bench` runs and prints them. */
 import type { Benchmark } from './harness/result';
 import { synth } from './synth';
+import { gateway } from './gateway';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway];
