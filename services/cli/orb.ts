@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+/**
+ * `orb` — the ORB from a terminal: say, ask, sessions, replicas, smoke.
+ * Target: --url / ORB_URL (default http://127.0.0.1:8080) and --api-key / ORB_API_KEY.
+ * Exit codes (stable, scripts and the orb-smoke Job rely on them) are in EXIT below.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { OrbHttpError, OrbTarget, OrbUnreachableError, nodeWsFactory, orbRequest, sessionWsUrl } from './http';
+import { runTurn, syntheticUtterance, TurnResult } from './turn';
+import { pcm16ToWav, wavToPcm16k } from './wav';
+import { runSmoke } from './smoke';
+
+export const EXIT = {
+  ok: 0,
+  /** A check or turn failed (smoke step failed, no quorum, turn error). */
+  failed: 1,
+  /** Bad command line or input file. */
+  usage: 2,
+  /** Gateway not reachable (DNS, refused, TLS). */
+  unreachable: 3,
+  /** API key missing or rejected (401). */
+  unauthorized: 4,
+  /** The gateway answered with another 4xx/5xx. */
+  http: 5,
+  /** No answer within --timeout. */
+  timeout: 6,
+} as const;
+
+const USAGE = `usage: orb <command> [options]
+
+commands:
+  say <text>             a typed turn; prints transcript, verdicts, consensus and reply
+  ask <file.wav>         a spoken turn from a WAV file; writes the reply audio (-o, default reply.wav)
+  sessions [id]          a session's turn history (default: the session in ORB_SESSION)
+  replicas               live orb-core replicas (from their heartbeats in the vault)
+  smoke                  health, identity, text turn, audio turn, resume on reconnect
+
+options:
+  --url URL              gateway base URL (env ORB_URL, default http://127.0.0.1:8080);
+                         repeat or comma-separate to give several replicas (resume fails over)
+  --api-key KEY          API key (env ORB_API_KEY)
+  --session ID           continue this session (env ORB_SESSION)
+  -o, --out FILE         where 'ask' writes the reply WAV (default reply.wav)
+  --timeout MS           per-turn limit (default 60000)
+  --json                 machine-readable output
+  -h, --help
+
+exit codes: 0 ok, 1 check/turn failed, 2 usage, 3 unreachable, 4 unauthorized, 5 other HTTP error, 6 timeout`;
+
+class UsageError extends Error {}
+
+export interface CliIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+function printTurn(io: CliIo, r: TurnResult, json: boolean): void {
+  if (json) {
+    io.out(JSON.stringify({ ...r, audio: undefined, audioBytes: r.audio.length, events: r.events.length }, null, 2));
+    return;
+  }
+  io.out(`session    ${r.session}`);
+  if (r.transcript !== undefined) io.out(`transcript ${r.transcript}`);
+  for (const v of r.verdicts) io.out(`verdict    core ${v.core}: ${v.label} (${Number(v.confidence).toFixed(2)})`);
+  if (r.consensus !== undefined) io.out(`consensus  ${typeof r.consensus === 'string' ? r.consensus : JSON.stringify(r.consensus)}`);
+  if (r.reply !== undefined) io.out(`reply      ${r.reply}`);
+  if (r.audio.length) io.out(`audio      ${(r.audio.length / 2 / r.audioSampleRate).toFixed(2)} s at ${r.audioSampleRate} Hz`);
+  if (r.outcome !== 'ok') io.out(`outcome    ${r.outcome}${r.error ? `: ${r.error}` : ''}`);
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string', multiple: true },
+        'api-key': { type: 'string' },
+        session: { type: 'string' },
+        out: { type: 'string', short: 'o' },
+        timeout: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const { values: v, positionals: [cmd, ...rest] } = parsed;
+  if (v.help || !cmd) { (v.help ? io.out : io.err)(USAGE); return v.help ? EXIT.ok : EXIT.usage; }
+
+  const urls = (v.url ?? [io.env.ORB_URL ?? 'http://127.0.0.1:8080']).flatMap((u) => u.split(',')).map((u) => u.trim()).filter(Boolean);
+  const apiKey = v['api-key'] ?? io.env.ORB_API_KEY ?? '';
+  const timeoutMs = Number(v.timeout ?? 60_000);
+  const json = !!v.json;
+  const target: OrbTarget = { url: urls[0], apiKey, timeoutMs };
+  const wsUrls = urls.map(sessionWsUrl);
+  const connect = nodeWsFactory(apiKey);
+
+  try {
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of ms, got '${v.timeout}'`);
+    for (const u of urls) { try { new URL(u); } catch { throw new UsageError(`--url '${u}' is not a URL`); } }
+    if (!['say', 'ask', 'sessions', 'replicas', 'smoke'].includes(cmd)) throw new UsageError(`unknown command '${cmd}'`);
+    // Every route but the probes needs a key; say so before any network round trip.
+    if (!apiKey) { io.err('no API key: pass --api-key or set ORB_API_KEY'); return EXIT.unauthorized; }
+    switch (cmd) {
+      case 'say': {
+        const text = rest.join(' ').trim();
+        if (!text) throw new UsageError('say needs the text to say');
+        const r = await runTurn({ urls: wsUrls, connect, text, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs });
+        printTurn(io, r, json);
+        return r.outcome === 'ok' ? EXIT.ok : r.error?.includes('did not end') ? EXIT.timeout : EXIT.failed;
+      }
+      case 'ask': {
+        const file = rest[0];
+        if (!file) throw new UsageError('ask needs a WAV file');
+        let wav: Buffer;
+        try { wav = readFileSync(file); } catch (err) { throw new UsageError(`cannot read ${file}: ${(err as Error).message}`); }
+        let pcm: Buffer;
+        try { pcm = wavToPcm16k(wav); } catch (err) { throw new UsageError(`${file}: ${(err as Error).message}`); }
+        const r = await runTurn({ urls: wsUrls, connect, pcm, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs });
+        printTurn(io, r, json);
+        const out = v.out ?? 'reply.wav';
+        if (r.audio.length) {
+          writeFileSync(out, pcm16ToWav(r.audio, r.audioSampleRate));
+          if (!json) io.out(`wrote      ${out}`);
+        } else if (r.outcome === 'ok') {
+          io.err('the turn ended without reply audio');
+          return EXIT.failed;
+        }
+        return r.outcome === 'ok' ? EXIT.ok : r.error?.includes('did not end') ? EXIT.timeout : EXIT.failed;
+      }
+      case 'sessions': {
+        const id = rest[0] ?? v.session ?? io.env.ORB_SESSION;
+        const res = id
+          ? await orbRequest(target, 'GET', `/v1/sessions/${encodeURIComponent(id)}`)
+          : await orbRequest(target, 'GET', '/v1/sessions');
+        io.out(JSON.stringify(res.body, null, 2));
+        return EXIT.ok;
+      }
+      case 'replicas': {
+        const res = await orbRequest<{ replicas?: unknown[] } | unknown[]>(target, 'GET', '/v1/replicas');
+        const list = (Array.isArray(res.body) ? res.body : (res.body as { replicas?: unknown[] }).replicas ?? []) as Array<Record<string, unknown>>;
+        if (json) io.out(JSON.stringify(res.body, null, 2));
+        else for (const r of list) io.out(Object.entries(r).map(([k, x]) => `${k}=${typeof x === 'object' ? JSON.stringify(x) : x}`).join('  '));
+        return EXIT.ok;
+      }
+      case 'smoke': {
+        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: syntheticUtterance() });
+        return ok ? EXIT.ok : EXIT.failed;
+      }
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) { io.err(`${err.message}\n\n${USAGE}`); return EXIT.usage; }
+    if (err instanceof OrbUnreachableError) { io.err(err.message); return EXIT.unreachable; }
+    if (err instanceof OrbHttpError) {
+      io.err(err.message);
+      return err.status === 401 ? EXIT.unauthorized : err.status === 0 ? EXIT.timeout : EXIT.http;
+    }
+    const msg = (err as Error).message ?? String(err);
+    io.err(msg);
+    if (/4401|401/.test(msg)) return EXIT.unauthorized;
+    if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|gave up reconnecting/.test(msg)) return EXIT.unreachable;
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), {
+    out: (s) => process.stdout.write(s + '\n'),
+    err: (s) => process.stderr.write(s + '\n'),
+    env: process.env,
+  }).then((code) => { process.exitCode = code; });
+}

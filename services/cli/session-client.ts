@@ -1,0 +1,222 @@
+/**
+ * Client of the ORB WebSocket `/v1/session` (docs/websocket-protocol.md), shared by the `orb` CLI
+ * (Node, `ws`) and the web client (browser WebSocket): it must stay free of Node and DOM imports.
+ * It keeps the session id and the last `seq` seen, reconnects after a dropped connection (to the
+ * next URL when several replicas are known) with `resume`, and delivers every event exactly once.
+ */
+
+/** A turn event as the gateway forwards it from the session's event stream. */
+export interface OrbEvent {
+  readonly seq: number;
+  readonly type: string;
+  readonly session?: string;
+  readonly turn?: string;
+  readonly ts?: number;
+  readonly data?: unknown;
+  readonly [k: string]: unknown;
+}
+
+/** The part of the WebSocket API both `ws` and the browser implement. */
+export interface WsLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export type WsFactory = (url: string) => WsLike;
+
+export type SessionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface OrbSessionOptions {
+  /** WebSocket URLs of `/v1/session`, tried in turn on reconnect (one per replica, or one Service). */
+  readonly urls: readonly string[];
+  readonly connect: WsFactory;
+  /** Resume this session instead of starting a new one. */
+  readonly sessionId?: string;
+  /** Last seq already seen of `sessionId`. @default 0 */
+  readonly lastSeq?: number;
+  /** Every event, once, in seq order. */
+  readonly onEvent?: (ev: OrbEvent) => void;
+  /** Binary frames from the gateway (reply audio when it is sent as binary). */
+  readonly onBinary?: (data: Uint8Array) => void;
+  readonly onState?: (state: SessionState, detail?: string) => void;
+  /** Reconnect after a drop. @default true */
+  readonly reconnect?: boolean;
+  /** Gives up after this many failed reconnects in a row. @default 20 */
+  readonly maxRetries?: number;
+  /** First retry delay; doubles up to 5 s. @default 200 */
+  readonly retryDelayMs?: number;
+}
+
+/** Close codes after which a reconnect cannot help. */
+const FATAL_CLOSE = new Set([1000, 1003, 1008, 1009, 4401, 4404, 4429]);
+
+export class OrbSession {
+  sessionId: string | undefined;
+  lastSeq: number;
+  /** Replica that currently serves the socket (from the `session` message), when told. */
+  replica: string | undefined;
+  private ws: WsLike | undefined;
+  private urlIndex = 0;
+  private retries = 0;
+  private closedByUser = false;
+  private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly pendingText: string[] = [];
+  state: SessionState = 'connecting';
+
+  constructor(private readonly opts: OrbSessionOptions) {
+    if (!opts.urls.length) throw new Error('OrbSession needs at least one URL');
+    this.sessionId = opts.sessionId;
+    this.lastSeq = opts.lastSeq ?? 0;
+  }
+
+  /** Opens the socket; resolves once the gateway has confirmed the session. */
+  open(): Promise<void> {
+    this.closedByUser = false;
+    const ready = this.whenReady();
+    this.dial();
+    return ready;
+  }
+
+  /** Resolves when the session is (again) confirmed by a gateway. */
+  whenReady(): Promise<void> {
+    if (this.state === 'open') return Promise.resolve();
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /** One frame of PCM16LE 16 kHz mono microphone audio. Dropped while disconnected. */
+  sendAudio(pcm: ArrayBuffer | ArrayBufferView): boolean {
+    if (this.state !== 'open' || !this.ws) return false;
+    this.ws.send(pcm);
+    return true;
+  }
+
+  /** A typed (text) turn. */
+  sendText(text: string): void {
+    this.sendJson({ type: 'text', text });
+  }
+
+  /** Marks the end of the current utterance (push-to-talk; VAD usually does it). */
+  endUtterance(): void {
+    this.sendJson({ type: 'audio.end' });
+  }
+
+  /** Barge-in: the user spoke over the reply; the gateway stops the turn's audio. */
+  cancel(turn?: string): void {
+    this.sendJson({ type: 'cancel', ...(turn ? { turn } : {}) });
+  }
+
+  /** Drops the connection as a network failure would (no close handshake); the session resumes. */
+  drop(): void {
+    const ws = this.ws as (WsLike & { terminate?: () => void }) | undefined;
+    if (!ws) return;
+    if (typeof ws.terminate === 'function') ws.terminate();
+    else ws.close(4000, 'client dropped the connection');
+  }
+
+  close(): void {
+    this.closedByUser = true;
+    this.setState('closed');
+    this.ws?.close(1000, 'client done');
+  }
+
+  private sendJson(msg: Record<string, unknown>): void {
+    const text = JSON.stringify(msg);
+    if (this.state === 'open' && this.ws) this.ws.send(text);
+    else this.pendingText.push(text);
+  }
+
+  private setState(s: SessionState, detail?: string): void {
+    this.state = s;
+    this.opts.onState?.(s, detail);
+  }
+
+  private dial(): void {
+    const url = this.opts.urls[this.urlIndex % this.opts.urls.length];
+    this.setState(this.retries ? 'reconnecting' : 'connecting', url);
+    let ws: WsLike;
+    try {
+      ws = this.opts.connect(url);
+    } catch (err) {
+      this.scheduleReconnect(String(err));
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      // First message says which session: a new one, or the one to resume from lastSeq.
+      ws.send(JSON.stringify(this.sessionId
+        ? { type: 'resume', session: this.sessionId, last_seq: this.lastSeq }
+        : { type: 'start' }));
+    };
+    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onerror = () => { /* onclose follows and decides */ };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      if (this.closedByUser) return;
+      if (FATAL_CLOSE.has(ev.code) || this.opts.reconnect === false) {
+        this.setState('closed', `${ev.code} ${ev.reason}`);
+        this.failWaiters(new Error(`session closed: ${ev.code} ${ev.reason}`));
+        return;
+      }
+      // 1012 (replica draining), 1006 (replica died), anything else: resume elsewhere.
+      this.urlIndex++;
+      this.scheduleReconnect(`${ev.code} ${ev.reason}`);
+    };
+  }
+
+  private scheduleReconnect(why: string): void {
+    if (++this.retries > (this.opts.maxRetries ?? 20)) {
+      this.setState('closed', `gave up reconnecting: ${why}`);
+      this.failWaiters(new Error(`gave up reconnecting: ${why}`));
+      return;
+    }
+    this.setState('reconnecting', why);
+    const delay = Math.min(5000, (this.opts.retryDelayMs ?? 200) * 2 ** (this.retries - 1));
+    setTimeout(() => { if (!this.closedByUser) this.dial(); }, delay);
+  }
+
+  private failWaiters(err: Error): void {
+    const w = this.readyWaiters.splice(0);
+    for (const x of w) x.reject(err);
+  }
+
+  private onMessage(data: unknown): void {
+    if (typeof data !== 'string') {
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data)
+        : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+      if (bytes) this.opts.onBinary?.(bytes);
+      return;
+    }
+    let msg: OrbEvent;
+    try {
+      msg = JSON.parse(data) as OrbEvent;
+    } catch {
+      return;
+    }
+    if (msg.type === 'session' || msg.type === 'session.ready' || msg.type === 'resumed') {
+      this.sessionId = String(msg.session ?? msg.id ?? this.sessionId);
+      if (typeof msg.replica === 'string') this.replica = msg.replica;
+      this.retries = 0;
+      this.setState('open', this.replica);
+      for (const t of this.pendingText.splice(0)) this.ws?.send(t);
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
+      return;
+    }
+    if (typeof msg.seq !== 'number') {
+      // Control messages without seq (errors, pongs) are not part of the event stream.
+      this.opts.onEvent?.(msg);
+      return;
+    }
+    // Exactly once: a resumed stream may overlap what was delivered before the drop.
+    if (msg.seq <= this.lastSeq) return;
+    this.lastSeq = msg.seq;
+    this.opts.onEvent?.(msg);
+  }
+}
