@@ -2,5 +2,6 @@
 import type { Benchmark } from './harness/result';
 import { synth } from './synth';
 import { gateway } from './gateway';
+import { vad } from './vad';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, vad];
