@@ -3,5 +3,7 @@ import type { Benchmark } from './harness/result';
 import { synth } from './synth';
 import { gateway } from './gateway';
 import { vad } from './vad';
+import { bus } from './bus';
+import { turn } from './turn';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, vad];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, bus, vad, turn];

@@ -1,0 +1,89 @@
+/**
+ * bus: one ACP job round trip gateway -> worker -> gateway through Redis Streams (publish to
+ * `acp:jobs:<queue>`, the worker runtime's consumer group reads it, the handler emits a result
+ * to `turn:{sid}:events`, the caller's tail sees it) vs a direct Fastify HTTP call carrying the
+ * same no-op. Sequential round trips; blocks alternate between the two.
+ */
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import { interleave } from './harness/interleave';
+import { figure, type Benchmark } from './harness/result';
+import { freePort, startTs, startVault } from './harness/stack';
+import { subject, timed } from './harness/subject';
+import { summarize } from './harness/stats';
+
+export const bus: Benchmark = {
+  name: 'bus',
+  title: 'ACP job round trip through Redis Streams (worker runtime) vs a direct Fastify HTTP call',
+  async run({ quick, root, log }) {
+    const acpMod = await subject('services/acp (createAcp, createEnvelope)', () => import('../services/acp'));
+    await subject('services/workers/runtime (runWorker)', () => import('../services/workers/runtime'));
+    const vault = await startVault();
+    const prefix = `bench:${randomUUID().slice(0, 8)}:`;
+    const redis = new Redis(vault.url, { maxRetriesPerRequest: null });
+    const acp = acpMod.createAcp(redis, { prefix });
+    const abort = new AbortController();
+    const cleanup: Array<() => Promise<unknown>> = [];
+    try {
+      const wport = await freePort();
+      const worker = await startTs(root, 'bench/fixtures/echo-worker.ts', [], {
+        REDIS_URL: vault.url, VAULT_KEY_PREFIX: prefix, POD_NAME: 'bench-echo-0', LOG_LEVEL: 'warn', ACP_TRIM_INTERVAL_MS: '0',
+      }, wport);
+      cleanup.push(() => worker.stop());
+      const hport = await freePort();
+      const http = await startTs(root, 'bench/fixtures/echo-http.ts', [], {}, hport);
+      cleanup.push(() => http.stop());
+
+      // The gateway side: one tail per session resolves the waiter of each job by its id.
+      const session = randomUUID();
+      const waiters = new Map<string, () => void>();
+      const tailing = (async () => {
+        for await (const ev of acp.events.tail(session, 0, { signal: abort.signal })) waiters.get(ev.job)?.();
+      })().catch(() => undefined);
+      const viaBus = async () => {
+        const env = acpMod.createEnvelope({ kind: 'bench.echo', session, turn: 'bench', parts: [acpMod.textPart('ping')], timeoutMs: 30_000 });
+        const seen = new Promise<void>((resolve) => waiters.set(env.id, resolve));
+        await acp.bus.publish('bench-echo', env);
+        await seen;
+        waiters.delete(env.id);
+      };
+      const viaHttp = async () => {
+        const res = await fetch(`http://127.0.0.1:${hport}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: randomUUID() }) });
+        await res.json();
+      };
+      const block = (f: () => Promise<void>, n: number) => async () => {
+        const ms: number[] = [];
+        for (let i = 0; i < n; i++) ms.push(await timed(f));
+        return ms;
+      };
+      await block(viaBus, 50)(); // warm-up: JIT, connections, consumer group
+      await block(viaHttp, 50)();
+      const perBlock = quick ? 100 : 250;
+      const rounds = quick ? 2 : 6;
+      const r = await interleave(rounds, [
+        { name: 'http', round: block(viaHttp, perBlock) },
+        { name: 'bus', round: block(viaBus, perBlock) },
+      ]);
+      abort.abort();
+      await tailing;
+      const s = summarize(r.bus.flat());
+      const b = summarize(r.http.flat());
+      log(`bus p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; http p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms (${s.n} round trips each)`);
+      const sl = 'ACP via Redis Streams';
+      const bl = 'direct Fastify HTTP';
+      return {
+        figures: [
+          figure({ metric: 'round trip p50', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p50, baselineLabel: bl, baseline: b.p50 }),
+          figure({ metric: 'round trip p99', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p99, baselineLabel: bl, baseline: b.p99 }),
+        ],
+        details: { roundTripsPerArm: s.n, bus: s, http: b },
+      };
+    } finally {
+      abort.abort();
+      await acp.close();
+      redis.disconnect();
+      for (const c of cleanup.reverse()) await c().catch(() => undefined);
+      await vault.stop({ removeDir: true });
+    }
+  },
+};
