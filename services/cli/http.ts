@@ -64,7 +64,28 @@ export function sessionWsUrl(base: string): string {
   return u.toString();
 }
 
-/** A `ws` client with the Bearer header (Node can set headers; the browser client cannot). */
+/** HTTP refusals of the upgrade, as the close codes the session client treats as final or not. */
+const REFUSAL_CLOSE: Record<number, number> = { 401: 4401, 404: 4404, 429: 4429, 400: 1008, 413: 1009, 415: 1003 };
+
+/**
+ * A `ws` client with the Bearer header (Node can set headers; the browser uses `?token=`). The
+ * gateway refuses a bad key/session/seq with a plain HTTP answer before upgrading; that status
+ * becomes a close code so a 401 or 404 ends the session instead of retrying forever.
+ */
 export function nodeWsFactory(apiKey: string): (url: string) => WsLike {
-  return (url) => new WebSocket(url, { headers: { authorization: `Bearer ${apiKey}` }, maxPayload: 16 * 1024 * 1024 }) as unknown as WsLike;
+  return (url) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${apiKey}` }, maxPayload: 16 * 1024 * 1024 });
+    ws.on('unexpected-response', (req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += String(c); });
+      res.on('end', () => {
+        req.destroy();
+        let detail = body.slice(0, 200);
+        try { const j = JSON.parse(body) as { code?: string; message?: string }; detail = `${j.code ?? ''} ${j.message ?? ''}`.trim(); } catch { /* not JSON */ }
+        const code = REFUSAL_CLOSE[res.statusCode ?? 0] ?? 1013;
+        (ws as unknown as WsLike).onclose?.({ code, reason: `HTTP ${res.statusCode} ${detail}`.slice(0, 120) });
+      });
+    });
+    return ws as unknown as WsLike;
+  };
 }

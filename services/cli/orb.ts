@@ -43,6 +43,7 @@ options:
   --session ID           continue this session (env ORB_SESSION)
   -o, --out FILE         where 'ask' writes the reply WAV (default reply.wav)
   --timeout MS           per-turn limit (default 60000)
+  --speak                'say' also asks for reply audio
   --json                 machine-readable output
   -h, --help
 
@@ -83,6 +84,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         out: { type: 'string', short: 'o' },
         timeout: { type: 'string' },
         json: { type: 'boolean' },
+        speak: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -111,7 +113,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'say': {
         const text = rest.join(' ').trim();
         if (!text) throw new UsageError('say needs the text to say');
-        const r = await runTurn({ urls: wsUrls, connect, text, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs });
+        const r = await runTurn({ urls: wsUrls, connect, text, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs, speak: v.speak });
         printTurn(io, r, json);
         return r.outcome === 'ok' ? EXIT.ok : r.error?.includes('did not end') ? EXIT.timeout : EXIT.failed;
       }
@@ -122,7 +124,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         try { wav = readFileSync(file); } catch (err) { throw new UsageError(`cannot read ${file}: ${(err as Error).message}`); }
         let pcm: Buffer;
         try { pcm = wavToPcm16k(wav); } catch (err) { throw new UsageError(`${file}: ${(err as Error).message}`); }
-        const r = await runTurn({ urls: wsUrls, connect, pcm, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs });
+        const r = await runTurn({ urls: wsUrls, connect, pcm, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs, speak: true });
         printTurn(io, r, json);
         const out = v.out ?? 'reply.wav';
         if (r.audio.length) {
@@ -136,10 +138,23 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
       case 'sessions': {
         const id = rest[0] ?? v.session ?? io.env.ORB_SESSION;
-        const res = id
-          ? await orbRequest(target, 'GET', `/v1/sessions/${encodeURIComponent(id)}`)
-          : await orbRequest(target, 'GET', '/v1/sessions');
-        io.out(JSON.stringify(res.body, null, 2));
+        if (!id) {
+          // Sessions live in the vault, not in replicas; without an id, show who holds live sockets.
+          const res = await orbRequest<{ replicas: Array<{ pod: string; sessions: number; sockets: number }> }>(target, 'GET', '/v1/replicas');
+          if (json) io.out(JSON.stringify(res.body.replicas.map(({ pod, sessions, sockets }) => ({ pod, sessions, sockets })), null, 2));
+          else for (const r of res.body.replicas) io.out(`${r.pod.padEnd(24)} ${r.sessions} live session(s), ${r.sockets} socket(s)`);
+          if (!json) io.out('(orb sessions <id> shows one session\'s turns)');
+          return EXIT.ok;
+        }
+        type Hist = { id: string; created_at: string; last_seq: number; turns: Array<{ turn: string; source: string; transcript: string | null; reply: string | null; outcome: string | null }> };
+        const res = await orbRequest<Hist>(target, 'GET', `/v1/sessions/${encodeURIComponent(id)}`);
+        if (json) { io.out(JSON.stringify(res.body, null, 2)); return EXIT.ok; }
+        io.out(`session ${res.body.id}  created ${res.body.created_at}  last seq ${res.body.last_seq}`);
+        for (const t of res.body.turns ?? []) {
+          io.out(`- ${t.turn} [${t.source || '?'}] ${t.outcome ?? 'open'}`);
+          if (t.transcript !== null) io.out(`    you: ${t.transcript}`);
+          if (t.reply !== null) io.out(`    orb: ${t.reply}`);
+        }
         return EXIT.ok;
       }
       case 'replicas': {

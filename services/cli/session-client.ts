@@ -45,6 +45,8 @@ export interface OrbSessionOptions {
   /** Binary frames from the gateway (reply audio when it is sent as binary). */
   readonly onBinary?: (data: Uint8Array) => void;
   readonly onState?: (state: SessionState, detail?: string) => void;
+  /** Extra query parameters of every connect, e.g. `{ speak: 'true' }` or the browser's `token`. */
+  readonly query?: Readonly<Record<string, string>>;
   /** Reconnect after a drop. @default true */
   readonly reconnect?: boolean;
   /** Gives up after this many failed reconnects in a row. @default 20 */
@@ -52,6 +54,9 @@ export interface OrbSessionOptions {
   /** First retry delay; doubles up to 5 s. @default 200 */
   readonly retryDelayMs?: number;
 }
+
+/** Replies to the client's own messages; `turn.accepted` carries the turn's seq but is not an event. */
+const CONTROL = new Set(['session.ready', 'turn.accepted', 'input_audio.format', 'input_audio.committed', 'input_audio.cleared', 'pong', 'error']);
 
 /** Close codes after which a reconnect cannot help. */
 const FATAL_CLOSE = new Set([1000, 1003, 1008, 1009, 4401, 4404, 4429]);
@@ -101,14 +106,14 @@ export class OrbSession {
     this.sendJson({ type: 'text', text });
   }
 
-  /** Marks the end of the current utterance (push-to-talk; VAD usually does it). */
-  endUtterance(): void {
-    this.sendJson({ type: 'audio.end' });
+  /** Ends the current utterance: the gateway starts its turn (docs/websocket-protocol.md). */
+  endUtterance(speak?: boolean): void {
+    this.sendJson({ type: 'input_audio.commit', ...(speak === undefined ? {} : { speak }) });
   }
 
-  /** Barge-in: the user spoke over the reply; the gateway stops the turn's audio. */
-  cancel(turn?: string): void {
-    this.sendJson({ type: 'cancel', ...(turn ? { turn } : {}) });
+  /** Drops the audio sent since the last commit (e.g. a false start). */
+  clearUtterance(): void {
+    this.sendJson({ type: 'input_audio.clear' });
   }
 
   /** Drops the connection as a network failure would (no close handshake); the session resumes. */
@@ -137,7 +142,7 @@ export class OrbSession {
   }
 
   private dial(): void {
-    const url = this.opts.urls[this.urlIndex % this.opts.urls.length];
+    const url = this.urlWithQuery(this.opts.urls[this.urlIndex % this.opts.urls.length]);
     this.setState(this.retries ? 'reconnecting' : 'connecting', url);
     let ws: WsLike;
     try {
@@ -148,12 +153,7 @@ export class OrbSession {
     }
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
-    ws.onopen = () => {
-      // First message says which session: a new one, or the one to resume from lastSeq.
-      ws.send(JSON.stringify(this.sessionId
-        ? { type: 'resume', session: this.sessionId, last_seq: this.lastSeq }
-        : { type: 'start' }));
-    };
+    ws.onopen = () => { /* the gateway speaks first: session.ready */ };
     ws.onmessage = (ev) => this.onMessage(ev.data);
     ws.onerror = () => { /* onclose follows and decides */ };
     ws.onclose = (ev) => {
@@ -169,6 +169,14 @@ export class OrbSession {
       this.urlIndex++;
       this.scheduleReconnect(`${ev.code} ${ev.reason}`);
     };
+  }
+
+  /** The session to resume and the last seq seen travel in the query (the gateway checks both before upgrading). */
+  private urlWithQuery(base: string): string {
+    const q: Record<string, string> = { ...this.opts.query };
+    if (this.sessionId) { q.session = this.sessionId; q.last_seq = String(this.lastSeq); }
+    const qs = Object.entries(q).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    return qs ? `${base}${base.includes('?') ? '&' : '?'}${qs}` : base;
   }
 
   private scheduleReconnect(why: string): void {
@@ -200,8 +208,8 @@ export class OrbSession {
     } catch {
       return;
     }
-    if (msg.type === 'session' || msg.type === 'session.ready' || msg.type === 'resumed') {
-      this.sessionId = String(msg.session ?? msg.id ?? this.sessionId);
+    if (msg.type === 'session.ready') {
+      this.sessionId = String(msg.session ?? this.sessionId);
       if (typeof msg.replica === 'string') this.replica = msg.replica;
       this.retries = 0;
       this.setState('open', this.replica);
@@ -209,8 +217,8 @@ export class OrbSession {
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       return;
     }
-    if (typeof msg.seq !== 'number') {
-      // Control messages without seq (errors, pongs) are not part of the event stream.
+    if (typeof msg.seq !== 'number' || CONTROL.has(msg.type)) {
+      // Control messages (acks, errors, pongs) are not part of the event stream, even with a seq.
       this.opts.onEvent?.(msg);
       return;
     }

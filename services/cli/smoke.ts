@@ -88,7 +88,7 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
   });
 
   await step('audio turn', async () => {
-    const r = await runTurn({ urls: o.wsUrls, connect: o.connect, pcm: o.utterance, timeoutMs: o.timeoutMs });
+    const r = await runTurn({ urls: o.wsUrls, connect: o.connect, pcm: o.utterance, timeoutMs: o.timeoutMs, speak: true });
     if (r.outcome !== 'ok') throw new Error(`turn ${r.outcome}: ${r.error ?? ''}`);
     if (r.transcript === undefined) throw new Error('no transcript event');
     if (!r.reply) throw new Error('no reply event');
@@ -103,6 +103,7 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
       urls: o.wsUrls,
       connect: o.connect,
       text: 'Please remember that my name is Smoke.',
+      speak: true,
       timeoutMs: o.timeoutMs,
       onState: (s) => states.push(s),
       // Drop the connection after the first event of the turn: the rest must arrive after resume.

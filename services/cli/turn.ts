@@ -18,6 +18,7 @@ export interface TurnResult {
   /** Client-side arrival time (ms since the turn was sent / the last audio frame was sent) per stage. */
   readonly timings: Partial<Record<'turn.start' | 'transcript' | 'quorum' | 'reply' | 'first_audio' | 'turn.end', number>>;
   readonly outcome: 'ok' | 'no_quorum' | 'error' | 'cancelled';
+  /** `error` messages the gateway sent on the socket. */
   readonly error?: string;
 }
 
@@ -62,7 +63,11 @@ export interface RunTurnOptions {
   /** Pace frames at real time (true) or send them back to back. @default false */
   readonly realtime?: boolean;
   readonly timeoutMs?: number;
-  /** Called on every event (e.g. to kill a replica mid-turn in a drill). */
+  /** Ask for reply audio (xtts). @default - the gateway's default (no audio) */
+  readonly speak?: boolean;
+  /** Last seq already seen when continuing a session. */
+  readonly lastSeq?: number;
+  /** Called on every event of the turn (e.g. to kill a replica mid-turn in a drill). */
   readonly onEvent?: (ev: OrbEvent, session: OrbSession) => void;
   readonly onState?: (state: string, detail?: string) => void;
 }
@@ -70,6 +75,7 @@ export interface RunTurnOptions {
 /** Runs one turn on a session (new or resumed) and resolves when the turn ends. */
 export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq: number }> {
   const events: OrbEvent[] = [];
+  const errors: string[] = [];
   const audio: Buffer[] = [];
   let rate = 24_000;
   let t0 = 0;
@@ -79,29 +85,42 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
   const ended = new Promise<OrbEvent>((r) => { done = r; });
   let turnId: string | undefined;
   let verdictCount = 0;
+  // Events may come before the ack that names our turn (and a resumed session replays older
+  // turns), so events wait here until the turn id is known.
+  const early: OrbEvent[] = [];
+  let session!: OrbSession;
 
-  const session = new OrbSession({
+  const consider = (ev: OrbEvent): void => {
+    events.push(ev);
+    o.onEvent?.(ev, session);
+    if (ev.type === 'turn.start') mark('turn.start');
+    if (ev.type === 'transcript') mark('transcript');
+    if (ev.type === 'verdict' && ++verdictCount === 3) mark('quorum');
+    if (ev.type === 'reply') mark('reply');
+    if (ev.type === 'audio') {
+      const a = eventAudio(ev);
+      if (a) { audio.push(a.pcm); if (a.sampleRate) rate = a.sampleRate; mark('first_audio'); }
+    }
+    if (isTurnEnd(ev)) { mark('turn.end'); done(ev); }
+  };
+
+  session = new OrbSession({
     urls: o.urls,
     connect: o.connect,
     sessionId: o.sessionId,
+    lastSeq: o.lastSeq,
+    query: o.speak === undefined ? undefined : { speak: String(o.speak) },
     onState: o.onState,
     onEvent: (ev) => {
-      if (typeof ev.seq !== 'number') {
-        if (ev.type === 'error') { events.push(ev); }
+      if (ev.type === 'turn.accepted' || ev.type === 'input_audio.committed') {
+        turnId ??= String(ev.turn);
+        for (const e of early.splice(0)) if (e.turn === turnId) consider(e);
         return;
       }
-      if (turnId && ev.turn && ev.turn !== turnId) return;
-      events.push(ev);
-      o.onEvent?.(ev, session);
-      if (ev.type === 'turn.start') { turnId ??= ev.turn; mark('turn.start'); }
-      if (ev.type === 'transcript') mark('transcript');
-      if (ev.type === 'verdict' && ++verdictCount === 3) mark('quorum');
-      if (ev.type === 'reply') mark('reply');
-      if (ev.type === 'audio') {
-        const a = eventAudio(ev);
-        if (a) { audio.push(a.pcm); if (a.sampleRate) rate = a.sampleRate; mark('first_audio'); }
-      }
-      if (isTurnEnd(ev)) { mark('turn.end'); done(ev); }
+      if (ev.type === 'error') { errors.push(`${String(ev.code)}: ${String(ev.message)}`); return; }
+      if (typeof ev.seq !== 'number') return;
+      if (!turnId) { early.push(ev); return; }
+      if (ev.turn === turnId) consider(ev);
     },
     onBinary: (bytes) => { audio.push(Buffer.from(bytes)); mark('first_audio'); },
   });
@@ -148,7 +167,8 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
     audioSampleRate: rate,
     timings,
     outcome,
-    error: !last ? `turn did not end within ${timeoutMs} ms` : outcome === 'error' ? JSON.stringify(last.data) : undefined,
+    error: !last ? `turn did not end within ${timeoutMs} ms${errors.length ? ` (${errors.join('; ')})` : ''}`
+      : outcome === 'error' ? [JSON.stringify(last.data), ...errors].join('; ') : undefined,
     lastSeq: session.lastSeq,
   };
 }
