@@ -1,0 +1,59 @@
+/** Environment of the ORB gateway (Deployment orb-core, container orb-field). Vault connection: VAULT_ENV. */
+import { createHash } from 'node:crypto';
+import { int, oneOf, str } from './env';
+
+/**
+ * ORB_API_KEYS entries are comma-separated `id:sha256:<64 hex>` (the Secret holds only the digest)
+ * or `id:<key>` (hashed at load, the plaintext is dropped). Ids name the owner of a session.
+ */
+export function parseApiKeys(raw: string): { id: string; sha256: string }[] {
+  const out: { id: string; sha256: string }[] = [];
+  const ids = new Set<string>();
+  for (const [i, entry] of raw.split(',').map((s) => s.trim()).filter(Boolean).entries()) {
+    const colon = entry.indexOf(':');
+    if (colon <= 0) throw new Error(`entry ${i + 1} must be id:key or id:sha256:<hex>`);
+    const id = entry.slice(0, colon);
+    const rest = entry.slice(colon + 1);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new Error(`entry ${i + 1}: key id must match [A-Za-z0-9_.-]{1,64}`);
+    if (ids.has(id)) throw new Error(`entry ${i + 1}: duplicate key id '${id}'`);
+    ids.add(id);
+    if (rest.startsWith('sha256:')) {
+      const hex = rest.slice(7).toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`entry ${i + 1} ('${id}'): sha256 digest must be 64 hex characters`);
+      out.push({ id, sha256: hex });
+    } else {
+      if (rest.length < 16) throw new Error(`entry ${i + 1} ('${id}'): key must be at least 16 characters`);
+      out.push({ id, sha256: createHash('sha256').update(rest).digest('hex') });
+    }
+  }
+  if (!out.length) throw new Error('must hold at least one key');
+  return out;
+}
+
+export const ORB_ENV = {
+  port: int('PORT', { doc: 'HTTP/WebSocket port', default: 8080, min: 0, max: 65535 }),
+  host: str('HOST', { doc: 'Listen address', default: '0.0.0.0' }),
+  podName: str('POD_NAME', { doc: 'Replica name in heartbeats and logs (downward API metadata.name)', default: 'orb-local' }),
+  version: str('ORB_VERSION', { doc: 'Build version reported in heartbeats', default: '0.1.0' }),
+  logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { doc: 'pino log level', default: 'info' }),
+  apiKeys: {
+    name: 'ORB_API_KEYS',
+    doc: 'Comma-separated API keys: id:sha256:<hex> or id:<key> (Secret orb-api-keys, key keys)',
+    secret: true,
+    parse: parseApiKeys,
+  },
+  rateLimitMax: int('ORB_RATE_LIMIT_MAX', { doc: 'Requests per key per window, shared by all replicas', default: 600, min: 1 }),
+  rateLimitWindowMs: int('ORB_RATE_LIMIT_WINDOW_MS', { doc: 'Rate-limit window in ms', default: 60_000, min: 100 }),
+  bodyLimitBytes: int('ORB_BODY_LIMIT_BYTES', { doc: 'Largest HTTP body (JSON or audio)', default: 4 * 1024 * 1024, min: 1024 }),
+  maxFrameBytes: int('ORB_MAX_FRAME_BYTES', { doc: 'Largest WebSocket frame; larger closes the socket with 1009', default: 64 * 1024, min: 1024 }),
+  maxUtteranceBytes: int('ORB_MAX_UTTERANCE_BYTES', { doc: 'Largest utterance kept in the vault (PCM16 16 kHz: 32 000 B/s)', default: 60 * 32_000, min: 32_000 }),
+  maxSocketsPerKey: int('ORB_MAX_SOCKETS_PER_KEY', { doc: 'Concurrent WebSockets one API key may hold across all replicas', default: 100, min: 1 }),
+  heartbeatMs: int('ORB_HEARTBEAT_MS', { doc: 'Replica heartbeat period', default: 5000, min: 100 }),
+  heartbeatTtlMs: int('ORB_HEARTBEAT_TTL_MS', { doc: 'Heartbeat lifetime; a replica silent this long is not listed', default: 15_000, min: 200 }),
+  turnDeadlineMs: int('ORB_TURN_DEADLINE_MS', { doc: 'Deadline of a turn sent to the bus', default: 30_000, min: 100 }),
+  sessionTtlS: int('ORB_SESSION_TTL_S', { doc: 'Idle lifetime of a session and its events in the vault', default: 7 * 24 * 3600, min: 60 }),
+  drainDelayMs: int('ORB_DRAIN_DELAY_MS', { doc: 'Wait after readiness flips before closing sockets (the preStop sleep usually covers it)', default: 0, min: 0 }),
+  drainTimeoutMs: int('ORB_DRAIN_TIMEOUT_MS', { doc: 'Hard limit on the drain; under terminationGracePeriodSeconds', default: 35_000, min: 1000 }),
+  maxEventLoopDelayMs: int('ORB_MAX_EVENT_LOOP_DELAY_MS', { doc: 'Event-loop delay above which requests get 503 + Retry-After', default: 1000, min: 0 }),
+  maxRssBytes: int('ORB_MAX_RSS_BYTES', { doc: 'RSS above which requests get 503 + Retry-After; 0 disables', default: 0, min: 0 }),
+} as const;

@@ -1,0 +1,188 @@
+/**
+ * The ORB gateway: a stateless Fastify app. Everything it knows lives in the vault, so any
+ * replica serves any client and resumes any session (ARCHITECTURE.md).
+ */
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyUnderPressure from '@fastify/under-pressure';
+import fastifyWebsocket from '@fastify/websocket';
+import type { EnvValues } from '../config/env';
+import type { ORB_ENV } from '../config/orb';
+import type { VaultConfig } from '../acp/vault';
+import { vaultKeys } from '../acp/keys';
+import { TurnEventStream } from '../acp/events';
+import { AcpBus } from '../acp/bus';
+import { AcpError } from '../acp/envelope';
+import { authPlugin, keyIdOf } from './auth';
+import { vaultPlugin } from './vault';
+import { identityPlugin } from './identity';
+import { liveSessionsPlugin } from './live-sessions';
+import { drainPlugin } from './drain';
+import { heartbeatPlugin } from './replicas';
+import { metricsPlugin } from './metrics';
+import { EventHub } from './event-hub';
+import { SessionStore } from './session-store';
+import { TurnRunner } from './turns';
+import { httpRoutes } from './routes';
+import { sessionSocketRoute } from './socket';
+import * as E from './errors';
+
+export type OrbConfig = EnvValues<typeof ORB_ENV>;
+
+export interface OrbAppOptions {
+  readonly config: OrbConfig;
+  readonly vault: VaultConfig;
+  /** pino options, or false for silence (tests). @default - JSON logs at config.logLevel */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** Extra @fastify/under-pressure options (tests force pressure with tiny limits). */
+  readonly underPressure?: Record<string, unknown>;
+  /** BLOCK of the replica's event tail, ms. @default 250 */
+  readonly tailBlockMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    orb: {
+      readonly config: OrbConfig;
+      readonly keys: ReturnType<typeof vaultKeys>;
+      readonly sessions: SessionStore;
+      readonly events: TurnEventStream;
+      readonly bus: AcpBus;
+      readonly hub: EventHub;
+      readonly turns: TurnRunner;
+    };
+  }
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** URL without secrets a browser client may have put in the query (WebSocket `token`). */
+function scrubUrl(url: string): string {
+  return url.replace(/([?&](?:token|api_key)=)[^&]*/gi, '$1[Redacted]');
+}
+
+export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const logger: FastifyServerOptions['logger'] = opts.logger ?? {
+    level: config.logLevel,
+    base: { pod: config.podName, version: config.version },
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["sec-websocket-protocol"]'], censor: '[Redacted]' },
+    serializers: {
+      req: (req: { id: string; method: string; url: string; headers: Record<string, unknown>; ip?: string }) => ({
+        id: req.id, method: req.method, url: scrubUrl(req.url), headers: { ...req.headers }, remoteAddress: req.ip,
+      }),
+    },
+  };
+
+  const app = Fastify({
+    logger,
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    trustProxy: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+
+  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+  app.addContentTypeParser(['audio/wav', 'audio/x-wav', 'audio/wave', 'audio/pcm', 'audio/l16', 'application/octet-stream'],
+    { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setNotFoundHandler((req, reply) => {
+    const err = new E.ORB_ERR_NOT_FOUND(`${req.method} ${scrubUrl(req.url)}`);
+    reply.status(404).send({ statusCode: 404, code: err.code, error: STATUS_CODES[404], message: err.message });
+  });
+  app.setErrorHandler((raw: FastifyError, req, reply) => {
+    const err = toOrbError(raw, config.bodyLimitBytes);
+    const status = err.statusCode ?? 500;
+    if (status >= 500 && status !== 503 && status !== 504) req.log.error({ err: raw }, 'request failed');
+    else req.log.info({ code: err.code, status, msg: err.message }, 'request rejected');
+    reply.status(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
+  });
+
+  await app.register(vaultPlugin, { config: opts.vault, connectionName: `orb-core:${config.podName}` });
+  const keys = vaultKeys(opts.vault.keyPrefix);
+  const { redis } = app.vault;
+
+  await app.register(fastifyUnderPressure, {
+    maxEventLoopDelay: config.maxEventLoopDelayMs,
+    maxRssBytes: config.maxRssBytes,
+    retryAfter: 5,
+    customError: E.ORB_ERR_UNDER_PRESSURE,
+    ...opts.underPressure,
+  });
+  await app.register(fastifyRateLimit, {
+    redis,
+    nameSpace: keys.rateLimit(''),
+    max: config.rateLimitMax,
+    timeWindow: config.rateLimitWindowMs,
+    // Limits follow the API key wherever it connects; unauthenticated guesses count per client IP.
+    keyGenerator: (req) => keyIdOf(app.apiKeys, req) ?? `ip:${req.ip}`,
+    // If the vault is away, requests fail on the vault anyway; do not turn that into 500s here.
+    skipOnError: true,
+    errorResponseBuilder: (_req, ctx) => Object.assign(new E.ORB_ERR_TOO_MANY_REQUESTS(ctx.after), { statusCode: ctx.statusCode }),
+  });
+  await app.register(authPlugin, { keys: config.apiKeys });
+  await app.register(liveSessionsPlugin, { pod: config.podName, maxSocketsPerKey: config.maxSocketsPerKey, leaseMs: config.heartbeatTtlMs });
+  await app.register(drainPlugin);
+  await app.register(identityPlugin, { refreshMs: config.heartbeatMs });
+  await app.register(heartbeatPlugin, { pod: config.podName, version: config.version, periodMs: config.heartbeatMs, ttlMs: config.heartbeatTtlMs });
+  await app.register(metricsPlugin, { pod: config.podName });
+
+  const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS });
+  const bus = new AcpBus(redis, keys);
+  const hub = new EventHub(redis, keys, events, {
+    blockMs: opts.tailBlockMs ?? 250,
+    onError: (err) => app.log.warn({ err }, 'event tail read failed; retrying'),
+  });
+  const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
+  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS });
+  app.decorate('orb', { config, keys, sessions, events, bus, hub, turns });
+  // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
+  app.addHook('onClose', async () => { await hub.close(); await events.close(); });
+
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: config.maxFrameBytes },
+    // Plain app.close() also tells clients to reconnect elsewhere (the drain does it earlier).
+    preClose: async function preClose() { await app.drain.closeSockets(); },
+    // ws already answers protocol errors (e.g. a frame over maxPayload: close 1009); do not cut that close frame off.
+    errorHandler: (err, socket, req) => {
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_')) { req.log.info({ code, msg: err.message }, 'websocket protocol error'); return; }
+      req.log.warn({ err }, 'websocket error');
+      socket.terminate();
+    },
+  });
+  await app.register(httpRoutes);
+  await app.register(sessionSocketRoute);
+  return app;
+}
+
+/** Maps framework and bus errors onto the ORB_ERR_* codes clients rely on. */
+export function toOrbError(err: FastifyError | Error, bodyLimitBytes = 0): FastifyError {
+  const e = err as FastifyError & { validation?: unknown; validationContext?: string };
+  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return e;
+  if (e.validation) return new E.ORB_ERR_BAD_REQUEST(e.message);
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new E.ORB_ERR_MALFORMED_JSON(e.message);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new E.ORB_ERR_BODY_TOO_LARGE(bodyLimitBytes);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new E.ORB_ERR_UNSUPPORTED_MEDIA(e.message);
+  }
+  if (err instanceof SyntaxError) return new E.ORB_ERR_MALFORMED_JSON(err.message);
+  if (err instanceof AcpError) {
+    return err.code === 'ACP_ERR_BACKLOG' ? new E.ORB_ERR_BUS_BACKLOG(err.message) : new E.ORB_ERR_BAD_REQUEST(err.message);
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return Object.assign(new E.ORB_ERR_BAD_REQUEST(e.message), { statusCode: e.statusCode });
+  }
+  return new E.ORB_ERR_INTERNAL();
+}

@@ -1,0 +1,146 @@
+/**
+ * One tail per replica for every session that has a WebSocket here: a single blocking XREAD over
+ * all their `turn:{sid}:events` streams on one dedicated connection, instead of one blocking
+ * connection per socket (1,000 sockets would otherwise be 1,000 Redis connections).
+ * Stream entry ids are `<seq>-0` (services/acp/events.ts), so a cursor is just a seq.
+ */
+import type Redis from 'ioredis';
+import type { TurnEvent, TurnEventStream } from '../acp/events';
+import type { VaultKeys } from '../acp/keys';
+
+type RawEntry = [id: string, fields: string[]];
+
+/** Same field layout as services/acp/events.ts writes (type, turn, data, ts, job). */
+export function entryToEvent(session: string, [id, fields]: RawEntry): TurnEvent {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+  let data: unknown = null;
+  try { data = f.data ? JSON.parse(f.data) : null; } catch { data = f.data; }
+  return { seq: Number(id.split('-')[0]), type: f.type ?? '', session, turn: f.turn ?? '', ts: Number(f.ts ?? 0), job: f.job ?? '', data };
+}
+
+export interface Subscription {
+  /** Stops delivery; idempotent. */
+  close(): void;
+}
+
+interface Sub {
+  cursor: number;
+  /** Live events buffered while the catch-up read runs, so nothing falls between the two. */
+  buffer: TurnEvent[] | null;
+  deliver(events: TurnEvent[]): void;
+  closed: boolean;
+}
+
+interface Group { cursor: number; subs: Set<Sub> }
+
+export class EventHub {
+  private readonly groups = new Map<string, Group>();
+  private conn: Redis | null = null;
+  private running = false;
+  private wake: (() => void) | null = null;
+  private loopDone: Promise<void> | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: VaultKeys,
+    private readonly events: TurnEventStream,
+    private readonly opts: { blockMs: number; onError: (err: unknown) => void },
+  ) {}
+
+  sessions(): number { return this.groups.size; }
+
+  /**
+   * Delivers every event of `session` with seq > afterSeq, in order, each exactly once: first the
+   * stored ones (catch-up), then live ones. `deliver` is called synchronously in seq order.
+   */
+  async subscribe(session: string, afterSeq: number, deliver: (events: TurnEvent[]) => void): Promise<Subscription> {
+    const sub: Sub = { cursor: afterSeq, buffer: [], deliver, closed: false };
+    let group = this.groups.get(session);
+    if (!group) {
+      group = { cursor: afterSeq, subs: new Set() };
+      this.groups.set(session, group);
+    }
+    group.subs.add(sub);
+    this.start();
+    this.wake?.();
+    const close = () => {
+      if (sub.closed) return;
+      sub.closed = true;
+      const g = this.groups.get(session);
+      g?.subs.delete(sub);
+      if (g && !g.subs.size) this.groups.delete(session);
+    };
+    try {
+      // Registered before reading: an event appended now is either in this read or in the buffer.
+      for (;;) {
+        const page = await this.events.read(session, sub.cursor, 500);
+        this.push(sub, page);
+        if (page.length < 500) break;
+      }
+      const buffered = sub.buffer ?? [];
+      sub.buffer = null;
+      this.push(sub, buffered);
+    } catch (err) {
+      close();
+      throw err;
+    }
+    return { close };
+  }
+
+  private push(sub: Sub, events: TurnEvent[]): void {
+    if (sub.closed) return;
+    const fresh = events.filter((e) => e.seq > sub.cursor);
+    if (!fresh.length) return;
+    sub.cursor = fresh[fresh.length - 1].seq;
+    sub.deliver(fresh);
+  }
+
+  private start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    this.loopDone = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      if (!this.groups.size) {
+        await new Promise<void>((resolve) => { this.wake = resolve; });
+        this.wake = null;
+        continue;
+      }
+      const sessions = [...this.groups.keys()];
+      const streamKeys = sessions.map((s) => this.keys.turnEvents(s));
+      const ids = sessions.map((s) => `${this.groups.get(s)!.cursor}-0`);
+      let res: [string, RawEntry[]][] | null;
+      try {
+        res = (await this.conn!.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids)) as [string, RawEntry[]][] | null;
+      } catch (err) {
+        if (!this.running) return;
+        this.opts.onError(err);
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      for (const [streamKey, entries] of res ?? []) {
+        const session = sessions[streamKeys.indexOf(streamKey)];
+        const group = this.groups.get(session);
+        if (!group || !entries.length) continue;
+        const evs = entries.map((e) => entryToEvent(session, e));
+        group.cursor = evs[evs.length - 1].seq;
+        for (const sub of group.subs) {
+          if (sub.buffer) sub.buffer.push(...evs);
+          else this.push(sub, evs);
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    this.conn?.disconnect();
+    await this.loopDone?.catch(() => undefined);
+    this.groups.clear();
+  }
+}

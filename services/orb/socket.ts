@@ -1,0 +1,223 @@
+/**
+ * WebSocket `GET /v1/session` (docs/websocket-protocol.md). Every check that can fail (key,
+ * session ownership, resume seq, socket cap, draining) runs before the upgrade, so a refused
+ * client gets a plain HTTP 4xx/5xx with an ORB_ERR_* code instead of an opened-then-closed socket.
+ */
+import { randomUUID } from 'node:crypto';
+import fp from 'fastify-plugin';
+import Ajv from 'ajv';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket, RawData } from 'ws';
+import type { TurnEvent } from '../acp';
+import { checkPcmFrame, SAMPLE_RATE } from './audio';
+import { parseSeq } from './routes';
+import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
+import type { LiveSocket } from './live-sessions';
+import * as E from './errors';
+
+interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; token?: string }
+
+interface SocketContext {
+  socketId: string;
+  session: SessionRecord | null;
+  afterSeq: number;
+  lastSeq: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { orbSocket: SocketContext | null }
+}
+
+const CLIENT_EVENT_SCHEMA = {
+  type: 'object',
+  required: ['type'],
+  oneOf: [
+    { properties: { type: { const: 'ping' }, id: {} }, additionalProperties: false },
+    { properties: { type: { const: 'text' }, text: { type: 'string', minLength: 1, maxLength: 4000 }, speak: { type: 'boolean' } }, required: ['text'], additionalProperties: false },
+    { properties: { type: { const: 'input_audio.format' }, encoding: { type: 'string' }, sample_rate: { type: 'integer' }, channels: { type: 'integer' } },
+      required: ['encoding', 'sample_rate', 'channels'], additionalProperties: false },
+    { properties: { type: { const: 'input_audio.commit' }, speak: { type: 'boolean' } }, additionalProperties: false },
+    { properties: { type: { const: 'input_audio.clear' } }, additionalProperties: false },
+  ],
+} as const;
+
+type ClientEvent =
+  | { type: 'ping'; id?: unknown }
+  | { type: 'text'; text: string; speak?: boolean }
+  | { type: 'input_audio.format'; encoding: string; sample_rate: number; channels: number }
+  | { type: 'input_audio.commit'; speak?: boolean }
+  | { type: 'input_audio.clear' };
+
+const validateClientEvent = new Ajv({ allErrors: false, strict: false }).compile<ClientEvent>(CLIENT_EVENT_SCHEMA);
+
+export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
+  const { orb } = app;
+  app.decorateRequest('orbSocket', null);
+
+  const sendJson = (ws: WebSocket, msg: unknown) => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg)); };
+  const sendError = (ws: WebSocket, err: { code?: string; statusCode?: number; message: string }) => {
+    app.metrics.wsRejected.inc({ reason: err.code ?? 'unknown' });
+    sendJson(ws, { type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
+  };
+
+  app.get<{ Querystring: SocketQuery }>('/v1/session', {
+    websocket: true,
+    config: { queryToken: true },
+    schema: {
+      querystring: { type: 'object', additionalProperties: false, properties: {
+        session: { type: 'string', pattern: SESSION_ID_PATTERN }, last_seq: { type: 'string', maxLength: 20 },
+        speak: { type: 'boolean' }, token: { type: 'string' },
+      } },
+    },
+    preHandler: async (req: FastifyRequest<{ Querystring: SocketQuery }>, reply) => {
+      if (!req.ws) { reply.status(426).header('upgrade', 'websocket'); throw new E.ORB_ERR_BAD_REQUEST('this route needs a WebSocket upgrade'); }
+      if (app.drain.draining) throw new E.ORB_ERR_DRAINING();
+      let session: SessionRecord | null = null;
+      let lastSeq = 0;
+      let afterSeq = 0;
+      if (req.query.session) {
+        session = (await orb.sessions.get(req.query.session, req.apiKeyId)) ?? null;
+        if (!session) throw new E.ORB_ERR_UNKNOWN_SESSION(req.query.session);
+        lastSeq = await orb.events.lastSeq(session.id);
+        afterSeq = parseSeq(req.query.last_seq, lastSeq, 'last_seq');
+      } else if (req.query.last_seq !== undefined) {
+        throw new E.ORB_ERR_BAD_SEQ('last_seq needs a session to resume');
+      }
+      const socketId = randomUUID();
+      if (!(await app.liveSessions.acquire(req.apiKeyId, socketId))) {
+        app.metrics.wsRejected.inc({ reason: 'ORB_ERR_TOO_MANY_SOCKETS' });
+        throw new E.ORB_ERR_TOO_MANY_SOCKETS(app.orb.config.maxSocketsPerKey);
+      }
+      req.orbSocket = { socketId, session, afterSeq, lastSeq };
+    },
+  }, async (ws, req) => {
+    const ctx = req.orbSocket!;
+    const live: LiveSocket = { id: ctx.socketId, keyId: req.apiKeyId, sessionId: ctx.session?.id ?? null, lastSeq: ctx.afterSeq, ws };
+    app.liveSessions.add(live);
+    let sub: { close(): void } | null = null;
+    let closed = false;
+    ws.on('close', () => {
+      closed = true;
+      sub?.close();
+      void app.liveSessions.remove(live);
+    });
+    // Frames are handled strictly in arrival order (audio appends must not reorder).
+    let chain: Promise<void> = Promise.resolve();
+    // Frames that arrive while the session is being set up wait on the chain too.
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      chain = chain.then(() => handle(data, isBinary)).catch((err) => {
+        const ce = toClientError(err);
+        if (ce.statusCode >= 500) req.log.error({ err }, 'socket message failed');
+        sendError(ws, ce);
+      });
+    });
+
+    let session = ctx.session;
+    let utterance: { turn: string; bytes: number } | null = null;
+    const speakDefault = req.query.speak ?? false;
+
+    const setup = async () => {
+      if (!session) session = await orb.sessions.create(req.apiKeyId, orb.config.podName);
+      live.sessionId = session.id;
+      const open = await app.vault.redis.hget(orb.sessions.key(session.id), 'open_utterance');
+      if (open) utterance = { turn: open, bytes: await orb.turns.audioBytes(session.id, open) };
+      const lastSeq = await orb.events.lastSeq(session.id);
+      sendJson(ws, {
+        type: 'session.ready', session: session.id, resumed: Boolean(ctx.session), after_seq: ctx.afterSeq, last_seq: lastSeq,
+        replica: orb.config.podName, open_utterance: utterance,
+        audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 }, max_frame_bytes: orb.config.maxFrameBytes,
+      });
+      // Trimmed history (MAXLEN on the event stream) is reported, never silently skipped.
+      if (ctx.afterSeq > 0) {
+        const first = (await orb.events.read(session.id, 0, 1))[0];
+        if (first && first.seq > ctx.afterSeq + 1) sendError(ws, new E.ORB_ERR_BAD_SEQ(`events ${ctx.afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
+      }
+      if (closed) return;
+      const s = await orb.hub.subscribe(session.id, ctx.afterSeq, (events: TurnEvent[]) => {
+        const now = Date.now();
+        for (const ev of events) {
+          sendJson(ws, ev);
+          live.lastSeq = ev.seq;
+          if (ev.ts) app.metrics.busLag.observe(Math.max(0, now - ev.ts) / 1000);
+        }
+        app.metrics.eventsForwarded.inc(events.length);
+      });
+      if (closed) s.close(); else sub = s;
+    };
+    chain = chain.then(setup).catch((err) => {
+      req.log.error({ err }, 'session socket setup failed');
+      if (ws.readyState === ws.OPEN) ws.close(E.WS_CLOSE.internalError, 'setup failed');
+    });
+
+    async function handle(data: RawData, isBinary: boolean): Promise<void> {
+      if (closed || !session) return;
+      const sid = session.id;
+      if (isBinary) {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+        checkPcmFrame(buf);
+        if (!utterance) {
+          utterance = { turn: randomUUID(), bytes: 0 };
+          // Recorded in the session so a replica that takes over appends to the same utterance.
+          await app.vault.redis.hset(orb.sessions.key(sid), 'open_utterance', utterance.turn);
+        }
+        if (utterance.bytes + buf.length > orb.config.maxUtteranceBytes) {
+          throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
+        }
+        utterance.bytes = await orb.turns.appendAudio(sid, utterance.turn, buf);
+        return;
+      }
+      let msg: unknown;
+      try {
+        msg = JSON.parse(data.toString());
+      } catch (err) {
+        throw new E.ORB_ERR_MALFORMED_JSON((err as Error).message);
+      }
+      if (!validateClientEvent(msg)) {
+        const t = (msg as { type?: unknown } | null)?.type;
+        throw new E.ORB_ERR_BAD_EVENT(typeof t === 'string' ? `'${t.slice(0, 40)}' is unknown or has bad fields` : 'an object with a string "type" is required');
+      }
+      switch (msg.type) {
+        case 'ping':
+          sendJson(ws, { type: 'pong', id: msg.id });
+          return;
+        case 'input_audio.format':
+          if (msg.encoding !== 'pcm16le' || msg.sample_rate !== SAMPLE_RATE || msg.channels !== 1) {
+            throw new E.ORB_ERR_AUDIO_FORMAT(`${msg.encoding}, ${msg.sample_rate} Hz, ${msg.channels} channel(s)`);
+          }
+          sendJson(ws, { type: 'input_audio.format', encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 });
+          return;
+        case 'input_audio.clear':
+          if (utterance) {
+            await orb.turns.discardAudio(sid, utterance.turn);
+            await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
+          }
+          sendJson(ws, { type: 'input_audio.cleared', turn: utterance?.turn ?? null });
+          utterance = null;
+          return;
+        case 'input_audio.commit': {
+          if (!utterance || utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
+          const u: { turn: string; bytes: number } = utterance;
+          utterance = null;
+          await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
+          sendJson(ws, { type: 'input_audio.committed', turn: u.turn, bytes: u.bytes });
+          await orb.turns.commitAudio(sid, u.turn, { speak: msg.speak ?? speakDefault });
+          await orb.sessions.touch(sid, req.apiKeyId);
+          return;
+        }
+        case 'text': {
+          const t = await orb.turns.startText(sid, msg.text, { speak: msg.speak ?? speakDefault });
+          sendJson(ws, { type: 'turn.accepted', turn: t.turn, start_seq: t.seq, deadline_ms: t.deadlineMs });
+          await orb.sessions.touch(sid, req.apiKeyId);
+          return;
+        }
+      }
+    }
+  });
+}, { fastify: '5.x', name: 'orb-session-socket', dependencies: ['orb-http-routes'] });
+
+function toClientError(err: unknown): { code: string; statusCode: number; message: string } {
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return { code: e.code, statusCode: e.statusCode ?? 400, message: e.message ?? '' };
+  if (typeof e.code === 'string' && e.code === 'ACP_ERR_BACKLOG') return { code: 'ORB_ERR_BUS_BACKLOG', statusCode: 503, message: e.message ?? '' };
+  return { code: 'ORB_ERR_INTERNAL', statusCode: 500, message: 'Internal error' };
+}

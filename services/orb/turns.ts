@@ -1,0 +1,99 @@
+/**
+ * Turns through the bus. Text: `startTextTurn` (services/acp) fans out to the cores and CALI.
+ * Audio: the utterance is in the vault (`turn:{sid}:{turnId}:audio`, appended as it arrived) and
+ * an `asr.transcribe` job points at it. Either way the outcome is read from the session's event
+ * stream, up to a deadline; nothing is ever made up when the workers do not answer.
+ */
+import type Redis from 'ioredis';
+import { createEnvelope, jsonPart, startTextTurn } from '../acp';
+import type { AcpBus, TurnEvent, TurnEventStream, VaultKeys } from '../acp';
+import type { OrbMetrics } from './metrics';
+import { PCM_CONTENT_TYPE } from './audio';
+import { ORB_ERR_TURN_TIMEOUT } from './errors';
+
+export interface TurnResult {
+  readonly session: string;
+  readonly turn: string;
+  readonly outcome: string;
+  readonly transcript: string | null;
+  readonly reply: unknown;
+  readonly events: TurnEvent[];
+}
+
+export interface TurnOptions {
+  readonly speak?: boolean;
+  readonly signal?: AbortSignal;
+  readonly traceparent?: string;
+}
+
+/** Events that close a turn (docs/acp.md): `turn.end` always comes last. */
+const isEnd = (turn: string) => (ev: TurnEvent) => ev.turn === turn && ev.type === 'turn.end';
+
+export class TurnRunner {
+  constructor(private readonly d: {
+    redis: Redis; keys: VaultKeys; events: TurnEventStream; bus: AcpBus; metrics: OrbMetrics; deadlineMs: number; ttlS: number;
+  }) {}
+
+  /** Starts a text turn; the caller follows the event stream for its outcome. */
+  async startText(session: string, text: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
+    const t = await startTextTurn(this.d.bus, this.d.events, {
+      session, text, timeoutMs: this.d.deadlineMs, speak: opts.speak ?? false, traceparent: opts.traceparent,
+    });
+    return { turn: t.turn, seq: t.seq, deadlineMs: t.deadlineMs };
+  }
+
+  /** Appends a chunk of the open utterance; the vault holds everything received so far. */
+  async appendAudio(session: string, turn: string, chunk: Buffer): Promise<number> {
+    const key = this.d.keys.turnAudio(session, turn);
+    const [[err, len]] = (await this.d.redis.multi().append(key, chunk).expire(key, this.d.ttlS).exec()) as [[Error | null, number]];
+    if (err) throw err;
+    return len;
+  }
+
+  async audioBytes(session: string, turn: string): Promise<number> {
+    return this.d.redis.strlen(this.d.keys.turnAudio(session, turn));
+  }
+
+  async discardAudio(session: string, turn: string): Promise<void> {
+    await this.d.redis.del(this.d.keys.turnAudio(session, turn));
+  }
+
+  /** Announces an audio turn and sends its utterance (by vault reference) to the ASR workers. */
+  async commitAudio(session: string, turn: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
+    const deadlineMs = Date.now() + this.d.deadlineMs;
+    const bytes = await this.audioBytes(session, turn);
+    const { seq } = await this.d.events.append(session, {
+      type: 'turn.start', turn, data: { source: 'audio', cores: 5, deadline_ms: deadlineMs, audio_bytes: bytes },
+    });
+    await this.d.bus.publish('whisperx', createEnvelope({
+      id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq, deadlineMs, traceparent: opts.traceparent,
+      parts: [
+        { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
+        jsonPart({ speak: opts.speak ?? false, cores: 5 }),
+      ],
+    }));
+    return { turn, seq, deadlineMs };
+  }
+
+  /** Waits for the turn's `turn.end` (or the deadline) and returns every event of the turn. */
+  async collect(session: string, started: { turn: string; seq: number; deadlineMs: number }, mode: 'text' | 'audio', signal?: AbortSignal): Promise<TurnResult> {
+    // A little past the bus deadline: CALI answers "no quorum" at the deadline and needs a moment to write it.
+    const timeoutMs = started.deadlineMs - Date.now() + 1000;
+    const end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs, signal });
+    if (!end) {
+      this.d.metrics.turns.inc({ mode, outcome: 'timeout' });
+      throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
+    }
+    const events = (await this.d.events.read(session, started.seq - 1, 10_000)).filter((e) => e.turn === started.turn && e.seq <= end.seq);
+    const outcome = String((end.data as { outcome?: string } | null)?.outcome ?? 'ok');
+    this.d.metrics.turns.inc({ mode, outcome });
+    const transcript = events.find((e) => e.type === 'transcript');
+    const reply = events.find((e) => e.type === 'reply');
+    return {
+      session, turn: started.turn, outcome,
+      transcript: (transcript?.data as { text?: string } | null)?.text ?? null,
+      reply: reply?.data ?? null,
+      events,
+    };
+  }
+}

@@ -1,0 +1,108 @@
+/** Gateways for the ORB tests: real apps on real ports over the run's real Redis. */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import WebSocket from 'ws';
+import { loadEnv } from '../../../services/config/env';
+import { ORB_ENV } from '../../../services/config/orb';
+import { VAULT_ENV } from '../../../services/config/vault';
+import { buildApp, OrbAppOptions } from '../../../services/orb/app';
+import { testRedisUrl } from '../../support/vault';
+
+export const KEYS = {
+  alice: 'alice-key-0123456789abcdef',
+  bob: 'bob-key-0123456789abcdef00',
+  carol: 'carol-key-0123456789abcdef',
+} as const;
+
+/** ORB_API_KEYS as a Secret would hold it: alice in plain form, bob and carol as digests. */
+export const API_KEYS_ENV = [
+  `alice:${KEYS.alice}`,
+  `bob:sha256:${createHash('sha256').update(KEYS.bob).digest('hex')}`,
+  `carol:sha256:${createHash('sha256').update(KEYS.carol).digest('hex')}`,
+].join(',');
+
+export const auth = (who: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS[who]}` });
+
+export function gatewayEnv(prefix: string, pod: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: testRedisUrl(), VAULT_KEY_PREFIX: prefix, POD_NAME: pod, ORB_API_KEYS: API_KEYS_ENV,
+    LOG_LEVEL: 'silent', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '2000', ORB_TURN_DEADLINE_MS: '1500',
+    ...extra,
+  };
+}
+
+export async function makeApp(prefix: string, pod: string, extra: Record<string, string> = {}, opts: Partial<OrbAppOptions> = {}): Promise<FastifyInstance> {
+  const env = gatewayEnv(prefix, pod, extra);
+  return buildApp({ config: loadEnv(ORB_ENV, env), vault: loadEnv(VAULT_ENV, env), logger: false, tailBlockMs: 100, ...opts });
+}
+
+export async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const addr = app.server.address();
+  if (!addr || typeof addr !== 'object') throw new Error('no address');
+  return `127.0.0.1:${addr.port}`;
+}
+
+/** Polls `check` until it returns a truthy value (no fixed sleeps in assertions). */
+export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface WsMessage { type: string; seq?: number; [k: string]: unknown }
+
+/** A WebSocket client that records every message and its close. */
+export class Client {
+  readonly messages: WsMessage[] = [];
+  closeCode: number | null = null;
+  closeReason = '';
+  readonly opened: Promise<void>;
+  readonly closed: Promise<void>;
+  /** HTTP status when the upgrade was refused. */
+  refusedStatus: number | null = null;
+  refusedBody = '';
+  readonly ws: WebSocket;
+
+  constructor(hostPort: string, path: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(`ws://${hostPort}${path}`, { headers });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => {
+        this.refusedStatus = res.statusCode ?? 0;
+        res.on('data', (d: Buffer) => { this.refusedBody += d.toString(); });
+        res.on('end', () => reject(new Error(`refused ${res.statusCode}`)));
+      });
+      this.ws.once('error', reject);
+    });
+    this.opened.catch(() => undefined);
+    this.closed = new Promise((resolve) => {
+      this.ws.once('close', (code, reason) => { this.closeCode = code; this.closeReason = reason.toString(); resolve(); });
+      this.ws.once('unexpected-response', (_req, res) => res.on('end', () => resolve()));
+    });
+    this.ws.on('message', (data, isBinary) => { if (!isBinary) this.messages.push(JSON.parse(data.toString())); });
+    this.ws.on('error', () => undefined);
+  }
+
+  send(msg: unknown): void { this.ws.send(JSON.stringify(msg)); }
+
+  seqs(): number[] { return this.messages.filter((m) => typeof m.seq === 'number').map((m) => m.seq as number); }
+
+  async next(pred: (m: WsMessage) => boolean, what: string, from = 0): Promise<WsMessage> {
+    return waitFor(() => this.messages.slice(from).find(pred), what);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    await this.closed;
+  }
+}
+
+export async function seedIdentity(redis: import('ioredis').default, prefix: string, version = '1.12'): Promise<void> {
+  await redis.set(`${prefix}identity:seed`, JSON.stringify({ name: 'CaleonGenesis', version }));
+  await redis.set(`${prefix}identity:version`, version);
+}
