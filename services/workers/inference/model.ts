@@ -41,7 +41,13 @@ export class OnnxModel {
   ) {}
 
   static async load(opts: ModelLoadOptions): Promise<OnnxModel> {
-    const o = { ...DEFAULTS, ...opts };
+    // `??` per field: an explicit undefined in opts must not erase a default.
+    const o = {
+      ...opts,
+      executionProvider: opts.executionProvider ?? DEFAULTS.executionProvider,
+      intraOpThreads: opts.intraOpThreads ?? DEFAULTS.intraOpThreads,
+      interOpThreads: opts.interOpThreads ?? DEFAULTS.interOpThreads,
+    };
     const key = `${o.path}|${o.executionProvider}|${o.intraOpThreads}|${o.interOpThreads}`;
     const cached = OnnxModel.cache.get(key);
     if (cached) {

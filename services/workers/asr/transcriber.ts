@@ -1,0 +1,103 @@
+import { decodeForAsr, ASR_SAMPLE_RATE, type DecodeOptions } from '../audio/pcm';
+import { SileroVad, type SpeechSegment, type VadOptions } from '../inference/vad';
+import { WhisperModel, type DecodeRequest } from './whisper';
+
+export interface TranscriptWord {
+  word: string;
+  start: number;
+  end: number;
+}
+
+export interface TranscriptSegment {
+  id: number;
+  start: number;
+  end: number;
+  text: string;
+  tokens: number[];
+  avg_logprob: number;
+  words: TranscriptWord[];
+}
+
+export interface Transcript {
+  text: string;
+  language: string;
+  duration: number;
+  segments: TranscriptSegment[];
+}
+
+export interface TranscribeOptions extends DecodeRequest {
+  /** Segments per encoder run. @default 8 */
+  batchSize?: number;
+  vad?: VadOptions;
+  audio?: DecodeOptions;
+}
+
+const MAX_CHUNK = 30 * ASR_SAMPLE_RATE;
+
+/**
+ * WhisperX's merge_chunks: join consecutive VAD segments while the joined span stays within 30 s, so each
+ * encoder row is one Whisper window and its boundaries are the segment timestamps.
+ */
+export function mergeChunks(segs: SpeechSegment[], maxSamples = MAX_CHUNK): SpeechSegment[] {
+  const out: SpeechSegment[] = [];
+  for (const s of segs) {
+    // The VAD already splits speech longer than its maxSpeechS, so a single segment never exceeds the window.
+    const last = out[out.length - 1];
+    if (last && s.end - last.start <= maxSamples) last.end = s.end;
+    else out.push({ start: s.start, end: Math.min(s.end, s.start + maxSamples) });
+  }
+  return out;
+}
+
+/**
+ * Word times spread over the segment in proportion to word length. Whisper exports without cross-attention
+ * outputs give no alignment, so this is an estimate bounded by the VAD times, not a forced alignment.
+ */
+export function estimateWords(text: string, start: number, end: number): TranscriptWord[] {
+  const words = text.split(/\s+/).filter(Boolean);
+  const total = words.reduce((n, w) => n + w.length, 0);
+  let at = start;
+  return words.map((w) => {
+    const dur = total ? ((end - start) * w.length) / total : 0;
+    const word = { word: w, start: round(at), end: round(at + dur) };
+    at += dur;
+    return word;
+  });
+}
+
+function round(s: number): number {
+  return Math.round(s * 1000) / 1000;
+}
+
+/** The whisperx pipeline: decode → 16 kHz mono → Silero segments → ≤30 s chunks → batched encoder → greedy decoder. */
+export class Transcriber {
+  constructor(readonly whisper: WhisperModel, readonly vad: SileroVad) {}
+
+  async transcribe(audio: Uint8Array, opts: TranscribeOptions = {}): Promise<Transcript> {
+    const pcm = decodeForAsr(audio, opts.audio);
+    return this.transcribePcm(pcm.samples, opts);
+  }
+
+  async transcribePcm(samples: Float32Array, opts: TranscribeOptions = {}): Promise<Transcript> {
+    const duration = round(samples.length / ASR_SAMPLE_RATE);
+    const chunks = mergeChunks(await this.vad.segments(samples, opts.vad));
+    if (!chunks.length) return { text: '', language: opts.language ?? 'en', duration, segments: [] };
+    const batchSize = opts.batchSize ?? 8;
+    let language = opts.language;
+    const segments: TranscriptSegment[] = [];
+    for (let i = 0; i < chunks.length; i += batchSize) {
+      const batch = chunks.slice(i, i + batchSize);
+      const enc = await this.whisper.encode(batch.map((c) => samples.subarray(c.start, c.end)));
+      // WhisperX detects the language once, on the first window, and keeps it for the whole file.
+      language ??= await this.whisper.detectLanguage(enc);
+      const texts = await this.whisper.decode(enc, { ...opts, language });
+      texts.forEach((t, k) => {
+        const start = round(batch[k].start / ASR_SAMPLE_RATE);
+        const end = round(batch[k].end / ASR_SAMPLE_RATE);
+        if (!t.text) return;
+        segments.push({ id: segments.length, start, end, text: t.text, tokens: t.tokens, avg_logprob: t.avgLogprob, words: estimateWords(t.text, start, end) });
+      });
+    }
+    return { text: segments.map((s) => s.text).join(' '), language: language ?? 'en', duration, segments };
+  }
+}

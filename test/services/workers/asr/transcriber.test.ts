@@ -1,0 +1,97 @@
+/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { decodeForAsr } from '../../../../services/workers/audio/pcm';
+import { SileroVad } from '../../../../services/workers/inference/vad';
+import { WhisperModel } from '../../../../services/workers/asr/whisper';
+import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
+import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
+import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+
+const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));
+
+describe('Whisper ASR on the tiny optimum-layout model', () => {
+  let dir: string;
+  let whisper: WhisperModel;
+  let vad: SileroVad;
+  let asr: Transcriber;
+  beforeAll(async () => {
+    dir = writeTinyWhisper(mkdtempSync(join(tmpdir(), 'tiny-whisper-')));
+    whisper = await WhisperModel.load({ dir });
+    vad = await SileroVad.load();
+    asr = new Transcriber(whisper, vad);
+  });
+  afterAll(async () => {
+    await whisper?.dispose();
+    await vad?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('transcribes the spoken sentence to the known transcript with VAD segment times', async () => {
+    const t = await asr.transcribe(fixture, { language: 'en' });
+    expect(t.text).toBe(TINY_WHISPER_TRANSCRIPT);
+    expect(t.language).toBe('en');
+    expect(t.duration).toBeCloseTo(71015 / 16000, 2);
+    expect(t.segments.length).toBeGreaterThanOrEqual(1);
+    expect(t.segments[0].start).toBeGreaterThan(0.3);
+    expect(t.segments[0].end).toBeGreaterThan(3);
+    const words = t.segments.flatMap((s) => s.words);
+    expect(words.map((w) => w.word)).toEqual(TINY_WHISPER_TRANSCRIPT.split(' '));
+    for (let i = 1; i < words.length; i++) expect(words[i].start).toBeGreaterThanOrEqual(words[i - 1].end - 1e-6);
+  });
+
+  it('detects the language from the first window when none is given', async () => {
+    const t = await asr.transcribe(fixture);
+    expect(t.language).toBe('en');
+    expect(t.text).toBe(TINY_WHISPER_TRANSCRIPT);
+  });
+
+  it('returns no segments for silence, without running the decoder', async () => {
+    const t = await asr.transcribePcm(new Float32Array(32000), { language: 'en' });
+    expect(t).toEqual({ text: '', language: 'en', duration: 2, segments: [] });
+  });
+
+  it('decodes a batch of 8 windows in one encoder run, one transcript per row', async () => {
+    const speech = decodeForAsr(fixture).samples;
+    const enc = await whisper.encode(Array.from({ length: 8 }, () => speech));
+    expect(enc.dims).toEqual([8, 1500, 4]);
+    const out = await whisper.decode(enc, { language: 'en' });
+    expect(out.map((o) => o.text)).toEqual(new Array(8).fill(TINY_WHISPER_TRANSCRIPT));
+  });
+
+  it('rejects a language the vocabulary lacks', async () => {
+    const enc = await whisper.encode([new Float32Array(16000)]);
+    await expect(whisper.decode(enc, { language: 'xx' })).rejects.toThrow("'xx'");
+  });
+});
+
+describe('log-mel and chunking', () => {
+  it('builds a Slaney mel bank whose triangles peak in order and cover the spectrum', () => {
+    const bank = melFilterBank(16000, 400, 80);
+    expect(bank).toHaveLength(80);
+    const peaks = bank.map((row) => row.indexOf(Math.max(...row)));
+    for (let i = 1; i < peaks.length; i++) expect(peaks[i]).toBeGreaterThanOrEqual(peaks[i - 1]);
+    expect(bank.every((row) => row.some((v) => v > 0))).toBe(true);
+  });
+
+  it('puts a 1 kHz tone in the mel bins around 1 kHz and floors silence at max-8', () => {
+    const tone = Float32Array.from({ length: 16000 }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
+    const mel = new LogMel();
+    const f = mel.compute(tone);
+    const frame = 50;
+    const col = Array.from({ length: 80 }, (_, m) => f[m * 3000 + frame]);
+    const peak = col.indexOf(Math.max(...col));
+    // 1000 Hz is mel 15 on the Slaney scale; 80 bins span 0..~45.25 mel, so bin ≈ 15/45.25*81 - 1 ≈ 26.
+    expect(peak).toBeGreaterThanOrEqual(24);
+    expect(peak).toBeLessThanOrEqual(28);
+    const max = f.reduce((a, b) => Math.max(a, b), -Infinity);
+    expect(f.reduce((a, b) => Math.min(a, b), Infinity)).toBeCloseTo(max - 2, 5); // (x - 8 + 4) / 4 vs (x + 4) / 4
+    expect(f[0 * 3000 + 2999]).toBeCloseTo(max - 2, 5);
+  });
+
+  it('merges VAD segments into windows of at most 30 s', () => {
+    const s = (a: number, b: number) => ({ start: a * 16000, end: b * 16000 });
+    expect(mergeChunks([s(0, 10), s(12, 25), s(26, 40), s(41, 42)])).toEqual([s(0, 25), s(26, 42)]);
+  });
+});
