@@ -11,6 +11,17 @@ import { TurnEventStream } from './events';
 
 export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter' | 'malformed';
 
+/**
+ * Thrown by a handler for a job that can never succeed (e.g. a missing part): the job goes to
+ * the dead-letter stream at once instead of being retried.
+ */
+export class JobRejectedError extends Error {
+  constructor(message: string, readonly code = 'ACP_ERR_REJECTED') {
+    super(message);
+    this.name = 'JobRejectedError';
+  }
+}
+
 /** One delivery of a job to a handler. */
 export interface Job {
   /** Stream entry id in `acp:jobs:<queue>`. */
@@ -273,6 +284,9 @@ export class JobConsumer {
       if (err === undefined) {
         await this.commit(job.entryId, job.envelope.id);
         this.hooks.onOutcome?.('ok', job.envelope, ms);
+      } else if (err instanceof JobRejectedError) {
+        await this.deadLetter(job.entryId, job.envelope.id, err.code, err.message, job.deliveries, JSON.stringify(job.envelope));
+        this.hooks.onOutcome?.('dead_letter', job.envelope, ms, err);
       } else {
         // Left pending: the reclaimer retries it after reclaimIdleMs, up to maxDeliveries.
         await this.bus.redis.hset(this.bus.keys.done(job.envelope.id), 'error', errorText(err)).catch(() => undefined);

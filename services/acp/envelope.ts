@@ -83,7 +83,8 @@ export const ACP_ENVELOPE_SCHEMA = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+// strictRequired off: the oneOf branches name properties declared one level up, which ajv's strict mode flags.
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
 const validate = ajv.compile<AcpEnvelope>(ACP_ENVELOPE_SCHEMA);
 
 function describe(errors: ErrorObject[] | null | undefined): string {

@@ -1,0 +1,117 @@
+/**
+ * Role `cali`: for each `cali.turn` job, collects the cores' verdicts from the turn's event
+ * stream until every core answered, or quorum + a short grace, or the vote deadline; votes
+ * (confidence-weighted, ties to the +1 core); picks the strategy; updates the session memory;
+ * emits `reply` (and `turn.end` unless xtts will speak it) — or `turn.no_quorum`.
+ */
+import { Counter, Histogram } from 'prom-client';
+import { CaliTurnSpec, Job, JobRejectedError, partContent, TurnEventStream } from '../../acp';
+import { loadEnv } from '../../config/env';
+import { CALI_ENV } from '../../config/cali';
+import { readIdentity } from '../../seed/identity';
+import { RoleFactory, WorkerRole } from '../runtime';
+import { chatReply } from './chat';
+import { aggregateVerdicts, CoreVerdict } from './quorum';
+import { extractMemory, IdentityView, memoryFromHash, strategyFor, synthesizeReply } from './reply';
+
+/** Shown when the seed Job has not run: the reply stays honest about it. */
+const UNSEEDED: IdentityView = { name: 'ORB', version: '0' };
+
+function isVerdict(v: unknown, cores: number): v is CoreVerdict {
+  const x = v as CoreVerdict;
+  return !!x && typeof x.label === 'string' && typeof x.confidence === 'number' && Number.isInteger(x.core) && x.core >= 0 && x.core < cores;
+}
+
+function parseSpec(job: Job): CaliTurnSpec {
+  const spec = partContent<CaliTurnSpec>(job.envelope, 'application/json');
+  if (!spec || typeof spec.text !== 'string' || !Number.isInteger(spec.cores) || spec.cores < 1 || typeof spec.vote_deadline_ms !== 'number') {
+    throw new JobRejectedError('cali.turn needs an application/json part {text, cores, speak, vote_deadline_ms}');
+  }
+  return spec;
+}
+
+/** Verdicts for the job's turn after its seq: all cores, or quorum + grace, or the vote deadline. */
+export async function collectVerdicts(events: TurnEventStream, job: Job, spec: CaliTurnSpec, quorum: number, graceMs: number): Promise<CoreVerdict[]> {
+  const env = job.envelope;
+  const verdicts = new Map<number, CoreVerdict>();
+  const ac = new AbortController();
+  const timers: NodeJS.Timeout[] = [];
+  const after = (ms: number) => { const t = setTimeout(() => ac.abort(), Math.max(0, ms)); t.unref(); timers.push(t); };
+  after(spec.vote_deadline_ms - Date.now());
+  const onHard = () => ac.abort();
+  job.signal.addEventListener('abort', onHard, { once: true });
+  try {
+    for await (const ev of events.tail(env.session, env.seq ?? 0, { signal: ac.signal })) {
+      if (ev.turn !== env.turn || ev.type !== 'verdict' || !isVerdict(ev.data, spec.cores)) continue;
+      verdicts.set(ev.data.core, ev.data);
+      if (verdicts.size >= spec.cores) break;
+      if (verdicts.size === quorum) after(graceMs);
+    }
+  } finally {
+    timers.forEach(clearTimeout);
+    job.signal.removeEventListener('abort', onHard);
+  }
+  return [...verdicts.values()].sort((a, b) => a.core - b.core);
+}
+
+export const caliRole: RoleFactory = (ctx) => {
+  const cfg = loadEnv(CALI_ENV, ctx.env);
+  if (cfg.quorum > cfg.cores) throw new Error(`CALI_QUORUM (${cfg.quorum}) must be at most CALI_CORES (${cfg.cores})`);
+  const registers = [ctx.metrics];
+  const consensus = new Histogram({ name: 'cali_consensus_ratio', help: 'Fraction of answering cores that agree with the chosen verdict', registers,
+    buckets: [0.2, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 0.8, 1] });
+  const received = new Histogram({ name: 'cali_verdicts_received', help: 'Verdicts in hand when the vote closed', registers, buckets: [0, 1, 2, 3, 4, 5, 6, 8] });
+  const turns = new Counter({ name: 'cali_turns_total', help: 'Turns by outcome and strategy', labelNames: ['outcome', 'strategy'], registers });
+  const ties = new Counter({ name: 'cali_ties_total', help: 'Votes decided by a tie rule', labelNames: ['decided_by'], registers });
+  const chat = cfg.chatUrl ? { url: cfg.chatUrl, model: cfg.chatModel, apiKey: cfg.chatApiKey, timeoutMs: cfg.chatTimeoutMs } : undefined;
+  const { redis, acp } = ctx;
+  let warnedUnseeded = false;
+
+  const role: WorkerRole = {
+    name: 'cali',
+    queue: 'cali',
+    async load() {
+      const id = await readIdentity(redis, acp.keys).catch(() => undefined);
+      ctx.log.info({ identity: id ? `${id.name} ${id.version}` : 'not seeded', quorum: cfg.quorum, cores: cfg.cores, chat: !!chat }, 'cali ready');
+    },
+    async handle(job: Job) {
+      if (job.envelope.kind !== 'cali.turn') throw new JobRejectedError(`cali cannot handle kind '${job.envelope.kind}'`);
+      const spec = parseSpec(job);
+      const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
+      const verdicts = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs);
+      received.observe(verdicts.length);
+      if (verdicts.length < quorum) {
+        turns.inc({ outcome: 'no_quorum', strategy: 'none' });
+        await job.emit('turn.no_quorum', { received: verdicts.length, quorum, cores: spec.cores, verdicts });
+        await job.emit('turn.end', { outcome: 'no_quorum' });
+        return;
+      }
+      const vote = aggregateVerdicts(verdicts, { tieBreakCore: cfg.tieBreakCore });
+      consensus.observe(vote.consensus);
+      if (vote.tie) ties.inc({ decided_by: vote.decidedBy });
+      const strategy = strategyFor(vote.label, spec.text);
+      const identity = (await readIdentity(redis, acp.keys).catch(() => undefined)) ?? UNSEEDED;
+      if (identity === UNSEEDED && !warnedUnseeded) {
+        warnedUnseeded = true;
+        ctx.log.warn('identity:seed missing: has the seed-vault Job run?');
+      }
+      const memKey = acp.keys.memory(job.envelope.session);
+      const update = extractMemory(spec.text);
+      // Memory is written before the reply is visible, so the next turn (any replica) sees it.
+      if (Object.keys(update.fields).length) await redis.hset(memKey, update.fields);
+      const memory = memoryFromHash(await redis.hgetall(memKey));
+      const offline = synthesizeReply(strategy, spec.text, identity, memory, update);
+      const text = chat
+        ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
+        : offline;
+      await job.emit('reply', {
+        text, strategy, label: vote.label, confidence: Number(vote.confidence.toFixed(4)), consensus: Number(vote.consensus.toFixed(4)),
+        tie: vote.tie, decided_by: vote.decidedBy, verdicts, identity: { name: identity.name, version: identity.version },
+      });
+      turns.inc({ outcome: 'reply', strategy });
+      if (!spec.speak) await job.emit('turn.end', { outcome: 'ok' });
+    },
+    async dispose() {},
+  };
+  return role;
+};

@@ -1,0 +1,214 @@
+/**
+ * The worker runtime every role shares (core, cali, whisperx, xtts): load the role's model(s),
+ * consume its ACP queue, process jobs (optionally in micro-batches), publish results, ack;
+ * serve /livez, /readyz (model loaded, bus reachable) and /metrics on PORT; drain on SIGTERM.
+ *
+ * A role is a factory `(ctx: RoleContext) => WorkerRole`; see services/workers/main.ts.
+ */
+import Fastify, { FastifyInstance } from 'fastify';
+import Redis from 'ioredis';
+import pino, { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Acp, createAcp, Job, JobConsumer, JobOutcome, connectVault } from '../../acp';
+import { EnvValues, loadEnv } from '../../config/env';
+import { VAULT_ENV } from '../../config/vault';
+import { WORKER_ENV } from '../../config/worker';
+
+export type WorkerConfig = EnvValues<typeof WORKER_ENV>;
+export type { Job } from '../../acp';
+
+/** What a role gets to build itself. */
+export interface RoleContext {
+  /** Raw environment: the role loads its own schema from it with loadEnv. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly worker: WorkerConfig;
+  /** Shared vault client (non-blocking commands only). */
+  readonly redis: Redis;
+  readonly acp: Acp;
+  readonly log: Logger;
+  /** The worker's metrics registry: register role metrics here. */
+  readonly metrics: Registry;
+}
+
+/**
+ * One worker role. Implement `handle` (one job) or `handleBatch` (a micro-batch, e.g. one ONNX
+ * run over many inputs). Results are published with `job.emit(type, data)` — exactly-once per
+ * job even when redelivered — and the runtime acks after the handler resolves. Throwing leaves
+ * the job pending for a retry (dead-lettered after ACP_MAX_DELIVERIES).
+ */
+export interface WorkerRole {
+  /** Metric label and log name, e.g. `core`, `whisperx`. */
+  readonly name: string;
+  /** Queue consumed: `acp:jobs:<queue>`, e.g. `core:3`, `cali`, `whisperx`. */
+  readonly queue: string;
+  /** Micro-batch size handed to handleBatch. @default 1 */
+  readonly batchSize?: number;
+  /** Loads models; /readyz stays 503 until it resolves. */
+  load(): Promise<void>;
+  handle?(job: Job): Promise<void>;
+  /** i-th entry: undefined on success, or the i-th job's error. */
+  handleBatch?(jobs: Job[]): Promise<Array<unknown | undefined>>;
+  /** Extra readiness condition. @default - ready once load resolved */
+  ready?(): boolean;
+  /** Releases models (InferenceSession.release) and anything else the role opened. */
+  dispose(): Promise<void>;
+}
+
+export type RoleFactory = (ctx: RoleContext) => WorkerRole | Promise<WorkerRole>;
+
+export interface WorkerMetrics {
+  readonly jobs: Counter<'role' | 'outcome'>;
+  readonly latency: Histogram<'role' | 'outcome'>;
+  readonly batchSize: Histogram<'role'>;
+  readonly redeliveries: Counter<'role'>;
+  readonly dlqSize: Gauge<'queue'>;
+  readonly inFlight: Gauge<'role'>;
+}
+
+export interface WorkerRuntimeOptions {
+  readonly redis: Redis;
+  readonly worker: WorkerConfig;
+  readonly keyPrefix: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly log?: Logger;
+  /** Skip the HTTP server (in-process tests that only exercise the bus). @default true */
+  readonly http?: boolean;
+  /** Host to bind. @default '0.0.0.0' */
+  readonly host?: string;
+}
+
+export class WorkerRuntime {
+  readonly metrics = new Registry();
+  readonly m: WorkerMetrics;
+  readonly acp: Acp;
+  readonly log: Logger;
+  role?: WorkerRole;
+  consumer?: JobConsumer;
+  app?: FastifyInstance;
+  private loaded = false;
+  private draining = false;
+
+  constructor(private readonly factory: RoleFactory, private readonly opts: WorkerRuntimeOptions) {
+    this.log = opts.log ?? pino({ level: opts.worker.logLevel });
+    this.acp = createAcp(opts.redis, { prefix: opts.keyPrefix, blockMs: opts.worker.blockMs });
+    collectDefaultMetrics({ register: this.metrics });
+    const registers = [this.metrics];
+    const bus = this.acp.bus;
+    let queue = '';
+    this.m = {
+      jobs: new Counter({ name: 'acp_jobs_total', help: 'Jobs handled, by outcome (ok, error, expired, duplicate, dead_letter, malformed)', labelNames: ['role', 'outcome'], registers }),
+      latency: new Histogram({ name: 'acp_job_duration_seconds', help: 'Time from a batch start to its jobs\' outcome', labelNames: ['role', 'outcome'], registers,
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] }),
+      batchSize: new Histogram({ name: 'acp_batch_size', help: 'Jobs per handler call (micro-batch size)', labelNames: ['role'], registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128] }),
+      redeliveries: new Counter({ name: 'acp_redeliveries_total', help: 'Jobs delivered more than once (reclaimed or retried)', labelNames: ['role'], registers }),
+      dlqSize: new Gauge({ name: 'acp_dlq_size', help: 'Entries in this queue\'s dead-letter stream', labelNames: ['queue'], registers,
+        async collect() { if (queue) this.set({ queue }, await bus.dlqSize(queue).catch(() => 0)); } }),
+      inFlight: new Gauge({ name: 'acp_jobs_in_flight', help: 'Jobs being processed now', labelNames: ['role'], registers }),
+    };
+    this.setQueue = (q) => { queue = q; };
+  }
+
+  private readonly setQueue: (q: string) => void;
+
+  /** Liveness: the event loop answers. Readiness: model loaded, bus reachable, not draining. */
+  readiness(): { ready: boolean; checks: Record<string, boolean> } {
+    const checks = {
+      model_loaded: this.loaded && (this.role?.ready?.() ?? true),
+      bus_reachable: this.opts.redis.status === 'ready' && (this.consumer?.busReachable ?? false),
+      accepting: !this.draining,
+    };
+    return { ready: Object.values(checks).every(Boolean), checks };
+  }
+
+  /** Starts HTTP first (so /livez answers during a long model load), then loads and consumes. */
+  async start(): Promise<void> {
+    if (this.opts.http ?? true) await this.listen();
+    const ctx: RoleContext = {
+      env: this.opts.env ?? process.env, worker: this.opts.worker, redis: this.opts.redis, acp: this.acp, log: this.log, metrics: this.metrics,
+    };
+    const role = await this.factory(ctx);
+    this.role = role;
+    this.setQueue(role.queue);
+    const t0 = Date.now();
+    await role.load();
+    this.loaded = true;
+    this.log.info({ role: role.name, queue: role.queue, ms: Date.now() - t0 }, 'model(s) loaded');
+    const name = role.name;
+    const handler = role.handleBatch
+      ? (jobs: Job[]) => role.handleBatch!(jobs)
+      : (jobs: Job[]) => Promise.all(jobs.map((j) => role.handle!(j).then(() => undefined, (err: unknown) => err ?? new Error('handler failed'))));
+    if (!role.handleBatch && !role.handle) throw new Error(`role ${name} implements neither handle nor handleBatch`);
+    const w = this.opts.worker;
+    this.consumer = new JobConsumer(this.acp.bus, this.acp.events, {
+      queue: role.queue, consumer: w.podName || `${name}-${process.pid}`, blockMs: w.blockMs, concurrency: w.concurrency,
+      batchSize: role.batchSize ?? 1, reclaimIdleMs: w.reclaimIdleMs, maxDeliveries: w.maxDeliveries, doneTtlS: w.doneTtlS,
+      trimIntervalMs: w.trimIntervalMs,
+    }, (jobs) => {
+      this.m.inFlight.inc({ role: name }, jobs.length);
+      return handler(jobs).finally(() => this.m.inFlight.dec({ role: name }, jobs.length));
+    }, {
+      onOutcome: (outcome: JobOutcome, env, ms, err) => {
+        this.m.jobs.inc({ role: name, outcome });
+        this.m.latency.observe({ role: name, outcome }, ms / 1000);
+        if (outcome === 'error' || outcome === 'dead_letter' || outcome === 'malformed') {
+          this.log.warn({ role: name, outcome, job: env?.id, err: err instanceof Error ? err.message : err }, 'job not completed');
+        } else if (outcome === 'expired') {
+          this.log.info({ role: name, job: env?.id, deadline_ms: env?.deadline_ms }, 'job past its deadline dropped');
+        }
+      },
+      onBatch: (size) => this.m.batchSize.observe({ role: name }, size),
+      onRedelivery: () => this.m.redeliveries.inc({ role: name }),
+      onError: (err, where) => this.log.error({ err, where }, 'bus error'),
+    });
+    await this.consumer.start();
+    this.log.info({ role: name, queue: role.queue, port: w.port }, 'worker consuming');
+  }
+
+  /** SIGTERM path: readiness flips, reading stops, in-flight jobs get drainTimeoutMs, then release. */
+  async stop(): Promise<void> {
+    this.draining = true;
+    await this.consumer?.stop(this.opts.worker.drainTimeoutMs);
+    await this.role?.dispose().catch((err) => this.log.error({ err }, 'dispose failed'));
+    await this.acp.close();
+    await this.app?.close();
+  }
+
+  /** Outcome count for one outcome (tests and the bench read it without scraping). */
+  async count(outcome: JobOutcome): Promise<number> {
+    const v = (await this.m.jobs.get()).values.find((x) => x.labels.outcome === outcome);
+    return v?.value ?? 0;
+  }
+
+  private async listen(): Promise<void> {
+    const app = Fastify({ logger: false });
+    app.get('/livez', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      const r = this.readiness();
+      return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+    });
+    app.get('/metrics', async (_req, reply) => reply.type(this.metrics.contentType).send(await this.metrics.metrics()));
+    await app.listen({ port: this.opts.worker.port, host: this.opts.host ?? '0.0.0.0' });
+    this.app = app;
+  }
+}
+
+/**
+ * The process entry of a worker: reads VAULT_ENV + WORKER_ENV, connects, runs the role, drains on
+ * SIGTERM/SIGINT (close-with-grace). Config errors exit 2 with every bad variable named.
+ */
+export async function runWorker(factory: RoleFactory, env: NodeJS.ProcessEnv = process.env): Promise<WorkerRuntime> {
+  const vault = loadEnv(VAULT_ENV, env);
+  const worker = loadEnv(WORKER_ENV, env);
+  const log = pino({ level: worker.logLevel });
+  const redis = connectVault(vault, { connectionName: `worker:${worker.podName || process.pid}` });
+  const runtime = new WorkerRuntime(factory, { redis, worker, keyPrefix: vault.keyPrefix, env, log });
+  const closeWithGrace = (await import('close-with-grace')).default;
+  closeWithGrace({ delay: worker.drainTimeoutMs + 5000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'fatal error, draining');
+    log.info({ signal }, 'draining');
+    await runtime.stop();
+    await redis.quit().catch(() => redis.disconnect());
+  });
+  await runtime.start();
+  return runtime;
+}
