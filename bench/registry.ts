@@ -2,8 +2,9 @@
 import type { Benchmark } from './harness/result';
 import { synth } from './synth';
 import { gateway } from './gateway';
+import { ws } from './ws';
 import { vad } from './vad';
 import { bus } from './bus';
 import { turn } from './turn';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, bus, vad, turn];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn];

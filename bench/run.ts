@@ -7,6 +7,11 @@ import { BENCHMARKS } from './registry';
 import { NotAvailable, type BenchResult } from './harness/result';
 import { machineInfo, table, writeResults } from './harness/report';
 
+/** The first two non-empty lines of an error, bounded: enough for a table cell. */
+function brief(msg: string): string {
+  return msg.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' / ').slice(0, 240);
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const quick = argv.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -34,7 +39,7 @@ async function main(): Promise<number> {
       if (!missing) failed++;
       const reason = missing ? (err as Error).message : `failed: ${(err as Error).stack ?? String(err)}`;
       process.stderr.write(`[bench] ${b.name}: not available: ${reason}\n`);
-      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${(err as Error).message.split('\n')[0]}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000 });
+      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${brief((err as Error).message)}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000 });
     }
     process.stderr.write(`[bench] ${b.name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   }

@@ -1,0 +1,188 @@
+/**
+ * ws: one orb-core replica (a) holding 1,000 idle sessions — RSS added per session — and (b)
+ * serving N concurrent real-time audio streams (20 ms PCM16 16 kHz frames paced at real time):
+ * the largest N that keeps up, by a bounded search. Baseline side by side: a bare
+ * @fastify/websocket server with the same ordered-frame handling and no vault.
+ *
+ * "Keeps up": the gateway handles each socket's frames in order, so an application `ping` sent
+ * behind the audio is answered only once every earlier frame was handled. A stream keeps up when
+ * its pongs come back within PONG_OK_MS (p95 over the probe, and the last one after the final
+ * frame); the load generator itself must also stay on schedule (else the probe fails too, and
+ * the figure is a lower bound set by this machine, not by the server).
+ */
+import { WebSocket } from 'ws';
+import { interleave } from './harness/interleave';
+import { figure, type Benchmark } from './harness/result';
+import { largestPassing, median, percentile } from './harness/stats';
+import { freePort, startGateway, startTs } from './harness/stack';
+import type { ServiceHandle } from './harness/proc';
+
+const FRAME_MS = 20;
+const FRAME_BYTES = (16000 * 2 * FRAME_MS) / 1000; // 640 B of PCM16 mono
+const PONG_OK_MS = 150;
+const LAST_PONG_OK_MS = 250;
+const SCHEDULE_SLACK_MS = 100;
+
+interface Target { name: string; wsUrl: string; headers: Record<string, string>; proc: ServiceHandle }
+
+async function openSocket(t: Target): Promise<WebSocket> {
+  const ws = new WebSocket(t.wsUrl, { headers: t.headers, perMessageDeflate: false });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${t.name}: no session.ready within 30 s`)), 30_000);
+    ws.once('error', (e) => { clearTimeout(timer); reject(e); });
+    ws.once('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${t.name}: upgrade refused with HTTP ${res.statusCode}`)); });
+    ws.on('message', function ready(data, isBinary) {
+      if (isBinary) return;
+      const m = JSON.parse(String(data)) as { type: string; message?: string };
+      if (m.type === 'session.ready') { clearTimeout(timer); ws.off('message', ready); resolve(); }
+      if (m.type === 'error') { clearTimeout(timer); reject(new Error(`${t.name}: ${m.message}`)); }
+    });
+  });
+  return ws;
+}
+
+async function openMany(t: Target, n: number, parallel = 50): Promise<WebSocket[]> {
+  const out: WebSocket[] = [];
+  try {
+    for (let i = 0; i < n; i += parallel) out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openSocket(t)))));
+  } catch (err) {
+    closeAll(out);
+    throw err;
+  }
+  return out;
+}
+
+function closeAll(sockets: WebSocket[]): void {
+  for (const s of sockets) s.terminate();
+}
+
+async function settle(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** RSS of the server with `n` idle sessions open, and the RSS before they were opened. */
+async function idleRss(t: Target, n: number): Promise<{ before: number; after: number }> {
+  await settle(500);
+  const before = t.proc.rss();
+  const sockets = await openMany(t, n);
+  try {
+    await settle(1500);
+    return { before, after: t.proc.rss() };
+  } finally {
+    closeAll(sockets);
+    await settle(500);
+  }
+}
+
+interface ProbeResult { ok: boolean; pongP95: number; lastPong: number; scheduleLagMs: number }
+
+/** `n` streams for `seconds`, frames paced on a shared 20 ms clock, a ping every 250 ms per stream. */
+async function streams(t: Target, n: number, seconds: number): Promise<ProbeResult> {
+  const sockets = await openMany(t, n);
+  try {
+    const frame = Buffer.alloc(FRAME_BYTES);
+    for (let i = 0; i < FRAME_BYTES / 2; i++) frame.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 220 * i) / 16000)), i * 2);
+    const sentAt = new Map<string, number>();
+    const rtts: number[] = [];
+    const rttOf = new Map<string, number>();
+    const pending = new Set<string>();
+    for (const ws of sockets) {
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        const m = JSON.parse(String(data)) as { type: string; id?: string };
+        if (m.type === 'pong' && m.id && sentAt.has(m.id)) {
+          const rtt = performance.now() - sentAt.get(m.id)!;
+          rtts.push(rtt);
+          rttOf.set(m.id, rtt);
+          pending.delete(m.id);
+        }
+      });
+    }
+    const frames = Math.round((seconds * 1000) / FRAME_MS);
+    const t0 = performance.now();
+    let maxLag = 0;
+    let pingNo = 0;
+    for (let f = 0; f < frames; f++) {
+      const due = t0 + f * FRAME_MS;
+      const wait = due - performance.now();
+      if (wait > 1) await settle(wait);
+      maxLag = Math.max(maxLag, performance.now() - due);
+      const pingNow = f % (250 / FRAME_MS) === 0;
+      for (const [i, ws] of sockets.entries()) {
+        ws.send(frame);
+        if (pingNow) {
+          const id = `${i}:${pingNo}`;
+          sentAt.set(id, performance.now());
+          pending.add(id);
+          ws.send(JSON.stringify({ type: 'ping', id }));
+        }
+      }
+      if (pingNow) pingNo++;
+    }
+    // The final ping, behind the last frame of every stream.
+    const lastIds = sockets.map((ws, i) => { const id = `${i}:last`; sentAt.set(id, performance.now()); pending.add(id); ws.send(JSON.stringify({ type: 'ping', id })); return id; });
+    const deadline = performance.now() + 10_000;
+    while (lastIds.some((id) => pending.has(id)) && performance.now() < deadline) await settle(10);
+    const lastPong = lastIds.some((id) => pending.has(id)) ? Infinity : Math.max(...lastIds.map((id) => rttOf.get(id)!));
+    const pongP95 = pending.size ? Infinity : percentile(rtts, 95);
+    return { ok: pongP95 <= PONG_OK_MS && lastPong <= LAST_PONG_OK_MS && maxLag <= SCHEDULE_SLACK_MS, pongP95, lastPong, scheduleLagMs: maxLag };
+  } finally {
+    closeAll(sockets);
+    await settle(300);
+  }
+}
+
+export const ws: Benchmark = {
+  name: 'ws',
+  title: 'one replica: RSS of 1,000 idle sessions; largest N of real-time audio streams that keeps up',
+  async run({ quick, root, log }) {
+    const gw = await startGateway(root);
+    let bare: ServiceHandle | undefined;
+    try {
+      const bport = await freePort();
+      bare = await startTs(root, 'bench/fixtures/ws-bare.ts', [], {}, bport);
+      const orbT: Target = { name: 'orb-core', wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${gw.apiKey}` }, proc: gw.proc };
+      const bareT: Target = { name: 'bare ws', wsUrl: `ws://127.0.0.1:${bport}/v1/session`, headers: {}, proc: bare };
+      // Warm both: JIT and allocator pools, so the idle figure is per-session cost, not first-use cost.
+      closeAll(await openMany(orbT, 20));
+      closeAll(await openMany(bareT, 20));
+
+      const idleN = 1000;
+      const idle = await interleave(quick ? 1 : 2, [
+        { name: 'bare', round: () => idleRss(bareT, idleN) },
+        { name: 'orb', round: () => idleRss(orbT, idleN) },
+      ]);
+      const perSession = (xs: { before: number; after: number }[]) => median(xs.map((x) => (x.after - x.before) / idleN / 1024));
+      log(`idle: orb ${idle.orb.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}; bare ${idle.bare.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}`);
+
+      const seconds = quick ? 2 : 4;
+      const hi = quick ? 128 : 384;
+      const maxProbes = quick ? 6 : 9;
+      const probesLog: Record<string, Array<{ n: number } & ProbeResult>> = { orb: [], bare: [] };
+      const search = (t: Target, key: 'orb' | 'bare') => largestPassing(1, hi, async (n) => {
+        const r = await streams(t, n, seconds);
+        probesLog[key].push({ n, ...r });
+        log(`${t.name} N=${n}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
+        return r.ok;
+      }, maxProbes);
+      const sBare = await search(bareT, 'bare');
+      const sOrb = await search(orbT, 'orb');
+      const bound = (n: number) => (n >= hi ? '>=' : undefined);
+      const mib = (b: number) => b / 2 ** 20;
+      return {
+        figures: [
+          figure({ metric: `RSS added per idle session (${idleN} sessions)`, unit: 'KiB', better: 'lower', subjectLabel: 'orb-core', subject: perSession(idle.orb), baselineLabel: 'bare @fastify/websocket', baseline: perSession(idle.bare) }),
+          figure({ metric: `RSS with ${idleN} idle sessions`, unit: 'MiB', better: 'lower', subjectLabel: 'orb-core', subject: median(idle.orb.map((x) => mib(x.after))), baselineLabel: 'bare @fastify/websocket', baseline: median(idle.bare.map((x) => mib(x.after))) }),
+          {
+            ...figure({ metric: `largest N real-time audio streams that keep up (search 1..${hi})`, unit: 'streams', better: 'higher', subjectLabel: 'orb-core', subject: sOrb.n, baselineLabel: 'bare @fastify/websocket', baseline: sBare.n }),
+            ...(bound(sBare.n) && !bound(sOrb.n) ? { bound: '<=' } : bound(sOrb.n) && !bound(sBare.n) ? { bound: '>=' } : bound(sOrb.n) ? { bound: '~' } : {}),
+          },
+        ],
+        details: { idleSessions: idleN, idle, streamSeconds: seconds, frameMs: FRAME_MS, pongOkMs: PONG_OK_MS, lastPongOkMs: LAST_PONG_OK_MS, scheduleSlackMs: SCHEDULE_SLACK_MS, probes: probesLog },
+      };
+    } finally {
+      await bare?.stop();
+      await gw.stop();
+    }
+  },
+};
