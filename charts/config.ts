@@ -1,0 +1,193 @@
+/**
+ * Typed environment configuration, validated at synth time. Every problem names the field and
+ * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
+ */
+import type { ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec } from '../infra';
+
+export interface ReplicaBounds {
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+}
+
+export type VaultConfig =
+  | {
+    readonly mode: 'in-cluster';
+    readonly storage: string;
+    readonly storageClassName?: string;
+    readonly maxMemory: string;
+    readonly resources: ResourceSpec;
+  }
+  | {
+    readonly mode: 'external';
+    readonly host: string;
+    readonly port: number;
+    /** host:port of Sentinels; empty for a direct connection. */
+    readonly sentinels: readonly string[];
+    readonly sentinelMaster: string;
+    readonly tls: boolean;
+    /** Address block of the external Redis (egress NetworkPolicy). */
+    readonly cidr: string;
+  };
+
+export interface EnvironmentConfig {
+  /** Environment name: the folder under dist/ and ORB_ENVIRONMENT. */
+  readonly name: string;
+  readonly namespace: string;
+  /** Release version: image tags and `app.kubernetes.io/version`. */
+  readonly version: string;
+  readonly images: {
+    /** CPU image: gateway, cores, CALI, seed, smoke (and speech workers without GPUs). */
+    readonly app: string;
+    /** GPU image (onnxruntime-node CUDA binaries) for speech workers on GPU nodes. */
+    readonly gpu: string;
+    /** Redis for the in-cluster vault and its backups. */
+    readonly redis: string;
+  };
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent';
+  /** Require every image pinned by digest. */
+  readonly pinDigests: boolean;
+  /** Create and use the chart's PriorityClasses (cluster-scoped objects). */
+  readonly priorityClasses: boolean;
+  readonly logLevel: string;
+  readonly keyPrefix: string;
+  readonly orbCore: {
+    /** Fixed replicas when `autoscaling` is absent. */
+    readonly replicas?: number;
+    readonly autoscaling?: ReplicaBounds & { readonly targetCpuUtilization: number };
+    readonly minAvailable: number;
+    readonly resources: ResourceSpec;
+    readonly ingress: { readonly host: string; readonly className: string; readonly tlsSecretName?: string };
+  };
+  readonly speech: {
+    /** Schedule on GPU nodes with the CUDA execution provider. */
+    readonly gpu: boolean;
+    readonly scaling: ReplicaBounds;
+    readonly minAvailable?: number;
+    readonly modelVolume: ModelVolume;
+    readonly modelLoadSeconds: number;
+    readonly resources: { readonly whisperx: ResourceSpec; readonly xtts: ResourceSpec };
+  };
+  readonly cores: {
+    readonly cores: number;
+    readonly quorum: number;
+    readonly hostSpread: 'required' | 'preferred';
+    readonly resources: ResourceSpec;
+  };
+  readonly cali: { readonly replicas: number; readonly resources: ResourceSpec };
+  readonly vault: VaultConfig;
+  /** Backups of the in-cluster vault (an external one is backed up by its provider). */
+  readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
+  readonly jobResources: ResourceSpec;
+  /** KEDA installed: speech workers scale on stream lag. */
+  readonly keda?: { readonly lagCount: number; readonly activationLagCount?: number; readonly operator: ExternalPeer };
+  readonly monitoring: {
+    /** prometheus-operator installed: ServiceMonitors + PrometheusRule; else scrape annotations. */
+    readonly prometheusOperator: boolean;
+    readonly prometheus: ExternalPeer;
+    readonly speechLagThreshold: number;
+  };
+  readonly ingressController: ExternalPeer;
+  /** Rules this environment exempts (dev only: I2, A1, A7, N4). */
+  readonly exemptions: readonly ExemptableRule[];
+}
+
+export class EnvironmentConfigError extends Error {
+  constructor(readonly env: string, readonly problems: readonly string[]) {
+    super(`invalid environment '${env}':\n  - ${problems.join('\n  - ')}`);
+    this.name = 'EnvironmentConfigError';
+  }
+}
+
+const QUANTITY = /^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/;
+const DIGEST = /@sha256:[0-9a-f]{64}$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const EXEMPTABLE: readonly string[] = ['I2', 'A1', 'A7', 'N4'];
+
+/** Checks every invariant; throws one error listing all problems. */
+export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
+  const problems: string[] = [];
+  const at = (field: string, value: unknown, msg: string) => problems.push(`${cfg.name}.${field} (${JSON.stringify(value)}): ${msg}`);
+  const int = (field: string, v: number, min: number) => { if (!Number.isInteger(v) || v < min) at(field, v, `must be an integer >= ${min}`); };
+  const resources = (field: string, r: ResourceSpec) => {
+    for (const kind of ['cpu', 'memory', 'ephemeralStorage'] as const) {
+      for (const side of ['request', 'limit'] as const) {
+        const v = r[kind]?.[side];
+        if (typeof v !== 'string' || !QUANTITY.test(v)) at(`${field}.${kind}.${side}`, v, 'must be a Kubernetes quantity string like 250m or 512Mi');
+      }
+    }
+  };
+  const bounds = (field: string, b: ReplicaBounds) => {
+    int(`${field}.minReplicas`, b.minReplicas, 1);
+    if (!(b.maxReplicas > b.minReplicas)) at(`${field}.maxReplicas`, b.maxReplicas, `must be greater than minReplicas (${b.minReplicas})`);
+  };
+
+  if (!DNS_LABEL.test(cfg.name)) at('name', cfg.name, 'must be a DNS label');
+  if (!DNS_LABEL.test(cfg.namespace)) at('namespace', cfg.namespace, 'must be a DNS label');
+  if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,62}$/.test(cfg.version)) at('version', cfg.version, 'must be a valid label value');
+  for (const [k, image] of Object.entries(cfg.images)) {
+    const ref = image.replace(DIGEST, '');
+    const tag = /:([^/:]+)$/.exec(ref)?.[1];
+    if (!tag) at(`images.${k}`, image, 'must carry a tag');
+    else if (tag === 'latest') at(`images.${k}`, image, "must not use the 'latest' tag");
+    if (cfg.pinDigests && !DIGEST.test(image)) at(`images.${k}`, image, 'must be pinned by an @sha256 digest (pinDigests)');
+  }
+  if (!['Always', 'IfNotPresent'].includes(cfg.imagePullPolicy)) at('imagePullPolicy', cfg.imagePullPolicy, 'must be Always or IfNotPresent');
+  if (cfg.imagePullPolicy !== 'Always' && !cfg.exemptions.includes('I2')) at('imagePullPolicy', cfg.imagePullPolicy, "needs the 'I2' exemption unless Always");
+  if (!cfg.priorityClasses && !cfg.exemptions.includes('A7')) at('priorityClasses', cfg.priorityClasses, "false needs the 'A7' exemption");
+  for (const e of cfg.exemptions) if (!EXEMPTABLE.includes(e)) at('exemptions', e, `only ${EXEMPTABLE.join(', ')} may be exempted`);
+
+  const oc = cfg.orbCore;
+  if (oc.autoscaling) {
+    bounds('orbCore.autoscaling', oc.autoscaling);
+    if (!(oc.autoscaling.targetCpuUtilization > 0 && oc.autoscaling.targetCpuUtilization <= 100)) at('orbCore.autoscaling.targetCpuUtilization', oc.autoscaling.targetCpuUtilization, 'must be in 1..100');
+    if (oc.replicas !== undefined) at('orbCore.replicas', oc.replicas, 'must be unset when autoscaling is set (the HPA owns replicas)');
+  } else {
+    int('orbCore.replicas', oc.replicas ?? NaN, 1);
+    if ((oc.replicas ?? 0) < 2 && !cfg.exemptions.includes('A1')) at('orbCore.replicas', oc.replicas, "must be >= 2 unless 'A1' is exempted");
+  }
+  const floor = oc.autoscaling?.minReplicas ?? oc.replicas ?? 0;
+  if (floor > 1 && !(oc.minAvailable < floor)) at('orbCore.minAvailable', oc.minAvailable, `must be below the replica floor (${floor})`);
+  resources('orbCore.resources', oc.resources);
+  if (!/^[a-z0-9.-]+$/.test(oc.ingress.host)) at('orbCore.ingress.host', oc.ingress.host, 'must be a host name');
+  if (!oc.ingress.tlsSecretName && !cfg.exemptions.includes('N4')) at('orbCore.ingress.tlsSecretName', oc.ingress.tlsSecretName, "is required unless 'N4' is exempted");
+
+  bounds('speech.scaling', cfg.speech.scaling);
+  if (cfg.speech.scaling.minReplicas < 2 && !cfg.exemptions.includes('A1')) at('speech.scaling.minReplicas', cfg.speech.scaling.minReplicas, "must be >= 2 unless 'A1' is exempted");
+  int('speech.modelLoadSeconds', cfg.speech.modelLoadSeconds, 10);
+  resources('speech.resources.whisperx', cfg.speech.resources.whisperx);
+  resources('speech.resources.xtts', cfg.speech.resources.xtts);
+
+  const c = cfg.cores;
+  if (!Number.isInteger(c.cores) || c.cores < 3 || c.cores % 2 === 0) at('cores.cores', c.cores, 'must be an odd integer >= 3');
+  if (!Number.isInteger(c.quorum) || c.quorum > c.cores || c.quorum <= c.cores / 2) at('cores.quorum', c.quorum, `must be an integer above half of cores (${c.cores}) and at most cores`);
+  resources('cores.resources', c.resources);
+
+  int('cali.replicas', cfg.cali.replicas, 1);
+  if (cfg.cali.replicas < 2 && !cfg.exemptions.includes('A1')) at('cali.replicas', cfg.cali.replicas, "must be >= 2 unless 'A1' is exempted");
+  resources('cali.resources', cfg.cali.resources);
+
+  const v = cfg.vault;
+  if (v.mode === 'in-cluster') {
+    if (!QUANTITY.test(v.storage)) at('vault.storage', v.storage, 'must be a quantity like 10Gi');
+    if (!/^\d+(b|kb|mb|gb)$/i.test(v.maxMemory)) at('vault.maxMemory', v.maxMemory, 'must be a Redis size like 512mb');
+    resources('vault.resources', v.resources);
+    if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
+  } else {
+    if (!v.host) at('vault.host', v.host, 'must be set');
+    int('vault.port', v.port, 1);
+    if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(v.cidr)) at('vault.cidr', v.cidr, 'must be an IPv4 CIDR');
+    for (const s of v.sentinels) if (!/^[^:]+:\d+$/.test(s)) at('vault.sentinels', s, 'must be host:port');
+  }
+  if (cfg.backup) {
+    int('backup.keep', cfg.backup.keep, 1);
+    if (cfg.backup.schedule.trim().split(/\s+/).length !== 5) at('backup.schedule', cfg.backup.schedule, 'must be a 5-field cron expression');
+    if (!QUANTITY.test(cfg.backup.storage)) at('backup.storage', cfg.backup.storage, 'must be a quantity like 20Gi');
+    resources('backup.resources', cfg.backup.resources);
+  }
+  resources('jobResources', cfg.jobResources);
+  if (cfg.keda && !(cfg.keda.lagCount > 0)) at('keda.lagCount', cfg.keda.lagCount, 'must be > 0');
+  if (!/^[A-Za-z0-9:_.-]*$/.test(cfg.keyPrefix)) at('keyPrefix', cfg.keyPrefix, 'may only hold letters, digits and : _ . -');
+
+  if (problems.length) throw new EnvironmentConfigError(cfg.name, problems);
+  return cfg;
+}

@@ -1,0 +1,111 @@
+/** The environments: `dev` (kind/minikube, CPU only) and `prod` (GPU node pools, HA, TLS). */
+import type { ResourceSpec } from '../infra';
+import type { EnvironmentConfig } from './config';
+
+const VERSION = '0.1.0';
+
+function res(cpu: [string, string], memory: [string, string], eph: [string, string] = ['64Mi', '256Mi']): ResourceSpec {
+  return {
+    cpu: { request: cpu[0], limit: cpu[1] },
+    memory: { request: memory[0], limit: memory[1] },
+    ephemeralStorage: { request: eph[0], limit: eph[1] },
+  };
+}
+
+const INGRESS_NGINX = { namespace: 'ingress-nginx', podLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } };
+
+export const dev: EnvironmentConfig = {
+  name: 'dev',
+  namespace: 'ucm4-dev',
+  version: VERSION,
+  // Built locally and `kind load`ed: no registry, so no digests.
+  images: { app: `ucm4/orb:${VERSION}`, gpu: `ucm4/orb:${VERSION}`, redis: 'redis:7.4.1' },
+  // Dev exempts (POLICY.md allows exactly these): I2 — kind-loaded images exist only on the node, Always
+  // would fail to pull them; A1 — one replica each to fit a laptop; A7 — no cluster-scoped
+  // PriorityClasses on shared dev clusters; N4 — plain HTTP on localhost, no certificate.
+  imagePullPolicy: 'IfNotPresent',
+  exemptions: ['I2', 'A1', 'A7', 'N4'],
+  pinDigests: false,
+  priorityClasses: false,
+  logLevel: 'debug',
+  keyPrefix: '',
+  orbCore: {
+    replicas: 1,
+    minAvailable: 1,
+    resources: res(['100m', '1'], ['128Mi', '512Mi']),
+    ingress: { host: 'orb.localtest.me', className: 'nginx' },
+  },
+  speech: {
+    gpu: false,
+    scaling: { minReplicas: 1, maxReplicas: 2 },
+    modelVolume: { kind: 'emptyDir', sizeLimit: '1Gi' },
+    modelLoadSeconds: 120,
+    resources: { whisperx: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']), xtts: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']) },
+  },
+  cores: { cores: 5, quorum: 3, hostSpread: 'preferred', resources: res(['50m', '500m'], ['128Mi', '384Mi']) },
+  cali: { replicas: 1, resources: res(['50m', '500m'], ['128Mi', '384Mi']) },
+  vault: { mode: 'in-cluster', storage: '1Gi', maxMemory: '200mb', resources: res(['50m', '500m'], ['128Mi', '256Mi']) },
+  backup: { schedule: '17 * * * *', keep: 6, storage: '2Gi', resources: res(['50m', '200m'], ['32Mi', '128Mi']) },
+  jobResources: res(['50m', '500m'], ['96Mi', '256Mi']),
+  monitoring: {
+    prometheusOperator: false,
+    prometheus: { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+    speechLagThreshold: 20,
+  },
+  ingressController: INGRESS_NGINX,
+};
+
+// Digests are written by the release pipeline when it pushes the images (`crane digest`);
+// prod refuses any image without one.
+const APP_DIGEST = 'sha256:5f0b7c3e1d2a4b6c8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f';
+const GPU_DIGEST = 'sha256:9a8b7c6d5e4f30211f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f0';
+const REDIS_DIGEST = 'sha256:0d3a1c6e9b2f4a5d7c8e1f0a3b6d9c2e5f8a1b4c7d0e3f6a9b2c5d8e1f4a7b0c';
+
+export const prod: EnvironmentConfig = {
+  name: 'prod',
+  namespace: 'ucm4',
+  version: VERSION,
+  images: {
+    app: `ghcr.io/ucm4/orb:${VERSION}@${APP_DIGEST}`,
+    gpu: `ghcr.io/ucm4/orb-gpu:${VERSION}@${GPU_DIGEST}`,
+    redis: `redis:7.4.1@${REDIS_DIGEST}`,
+  },
+  imagePullPolicy: 'Always',
+  exemptions: [],
+  pinDigests: true,
+  priorityClasses: true,
+  logLevel: 'info',
+  keyPrefix: '',
+  orbCore: {
+    autoscaling: { minReplicas: 3, maxReplicas: 12, targetCpuUtilization: 65 },
+    minAvailable: 2,
+    resources: res(['500m', '2'], ['512Mi', '1Gi'], ['128Mi', '512Mi']),
+    ingress: { host: 'orb.ucm4.example.com', className: 'nginx', tlsSecretName: 'orb-tls' },
+  },
+  speech: {
+    gpu: true,
+    scaling: { minReplicas: 2, maxReplicas: 8 },
+    minAvailable: 1,
+    modelVolume: { kind: 'pvc', size: '20Gi' },
+    // Large Whisper/XTTS ONNX graphs plus CUDA initialisation.
+    modelLoadSeconds: 600,
+    resources: {
+      whisperx: res(['2', '4'], ['8Gi', '12Gi'], ['1Gi', '4Gi']),
+      xtts: res(['2', '4'], ['6Gi', '10Gi'], ['1Gi', '4Gi']),
+    },
+  },
+  cores: { cores: 5, quorum: 3, hostSpread: 'required', resources: res(['500m', '2'], ['1Gi', '2Gi'], ['128Mi', '512Mi']) },
+  cali: { replicas: 3, resources: res(['250m', '1'], ['512Mi', '1Gi'], ['128Mi', '512Mi']) },
+  vault: { mode: 'in-cluster', storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
+  backup: { schedule: '17 * * * *', keep: 48, storage: '200Gi', resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']) },
+  jobResources: res(['100m', '500m'], ['128Mi', '256Mi']),
+  keda: { lagCount: 10, activationLagCount: 1, operator: { namespace: 'keda', podLabels: { app: 'keda-operator' } } },
+  monitoring: {
+    prometheusOperator: true,
+    prometheus: { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+    speechLagThreshold: 50,
+  },
+  ingressController: INGRESS_NGINX,
+};
+
+export const ENVIRONMENTS: Record<string, EnvironmentConfig> = { dev, prod };

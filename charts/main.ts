@@ -1,0 +1,36 @@
+/**
+ * The app entry (`npm run synth`): the only reader of process.env and the only caller of
+ * app.synth(). Renders dist/<env>/ (the stack) and dist/<env>/test/ (test pods) per environment.
+ *   SYNTH_ENVS  comma-separated environments (default: all)
+ *   SYNTH_OUT   output root (default: dist)
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { App, YamlOutputType } from 'cdk8s';
+import { ENVIRONMENTS } from './environments';
+import { buildEnvironment, buildTestPods } from './orb-stack';
+
+function main(): void {
+  const started = performance.now();
+  const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const outRoot = process.env.SYNTH_OUT ?? 'dist';
+  for (const name of names) {
+    const config = ENVIRONMENTS[name];
+    if (!config) throw new Error(`SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}`);
+    const outdir = join(outRoot, name);
+    // Stale files of renamed components must not linger in a committed dist/.
+    rmSync(outdir, { recursive: true, force: true });
+    const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
+    buildEnvironment(app, config);
+    app.synth();
+    const tests = new App({ outdir: join(outdir, 'test'), yamlOutputType: YamlOutputType.FILE_PER_CHART });
+    buildTestPods(tests, config);
+    tests.synth();
+    const objects = app.charts.reduce((n, c) => n + c.node.findAll().filter((x) => 'apiVersion' in x).length, 0);
+    console.log(`synth ${name}: ${app.charts.length} files, ${objects} objects -> ${outdir}/`);
+  }
+  console.log(`synth: ${Math.round(performance.now() - started)} ms`);
+}
+
+main();

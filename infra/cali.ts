@@ -1,0 +1,81 @@
+/** Cali: Deployment `cali` — waits for the verdict quorum, writes the reply, updates memory. */
+import { Construct } from 'constructs';
+import { ORB_CONFIG } from './orb-config';
+import { componentLabels, selectorLabels } from './labels';
+import { k8s } from './k8s';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { CALI_ROLE_ENV, mergeEnv, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
+import { budgetFor, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+
+export const CALI = 'cali';
+
+export interface CaliProps extends WorkloadProps {
+  /** @default 2 */
+  readonly replicas?: number;
+  readonly resources: ResourceSpec;
+  readonly vault: VaultEndpoint;
+  /** Verdict cores and quorum, from the CoreQuorum. */
+  readonly cores: number;
+  readonly quorum: number;
+}
+
+export class Cali extends Construct {
+  public readonly deployment: k8s.KubeDeployment;
+  public readonly service: k8s.KubeService;
+
+  constructor(scope: Construct, id: string, props: CaliProps) {
+    super(scope, id);
+    const replicas = props.replicas ?? 2;
+    if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`'replicas' (${replicas}) must be an integer >= 1`);
+    if (props.quorum > props.cores) throw new Error(`'quorum' (${props.quorum}) must be at most 'cores' (${props.cores})`);
+    const name = CALI;
+    const labels = componentLabels({ name, component: 'navigation', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
+    const probes = httpProbes();
+    const env = mergeEnv(
+      renderEnv(CALI_ROLE_ENV, {
+        values: {
+          port: HTTP_PORT, cores: props.cores, quorum: props.quorum,        },
+        fieldRefs: { podName: 'metadata.name' },
+      }),
+      vaultEnv(props.vault, 'cali'),
+    );
+    this.deployment = new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
+      spec: {
+        replicas,
+        selector: { matchLabels: selectorLabels(name) },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        template: {
+          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          spec: hardenedPodSpec({
+            app: name,
+            serviceAccountName: sa.name,
+            priorityClassName: props.priorityClassName,
+            containers: [hardenedContainer({
+              name,
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/workers/main.js', 'cali'],
+              env,
+              envFromConfigMap: ORB_CONFIG,
+              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
+              resources: props.resources,
+              readinessProbe: probes.readiness,
+              livenessProbe: probes.liveness,
+            })],
+          }),
+        },
+      },
+    });
+    this.service = new k8s.KubeService(this, 'service', {
+      metadata: { name, labels },
+      spec: {
+        type: 'ClusterIP',
+        selector: selectorLabels(name),
+        ports: [{ name: HTTP_PORT_NAME, port: HTTP_PORT, targetPort: k8s.IntOrString.fromString(HTTP_PORT_NAME), protocol: 'TCP' }],
+      },
+    });
+    podDisruptionBudget(this, name, labels, budgetFor(replicas, replicas > 1 ? 1 : undefined, 'minAvailable'));
+  }
+}

@@ -1,0 +1,118 @@
+/** CoreQuorum: StatefulSet `core4` — five sovereign verdict cores, each ordinal with its own model. */
+import { Construct } from 'constructs';
+import { ORB_CONFIG } from './orb-config';
+import { componentLabels, selectorLabels } from './labels';
+import { k8s } from './k8s';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
+import { podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+
+export const CORE_QUORUM = 'core4';
+
+export interface CoreQuorumProps extends WorkloadProps {
+  /**
+   * Number of verdict cores (pods). Odd, so the "+1" core always breaks a tie.
+   * @default 5
+   */
+  readonly cores?: number;
+  /**
+   * Verdicts needed for a decision; more than half of `cores`.
+   * @default 3
+   */
+  readonly quorum?: number;
+  readonly resources: ResourceSpec;
+  readonly vault: VaultEndpoint;
+  /**
+   * Where the image keeps `core-<ordinal>/` model directories.
+   * @default '/app/models/core'
+   */
+  readonly modelsDir?: string;
+  /**
+   * Spread cores over distinct nodes as a hard rule (independent failures) or a preference (small dev clusters).
+   * @default 'required'
+   */
+  readonly hostSpread?: 'required' | 'preferred';
+}
+
+export class CoreQuorum extends Construct {
+  public readonly statefulSet: k8s.KubeStatefulSet;
+  public readonly service: k8s.KubeService;
+  public readonly cores: number;
+  public readonly quorum: number;
+
+  constructor(scope: Construct, id: string, props: CoreQuorumProps) {
+    super(scope, id);
+    const cores = props.cores ?? 5;
+    const quorum = props.quorum ?? 3;
+    if (!Number.isInteger(cores) || cores < 3 || cores % 2 === 0) throw new Error(`'cores' (${cores}) must be an odd integer >= 3`);
+    if (!Number.isInteger(quorum) || quorum > cores) throw new Error(`'quorum' (${quorum}) must be an integer at most 'cores' (${cores})`);
+    if (quorum <= cores / 2) throw new Error(`'quorum' (${quorum}) must be more than half of 'cores' (${cores})`);
+    this.cores = cores;
+    this.quorum = quorum;
+
+    const name = CORE_QUORUM;
+    const labels = componentLabels({ name, component: 'verdict-core', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
+
+    this.service = new k8s.KubeService(this, 'service', {
+      metadata: { name, labels },
+      spec: {
+        // Headless: each core is addressed as core4-<n>.core4 and the StatefulSet needs it (M5).
+        clusterIp: 'None',
+        publishNotReadyAddresses: false,
+        selector: selectorLabels(name),
+        ports: [{ name: HTTP_PORT_NAME, port: HTTP_PORT, targetPort: k8s.IntOrString.fromString(HTTP_PORT_NAME), protocol: 'TCP' }],
+      },
+    });
+
+    const probes = httpProbes();
+    const env = mergeEnv(
+      renderEnv(CORE_ROLE_ENV, {
+        values: {
+          port: HTTP_PORT,
+          modelsDir: props.modelsDir ?? '/app/models/core',
+          cores,
+          executionProvider: 'cpu',
+        },
+        fieldRefs: { podName: 'metadata.name', ordinal: POD_INDEX_FIELD },
+      }),
+      vaultEnv(props.vault, 'core'),
+    );
+
+    this.statefulSet = new k8s.KubeStatefulSet(this, 'stateful-set', {
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
+      spec: {
+        serviceName: name,
+        replicas: cores,
+        // Cores are independent: start and replace them in parallel, not one by one.
+        podManagementPolicy: 'Parallel',
+        updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(1) } },
+        selector: { matchLabels: selectorLabels(name) },
+        template: {
+          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          spec: hardenedPodSpec({
+            app: name,
+            serviceAccountName: sa.name,
+            priorityClassName: props.priorityClassName,
+            hostSpread: props.hostSpread ?? 'required',
+            containers: [hardenedContainer({
+              name: 'core',
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/workers/main.js', 'core'],
+              env,
+              envFromConfigMap: ORB_CONFIG,
+              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
+              resources: props.resources,
+              readinessProbe: probes.readiness,
+              livenessProbe: probes.liveness,
+            })],
+          }),
+        },
+      },
+    });
+
+    // The quorum must survive a voluntary disruption: never evict below `quorum` ready cores.
+    podDisruptionBudget(this, name, labels, { minAvailable: quorum });
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The architecture as ONE declarative graph of allowed connections. NetworkPolicies are generated
+ * from it (network-policies.ts) and tests query it, so the picture, the policies and the tests
+ * cannot drift apart. Anything not an edge here is denied.
+ */
+
+/** A peer outside the stack's namespace: pods by namespace + labels, or an address block. */
+export type ExternalPeer =
+  | { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>> }
+  | { readonly cidr: string };
+
+export interface Edge {
+  readonly from: string;
+  readonly to: string;
+  readonly port: number;
+  readonly protocol: 'TCP' | 'UDP';
+  /** Why this connection exists (rendered nowhere; read by reviewers and tests). */
+  readonly why: string;
+}
+
+export interface NetworkGraph {
+  /** Pods of the stack, by `app` label. */
+  readonly components: readonly string[];
+  /** Peers outside the namespace, by name. */
+  readonly externals: Readonly<Record<string, ExternalPeer>>;
+  readonly edges: readonly Edge[];
+}
+
+export interface OrbNetworkOptions {
+  /** The vault: in-cluster `vault` pods, or an external address block with its ports. */
+  readonly vault: { readonly mode: 'in-cluster' } | { readonly mode: 'external'; readonly cidr: string; readonly ports: readonly number[] };
+  /** The ingress controller's pods. @default ingress-nginx in namespace ingress-nginx */
+  readonly ingressController?: ExternalPeer;
+  /** Prometheus' pods. @default prometheus in namespace monitoring */
+  readonly prometheus?: ExternalPeer;
+  /** Cluster DNS. @default kube-dns in kube-system */
+  readonly dns?: ExternalPeer;
+  /** KEDA's operator reads stream lag from the vault. @default - not deployed */
+  readonly keda?: ExternalPeer;
+  /** Include the in-cluster smoke test Job. @default true */
+  readonly smokeTest?: boolean;
+}
+
+/** Services exposing /metrics on 8080. */
+export const SCRAPED = ['orb-core', 'whisperx', 'xtts', 'core4', 'cali'] as const;
+/** Everything that connects to the vault, each as its own ACL user. */
+export const VAULT_CLIENTS = ['orb-core', 'whisperx', 'xtts', 'core4', 'cali', 'seed-vault', 'vault-backup'] as const;
+
+export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
+  const externals: Record<string, ExternalPeer> = {
+    'ingress-controller': o.ingressController ?? { namespace: 'ingress-nginx', podLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+    prometheus: o.prometheus ?? { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+    dns: o.dns ?? { namespace: 'kube-system', podLabels: { 'k8s-app': 'kube-dns' } },
+  };
+  const components: string[] = [...SCRAPED, 'seed-vault', 'vault-backup'];
+  if (o.vault.mode === 'in-cluster') components.push('vault');
+  if (o.smokeTest ?? true) components.push('orb-smoke');
+  const edges: Edge[] = [];
+  const tcp = (from: string, to: string, port: number, why: string) => edges.push({ from, to, port, protocol: 'TCP', why });
+
+  tcp('ingress-controller', 'orb-core', 8080, 'clients reach the gateway (REST + WebSocket) through the ingress');
+  if (o.smokeTest ?? true) tcp('orb-smoke', 'orb-core', 8080, 'the smoke test exercises the gateway Service');
+  for (const client of VAULT_CLIENTS) {
+    if (o.vault.mode === 'in-cluster') tcp(client, 'vault', 6379, 'shared state and the bus live in the vault');
+    else for (const port of o.vault.ports) tcp(client, 'vault-external', port, 'shared state and the bus live in the external vault');
+  }
+  if (o.keda) {
+    externals.keda = o.keda;
+    if (o.vault.mode === 'in-cluster') tcp('keda', 'vault', 6379, 'KEDA reads the speech streams\' consumer-group lag');
+    else for (const port of o.vault.ports) tcp('keda', 'vault-external', port, 'KEDA reads the speech streams\' consumer-group lag');
+  }
+  if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
+  for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
+  for (const c of components) {
+    edges.push({ from: c, to: 'dns', port: 53, protocol: 'UDP', why: 'name resolution' });
+    edges.push({ from: c, to: 'dns', port: 53, protocol: 'TCP', why: 'name resolution (large answers)' });
+  }
+  checkGraph({ components, externals, edges });
+  return { components, externals, edges };
+}
+
+/** Every edge joins known nodes, and at least one end is ours (else no policy of ours can express it). */
+export function checkGraph(g: NetworkGraph): void {
+  const known = new Set([...g.components, ...Object.keys(g.externals)]);
+  for (const e of g.edges) {
+    for (const end of [e.from, e.to]) if (!known.has(end)) throw new Error(`edge ${e.from} -> ${e.to}: unknown node '${end}'`);
+    if (!g.components.includes(e.from) && !g.components.includes(e.to)) throw new Error(`edge ${e.from} -> ${e.to}: neither end is a component of the stack`);
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`edge ${e.from} -> ${e.to}: port ${e.port} is not a TCP/UDP port`);
+  }
+}
+
+/** Whether the graph lets `from` open a connection to `to` on `port`. */
+export function graphAllows(g: NetworkGraph, from: string, to: string, port: number, protocol: 'TCP' | 'UDP' = 'TCP'): boolean {
+  return g.edges.some((e) => e.from === from && e.to === to && e.port === port && e.protocol === protocol);
+}

@@ -1,0 +1,85 @@
+/** SeedVault: ConfigMap `seed-vault-identity` (the identity document) + Job `seed-vault` loading it. */
+import { Construct } from 'constructs';
+import { ORB_CONFIG } from './orb-config';
+import { componentLabels } from './labels';
+import { k8s } from './k8s';
+import { hardenedContainer, hardenedPodSpec, SMALL_RESOURCES, type ResourceSpec } from './hardened-pod';
+import { mergeEnv, renderEnv, SEED_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
+import { workloadServiceAccount, type WorkloadProps } from './workload-support';
+
+export const SEED_VAULT = 'seed-vault';
+export const SEED_IDENTITY_CONFIG = 'seed-vault-identity';
+
+/** The identity document replicas read from `identity:seed`. */
+export interface IdentityDocument {
+  readonly name: string;
+  readonly version: string;
+  readonly [key: string]: unknown;
+}
+
+export const CALEON_GENESIS: IdentityDocument = {
+  name: 'CaleonGenesis',
+  version: '1.12',
+  description: 'Identity of the ORB: one voice served by stateless replicas that share this document, their memory and their work through the vault.',
+  quorum: { cores: 5, required: 3, tieBreaker: 'core-4' },
+};
+
+export interface SeedVaultProps extends WorkloadProps {
+  readonly vault: VaultEndpoint;
+  /** @default CALEON_GENESIS */
+  readonly identity?: IdentityDocument;
+  /** @default SMALL_RESOURCES with 128Mi memory */
+  readonly resources?: ResourceSpec;
+}
+
+export class SeedVault extends Construct {
+  public readonly job: k8s.KubeJob;
+  public readonly identity: k8s.KubeConfigMap;
+
+  constructor(scope: Construct, id: string, props: SeedVaultProps) {
+    super(scope, id);
+    const doc = props.identity ?? CALEON_GENESIS;
+    if (!doc.name) throw new Error(`'identity.name' (${JSON.stringify(doc.name)}) must be set`);
+    if (!/^\d+\.\d+(\.\d+)?$/.test(doc.version)) throw new Error(`'identity.version' (${doc.version}) must be a version like 1.12`);
+    const name = SEED_VAULT;
+    const labels = componentLabels({ name, component: 'seed', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
+    this.identity = new k8s.KubeConfigMap(this, 'identity', {
+      metadata: { name: SEED_IDENTITY_CONFIG, labels },
+      data: { 'identity.json': `${JSON.stringify(doc, null, 2)}\n` },
+    });
+    this.job = new k8s.KubeJob(this, 'job', {
+      metadata: { name, labels },
+      spec: {
+        backoffLimit: 6,
+        activeDeadlineSeconds: 600,
+        // A finished Job is removed, so re-applying dist/ with a new document creates a fresh one.
+        ttlSecondsAfterFinished: 3600,
+        template: {
+          metadata: { labels },
+          spec: hardenedPodSpec({
+            app: name,
+            serviceAccountName: sa.name,
+            priorityClassName: props.priorityClassName,
+            restartPolicy: 'OnFailure',
+            hostSpread: 'none',
+            containers: [hardenedContainer({
+              name: 'seed',
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/seed/main.js'],
+              envFromConfigMap: ORB_CONFIG,
+              env: mergeEnv(
+                renderEnv(SEED_ROLE_ENV, { values: { identityFile: '/seed/identity.json' } }),
+                vaultEnv(props.vault, 'seed'),
+              ),
+              resources: props.resources ?? { ...SMALL_RESOURCES, memory: { request: '96Mi', limit: '192Mi' } },
+              volumeMounts: [{ name: 'identity', mountPath: '/seed', readOnly: true }],
+            })],
+            volumes: [{ name: 'identity', configMap: { name: SEED_IDENTITY_CONFIG } }],
+          }),
+        },
+      },
+    });
+  }
+}

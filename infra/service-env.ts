@@ -1,0 +1,168 @@
+/**
+ * Renders a workload's `env` from the same typed schemas the services read with `loadEnv`
+ * (services/config/*): names come from the schema, values from the environment config, secret
+ * fields only as `secretKeyRef`. A renamed variable therefore breaks synth, not production.
+ */
+import { renderEnvValue, type EnvSchema } from '../services/config/env';
+import { VAULT_ENV } from '../services/config/vault';
+import { k8s } from './k8s';
+
+/** A Secret key a secret env field is read from. */
+export interface SecretKeyRef {
+  readonly secret: string;
+  readonly key: string;
+}
+
+/** How each schema field gets its value in the manifest; unbound fields keep the service default. */
+export interface EnvBinding<S extends EnvSchema> {
+  /** Literal values (never for secret fields). */
+  readonly values?: { readonly [K in keyof S]?: unknown };
+  /** Secret fields: the Secret key they come from. */
+  readonly secrets?: { readonly [K in keyof S]?: SecretKeyRef };
+  /** Downward API field paths (`metadata.name`, `metadata.labels['…']`). */
+  readonly fieldRefs?: { readonly [K in keyof S]?: string };
+}
+
+/** Env vars in schema order (stable diffs), validating each literal with the schema's own parser. */
+export function renderEnv<S extends EnvSchema>(schema: S, binding: EnvBinding<S>): k8s.EnvVar[] {
+  const out: k8s.EnvVar[] = [];
+  const known = new Set(Object.keys(schema));
+  for (const group of [binding.values, binding.secrets, binding.fieldRefs]) {
+    for (const key of Object.keys(group ?? {})) {
+      if (!known.has(key)) throw new Error(`env binding '${key}' is not a field of the schema (fields: ${[...known].join(', ')})`);
+    }
+  }
+  for (const [key, spec] of Object.entries(schema)) {
+    const value = (binding.values as Record<string, unknown> | undefined)?.[key];
+    const secret = (binding.secrets as Record<string, SecretKeyRef | undefined> | undefined)?.[key];
+    const fieldPath = (binding.fieldRefs as Record<string, string | undefined> | undefined)?.[key];
+    const bound = [value !== undefined, secret !== undefined, fieldPath !== undefined].filter(Boolean).length;
+    if (bound > 1) throw new Error(`env ${spec.name} is bound more than once`);
+    if (spec.secret) {
+      if (value !== undefined) throw new Error(`env ${spec.name} is secret: bind it to a Secret key, never a literal value`);
+      if (secret) out.push({ name: spec.name, valueFrom: { secretKeyRef: { name: secret.secret, key: secret.key } } });
+      else if (spec.default === undefined) throw new Error(`env ${spec.name} is a required secret: bind it to a Secret key`);
+      continue;
+    }
+    if (secret) {
+      out.push({ name: spec.name, valueFrom: { secretKeyRef: { name: secret.secret, key: secret.key } } });
+    } else if (fieldPath !== undefined) {
+      out.push({ name: spec.name, valueFrom: { fieldRef: { fieldPath } } });
+    } else if (value !== undefined) {
+      const raw = renderEnvValue(value);
+      try {
+        spec.parse(raw);
+      } catch (err) {
+        throw new Error(`env ${spec.name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+      }
+      out.push({ name: spec.name, value: raw });
+    }
+  }
+  return out;
+}
+
+/** Where the services find the vault. */
+export type VaultEndpoint =
+  | { readonly mode: 'in-cluster'; readonly serviceName: string; readonly port: number }
+  | {
+    readonly mode: 'external';
+    readonly host: string;
+    readonly port: number;
+    /** host:port of Sentinels; empty for a direct connection. */
+    readonly sentinels: readonly string[];
+    readonly sentinelMaster: string;
+    readonly tls: boolean;
+  };
+
+/** Secret holding every ACL user's password, key `<user>-password` (contract). */
+export const VAULT_ACL_SECRET = 'vault-acl';
+
+/** The Secret key holding an ACL user's password. */
+export function vaultPasswordKey(user: string): string {
+  return `${user}-password`;
+}
+
+/** VAULT_ENV of a component connecting as ACL `user`. */
+export function vaultEnv(endpoint: VaultEndpoint, user: string): k8s.EnvVar[] {
+  const password = { secret: VAULT_ACL_SECRET, key: vaultPasswordKey(user) };
+  if (endpoint.mode === 'in-cluster') {
+    return renderEnv(VAULT_ENV, {
+      values: { host: endpoint.serviceName, port: endpoint.port, username: user },
+      secrets: { password },
+    });
+  }
+  return renderEnv(VAULT_ENV, {
+    values: {
+      host: endpoint.host,
+      port: endpoint.port,
+      username: user,
+      tls: endpoint.tls,
+      ...(endpoint.sentinels.length ? { sentinels: [...endpoint.sentinels], sentinelMaster: endpoint.sentinelMaster } : {}),
+    },
+    secrets: { password },
+  });
+}
+
+/** Downward API path of the StatefulSet pod-index label (Kubernetes >= 1.28). */
+export const POD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']";
+
+/** Fails synth when two env sources produce one name (POLICY S11). */
+export function mergeEnv(...groups: k8s.EnvVar[][]): k8s.EnvVar[] {
+  const seen = new Set<string>();
+  const out: k8s.EnvVar[] = [];
+  for (const v of groups.flat()) {
+    if (seen.has(v.name)) throw new Error(`env ${v.name} is set twice`);
+    seen.add(v.name);
+    out.push(v);
+  }
+  return out;
+}
+
+// ---- role schemas the manifests render --------------------------------------------------------
+// Registry of the worker roles' env names. The services' own schemas (services/config/<role>.ts)
+// replace these entries as they land; until then the names here are the contract they must read.
+import { int, oneOf, str } from '../services/config/env';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Env every worker role reads (services/workers/main.ts <role>). */
+export const WORKER_ROLE_ENV = {
+  port: int('PORT', { doc: 'Port of /livez, /readyz, /metrics', default: 8080, min: 0, max: 65535 }),
+  podName: str('POD_NAME', { doc: 'Consumer name on the bus (downward API metadata.name)', default: 'worker-local' }),
+  logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, { doc: 'pino log level', default: 'info' }),
+} as const;
+
+/** whisperx / xtts. */
+export const SPEECH_ROLE_ENV = {
+  ...WORKER_ROLE_ENV,
+  modelDir: str('MODEL_DIR', { doc: 'Directory holding the ONNX model files', default: '/models' }),
+  executionProvider: oneOf('EXECUTION_PROVIDER', ['cpu', 'cuda'] as const, { doc: 'onnxruntime execution provider', default: 'cpu' }),
+} as const;
+
+/** core4 pods. */
+export const CORE_ROLE_ENV = {
+  ...WORKER_ROLE_ENV,
+  ordinal: int('CORE_ORDINAL', { doc: 'Which sovereign core this pod is (StatefulSet pod index)', default: -1, min: -1 }),
+  modelsDir: str('CORE_MODELS_DIR', { doc: 'Parent of core-<ordinal>/ model directories', default: '/app/models/core' }),
+  cores: int('CORE_COUNT', { doc: 'Number of verdict cores', default: 5, min: 1 }),
+  executionProvider: oneOf('EXECUTION_PROVIDER', ['cpu', 'cuda'] as const, { doc: 'onnxruntime execution provider', default: 'cpu' }),
+} as const;
+
+/** cali. */
+export const CALI_ROLE_ENV = {
+  ...WORKER_ROLE_ENV,
+  cores: int('CORE_COUNT', { doc: 'Number of verdict cores', default: 5, min: 1 }),
+  quorum: int('CORE_QUORUM', { doc: 'Verdicts needed before CALI answers', default: 3, min: 1 }),
+} as const;
+
+/** The seed-vault Job. */
+export const SEED_ROLE_ENV = {
+  identityFile: str('SEED_IDENTITY_FILE', { doc: 'Path of the identity document to load', default: '/seed/identity.json' }),
+  logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, { doc: 'pino log level', default: 'info' }),
+} as const;
+
+/** The orb-smoke Job (services/cli/orb.js smoke). */
+export const SMOKE_ROLE_ENV = {
+  url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: 'http://orb-core:8080' }),
+  apiKey: str('ORB_API_KEY', { doc: 'API key the smoke test authenticates with', secret: true, default: '' }),
+} as const;

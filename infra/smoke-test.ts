@@ -1,0 +1,57 @@
+/** SmokeTest: Job `orb-smoke` — an in-cluster test against the `orb-core` Service (file test-pods). */
+import { Construct } from 'constructs';
+import { componentLabels } from './labels';
+import { k8s } from './k8s';
+import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
+import { renderEnv, SMOKE_ROLE_ENV, type SecretKeyRef } from './service-env';
+import { ORB_CORE } from './orb-core';
+import { workloadServiceAccount, type WorkloadProps } from './workload-support';
+
+export const ORB_SMOKE = 'orb-smoke';
+
+export interface SmokeTestProps extends WorkloadProps {
+  /** @default - Secret `orb-smoke`, key `api-key` */
+  readonly apiKey?: SecretKeyRef;
+  readonly resources: ResourceSpec;
+}
+
+export class SmokeTest extends Construct {
+  public readonly job: k8s.KubeJob;
+
+  constructor(scope: Construct, id: string, props: SmokeTestProps) {
+    super(scope, id);
+    const name = ORB_SMOKE;
+    const labels = componentLabels({ name, component: 'test', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
+    this.job = new k8s.KubeJob(this, 'job', {
+      metadata: { name, labels },
+      spec: {
+        backoffLimit: 0,
+        activeDeadlineSeconds: 300,
+        // Kept a day so `kubectl logs job/orb-smoke` still shows the result.
+        ttlSecondsAfterFinished: 86400,
+        template: {
+          metadata: { labels },
+          spec: hardenedPodSpec({
+            app: name,
+            serviceAccountName: sa.name,
+            priorityClassName: props.priorityClassName,
+            restartPolicy: 'Never',
+            hostSpread: 'none',
+            containers: [hardenedContainer({
+              name: 'smoke',
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/cli/orb.js', 'smoke'],
+              env: renderEnv(SMOKE_ROLE_ENV, {
+                values: { url: `http://${ORB_CORE}:8080` },
+                secrets: { apiKey: props.apiKey ?? { secret: ORB_SMOKE, key: 'api-key' } },
+              }),
+              resources: props.resources,
+            })],
+          }),
+        },
+      },
+    });
+  }
+}

@@ -1,0 +1,224 @@
+/** SpeechWorker: a GPU-capable ASR/TTS Deployment (`whisperx`, `xtts`) scaled on its bus stream lag. */
+import { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { ORB_CONFIG } from './orb-config';
+import { componentLabels, selectorLabels } from './labels';
+import { k8s } from './k8s';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { mergeEnv, renderEnv, SPEECH_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
+import {
+  budgetFor, checkReplicaRange, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount,
+  type ReplicaRange, type WorkloadProps,
+} from './workload-support';
+
+export type SpeechRole = 'whisperx' | 'xtts';
+
+/** Where the model files come from. */
+export type ModelVolume =
+  /** A claim shared by all replicas, mounted read-only (operators load the models into it). */
+  | { readonly kind: 'pvc'; readonly size: string; readonly storageClassName?: string }
+  /** An emptyDir (dev: the image or an init step provides tiny models). */
+  | { readonly kind: 'emptyDir'; readonly sizeLimit: string };
+
+export interface GpuOptions {
+  /** Whole GPUs per pod. @default 1 */
+  readonly count?: number;
+  /**
+   * Node labels of the GPU pool (required node affinity).
+   * @default { 'nvidia.com/gpu.present': 'true' }
+   */
+  readonly nodeLabels?: Record<string, string>;
+}
+
+export interface SpeechScaling extends ReplicaRange {
+  /**
+   * Scale on the consumer-group lag of `acp:jobs:<role>` with KEDA; otherwise a CPU HPA.
+   * @default - CPU HPA
+   */
+  readonly keda?: { readonly lagCount: number; readonly activationLagCount?: number };
+  /** CPU target of the plain HPA. @default 70 */
+  readonly targetCpuUtilization?: number;
+}
+
+export interface SpeechWorkerProps extends WorkloadProps {
+  readonly role: SpeechRole;
+  readonly resources: ResourceSpec;
+  readonly vault: VaultEndpoint;
+  readonly scaling: SpeechScaling;
+  /** @default - CPU execution provider, no GPU scheduling */
+  readonly gpu?: GpuOptions;
+  /** @default { kind: 'emptyDir', sizeLimit: '1Gi' } */
+  readonly modelVolume?: ModelVolume;
+  /**
+   * Seconds a pod may take to load its models before the startup probe gives up.
+   * @default 600
+   */
+  readonly modelLoadSeconds?: number;
+  /** Size of the /dev/shm emptyDir (CUDA and batched inference use shared memory). @default '1Gi' */
+  readonly shmSize?: string;
+  /**
+   * Pods a disruption must leave; must stay below `scaling.minReplicas`.
+   * @default - one pod may be evicted at a time
+   */
+  readonly minAvailable?: number;
+  /** VAULT_KEY_PREFIX the services use, so the KEDA trigger watches the same stream. @default '' */
+  readonly keyPrefix?: string;
+}
+
+/** Stream a role consumes (docs/vault-keys.md `acp:jobs:{role}`). */
+export function jobStream(role: string, keyPrefix = ''): string {
+  return `${keyPrefix}acp:jobs:${role}`;
+}
+
+export class SpeechWorker extends Construct {
+  public readonly deployment: k8s.KubeDeployment;
+  public readonly service: k8s.KubeService;
+  /** The KEDA ScaledObject, typed with @kubernetes-models/keda (validated in tests). */
+  public readonly scaledObject?: ScaledObject;
+
+  constructor(scope: Construct, id: string, props: SpeechWorkerProps) {
+    super(scope, id);
+    const name = props.role;
+    checkReplicaRange('scaling', props.scaling);
+    const modelLoadSeconds = props.modelLoadSeconds ?? 600;
+    if (!Number.isInteger(modelLoadSeconds) || modelLoadSeconds < 10) throw new Error(`'modelLoadSeconds' (${modelLoadSeconds}) must be an integer >= 10`);
+    const gpus = props.gpu ? (props.gpu.count ?? 1) : 0;
+    if (props.gpu && (!Number.isInteger(gpus) || gpus < 1)) throw new Error(`'gpu.count' (${gpus}) must be an integer >= 1`);
+    if (props.scaling.keda && !(props.scaling.keda.lagCount > 0)) throw new Error(`'scaling.keda.lagCount' (${props.scaling.keda.lagCount}) must be > 0`);
+
+    const labels = componentLabels({ name, component: name === 'whisperx' ? 'asr' : 'tts', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
+    const model = props.modelVolume ?? { kind: 'emptyDir', sizeLimit: '1Gi' };
+
+    const volumes: k8s.Volume[] = [
+      model.kind === 'pvc'
+        ? { name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: true } }
+        : { name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(model.sizeLimit) } },
+      { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
+    ];
+    if (model.kind === 'pvc') {
+      new k8s.KubePersistentVolumeClaim(this, 'models', {
+        metadata: { name: `${name}-models`, labels },
+        spec: {
+          // Replicas on many nodes read the weights (mounted read-only); a loader pod writes them once.
+          accessModes: ['ReadWriteMany'],
+          storageClassName: model.storageClassName,
+          resources: { requests: { storage: k8s.Quantity.fromString(model.size) } },
+        },
+      });
+    }
+
+    const startupPeriod = 10;
+    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod });
+    const env = mergeEnv(
+      renderEnv(SPEECH_ROLE_ENV, {
+        values: {
+          port: HTTP_PORT,
+          modelDir: '/models',
+          executionProvider: gpus > 0 ? 'cuda' : 'cpu',
+        },
+        fieldRefs: { podName: 'metadata.name' },
+      }),
+      vaultEnv(props.vault, name),
+    );
+
+    this.deployment = new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
+      spec: {
+        // Left to the autoscaler (HPA or KEDA's HPA), which owns the replica count.
+        selector: { matchLabels: selectorLabels(name) },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        template: {
+          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          spec: hardenedPodSpec({
+            app: name,
+            serviceAccountName: sa.name,
+            priorityClassName: props.priorityClassName,
+            terminationGracePeriodSeconds: 45,
+            tolerations: gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : undefined,
+            requiredNodeLabels: gpus > 0 ? (props.gpu?.nodeLabels ?? { 'nvidia.com/gpu.present': 'true' }) : undefined,
+            volumes,
+            containers: [hardenedContainer({
+              name,
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/workers/main.js', name],
+              env,
+              envFromConfigMap: ORB_CONFIG,
+              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
+              resources: { ...props.resources, gpus },
+              readinessProbe: probes.readiness,
+              livenessProbe: probes.liveness,
+              startupProbe: probes.startup,
+              volumeMounts: [
+                { name: 'models', mountPath: '/models', readOnly: true },
+                { name: 'dshm', mountPath: '/dev/shm' },
+              ],
+            })],
+          }),
+        },
+      },
+    });
+
+    // ClusterIP Service: the metrics scrape target (ServiceMonitor) of the worker.
+    this.service = new k8s.KubeService(this, 'service', {
+      metadata: { name, labels },
+      spec: {
+        type: 'ClusterIP',
+        selector: selectorLabels(name),
+        ports: [{ name: HTTP_PORT_NAME, port: HTTP_PORT, targetPort: k8s.IntOrString.fromString(HTTP_PORT_NAME), protocol: 'TCP' }],
+      },
+    });
+
+    const scaling = props.scaling;
+    if (scaling.keda) {
+      this.scaledObject = new ScaledObject({
+        metadata: { name, labels },
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+          minReplicaCount: scaling.minReplicas,
+          maxReplicaCount: scaling.maxReplicas,
+          triggers: [kedaStreamTrigger(props.vault, name, props.keyPrefix ?? '', scaling.keda)],
+        },
+      });
+      new ApiObject(this, 'scaled-object', this.scaledObject.toJSON() as never);
+    } else {
+      new k8s.KubeHorizontalPodAutoscalerV2(this, 'autoscaler', {
+        metadata: { name, labels },
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+          minReplicas: scaling.minReplicas,
+          maxReplicas: scaling.maxReplicas,
+          metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: scaling.targetCpuUtilization ?? 70 } } }],
+        },
+      });
+    }
+
+    podDisruptionBudget(this, name, labels, budgetFor(scaling.minReplicas, props.minAvailable, 'minAvailable'));
+  }
+}
+
+/** KEDA trigger on the consumer-group lag of the role's job stream (XINFO GROUPS, Redis >= 7). */
+function kedaStreamTrigger(
+  vault: VaultEndpoint, role: string, keyPrefix: string, keda: { lagCount: number; activationLagCount?: number },
+): ScaledObject['spec']['triggers'][number] {
+  const common: Record<string, string> = {
+    stream: jobStream(role, keyPrefix),
+    consumerGroup: role,
+    lagCount: String(keda.lagCount),
+    // Credentials are read from the worker container's own env (secretKeyRef), never written here.
+    usernameFromEnv: 'REDIS_USERNAME',
+    passwordFromEnv: 'REDIS_PASSWORD',
+  };
+  if (keda.activationLagCount !== undefined) common.activationLagCount = String(keda.activationLagCount);
+  if (vault.mode === 'external' && vault.sentinels.length) {
+    return {
+      type: 'redis-sentinel-streams',
+      metadata: { ...common, addresses: vault.sentinels.join(','), sentinelMaster: vault.sentinelMaster, enableTLS: String(vault.tls) },
+    };
+  }
+  const host = vault.mode === 'in-cluster' ? vault.serviceName : vault.host;
+  const tls = vault.mode === 'external' ? vault.tls : false;
+  return { type: 'redis-streams', metadata: { ...common, address: `${host}:${vault.port}`, enableTLS: String(tls) } };
+}
