@@ -10,6 +10,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, startRedisServer, RedisServerHandle } from '../test/support/redis-server';
+import { VAULT_ENV } from '../services/config/vault';
+import { ORB_ENV } from '../services/config/orb';
+import { SEED_ENV } from '../services/config/seed';
+import { WORKER_ENV } from '../services/config/worker';
+import { CORE_ENV } from '../services/config/core';
+import { ASR_ENV } from '../services/config/asr';
+import { TTS_ENV } from '../services/config/tts';
 
 export const REPO_ROOT = resolve(__dirname, '..');
 
@@ -34,6 +41,8 @@ export interface DevStackOptions {
   readonly coreModelsDir?: string;
   /** Directory of the speech models; built with scripts/make-tiny-models.ts when missing. @default <tmp>/orb-tiny-models */
   readonly speechModelsDir?: string;
+  /** Identity document the seed loads. @default <repo>/services/seed/identity.json */
+  readonly identityFile?: string;
   /** Extra environment for every service process. */
   readonly env?: Readonly<Record<string, string>>;
   /** Where process output goes. @default - stdout lines prefixed with the process name */
@@ -212,15 +221,18 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       log('vault', `using ${vaultUrl.replace(/\/\/[^@]*@/, '//***@')}`);
     }
 
+    // Variable names come from the services' own schemas: a rename breaks this file's build.
     const baseEnv: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TMPDIR: process.env.TMPDIR,
       NODE_ENV: 'development',
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-      REDIS_URL: vaultUrl,
-      VAULT_KEY_PREFIX: opts.keyPrefix ?? '',
-      EXECUTION_PROVIDER: 'cpu',
+      [ORB_ENV.logLevel.name]: process.env.LOG_LEVEL ?? 'info',
+      [VAULT_ENV.url.name]: vaultUrl,
+      [VAULT_ENV.keyPrefix.name]: opts.keyPrefix ?? '',
+      [ASR_ENV.executionProvider.name]: 'cpu',
+      // A killed worker's jobs are taken over within seconds, not the production 30 s.
+      [WORKER_ENV.reclaimIdleMs.name]: '5000',
       ...opts.env,
     };
 
@@ -234,10 +246,13 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
 
     // ---- seed vault: identity loaded once, replicas only read it --------------------------
-    await runToCompletion('seed', ENTRY.seed, [], { ...baseEnv, POD_NAME: 'seed-vault' }, log, 120_000);
+    await runToCompletion('seed', ENTRY.seed, [], {
+      ...baseEnv, POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
+    }, log, 120_000);
 
     const add = async (name: string, role: DevRole, port: number, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<ManagedProcess> => {
-      const p = new ManagedProcess(name, role, port, entry, args, { ...baseEnv, ...env, PORT: String(port), POD_NAME: name }, log, readyTimeoutMs);
+      const p = new ManagedProcess(name, role, port, entry, args,
+        { ...baseEnv, ...env, [WORKER_ENV.port.name]: String(port), [WORKER_ENV.podName.name]: name }, log, readyTimeoutMs);
       started.push(p);
       await p.start();
       return p;
@@ -248,20 +263,21 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const workerStarts: Promise<ManagedProcess>[] = [];
     for (let i = 0; i < coreCount; i++) {
       workerStarts.push(freePort().then((port) => add(`core4-${i}`, 'core', port, ENTRY.worker, ['core'],
-        { CORE_ORDINAL: String(i), CORE_MODELS_DIR: coreModelsDir })));
+        { [CORE_ENV.ordinal.name]: String(i), [CORE_ENV.modelsDir.name]: coreModelsDir })));
     }
     workerStarts.push(freePort().then((port) => add('cali', 'cali', port, ENTRY.worker, ['cali'], {})));
     if (speech) {
-      for (const role of ['whisperx', 'xtts'] as const) {
-        workerStarts.push(freePort().then((port) => add(role, role, port, ENTRY.worker, [role], { MODEL_DIR: speechModelsDir })));
-      }
+      workerStarts.push(freePort().then((port) => add('whisperx', 'whisperx', port, ENTRY.worker, ['whisperx'],
+        { [ASR_ENV.modelDir.name]: join(speechModelsDir, 'whisper') })));
+      workerStarts.push(freePort().then((port) => add('xtts', 'xtts', port, ENTRY.worker, ['xtts'],
+        { [TTS_ENV.modelDir.name]: join(speechModelsDir, 'voices') })));
     }
     await Promise.all(workerStarts);
 
     // ---- gateways ------------------------------------------------------------------------
     const orbPorts = opts.orbPorts ?? [8080, 8081];
     const orbs = await Promise.all(orbPorts.map(async (p, i) =>
-      add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { ORB_API_KEYS: `dev:${apiKey}` })));
+      add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { [ORB_ENV.apiKeys.name]: `dev:${apiKey}` })));
 
     const vault = redis && vaultDir ? {
       dir: vaultDir,
