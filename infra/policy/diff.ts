@@ -129,10 +129,14 @@ export function renderMarkdown(diffs: readonly ResourceDiff[], envs: readonly st
     const mine = diffs.filter((d) => d.env === env);
     if (mine.length === 0) continue;
     lines.push('', `### ${env}`);
-    for (const d of mine) {
-      lines.push('', `#### ${MARK[d.change]} \`${d.id}\``);
-      if (d.change !== 'changed') continue;
-      lines.push('', '| field | before | after |', '|---|---|---|');
+    for (const change of ['added', 'removed'] as const) {
+      const list = mine.filter((d) => d.change === change);
+      if (list.length === 0) continue;
+      lines.push('', `**${MARK[change]}**`, '');
+      for (const d of list) lines.push(`- \`${d.id}\``);
+    }
+    for (const d of mine.filter((x) => x.change === 'changed')) {
+      lines.push('', `#### ${MARK.changed} \`${d.id}\``, '', '| field | before | after |', '|---|---|---|');
       for (const f of d.fields) lines.push(`| \`${f.path}\` | ${cell(f.before)} | ${cell(f.after)} |`);
     }
   }
