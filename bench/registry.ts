@@ -6,5 +6,6 @@ import { ws } from './ws';
 import { vad } from './vad';
 import { bus } from './bus';
 import { turn } from './turn';
+import { batching } from './batching';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn, batching];
