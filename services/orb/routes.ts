@@ -61,17 +61,13 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
   app.get('/livez', { config: open, schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } },
     async () => ({ status: 'ok' }));
 
+  const readiness = { type: 'object', properties: {
+    status: { type: 'string' }, pod: { type: 'string' }, identity_version: { type: ['string', 'null'] },
+    checks: { type: 'object', properties: { vault: { type: 'boolean' }, identity: { type: 'boolean' }, draining: { type: 'boolean' } } },
+  } } as const;
   app.get('/readyz', {
     config: open,
-    schema: {
-      response: {
-        '2xx': { $id: 'readiness', type: 'object', properties: {
-          status: { type: 'string' }, pod: { type: 'string' }, identity_version: { type: ['string', 'null'] },
-          checks: { type: 'object', properties: { vault: { type: 'boolean' }, identity: { type: 'boolean' }, draining: { type: 'boolean' } } },
-        } },
-        503: { $ref: 'readiness#' },
-      },
-    },
+    schema: { response: { 200: readiness, 503: readiness } },
   }, async (_req, reply) => {
     const draining = app.drain.draining;
     const vault = draining ? false : await app.vault.ping();

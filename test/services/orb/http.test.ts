@@ -1,13 +1,15 @@
-/** HTTP surface of one gateway (app.inject over the real Redis): auth, sessions, every bad input's 4xx + code. */
+/** HTTP surface of one gateway over a real socket and the real Redis: auth, sessions, every bad input's 4xx + code. */
 import type { FastifyInstance } from 'fastify';
 import { WaveFile } from 'wavefile';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { TurnEventStream, vaultKeys } from '../../../services/acp';
-import { auth, makeApp, seedIdentity } from './support';
+import { auth, http, listen, makeApp, seedIdentity } from './support';
 
 const prefix = uniquePrefix('orbhttp');
 const redis = testRedis();
 let app: FastifyInstance;
+let host: string;
+type Req = Parameters<typeof http>[1];
 
 function wav(rate: number, channels = 1, bits = '16'): Buffer {
   const w = new WaveFile();
@@ -18,7 +20,7 @@ function wav(rate: number, channels = 1, bits = '16'): Buffer {
 beforeAll(async () => {
   await seedIdentity(redis, prefix);
   app = await makeApp(prefix, 'orb-http-0', { ORB_BODY_LIMIT_BYTES: '65536' });
-  await app.ready();
+  host = await listen(app);
 });
 
 afterAll(async () => {
@@ -29,11 +31,11 @@ afterAll(async () => {
 
 describe('probes and metrics', () => {
   test('livez, readyz and metrics need no key', async () => {
-    expect((await app.inject('/livez')).json()).toEqual({ status: 'ok' });
-    const ready = await app.inject('/readyz');
+    expect((await http(host, { url: '/livez' })).json()).toEqual({ status: 'ok' });
+    const ready = await http(host, { url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({ status: 'ready', identity_version: '1.12', checks: { vault: true, identity: true, draining: false } });
-    const metrics = await app.inject('/metrics');
+    const metrics = await http(host, { url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.body).toContain('orb_http_request_duration_seconds');
     expect(metrics.body).toContain('orb_active_sockets');
@@ -41,9 +43,9 @@ describe('probes and metrics', () => {
   });
 
   test('request ids are echoed, or made when absent', async () => {
-    const given = await app.inject({ url: '/livez', headers: { 'x-request-id': 'abc-123' } });
+    const given = await http(host, { url: '/livez', headers: { 'x-request-id': 'abc-123' } });
     expect(given.headers['x-request-id']).toBe('abc-123');
-    const made = await app.inject('/livez');
+    const made = await http(host, { url: '/livez' });
     expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -54,20 +56,20 @@ describe('auth', () => {
     ['unknown key', { authorization: 'Bearer not-a-key-at-all-000000' }],
     ['wrong scheme', { authorization: 'Basic YWxpY2U6eA==' }],
   ])('%s -> 401 ORB_ERR_UNAUTHORIZED', async (_name, headers) => {
-    const res = await app.inject({ method: 'POST', url: '/v1/sessions', headers });
+    const res = await http(host, { method: 'POST', url: '/v1/sessions', headers });
     expect(res.statusCode).toBe(401);
     expect(res.json().code).toBe('ORB_ERR_UNAUTHORIZED');
   });
 
   test('plain and sha256-provisioned keys both work', async () => {
-    expect((await app.inject({ url: '/v1/identity', headers: auth('alice') })).statusCode).toBe(200);
-    expect((await app.inject({ url: '/v1/identity', headers: auth('bob') })).statusCode).toBe(200);
+    expect((await http(host, { url: '/v1/identity', headers: auth('alice') })).statusCode).toBe(200);
+    expect((await http(host, { url: '/v1/identity', headers: auth('bob') })).statusCode).toBe(200);
   });
 });
 
 describe('sessions', () => {
   test('created, read back with its events, invisible to another key', async () => {
-    const created = await app.inject({ method: 'POST', url: '/v1/sessions', headers: auth('alice'), payload: { metadata: { client: 'jest' } } });
+    const created = await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice'), payload: { metadata: { client: 'jest' } } });
     expect(created.statusCode).toBe(201);
     const s = created.json();
     expect(s).toMatchObject({ last_seq: 0, metadata: { client: 'jest' } });
@@ -79,17 +81,17 @@ describe('sessions', () => {
     await events.append(s.id, { type: 'reply', turn: 't1', data: { text: 'hi Ana' } });
     await events.append(s.id, { type: 'turn.end', turn: 't1', data: { outcome: 'ok' } });
 
-    const read = await app.inject({ url: `/v1/sessions/${s.id}`, headers: auth('alice') });
+    const read = await http(host, { url: `/v1/sessions/${s.id}`, headers: auth('alice') });
     expect(read.statusCode).toBe(200);
     expect(read.json()).toMatchObject({
       id: s.id, last_seq: 4,
       turns: [{ turn: 't1', started_seq: 1, source: 'text', transcript: 'hello', reply: 'hi Ana', outcome: 'ok' }],
     });
     expect(read.json().events.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
-    const after = await app.inject({ url: `/v1/sessions/${s.id}?after_seq=2`, headers: auth('alice') });
+    const after = await http(host, { url: `/v1/sessions/${s.id}?after_seq=2`, headers: auth('alice') });
     expect(after.json().events.map((e: { seq: number }) => e.seq)).toEqual([3, 4]);
 
-    const other = await app.inject({ url: `/v1/sessions/${s.id}`, headers: auth('bob') });
+    const other = await http(host, { url: `/v1/sessions/${s.id}`, headers: auth('bob') });
     expect(other.statusCode).toBe(404);
     expect(other.json().code).toBe('ORB_ERR_UNKNOWN_SESSION');
     await events.close();
@@ -99,13 +101,13 @@ describe('sessions', () => {
 describe('bad input: each gets its 4xx and code, and the app keeps serving', () => {
   let sid: string;
   beforeAll(async () => {
-    sid = (await app.inject({ method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
+    sid = (await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
   });
   afterEach(async () => {
-    expect((await app.inject('/livez')).statusCode).toBe(200);
+    expect((await http(host, { url: '/livez' })).statusCode).toBe(200);
   });
 
-  const cases: [string, () => Parameters<FastifyInstance['inject']>[0], number, string][] = [
+  const cases: [string, () => Req, number, string][] = [
     ['malformed JSON', () => ({ method: 'POST', url: '/v1/turns', headers: { ...auth('alice'), 'content-type': 'application/json' }, payload: '{"text": "hi"' }), 400, 'ORB_ERR_MALFORMED_JSON'],
     ['JSON of the wrong shape', () => ({ method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { txt: 'hi' } }), 400, 'ORB_ERR_BAD_REQUEST'],
     ['body over the limit', () => ({ method: 'POST', url: '/v1/sessions', headers: { ...auth('alice'), 'content-type': 'application/json' }, payload: JSON.stringify({ metadata: { a: 'x'.repeat(70_000) } }) }), 413, 'ORB_ERR_BODY_TOO_LARGE'],
@@ -124,7 +126,7 @@ describe('bad input: each gets its 4xx and code, and the app keeps serving', () 
     ['unknown route', () => ({ url: '/v1/nope', headers: auth('alice') }), 404, 'ORB_ERR_NOT_FOUND'],
   ];
   test.each(cases)('%s', async (_name, req, status, code) => {
-    const res = await app.inject(req());
+    const res = await http(host, req());
     expect({ status: res.statusCode, code: res.json().code }).toEqual({ status, code });
     expect(res.json().message).toEqual(expect.any(String));
   });
@@ -132,7 +134,7 @@ describe('bad input: each gets its 4xx and code, and the app keeps serving', () 
 
 describe('turns go to the bus and are never faked', () => {
   test('text turn with no workers: job published, 504 at the deadline', async () => {
-    const res = await app.inject({ method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } });
+    const res = await http(host, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } });
     expect(res.statusCode).toBe(504);
     expect(res.json().code).toBe('ORB_ERR_TURN_TIMEOUT');
     expect(await redis.xlen(`${prefix}acp:jobs:cali`)).toBeGreaterThan(0);
@@ -140,8 +142,8 @@ describe('turns go to the bus and are never faked', () => {
   });
 
   test('audio turn: utterance stored in the vault and referenced by the ASR job', async () => {
-    const sid = (await app.inject({ method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
-    const res = await app.inject({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(16_000) });
+    const sid = (await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
+    const res = await http(host, { method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(16_000) });
     expect(res.statusCode).toBe(504);
     const jobs = (await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][];
     const env = JSON.parse(jobs[jobs.length - 1][1][1]);
@@ -155,18 +157,18 @@ describe('turns go to the bus and are never faked', () => {
 describe('pressure and identity', () => {
   test('under pressure: 503 + Retry-After with ORB_ERR_UNDER_PRESSURE; probes still answer', async () => {
     const pressed = await makeApp(prefix, 'orb-http-pressed', {}, { underPressure: { maxHeapUsedBytes: 1, sampleInterval: 10 } });
-    await pressed.ready();
+    const ph = await listen(pressed);
     try {
       const res = await (async () => {
         for (;;) {
-          const r = await pressed.inject({ url: '/v1/identity', headers: auth('alice') });
+          const r = await http(ph, { url: '/v1/identity', headers: auth('alice') });
           if (r.statusCode === 503) return r;
           await new Promise((ok) => setTimeout(ok, 20));
         }
       })();
       expect(res.json().code).toBe('ORB_ERR_UNDER_PRESSURE');
       expect(res.headers['retry-after']).toBe('5');
-      expect((await pressed.inject('/livez')).statusCode).toBe(200);
+      expect((await http(ph, { url: '/livez' })).statusCode).toBe(200);
     } finally {
       await pressed.close();
     }
@@ -175,17 +177,17 @@ describe('pressure and identity', () => {
   test('no identity in the vault: not ready, /v1/identity 503', async () => {
     const empty = uniquePrefix('orbnoid');
     const bare = await makeApp(empty, 'orb-http-noid');
-    await bare.ready();
+    const bh = await listen(bare);
     try {
-      const ready = await bare.inject('/readyz');
+      const ready = await http(bh, { url: '/readyz' });
       expect(ready.statusCode).toBe(503);
       expect(ready.json().checks).toEqual({ vault: true, identity: false, draining: false });
-      const id = await bare.inject({ url: '/v1/identity', headers: auth('alice') });
+      const id = await http(bh, { url: '/v1/identity', headers: auth('alice') });
       expect({ s: id.statusCode, c: id.json().code }).toEqual({ s: 503, c: 'ORB_ERR_IDENTITY_UNAVAILABLE' });
       await seedIdentity(redis, empty, '2.0');
       await bare.identity.refresh();
-      expect((await bare.inject('/readyz')).statusCode).toBe(200);
-      expect((await bare.inject({ url: '/v1/identity', headers: auth('alice') })).json()).toMatchObject({ version: '2.0', document: { name: 'CaleonGenesis' } });
+      expect((await http(bh, { url: '/readyz' })).statusCode).toBe(200);
+      expect((await http(bh, { url: '/v1/identity', headers: auth('alice') })).json()).toMatchObject({ version: '2.0', document: { name: 'CaleonGenesis' } });
     } finally {
       await bare.close();
       await deletePrefix(redis, empty);

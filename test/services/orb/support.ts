@@ -106,3 +106,27 @@ export async function seedIdentity(redis: import('ioredis').default, prefix: str
   await redis.set(`${prefix}identity:seed`, JSON.stringify({ name: 'CaleonGenesis', version }));
   await redis.set(`${prefix}identity:version`, version);
 }
+
+export interface HttpResult { statusCode: number; headers: Record<string, string>; body: string; json(): any }
+
+/**
+ * A real HTTP request (fetch). app.inject is not usable under jest here: light-my-request needs the
+ * ESM-only `cookie` package, which jest's CommonJS runtime cannot require.
+ */
+export async function http(hostPort: string, opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown }): Promise<HttpResult> {
+  const headers: Record<string, string> = { ...opts.headers };
+  let body: string | Buffer | undefined;
+  if (Buffer.isBuffer(opts.payload) || typeof opts.payload === 'string') body = opts.payload;
+  else if (opts.payload !== undefined) {
+    body = JSON.stringify(opts.payload);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(`http://${hostPort}${opts.url}`, { method: opts.method ?? 'GET', headers, body });
+  const text = await res.text();
+  return {
+    statusCode: res.status,
+    headers: Object.fromEntries(res.headers.entries()),
+    body: text,
+    json: () => JSON.parse(text),
+  };
+}
