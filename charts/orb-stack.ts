@@ -8,6 +8,7 @@ import {
   PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
+import identity from '../services/seed/identity.json';
 import { validateEnvironment, type EnvironmentConfig } from './config';
 
 /** File names (without .k8s.yaml) of the component charts, in apply order. */
@@ -109,6 +110,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
   charts['12-seed-vault'] = chart('12-seed-vault');
   new SeedVault(charts['12-seed-vault'], 'seed-vault', {
     ...common('Job'), scrapeAnnotations: false, image: cfg.images.app, priorityClassName: priority(PRIORITY_BATCH), vault, resources: cfg.jobResources,
+    // One document: the same file the seed image bakes in.
+    identity,
   });
 
   charts['20-core4'] = chart('20-core4');

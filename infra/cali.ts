@@ -35,7 +35,12 @@ export class Cali extends Construct {
     const env = mergeEnv(
       renderEnv(CALI_ROLE_ENV, {
         values: {
-          port: HTTP_PORT, cores: props.cores, quorum: props.quorum,        },
+          port: HTTP_PORT,
+          cores: props.cores,
+          quorum: props.quorum,
+          // The "+1": the last ordinal breaks ties.
+          tieBreakCore: props.cores - 1,
+        },
         fieldRefs: { podName: 'metadata.name' },
       }),
       vaultEnv(props.vault, 'cali'),

@@ -4,7 +4,7 @@ import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
-import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
+import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
 import { podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const CORE_QUORUM = 'core4';
@@ -71,8 +71,7 @@ export class CoreQuorum extends Construct {
         values: {
           port: HTTP_PORT,
           modelsDir: props.modelsDir ?? '/app/models/core',
-          cores,
-          executionProvider: 'cpu',
+          threads: threadsFor(props.resources.cpu.limit),
         },
         fieldRefs: { podName: 'metadata.name', ordinal: POD_INDEX_FIELD },
       }),

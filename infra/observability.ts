@@ -10,13 +10,13 @@ import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitorin
 import { componentLabels } from './labels';
 
 /**
- * Metrics the services must export for these alerts (prom-client gauges):
- * - `orb_acp_stream_length{stream}`: XLEN of each bus stream, dead-letter streams included;
- * - `orb_acp_consumer_lag{stream,group}`: XINFO GROUPS lag of each job stream;
- * - `orb_replicas_alive`: heartbeats (`orb:replica:*`) a gateway sees in the vault.
- * Core quorum uses kube-state-metrics, which every Prometheus install ships.
+ * Service metrics the alerts read (prom-client gauges):
+ * - `acp_dlq_size{queue}`: entries in a queue's dead-letter stream (worker runtime);
+ * - `acp_consumer_lag{queue}`: XINFO GROUPS lag of a queue's job stream (worker runtime);
+ * - `orb_replicas_alive`: heartbeats (`orb:replica:*`) a gateway sees in the vault (orb-core).
+ * Core quorum and available replicas come from kube-state-metrics, which Prometheus installs ship.
  */
-export const SERVICE_METRICS = ['orb_acp_stream_length', 'orb_acp_consumer_lag', 'orb_replicas_alive'] as const;
+export const SERVICE_METRICS = ['acp_dlq_size', 'acp_consumer_lag', 'orb_replicas_alive'] as const;
 
 export interface ObservabilityProps {
   readonly namespace: string;
@@ -73,12 +73,12 @@ export class Observability extends Construct {
             },
             {
               alert: 'OrbDeadLetterGrowing',
-              expr: `max by (stream) (delta(orb_acp_stream_length{namespace="${ns}",stream=~".*acp:dlq:.*"}[15m])) > 0`,
+              expr: `max by (queue) (delta(acp_dlq_size{namespace="${ns}"}[15m])) > 0`,
               for: '5m',
               labels: { severity: 'warning' },
               annotations: {
                 summary: 'Jobs are being dead-lettered',
-                description: 'Dead-letter stream {{ $labels.stream }} grew by {{ $value }} in 15 minutes: a worker fails the same jobs repeatedly.',
+                description: 'The dead-letter stream of {{ $labels.queue }} grew by {{ $value }} in 15 minutes: a worker fails the same jobs repeatedly.',
               },
             },
             {
@@ -93,12 +93,12 @@ export class Observability extends Construct {
             },
             {
               alert: 'OrbSpeechQueueLagHigh',
-              expr: `max by (stream) (orb_acp_consumer_lag{namespace="${ns}",stream=~".*acp:jobs:(whisperx|xtts)"}) > ${lag}`,
+              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"whisperx|xtts"}) > ${lag}`,
               for: '5m',
               labels: { severity: 'warning' },
               annotations: {
                 summary: 'Speech jobs are queueing',
-                description: '{{ $labels.stream }} lags by {{ $value }} entries: the speech workers cannot keep up.',
+                description: 'acp:jobs:{{ $labels.queue }} lags by {{ $value }} entries: the speech workers cannot keep up.',
               },
             },
           ],

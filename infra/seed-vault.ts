@@ -17,17 +17,10 @@ export interface IdentityDocument {
   readonly [key: string]: unknown;
 }
 
-export const CALEON_GENESIS: IdentityDocument = {
-  name: 'CaleonGenesis',
-  version: '1.12',
-  description: 'Identity of the ORB: one voice served by stateless replicas that share this document, their memory and their work through the vault.',
-  quorum: { cores: 5, required: 3, tieBreaker: 'core-4' },
-};
-
 export interface SeedVaultProps extends WorkloadProps {
   readonly vault: VaultEndpoint;
-  /** @default CALEON_GENESIS */
-  readonly identity?: IdentityDocument;
+  /** The identity document (services/seed/identity.json: CaleonGenesis 1.12). */
+  readonly identity: IdentityDocument;
   /** @default SMALL_RESOURCES with 128Mi memory */
   readonly resources?: ResourceSpec;
 }
@@ -38,7 +31,7 @@ export class SeedVault extends Construct {
 
   constructor(scope: Construct, id: string, props: SeedVaultProps) {
     super(scope, id);
-    const doc = props.identity ?? CALEON_GENESIS;
+    const doc = props.identity;
     if (!doc.name) throw new Error(`'identity.name' (${JSON.stringify(doc.name)}) must be set`);
     if (!/^\d+\.\d+(\.\d+)?$/.test(doc.version)) throw new Error(`'identity.version' (${doc.version}) must be a version like 1.12`);
     const name = SEED_VAULT;
@@ -70,11 +63,11 @@ export class SeedVault extends Construct {
               command: ['node', 'build/services/seed/main.js'],
               envFromConfigMap: ORB_CONFIG,
               env: mergeEnv(
-                renderEnv(SEED_ROLE_ENV, { values: { identityFile: '/seed/identity.json' } }),
+                renderEnv(SEED_ROLE_ENV, { values: { identityFile: '/etc/seed-vault/identity.json' } }),
                 vaultEnv(props.vault, 'seed'),
               ),
               resources: props.resources ?? { ...SMALL_RESOURCES, memory: { request: '96Mi', limit: '192Mi' } },
-              volumeMounts: [{ name: 'identity', mountPath: '/seed', readOnly: true }],
+              volumeMounts: [{ name: 'identity', mountPath: '/etc/seed-vault', readOnly: true }],
             })],
             volumes: [{ name: 'identity', configMap: { name: SEED_IDENTITY_CONFIG } }],
           }),

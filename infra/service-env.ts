@@ -119,50 +119,32 @@ export function mergeEnv(...groups: k8s.EnvVar[][]): k8s.EnvVar[] {
 }
 
 // ---- role schemas the manifests render --------------------------------------------------------
-// Registry of the worker roles' env names. The services' own schemas (services/config/<role>.ts)
-// replace these entries as they land; until then the names here are the contract they must read.
-import { int, oneOf, str } from '../services/config/env';
+// Each workload's env is the union of the schemas its process loads (runtime + role).
+import { str } from '../services/config/env';
+import { WORKER_ENV } from '../services/config/worker';
+import { ASR_ENV } from '../services/config/asr';
+import { TTS_ENV } from '../services/config/tts';
+import { CORE_ENV } from '../services/config/core';
+import { CALI_ENV } from '../services/config/cali';
+import { SEED_ENV } from '../services/config/seed';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const ASR_ROLE_ENV = { ...WORKER_ENV, ...ASR_ENV } as const;
+export const TTS_ROLE_ENV = { ...WORKER_ENV, ...TTS_ENV } as const;
+export const CORE_ROLE_ENV = { ...WORKER_ENV, ...CORE_ENV } as const;
+export const CALI_ROLE_ENV = { ...WORKER_ENV, ...CALI_ENV } as const;
+export const SEED_ROLE_ENV = SEED_ENV;
 
-/** Env every worker role reads (services/workers/main.ts <role>). */
-export const WORKER_ROLE_ENV = {
-  port: int('PORT', { doc: 'Port of /livez, /readyz, /metrics', default: 8080, min: 0, max: 65535 }),
-  podName: str('POD_NAME', { doc: 'Consumer name on the bus (downward API metadata.name)', default: 'worker-local' }),
-  logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, { doc: 'pino log level', default: 'info' }),
-} as const;
-
-/** whisperx / xtts. */
-export const SPEECH_ROLE_ENV = {
-  ...WORKER_ROLE_ENV,
-  modelDir: str('MODEL_DIR', { doc: 'Directory holding the ONNX model files', default: '/models' }),
-  executionProvider: oneOf('EXECUTION_PROVIDER', ['cpu', 'cuda'] as const, { doc: 'onnxruntime execution provider', default: 'cpu' }),
-} as const;
-
-/** core4 pods. */
-export const CORE_ROLE_ENV = {
-  ...WORKER_ROLE_ENV,
-  ordinal: int('CORE_ORDINAL', { doc: 'Which sovereign core this pod is (StatefulSet pod index)', default: -1, min: -1 }),
-  modelsDir: str('CORE_MODELS_DIR', { doc: 'Parent of core-<ordinal>/ model directories', default: '/app/models/core' }),
-  cores: int('CORE_COUNT', { doc: 'Number of verdict cores', default: 5, min: 1 }),
-  executionProvider: oneOf('EXECUTION_PROVIDER', ['cpu', 'cuda'] as const, { doc: 'onnxruntime execution provider', default: 'cpu' }),
-} as const;
-
-/** cali. */
-export const CALI_ROLE_ENV = {
-  ...WORKER_ROLE_ENV,
-  cores: int('CORE_COUNT', { doc: 'Number of verdict cores', default: 5, min: 1 }),
-  quorum: int('CORE_QUORUM', { doc: 'Verdicts needed before CALI answers', default: 3, min: 1 }),
-} as const;
-
-/** The seed-vault Job. */
-export const SEED_ROLE_ENV = {
-  identityFile: str('SEED_IDENTITY_FILE', { doc: 'Path of the identity document to load', default: '/seed/identity.json' }),
-  logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, { doc: 'pino log level', default: 'info' }),
-} as const;
-
-/** The orb-smoke Job (services/cli/orb.js smoke). */
+/**
+ * The orb-smoke Job (`services/cli/orb.js smoke`): the CLI reads these two variables itself
+ * (it has no schema module), so the names are registered here.
+ */
 export const SMOKE_ROLE_ENV = {
-  url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: 'http://orb-core:8080' }),
+  url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: 'http://127.0.0.1:8080' }),
   apiKey: str('ORB_API_KEY', { doc: 'API key the smoke test authenticates with', secret: true, default: '' }),
 } as const;
+
+/** onnxruntime threads that fit a CPU limit ('2', '1500m'): whole cores, at least one. */
+export function threadsFor(cpuLimit: string): number {
+  const cores = cpuLimit.endsWith('m') ? Number(cpuLimit.slice(0, -1)) / 1000 : Number(cpuLimit);
+  return Math.max(1, Math.floor(Number.isFinite(cores) ? cores : 1));
+}

@@ -6,7 +6,7 @@ import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
-import { mergeEnv, renderEnv, SPEECH_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
+import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount,
   type ReplicaRange, type WorkloadProps,
@@ -112,11 +112,12 @@ export class SpeechWorker extends Construct {
     const startupPeriod = 10;
     const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod });
     const env = mergeEnv(
-      renderEnv(SPEECH_ROLE_ENV, {
+      renderEnv(name === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
           port: HTTP_PORT,
           modelDir: '/models',
           executionProvider: gpus > 0 ? 'cuda' : 'cpu',
+          intraOpThreads: threadsFor(props.resources.cpu.limit),
         },
         fieldRefs: { podName: 'metadata.name' },
       }),

@@ -1,0 +1,171 @@
+/**
+ * The vault's configuration run for real: the init container's ACL assembly script, the
+ * rendered redis.conf and the backup CronJob's script, against a real redis-server.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { Testing } from 'cdk8s';
+import { aclRules, ASSEMBLE_ACL_SCRIPT, BACKUP_SCRIPT, redisConf, Vault, VAULT_USERS, VaultBackup } from '../../infra';
+import { startRedisServer, type RedisServerHandle } from '../support/redis-server';
+
+const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
+
+describe('vault ACL users on a real redis-server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vault-acl-'));
+  const passwords: Record<string, string> = {};
+  let server: RedisServerHandle;
+  const clients: Redis[] = [];
+  const as = async (user: string) => {
+    const c = new Redis({ port: server.port, host: '127.0.0.1', username: user, password: passwords[user], lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: true });
+    clients.push(c);
+    await c.connect();
+    return c;
+  };
+
+  beforeAll(async () => {
+    mkdirSync(join(dir, 'rules'));
+    mkdirSync(join(dir, 'secrets'));
+    writeFileSync(join(dir, 'assemble-acl.sh'), ASSEMBLE_ACL_SCRIPT);
+    for (const user of VAULT_USERS) {
+      passwords[user] = `pw-${user}-${Math.random().toString(36).slice(2)}`;
+      writeFileSync(join(dir, 'rules', `${user}.rules`), aclRules(user));
+      // Secrets created with `kubectl create secret --from-literal` have no newline; files often do.
+      writeFileSync(join(dir, 'secrets', `${user}-password`), user === 'cali' ? `${passwords[user]}\n` : passwords[user]);
+    }
+    execFileSync('sh', [join(dir, 'assemble-acl.sh'), join(dir, 'rules'), join(dir, 'secrets'), join(dir, 'users.acl')]);
+    // The rendered redis.conf as arguments (they override the helper's defaults), minus the
+    // pod's listen address and paths, which the helper sets for this test.
+    const args = redisConf('64mb').split('\n').filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))
+      .flatMap((l) => { const [k, ...v] = l.split(' '); return [`--${k}`, ...v]; });
+    server = await startRedisServer({ dir, args: [...args, '--aclfile', join(dir, 'users.acl')] });
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the assembled ACL file holds only password hashes, never a password', () => {
+    const acl = readFileSync(join(dir, 'users.acl'), 'utf8');
+    for (const [user, pw] of Object.entries(passwords)) {
+      expect(acl).not.toContain(pw);
+      expect(acl).toMatch(new RegExp(`^user ${user} reset on #[0-9a-f]{64} `, 'm'));
+    }
+    expect(acl).toMatch(/^user default off/m);
+  });
+
+  test('the rendered redis.conf is what the server runs: AOF on, noeviction', async () => {
+    const orb = await as('orb');
+    expect(await orb.info('persistence')).toMatch(/aof_enabled:1/);
+    expect(await orb.info('memory')).toMatch(/maxmemory_policy:noeviction/);
+  });
+
+  test('the default user is off: no anonymous access', async () => {
+    const anon = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
+    clients.push(anon);
+    await anon.connect().catch(() => undefined);
+    await expect(anon.get('identity:seed')).rejects.toThrow(/NOAUTH|WRONGPASS|NOPERM/);
+  });
+
+  test('seed writes identity:*; everyone reads it; nobody else writes it', async () => {
+    const seed = await as('seed');
+    await seed.set('identity:seed', '{"name":"CaleonGenesis","version":"1.12"}');
+    for (const user of ['orb', 'whisperx', 'xtts', 'core', 'cali']) {
+      const c = await as(user);
+      expect(await c.get('identity:seed')).toContain('CaleonGenesis');
+      await expect(c.set('identity:seed', 'x')).rejects.toThrow(/NOPERM/);
+    }
+    await expect(seed.set('session:x', '1')).rejects.toThrow(/NOPERM/);
+  });
+
+  test('each service reaches only its key families', async () => {
+    const orb = await as('orb');
+    await orb.hset('session:s1', 'owner', 'k1');
+    await orb.xadd('acp:jobs:whisperx', '*', 'job', '{}');
+    await orb.set('orb:replica:orb-core-0', '1', 'PX', 15000);
+    await expect(orb.hset('memory:s1', 'fact', 'x')).rejects.toThrow(/NOPERM/);
+    const cali = await as('cali');
+    await cali.hset('memory:s1', 'fact', 'likes tea');
+    expect(await cali.hget('session:s1', 'owner')).toBe('k1');
+    await expect(cali.hset('session:s1', 'owner', 'evil')).rejects.toThrow(/NOPERM/);
+    const xtts = await as('xtts');
+    await xtts.xadd('turn:s1:events', '*', 'type', 'audio');
+    await expect(xtts.hget('session:s1', 'owner')).rejects.toThrow(/NOPERM/);
+    await expect(xtts.hget('memory:s1', 'fact')).rejects.toThrow(/NOPERM/);
+    await expect(xtts.set('orb:replica:x', '1')).rejects.toThrow(/NOPERM/);
+  });
+
+  test('no service may wipe or reconfigure the vault', async () => {
+    for (const user of ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed']) {
+      const c = await as(user);
+      await expect(c.flushall()).rejects.toThrow(/NOPERM/);
+      await expect(c.config('SET', 'appendonly', 'no')).rejects.toThrow(/NOPERM/);
+      await expect(c.keys('*')).rejects.toThrow(/NOPERM/);
+    }
+  });
+
+  test('backup may snapshot but read no key', async () => {
+    const backup = await as('backup');
+    expect(await backup.lastsave()).toBeGreaterThan(0);
+    await expect(backup.get('identity:seed')).rejects.toThrow(/NOPERM/);
+    await expect(backup.set('x', '1')).rejects.toThrow(/NOPERM/);
+  });
+
+  test('the backup script snapshots over the network and keeps only the newest KEEP files', () => {
+    const backupDir = join(dir, 'backups');
+    mkdirSync(backupDir);
+    // Older snapshots from previous runs (names sort by time).
+    for (const stamp of ['20200101T000000Z', '20200102T000000Z', '20200103T000000Z']) writeFileSync(join(backupDir, `vault-${stamp}.rdb`), 'old');
+    writeFileSync(join(dir, 'backup.sh'), BACKUP_SCRIPT);
+    const out = execFileSync('sh', [join(dir, 'backup.sh')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: passwords.backup, BACKUP_DIR: backupDir, KEEP: '2' },
+    });
+    expect(out).toMatch(/wrote vault-\d{8}T\d{6}Z\.rdb; kept 2/);
+    const files = readdirSync(backupDir).sort();
+    expect(files).toHaveLength(2);
+    expect(files[0]).toBe('vault-20200103T000000Z.rdb');
+    const fresh = readFileSync(join(backupDir, files[1]));
+    expect(fresh.subarray(0, 5).toString()).toBe('REDIS');
+  });
+});
+
+describe('Vault construct', () => {
+  test('StatefulSet with AOF data on volumeClaimTemplates, an ACL init container and passwords only from Secret vault-acl', () => {
+    const chart = Testing.chart();
+    new Vault(chart, 'vault', { image: 'redis:7.4.1', resources: RES, storage: '1Gi' });
+    const objs = Testing.synth(chart);
+    const sts = objs.find((o) => o.kind === 'StatefulSet');
+    expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+    expect(sts.spec.serviceName).toBe('vault');
+    expect(sts.spec.template.spec.initContainers[0].command.slice(0, 2)).toEqual(['sh', '/etc/redis/acl-rules/assemble-acl.sh']);
+    expect(sts.spec.template.spec.volumes).toContainEqual({ name: 'acl-secret', secret: { secretName: 'vault-acl', defaultMode: 0o440 } });
+    const rules = objs.find((o) => o.metadata.name === 'vault-acl-rules');
+    expect(Object.keys(rules.data).sort()).toEqual(['assemble-acl.sh', ...VAULT_USERS.map((u) => `${u}.rules`)].sort());
+    expect(objs.find((o) => o.metadata.name === 'vault-config').data['redis.conf']).toMatch(/appendonly yes[\s\S]*maxmemory-policy noeviction/);
+  });
+
+  test("invariants name the prop: 'maxMemory'", () => {
+    expect(() => new Vault(Testing.chart(), 'v', { image: 'redis:7', resources: RES, storage: '1Gi', maxMemory: '1 GB' })).toThrow("'maxMemory' (1 GB)");
+  });
+
+  test('VaultBackup: CronJob with deadlines, Forbid concurrency, ttl, and a PVC', () => {
+    const chart = Testing.chart();
+    new VaultBackup(chart, 'b', { image: 'redis:7.4.1', resources: RES, storage: '5Gi', keep: 7, vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 } });
+    const objs = Testing.synth(chart);
+    const cj = objs.find((o) => o.kind === 'CronJob');
+    expect(cj.spec).toMatchObject({ concurrencyPolicy: 'Forbid', startingDeadlineSeconds: 600 });
+    expect(cj.spec.jobTemplate.spec).toMatchObject({ activeDeadlineSeconds: 1800, ttlSecondsAfterFinished: 86400 });
+    expect(cj.spec.jobTemplate.spec.template.spec.restartPolicy).toBe('OnFailure');
+    expect(cj.spec.jobTemplate.spec.template.spec.containers[0].env).toContainEqual({ name: 'KEEP', value: '7' });
+    expect(objs.find((o) => o.kind === 'PersistentVolumeClaim').metadata.name).toBe('vault-backup');
+    expect(() => new VaultBackup(Testing.chart(), 'b', { image: 'r:1', resources: RES, storage: '1Gi', keep: 0, vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 } }))
+      .toThrow("'keep' (0)");
+  });
+});
