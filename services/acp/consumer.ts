@@ -137,7 +137,7 @@ export class JobConsumer {
   async start(): Promise<void> {
     if (this.running) return;
     await this.bus.ensureGroup(this.opts.queue);
-    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
     this.running = true;
     this.lastBusOk = Date.now();
     // A restarted pod (same consumer name) first re-reads the jobs it held before it died.

@@ -189,7 +189,7 @@ export class TurnEventStream {
   }
 
   private acquire(): Redis {
-    const conn = this.idle.pop() ?? this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    const conn = this.idle.pop() ?? this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
     this.busy.add(conn);
     return conn;
   }
