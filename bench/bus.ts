@@ -5,6 +5,7 @@
  * same no-op. Sequential round trips; blocks alternate between the two.
  */
 import { randomUUID } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import Redis from 'ioredis';
 import { interleave } from './harness/interleave';
 import { figure, type Benchmark } from './harness/result';
@@ -47,10 +48,19 @@ export const bus: Benchmark = {
         await seen;
         waiters.delete(env.id);
       };
-      const viaHttp = async () => {
-        const res = await fetch(`http://127.0.0.1:${hport}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: randomUUID() }) });
-        await res.json();
-      };
+      // node:http with one kept-alive socket: the leanest direct call, as ioredis is on the bus side.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      cleanup.push(async () => agent.destroy());
+      const viaHttp = () => new Promise<void>((resolve, reject) => {
+        const body = JSON.stringify({ id: randomUUID() });
+        const req = request({ host: '127.0.0.1', port: hport, path: '/echo', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () => { JSON.parse(Buffer.concat(parts).toString()); resolve(); });
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
       const block = (f: () => Promise<void>, n: number) => async () => {
         const ms: number[] = [];
         for (let i = 0; i < n; i++) ms.push(await timed(f));
@@ -70,7 +80,7 @@ export const bus: Benchmark = {
       const b = summarize(r.http.flat());
       log(`bus p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; http p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms (${s.n} round trips each)`);
       const sl = 'ACP via Redis Streams';
-      const bl = 'direct Fastify HTTP';
+      const bl = 'direct Fastify HTTP (keep-alive)';
       return {
         figures: [
           figure({ metric: 'round trip p50', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p50, baselineLabel: bl, baseline: b.p50 }),
