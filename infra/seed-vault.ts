@@ -5,7 +5,7 @@ import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, SMALL_RESOURCES, type ResourceSpec } from './hardened-pod';
 import { mergeEnv, renderEnv, SEED_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
-import { workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const SEED_VAULT = 'seed-vault';
 export const SEED_IDENTITY_CONFIG = 'seed-vault-identity';
@@ -42,7 +42,7 @@ export class SeedVault extends Construct {
       data: { 'identity.json': `${JSON.stringify(doc, null, 2)}\n` },
     });
     this.job = new k8s.KubeJob(this, 'job', {
-      metadata: { name, labels },
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
         backoffLimit: 6,
         activeDeadlineSeconds: 600,

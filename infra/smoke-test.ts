@@ -5,7 +5,7 @@ import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
 import { renderEnv, SMOKE_ROLE_ENV, type SecretKeyRef } from './service-env';
 import { ORB_CORE } from './orb-core';
-import { workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const ORB_SMOKE = 'orb-smoke';
 
@@ -24,7 +24,7 @@ export class SmokeTest extends Construct {
     const labels = componentLabels({ name, component: 'test', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
     this.job = new k8s.KubeJob(this, 'job', {
-      metadata: { name, labels },
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
         backoffLimit: 0,
         activeDeadlineSeconds: 300,

@@ -4,7 +4,7 @@ import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
 import { vaultEnv, type VaultEndpoint } from './service-env';
-import { workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const VAULT_BACKUP = 'vault-backup';
 
@@ -67,7 +67,7 @@ export class VaultBackup extends Construct {
     });
 
     this.cronJob = new k8s.KubeCronJob(this, 'cron-job', {
-      metadata: { name, labels },
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
         schedule: props.schedule ?? '17 * * * *',
         concurrencyPolicy: 'Forbid',
