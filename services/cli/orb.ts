@@ -100,12 +100,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const timeoutMs = Number(v.timeout ?? 60_000);
   const json = !!v.json;
   const target: OrbTarget = { url: urls[0], apiKey, timeoutMs };
-  const wsUrls = urls.map(sessionWsUrl);
   const connect = nodeWsFactory(apiKey);
 
   try {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of ms, got '${v.timeout}'`);
     for (const u of urls) { try { new URL(u); } catch { throw new UsageError(`--url '${u}' is not a URL`); } }
+    const wsUrls = urls.map(sessionWsUrl);
     if (!['say', 'ask', 'sessions', 'replicas', 'smoke'].includes(cmd)) throw new UsageError(`unknown command '${cmd}'`);
     // Every route but the probes needs a key; say so before any network round trip.
     if (!apiKey) { io.err('no API key: pass --api-key or set ORB_API_KEY'); return EXIT.unauthorized; }

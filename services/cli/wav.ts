@@ -11,12 +11,13 @@ export function wavToPcm16k(buf: Uint8Array): Buffer {
   } catch (err) {
     throw new Error(`not a WAV file: ${(err as Error).message}`);
   }
-  const fmt = wav.fmt as { numChannels: number; sampleRate: number };
+  const fmt = wav.fmt as { sampleRate: number };
   // wavefile's toSampleRate resamples with an anti-aliasing filter; channels are averaged by hand.
   if (fmt.sampleRate !== ORB_SAMPLE_RATE) wav.toSampleRate(ORB_SAMPLE_RATE);
   wav.toBitDepth('16');
   const raw = wav.getSamples(false, Int16Array) as unknown;
-  const channels = fmt.numChannels > 1 ? (raw as Int16Array[]) : [raw as Int16Array];
+  // Multi-channel files come back as one array per channel (wavefile's de-interleaved form).
+  const channels = Array.isArray(raw) ? (raw as Int16Array[]) : [raw as Int16Array];
   const n = channels[0].length;
   const out = new Int16Array(n);
   for (let i = 0; i < n; i++) {

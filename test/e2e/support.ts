@@ -1,0 +1,82 @@
+/** Shared pieces of the e2e suite: what has landed, the fake-microphone WAV, a static server. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import { WaveFile } from 'wavefile';
+import { REPO_ROOT } from '../../scripts/dev';
+
+export const ARTIFACTS = join(REPO_ROOT, 'test', 'e2e', 'artifacts');
+export const SPEECH_FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'speech-16k.wav');
+
+/** Entry points the stack needs; a missing one means its engineer has not landed it yet. */
+export function missingEntries(): string[] {
+  return ['services/orb/main.ts', 'services/workers/main.ts', 'services/seed/main.ts']
+    .filter((p) => !existsSync(join(REPO_ROOT, p)));
+}
+
+/** Why speech workers cannot run yet, or undefined when whisperx and xtts are registered. */
+export function speechUnavailable(): string | undefined {
+  if (!existsSync(join(REPO_ROOT, 'scripts/make-tiny-models.ts'))) return 'scripts/make-tiny-models.ts has not landed';
+  const main = readFileSync(join(REPO_ROOT, 'services/workers/main.ts'), 'utf8');
+  if (!/^\s*whisperx:/m.test(main) || !/^\s*xtts:/m.test(main)) return 'whisperx/xtts are not registered in services/workers/main.ts';
+  return undefined;
+}
+
+/**
+ * The WAV Chromium plays as its microphone: 1 s of silence, the spoken fixture, then 4 s of
+ * silence (so client-side endpointing sees the end), at 48 kHz like a real capture device.
+ */
+export function fakeMicWav(out: string): string {
+  const src = new WaveFile(readFileSync(SPEECH_FIXTURE));
+  src.toBitDepth('16');
+  const speech = src.getSamples(false, Int16Array) as unknown as Int16Array;
+  const rate = (src.fmt as { sampleRate: number }).sampleRate;
+  const pcm = new Int16Array(rate * 1 + speech.length + rate * 4);
+  pcm.set(speech, rate);
+  const wav = new WaveFile();
+  wav.fromScratch(1, rate, '16', pcm);
+  wav.toSampleRate(48_000);
+  writeFileSync(out, wav.toBuffer());
+  return out;
+}
+
+/** PCM16LE 16 kHz mono of the spoken fixture (for CLI/WebSocket audio turns). */
+export function speechPcm16k(): Buffer {
+  const w = new WaveFile(readFileSync(SPEECH_FIXTURE));
+  if ((w.fmt as { sampleRate: number }).sampleRate !== 16_000) w.toSampleRate(16_000);
+  w.toBitDepth('16');
+  const s = w.getSamples(false, Int16Array) as unknown as Int16Array;
+  return Buffer.from(s.buffer, s.byteOffset, s.byteLength);
+}
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+
+/** Serves a directory read-only on 127.0.0.1 (the page when the gateway does not serve it yet). */
+export async function serveDir(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const file = join(dir, path === '/' ? 'index.html' : path);
+    if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${addr.port}`,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/** Polls `fn` until it returns a truthy value (no fixed sleeps in tests). */
+export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) { lastErr = err; }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
