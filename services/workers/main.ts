@@ -14,8 +14,8 @@ import { RoleFactory, runWorker } from './runtime';
 const ROLES: Record<string, () => Promise<RoleFactory>> = {
   core: async () => (await import('./core/role')).coreRole,
   cali: async () => (await import('./cali/role')).caliRole,
-  // whisperx: async () => (await import('./asr/role')).asrRole,
-  // xtts: async () => (await import('./tts/role')).ttsRole,
+  whisperx: async () => (await import('./asr/role')).asrRole,
+  xtts: async () => (await import('./tts/role')).ttsRole,
 };
 
 export async function main(argv: string[]): Promise<void> {

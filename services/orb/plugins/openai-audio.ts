@@ -148,7 +148,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     const timer = setTimeout(() => ac.abort(), timeoutMs);
     timer.unref();
     // A client that hangs up stops the wait (the worker's job still completes and is cleaned up below).
-    const onClose = () => { if (!req.raw.complete || req.raw.destroyed) ac.abort(); };
+    const onClose = () => ac.abort();
     req.raw.socket?.once('close', onClose);
     try {
       const parts = await build(session, turn);

@@ -9,6 +9,7 @@ import { Transcriber, mergeChunks } from '../../../../services/workers/asr/trans
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
 import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
 
+jest.setTimeout(120_000);
 const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));
 
 describe('Whisper ASR on the tiny optimum-layout model', () => {

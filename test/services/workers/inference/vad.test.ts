@@ -4,6 +4,7 @@ import { join } from 'path';
 import { decodeForAsr } from '../../../../services/workers/audio/pcm';
 import { SileroVad, VAD_WINDOW, type VadEvent } from '../../../../services/workers/inference/vad';
 
+jest.setTimeout(120_000);
 const speech = decodeForAsr(readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'))).samples;
 
 // A deterministic pseudo-random generator keeps the noise test reproducible.

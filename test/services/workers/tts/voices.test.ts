@@ -5,6 +5,7 @@ import { join } from 'path';
 import { VoiceLibrary, splitSentences, streamSpeech } from '../../../../services/workers/tts/voices';
 import { TINY_PIPER_HOP, TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../support/tiny-models/piper';
 
+jest.setTimeout(120_000);
 describe('Piper/VITS voices on the tiny voice', () => {
   let dir: string;
   let lib: VoiceLibrary;

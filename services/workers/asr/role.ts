@@ -1,0 +1,103 @@
+/**
+ * Role `whisperx`: consumes `acp:jobs:whisperx` (`asr.transcribe`). Audio comes inline (base64) or by vault
+ * reference (the gateway's utterance key `turn:{sid}:{turnId}:audio`); the content type says WAV or raw PCM16LE
+ * (`audio/pcm;rate=16000`). Emits `transcript` {text, final, source, language, duration, segments}; for voice
+ * turns (JSON part without `fan_out: false`) it then fans the transcript out to the cores and CALI.
+ * Bad audio is the caller's fault, not a retryable failure: `turn.error` {code, message, status} (+ `turn.end`
+ * for voice turns) and the job is acknowledged.
+ */
+import { AcpPart, fanOutTranscript, Job, JobRejectedError, partContent } from '../../acp';
+import { loadEnv } from '../../config/env';
+import { ASR_ENV } from '../../config/asr';
+import { isCodedError } from '../audio/errors';
+import type { DecodeOptions } from '../audio/pcm';
+import { SileroVad } from '../inference/vad';
+import { RoleFactory, WorkerRole } from '../runtime';
+import { Transcriber } from './transcriber';
+import { WhisperModel } from './whisper';
+
+/** The JSON part of an `asr.transcribe` job. */
+export interface AsrJobOptions {
+  language?: string;
+  task?: 'transcribe' | 'translate';
+  /** false: only emit the transcript (REST transcription). @default true — voice turn, fan out to cores + CALI */
+  fan_out?: boolean;
+  speak?: boolean;
+  cores?: number;
+  quorum?: number;
+}
+
+/** `audio/pcm;rate=16000` → pcm16 at 16000; `audio/wav` (and aliases) → wav; anything else → auto-sniff. */
+export function audioFormatOf(contentType: string): DecodeOptions {
+  const [type, ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
+  if (type === 'audio/pcm' || type === 'audio/l16') {
+    const rate = Number(params.find((p) => p.startsWith('rate='))?.slice(5) ?? 16000);
+    return { format: 'pcm16', pcmSampleRate: rate };
+  }
+  return { format: 'auto' };
+}
+
+export async function readAudioPart(job: Job, redis: { getBuffer(key: string): Promise<Buffer | null> }): Promise<{ part: AcpPart; bytes: Buffer }> {
+  const part = job.envelope.parts.find((p) => p.content_type.startsWith('audio/'));
+  if (!part) throw new JobRejectedError('asr.transcribe needs an audio/* part');
+  if (part.content_ref) {
+    // Keys are referenced by their full (prefixed) name, as the gateway wrote them.
+    const bytes = await redis.getBuffer(part.content_ref);
+    return { part, bytes: bytes ?? Buffer.alloc(0) };
+  }
+  if (typeof part.content !== 'string') throw new JobRejectedError('inline audio must be a base64 string');
+  return { part, bytes: Buffer.from(part.content, part.content_encoding === 'base64' ? 'base64' : 'latin1') };
+}
+
+export const asrRole: RoleFactory = (ctx) => {
+  const cfg = loadEnv(ASR_ENV, ctx.env);
+  let asr: Transcriber | undefined;
+  const role: WorkerRole = {
+    name: 'whisperx',
+    queue: 'whisperx',
+    async load() {
+      const ep = { executionProvider: cfg.executionProvider, intraOpThreads: cfg.intraOpThreads, interOpThreads: cfg.interOpThreads, logger: ctx.log };
+      const [whisper, vad] = await Promise.all([
+        WhisperModel.load({ dir: cfg.modelDir, ...ep }),
+        SileroVad.load({ modelPath: cfg.vadModelPath || undefined, ...ep, intraOpThreads: 1 }),
+      ]);
+      asr = new Transcriber(whisper, vad);
+      ctx.log.info({ model: cfg.modelDir, provider: whisper.provider }, 'whisper loaded');
+    },
+    async handle(job) {
+      const env = job.envelope;
+      const opts = partContent<AsrJobOptions>(env, 'application/json') ?? {};
+      const fanOut = opts.fan_out !== false;
+      const { part, bytes } = await readAudioPart(job, ctx.redis);
+      let t;
+      try {
+        t = await asr!.transcribe(bytes, {
+          language: opts.language, task: opts.task, batchSize: cfg.batchSize, maxNewTokens: cfg.maxNewTokens,
+          vad: { threshold: cfg.vadThreshold }, audio: { ...audioFormatOf(part.content_type), maxDurationS: cfg.maxAudioS },
+        });
+      } catch (err) {
+        if (!isCodedError(err)) throw err;
+        await job.emit('turn.error', { code: err.code, message: err.message, status: err.statusCode });
+        if (fanOut) await job.emit('turn.end', { outcome: 'error' });
+        return;
+      }
+      await job.emit('transcript', { text: t.text, final: true, source: 'audio', language: t.language, duration: t.duration, segments: t.segments });
+      if (!fanOut) return;
+      if (!t.text) {
+        // Nothing was said: no verdicts to ask for; the turn ends here.
+        await job.emit('turn.end', { outcome: 'ok', reason: 'no_speech' });
+        return;
+      }
+      await fanOutTranscript(ctx.acp.bus, {
+        session: env.session, turn: env.turn, text: t.text, deadlineMs: env.deadline_ms, afterSeq: env.seq ?? 0,
+        cores: opts.cores, quorum: opts.quorum, speak: opts.speak, traceparent: env.traceparent,
+      });
+    },
+    ready: () => asr !== undefined,
+    async dispose() {
+      await asr?.whisper.dispose();
+      await asr?.vad.dispose();
+    },
+  };
+  return role;
+};
