@@ -34,6 +34,8 @@ export const drainPlugin = fp(async (app: FastifyInstance) => {
     },
   };
   app.decorate('drain', state);
+  // Keep-alive clients must not pin a draining replica: answer, then hang up.
+  app.addHook('onSend', async (_req, reply) => { if (state.draining) reply.header('connection', 'close'); });
 }, { fastify: '5.x', name: 'orb-drain', dependencies: ['orb-live-sessions'] });
 
 /** SIGTERM path: readiness first, then sockets, then the app (in-flight HTTP, vault flush). */

@@ -38,7 +38,9 @@ export const identityPlugin = fp(async (app: FastifyInstance, opts: { refreshMs:
       app.log.info({ version }, 'identity loaded');
     },
   };
-  const tick = () => state.refresh().catch((err) => app.log.warn({ err }, 'identity refresh failed'));
+  let running: Promise<void> | null = null;
+  // One refresh at a time: the interval and onReady may overlap on a slow vault.
+  const tick = () => (running ??= state.refresh().catch((err) => app.log.warn({ err }, 'identity refresh failed')).finally(() => { running = null; }));
   const timer = setInterval(tick, opts.refreshMs);
   timer.unref();
   app.decorate('identity', state);
