@@ -23,8 +23,10 @@ command -v kind >/dev/null 2>&1 || skip "kind is not installed (https://kind.sig
 command -v kubectl >/dev/null 2>&1 || skip "kubectl is not installed"
 [ -d "$DIST" ] || { echo "FAIL: $DIST does not exist: run 'npm run synth' first" >&2; exit 1; }
 
-# The test-pods file holds the orb-smoke Job; it runs only after the stack is up.
-mapfile -t ALL_FILES < <(find "$DIST" -maxdepth 1 \( -name '*.yaml' -o -name '*.yml' \) | sort)
+# dist/dev: numbered files (00-namespace … 30-orb-core) applied in name order, which is the
+# dependency order cdk8s wrote them in; test/test-pods.k8s.yaml holds the orb-smoke Job, applied
+# only after the stack is up.
+mapfile -t ALL_FILES < <(find "$DIST" \( -name '*.yaml' -o -name '*.yml' \) | sort)
 SMOKE_FILES=(); STACK_FILES=(); NS_FILES=()
 for f in "${ALL_FILES[@]}"; do
   case "$(basename "$f")" in
@@ -35,7 +37,8 @@ done
 [ ${#SMOKE_FILES[@]} -gt 0 ] || { echo "FAIL: no *test-pods* manifest (the orb-smoke Job) in $DIST" >&2; exit 1; }
 
 # Namespace of the workloads (the first Namespace object, else the default one).
-NS=$(grep -h -A3 '^kind: Namespace$' "${NS_FILES[@]:-/dev/null}" 2>/dev/null | awk '/^  name:/{print $2; exit}')
+NS=""
+[ ${#NS_FILES[@]} -gt 0 ] && NS=$(awk '/^  name:/{print $2; exit}' "${NS_FILES[0]}")
 NS=${NS:-$(awk '/^  namespace:/{print $2; exit}' "${STACK_FILES[@]}")}
 NS=${NS:-default}
 
@@ -77,9 +80,20 @@ if [ ${#NS_FILES[@]} -gt 0 ]; then
 fi
 kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 
-log "dev Secrets (scripts/dev-secrets.sh)"
-[ -x scripts/dev-secrets.sh ] || [ -f scripts/dev-secrets.sh ] || { echo "FAIL: scripts/dev-secrets.sh is missing" >&2; exit 1; }
-NAMESPACE="$NS" bash scripts/dev-secrets.sh
+log "dev Secrets"
+if [ -f scripts/dev-secrets.sh ]; then
+  NAMESPACE="$NS" bash scripts/dev-secrets.sh
+else
+  # Same Secrets the manifests reference (secretKeyRef / secret volumes in dist/dev), random values.
+  echo "scripts/dev-secrets.sh not found: creating vault-acl, orb-api-keys and orb-smoke here"
+  rnd() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+  acl_args=()
+  for u in orb whisperx xtts core cali seed backup; do acl_args+=(--from-literal="$u-password=$(rnd)"); done
+  kubectl -n "$NS" create secret generic vault-acl "${acl_args[@]}" --dry-run=client -o yaml | kubectl apply -f -
+  smoke_key=$(rnd)
+  kubectl -n "$NS" create secret generic orb-api-keys --from-literal="keys=dev:$(rnd),smoke:$smoke_key" --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n "$NS" create secret generic orb-smoke --from-literal="api-key=$smoke_key" --dry-run=client -o yaml | kubectl apply -f -
+fi
 
 log "apply $DIST (without the smoke Job)"
 for f in "${STACK_FILES[@]}"; do kubectl apply -f "$f"; done

@@ -121,6 +121,7 @@ suite('whole system on the dev stack', () => {
     const victim = stack.proc('orb-core-0');
     let killed: Promise<void> | undefined;
     const states: string[] = [];
+    let afterResume = 0;
     // A spoken reply streams many audio events; without speech workers the text turn still streams its events.
     const r = await runTurn({
       urls: wsUrls(), // orb-core-0 first: the socket starts there
@@ -129,6 +130,7 @@ suite('whole system on the dev stack', () => {
       timeoutMs: 180_000,
       onState: (s, d) => states.push(`${s} ${d ?? ''}`),
       onEvent: (ev) => {
+        if (states.some((x) => x.startsWith('reconnecting'))) afterResume++;
         if (!killed && (ev.type === 'transcript' || ev.type === 'turn.start')) killed = victim.kill('SIGKILL');
       },
     });
@@ -142,6 +144,7 @@ suite('whole system on the dev stack', () => {
     const stored = hist.body.events.filter((e) => e.turn === r.turn).map((e) => e.seq);
     expect(r.events.map((e) => e.seq)).toEqual(stored);
     if (!noSpeech) expect(r.audio.length).toBeGreaterThan(0);
+    console.log(`replica drill: ${r.events.length} events, ${afterResume} of them after resuming on orb-core-1`);
     await victim.restart();
   }, 400_000);
 
