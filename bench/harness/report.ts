@@ -55,7 +55,7 @@ export function table(results: readonly BenchResult[]): string {
       rows.push([
         name,
         `${f.metric} (${f.unit}, ${f.better} is better)`,
-        `${f.subjectLabel}: ${fmt(f.subject)}`,
+        Number.isFinite(f.subject) ? `${f.subjectLabel}: ${fmt(f.subject)}` : `${f.subjectLabel}: not available`,
         `${f.baselineLabel}: ${fmt(f.baseline)}`,
         fmtRatio(f),
       ]);

@@ -6,6 +6,7 @@ import { largestPassing, percentile, ratio, summarize } from '../../bench/harnes
 import { interleave, interleaveOrder } from '../../bench/harness/interleave';
 import { figure } from '../../bench/harness/result';
 import { table, writeResults, machineInfo } from '../../bench/harness/report';
+import { stagesOf } from '../../bench/turn';
 
 describe('percentile (nearest rank)', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, i) => 100 - i); // unsorted on purpose
@@ -102,5 +103,24 @@ describe('report', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('turn stage split', () => {
+  it('splits a turn at its milestones, taking the last verdict before the reply', () => {
+    const ev = (seq: number, type: string, ts: number) => ({ seq, type, ts });
+    const stages = stagesOf(1000, 1100, [
+      ev(1, 'turn.start', 1010), ev(2, 'transcript', 1030), ev(3, 'verdict', 1040), ev(4, 'verdict', 1055),
+      ev(6, 'reply', 1070), ev(5, 'verdict', 1060), ev(7, 'verdict', 1080), ev(8, 'audio', 1085), ev(9, 'turn.end', 1090),
+    ]);
+    expect(stages).toEqual({
+      'sent -> turn.start': 10, 'turn.start -> transcript': 20, 'transcript -> verdicts': 30, 'verdicts -> reply': 10,
+      'reply -> first audio': 15, 'first audio -> turn.end': 5, 'turn.end -> received': 10, total: 100,
+    });
+  });
+
+  it('skips milestones a text turn does not have', () => {
+    const stages = stagesOf(0, 50, [{ seq: 1, type: 'turn.start', ts: 5 }, { seq: 2, type: 'reply', ts: 30 }, { seq: 3, type: 'turn.end', ts: 40 }]);
+    expect(Object.keys(stages)).toEqual(['sent -> turn.start', 'turn.start -> reply', 'reply -> turn.end', 'turn.end -> received', 'total']);
   });
 });
