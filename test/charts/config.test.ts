@@ -1,0 +1,56 @@
+import { App } from 'cdk8s';
+import { dev, prod } from '../../charts/environments';
+import { validateEnvironment, type EnvironmentConfig } from '../../charts/config';
+import { buildEnvironment } from '../../charts/orb-stack';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };
+const clone = (c: EnvironmentConfig): Mutable<EnvironmentConfig> => JSON.parse(JSON.stringify(c));
+
+describe('environment config validation', () => {
+  test('dev and prod are valid', () => {
+    expect(validateEnvironment(dev)).toBe(dev);
+    expect(validateEnvironment(prod)).toBe(prod);
+  });
+
+  test.each<[string, (c: Mutable<EnvironmentConfig>) => void, string]>([
+    ['an image without digest in prod', (c) => { c.images.app = 'ghcr.io/ucm4/orb:0.1.0'; }, 'prod.images.app ("ghcr.io/ucm4/orb:0.1.0"): must be pinned by an @sha256 digest'],
+    ['a latest tag', (c) => { c.images.redis = 'redis:latest'; c.pinDigests = false; }, 'prod.images.redis ("redis:latest"): must not use the \'latest\' tag'],
+    ['no tag', (c) => { c.images.gpu = 'ghcr.io/ucm4/orb-gpu'; c.pinDigests = false; }, 'prod.images.gpu ("ghcr.io/ucm4/orb-gpu"): must carry a tag'],
+    ['quorum too small', (c) => { c.cores.quorum = 2; }, 'prod.cores.quorum (2): must be an integer above half of cores (5)'],
+    ['even cores', (c) => { c.cores.cores = 4; }, 'prod.cores.cores (4): must be an odd integer >= 3'],
+    ['a bad quantity', (c) => { c.orbCore.resources = { ...c.orbCore.resources, memory: { request: '1 GB', limit: '2Gi' } }; }, 'prod.orbCore.resources.memory.request ("1 GB")'],
+    ['replicas with an HPA', (c) => { c.orbCore.replicas = 3; }, 'prod.orbCore.replicas (3): must be unset when autoscaling is set'],
+    ['HPA max <= min', (c) => { c.orbCore.autoscaling = { minReplicas: 3, maxReplicas: 3, targetCpuUtilization: 60 }; }, 'prod.orbCore.autoscaling.maxReplicas (3)'],
+    ['PDB that blocks every eviction', (c) => { c.orbCore.minAvailable = 3; }, 'prod.orbCore.minAvailable (3): must be below the replica floor (3)'],
+    ['no TLS without the N4 exemption', (c) => { delete c.orbCore.ingress.tlsSecretName; }, "prod.orbCore.ingress.tlsSecretName (undefined): is required unless 'N4' is exempted"],
+    ['one cali replica without A1', (c) => { c.cali.replicas = 1; }, "prod.cali.replicas (1): must be >= 2 unless 'A1' is exempted"],
+    ['IfNotPresent without I2', (c) => { c.imagePullPolicy = 'IfNotPresent'; }, "prod.imagePullPolicy (\"IfNotPresent\"): needs the 'I2' exemption"],
+    ['an exemption POLICY.md forbids', (c) => { (c.exemptions as string[]).push('S1'); }, 'prod.exemptions ("S1"): only I2, A1, A7, N4 may be exempted'],
+    ['a bad namespace', (c) => { c.namespace = 'UCM_4'; }, 'prod.namespace ("UCM_4"): must be a DNS label'],
+    ['a bad backup schedule', (c) => { c.backup!.schedule = 'hourly'; }, 'prod.backup.schedule ("hourly"): must be a 5-field cron expression'],
+    ['keep 0 backups', (c) => { c.backup!.keep = 0; }, 'prod.backup.keep (0): must be an integer >= 1'],
+    ['an in-cluster vault without backups', (c) => { delete c.backup; }, 'prod.backup (undefined): is required for an in-cluster vault'],
+    ['an external vault with a bad CIDR', (c) => { c.vault = { mode: 'external', host: 'r', port: 6379, sentinels: [], sentinelMaster: 'm', tls: true, cidr: '10.0.0.1' }; }, 'prod.vault.cidr ("10.0.0.1"): must be an IPv4 CIDR'],
+    ['a zero lag target', (c) => { c.keda!.lagCount = 0; }, 'prod.keda.lagCount (0): must be > 0'],
+  ])('%s fails synth naming the field and value', (_what, mutate, message) => {
+    const c = clone(prod);
+    mutate(c);
+    expect(() => validateEnvironment(c as EnvironmentConfig)).toThrow(message);
+    expect(() => buildEnvironment(new App({ outdir: '/nonexistent' }), c as EnvironmentConfig)).toThrow(message);
+  });
+
+  test('all problems are reported at once', () => {
+    const c = clone(dev);
+    c.cores.cores = 2;
+    c.namespace = 'X';
+    expect(() => validateEnvironment(c as EnvironmentConfig)).toThrow(/dev\.namespace[\s\S]*dev\.cores\.cores/);
+  });
+
+  test('a new environment composes from an existing one (the README example)', () => {
+    const staging: EnvironmentConfig = { ...prod, name: 'staging', namespace: 'ucm4-staging', orbCore: { ...prod.orbCore, ingress: { ...prod.orbCore.ingress, host: 'orb.staging.example.com' } } };
+    const app = new App({ outdir: '/nonexistent' });
+    const stack = buildEnvironment(app, staging);
+    expect(Object.keys(stack.charts)).toContain('30-orb-core');
+    expect(app.synthYaml()).toContain('namespace: ucm4-staging');
+  });
+});
