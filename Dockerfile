@@ -42,6 +42,8 @@ COPY --from=build --chown=0:0 /src/build ./build
 COPY --from=build --chown=0:0 /src/web/dist ./web/dist
 COPY --chown=0:0 package.json ./
 COPY --chown=0:0 models/core ./models/core
+# A short real recording for `orb smoke`'s audio turn (the orb-smoke Job): VAD needs speech.
+COPY --chown=0:0 test/fixtures/speech-16k.wav ./share/smoke-utterance.wav
 # Files stay root-owned and read-only to the runtime user; nothing under /app is written.
 USER 10001:10001
 EXPOSE 8080

@@ -4,7 +4,7 @@
  * Target: --url / ORB_URL (default http://127.0.0.1:8080) and --api-key / ORB_API_KEY.
  * Exit codes (stable, scripts and the orb-smoke Job rely on them) are in EXIT below.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { OrbHttpError, OrbTarget, OrbUnreachableError, nodeWsFactory, orbRequest, sessionWsUrl } from './http';
 import { runTurn, syntheticUtterance, TurnResult } from './turn';
@@ -44,12 +44,28 @@ options:
   -o, --out FILE         where 'ask' writes the reply WAV (default reply.wav)
   --timeout MS           per-turn limit (default 60000)
   --speak                'say' also asks for reply audio
+  --wav FILE             the utterance of smoke's audio turn (env ORB_SMOKE_WAV; default the
+                         recording baked into the image, else a synthetic vowel)
   --json                 machine-readable output
   -h, --help
 
 exit codes: 0 ok, 1 check/turn failed, 2 usage, 3 unreachable, 4 unauthorized, 5 other HTTP error, 6 timeout`;
 
 class UsageError extends Error {}
+
+/** Where the image keeps a short real recording for smoke's audio turn (see Dockerfile). */
+export const BAKED_SMOKE_WAV = '/app/share/smoke-utterance.wav';
+
+/** Real speech when a recording is at hand (Silero VAD needs speech to cut a segment), else a synthetic vowel. */
+function smokeUtterance(file: string | undefined): Buffer {
+  const path = file ?? (existsSync(BAKED_SMOKE_WAV) ? BAKED_SMOKE_WAV : undefined);
+  if (!path) return syntheticUtterance();
+  try {
+    return wavToPcm16k(readFileSync(path));
+  } catch (err) {
+    throw new UsageError(`--wav ${path}: ${(err as Error).message}`);
+  }
+}
 
 export interface CliIo {
   out: (s: string) => void;
@@ -85,6 +101,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         timeout: { type: 'string' },
         json: { type: 'boolean' },
         speak: { type: 'boolean' },
+        wav: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -165,7 +182,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'smoke': {
-        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: syntheticUtterance() });
+        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV) });
         return ok ? EXIT.ok : EXIT.failed;
       }
       default:

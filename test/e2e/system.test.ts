@@ -15,7 +15,7 @@ import { runTurn } from '../../services/cli/turn';
 import { seqProblems } from '../../services/cli/smoke';
 import { buildWeb } from '../../web/build';
 import { uniquePrefix } from '../support/vault';
-import { ARTIFACTS, fakeMicWav, missingEntries, serveDir, speechPcm16k, speechUnavailable, waitUntil } from './support';
+import { ARTIFACTS, SPEECH_FIXTURE, fakeMicWav, missingEntries, serveDir, speechPcm16k, speechUnavailable, waitUntil } from './support';
 
 const missing = missingEntries();
 const noSpeech = missing.length ? 'the stack has not landed' : speechUnavailable();
@@ -57,7 +57,7 @@ suite('whole system on the dev stack', () => {
     expect(noSpeech).toBeUndefined();
     const out: string[] = [];
     const code = await orbCli(
-      ['smoke', '--url', stack.orbUrls[0], '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000'],
+      ['smoke', '--url', stack.orbUrls[0], '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000', '--wav', SPEECH_FIXTURE],
       { out: (s) => out.push(s), err: (s) => out.push(s), env: {} },
     );
     const report = out.join('\n');
