@@ -27,6 +27,7 @@ import { SessionStore } from './session-store';
 import { TurnRunner } from './turns';
 import { httpRoutes } from './routes';
 import { sessionSocketRoute } from './socket';
+import { openAiAudioPlugin } from './plugins/openai-audio';
 import * as E from './errors';
 
 export type OrbConfig = EnvValues<typeof ORB_ENV>;
@@ -160,6 +161,8 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   });
   await app.register(httpRoutes);
   await app.register(sessionSocketRoute);
+  // OpenAI-shaped /v1/audio/transcriptions and /v1/audio/speech (speech workers); auth and rate limit apply as everywhere.
+  await app.register(openAiAudioPlugin, { bus, events, redis, keys });
   return app;
 }
 
