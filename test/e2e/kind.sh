@@ -63,10 +63,17 @@ kubectl config use-context "kind-$CLUSTER" >/dev/null
 # dev runs the speech workers on CPU, so the GPU target is not needed here.
 mapfile -t IMAGES < <(grep -h -E '^\s+image: ' "${STACK_FILES[@]}" "${SMOKE_FILES[@]}" | awk '{print $2}' | tr -d '"' | sort -u)
 [ ${#IMAGES[@]} -gt 0 ] || { echo "FAIL: no image references in $DIST" >&2; exit 1; }
+# Images under OUR_IMAGES (the repository of charts/config's image settings) are built here;
+# any other (redis) is pulled and side-loaded so the cluster needs no registry access.
+OUR_IMAGES=${OUR_IMAGES:-ucm4/}
 OURS=()
 for img in "${IMAGES[@]}"; do
-  case "$img" in redis:*|*/redis:*|docker.io/library/redis:*|*redis*) docker pull -q "$img" >/dev/null && kind load docker-image "$img" --name "$CLUSTER" ;; *) OURS+=("$img") ;; esac
+  case "$img" in
+    "$OUR_IMAGES"*) OURS+=("$img") ;;
+    *) docker pull -q "$img" >/dev/null; kind load docker-image "$img" --name "$CLUSTER" ;;
+  esac
 done
+[ ${#OURS[@]} -gt 0 ] || { echo "FAIL: no image under '$OUR_IMAGES' in $DIST (set OUR_IMAGES)" >&2; exit 1; }
 log "docker build --target cpu -> ${OURS[*]}"
 first=${OURS[0]}
 docker build --target cpu -t "$first" .
@@ -80,20 +87,9 @@ if [ ${#NS_FILES[@]} -gt 0 ]; then
 fi
 kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 
-log "dev Secrets"
-if [ -f scripts/dev-secrets.sh ]; then
-  NAMESPACE="$NS" bash scripts/dev-secrets.sh
-else
-  # Same Secrets the manifests reference (secretKeyRef / secret volumes in dist/dev), random values.
-  echo "scripts/dev-secrets.sh not found: creating vault-acl, orb-api-keys and orb-smoke here"
-  rnd() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-  acl_args=()
-  for u in orb whisperx xtts core cali seed backup; do acl_args+=(--from-literal="$u-password=$(rnd)"); done
-  kubectl -n "$NS" create secret generic vault-acl "${acl_args[@]}" --dry-run=client -o yaml | kubectl apply -f -
-  smoke_key=$(rnd)
-  kubectl -n "$NS" create secret generic orb-api-keys --from-literal="keys=dev:$(rnd),smoke:$smoke_key" --dry-run=client -o yaml | kubectl apply -f -
-  kubectl -n "$NS" create secret generic orb-smoke --from-literal="api-key=$smoke_key" --dry-run=client -o yaml | kubectl apply -f -
-fi
+log "dev Secrets (scripts/dev-secrets.sh: vault-acl, orb-api-keys, orb-smoke)"
+[ -f scripts/dev-secrets.sh ] || { echo "FAIL: scripts/dev-secrets.sh is missing" >&2; exit 1; }
+bash scripts/dev-secrets.sh "$NS"
 
 log "apply $DIST (without the smoke Job)"
 for f in "${STACK_FILES[@]}"; do kubectl apply -f "$f"; done
