@@ -1,3 +1,5 @@
+import { MixedRadixFft } from './fft';
+
 /**
  * Whisper's log-mel spectrogram (the feature extractor of openai/whisper and transformers' WhisperFeatureExtractor):
  * 16 kHz audio padded/trimmed to 30 s, periodic Hann window n_fft 400, hop 160, centered with reflect padding,
@@ -56,9 +58,10 @@ export function melFilterBank(sampleRate: number, nFft: number, nMels: number): 
 /** Precomputed tables for one configuration; reuse across calls (the hot path allocates only its output). */
 export class LogMel {
   private readonly window: Float32Array;
-  private readonly cos: Float32Array;
-  private readonly sin: Float32Array;
+  private readonly fft: MixedRadixFft;
   private readonly bank: Float32Array[];
+  /** Non-zero span [lo, hi) of each triangle: the bank is ~95% zeros. */
+  private readonly spans: Array<[number, number]>;
   private readonly nBins: number;
   private readonly frame: Float32Array;
   private readonly power: Float32Array;
@@ -67,17 +70,14 @@ export class LogMel {
     const { nFft } = opts;
     this.nBins = nFft / 2 + 1;
     this.window = Float32Array.from({ length: nFft }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / nFft));
-    // A direct DFT table: n_fft 400 is not a power of two, and only 201 bins are needed.
-    this.cos = new Float32Array(this.nBins * nFft);
-    this.sin = new Float32Array(this.nBins * nFft);
-    for (let k = 0; k < this.nBins; k++) {
-      for (let n = 0; n < nFft; n++) {
-        const a = (2 * Math.PI * k * n) / nFft;
-        this.cos[k * nFft + n] = Math.cos(a);
-        this.sin[k * nFft + n] = Math.sin(a);
-      }
-    }
+    this.fft = new MixedRadixFft(nFft);
     this.bank = melFilterBank(opts.sampleRate, nFft, opts.nMels);
+    this.spans = this.bank.map((row) => {
+      const lo = row.findIndex((v) => v > 0);
+      let hi = row.length;
+      while (hi > 0 && row[hi - 1] === 0) hi--;
+      return lo < 0 ? [0, 0] : [lo, hi];
+    });
     this.frame = new Float32Array(nFft);
     this.power = new Float32Array(this.nBins);
   }
@@ -103,20 +103,14 @@ export class LogMel {
       }
       const start = t * hop - half;
       for (let n = 0; n < nFft; n++) this.frame[n] = sample(start + n) * this.window[n];
-      for (let k = 0; k < this.nBins; k++) {
-        let re = 0;
-        let im = 0;
-        const base = k * nFft;
-        for (let n = 0; n < nFft; n++) {
-          re += this.frame[n] * this.cos[base + n];
-          im -= this.frame[n] * this.sin[base + n];
-        }
-        this.power[k] = re * re + im * im;
-      }
+      this.fft.realForward(this.frame);
+      const { re, im } = this.fft;
+      for (let k = 0; k < this.nBins; k++) this.power[k] = re[k] * re[k] + im[k] * im[k];
       for (let m = 0; m < nMels; m++) {
         const row = this.bank[m];
+        const [lo, hi] = this.spans[m];
         let s = 0;
-        for (let k = 0; k < this.nBins; k++) s += row[k] * this.power[k];
+        for (let k = lo; k < hi; k++) s += row[k] * this.power[k];
         const v = Math.log10(Math.max(s, 1e-10));
         feats[m * nFrames + t] = v;
         if (v > max) max = v;

@@ -7,6 +7,7 @@ import { SileroVad } from '../../../../services/workers/inference/vad';
 import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
+import { MixedRadixFft } from '../../../../services/workers/asr/fft';
 import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
 
 jest.setTimeout(120_000);
@@ -94,5 +95,23 @@ describe('log-mel and chunking', () => {
   it('merges VAD segments into windows of at most 30 s', () => {
     const s = (a: number, b: number) => ({ start: a * 16000, end: b * 16000 });
     expect(mergeChunks([s(0, 10), s(12, 25), s(26, 40), s(41, 42)])).toEqual([s(0, 25), s(26, 42)]);
+  });
+});
+
+describe('mixed-radix FFT', () => {
+  it.each([400, 512, 30, 7 * 11])('matches the direct DFT for n = %i', (n) => {
+    const x = Float64Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) + 0.5 * Math.cos(i * 1.3) + (i % 7) / 10);
+    const fft = new MixedRadixFft(n);
+    fft.realForward(x);
+    for (let k = 0; k <= n / 2; k++) {
+      let re = 0;
+      let im = 0;
+      for (let t = 0; t < n; t++) {
+        re += x[t] * Math.cos((2 * Math.PI * k * t) / n);
+        im -= x[t] * Math.sin((2 * Math.PI * k * t) / n);
+      }
+      expect(fft.re[k]).toBeCloseTo(re, 8);
+      expect(fft.im[k]).toBeCloseTo(im, 8);
+    }
   });
 });
