@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 import { BENCHMARKS } from './registry';
 import { NotAvailable, type BenchResult } from './harness/result';
 import { machineInfo, table, writeResults } from './harness/report';
+import { performanceDoc } from './docs';
+import { writeFileSync } from 'node:fs';
 
 /** The first two non-empty lines of an error, bounded: enough for a table cell. */
 function brief(msg: string): string {
@@ -27,26 +29,32 @@ async function main(): Promise<number> {
   const results: BenchResult[] = [];
   let failed = 0;
   const t0 = Date.now();
+  const machine = machineInfo(); // at the start: the load average before our own load
   for (const b of chosen) {
     process.stderr.write(`[bench] ${b.name}: ${b.title}${quick ? ' (quick)' : ''}\n`);
     const started = Date.now();
     const ranAt = new Date().toISOString();
     try {
       const { figures, details } = await b.run({ quick, root, log });
-      results.push({ name: b.name, title: b.title, label: b.label, status: 'ok', figures, details, ranAt, seconds: (Date.now() - started) / 1000 });
+      results.push({ name: b.name, title: b.title, label: b.label, status: 'ok', figures, details, ranAt, seconds: (Date.now() - started) / 1000, quick });
     } catch (err) {
       const missing = err instanceof NotAvailable;
       if (!missing) failed++;
       const reason = missing ? (err as Error).message : `failed: ${(err as Error).stack ?? String(err)}`;
       process.stderr.write(`[bench] ${b.name}: not available: ${reason}\n`);
-      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${brief((err as Error).message)}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000 });
+      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${brief((err as Error).message)}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000, quick });
     }
     process.stderr.write(`[bench] ${b.name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   }
-  const machine = machineInfo();
+  machine.date = new Date().toISOString();
   const out = argv.find((a) => a.startsWith('--out='))?.slice(6) ?? join(root, 'bench', 'results', 'latest.json');
-  writeResults(out, { machine, quick, results }, BENCHMARKS.map((b) => b.name));
-  console.log(`\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}${quick ? ', QUICK mode' : ''}`);
+  const written = writeResults(out, { machine, quick, results }, BENCHMARKS.map((b) => b.name));
+  if (argv.includes('--docs')) {
+    const docs = join(root, 'docs', 'performance.md');
+    writeFileSync(docs, performanceDoc(written));
+    console.log(`docs: ${docs}`);
+  }
+  console.log(`\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}, load ${machine.load1} at start${quick ? ', QUICK mode' : ''}`);
   console.log(`this run: ${chosen.map((b) => b.name).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   console.log(table(results));
   console.log(`\nwritten to ${out}`);

@@ -1,5 +1,5 @@
 /** The table printed after a run and the JSON written to bench/results/latest.json. */
-import { cpus, totalmem, platform, release } from 'node:os';
+import { cpus, totalmem, platform, release, loadavg } from 'node:os';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BenchResult, Figure } from './result';
@@ -11,6 +11,8 @@ export interface MachineInfo {
   node: string;
   platform: string;
   date: string;
+  /** 1-minute load average when the run started: context for how shared the machine was. */
+  load1?: number;
 }
 
 export function machineInfo(): MachineInfo {
@@ -22,6 +24,7 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     platform: `${platform()} ${release()}`,
     date: new Date().toISOString(),
+    load1: Math.round(loadavg()[0] * 100) / 100,
   };
 }
 
@@ -46,7 +49,7 @@ export function fmtRatio(f: Figure): string {
 export function table(results: readonly BenchResult[]): string {
   const rows: string[][] = [['benchmark', 'metric', 'subject', 'baseline', 'ratio (subject/baseline)']];
   for (const r of results) {
-    const name = r.label ? `${r.name} (${r.label})` : r.name;
+    const name = `${r.name}${r.quick ? ' [quick]' : ''}${r.label ? ` (${r.label})` : ''}`;
     if (r.status !== 'ok') {
       rows.push([name, `not available: ${r.reason ?? 'unknown'}`, '', '', '']);
       continue;

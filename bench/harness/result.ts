@@ -32,6 +32,8 @@ export interface BenchResult {
   readonly label?: string;
   readonly ranAt: string;
   readonly seconds: number;
+  /** Ran in quick mode (fewer, shorter rounds): rougher numbers. */
+  readonly quick?: boolean;
 }
 
 export function figure(f: Omit<Figure, 'ratio'>): Figure {

@@ -1,0 +1,47 @@
+/** docs/performance.md from bench/results/latest.json: the table, the machine, how to reproduce. */
+import type { ResultsFile } from './harness/report';
+import { table } from './harness/report';
+
+const METHOD: Record<string, string> = {
+  synth: 'Wall time of `tsx charts/main.ts` (all environments, what `npm run synth` runs) vs the same app through `cdk8s synth` with the init template\'s `app: npx ts-node charts/main.ts` (ts-node type-checks on every run), and vs a one-Deployment cdk8s-plus app on the same runner. Runs in a scratch copy, never touching dist/.',
+  gateway: 'autocannon, 10 connections, bounded requests and seconds, against one orb-core replica (own redis-server, LOG_LEVEL=warn, rate limit raised so the limiter never answers 429) and a bare Fastify hello-world, each in its own process; `GET /v1/sessions/:id` is an authenticated vault read of a session without turns. Latencies are per response in float ms.',
+  ws: '1,000 idle sessions (`/v1/session`, `session.ready` each) on one replica vs a bare @fastify/websocket server: RSS from /proc. Real-time streams: N sockets each sending 20 ms PCM16 frames on a shared clock, an in-order `ping` every 250 ms; a probe keeps up when pong p95 <= 150 ms, the pong after the last frame <= 250 ms and the sender stays within 100 ms of schedule. Bounded binary search; the label says whether the server or this load generator set the limit.',
+  bus: 'Sequential round trips: `AcpBus.publish` -> worker runtime (`runWorker`, no-op handler) -> `job.emit` -> the caller\'s `TurnEventStream.tail`, vs a POST to a Fastify server over one kept-alive node:http socket.',
+  vad: 'Per 512-sample window: `VadStream.pushWindow` (the service path) vs a raw `InferenceSession.run` loop on the same silero_vad_v5.onnx with the same session options (1 intra-op and 1 inter-op thread) and preallocated tensors.',
+  turn: 'The dev stack (`startDevStack` from scripts/dev.ts: vault, seed, one orb-core, 5 cores, CALI, whisperx and xtts on CPU with the tiny models). `POST /v1/turns` text (`speak: false`) and audio (test/fixtures/speech-16k.wav, `speak=true`) turns; stages from the event timestamps (one machine, one clock). Stage ratios are shares of the turn total.',
+  batching: 'HARNESS CHECK on the tiny models the tests build, not a model figure. ASR: 8 x 3 s chunks through `WhisperModel` as 8 runs of batch 1 vs one batch of 8. TTS: 8 sentences through `PiperVoice` one after another vs 8 at once. On a GPU machine: `EXECUTION_PROVIDER=cuda BENCH_WHISPER_DIR=… BENCH_PIPER_DIR=… npm run bench batching`.',
+};
+
+export function performanceDoc(file: ResultsFile): string {
+  const m = file.machine;
+  const lines = [
+    '# Performance',
+    '',
+    'Every figure is a ratio against a baseline measured in the same run, rounds interleaved',
+    '(A B, B A, …) so drift on a shared machine hits both sides; absolute numbers are given for',
+    'context. `ratio` = subject / baseline: below 1 is better for times, above 1 for throughput.',
+    'No test asserts a time; these numbers come only from `npm run bench`.',
+    '',
+    `Latest run: ${m.date}${file.quick ? ' (QUICK mode: fewer rounds)' : ''} — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}${m.load1 !== undefined ? `, 1-min load average at start ${m.load1}` : ''}.`,
+    '',
+    table(file.results),
+    '',
+    '## Reproduce',
+    '',
+    '```sh',
+    'npm run bench                  # everything (< 10 min on 2 cores), writes bench/results/latest.json',
+    'npm run bench gateway ws       # some benchmarks; their rows in latest.json are replaced, others kept',
+    'npm run bench -- --quick       # short rounds for development (numbers are rougher)',
+    'npm run bench -- --docs        # also rewrites docs/performance.md from latest.json',
+    '```',
+    '',
+    'Needs redis-server on PATH (as the tests do). Load is generated only on 127.0.0.1, bounded in requests and time.',
+    'A benchmark whose subject is missing prints `not available: <reason>` instead of a number.',
+    '',
+    '## What each benchmark measures',
+    '',
+    ...file.results.flatMap((r) => [`- **${r.name}** — ${METHOD[r.name] ?? r.title} (${r.seconds.toFixed(0)} s, ${r.ranAt})`]),
+    '',
+  ];
+  return lines.join('\n');
+}
