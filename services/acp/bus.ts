@@ -46,10 +46,13 @@ export class AcpBus {
     if (!('acpPublish' in redis)) redis.defineCommand('acpPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
   }
 
-  /** Creates the stream and its group at id 0 when missing (idempotent, cached per process). */
-  async ensureGroup(queue: string): Promise<void> {
+  /**
+   * Creates the stream and its group at id 0 when missing (idempotent, cached per process;
+   * `force` skips the cache, e.g. after a NOGROUP because the stream was deleted).
+   */
+  async ensureGroup(queue: string, force = false): Promise<void> {
     const stream = this.keys.jobs(queue);
-    if (this.groups.has(stream)) return;
+    if (this.groups.has(stream) && !force) return;
     try {
       await this.redis.xgroup('CREATE', stream, ACP_GROUP, '0', 'MKSTREAM');
     } catch (err) {

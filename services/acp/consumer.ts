@@ -181,7 +181,7 @@ export class JobConsumer {
       } catch (err) {
         if (!this.running) return;
         if (String((err as Error).message).includes('NOGROUP')) {
-          await this.bus.ensureGroup(this.opts.queue).catch(() => undefined);
+          await this.bus.ensureGroup(this.opts.queue, true).catch(() => undefined);
         } else {
           this.hooks.onError?.(err, 'read');
         }

@@ -139,4 +139,12 @@ describe('worker runtime on the bus', () => {
     expect(((await redis.xpending(acp.keys.jobs('dlq'), ACP_GROUP)) as [number])[0]).toBe(0);
     expect(await redis.hget(acp.keys.done('dlq-12'), 'done')).toBe('expired');
   });
+
+  test('a job stream deleted under a running worker is recreated and the next job still runs', async () => {
+    const acp = createAcp(redis, { prefix });
+    await redis.del(acp.keys.jobs('dlq'));
+    // Plain XADD (no group creation): only the worker's NOGROUP recovery can make this run.
+    await redis.xadd(acp.keys.jobs('dlq'), '*', 'env', JSON.stringify(job('dlq', 20, { session: 's-recreated' })));
+    await waitUntil('the job after the stream was recreated', async () => (await acp.events.read('s-recreated', 0)).length === 1);
+  });
 });
