@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Restores the in-cluster vault (StatefulSet vault, AOF on PVC data-vault-0) from a snapshot the
+# vault-backup CronJob wrote to PVC vault-backup. Downtime: the vault is scaled to 0 meanwhile.
+#
+#   scripts/vault-restore.sh NAMESPACE [SNAPSHOT]       SNAPSHOT: vault-<stamp>.rdb (default: newest)
+#   scripts/vault-restore.sh --list NAMESPACE           list the snapshots on the backup PVC
+#   scripts/vault-restore.sh --local DATA_DIR SNAPSHOT  the in-pod step on local paths (tests)
+#
+# Redis 7 ignores dump.rdb when appendonly is on and no AOF exists, so the restore loads the
+# snapshot with AOF off, turns AOF on (a rewrite writes the AOF from memory) and shuts down;
+# the vault then starts from that AOF. The previous AOF is kept as appendonlydir.before-restore-*.
+set -euo pipefail
+
+KUBECTL=${KUBECTL:-kubectl}
+
+# The step that runs next to the data: POSIX sh, redis image. Args: DATA_DIR SNAPSHOT_PATH
+RESTORE_STEP='
+set -eu
+data=$1; snap=$2
+[ -s "$snap" ] || { echo "restore: snapshot $snap is missing or empty" >&2; exit 1; }
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+[ -d "$data/appendonlydir" ] && mv "$data/appendonlydir" "$data/appendonlydir.before-restore-$stamp"
+cp "$snap" "$data/dump.rdb.restore" && mv "$data/dump.rdb.restore" "$data/dump.rdb"
+port=${RESTORE_PORT:-6390}
+redis-server --port "$port" --bind 127.0.0.1 --dir "$data" --appendonly no --save "" --daemonize no --logfile "" &
+pid=$!
+cli() { redis-cli -p "$port" "$@"; }
+i=0; until cli ping >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 600 ] || { echo "restore: redis did not start" >&2; exit 1; }; sleep 0.1; done
+until [ "$(cli info persistence | tr -d "\r" | grep ^loading: | cut -d: -f2)" = 0 ]; do sleep 0.2; done
+keys=$(cli dbsize)
+cli config set appendonly yes >/dev/null
+until cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_in_progress:0" && cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_scheduled:0" && cli info persistence | tr -d "\r" | grep -q "^aof_enabled:1"; do sleep 0.2; done
+cli shutdown >/dev/null 2>&1 || true
+wait "$pid" || true
+echo "restore: loaded $keys keys from $(basename "$snap") into $data (AOF rewritten)"
+'
+
+usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+
+if [ "${1:-}" = "--local" ]; then
+  [ $# -eq 3 ] || usage
+  exec sh -c "$RESTORE_STEP" restore "$2" "$3"
+fi
+
+list_only=false
+if [ "${1:-}" = "--list" ]; then list_only=true; shift; fi
+[ $# -ge 1 ] || usage
+ns=$1; snapshot=${2:-}
+k() { "$KUBECTL" -n "$ns" "$@"; }
+
+image=$(k get statefulset vault -o jsonpath='{.spec.template.spec.containers[0].image}')
+pod=vault-restore
+# A pod that passes the namespace's restricted Pod Security profile, mounting both volumes.
+run_pod() { # $1: mount the vault data too (true/false); $2...: command
+  local with_data=$1; shift
+  local cmd; cmd=$(printf '"%s",' "$@"); cmd="[${cmd%,}]"
+  local data_mount='' data_vol=''
+  if [ "$with_data" = true ]; then
+    data_mount='{"name":"data","mountPath":"/data"},'
+    data_vol='{"name":"data","persistentVolumeClaim":{"claimName":"data-vault-0"}},'
+  fi
+  k delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+  k apply -f - >/dev/null <<JSON
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"$pod","labels":{"app":"$pod","app.kubernetes.io/name":"$pod","app.kubernetes.io/part-of":"ucm4-core"}},
+ "spec":{"restartPolicy":"Never","automountServiceAccountToken":false,
+  "securityContext":{"runAsNonRoot":true,"runAsUser":10001,"runAsGroup":10001,"fsGroup":10001,"seccompProfile":{"type":"RuntimeDefault"}},
+  "containers":[{"name":"restore","image":"$image","command":$cmd,
+    "securityContext":{"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]}},
+    "resources":{"requests":{"cpu":"100m","memory":"256Mi","ephemeral-storage":"64Mi"},"limits":{"cpu":"1","memory":"8Gi","ephemeral-storage":"256Mi"}},
+    "volumeMounts":[$data_mount{"name":"backup","mountPath":"/backup"},{"name":"tmp","mountPath":"/tmp"}]}],
+  "volumes":[$data_vol{"name":"backup","persistentVolumeClaim":{"claimName":"vault-backup"}},{"name":"tmp","emptyDir":{}}]}}
+JSON
+  k wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$pod" --timeout=1800s || { k logs "$pod" >&2 || true; exit 1; }
+  k logs "$pod"
+  k delete pod "$pod" --wait=false >/dev/null
+}
+
+if $list_only; then
+  run_pod false sh -c 'ls -1 /backup/vault-*.rdb | sort -r'
+  exit 0
+fi
+
+if [ -z "$snapshot" ]; then
+  snapshot=$(run_pod false sh -c 'ls -1 /backup/vault-*.rdb | sort -r | head -n 1 | xargs basename')
+  [ -n "$snapshot" ] || { echo "no snapshot on PVC vault-backup" >&2; exit 1; }
+fi
+echo "restoring $snapshot into namespace $ns (image $image)"
+
+# No backup may run while the data is swapped; the vault must be down so Redis does not overwrite it.
+k patch cronjob vault-backup -p '{"spec":{"suspend":true}}' >/dev/null
+trap 'k patch cronjob vault-backup -p "{\"spec\":{\"suspend\":false}}" >/dev/null || true' EXIT
+k scale statefulset vault --replicas=0
+k wait --for=delete pod/vault-0 --timeout=300s || true
+
+run_pod true sh -c "$RESTORE_STEP" restore /data "/backup/$snapshot"
+
+k scale statefulset vault --replicas=1
+k rollout status statefulset vault --timeout=600s
+echo "vault restored from $snapshot; the previous AOF is kept in /data/appendonlydir.before-restore-*"
