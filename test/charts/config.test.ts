@@ -3,7 +3,7 @@ import { dev, prod } from '../../charts/environments';
 import { validateEnvironment, type EnvironmentConfig } from '../../charts/config';
 import { buildEnvironment } from '../../charts/orb-stack';
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? Mutable<T[K]> : T[K] };
+type Mutable<T> = { -readonly [K in keyof T]: Mutable<T[K]> };
 const clone = (c: EnvironmentConfig): Mutable<EnvironmentConfig> => JSON.parse(JSON.stringify(c));
 
 describe('environment config validation', () => {
