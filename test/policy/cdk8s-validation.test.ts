@@ -48,6 +48,13 @@ describe('envOfManifest', () => {
 });
 
 describe('PolicyValidation in process', () => {
+  // cdk8s-cli's ValidationLogger writes to console.log; the report is what these tests read.
+  let log: jest.SpyInstance;
+  beforeAll(() => {
+    log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  });
+  afterAll(() => log.mockRestore());
+
   it('submits success for a clean environment', async () => {
     const file = writeDist(path.join(tmp, 'ok'), 'prod', goodStack());
     const ctx = new ValidationContext([file], 'policy', '0.1.0');
