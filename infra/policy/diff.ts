@@ -44,6 +44,13 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 
 function diffValues(path: string, a: unknown, b: unknown, out: FieldChange[]): void {
   if (JSON.stringify(a) === JSON.stringify(b)) return;
+  // A map appearing or disappearing whole (annotations, labels, data) reads best key by key;
+  // a whole list item (a new env entry) reads best as one value.
+  const flatMap = (v: unknown) => isPlain(v) && Object.values(v).every((x) => x === null || typeof x !== 'object');
+  if (!path.endsWith(']') && ((a === undefined && flatMap(b)) || (b === undefined && flatMap(a)))) {
+    diffValues(path, a ?? {}, b ?? {}, out);
+    return;
+  }
   if (isPlain(a) && isPlain(b)) {
     for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
       diffValues(path ? `${path}.${k}` : k, a[k], b[k], out);

@@ -50,6 +50,15 @@ describe('diffRenderings on synthetic sets', () => {
     expect(renderMarkdown(same, ['dev'], { baseLabel: 'HEAD' })).toContain('No resource changes in dev.');
   });
 
+  it('shows a map that appears whole (annotations) key by key', () => {
+    const a: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } };
+    const b: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', annotations: { 'kube-score/ignore': 'pod-probes', owner: 'orb' } } };
+    expect(diffRenderings(new Map([['dev', [a]]]), new Map([['dev', [b]]]))[0].fields).toEqual([
+      { path: 'metadata.annotations.kube-score/ignore', before: undefined, after: 'pod-probes' },
+      { path: 'metadata.annotations.owner', before: undefined, after: 'orb' },
+    ]);
+  });
+
   it('escapes pipes so a value cannot break the table', () => {
     const a: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { q: 'a' } };
     const b: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { q: 'a|b' } };
