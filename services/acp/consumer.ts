@@ -134,14 +134,25 @@ export class JobConsumer {
     return this.running && Date.now() - this.lastBusOk < 3 * this.blockMs + 5000;
   }
 
+  /** Resolves once consuming (retrying while the vault is unreachable), or when stopped first. */
   async start(): Promise<void> {
     if (this.running) return;
-    await this.bus.ensureGroup(this.opts.queue);
-    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
     this.running = true;
+    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
+    this.reader.on('error', () => undefined); // surfaced by the rejected commands instead
+    while (this.running) {
+      try {
+        await this.bus.ensureGroup(this.opts.queue);
+        // A restarted pod (same consumer name) first re-reads the jobs it held before it died.
+        await this.readOwnPending();
+        break;
+      } catch (err) {
+        this.hooks.onError?.(err, 'start');
+        await this.sleep(1000);
+      }
+    }
+    if (!this.running) return;
     this.lastBusOk = Date.now();
-    // A restarted pod (same consumer name) first re-reads the jobs it held before it died.
-    await this.readOwnPending();
     this.loops = [this.readLoop(), this.reclaimLoop(), ...(this.trimIntervalMs > 0 ? [this.trimLoop()] : [])];
   }
 

@@ -189,7 +189,11 @@ export class TurnEventStream {
   }
 
   private acquire(): Redis {
-    const conn = this.idle.pop() ?? this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
+    let conn = this.idle.pop();
+    if (!conn) {
+      conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
+      conn.on('error', () => undefined); // surfaced by the rejected XREAD instead
+    }
     this.busy.add(conn);
     return conn;
   }

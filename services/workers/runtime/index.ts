@@ -201,13 +201,20 @@ export async function runWorker(factory: RoleFactory, env: NodeJS.ProcessEnv = p
   const worker = loadEnv(WORKER_ENV, env);
   const log = pino({ level: worker.logLevel });
   const redis = connectVault(vault, { connectionName: `worker:${worker.podName || process.pid}` });
+  let lastError = '';
+  redis.on('error', (err: Error) => {
+    if (err.message !== lastError) log.warn({ err: err.message }, 'vault connection error'); // once per distinct error, not per retry
+    lastError = err.message;
+  });
+  redis.on('ready', () => { lastError = ''; });
   const runtime = new WorkerRuntime(factory, { redis, worker, keyPrefix: vault.keyPrefix, env, log });
   const closeWithGrace = (await import('close-with-grace')).default;
   closeWithGrace({ delay: worker.drainTimeoutMs + 5000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error, draining');
     log.info({ signal }, 'draining');
     await runtime.stop();
-    await redis.quit().catch(() => redis.disconnect());
+    if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+    else redis.disconnect(); // QUIT would wait in the offline queue for a vault that is down
   });
   await runtime.start();
   return runtime;

@@ -60,3 +60,43 @@ test('worker entry: a bad variable exits 2 naming it', async () => {
   expect(await exited(child)).toBe(2);
   expect(child.output()).toMatch(/ACP_MAX_DELIVERIES="many": must be an integer/);
 });
+
+test('a worker started before the vault is live but not ready, becomes ready when the vault appears, and drains on SIGTERM', async () => {
+  const { startRedisServer } = await import('../../../support/redis-server');
+  const vaultPort = await freePort();
+  const port = await freePort();
+  const child = spawnTs(join(__dirname, 'fixtures', 'echo-role.ts'), [], {
+    REDIS_URL: `redis://127.0.0.1:${vaultPort}`, VAULT_KEY_PREFIX: prefix, POD_NAME: 'early-0', PORT: String(port), ACP_BLOCK_MS: '200',
+  });
+  const server = { handle: undefined as Awaited<ReturnType<typeof startRedisServer>> | undefined };
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    await waitUntil('HTTP up', async () => (await fetch(`${base}/livez`)).status === 200);
+    const r = await fetch(`${base}/readyz`);
+    expect(r.status).toBe(503);
+    expect(await r.json()).toMatchObject({ checks: { model_loaded: true, bus_reachable: false } });
+    server.handle = await startRedisServer({ port: vaultPort });
+    await waitUntil('ready once the vault is up', async () => (await fetch(`${base}/readyz`)).status === 200, 60_000, 200);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited(child);
+    await server.handle?.stop({ removeDir: true });
+  }
+}, 90_000);
+
+test('SIGTERM while the vault is unreachable still exits cleanly (no QUIT stuck in the offline queue)', async () => {
+  const port = await freePort();
+  const child = spawnTs(join(__dirname, 'fixtures', 'echo-role.ts'), [], {
+    REDIS_URL: `redis://127.0.0.1:${await freePort()}`, VAULT_KEY_PREFIX: prefix, POD_NAME: 'down-0', PORT: String(port), DRAIN_TIMEOUT_MS: '1000',
+  });
+  try {
+    await waitUntil('HTTP up', async () => (await fetch(`http://127.0.0.1:${port}/livez`)).status === 200);
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited(child);
+  }
+}, 60_000);
