@@ -92,10 +92,16 @@ export class Transcriber {
       language ??= await this.whisper.detectLanguage(enc);
       const texts = await this.whisper.decode(enc, { ...opts, language });
       texts.forEach((t, k) => {
-        const start = round(batch[k].start / ASR_SAMPLE_RATE);
-        const end = round(batch[k].end / ASR_SAMPLE_RATE);
+        const chunkStart = batch[k].start / ASR_SAMPLE_RATE;
+        const chunkEnd = batch[k].end / ASR_SAMPLE_RATE;
         if (!t.text) return;
-        segments.push({ id: segments.length, start, end, text: t.text, tokens: t.tokens, avg_logprob: t.avgLogprob, words: estimateWords(t.text, start, end) });
+        // Timestamp tokens give times inside the window; without them the VAD window is the segment.
+        const parts = t.segments.length ? t.segments : [{ start: 0, end: chunkEnd - chunkStart, text: t.text, tokens: t.tokens }];
+        for (const p of parts) {
+          const start = round(Math.min(chunkEnd, chunkStart + p.start));
+          const end = round(Math.min(chunkEnd, Math.max(chunkStart + p.end, start)));
+          segments.push({ id: segments.length, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
+        }
       });
     }
     return { text: segments.map((s) => s.text).join(' '), language: language ?? 'en', duration, segments };

@@ -35,13 +35,30 @@ export interface DecodeRequest {
   language?: string;
   task?: 'transcribe' | 'translate';
   maxNewTokens?: number;
+  /** Predict timestamp tokens (when the vocabulary has them). @default true */
+  timestamps?: boolean;
+}
+
+/** Times in seconds from the start of the chunk's window. */
+export interface ChunkSegment {
+  start: number;
+  end: number;
+  text: string;
+  tokens: number[];
 }
 
 export interface ChunkTranscript {
   text: string;
   tokens: number[];
   avgLogprob: number;
+  /** From timestamp tokens; empty when decoded without them. */
+  segments: ChunkSegment[];
 }
+
+/** Whisper's timestamp tokens are 20 ms apart. */
+const TIME_PRECISION = 0.02;
+/** The first timestamp may be at most 1 s into the window (HF's max_initial_timestamp_index = 50). */
+const MAX_INITIAL_TIMESTAMP = 50;
 
 function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -108,6 +125,12 @@ export class WhisperModel {
     return out.last_hidden_state ?? out[this.encoder.outputNames[0]];
   }
 
+  /** Id of <|0.00|>, or undefined when the vocabulary has no timestamp tokens. */
+  get timestampBegin(): number | undefined {
+    const begin = this.gen.no_timestamps_token_id + 1;
+    return this.tokenizer.token_to_id('<|0.00|>') === begin ? begin : undefined;
+  }
+
   languageToken(lang: string): number | undefined {
     return this.gen.lang_to_id?.[`<|${lang}|>`] ?? this.tokenizer.token_to_id(`<|${lang}|>`);
   }
@@ -165,14 +188,19 @@ export class WhisperModel {
     return best[0].slice(2, -2);
   }
 
-  /** Greedy decoding of every encoded row at once, without timestamp tokens (segment times come from the VAD). */
+  /**
+   * Greedy decoding of every encoded row at once. With timestamps, the rules of Whisper's timestamp logits
+   * processor apply: the first token is a timestamp (≤ 1 s), timestamps come in pairs and never decrease,
+   * and a timestamp is forced when their total probability beats the best text token.
+   */
   async decode(enc: ort.Tensor, req: DecodeRequest & { language: string }): Promise<ChunkTranscript[]> {
     const B = enc.dims[0];
     const g = this.gen;
     const lang = this.languageToken(req.language);
     if (lang === undefined) throw new Error(`language '${req.language}' is not in this model's vocabulary`);
     const task = g.task_to_id?.[req.task ?? 'transcribe'];
-    const prompt = [g.decoder_start_token_id, lang, ...(task !== undefined ? [task] : []), g.no_timestamps_token_id].map(BigInt);
+    const tsBegin = req.timestamps === false ? undefined : this.timestampBegin;
+    const prompt = [g.decoder_start_token_id, lang, ...(task !== undefined ? [task] : []), ...(tsBegin === undefined ? [g.no_timestamps_token_id] : [])].map(BigInt);
     const maxNew = Math.min(req.maxNewTokens ?? 224, (g.max_length ?? 448) - prompt.length);
     const suppress = new Set(g.suppress_tokens ?? []);
     const beginSuppress = new Set(g.begin_suppress_tokens ?? []);
@@ -193,12 +221,11 @@ export class WhisperModel {
           continue;
         }
         const row = data.subarray((b * S + S - 1) * V, (b * S + S) * V);
+        const allowed = this.allowedTokens(V, t, tokens[b], tsBegin, suppress, beginSuppress, row);
         let best = -1;
         let max = -Infinity;
-        // No timestamp tokens in <|notimestamps|> mode: everything past it is masked, plus the configured suppressions.
         for (let v = 0; v < V; v++) {
-          if (suppress.has(v) || (t === 0 && beginSuppress.has(v)) || (v > g.no_timestamps_token_id && v !== g.eos_token_id)) continue;
-          if (row[v] > max) {
+          if (allowed(v) && row[v] > max) {
             max = row[v];
             best = v;
           }
@@ -211,11 +238,85 @@ export class WhisperModel {
         input.push([BigInt(best)]);
       }
     }
-    return tokens.map((tk, b) => ({
-      tokens: tk,
-      text: this.tokenizer.decode(tk, { skip_special_tokens: true }).trim(),
-      avgLogprob: logprob[b] / Math.max(1, tk.length + 1),
-    }));
+    return tokens.map((tk, b) => {
+      const text = tk.filter((id) => id < g.eos_token_id);
+      return {
+        tokens: text,
+        text: this.tokenizer.decode(text, { skip_special_tokens: true }).trim(),
+        avgLogprob: logprob[b] / Math.max(1, tk.length + 1),
+        segments: tsBegin === undefined ? [] : this.segmentsOf(tk, tsBegin),
+      };
+    });
+  }
+
+  private allowedTokens(V: number, step: number, seq: readonly number[], tsBegin: number | undefined, suppress: Set<number>,
+    beginSuppress: Set<number>, row: Float32Array): (v: number) => boolean {
+    const g = this.gen;
+    const base = (v: number) => !suppress.has(v) && !(step === 0 && beginSuppress.has(v)) && v !== g.no_timestamps_token_id;
+    if (tsBegin === undefined) return (v) => base(v) && (v <= g.no_timestamps_token_id || v === g.eos_token_id) && v !== g.no_timestamps_token_id;
+    const isTs = (v: number) => v >= tsBegin;
+    const isText = (v: number) => v < g.eos_token_id;
+    if (step === 0) return (v) => isTs(v) && v <= tsBegin + MAX_INITIAL_TIMESTAMP;
+    const last = seq[seq.length - 1];
+    const lastTs = isTs(last);
+    const penultimateTs = seq.length < 2 || isTs(seq[seq.length - 2]);
+    let maxTs = tsBegin;
+    for (const v of seq) if (isTs(v) && v > maxTs) maxTs = v;
+    // After a closed pair comes text; after an opening timestamp, its closing timestamp (or the end).
+    const mustText = lastTs && penultimateTs;
+    const mustTs = lastTs && !penultimateTs;
+    // Force a timestamp when the timestamps' total probability beats the most likely text token.
+    let forceTs = false;
+    if (!mustText && !mustTs) {
+      let mx = -Infinity;
+      for (let v = 0; v < V; v++) if (row[v] > mx) mx = row[v];
+      let z = 0;
+      let tsMass = 0;
+      let bestText = 0;
+      for (let v = 0; v < V; v++) {
+        const p = Math.exp(row[v] - mx);
+        z += p;
+        if (isTs(v)) tsMass += p;
+        else if (isText(v) && p > bestText) bestText = p;
+      }
+      forceTs = tsMass / z > bestText / z;
+    }
+    return (v) => {
+      if (!base(v)) return false;
+      if (isTs(v)) return !mustText && v >= maxTs;
+      if (v === g.eos_token_id) return !mustText && !forceTs;
+      if (!isText(v)) return false;
+      return !mustTs && !forceTs;
+    };
+  }
+
+  /** Pairs of timestamp tokens around text become segments; text left open ends at the last timestamp seen. */
+  private segmentsOf(seq: readonly number[], tsBegin: number): ChunkSegment[] {
+    const out: ChunkSegment[] = [];
+    let start: number | undefined;
+    let text: number[] = [];
+    let lastTime = 0;
+    const flush = (end: number) => {
+      if (start !== undefined && text.length) {
+        out.push({ start, end, tokens: text, text: this.tokenizer.decode(text, { skip_special_tokens: true }).trim() });
+      }
+      text = [];
+    };
+    for (const v of seq) {
+      if (v >= tsBegin) {
+        const time = Math.round((v - tsBegin) * TIME_PRECISION * 100) / 100;
+        lastTime = time;
+        if (start === undefined || !text.length) start = time;
+        else {
+          flush(time);
+          start = undefined;
+        }
+      } else if (v < this.gen.eos_token_id) {
+        text.push(v);
+      }
+    }
+    flush(lastTime);
+    return out;
   }
 
   async dispose(): Promise<void> {

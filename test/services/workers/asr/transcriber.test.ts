@@ -30,17 +30,35 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('transcribes the spoken sentence to the known transcript with VAD segment times', async () => {
+  it('transcribes the spoken sentence to the known transcript, segment times from timestamp tokens inside the VAD window', async () => {
     const t = await asr.transcribe(fixture, { language: 'en' });
     expect(t.text).toBe(TINY_WHISPER_TRANSCRIPT);
     expect(t.language).toBe('en');
     expect(t.duration).toBeCloseTo(71015 / 16000, 2);
-    expect(t.segments.length).toBeGreaterThanOrEqual(1);
+    expect(t.segments).toHaveLength(1);
+    // The window starts where the VAD found speech (~0.5 s in); the model says <|0.00|> … <|1.00|> within it.
     expect(t.segments[0].start).toBeGreaterThan(0.3);
-    expect(t.segments[0].end).toBeGreaterThan(3);
+    expect(t.segments[0].start).toBeLessThan(0.8);
+    expect(t.segments[0].end - t.segments[0].start).toBeCloseTo(1.0, 3);
     const words = t.segments.flatMap((s) => s.words);
     expect(words.map((w) => w.word)).toEqual(TINY_WHISPER_TRANSCRIPT.split(' '));
     for (let i = 1; i < words.length; i++) expect(words[i].start).toBeGreaterThanOrEqual(words[i - 1].end - 1e-6);
+  });
+
+  it('without timestamp tokens, the VAD window is the segment', async () => {
+    const t = await asr.transcribe(fixture, { language: 'en', timestamps: false });
+    expect(t.text).toBe(TINY_WHISPER_TRANSCRIPT);
+    expect(t.segments).toHaveLength(1);
+    expect(t.segments[0].end).toBeGreaterThan(3);
+  });
+
+  it('decodes timestamp tokens into pairs around the text', async () => {
+    const enc = await whisper.encode([decodeForAsr(fixture).samples]);
+    const [withTs] = await whisper.decode(enc, { language: 'en' });
+    expect(withTs.segments).toEqual([{ start: 0, end: 1, text: TINY_WHISPER_TRANSCRIPT, tokens: withTs.tokens }]);
+    const [noTs] = await whisper.decode(enc, { language: 'en', timestamps: false });
+    expect(noTs.segments).toEqual([]);
+    expect(noTs.text).toBe(TINY_WHISPER_TRANSCRIPT);
   });
 
   it('detects the language from the first window when none is given', async () => {
