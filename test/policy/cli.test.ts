@@ -11,6 +11,9 @@ const ROOT = path.join(__dirname, '..', '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 let dist: string;
 
+// Each test spawns tsx (or git + a render): minutes, not seconds, on a busy 2-core machine.
+jest.setTimeout(180_000);
+
 function writeEnv(env: string, objects: K8sObject[]): void {
   fs.mkdirSync(path.join(dist, env), { recursive: true });
   // Split across two files, multi-document each, like cdk8s writes them.

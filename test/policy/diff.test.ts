@@ -8,6 +8,9 @@ import type { K8sObject } from '../../infra/policy/types';
 import { manifestDiff } from '../../scripts/diff';
 import { find, goodStack } from './fixtures';
 
+// Each test spawns tsx (or git + a render): minutes, not seconds, on a busy 2-core machine.
+jest.setTimeout(180_000);
+
 describe('diffRenderings on synthetic sets', () => {
   const before = goodStack();
   const after = goodStack();
