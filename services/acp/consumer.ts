@@ -206,6 +206,7 @@ export class JobConsumer {
       await this.sleep(this.reclaimIntervalMs);
       if (!this.running) return;
       try {
+        await this.heartbeat();
         await this.reclaim();
         this.lastBusOk = Date.now();
       } catch (err) {
@@ -219,6 +220,18 @@ export class JobConsumer {
       await this.sleep(this.trimIntervalMs);
       if (!this.running) return;
       await this.bus.trim(this.opts.queue).catch((err) => this.running && this.hooks.onError?.(err, 'trim'));
+    }
+  }
+
+  /**
+   * Resets the idle time of the jobs this consumer is still working on (XCLAIM … JUSTID, which
+   * does not count a delivery), so a job that takes longer than reclaimIdleMs is not taken over
+   * by another consumer — only a dead or hung consumer's jobs go idle.
+   */
+  async heartbeat(): Promise<void> {
+    const ids = [...this.inFlight.keys()];
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.bus.redis.xclaim(this.stream, ACP_GROUP, this.opts.consumer, 0, ...ids.slice(i, i + 500), 'JUSTID');
     }
   }
 

@@ -148,3 +148,33 @@ describe('worker runtime on the bus', () => {
     await waitUntil('the job after the stream was recreated', async () => (await acp.events.read('s-recreated', 0)).length === 1);
   });
 });
+
+test('a job that runs longer than the reclaim idle time is not taken over while its worker is alive (heartbeat)', async () => {
+  const seen: string[] = [];
+  const clientsLong = [testRedis(), testRedis()];
+  const rts = clientsLong.map((c, i) => new WorkerRuntime(echoRole({ ECHO_QUEUE: 'long', ECHO_HOLD_MS: '1500' }, seen), {
+    redis: c, keyPrefix: prefix, http: false, worker: workerConfig({ podName: `long-${i}`, reclaimIdleMs: 300 }),
+  }));
+  try {
+    await Promise.all(rts.map((r) => r.start()));
+    const acp = createAcp(redis, { prefix });
+    await acp.bus.publish('long', job('long', 1, { session: 's-long' }));
+    // Sample the pending entry while it runs: a takeover or reclaim would bump its delivery count.
+    const owners = new Set<string>();
+    let maxDeliveries = 0;
+    await waitUntil('the long job acknowledged', async () => {
+      const rows = (await redis.xpending(acp.keys.jobs('long'), ACP_GROUP, '-', '+', 10)) as [string, string, number, number][];
+      for (const [, owner, , count] of rows) { owners.add(owner); maxDeliveries = Math.max(maxDeliveries, count); }
+      return (await redis.hget(acp.keys.done('long-1'), 'done')) === 'ok' && rows.length === 0;
+    });
+    expect(maxDeliveries).toBe(1);
+    expect(owners.size).toBe(1);
+    expect(seen).toEqual(['n1']); // handled once, by one worker, although it ran 5x the idle time
+    const redeliveries = await Promise.all(rts.map(async (r) => (await r.m.redeliveries.get()).values.reduce((a, v) => a + v.value, 0)));
+    expect(redeliveries).toEqual([0, 0]);
+    expect(await acp.events.read('s-long', 0)).toHaveLength(1);
+  } finally {
+    await Promise.all(rts.map((r) => r.stop()));
+    await Promise.all(clientsLong.map((c) => c.quit()));
+  }
+}, 30_000);
