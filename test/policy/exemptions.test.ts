@@ -1,7 +1,7 @@
 /** Exemptions: the tools' own annotations, honoured per environment, any other reported. */
 import { runPolicy } from '../../infra/policy/engine';
 import { ENV_PROFILES, TOOL_CHECKS, declaredExemptions, exemptedRules, policyExemptions } from '../../infra/policy/exemptions';
-import { looksSecret } from '../../infra/policy/rules/security';
+import { looksSecret, secretContent } from '../../infra/policy/rules/security';
 import type { K8sObject } from '../../infra/policy/types';
 import { find, goodStack } from './fixtures';
 
@@ -132,5 +132,29 @@ describe('S10 secret-looking names', () => {
     ['PORT', false],
   ])('%s -> %s', (name, expected) => {
     expect(looksSecret(name)).toBe(expected);
+  });
+});
+
+describe('S10 secret-looking config content', () => {
+  it.each([
+    ['-----BEGIN RSA PRIVATE KEY-----\nMIIE...', ['a PEM private key']],
+    ['user orb on >s3cret ~orb:* +@all', ['a Redis ACL password']],
+    [`user orb on #${'ab'.repeat(32)} ~orb:*`, ['a Redis ACL password']],
+    ['requirepass hunter2', ['a Redis password directive']],
+    ['{"token": "abc123"}', ['a literal credential']],
+    ['api_key=abc123', ['a literal credential']],
+  ])('flags %j', (text, expected) => {
+    expect(secretContent(text)).toEqual(expected);
+  });
+
+  it.each([
+    'echo "user $user reset on #$hash $(cat "$rules")" >> "$tmp"',
+    'export REDISCLI_AUTH="${REDIS_PASSWORD:-}"',
+    'password: ${REDIS_PASSWORD}',
+    'aclfile /etc/redis/acl/users.acl',
+    '{"max_tokens": 256, "secretary": "none"}',
+    'echo failed >&2',
+  ])('leaves %j alone', (text) => {
+    expect(secretContent(text)).toEqual([]);
   });
 });

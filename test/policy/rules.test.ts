@@ -94,6 +94,8 @@ const CASES: Record<RuleId, Case[]> = {
     { what: 'API keys from a ConfigMap', target: ['Deployment', 'orb-core'], breakIt: (o) => gwC(o).env.push({ name: 'ORB_API_KEYS', valueFrom: { configMapKeyRef: { name: 'orb-config', key: 'keys' } } }) },
     { what: 'Secret with data in dist', target: ['Secret', 'vault-acl'], breakIt: (o) => o.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'vault-acl', namespace: NS }, data: { 'orb-password': 'aHVudGVyMg==' } }) },
     { what: 'ConfigMap key holding a token', target: ['ConfigMap', 'orb-config'], breakIt: (o) => (find(o, 'ConfigMap', 'orb-config').data.GITHUB_TOKEN = 'ghp_x') },
+    { what: 'ConfigMap redis.conf with requirepass', target: ['ConfigMap', 'orb-config'], breakIt: (o) => (find(o, 'ConfigMap', 'orb-config').data['redis.conf'] = 'port 6379\nrequirepass hunter2\n') },
+    { what: 'ConfigMap ACL file with a literal password', target: ['ConfigMap', 'orb-config'], breakIt: (o) => (find(o, 'ConfigMap', 'orb-config').data['users.acl'] = 'user orb on >hunter2 ~orb:* +@read\n') },
   ],
   S11: [{ what: 'PORT twice', target: ['Deployment', 'orb-core'], breakIt: (o) => gwC(o).env.push({ name: 'PORT', value: '9090' }) }],
   A1: [

@@ -166,6 +166,20 @@ export function looksSecret(name: string): boolean {
   return !METADATA_SUFFIXES.has(words[words.length - 1]);
 }
 
+/** Literal credentials inside config files (Polaris sensitiveConfigmapContent), by what gives them away. */
+const SECRET_CONTENT: readonly [RegExp, string][] = [
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'a PEM private key'],
+  // Redis ACL user lines: `>password` sets a literal password, `#<sha256>` a literal hash.
+  [/^\s*user\s+\S+\s.*(\s>[^\s]+|\s#[0-9a-fA-F]{64}\b)/m, 'a Redis ACL password'],
+  [/^\s*(requirepass|masterauth)\s+\S+/m, 'a Redis password directive'],
+  // `password: x`, `"token": "x"`, `api_key=x`; values that are variables ($X, ${X}, <x>, {{x}}) are fine.
+  [/\b(password|passwd|secret|api[_-]?key|token)["']?\s*[:=]\s*["']?[^\s"'$<{-]/i, 'a literal credential'],
+];
+
+export function secretContent(text: string): string[] {
+  return SECRET_CONTENT.filter(([re]) => re.test(text)).map(([, what]) => what);
+}
+
 export const S10: Rule = {
   id: 'S10',
   title: 'no literal env values for secret-looking names; secrets by secretKeyRef',
@@ -177,9 +191,13 @@ export const S10: Rule = {
       return keys.length > 0 ? [`Secret carries literal values for ${keys.join(', ')}; create it out of band`] : [];
     }
     if (obj.kind === 'ConfigMap') {
-      return Object.keys({ ...(obj.data ?? {}), ...(obj.binaryData ?? {}) })
+      const keys = Object.keys({ ...(obj.data ?? {}), ...(obj.binaryData ?? {}) })
         .filter(looksSecret)
         .map((k) => `ConfigMap key ${k} looks like a secret; keep it in a Secret`);
+      const values = Object.entries((obj.data ?? {}) as Record<string, string>).flatMap(([k, v]) =>
+        secretContent(String(v)).map((what) => `ConfigMap key ${k} contains ${what}; keep it in a Secret`),
+      );
+      return [...keys, ...values];
     }
     return containersOf(obj).flatMap((r) =>
       ((r.container.env ?? []) as Json[]).flatMap((e) => {
