@@ -66,8 +66,8 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   }
   if (o.keda) {
     externals.keda = o.keda;
+    // An external vault is outside the namespace on both ends: KEDA's egress is not ours to police.
     if (o.vault.mode === 'in-cluster') tcp('keda', 'vault', 6379, 'KEDA reads the speech streams\' consumer-group lag');
-    else for (const port of o.vault.ports) tcp('keda', 'vault-external', port, 'KEDA reads the speech streams\' consumer-group lag');
   }
   if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');

@@ -53,4 +53,24 @@ describe('environment config validation', () => {
     expect(Object.keys(stack.charts)).toContain('30-orb-core');
     expect(app.synthYaml()).toContain('namespace: ucm4-staging');
   });
+
+  test('the README example: staging on an external vault renders no vault pods, connects by host, and egresses only to its CIDR', () => {
+    const staging: EnvironmentConfig = {
+      ...prod,
+      name: 'staging',
+      namespace: 'ucm4-staging',
+      orbCore: { ...prod.orbCore, autoscaling: { minReplicas: 2, maxReplicas: 4, targetCpuUtilization: 70 }, minAvailable: 1, ingress: { ...prod.orbCore.ingress, host: 'orb.staging.example.com' } },
+      vault: { mode: 'external', host: 'redis.staging.internal', port: 6379, sentinels: [], sentinelMaster: 'mymaster', tls: true, cidr: '10.40.0.0/24' },
+      backup: undefined,
+    };
+    const app = new App({ outdir: '/nonexistent' });
+    const stack = buildEnvironment(app, staging);
+    expect(Object.keys(stack.charts)).not.toContain('10-vault');
+    expect(Object.keys(stack.charts)).not.toContain('11-vault-backup');
+    const yaml = app.synthYaml();
+    expect(yaml).toContain('value: redis.staging.internal');
+    expect(yaml).toContain('cidr: 10.40.0.0/24');
+    expect(yaml).not.toMatch(/kind: StatefulSet\n[\s\S]*?name: vault\n/);
+  });
 });
+
