@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { main } from '../../infra/policy/cli';
 import type { K8sObject } from '../../infra/policy/types';
 import { find, goodStack } from './fixtures';
 
@@ -22,8 +23,24 @@ function writeEnv(env: string, objects: K8sObject[]): void {
   fs.writeFileSync(path.join(dist, env, 'b.k8s.yaml'), objects.slice(half).map((o) => stringify(o)).join('---\n'));
 }
 
-function policy(...args: string[]) {
+/** The command as npm runs it: a real process through tsx. */
+function policyProcess(...args: string[]) {
   return spawnSync(TSX, [path.join(ROOT, 'infra/policy/cli.ts'), '--dist', dist, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
+}
+
+/** The same entry in process (no tsx start-up per case), capturing what it prints. */
+function policy(...args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+  const err = jest.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
+  try {
+    const status = main(['--dist', dist, ...args]);
+    return { status, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
 }
 
 beforeAll(() => {
@@ -38,7 +55,7 @@ afterAll(() => fs.rmSync(dist, { recursive: true, force: true }));
 
 describe('policy CLI', () => {
   it('prints the table with totals and exits 0 on a clean environment', () => {
-    const r = policy('prod');
+    const r = policyProcess('prod');
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^RULE\s+OBJECT\s+RESULT\s+DETAIL$/m);
@@ -47,7 +64,7 @@ describe('policy CLI', () => {
   });
 
   it('exits 1 and shows the failing cell on a finding', () => {
-    const r = policy('broken');
+    const r = policyProcess('broken');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/^S4\s+Deployment\/orb-core\s+FAIL\s+container orb-core: securityContext.readOnlyRootFilesystem is not true$/m);
     expect(r.stdout).toMatch(/TOTAL broken: \d+ pass, 1 fail, 0 exempt; 1 finding\(s\)/);
