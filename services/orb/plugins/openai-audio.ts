@@ -9,6 +9,7 @@
  * `turn.error` with its stable code and HTTP status.
  */
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import createError from '@fastify/error';
 import fastifyMultipart from '@fastify/multipart';
 import fp from 'fastify-plugin';
@@ -139,15 +140,18 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
   // Scoped to these routes: the multipart parser must not change how the rest of the gateway reads bodies.
   await app.register(fastifyMultipart, { limits: { fileSize: maxUpload, files: 1, fields: 20, fieldSize: 1024 } });
 
-  /** Runs one job as an ephemeral session and hands each of its events to `onEvent` until it returns true. */
-  async function runJob(queue: 'whisperx' | 'xtts', kind: string, build: (session: string, turn: string) => Promise<AcpPart[]>,
-    onEvent: (ev: TurnEvent) => boolean, req: FastifyRequest): Promise<void> {
+  /**
+   * Runs one job as an ephemeral session and yields its events (a `turn.error` is thrown as its 4xx) until the
+   * caller stops iterating; then the session's keys are deleted.
+   */
+  async function* jobEvents(queue: 'whisperx' | 'xtts', kind: string, build: (session: string, turn: string) => Promise<AcpPart[]>,
+    req: FastifyRequest): AsyncGenerator<TurnEvent> {
     const session = `audio-${randomUUID()}`;
     const turn = 'rest';
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
     timer.unref();
-    // A client that hangs up stops the wait (the worker's job still completes and is cleaned up below).
+    // A client that hangs up stops the wait (the worker's job still completes; its events expire with the session).
     const onClose = () => ac.abort();
     req.raw.socket?.once('close', onClose);
     try {
@@ -155,13 +159,26 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       await opts.bus.publish(queue, createEnvelope({ kind, session, turn, seq: 0, timeoutMs, parts }));
       for await (const ev of opts.events.tail(session, 0, { signal: ac.signal })) {
         if (ev.type === 'turn.error') throw workerError(ev);
-        if (onEvent(ev)) return;
+        yield ev;
       }
       throw new ORB_ERR_AUDIO_TIMEOUT(queue, timeoutMs);
     } finally {
       clearTimeout(timer);
       req.raw.socket?.off('close', onClose);
       await opts.redis.del(opts.keys.turnEvents(session), opts.keys.turnSeq(session), opts.keys.turnAudio(session, turn)).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The first event `pick` accepts. Reads with next() rather than for-await, whose early exit would close the
+   * generator (and delete the session) while the caller still wants the events after it.
+   */
+  async function firstOf<T>(events: AsyncGenerator<TurnEvent>, pick: (ev: TurnEvent) => T | undefined): Promise<T> {
+    for (;;) {
+      const r = await events.next();
+      if (r.done) throw new ORB_ERR_AUDIO_UPSTREAM('event stream ended early');
+      const v = pick(r.value);
+      if (v !== undefined) return v;
     }
   }
 
@@ -198,18 +215,18 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     if (language !== undefined && !/^[a-z]{2,3}$/.test(language)) throw new ORB_ERR_AUDIO_REQUEST('language must be an ISO-639-1 code like `en`');
 
     const upload = file;
-    let result: TranscriptData | undefined;
-    await runJob('whisperx', 'asr.transcribe', async (session, turn) => {
+    const events = jobEvents('whisperx', 'asr.transcribe', async (session, turn) => {
       // The audio waits in the vault (like a voice turn's utterance) so the job entry stays small.
       const key = opts.keys.turnAudio(session, turn);
       await opts.redis.set(key, upload, 'PX', timeoutMs + 60_000);
       return [{ content_type: uploadContentType(upload, mimetype), content_ref: key }, jsonPart({ fan_out: false, ...(language ? { language } : {}) })];
-    }, (ev) => {
-      if (ev.type !== 'transcript') return false;
-      result = ev.data as TranscriptData;
-      return true;
     }, req);
-    const t = result!;
+    let t: TranscriptData;
+    try {
+      t = await firstOf(events, (ev) => (ev.type === 'transcript' ? (ev.data as TranscriptData) : undefined));
+    } finally {
+      await events.return(undefined);
+    }
     switch (format) {
       case 'text':
         return reply.type('text/plain; charset=utf-8').send(`${t.text}\n`);
@@ -244,20 +261,51 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     '/v1/audio/speech', { schema: speechSchema, preHandler }, async (req, reply) => {
       const b = req.body;
       const voice = typeof b.voice === 'string' ? b.voice : b.voice.id;
-      const chunks: Buffer[] = [];
-      let rate = 0;
-      await runJob('xtts', 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], (ev) => {
-        if (ev.type !== 'audio') return false;
-        const a = ev.data as AudioData;
-        rate = a.sample_rate;
-        chunks[a.index] = Buffer.from(a.data, 'base64');
-        return a.final;
-      }, req);
-      const pcm = Buffer.concat(chunks.filter(Boolean));
-      if ((b.response_format ?? 'wav') === 'pcm') {
-        return reply.type('audio/pcm').header('x-sample-rate', '24000').send(resamplePcm16(pcm, rate, 24000));
+      const events = jobEvents('xtts', 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], req);
+      const audioOf = (ev: TurnEvent) => (ev.type === 'audio' ? (ev.data as AudioData) : undefined);
+      // Wait for the first sentence before answering, so worker errors still become a proper 4xx.
+      let first: AudioData;
+      try {
+        first = await firstOf(events, audioOf);
+      } catch (err) {
+        await events.return(undefined);
+        throw err;
       }
-      return reply.type('audio/wav').send(Buffer.concat([wavHeader(pcm.length, rate), pcm]));
+      if ((b.response_format ?? 'wav') === 'pcm') {
+        // Raw PCM has no header: stream each sentence as it is synthesized (OpenAI's pcm is 24 kHz).
+        async function* pcmChunks(): AsyncGenerator<Buffer> {
+          try {
+            yield resamplePcm16(Buffer.from(first.data, 'base64'), first.sample_rate, 24000);
+            if (first.final) return;
+            for await (const ev of events) {
+              const a = audioOf(ev);
+              if (!a) continue;
+              yield resamplePcm16(Buffer.from(a.data, 'base64'), a.sample_rate, 24000);
+              if (a.final) return;
+            }
+          } finally {
+            await events.return(undefined);
+          }
+        }
+        return reply.type('audio/pcm').header('x-sample-rate', '24000').send(Readable.from(pcmChunks()));
+      }
+      // WAV needs the data length up front: collect the sentences, then answer.
+      const chunks: Buffer[] = [];
+      chunks[first.index] = Buffer.from(first.data, 'base64');
+      try {
+        if (!first.final) {
+          await firstOf(events, (ev) => {
+            const a = audioOf(ev);
+            if (!a) return undefined;
+            chunks[a.index] = Buffer.from(a.data, 'base64');
+            return a.final ? true : undefined;
+          });
+        }
+      } finally {
+        await events.return(undefined);
+      }
+      const pcm = Buffer.concat(chunks.filter(Boolean));
+      return reply.type('audio/wav').send(Buffer.concat([wavHeader(pcm.length, first.sample_rate), pcm]));
     });
 }
 

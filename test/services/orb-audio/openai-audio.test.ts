@@ -166,6 +166,30 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       expect(a.equals(b)).toBe(true);
     });
 
+    it('streams pcm sentence by sentence (chunked) and leaves no session keys behind', async () => {
+      const res = await fetch(`${base}/v1/audio/speech`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tts-1', voice: 'tiny-en', input: 'One. Two. Three.', response_format: 'pcm' }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('transfer-encoding')).toBe('chunked');
+      expect(res.headers.get('x-sample-rate')).toBe('24000');
+      const whole = Buffer.from(await res.arrayBuffer());
+      const parts = await Promise.all(['One.', 'Two.', 'Three.'].map(async (input) => Buffer.from(await (await openai.audio.speech.create({
+        model: 'tts-1', voice: 'tiny-en', input, response_format: 'pcm' })).arrayBuffer())));
+      // Each sentence is synthesized and resampled on its own, so the stream is exactly their concatenation.
+      expect(whole.equals(Buffer.concat(parts))).toBe(true);
+      expect(await redis.keys(`${prefix}turn:*`)).toEqual([]);
+    });
+
+    it('rejects input over the 4096-character limit with 400 before any work', async () => {
+      const res = await fetch(`${base}/v1/audio/speech`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tts-1', voice: 'tiny-en', input: 'x'.repeat(5000) }),
+      });
+      expect(res.status).toBe(400);
+    });
+
     it('rejects an unsupported response_format with 400', async () => {
       const res = await fetch(`${base}/v1/audio/speech`, {
         method: 'POST', headers: { 'content-type': 'application/json' },
