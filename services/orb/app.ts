@@ -28,6 +28,7 @@ import { TurnRunner } from './turns';
 import { httpRoutes } from './routes';
 import { sessionSocketRoute } from './socket';
 import { openAiAudioPlugin } from './plugins/openai-audio';
+import { SileroVad } from '../workers/inference/vad';
 import * as E from './errors';
 
 export type OrbConfig = EnvValues<typeof ORB_ENV>;
@@ -53,6 +54,8 @@ declare module 'fastify' {
       readonly bus: AcpBus;
       readonly hub: EventHub;
       readonly turns: TurnRunner;
+      /** Silero VAD for endpointing, or null when ORB_VAD is off. */
+      readonly vad: SileroVad | null;
     };
   }
 }
@@ -143,9 +146,11 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   });
   const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
   const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS });
-  app.decorate('orb', { config, keys, sessions, events, bus, hub, turns });
+  // One InferenceSession per process; each socket gets its own recurrent state (VadStream).
+  const vad = config.vad ? await SileroVad.load({ modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1 }) : null;
+  app.decorate('orb', { config, keys, sessions, events, bus, hub, turns, vad });
   // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
-  app.addHook('onClose', async () => { await hub.close(); await events.close(); });
+  app.addHook('onClose', async () => { await hub.close(); await events.close(); await vad?.dispose(); });
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxFrameBytes },

@@ -13,9 +13,10 @@ import { checkPcmFrame, SAMPLE_RATE } from './audio';
 import { parseSeq } from './routes';
 import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
 import type { LiveSocket } from './live-sessions';
+import { Endpointer } from './endpointing';
 import * as E from './errors';
 
-interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; token?: string }
+interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string }
 
 interface SocketContext {
   socketId: string;
@@ -66,7 +67,7 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     schema: {
       querystring: { type: 'object', additionalProperties: false, properties: {
         session: { type: 'string', pattern: SESSION_ID_PATTERN }, last_seq: { type: 'string', maxLength: 20 },
-        speak: { type: 'boolean' }, token: { type: 'string' },
+        speak: { type: 'boolean' }, vad: { type: 'boolean' }, token: { type: 'string' },
       } },
     },
     preHandler: async (req: FastifyRequest<{ Querystring: SocketQuery }>, reply) => {
@@ -115,6 +116,31 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     let session = ctx.session;
     let utterance: { turn: string; bytes: number } | null = null;
     const speakDefault = req.query.speak ?? false;
+    const endpointer = orb.vad && req.query.vad !== false
+      ? new Endpointer(orb.vad.stream({ threshold: orb.config.vadThreshold, minSilenceMs: orb.config.vadSilenceMs }), Math.round(orb.config.vadPreRollMs * 32))
+      : null;
+
+    /** Appends to the open utterance (opening one if needed); the vault has it before the next frame is read. */
+    const appendUtterance = async (sid: string, pcm: Buffer) => {
+      if (!utterance) {
+        utterance = { turn: randomUUID(), bytes: 0 };
+        // Recorded in the session so a replica that takes over appends to the same utterance.
+        await app.vault.redis.hset(orb.sessions.key(sid), 'open_utterance', utterance.turn);
+      }
+      if (!pcm.length) return;
+      if (utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
+      utterance.bytes = await orb.turns.appendAudio(sid, utterance.turn, pcm);
+    };
+
+    const commitUtterance = async (sid: string, speak: boolean, by: 'client' | 'vad') => {
+      if (!utterance || utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
+      const u: { turn: string; bytes: number } = utterance;
+      utterance = null;
+      await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
+      sendJson(ws, { type: 'input_audio.committed', turn: u.turn, bytes: u.bytes, by });
+      await orb.turns.commitAudio(sid, u.turn, { speak });
+      await orb.sessions.touch(sid, req.apiKeyId);
+    };
 
     const setup = async () => {
       if (!session) session = await orb.sessions.create(req.apiKeyId, orb.config.podName);
@@ -155,15 +181,22 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       if (isBinary) {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
         checkPcmFrame(buf);
-        if (!utterance) {
-          utterance = { turn: randomUUID(), bytes: 0 };
-          // Recorded in the session so a replica that takes over appends to the same utterance.
-          await app.vault.redis.hset(orb.sessions.key(sid), 'open_utterance', utterance.turn);
+        if (!endpointer) {
+          await appendUtterance(sid, buf);
+          return;
         }
-        if (utterance.bytes + buf.length > orb.config.maxUtteranceBytes) {
-          throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
+        for (const act of await endpointer.push(buf)) {
+          if (act.type === 'speech_start') {
+            await appendUtterance(sid, Buffer.alloc(0));
+            // Also the barge-in signal: a client playing a reply stops it.
+            sendJson(ws, { type: 'input_audio.speech_started', turn: utterance!.turn });
+          } else if (act.type === 'audio') {
+            await appendUtterance(sid, act.pcm);
+          } else {
+            sendJson(ws, { type: 'input_audio.speech_stopped', turn: utterance?.turn ?? null });
+            await commitUtterance(sid, speakDefault, 'vad');
+          }
         }
-        utterance.bytes = await orb.turns.appendAudio(sid, utterance.turn, buf);
         return;
       }
       let msg: unknown;
@@ -194,16 +227,9 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
           sendJson(ws, { type: 'input_audio.cleared', turn: utterance?.turn ?? null });
           utterance = null;
           return;
-        case 'input_audio.commit': {
-          if (!utterance || utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
-          const u: { turn: string; bytes: number } = utterance;
-          utterance = null;
-          await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
-          sendJson(ws, { type: 'input_audio.committed', turn: u.turn, bytes: u.bytes });
-          await orb.turns.commitAudio(sid, u.turn, { speak: msg.speak ?? speakDefault });
-          await orb.sessions.touch(sid, req.apiKeyId);
+        case 'input_audio.commit':
+          await commitUtterance(sid, msg.speak ?? speakDefault, 'client');
           return;
-        }
         case 'text': {
           const t = await orb.turns.startText(sid, msg.text, { speak: msg.speak ?? speakDefault });
           sendJson(ws, { type: 'turn.accepted', turn: t.turn, start_seq: t.seq, deadline_ms: t.deadlineMs });

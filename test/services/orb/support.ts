@@ -26,7 +26,8 @@ export const auth = (who: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS
 export function gatewayEnv(prefix: string, pod: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: testRedisUrl(), VAULT_KEY_PREFIX: prefix, POD_NAME: pod, ORB_API_KEYS: API_KEYS_ENV,
-    LOG_LEVEL: 'silent', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '2000', ORB_TURN_DEADLINE_MS: '1500',
+    // Event-loop pressure is off: a loaded 2-core CI box must not turn test requests into 503s.
+    LOG_LEVEL: 'silent', ORB_VAD: 'false', ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '2000', ORB_TURN_DEADLINE_MS: '1500',
     ...extra,
   };
 }
@@ -72,10 +73,11 @@ export class Client {
     this.ws = new WebSocket(`ws://${hostPort}${path}`, { headers });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
-      this.ws.once('unexpected-response', (_req, res) => {
+      this.ws.once('unexpected-response', (req, res) => {
         this.refusedStatus = res.statusCode ?? 0;
         res.on('data', (d: Buffer) => { this.refusedBody += d.toString(); });
-        res.on('end', () => reject(new Error(`refused ${res.statusCode}`)));
+        // With this listener ws leaves the refused request open; end it so no socket outlives the test.
+        res.on('end', () => { req.destroy(); reject(new Error(`refused ${res.statusCode}`)); });
       });
       this.ws.once('error', reject);
     });

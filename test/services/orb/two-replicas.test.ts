@@ -122,7 +122,7 @@ test('audio frames are in the vault as they arrive, and B continues the utteranc
   onB.ws.send(frame);
   onB.send({ type: 'input_audio.commit' });
   const committed = await onB.next((m) => m.type === 'input_audio.committed', 'committed');
-  expect(committed).toEqual({ type: 'input_audio.committed', turn, bytes: 19_200 });
+  expect(committed).toEqual({ type: 'input_audio.committed', turn, bytes: 19_200, by: 'client' });
   const start = await onB.next((m) => m.type === 'turn.start', 'turn.start event');
   expect(start).toMatchObject({ turn, data: { source: 'audio', audio_bytes: 19_200 } });
   const jobs = (await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][];
