@@ -22,6 +22,8 @@ export const ASR_SAMPLE_RATE = 16000;
 const MIN_RATE = 4000;
 const MAX_RATE = 384000;
 const MAX_CHANNELS = 8;
+/** Data sizes at or above this are the placeholders streaming WAV writers use (0x7FFFF000, 0xFFFFFFFF). */
+const STREAMING_SIZE = 0x7ffff000;
 
 interface WavFmt {
   audioFormat: number;
@@ -80,6 +82,12 @@ function checkWavHeader(wav: WaveFile, maxDurationS: number): { fmt: WavFmt; dat
   }
   if (!data || data.chunkSize === undefined) throw new AudioErrors.ORB_ERR_AUDIO_TRUNCATED('WAV has no data chunk');
   const frameBytes = (bits / 8) * fmt.numChannels;
+  if (data.chunkSize >= STREAMING_SIZE) {
+    // Streaming writers (espeak-ng --stdout, ffmpeg to a pipe) cannot know the length and write a maximal
+    // placeholder: the data runs to the end of the file.
+    data.chunkSize = data.samples.length - (data.samples.length % frameBytes);
+    data.samples = data.samples.subarray(0, data.chunkSize);
+  }
   const declaredS = data.chunkSize / frameBytes / fmt.sampleRate;
   if (declaredS > maxDurationS) {
     throw new AudioErrors.ORB_ERR_AUDIO_TOO_LONG(`header declares ${declaredS.toFixed(1)} s, limit is ${maxDurationS} s`);

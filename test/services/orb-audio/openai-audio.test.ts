@@ -118,7 +118,7 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       return Buffer.from(w.toBuffer());
     };
     const absurd = Buffer.from(fixture);
-    absurd.writeUInt32LE(0xfffffff0, 40);
+    absurd.writeUInt32LE(0x40000000, 40);
     const mulaw = wav(8000, '16', [1, 2, 3, 4]);
     mulaw.writeUInt16LE(7, 20);
     mulaw.writeUInt16LE(8, 34);

@@ -73,6 +73,13 @@ describe('decodeAudio', () => {
     expect(encodePcm16(pcm.samples).equals(fixture.subarray(44))).toBe(true);
   });
 
+  it('reads a streamed WAV whose data size is the 0xFFFFFFFF placeholder up to the end of the file', () => {
+    const buf = Buffer.concat([Buffer.from(fixture), Buffer.alloc(1)]); // plus a stray byte: not a whole frame
+    buf.writeUInt32LE(0xffffffff, 4);
+    buf.writeUInt32LE(0xffffffff, 40);
+    expect(decodeAudio(buf).samples.length).toBe((fixture.length - 44) / 2);
+  });
+
   it('keeps 16 kHz input untouched', () => {
     const pcm = decodeAudio(fixture);
     expect(resample(pcm)).toBe(pcm);
@@ -100,7 +107,7 @@ describe('bad audio gets a stable code, never a crash', () => {
   });
   it('an absurd declared duration', () => {
     const buf = Buffer.from(fixture);
-    buf.writeUInt32LE(0xfffffff0, 40); // data chunk size: ~37 hours at 16 kHz
+    buf.writeUInt32LE(0x40000000, 40); // data chunk size: 1 GiB, ~9.3 hours at 16 kHz
     expectCode(() => decodeAudio(buf), 'ORB_ERR_AUDIO_TOO_LONG', 413);
   });
   it('raw PCM past the duration limit', () =>

