@@ -43,7 +43,7 @@ options:
   --session ID           continue this session (env ORB_SESSION)
   -o, --out FILE         where 'ask' writes the reply WAV (default reply.wav)
   --timeout MS           per-turn limit (default 60000)
-  --speak                'say' also asks for reply audio
+  --speak                'say' also asks for reply audio; 'smoke' also requires it
   --wav FILE             the utterance of smoke's audio turn (env ORB_SMOKE_WAV; default the
                          recording baked into the image, else a synthetic vowel)
   --json                 machine-readable output
@@ -182,7 +182,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'smoke': {
-        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV) });
+        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV), speak: v.speak });
         return ok ? EXIT.ok : EXIT.failed;
       }
       default:

@@ -56,7 +56,8 @@ export interface OrbSessionOptions {
 }
 
 /** Replies to the client's own messages; `turn.accepted` carries the turn's seq but is not an event. */
-const CONTROL = new Set(['session.ready', 'turn.accepted', 'input_audio.format', 'input_audio.committed', 'input_audio.cleared', 'pong', 'error']);
+const CONTROL = new Set(['session.ready', 'turn.accepted', 'input_audio.format', 'input_audio.committed', 'input_audio.cleared',
+  'input_audio.speech_started', 'input_audio.speech_stopped', 'pong', 'error']);
 
 /** Close codes after which a reconnect cannot help. */
 const FATAL_CLOSE = new Set([1000, 1003, 1008, 1009, 4401, 4404, 4429]);

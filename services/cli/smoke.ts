@@ -16,6 +16,8 @@ export interface SmokeOptions {
   readonly log: (line: string) => void;
   /** PCM16LE 16 kHz mono for the audio turn. */
   readonly utterance: Buffer;
+  /** Also require spoken reply audio (xtts) in the audio turn. @default false */
+  readonly speak?: boolean;
 }
 
 /** Finds a reply text anywhere in a turn body (REST answers carry the whole turn). */
@@ -88,12 +90,12 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
   });
 
   await step('audio turn', async () => {
-    const r = await runTurn({ urls: o.wsUrls, connect: o.connect, pcm: o.utterance, timeoutMs: o.timeoutMs, speak: true });
+    const r = await runTurn({ urls: o.wsUrls, connect: o.connect, pcm: o.utterance, timeoutMs: o.timeoutMs, speak: !!o.speak });
     if (r.outcome !== 'ok') throw new Error(`turn ${r.outcome}: ${r.error ?? ''}`);
     if (r.transcript === undefined) throw new Error('no transcript event');
     if (!r.reply) throw new Error('no reply event');
-    if (!r.audio.length) throw new Error('no reply audio');
-    return `transcript "${r.transcript.slice(0, 40)}", ${r.verdicts.length} verdicts, ${r.audio.length} audio bytes`;
+    if (o.speak && !r.audio.length) throw new Error('no reply audio');
+    return `transcript "${r.transcript.slice(0, 40)}", ${r.verdicts.length} verdicts, reply "${r.reply.slice(0, 40)}"${o.speak ? `, ${r.audio.length} audio bytes` : ''}`;
   });
 
   await step('resume', async () => {
@@ -103,7 +105,7 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
       urls: o.wsUrls,
       connect: o.connect,
       text: 'Please remember that my name is Smoke.',
-      speak: true,
+      speak: !!o.speak,
       timeoutMs: o.timeoutMs,
       onState: (s) => states.push(s),
       // Drop the connection after the first event of the turn: the rest must arrive after resume.

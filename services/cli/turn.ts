@@ -109,7 +109,8 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
     connect: o.connect,
     sessionId: o.sessionId,
     lastSeq: o.lastSeq,
-    query: o.speak === undefined ? undefined : { speak: String(o.speak) },
+    // A file is one whole utterance: the client commits it, the gateway's VAD is not asked to.
+    query: { ...(o.speak === undefined ? {} : { speak: String(o.speak) }), ...(o.pcm ? { vad: 'false' } : {}) },
     onState: o.onState,
     onEvent: (ev) => {
       if (ev.type === 'turn.accepted' || ev.type === 'input_audio.committed') {

@@ -91,8 +91,8 @@ suite('whole system on the dev stack', () => {
       await page.goto(`${base}#key=${stack.apiKey}`);
       try {
         await page.waitForFunction(() => {
-          const o = (globalThis as unknown as { __orb: { turnsEnded: number; reply: string; audioChunks: number } }).__orb;
-          return o.turnsEnded >= 1 && o.reply.length > 0 && o.audioChunks > 0;
+          const o = (globalThis as unknown as { __orb: { reply: string; verdicts: Record<string, unknown> } }).__orb;
+          return o.reply.length > 0 && Object.keys(o.verdicts).length >= 3;
         }, undefined, { timeout: 180_000, polling: 250 });
       } catch (err) {
         await page.screenshot({ path: join(ARTIFACTS, 'orb-web-turn-failed.png'), fullPage: true });
@@ -122,11 +122,11 @@ suite('whole system on the dev stack', () => {
     let killed: Promise<void> | undefined;
     const states: string[] = [];
     let afterResume = 0;
-    // A spoken reply streams many audio events; without speech workers the text turn still streams its events.
+    // A spoken turn (ASR, five cores, CALI) when the speech workers run, else a typed one.
     const r = await runTurn({
       urls: wsUrls(), // orb-core-0 first: the socket starts there
       connect: connect(),
-      ...(noSpeech ? { text: 'Hello there, how are you today?' } : { pcm: speechPcm16k(), speak: true }),
+      ...(noSpeech ? { text: 'Hello there, how are you today?' } : { pcm: speechPcm16k() }),
       timeoutMs: 180_000,
       onState: (s, d) => states.push(`${s} ${d ?? ''}`),
       onEvent: (ev) => {
@@ -136,6 +136,7 @@ suite('whole system on the dev stack', () => {
     });
     await killed;
     expect(victim.running()).toBe(false);
+    await victim.restart(); // before any assertion, so later tests have both replicas
     if (r.outcome !== 'ok') throw new Error(`turn after failover: ${r.outcome} ${r.error}\nstates: ${states.join(' / ')}\n${tail()}`);
     expect(states.some((s) => s.startsWith('reconnecting'))).toBe(true);
     expect(seqProblems(r.events)).toEqual([]);
@@ -143,9 +144,7 @@ suite('whole system on the dev stack', () => {
     const hist = await orbRequest<{ events: Array<{ seq: number; turn: string }> }>(target(), 'GET', `/v1/sessions/${r.session}`);
     const stored = hist.body.events.filter((e) => e.turn === r.turn).map((e) => e.seq);
     expect(r.events.map((e) => e.seq)).toEqual(stored);
-    if (!noSpeech) expect(r.audio.length).toBeGreaterThan(0);
     console.log(`replica drill: ${r.events.length} events, ${afterResume} of them after resuming on orb-core-1`);
-    await victim.restart();
   }, 400_000);
 
   test('drill: SIGKILL a core mid-turn — the quorum still answers', async () => {
@@ -160,15 +159,15 @@ suite('whole system on the dev stack', () => {
     });
     await killed;
     expect(victim.running()).toBe(false);
-    if (r.outcome !== 'ok') throw new Error(`turn with a core killed: ${r.outcome} ${r.error}\n${tail()}`);
+    if (r.outcome !== 'ok') { await victim.restart(); throw new Error(`turn with a core killed: ${r.outcome} ${r.error}\n${tail()}`); }
     expect(r.verdicts.length).toBeGreaterThanOrEqual(3);
     expect(r.reply).toBeTruthy();
     // And a whole turn with that core down: four cores still make a quorum of three.
     const again = await runTurn({ urls: wsUrls(), connect: connect(), text: 'What can you do for me?', timeoutMs: 120_000 });
+    await victim.restart();
     expect(again.outcome).toBe('ok');
     expect(again.verdicts.map((v) => Number(v.core)).sort()).not.toContain(2);
     expect(again.verdicts.length).toBeGreaterThanOrEqual(3);
-    await victim.restart();
   }, 400_000);
 
   test('drill: restart the vault (AOF) — sessions and memory survive', async () => {

@@ -94,7 +94,8 @@ function newTurn(turn: string | undefined): void {
 function onEvent(ev: OrbEvent): void {
   if (ev.type === 'error') {
     ui.errors.push(`${String(ev.code)}: ${String(ev.message)}`);
-    status(`error: ${String(ev.message)}`);
+    // A late client commit after the gateway's VAD already committed is expected, not news.
+    if (!/no audio since the last commit/.test(String(ev.message))) status(`error: ${String(ev.message)}`);
     return;
   }
   if (typeof ev.seq !== 'number') return;
@@ -124,6 +125,7 @@ function onEvent(ev: OrbEvent): void {
       const label = String(d.label ?? (typeof c === 'object' ? c?.label : '') ?? '');
       const ratio = typeof c === 'number' ? c : typeof c === 'object' ? c?.ratio : undefined;
       $('consensus').textContent = `consensus: ${label}${ratio !== undefined ? ` (${Math.round(Number(ratio) * 100)}%)` : ''}`;
+      if (!player.playing) setOrb(mic ? 'listening' : 'idle');
       break;
     }
     case 'audio': {
@@ -156,11 +158,37 @@ player.onIdle = () => {
   $('audio-state').textContent = ui.audioChunks ? `reply audio played (${ui.audioChunks} chunks)` : '';
 };
 
-// ---- microphone endpointing + barge-in ------------------------------------------------------
+// ---- microphone: server-side VAD endpointing, local energy detector for barge-in + fallback --------
+// The gateway's VAD (Silero) cuts utterances from the continuous stream and says so with
+// input_audio.speech_started / input_audio.committed. A gateway without VAD never does: after one
+// local utterance without an answer the page falls back to gating and committing itself.
+let serverVad = true;
 let speaking = false;
 let loudFrames = 0;
 let lastLoudAt = 0;
+let committedSinceLocalStart = false;
 const preroll: ArrayBuffer[] = [];
+
+function bargeIn(): void {
+  if (player.playing && currentTurn) {
+    silenced.add(currentTurn);
+    player.stop();
+    ui.bargeIns++;
+    $('audio-state').textContent = 'reply interrupted';
+  }
+}
+
+function onControl(ev: OrbEvent): void {
+  if (ev.type === 'input_audio.speech_started') {
+    bargeIn();
+    setOrb('listening');
+  }
+  if (ev.type === 'input_audio.committed') {
+    committedSinceLocalStart = true;
+    setOrb('thinking');
+    status('thinking…');
+  }
+}
 
 function onMicFrame(pcm: ArrayBuffer, rms: number): void {
   if (!session) return;
@@ -168,30 +196,37 @@ function onMicFrame(pcm: ArrayBuffer, rms: number): void {
   const now = performance.now();
   loudFrames = loud ? loudFrames + 1 : 0;
   if (loud) lastLoudAt = now;
+  if (serverVad) session.sendAudio(pcm);
   if (!speaking) {
-    preroll.push(pcm);
-    if (preroll.length > PREROLL_FRAMES) preroll.shift();
+    if (!serverVad) {
+      preroll.push(pcm);
+      if (preroll.length > PREROLL_FRAMES) preroll.shift();
+    }
     if (loudFrames >= START_FRAMES) {
       speaking = true;
-      // Barge-in: the user talks over the reply — stop it and drop the rest of that turn's audio.
-      if (player.playing && currentTurn) {
-        silenced.add(currentTurn);
-        player.stop();
-        ui.bargeIns++;
-        $('audio-state').textContent = 'reply interrupted';
-      }
+      committedSinceLocalStart = false;
+      bargeIn(); // at once, without waiting for the server's speech_started
       setOrb('listening');
       status(`listening… (${session.replica ?? 'connected'})`);
-      for (const f of preroll.splice(0)) session.sendAudio(f);
+      if (!serverVad) for (const f of preroll.splice(0)) session.sendAudio(f);
     }
     return;
   }
-  session.sendAudio(pcm);
+  if (!serverVad) session.sendAudio(pcm);
   if (now - lastLoudAt > HANGOVER_MS) {
     speaking = false;
-    session.endUtterance(true);
-    setOrb('thinking');
-    status('thinking…');
+    if (!serverVad) {
+      session.endUtterance(true);
+      setOrb('thinking');
+      return;
+    }
+    setTimeout(() => {
+      if (committedSinceLocalStart || !session) return;
+      // No endpointing from the gateway for a whole utterance: commit it ourselves from now on.
+      serverVad = false;
+      ui.errors.push('gateway VAD did not endpoint; client-side endpointing');
+      session.endUtterance(true);
+    }, 1500 + HANGOVER_MS);
   }
 }
 
@@ -210,6 +245,7 @@ async function connect(apiKey: string): Promise<void> {
     sessionId: sessionStorage.getItem('orb.session') ?? undefined,
     lastSeq: Number(sessionStorage.getItem('orb.lastSeq') ?? 0),
     onEvent: (ev) => {
+      onControl(ev);
       onEvent(ev);
       if (session?.sessionId) {
         sessionStorage.setItem('orb.session', session.sessionId);
