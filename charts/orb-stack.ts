@@ -63,6 +63,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     imagePullPolicy: cfg.imagePullPolicy,
     policyExemptions: exemptionsFor(cfg, kind),
     scrapeAnnotations: !cfg.monitoring.prometheusOperator,
+    // Jobs keep no checksum: their pod template is immutable, a changed one could not be re-applied.
+    configChecksum: kind === 'Job' ? undefined : orbConfig.checksum,
   });
   const vault = vaultEndpoint(cfg);
   const graph = networkGraph(cfg);
@@ -72,7 +74,7 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
   if (cfg.priorityClasses) new PriorityClasses(charts['00-namespace'], 'priority-classes', { version: cfg.version });
 
   charts['01-config'] = chart('01-config');
-  new OrbConfig(charts['01-config'], 'orb-config', { environment: cfg.name, logLevel: cfg.logLevel, keyPrefix: cfg.keyPrefix, version: cfg.version });
+  const orbConfig = new OrbConfig(charts['01-config'], 'orb-config', { environment: cfg.name, logLevel: cfg.logLevel, keyPrefix: cfg.keyPrefix, version: cfg.version });
 
   charts['02-network'] = chart('02-network');
   new NetworkPolicies(charts['02-network'], 'network-policies', {

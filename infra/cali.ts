@@ -5,7 +5,7 @@ import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CALI_ROLE_ENV, mergeEnv, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
-import { budgetFor, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const CALI = 'cali';
 
@@ -52,7 +52,7 @@ export class Cali extends Construct {
         selector: { matchLabels: selectorLabels(name) },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
         template: {
-          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
             app: name,
             serviceAccountName: sa.name,

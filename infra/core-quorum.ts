@@ -5,7 +5,7 @@ import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
-import { podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const CORE_QUORUM = 'core4';
 
@@ -88,7 +88,7 @@ export class CoreQuorum extends Construct {
         updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(1) } },
         selector: { matchLabels: selectorLabels(name) },
         template: {
-          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
             app: name,
             serviceAccountName: sa.name,

@@ -7,7 +7,7 @@ import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { mergeEnv, renderEnv, vaultEnv, type EnvBinding, type SecretKeyRef, type VaultEndpoint } from './service-env';
 import {
-  budgetFor, checkReplicaRange, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount,
+  budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
   type ReplicaRange, type WorkloadProps,
 } from './workload-support';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
@@ -100,7 +100,7 @@ export class OrbCore extends Construct {
         // Surge first: a WebSocket gateway must never dip below its replica count during a rollout.
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromString('25%'), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
         template: {
-          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
             app: ORB_CORE,
             serviceAccountName: sa.name,

@@ -8,7 +8,7 @@ import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
 import {
-  budgetFor, checkReplicaRange, podDisruptionBudget, scrapeAnnotations, workloadAnnotations, workloadServiceAccount,
+  budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
   type ReplicaRange, type WorkloadProps,
 } from './workload-support';
 
@@ -131,7 +131,7 @@ export class SpeechWorker extends Construct {
         selector: { matchLabels: selectorLabels(name) },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
         template: {
-          metadata: { labels, annotations: scrapeAnnotations(props.scrapeAnnotations) },
+          metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
             app: name,
             serviceAccountName: sa.name,

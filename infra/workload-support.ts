@@ -30,12 +30,23 @@ export interface WorkloadProps {
    * @default false
    */
   readonly scrapeAnnotations?: boolean;
+  /**
+   * Checksum of the shared `orb-config` the pods load, so a config change rolls them.
+   * @default - none
+   */
+  readonly configChecksum?: string;
 }
 
 /** Pod annotations for annotation-based Prometheus scraping of the `http` port's /metrics. */
 export function scrapeAnnotations(enabled: boolean | undefined, port = 8080): Record<string, string> | undefined {
   if (!enabled) return undefined;
   return { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': '/metrics' };
+}
+
+/** Pod template annotations: scrape hints and the config checksum. */
+export function podAnnotations(props: WorkloadProps): Record<string, string> | undefined {
+  const a = { ...scrapeAnnotations(props.scrapeAnnotations), ...(props.configChecksum ? { 'ucm4.dev/config-checksum': props.configChecksum } : {}) };
+  return Object.keys(a).length ? a : undefined;
 }
 
 /** Metadata annotations of a workload object (exemptions only). */

@@ -132,9 +132,17 @@ describe('dev vs prod', () => {
     expect(p.filter((o) => o.kind === 'ServiceMonitor').map((o) => o.metadata.name).sort()).toEqual(['cali', 'core4', 'orb-core', 'whisperx', 'xtts']);
     const alerts = find(p, 'PrometheusRule', 'ucm4-core').spec.groups[0].rules.map((r: { alert: string }) => r.alert);
     expect(alerts).toEqual(['OrbCoreQuorumLost', 'OrbDeadLetterGrowing', 'OrbReplicaHeartbeatMissing', 'OrbSpeechQueueLagHigh']);
-    expect(find(d, 'Deployment', 'orb-core').spec.template.metadata.annotations).toEqual({
+    expect(find(d, 'Deployment', 'orb-core').spec.template.metadata.annotations).toMatchObject({
       'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080', 'prometheus.io/path': '/metrics',
     });
     expect(d.find((o) => o.kind === 'ServiceMonitor')).toBeUndefined();
+  });
+
+  test('pods that load orb-config carry its checksum, so a config change rolls them; Jobs do not (immutable template)', () => {
+    const sum = (objs: typeof d, kind: string, name: string) => find(objs, kind, name).spec.template.metadata.annotations?.['ucm4.dev/config-checksum'];
+    expect(sum(d, 'Deployment', 'orb-core')).toMatch(/^[0-9a-f]{64}$/);
+    expect(sum(d, 'StatefulSet', 'core4')).toBe(sum(d, 'Deployment', 'orb-core'));
+    expect(sum(p, 'Deployment', 'orb-core')).not.toBe(sum(d, 'Deployment', 'orb-core'));
+    expect(sum(d, 'Job', 'seed-vault')).toBeUndefined();
   });
 });

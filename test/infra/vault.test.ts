@@ -123,7 +123,7 @@ describe('vault ACL users on a real redis-server', () => {
     writeFileSync(join(dir, 'backup.sh'), BACKUP_SCRIPT);
     const out = execFileSync('sh', [join(dir, 'backup.sh')], {
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 150_000,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: passwords.backup, BACKUP_DIR: backupDir, KEEP: '2' },
     });
@@ -133,7 +133,7 @@ describe('vault ACL users on a real redis-server', () => {
     expect(files[0]).toBe('vault-20200103T000000Z.rdb');
     const fresh = readFileSync(join(backupDir, files[1]));
     expect(fresh.subarray(0, 5).toString()).toBe('REDIS');
-  });
+  }, 180_000);
 });
 
 describe('Vault construct', () => {
