@@ -310,6 +310,7 @@ export class JobConsumer {
         this.hooks.onOutcome?.('ok', job.envelope, ms);
       } else if (err instanceof JobRejectedError) {
         await this.deadLetter(job.entryId, job.envelope.id, err.code, err.message, job.deliveries, JSON.stringify(job.envelope));
+        await this.reportGiveUp(job.envelope, err.code, err.message);
         this.hooks.onOutcome?.('dead_letter', job.envelope, ms, err);
       } else {
         // Left pending: the reclaimer retries it after reclaimIdleMs, up to maxDeliveries.
@@ -343,8 +344,9 @@ export class JobConsumer {
       return undefined;
     }
     if (deliveries > this.maxDeliveries) {
-      await this.deadLetter(entryId, env.id, 'ACP_ERR_DELIVERIES', `gave up after ${deliveries - 1} deliveries: ${lastError ?? 'no error recorded (consumer died?)'}`,
-        deliveries, raw ?? '');
+      const why = `gave up after ${deliveries - 1} deliveries: ${lastError ?? 'no error recorded (consumer died?)'}`;
+      await this.deadLetter(entryId, env.id, 'ACP_ERR_DELIVERIES', why, deliveries, raw ?? '');
+      await this.reportGiveUp(env, 'ACP_ERR_DELIVERIES', why);
       this.hooks.onOutcome?.('dead_letter', env, Date.now() - t0);
       return undefined;
     }
@@ -363,6 +365,15 @@ export class JobConsumer {
         return res.seq;
       },
     };
+  }
+
+  /**
+   * Tells the turn's listeners (the gateway, the client) that a job of it was dead-lettered:
+   * a `turn.error` event, once per job. Whether the turn can still finish is theirs to judge.
+   */
+  private async reportGiveUp(env: AcpEnvelope, code: string, message: string): Promise<void> {
+    await this.events.append(env.session, { type: 'turn.error', turn: env.turn, job: env.id, data: { code, message, kind: env.kind, job: env.id } },
+      { dedupe: { key: this.bus.keys.done(env.id), field: 'giveup', ttlS: this.doneTtlS } }).catch((err) => this.hooks.onError?.(err, 'report'));
   }
 
   private async commit(entryId: string, jobId: string, mark = 'ok'): Promise<void> {

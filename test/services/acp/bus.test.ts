@@ -115,11 +115,16 @@ describe('worker runtime on the bus', () => {
     expect(poison.error).toMatch(/gave up after 3 deliveries: poison pill/);
     expect(seen.filter((t) => t === 'poison')).toHaveLength(3);
     expect(dead.find((d) => d.code === 'ACP_ERR_PROTOCOL')!.error).toMatch(/acp\/2\.0/);
+    // The poison job's turn hears about it (malformed ones have no trustworthy session to tell).
+    const errors = (await acp.events.read('s-dlq', 0)).filter((e) => e.type === 'turn.error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ turn: 't3', job: 'dlq-3', data: { code: 'ACP_ERR_DELIVERIES', kind: 'echo', job: 'dlq-3' } });
 
     // Still consuming after all that.
     await acp.bus.publish('dlq', job('dlq', 5));
-    await waitUntil('echoes of the good jobs', async () => (await acp.events.read('s-dlq', 0)).length === 3);
-    expect((await acp.events.read('s-dlq', 0)).map((e) => (e.data as { text: string }).text)).toEqual(['n1', 'n4', 'n5']);
+    const echoes = async () => (await acp.events.read('s-dlq', 0)).filter((e) => e.type === 'echo');
+    await waitUntil('echoes of the good jobs', async () => (await echoes()).length === 3);
+    expect((await echoes()).map((e) => (e.data as { text: string }).text)).toEqual(['n1', 'n4', 'n5']);
     await waitUntil('nothing pending', async () => ((await redis.xpending(acp.keys.jobs('dlq'), ACP_GROUP)) as [number])[0] === 0);
     expect(await rt.count('malformed')).toBe(3);
     expect(await rt.count('dead_letter')).toBe(1);

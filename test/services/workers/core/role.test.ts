@@ -31,8 +31,9 @@ test('a backlog is classified in micro-batches; a job without text goes to the D
   rt = new WorkerRuntime(coreRole, { redis: worker, keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'core4-3' }),
     env: { CORE_MODELS_DIR: join(REPO, 'models', 'core'), CORE_BATCH_SIZE: '16' } });
   await rt.start();
-  await waitUntil('32 verdicts', async () => (await acp.events.read('s-core', 0)).length === 32);
-  const verdicts = await acp.events.read('s-core', 0);
+  const verdictsNow = async () => (await acp.events.read('s-core', 0)).filter((e) => e.type === 'verdict');
+  await waitUntil('32 verdicts', async () => (await verdictsNow()).length === 32);
+  const verdicts = await verdictsNow();
   for (const ev of verdicts) {
     const i = Number(ev.turn.slice(1));
     expect(ev.type).toBe('verdict');
@@ -40,6 +41,8 @@ test('a backlog is classified in micro-batches; a job without text goes to the D
   }
   await waitUntil('the bad job dead-lettered', async () => (await acp.bus.dlqSize('core:3')) === 1);
   expect((await acp.bus.deadLetters('core:3'))[0]).toMatchObject({ jobId: 'bad', code: 'ACP_ERR_REJECTED', deliveries: 1 });
+  const errors = (await acp.events.read('s-core', 0)).filter((e) => e.type === 'turn.error');
+  expect(errors.map((e) => [e.turn, (e.data as { code: string }).code])).toEqual([['tb', 'ACP_ERR_REJECTED']]);
   const batches = (await rt.m.batchSize.get()).values;
   const sum = batches.find((v) => v.metricName === 'acp_batch_size_sum')!.value;
   const count = batches.find((v) => v.metricName === 'acp_batch_size_count')!.value;
