@@ -103,6 +103,13 @@ export interface HardenedContainerOptions {
 /** The `tmp` emptyDir volume every pod carries: root filesystems are read-only. */
 export const TMP_VOLUME = 'tmp';
 
+/** Contract: every workload knows its pod name (downward API), whether or not its schema lists it. */
+function withPodName(env: k8s.EnvVar[] | undefined): k8s.EnvVar[] {
+  const list = env ?? [];
+  if (list.some((e) => e.name === 'POD_NAME')) return list;
+  return [...list, { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }];
+}
+
 export function hardenedContainer(o: HardenedContainerOptions): k8s.Container {
   return {
     name: o.name,
@@ -110,7 +117,7 @@ export function hardenedContainer(o: HardenedContainerOptions): k8s.Container {
     imagePullPolicy: o.imagePullPolicy,
     command: o.command,
     args: o.args,
-    env: o.env && o.env.length ? o.env : undefined,
+    env: withPodName(o.env),
     envFrom: o.envFromConfigMap ? [{ configMapRef: { name: o.envFromConfigMap } }] : undefined,
     ports: o.ports,
     resources: renderResources(o.resources),

@@ -52,6 +52,15 @@ describe.each(Object.entries(envs))('%s environment', (name, cfg) => {
     }
   });
 
+  test('contract: every container knows POD_NAME from the downward API, exactly once', () => {
+    for (const { owner, template } of podSpecs(all)) {
+      for (const c of [...template.spec.containers, ...(template.spec.initContainers ?? [])]) {
+        const pod = c.env.filter((e: { name: string }) => e.name === 'POD_NAME');
+        expect([owner.metadata.name, c.name, pod]).toEqual([owner.metadata.name, c.name, [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]]);
+      }
+    }
+  });
+
   test('selectors use only the stable app label, never cdk8s.io/metadata.addr', () => {
     const text = JSON.stringify(all);
     expect(text).not.toContain('cdk8s.io/metadata.addr');

@@ -158,6 +158,7 @@ describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
     expect(job.spec.template.spec.containers[0].env).toEqual([
       { name: 'ORB_URL', value: 'http://orb-core:8080' },
       { name: 'ORB_API_KEY', valueFrom: { secretKeyRef: { name: 'orb-smoke', key: 'api-key' } } },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     ]);
   });
 
