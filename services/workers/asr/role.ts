@@ -6,14 +6,14 @@
  * Bad audio is the caller's fault, not a retryable failure: `turn.error` {code, message, status} (+ `turn.end`
  * for voice turns) and the job is acknowledged.
  */
-import { AcpPart, fanOutTranscript, Job, JobRejectedError, partContent } from '../../acp';
+import { AcpBus, AcpPart, fanOutTranscript, Job, JobRejectedError, partContent } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { ASR_ENV } from '../../config/asr';
 import { isCodedError } from '../audio/errors';
-import type { DecodeOptions } from '../audio/pcm';
+import { decodeForAsr, type DecodeOptions } from '../audio/pcm';
 import { SileroVad } from '../inference/vad';
 import { RoleFactory, WorkerRole } from '../runtime';
-import { Transcriber } from './transcriber';
+import { Transcriber, type Transcript } from './transcriber';
 import { WhisperModel } from './whisper';
 
 /** The JSON part of an `asr.transcribe` job. */
@@ -49,12 +49,29 @@ export async function readAudioPart(job: Job, redis: { getBuffer(key: string): P
   return { part, bytes: Buffer.from(part.content, part.content_encoding === 'base64' ? 'base64' : 'latin1') };
 }
 
+/** Emits the transcript and, for voice turns, fans it out to the cores and CALI (or ends a silent turn). */
+async function publish(job: Job, opts: AsrJobOptions, t: Transcript, bus: AcpBus): Promise<void> {
+  const env = job.envelope;
+  await job.emit('transcript', { text: t.text, final: true, source: 'audio', language: t.language, duration: t.duration, segments: t.segments });
+  if (opts.fan_out === false) return;
+  if (!t.text) {
+    // Nothing was said: no verdicts to ask for; the turn ends here.
+    await job.emit('turn.end', { outcome: 'ok', reason: 'no_speech' });
+    return;
+  }
+  await fanOutTranscript(bus, {
+    session: env.session, turn: env.turn, text: t.text, deadlineMs: env.deadline_ms, afterSeq: env.seq ?? 0,
+    cores: opts.cores, quorum: opts.quorum, speak: opts.speak, traceparent: env.traceparent,
+  });
+}
+
 export const asrRole: RoleFactory = (ctx) => {
   const cfg = loadEnv(ASR_ENV, ctx.env);
   let asr: Transcriber | undefined;
   const role: WorkerRole = {
     name: 'whisperx',
     queue: 'whisperx',
+    batchSize: cfg.batchSize,
     async load() {
       const ep = { executionProvider: cfg.executionProvider, intraOpThreads: cfg.intraOpThreads, interOpThreads: cfg.interOpThreads, logger: ctx.log };
       const [whisper, vad] = await Promise.all([
@@ -64,34 +81,42 @@ export const asrRole: RoleFactory = (ctx) => {
       asr = new Transcriber(whisper, vad);
       ctx.log.info({ model: cfg.modelDir, provider: whisper.provider }, 'whisper loaded');
     },
-    async handle(job) {
-      const env = job.envelope;
-      const opts = partContent<AsrJobOptions>(env, 'application/json') ?? {};
-      const fanOut = opts.fan_out !== false;
-      const { part, bytes } = await readAudioPart(job, ctx.redis);
-      let t;
-      try {
-        t = await asr!.transcribe(bytes, {
-          language: opts.language, task: opts.task, batchSize: cfg.batchSize, maxNewTokens: cfg.maxNewTokens,
-          vad: { threshold: cfg.vadThreshold }, audio: { ...audioFormatOf(part.content_type), maxDurationS: cfg.maxAudioS },
-        });
-      } catch (err) {
-        if (!isCodedError(err)) throw err;
-        await job.emit('turn.error', { code: err.code, message: err.message, status: err.statusCode });
-        if (fanOut) await job.emit('turn.end', { outcome: 'error' });
-        return;
+    // The jobs read together share encoder runs (Transcriber.transcribeMany): the WhisperX batching, across requests.
+    async handleBatch(jobs) {
+      const results: Array<unknown | undefined> = jobs.map(() => undefined);
+      const ready: Array<{ k: number; samples: Float32Array; opts: AsrJobOptions }> = [];
+      for (const [k, job] of jobs.entries()) {
+        const opts = partContent<AsrJobOptions>(job.envelope, 'application/json') ?? {};
+        try {
+          const { part, bytes } = await readAudioPart(job, ctx.redis);
+          const pcm = decodeForAsr(bytes, { ...audioFormatOf(part.content_type), maxDurationS: cfg.maxAudioS });
+          ready.push({ k, samples: pcm.samples, opts });
+        } catch (err) {
+          if (!isCodedError(err)) {
+            results[k] = err;
+            continue;
+          }
+          // Bad audio is the caller's fault: report it on the turn and acknowledge the job (a retry cannot help).
+          try {
+            await job.emit('turn.error', { code: err.code, message: err.message, status: err.statusCode });
+            if (opts.fan_out !== false) await job.emit('turn.end', { outcome: 'error' });
+          } catch (emitErr) {
+            results[k] = emitErr;
+          }
+        }
       }
-      await job.emit('transcript', { text: t.text, final: true, source: 'audio', language: t.language, duration: t.duration, segments: t.segments });
-      if (!fanOut) return;
-      if (!t.text) {
-        // Nothing was said: no verdicts to ask for; the turn ends here.
-        await job.emit('turn.end', { outcome: 'ok', reason: 'no_speech' });
-        return;
-      }
-      await fanOutTranscript(ctx.acp.bus, {
-        session: env.session, turn: env.turn, text: t.text, deadlineMs: env.deadline_ms, afterSeq: env.seq ?? 0,
-        cores: opts.cores, quorum: opts.quorum, speak: opts.speak, traceparent: env.traceparent,
-      });
+      if (!ready.length) return results;
+      const transcripts = await asr!.transcribeMany(ready.map(({ samples, opts }) => ({
+        samples, opts: { language: opts.language, task: opts.task, maxNewTokens: cfg.maxNewTokens, vad: { threshold: cfg.vadThreshold } },
+      })), cfg.batchSize);
+      await Promise.all(ready.map(async ({ k, opts }, i) => {
+        try {
+          await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
+        } catch (err) {
+          results[k] = err;
+        }
+      }));
+      return results;
     },
     ready: () => asr !== undefined,
     async dispose() {

@@ -1,6 +1,6 @@
 import { decodeForAsr, ASR_SAMPLE_RATE, type DecodeOptions } from '../audio/pcm';
 import { SileroVad, type SpeechSegment, type VadOptions } from '../inference/vad';
-import { WhisperModel, type DecodeRequest } from './whisper';
+import { WhisperModel, selectRows, type DecodeRequest } from './whisper';
 
 export interface TranscriptWord {
   word: string;
@@ -79,31 +79,60 @@ export class Transcriber {
   }
 
   async transcribePcm(samples: Float32Array, opts: TranscribeOptions = {}): Promise<Transcript> {
-    const duration = round(samples.length / ASR_SAMPLE_RATE);
-    const chunks = mergeChunks(await this.vad.segments(samples, opts.vad));
-    if (!chunks.length) return { text: '', language: opts.language ?? 'en', duration, segments: [] };
-    const batchSize = opts.batchSize ?? 8;
-    let language = opts.language;
-    const segments: TranscriptSegment[] = [];
-    for (let i = 0; i < chunks.length; i += batchSize) {
-      const batch = chunks.slice(i, i + batchSize);
-      const enc = await this.whisper.encode(batch.map((c) => samples.subarray(c.start, c.end)));
-      // WhisperX detects the language once, on the first window, and keeps it for the whole file.
-      language ??= await this.whisper.detectLanguage(enc);
-      const texts = await this.whisper.decode(enc, { ...opts, language });
-      texts.forEach((t, k) => {
-        const chunkStart = batch[k].start / ASR_SAMPLE_RATE;
-        const chunkEnd = batch[k].end / ASR_SAMPLE_RATE;
-        if (!t.text) return;
-        // Timestamp tokens give times inside the window; without them the VAD window is the segment.
-        const parts = t.segments.length ? t.segments : [{ start: 0, end: chunkEnd - chunkStart, text: t.text, tokens: t.tokens }];
-        for (const p of parts) {
-          const start = round(Math.min(chunkEnd, chunkStart + p.start));
-          const end = round(Math.min(chunkEnd, Math.max(chunkStart + p.end, start)));
-          segments.push({ id: segments.length, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
-        }
+    return (await this.transcribeMany([{ samples, opts }], opts.batchSize))[0];
+  }
+
+  /**
+   * Several inputs (e.g. the jobs of one micro-batch) through shared encoder runs: every input's VAD windows are
+   * packed into batches of `batchSize`, so 8 short requests cost one encoder run, not 8. Rows are decoded
+   * together per (language, task, timestamps).
+   */
+  async transcribeMany(inputs: ReadonlyArray<{ samples: Float32Array; opts?: TranscribeOptions }>, batchSize = 8): Promise<Transcript[]> {
+    const items = await Promise.all(inputs.map(async ({ samples, opts = {} }) => ({
+      samples, opts, language: opts.language, segments: [] as TranscriptSegment[],
+      chunks: mergeChunks(await this.vad.segments(samples, opts.vad)),
+    })));
+    const rows = items.flatMap((item, i) => item.chunks.map((chunk, c) => ({ item: i, chunk, first: c === 0 })));
+    for (let b = 0; b < rows.length; b += batchSize) {
+      const batch = rows.slice(b, b + batchSize);
+      const enc = await this.whisper.encode(batch.map((r) => items[r.item].samples.subarray(r.chunk.start, r.chunk.end)));
+      // WhisperX detects the language once, on an input's first window, and keeps it for the whole input.
+      for (let k = 0; k < batch.length; k++) {
+        const item = items[batch[k].item];
+        if (batch[k].first && item.language === undefined) item.language = await this.whisper.detectLanguage(enc, k);
+      }
+      const groups = new Map<string, number[]>();
+      batch.forEach((r, k) => {
+        const o = items[r.item].opts;
+        const key = `${items[r.item].language}|${o.task ?? 'transcribe'}|${o.timestamps !== false}|${o.maxNewTokens ?? ''}`;
+        groups.set(key, [...(groups.get(key) ?? []), k]);
       });
+      for (const ks of groups.values()) {
+        const first = items[batch[ks[0]].item];
+        const texts = await this.whisper.decode(selectRows(enc, ks), { ...first.opts, language: first.language! });
+        texts.forEach((t, j) => {
+          const { item, chunk } = batch[ks[j]];
+          const segments = items[item].segments;
+          const chunkStart = chunk.start / ASR_SAMPLE_RATE;
+          const chunkEnd = chunk.end / ASR_SAMPLE_RATE;
+          if (!t.text) return;
+          // Timestamp tokens give times inside the window; without them the VAD window is the segment.
+          const parts = t.segments.length ? t.segments : [{ start: 0, end: chunkEnd - chunkStart, text: t.text, tokens: t.tokens }];
+          for (const p of parts) {
+            const start = round(Math.min(chunkEnd, chunkStart + p.start));
+            const end = round(Math.min(chunkEnd, Math.max(chunkStart + p.end, start)));
+            segments.push({ id: 0, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
+          }
+        });
+      }
     }
-    return { text: segments.map((s) => s.text).join(' '), language: language ?? 'en', duration, segments };
+    return items.map((item) => {
+      // Rows of one input may be decoded in different groups: order by time, then number.
+      const segments = item.segments.sort((a, b) => a.start - b.start).map((sg, id) => ({ ...sg, id }));
+      return {
+        text: segments.map((sg) => sg.text).join(' '), language: item.language ?? item.opts.language ?? 'en',
+        duration: round(item.samples.length / ASR_SAMPLE_RATE), segments,
+      };
+    });
   }
 }

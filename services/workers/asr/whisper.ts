@@ -64,6 +64,16 @@ function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, 'utf8')) as T;
 }
 
+/** Rows of a [B, T, D] encoder output as a new [rows, T, D] tensor (the whole tensor when all rows are kept in order). */
+export function selectRows(enc: ort.Tensor, rows: readonly number[]): ort.Tensor {
+  if (rows.length === enc.dims[0] && rows.every((r, i) => r === i)) return enc;
+  const per = enc.dims[1] * enc.dims[2];
+  const src = enc.data as Float32Array;
+  const out = new Float32Array(per * rows.length);
+  rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
+  return new ort.Tensor('float32', out, [rows.length, enc.dims[1], enc.dims[2]]);
+}
+
 /** The decoder graphs of an optimum export: one merged graph, or a first-step graph plus a with-past graph. */
 type DecoderGraphs = { merged: OnnxModel } | { first: OnnxModel; withPast: OnnxModel };
 
@@ -177,10 +187,10 @@ export class WhisperModel {
   }
 
   /** Language of the first encoded row: argmax of the language tokens after <|startoftranscript|>. */
-  async detectLanguage(enc: ort.Tensor): Promise<string> {
+  async detectLanguage(enc: ort.Tensor, row = 0): Promise<string> {
     const langs = Object.entries(this.gen.lang_to_id ?? {});
     if (!langs.length) return 'en';
-    const first = new ort.Tensor('float32', (enc.data as Float32Array).subarray(0, enc.dims[1] * enc.dims[2]), [1, enc.dims[1], enc.dims[2]]);
+    const first = selectRows(enc, [row]);
     const { logits } = await this.step([[BigInt(this.gen.decoder_start_token_id)]], first, null);
     const data = logits.data as Float32Array;
     let best = langs[0];

@@ -80,6 +80,27 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
     expect(out.map((o) => o.text)).toEqual(new Array(8).fill(TINY_WHISPER_TRANSCRIPT));
   });
 
+  it('packs the windows of several inputs into one encoder run and decodes each with its own options', async () => {
+    const speech = decodeForAsr(fixture).samples;
+    const encode = jest.spyOn(whisper, 'encode');
+    try {
+      const [a, silent, b] = await asr.transcribeMany([
+        { samples: speech },
+        { samples: new Float32Array(32000), opts: { language: 'de' } },
+        { samples: speech, opts: { language: 'en', timestamps: false } },
+      ], 8);
+      expect(encode).toHaveBeenCalledTimes(1);
+      expect(encode.mock.calls[0][0]).toHaveLength(2);
+      expect(a).toMatchObject({ text: TINY_WHISPER_TRANSCRIPT, language: 'en' });
+      expect(a.segments[0].end - a.segments[0].start).toBeCloseTo(1, 3);
+      expect(silent).toMatchObject({ text: '', language: 'de', segments: [] });
+      expect(b.text).toBe(TINY_WHISPER_TRANSCRIPT);
+      expect(b.segments[0].end).toBeGreaterThan(3);
+    } finally {
+      encode.mockRestore();
+    }
+  });
+
   it('rejects a language the vocabulary lacks', async () => {
     const enc = await whisper.encode([new Float32Array(16000)]);
     await expect(whisper.decode(enc, { language: 'xx' })).rejects.toThrow("'xx'");
