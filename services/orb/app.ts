@@ -109,6 +109,11 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     reply.status(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
   });
 
+  // One InferenceSession per process; each socket gets its own recurrent state (VadStream). Loaded
+  // before under-pressure starts sampling, so the load's event-loop stall is not read as overload.
+  const vad = config.vad ? await SileroVad.load({ modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1 }) : null;
+  app.addHook('onClose', async () => { await vad?.dispose(); });
+
   await app.register(vaultPlugin, { config: opts.vault, connectionName: `orb-core:${config.podName}` });
   const keys = vaultKeys(opts.vault.keyPrefix);
   const { redis } = app.vault;
@@ -146,11 +151,9 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   });
   const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
   const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS });
-  // One InferenceSession per process; each socket gets its own recurrent state (VadStream).
-  const vad = config.vad ? await SileroVad.load({ modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1 }) : null;
   app.decorate('orb', { config, keys, sessions, events, bus, hub, turns, vad });
   // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
-  app.addHook('onClose', async () => { await hub.close(); await events.close(); await vad?.dispose(); });
+  app.addHook('onClose', async () => { await hub.close(); await events.close(); });
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxFrameBytes },
