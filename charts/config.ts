@@ -63,7 +63,8 @@ export interface EnvironmentConfig {
     readonly gpu: boolean;
     readonly scaling: ReplicaBounds;
     readonly minAvailable?: number;
-    readonly modelVolume: ModelVolume;
+    /** Where each role's models come from. */
+    readonly models: { readonly whisperx: ModelVolume; readonly xtts: ModelVolume };
     readonly modelLoadSeconds: number;
     readonly resources: { readonly whisperx: ResourceSpec; readonly xtts: ResourceSpec };
   };

@@ -38,7 +38,8 @@ export const dev: EnvironmentConfig = {
   speech: {
     gpu: false,
     scaling: { minReplicas: 1, maxReplicas: 2 },
-    modelVolume: { kind: 'emptyDir', sizeLimit: '1Gi' },
+    // The CPU image bakes tiny models in the real formats (Dockerfile: /app/models/tiny).
+    models: { whisperx: { kind: 'image', dir: '/app/models/tiny/whisper' }, xtts: { kind: 'image', dir: '/app/models/tiny/voices' } },
     modelLoadSeconds: 120,
     resources: { whisperx: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']), xtts: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']) },
   },
@@ -86,7 +87,7 @@ export const prod: EnvironmentConfig = {
     gpu: true,
     scaling: { minReplicas: 2, maxReplicas: 8 },
     minAvailable: 1,
-    modelVolume: { kind: 'pvc', size: '20Gi' },
+    models: { whisperx: { kind: 'pvc', size: '20Gi' }, xtts: { kind: 'pvc', size: '20Gi' } },
     // Large Whisper/XTTS ONNX graphs plus CUDA initialisation.
     modelLoadSeconds: 600,
     resources: {

@@ -150,7 +150,7 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       resources: cfg.speech.resources[role],
       vault,
       gpu: cfg.speech.gpu ? { count: 1 } : undefined,
-      modelVolume: cfg.speech.modelVolume,
+      modelVolume: cfg.speech.models[role],
       modelLoadSeconds: cfg.speech.modelLoadSeconds,
       minAvailable: cfg.speech.minAvailable,
       keyPrefix: cfg.keyPrefix,

@@ -18,8 +18,10 @@ export type SpeechRole = 'whisperx' | 'xtts';
 export type ModelVolume =
   /** A claim shared by all replicas, mounted read-only (operators load the models into it). */
   | { readonly kind: 'pvc'; readonly size: string; readonly storageClassName?: string }
-  /** An emptyDir (dev: the image or an init step provides tiny models). */
-  | { readonly kind: 'emptyDir'; readonly sizeLimit: string };
+  /** An emptyDir (filled by an operator-provided init step). */
+  | { readonly kind: 'emptyDir'; readonly sizeLimit: string }
+  /** Models baked into the image at `dir` (dev: the CPU image's tiny models); no volume. */
+  | { readonly kind: 'image'; readonly dir: string };
 
 export interface GpuOptions {
   /** Whole GPUs per pod. @default 1 */
@@ -92,11 +94,12 @@ export class SpeechWorker extends Construct {
     const model = props.modelVolume ?? { kind: 'emptyDir', sizeLimit: '1Gi' };
 
     const volumes: k8s.Volume[] = [
-      model.kind === 'pvc'
-        ? { name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: true } }
-        : { name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(model.sizeLimit) } },
       { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
     ];
+    if (model.kind === 'pvc') volumes.unshift({ name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: true } });
+    if (model.kind === 'emptyDir') volumes.unshift({ name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(model.sizeLimit) } });
+    if (model.kind === 'image' && !model.dir.startsWith('/')) throw new Error(`'modelVolume.dir' (${model.dir}) must be an absolute path`);
+    const modelDir = model.kind === 'image' ? model.dir : '/models';
     if (model.kind === 'pvc') {
       new k8s.KubePersistentVolumeClaim(this, 'models', {
         metadata: { name: `${name}-models`, labels },
@@ -115,7 +118,7 @@ export class SpeechWorker extends Construct {
       renderEnv(name === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
           port: HTTP_PORT,
-          modelDir: '/models',
+          modelDir,
           executionProvider: gpus > 0 ? 'cuda' : 'cpu',
           intraOpThreads: threadsFor(props.resources.cpu.limit),
         },
@@ -153,7 +156,7 @@ export class SpeechWorker extends Construct {
               livenessProbe: probes.liveness,
               startupProbe: probes.startup,
               volumeMounts: [
-                { name: 'models', mountPath: '/models', readOnly: true },
+                ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: '/models', readOnly: true }]),
                 { name: 'dshm', mountPath: '/dev/shm' },
               ],
             })],

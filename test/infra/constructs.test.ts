@@ -88,6 +88,18 @@ describe('SpeechWorker', () => {
     expect(objs.find((o) => o.kind === 'PersistentVolumeClaim').metadata.name).toBe('whisperx-models');
   });
 
+  test('models baked into the image: MODEL_DIR points there and no models volume is mounted', () => {
+    const objs = synth((c) => new SpeechWorker(c, 'w', {
+      role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 1, maxReplicas: 2 },
+      modelVolume: { kind: 'image', dir: '/app/models/tiny/voices' },
+    }));
+    const c = objs.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0];
+    expect(c.env).toContainEqual({ name: 'MODEL_DIR', value: '/app/models/tiny/voices' });
+    expect(c.volumeMounts.map((m: { name: string }) => m.name)).toEqual(['tmp', 'dshm']);
+    expect(() => new SpeechWorker(Testing.chart(), 'w', { role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 1, maxReplicas: 2 }, modelVolume: { kind: 'image', dir: 'models' } }))
+      .toThrow("'modelVolume.dir' (models) must be an absolute path");
+  });
+
   test('KEDA ScaledObject on the lag of acp:jobs:<role> (with the key prefix), credentials from the container env', () => {
     const objs = synth((c) => new SpeechWorker(c, 'w', {
       role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, keyPrefix: 't1:',
