@@ -41,7 +41,7 @@ export const batching: Benchmark = {
     const figures: Figure[] = [];
     const details: Record<string, unknown> = { provider };
     try {
-      const rounds = quick ? 2 : 5;
+      const rounds = quick ? 2 : 3;
       // ---- ASR ------------------------------------------------------------------------------
       const asr = await subject('services/workers/asr/whisper.ts (WhisperModel)', () => import('../services/workers/asr/whisper'));
       let whisperDir = process.env.BENCH_WHISPER_DIR;

@@ -49,7 +49,8 @@ async function seedIdentity(vaultUrl: string, prefix: string): Promise<void> {
 
 /**
  * One orb-core replica on 127.0.0.1 against its own vault. Rate limits and per-key socket caps
- * are raised so the load generator measures the request path, not the limiter's 429s; request
+ * are raised so the load generator measures the request path, not the limiter's 429s (and
+ * under-pressure shedding is off); request
  * logging is at `warn` so log I/O is not part of either side.
  */
 export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<GatewayUnderTest> {
@@ -69,6 +70,8 @@ export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {
       ORB_RATE_LIMIT_MAX: '1000000000',
       ORB_MAX_SOCKETS_PER_KEY: '100000',
       LOG_LEVEL: 'warn',
+      // Load shedding off: on a shared machine a stall should show as latency, not as a 503.
+      ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
       ...extraEnv,
     }, port);
     return {

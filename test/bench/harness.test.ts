@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { largestPassing, percentile, ratio, summarize } from '../../bench/harness/stats';
+import { largestPassing, largestPassingGrowing, percentile, ratio, summarize } from '../../bench/harness/stats';
 import { interleave, interleaveOrder } from '../../bench/harness/interleave';
 import { figure } from '../../bench/harness/result';
 import { table, writeResults, machineInfo } from '../../bench/harness/report';
@@ -70,6 +70,19 @@ describe('largestPassing (bounded search)', () => {
   it('reports the upper bound when everything passes, lo - 1 when nothing does', async () => {
     expect((await largestPassing(1, 64, async () => true)).n).toBe(64);
     expect((await largestPassing(4, 64, async () => false)).n).toBe(3);
+  });
+});
+
+describe('largestPassingGrowing (doubling, then bisection)', () => {
+  it('finds the threshold and probes at most one value above twice the threshold', async () => {
+    const r = await largestPassingGrowing(1, 256, async (n) => n <= 37);
+    expect(r.n).toBe(37);
+    expect(Math.max(...r.probes.map((p) => p.n))).toBe(64);
+    expect(r.probes.slice(0, 7).map((p) => p.n)).toEqual([1, 2, 4, 8, 16, 32, 64]);
+  });
+  it('stops at hi when everything passes and at lo - 1 when nothing does', async () => {
+    expect((await largestPassingGrowing(1, 100, async () => true)).n).toBe(100);
+    expect((await largestPassingGrowing(2, 100, async () => false)).n).toBe(1);
   });
 });
 
