@@ -17,6 +17,11 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY services ./services
 COPY web ./web
 RUN npm run build && npm run build:web
+# Tiny speech models in the real formats (no weights are downloaded): dev/kind speech workers on
+# the CPU image copy them into their /models volume (whisper/ for whisperx, voices/ for xtts).
+COPY scripts/make-tiny-models.ts ./scripts/
+COPY test/support/tiny-models ./test/support/tiny-models
+RUN npx tsx scripts/make-tiny-models.ts /src/tiny-models
 
 # ---- production node_modules, CPU onnxruntime (the binaries ship inside the npm package) -----
 FROM node:${NODE_VERSION}-bookworm-slim AS deps-cpu
@@ -40,6 +45,7 @@ WORKDIR /app
 COPY --from=deps-cpu --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/build ./build
 COPY --from=build --chown=0:0 /src/web/dist ./web/dist
+COPY --from=build --chown=0:0 /src/tiny-models ./models/tiny
 COPY --chown=0:0 package.json ./
 COPY --chown=0:0 models/core ./models/core
 # A short real recording for `orb smoke`'s audio turn (the orb-smoke Job): VAD needs speech.

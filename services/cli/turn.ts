@@ -102,6 +102,8 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
       if (a) { audio.push(a.pcm); if (a.sampleRate) rate = a.sampleRate; mark('first_audio'); }
     }
     if (isTurnEnd(ev)) { mark('turn.end'); done(ev); }
+    // A fatal turn.error should be followed by turn.end; if that never comes, the error still ends the turn.
+    if (ev.type === 'turn.error') setTimeout(() => done(ev), 2000).unref();
   };
 
   session = new OrbSession({
