@@ -30,6 +30,7 @@ export const WS_CLOSE = {
   tooBig: 1009,
   internalError: 1011,
   serviceRestart: 1012,
+  tryAgainLater: 1013,
   unauthorized: 4401,
   unknownSession: 4404,
   tooManySockets: 4429,

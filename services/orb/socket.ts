@@ -14,6 +14,7 @@ import { parseSeq } from './routes';
 import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
 import type { LiveSocket } from './live-sessions';
 import { Endpointer } from './endpointing';
+import { resumeHint } from './drain';
 import * as E from './errors';
 
 interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string }
@@ -48,6 +49,9 @@ type ClientEvent =
   | { type: 'input_audio.format'; encoding: string; sample_rate: number; channels: number }
   | { type: 'input_audio.commit'; speak?: boolean }
   | { type: 'input_audio.clear' };
+
+/** Unsent bytes queued for one socket before it is closed as too slow. */
+const SLOW_CLIENT_BYTES = 16 * 1024 * 1024;
 
 const validateClientEvent = new Ajv({ allErrors: false, strict: false }).compile<ClientEvent>(CLIENT_EVENT_SCHEMA);
 
@@ -167,6 +171,11 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
           if (ev.ts) app.metrics.busLag.observe(Math.max(0, now - ev.ts) / 1000);
         }
         app.metrics.eventsForwarded.inc(events.length);
+        // A client that cannot keep up must not grow this replica's memory without bound: it resumes later from its seq.
+        if (ws.bufferedAmount > SLOW_CLIENT_BYTES && ws.readyState === ws.OPEN) {
+          app.metrics.wsRejected.inc({ reason: 'slow_client' });
+          ws.close(E.WS_CLOSE.tryAgainLater, resumeHint(live.sessionId, live.lastSeq));
+        }
       });
       if (closed) s.close(); else sub = s;
     };

@@ -125,8 +125,9 @@ test('audio frames are in the vault as they arrive, and B continues the utteranc
   expect(committed).toEqual({ type: 'input_audio.committed', turn, bytes: 19_200, by: 'client' });
   const start = await onB.next((m) => m.type === 'turn.start', 'turn.start event');
   expect(start).toMatchObject({ turn, data: { source: 'audio', audio_bytes: 19_200 } });
-  const jobs = (await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][];
-  expect(jobs.map(([, f]) => JSON.parse(f[1]).turn)).toContain(turn);
+  // turn.start is appended just before the job is published: wait for the job, do not race it.
+  await waitFor(async () => ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][])
+    .some(([, f]) => JSON.parse(f[1]).turn === turn), 'the asr.transcribe job');
 });
 
 test('unauthenticated and cross-key sockets are refused before the upgrade', async () => {

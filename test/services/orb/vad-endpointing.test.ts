@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { WaveFile } from 'wavefile';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { auth, Client, listen, makeApp } from './support';
+import { auth, Client, listen, makeApp, waitFor } from './support';
 
 jest.setTimeout(120_000);
 const prefix = uniquePrefix('orbvad');
@@ -55,8 +55,9 @@ test('speech then silence: speech_started, then the utterance is committed by th
     expect(await redis.strlen(`${prefix}turn:${ready.session}:${started.turn}:audio`)).toBe(bytes);
     const start = await c.next((m) => m.type === 'turn.start', 'turn.start');
     expect(start).toMatchObject({ turn: started.turn, data: { source: 'audio', audio_bytes: bytes } });
-    const jobs = (await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][];
-    expect(jobs.map(([, f]) => JSON.parse(f[1]).turn)).toContain(started.turn);
+    // turn.start is appended just before the job is published: wait for the job, do not race it.
+    await waitFor(async () => ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][])
+      .some(([, f]) => JSON.parse(f[1]).turn === started.turn), 'the asr.transcribe job');
   } finally {
     await c.close();
   }
