@@ -64,7 +64,7 @@ export const turn: Benchmark = {
       speech: !noSpeech,
       keyPrefix: '',
       // Load shedding off: on a shared machine a stall should show as latency here, not as a 503.
-      env: { LOG_LEVEL: 'warn', ORB_MAX_EVENT_LOOP_DELAY_MS: '0' },
+      env: { LOG_LEVEL: 'warn', ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_TURN_DEADLINE_MS: '15000' },
       log: (name, line) => { tail.push(`${name} | ${line}`); if (tail.length > 200) tail.shift(); },
       readyTimeoutMs: 180_000,
     }).catch((err: Error) => { throw new Error(`dev stack did not start: ${err.message.split('\n').slice(0, 6).join(' / ')}`); });
