@@ -15,7 +15,7 @@ export interface CaliTurnSpec {
   readonly cores: number;
   /** Verdicts needed; fewer by the vote deadline → `turn.no_quorum`. Unset: CALI's configured quorum. */
   readonly quorum?: number;
-  /** When true the gateway will ask xtts to speak the reply, and xtts emits `turn.end`. */
+  /** When true CALI queues `tts.speak` for xtts after the reply, and xtts emits `turn.end`. */
   readonly speak: boolean;
   /** Epoch ms after which CALI stops waiting for verdicts and answers (or reports no quorum). */
   readonly vote_deadline_ms: number;

@@ -2,10 +2,12 @@
  * Role `cali`: for each `cali.turn` job, collects the cores' verdicts from the turn's event
  * stream until every core answered, or quorum + a short grace, or the vote deadline; votes
  * (confidence-weighted, ties to the +1 core); picks the strategy; updates the session memory;
- * emits `reply` (and `turn.end` unless xtts will speak it) — or `turn.no_quorum`.
+ * emits `reply` (and `turn.end` unless xtts will speak it) — or `turn.no_quorum`. For spoken turns
+ * CALI itself queues the `tts.speak` job: its own job is at-least-once, so the hand-off to xtts
+ * survives the loss of any gateway replica (the job id `<turn>.tts` keeps redeliveries to one).
  */
 import { Counter, Histogram } from 'prom-client';
-import { CaliTurnSpec, Job, JobRejectedError, partContent, TurnEventStream } from '../../acp';
+import { CaliTurnSpec, createEnvelope, Job, JobRejectedError, jsonPart, partContent, textPart, TurnEventStream } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { CALI_ENV } from '../../config/cali';
 import { readIdentity } from '../../seed/identity';
@@ -104,12 +106,23 @@ export const caliRole: RoleFactory = (ctx) => {
       const text = chat
         ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
         : offline;
-      await job.emit('reply', {
+      const replySeq = await job.emit('reply', {
         text, strategy, label: vote.label, confidence: Number(vote.confidence.toFixed(4)), consensus: Number(vote.consensus.toFixed(4)),
         tie: vote.tie, decided_by: vote.decidedBy, verdicts, identity: { name: identity.name, version: identity.version },
       });
       turns.inc({ outcome: 'reply', strategy });
-      if (!spec.speak) await job.emit('turn.end', { outcome: 'ok' });
+      if (!spec.speak) {
+        await job.emit('turn.end', { outcome: 'ok' });
+        return;
+      }
+      const env = job.envelope;
+      await acp.bus.publish('xtts', createEnvelope({
+        id: `${env.turn}.tts`, kind: 'tts.speak', session: env.session, turn: env.turn, seq: replySeq,
+        // Speaking starts only now: give it at least cfg.speakBudgetMs even when the turn deadline is near.
+        deadlineMs: Math.max(env.deadline_ms, Date.now() + cfg.speakBudgetMs),
+        ...(env.traceparent !== undefined ? { traceparent: env.traceparent } : {}),
+        parts: [textPart(text), jsonPart({ end_turn: true })],
+      }));
     },
     async dispose() {},
   };
