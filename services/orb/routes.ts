@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
+import { SESSION_ID_PATTERN, SESSION_ID_RE, SessionRecord } from './session-store';
 import { checkRawPcm, pcmFromWav } from './audio';
 import * as E from './errors';
 
@@ -109,10 +109,15 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
       },
     },
   }, async (req) => {
-    const s = await ownedSession(app, req, req.params.id);
-    const lastSeq = await app.orb.events.lastSeq(s.id);
-    const afterSeq = parseSeq(req.query.after_seq, lastSeq);
-    const events = await app.orb.events.read(s.id, afterSeq, req.query.limit ?? 1000);
+    const sid = req.params.id;
+    if (!SESSION_ID_RE.test(sid)) throw new E.ORB_ERR_UNKNOWN_SESSION(sid.slice(0, 64));
+    const requested = parseSeq(req.query.after_seq, Number.MAX_SAFE_INTEGER);
+    // One auto-pipelined round trip; nothing read is returned unless the key owns the session.
+    const [s, lastSeq, events] = await Promise.all([
+      app.orb.sessions.get(sid, req.apiKeyId), app.orb.events.lastSeq(sid), app.orb.events.read(sid, requested, req.query.limit ?? 1000),
+    ]);
+    if (!s) throw new E.ORB_ERR_UNKNOWN_SESSION(sid.slice(0, 64));
+    parseSeq(req.query.after_seq, lastSeq);
     // Turn history: one line per turn whose events are in this page.
     const turns = new Map<string, { turn: string; started_seq: number; source: string; transcript: string | null; reply: string | null; outcome: string | null }>();
     for (const ev of events) {
@@ -124,7 +129,8 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
       if (ev.type === 'reply') t.reply = String(d.text ?? '');
       if (ev.type === 'turn.end') t.outcome = String(d.outcome ?? 'ok');
     }
-    await app.orb.sessions.touch(s.id, s.owner);
+    // Reading keeps the session alive; the reply does not wait for it.
+    app.orb.sessions.touch(s.id, s.owner).catch((err) => req.log.warn({ err }, 'session touch failed'));
     return { id: s.id, created_at: s.createdAt, last_seq: lastSeq, metadata: s.metadata, turns: [...turns.values()], events };
   });
 

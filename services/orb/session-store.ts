@@ -14,7 +14,7 @@ export interface SessionRecord {
 }
 
 export const SESSION_ID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
-const SESSION_ID_RE = new RegExp(SESSION_ID_PATTERN);
+export const SESSION_ID_RE = new RegExp(SESSION_ID_PATTERN);
 
 export class SessionStore {
   constructor(
