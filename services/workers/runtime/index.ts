@@ -62,6 +62,7 @@ export interface WorkerMetrics {
   readonly batchSize: Histogram<'role'>;
   readonly redeliveries: Counter<'role'>;
   readonly dlqSize: Gauge<'queue'>;
+  readonly backlog: Gauge<'queue'>;
   readonly inFlight: Gauge<'role'>;
 }
 
@@ -103,6 +104,13 @@ export class WorkerRuntime {
       redeliveries: new Counter({ name: 'acp_redeliveries_total', help: 'Jobs delivered more than once (reclaimed or retried)', labelNames: ['role'], registers }),
       dlqSize: new Gauge({ name: 'acp_dlq_size', help: 'Entries in this queue\'s dead-letter stream', labelNames: ['queue'], registers,
         async collect() { if (queue) this.set({ queue }, await bus.dlqSize(queue).catch(() => 0)); } }),
+      // The PrometheusRule's speech-queue-lag alert and KEDA read the same backlog.
+      backlog: new Gauge({ name: 'acp_consumer_lag', help: 'Jobs of this queue not yet acknowledged by its consumer group (undelivered + pending)', labelNames: ['queue'], registers,
+        async collect() {
+          if (!queue) return;
+          const b = await bus.backlog(queue).catch(() => undefined);
+          if (b) this.set({ queue }, b.lag + b.pending);
+        } }),
       inFlight: new Gauge({ name: 'acp_jobs_in_flight', help: 'Jobs being processed now', labelNames: ['role'], registers }),
     };
     this.setQueue = (q) => { queue = q; };

@@ -4,6 +4,7 @@
  */
 import Redis from 'ioredis';
 import { join } from 'node:path';
+import { createAcp, createEnvelope, textPart } from '../../../../services/acp';
 import { RoleFactory, WorkerRuntime } from '../../../../services/workers/runtime';
 import { freePort } from '../../../support/redis-server';
 import { deletePrefix, testRedis, testRedisUrl, uniquePrefix } from '../../../support/vault';
@@ -44,6 +45,32 @@ test('/livez during load, /readyz 503 until the model is loaded and the bus cons
   } finally {
     release();
     await starting.catch(() => undefined);
+    await rt.stop();
+    await client.quit();
+  }
+});
+
+test('acp_consumer_lag counts jobs not yet acknowledged (what the queue-lag alert and KEDA read), then drops to 0', async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  const role: RoleFactory = () => ({ name: 'held', queue: 'held', load: async () => undefined, handle: () => held, dispose: async () => undefined });
+  const client = testRedis();
+  const rt = new WorkerRuntime(role, { redis: client, keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'held-0', concurrency: 1 }) });
+  const lag = async () => {
+    const m = (await rt.metrics.getSingleMetric('acp_consumer_lag')!.get()).values.find((v) => v.labels.queue === 'held');
+    return m?.value;
+  };
+  try {
+    await rt.start();
+    const acp = createAcp(client, { prefix });
+    for (let i = 0; i < 3; i++) {
+      await acp.bus.publish('held', createEnvelope({ id: `lag-${i}`, kind: 'held.job', session: 's-lag', turn: `t${i}`, timeoutMs: 60_000, parts: [textPart('x')] }));
+    }
+    expect(await waitUntil('3 jobs counted', async () => (await lag()) === 3)).toBe(true);
+    release();
+    expect(await waitUntil('backlog drained', async () => (await lag()) === 0)).toBe(true);
+  } finally {
+    release();
     await rt.stop();
     await client.quit();
   }
