@@ -48,7 +48,7 @@ export const gateway: Benchmark = {
       const sid = await createSession(gw.url, gw.apiKey);
       const auth = { authorization: `Bearer ${gw.apiKey}` };
       const connections = 10;
-      const maxSeconds = quick ? 2 : 5;
+      const maxSeconds = quick ? 2 : 4;
       const amount = quick ? 20_000 : 200_000;
       const run = (url: string, headers?: Record<string, string>) => async () => {
         const r = await load({ url, connections, amount, maxSeconds, headers });
