@@ -231,3 +231,19 @@ test('rate limit is shared: requests on A and B draw from one budget', async () 
     await deletePrefix(redis, rp);
   }
 });
+
+test('two sockets on one session on one replica (one shared tail) each get every event once', async () => {
+  const s = (await http(a, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json();
+  await events.append(s.id, { type: 'transcript', turn: 't0', data: { text: 'before' } });
+  const early = track(new Client(a, `/v1/session?session=${s.id}`, auth('alice')));
+  await early.next((m) => m.seq === 1, 'history on the first socket');
+  const writes = (async () => {
+    for (let i = 0; i < 100; i++) await events.append(s.id, { type: 'audio', turn: 't1', data: { index: i } });
+  })();
+  // The second socket joins while events are flowing, resuming from seq 1.
+  const late = track(new Client(a, `/v1/session?session=${s.id}&last_seq=1`, auth('alice')));
+  await writes;
+  await waitFor(() => early.seqs().includes(101) && late.seqs().includes(101), 'seq 101 on both sockets');
+  expect(early.seqs()).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
+  expect(late.seqs()).toEqual(Array.from({ length: 100 }, (_, i) => i + 2));
+});
