@@ -126,6 +126,7 @@ function onEvent(ev: OrbEvent): void {
       const ratio = typeof c === 'number' ? c : typeof c === 'object' ? c?.ratio : undefined;
       $('consensus').textContent = `consensus: ${label}${ratio !== undefined ? ` (${Math.round(Number(ratio) * 100)}%)` : ''}`;
       if (!player.playing) setOrb(mic ? 'listening' : 'idle');
+      status(`replied · ${mic ? 'listening' : 'connected'} (${session?.replica ?? 'orb'})`);
       break;
     }
     case 'audio': {
