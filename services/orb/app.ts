@@ -28,6 +28,7 @@ import { TurnRunner } from './turns';
 import { httpRoutes } from './routes';
 import { sessionSocketRoute } from './socket';
 import { openAiAudioPlugin } from './plugins/openai-audio';
+import { webClientPlugin } from './web';
 import { SileroVad } from '../workers/inference/vad';
 import * as E from './errors';
 
@@ -171,6 +172,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   await app.register(sessionSocketRoute);
   // OpenAI-shaped /v1/audio/transcriptions and /v1/audio/speech (speech workers); auth and rate limit apply as everywhere.
   await app.register(openAiAudioPlugin, { bus, events, redis, keys });
+  await app.register(webClientPlugin, { root: config.webRoot });
   return app;
 }
 

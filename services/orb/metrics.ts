@@ -36,6 +36,14 @@ export const metricsPlugin = fp(async (app: FastifyInstance, opts: { pod: string
     collect() { this.set(app.liveSessions.sessionCount()); },
   });
   new Gauge({
+    // The OrbReplicaHeartbeatMissing alert compares this with the Deployment's available replicas.
+    name: 'orb_replicas_alive', help: 'Replicas whose heartbeat is live in the vault (as GET /v1/replicas lists them)', registers: [registry],
+    async collect() {
+      const live = await app.heartbeat.list().catch(() => undefined);
+      if (live) this.set(live.length);
+    },
+  });
+  new Gauge({
     name: 'orb_draining', help: '1 while this replica drains', registers: [registry],
     collect() { this.set(app.drain.draining ? 1 : 0); },
   });
