@@ -4,10 +4,11 @@
  * gateway replica mid-turn, SIGKILL a core mid-turn, restart the vault. One stack for the file,
  * tests in order (jest runs a file's tests serially); generous limits for a busy 2-core machine.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
+import { WaveFile } from 'wavefile';
 import { DevStack, startDevStack } from '../../scripts/dev';
 import { main as orbCli } from '../../services/cli/orb';
 import { nodeWsFactory, orbRequest, sessionWsUrl } from '../../services/cli/http';
@@ -57,13 +58,27 @@ suite('whole system on the dev stack', () => {
     expect(noSpeech).toBeUndefined();
     const out: string[] = [];
     const code = await orbCli(
-      ['smoke', '--url', stack.orbUrls[0], '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000', '--wav', SPEECH_FIXTURE],
+      ['smoke', '--speak', '--url', stack.orbUrls[0], '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000', '--wav', SPEECH_FIXTURE],
       { out: (s) => out.push(s), err: (s) => out.push(s), env: {} },
     );
     const report = out.join('\n');
     console.log(`orb smoke:\n${report}`);
     if (code !== 0) throw new Error(`orb smoke exited ${code}:\n${report}\n--- stack ---\n${tail()}`);
     expect(report).toMatch(/smoke: all steps passed/);
+  }, 300_000);
+
+  test('orb ask writes the spoken reply as a WAV file', async () => {
+    expect(noSpeech).toBeUndefined();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const outWav = join(ARTIFACTS, 'orb-ask-reply.wav');
+    rmSync(outWav, { force: true });
+    const out: string[] = [];
+    const code = await orbCli(['ask', SPEECH_FIXTURE, '-o', outWav, '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000'],
+      { out: (s) => out.push(s), err: (s) => out.push(s), env: {} });
+    if (code !== 0) throw new Error(`orb ask exited ${code}:\n${out.join('\n')}\n--- stack ---\n${tail()}`);
+    expect(out.join('\n')).toMatch(/transcript .+\n[\s\S]*reply .+/);
+    const wav = new WaveFile(readFileSync(outWav));
+    expect((wav.getSamples(false, Int16Array) as unknown as Int16Array).length).toBeGreaterThan(1000);
   }, 300_000);
 
   test('a spoken turn in headless Chromium shows transcript, verdicts and reply', async () => {
@@ -99,13 +114,17 @@ suite('whole system on the dev stack', () => {
         const ui = await page.evaluate(() => JSON.stringify((globalThis as unknown as { __orb: unknown }).__orb)).catch(() => '?');
         throw new Error(`no spoken turn in the page: ${(err as Error).message}\nui: ${ui.slice(0, 2000)}\nconsole:\n${console_.join('\n')}\n--- stack ---\n${tail()}`);
       }
+      // The spoken reply streams into the page's player chunk by chunk.
+      await page.waitForFunction(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks > 0,
+        undefined, { timeout: 120_000, polling: 250 });
+      const audioChunks = await page.evaluate(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks);
       const transcript = (await page.textContent('#transcript'))?.trim() ?? '';
       const reply = (await page.textContent('#reply'))?.trim() ?? '';
       const verdictRows = await page.locator('#verdicts tbody tr').count();
       const consensus = (await page.textContent('#consensus'))?.trim() ?? '';
       const shot = join(ARTIFACTS, 'orb-web-turn.png');
       await page.screenshot({ path: shot, fullPage: true });
-      console.log(`web turn: transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}"; screenshot ${shot}`);
+      console.log(`web turn: transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}", ${audioChunks} audio chunks played; screenshot ${shot}`);
       expect(transcript.length).toBeGreaterThan(0);
       expect(verdictRows).toBeGreaterThanOrEqual(3);
       expect(consensus).toMatch(/consensus/);
