@@ -7,6 +7,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, startRedisServer, RedisServerHandle } from '../test/support/redis-server';
@@ -100,6 +101,17 @@ function spawnTs(entry: string, args: readonly string[], env: NodeJS.ProcessEnv)
   });
 }
 
+/** Fails fast when another program holds the port: its /readyz must not pass for ours. */
+async function assertPortFree(port: number, name: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => reject(new Error(
+      `${name}: port ${port} is ${err.code === 'EADDRINUSE' ? 'already in use by another program' : `not usable (${err.code})`}; ` +
+      'pick other ports (npm run dev: ORB_DEV_PORT=<base>)')));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve()));
+  });
+}
+
 async function waitReady(url: string, child: ChildProcess, timeoutMs: number, name: string, tail: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -138,6 +150,7 @@ class ManagedProcess implements DevProcess {
   tail(n = 40): string { return this.lines.slice(-n).join('\n'); }
 
   async start(): Promise<void> {
+    await assertPortFree(this.port, this.name);
     const child = spawnTs(this.entry, this.args, this.env);
     this.child = child;
     const onData = (buf: Buffer): void => {
@@ -237,8 +250,13 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     };
 
     // ---- speech models (tiny, built locally: no downloads) --------------------------------
-    const speech = opts.speech ?? true;
+    let speech = opts.speech ?? true;
     const speechModelsDir = opts.speechModelsDir ?? join(tmpdir(), 'orb-tiny-models');
+    if (speech && !hasModels(speechModelsDir) && !existsSync(join(REPO_ROOT, ENTRY.tinyModels))) {
+      // Text turns still work; say loudly why voice turns will not.
+      log('models', `WARNING: ${ENTRY.tinyModels} is missing and ${speechModelsDir} is empty: starting without whisperx/xtts (text turns only)`);
+      speech = false;
+    }
     if (speech && !hasModels(speechModelsDir)) {
       log('models', `building tiny speech models into ${speechModelsDir}`);
       await runToCompletion('models', ENTRY.tinyModels, [speechModelsDir], baseEnv, log, 300_000);
