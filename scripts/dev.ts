@@ -42,6 +42,8 @@ export interface DevStackOptions {
   readonly coreModelsDir?: string;
   /** Directory of the speech models; built with scripts/make-tiny-models.ts when missing. @default <tmp>/orb-tiny-models */
   readonly speechModelsDir?: string;
+  /** Build the web client into web/dist first (the gateways serve it at `/`). @default true */
+  readonly web?: boolean;
   /** Identity document the seed loads. @default <repo>/services/seed/identity.json */
   readonly identityFile?: string;
   /** Extra environment for every service process. */
@@ -292,7 +294,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     }
     await Promise.all(workerStarts);
 
-    // ---- gateways ------------------------------------------------------------------------
+    // ---- gateways (they serve the web client from web/dist, found at their start-up) -------
+    if (opts.web ?? true) {
+      const { buildWeb } = await import('../web/build');
+      log('web', `built the ORB web client into ${await buildWeb()}`);
+    }
     const orbPorts = opts.orbPorts ?? [8080, 8081];
     const orbs = await Promise.all(orbPorts.map(async (p, i) =>
       add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { [ORB_ENV.apiKeys.name]: `dev:${apiKey}` })));

@@ -12,12 +12,12 @@ export const WEB_DIST = join(__dirname, 'dist');
 export async function buildWeb(outDir = WEB_DIST): Promise<string> {
   mkdirSync(outDir, { recursive: true });
   await build({
-    entryPoints: [join(WEB_ROOT, 'src', 'main.ts')],
+    entryPoints: { app: join(WEB_ROOT, 'src', 'main.ts'), 'capture-worklet': join(WEB_ROOT, 'src', 'capture-worklet.ts') },
     bundle: true,
     format: 'iife',
     platform: 'browser',
     target: ['chrome110', 'firefox115', 'safari16'],
-    outfile: join(outDir, 'app.js'),
+    outdir: outDir,
     sourcemap: true,
     minify: true,
     logLevel: 'warning',

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const logs: string[] = [];
   const t0 = Date.now();
   const stack = await startDevStack({
-    redisUrl: '', orbPorts: [0], env: { LOG_LEVEL: 'warn' },
+    redisUrl: '', orbPorts: [0], web: false, env: { LOG_LEVEL: 'warn' },
     log: (n, l) => { logs.push(`${n} | ${l}`); }, readyTimeoutMs: 300_000,
   });
   process.stdout.write(`dev stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${warmup} warm-up + ${turns} measured voice turns\n`);

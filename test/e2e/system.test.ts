@@ -14,7 +14,7 @@ import { main as orbCli } from '../../services/cli/orb';
 import { nodeWsFactory, orbRequest, sessionWsUrl } from '../../services/cli/http';
 import { runTurn } from '../../services/cli/turn';
 import { seqProblems } from '../../services/cli/smoke';
-import { buildWeb } from '../../web/build';
+import { WEB_DIST } from '../../web/build';
 import { uniquePrefix } from '../support/vault';
 import { ARTIFACTS, SPEECH_FIXTURE, fakeMicWav, missingEntries, serveDir, speechPcm16k, speechUnavailable, waitUntil } from './support';
 
@@ -86,16 +86,16 @@ suite('whole system on the dev stack', () => {
     const { chromium } = await import('playwright-core');
     mkdirSync(ARTIFACTS, { recursive: true });
     const work = mkdtempSync(join(tmpdir(), 'orb-web-'));
-    const dist = await buildWeb(join(work, 'dist'));
     const wav = fakeMicWav(join(work, 'mic.wav'));
     // The page is the gateway's `/` once it serves web/dist; until then a static server + ?gateway=.
     const own = await fetch(`${stack.orbUrls[0]}/`).then(async (r) => r.ok && (await r.text()).includes('app.js'), () => false)
-      ? undefined : await serveDir(dist);
+      ? undefined : await serveDir(WEB_DIST); // built by startDevStack
     const browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
         '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-audio-capture=${wav}%noloop`, '--autoplay-policy=no-user-gesture-required'],
+        // Looped: on a busy machine the capture graph may be wired after a single pass has played.
+        `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required'],
     });
     try {
       const page = await browser.newPage();

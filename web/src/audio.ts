@@ -8,29 +8,6 @@ export const ORB_RATE = 16_000;
 /** 20 ms at 16 kHz. */
 export const FRAME_SAMPLES = 320;
 
-// Runs on the audio thread: float samples -> Int16 frames of 20 ms, plus their RMS for barge-in.
-const WORKLET = `
-class OrbCapture extends AudioWorkletProcessor {
-  constructor() { super(); this.buf = new Int16Array(${FRAME_SAMPLES}); this.n = 0; this.sq = 0; }
-  process(inputs) {
-    const ch = inputs[0] && inputs[0][0];
-    if (!ch) return true;
-    for (let i = 0; i < ch.length; i++) {
-      const s = Math.max(-1, Math.min(1, ch[i]));
-      this.sq += s * s;
-      this.buf[this.n++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.n === this.buf.length) {
-        const rms = Math.sqrt(this.sq / this.n);
-        this.port.postMessage({ pcm: this.buf.buffer, rms }, [this.buf.buffer]);
-        this.buf = new Int16Array(${FRAME_SAMPLES}); this.n = 0; this.sq = 0;
-      }
-    }
-    return true;
-  }
-}
-registerProcessor('orb-capture', OrbCapture);
-`;
-
 export interface Microphone {
   stop(): Promise<void>;
 }
@@ -41,9 +18,8 @@ export async function startMicrophone(onFrame: (pcm: ArrayBuffer, rms: number) =
     audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   });
   const ctx = new AudioContext({ sampleRate: ORB_RATE });
-  const url = URL.createObjectURL(new Blob([WORKLET], { type: 'application/javascript' }));
-  await ctx.audioWorklet.addModule(url);
-  URL.revokeObjectURL(url);
+  // Built next to app.js (web/build.ts); same origin, as the gateway's CSP requires.
+  await ctx.audioWorklet.addModule(new URL('capture-worklet.js', document.baseURI).toString());
   const src = ctx.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(ctx, 'orb-capture', { numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1 });
   node.port.onmessage = (ev: MessageEvent<{ pcm: ArrayBuffer; rms: number }>) => onFrame(ev.data.pcm, ev.data.rms);

@@ -100,7 +100,7 @@ if (gatewayMissing) console.warn('SKIPPED orb CLI against a gateway: services/or
 
   beforeAll(async () => {
     stack = await startDevStack({
-      redisUrl: testRedisUrl(), orbPorts: [0], cores: 0, speech: false, keyPrefix: prefix,
+      redisUrl: testRedisUrl(), orbPorts: [0], cores: 0, speech: false, web: false, keyPrefix: prefix,
       env: { LOG_LEVEL: 'warn' }, log: () => undefined, readyTimeoutMs: 180_000,
     });
   }, 240_000);
