@@ -152,7 +152,8 @@ export const ws: Benchmark = {
       closeAll(await openMany(bareT, 20));
 
       const idleN = 1000;
-      const idle = await interleave(quick ? 1 : 2, [
+      // One round: RSS rarely shrinks after sockets close, so a second round in the same process would measure reuse, not cost.
+      const idle = await interleave(1, [
         { name: 'bare', round: () => idleRss(bareT, idleN) },
         { name: 'orb', round: () => idleRss(orbT, idleN) },
       ]);
