@@ -369,11 +369,20 @@ export class JobConsumer {
 
   /**
    * Tells the turn's listeners (the gateway, the client) that a job of it was dead-lettered:
-   * a `turn.error` event, once per job. Whether the turn can still finish is theirs to judge.
+   * a `turn.error` event, once per job. A core's job is not fatal (the other cores can still make
+   * a quorum, and CALI reports `turn.no_quorum` if not); any other role's is, so the turn also
+   * gets its `turn.end {outcome: 'error'}` instead of leaving clients to wait for the deadline.
    */
   private async reportGiveUp(env: AcpEnvelope, code: string, message: string): Promise<void> {
-    await this.events.append(env.session, { type: 'turn.error', turn: env.turn, job: env.id, data: { code, message, kind: env.kind, job: env.id } },
-      { dedupe: { key: this.bus.keys.done(env.id), field: 'giveup', ttlS: this.doneTtlS } }).catch((err) => this.hooks.onError?.(err, 'report'));
+    const dedupe = (field: string) => ({ dedupe: { key: this.bus.keys.done(env.id), field, ttlS: this.doneTtlS } });
+    try {
+      await this.events.append(env.session, { type: 'turn.error', turn: env.turn, job: env.id, data: { code, message, kind: env.kind, job: env.id } }, dedupe('giveup'));
+      if (!isCoreQueue(this.opts.queue)) {
+        await this.events.append(env.session, { type: 'turn.end', turn: env.turn, job: env.id, data: { outcome: 'error', code } }, dedupe('giveup_end'));
+      }
+    } catch (err) {
+      this.hooks.onError?.(err as Error, 'report');
+    }
   }
 
   private async commit(entryId: string, jobId: string, mark = 'ok'): Promise<void> {
@@ -411,4 +420,9 @@ function fieldOf(fields: string[] | null, name: string): string | undefined {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** `core:<n>` queues: one of several verdict cores, whose loss the quorum absorbs. */
+function isCoreQueue(queue: string): boolean {
+  return queue.startsWith('core:');
 }

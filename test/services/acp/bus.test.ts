@@ -119,6 +119,11 @@ describe('worker runtime on the bus', () => {
     const errors = (await acp.events.read('s-dlq', 0)).filter((e) => e.type === 'turn.error');
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ turn: 't3', job: 'dlq-3', data: { code: 'ACP_ERR_DELIVERIES', kind: 'echo', job: 'dlq-3' } });
+    // Not a core's job, so the turn cannot finish: it is ended, once, right after the error.
+    const ends = (await acp.events.read('s-dlq', 0)).filter((e) => e.type === 'turn.end' && e.turn === 't3');
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ job: 'dlq-3', data: { outcome: 'error', code: 'ACP_ERR_DELIVERIES' } });
+    expect(ends[0].seq).toBe(errors[0].seq + 1);
 
     // Still consuming after all that.
     await acp.bus.publish('dlq', job('dlq', 5));

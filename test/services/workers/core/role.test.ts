@@ -43,6 +43,8 @@ test('a backlog is classified in micro-batches; a job without text goes to the D
   expect((await acp.bus.deadLetters('core:3'))[0]).toMatchObject({ jobId: 'bad', code: 'ACP_ERR_REJECTED', deliveries: 1 });
   const errors = (await acp.events.read('s-core', 0)).filter((e) => e.type === 'turn.error');
   expect(errors.map((e) => [e.turn, (e.data as { code: string }).code])).toEqual([['tb', 'ACP_ERR_REJECTED']]);
+  // One core's loss is not the turn's: the quorum of the others may still answer, so no turn.end.
+  expect((await acp.events.read('s-core', 0)).filter((e) => e.type === 'turn.end')).toEqual([]);
   const batches = (await rt.m.batchSize.get()).values;
   const sum = batches.find((v) => v.metricName === 'acp_batch_size_sum')!.value;
   const count = batches.find((v) => v.metricName === 'acp_batch_size_count')!.value;
