@@ -40,7 +40,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # ---- CPU runtime --------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS cpu
 ENV NODE_ENV=production PORT=8080 CORE_MODELS_DIR=/app/models/core EXECUTION_PROVIDER=cpu \
-    WEB_ROOT=/app/web/dist
+    ORB_WEB_ROOT=/app/web/dist
 WORKDIR /app
 COPY --from=deps-cpu --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/build ./build

@@ -1,11 +1,10 @@
 /** Cali: Deployment `cali` — waits for the verdict quorum, writes the reply, updates memory. */
 import { Construct } from 'constructs';
-import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
-import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CALI_ROLE_ENV, mergeEnv, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
-import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer } from './workload-support';
 
 export const CALI = 'cali';
 
@@ -57,17 +56,8 @@ export class Cali extends Construct {
             app: name,
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
-            containers: [hardenedContainer({
-              name,
-              image: props.image,
-              imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              command: ['node', 'build/services/workers/main.js', 'cali'],
-              env,
-              envFromConfigMap: ORB_CONFIG,
-              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
-              resources: props.resources,
-              readinessProbe: probes.readiness,
-              livenessProbe: probes.liveness,
+            containers: [serviceContainer(props, {
+              name, command: ['node', 'build/services/workers/main.js', 'cali'], env, resources: props.resources, probes,
             })],
           }),
         },

@@ -1,11 +1,10 @@
 /** CoreQuorum: StatefulSet `core4` — five sovereign verdict cores, each ordinal with its own model. */
 import { Construct } from 'constructs';
-import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
-import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
-import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer } from './workload-support';
 
 export const CORE_QUORUM = 'core4';
 
@@ -94,17 +93,8 @@ export class CoreQuorum extends Construct {
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
             hostSpread: props.hostSpread ?? 'required',
-            containers: [hardenedContainer({
-              name: 'core',
-              image: props.image,
-              imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              command: ['node', 'build/services/workers/main.js', 'core'],
-              env,
-              envFromConfigMap: ORB_CONFIG,
-              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
-              resources: props.resources,
-              readinessProbe: probes.readiness,
-              livenessProbe: probes.liveness,
+            containers: [serviceContainer(props, {
+              name: 'core', command: ['node', 'build/services/workers/main.js', 'core'], env, resources: props.resources, probes,
             })],
           }),
         },

@@ -1,14 +1,13 @@
 /** OrbCore: the stateless gateway — Deployment `orb-core` (container `orb-field`), Service, Ingress, HPA, PDB. */
 import { Construct } from 'constructs';
 import { ORB_ENV } from '../services/config/orb';
-import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
-import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { mergeEnv, renderEnv, vaultEnv, type EnvBinding, type SecretKeyRef, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps,
+  type ReplicaRange, type WorkloadProps, serviceContainer,
 } from './workload-support';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
 
@@ -107,17 +106,8 @@ export class OrbCore extends Construct {
             priorityClassName: props.priorityClassName,
             // Contract: 45 s grace covers the 5 s preStop plus the gateway's drain of in-flight turns.
             terminationGracePeriodSeconds: 45,
-            containers: [hardenedContainer({
-              name: ORB_CORE_CONTAINER,
-              image: props.image,
-              imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              command: ['node', 'build/services/orb/main.js'],
-              env,
-              envFromConfigMap: ORB_CONFIG,
-              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
-              resources: props.resources,
-              readinessProbe: probes.readiness,
-              livenessProbe: probes.liveness,
+            containers: [serviceContainer(props, {
+              name: ORB_CORE_CONTAINER, command: ['node', 'build/services/orb/main.js'], env, resources: props.resources, probes,
               // Endpoints controllers need a moment to drop the pod before it starts draining.
               lifecycle: { preStop: { exec: { command: ['sleep', '5'] } } },
             })],

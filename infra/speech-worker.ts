@@ -2,14 +2,13 @@
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
-import { ORB_CONFIG } from './orb-config';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
-import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps,
+  type ReplicaRange, type WorkloadProps, serviceContainer,
 } from './workload-support';
 
 export type SpeechRole = 'whisperx' | 'xtts';
@@ -143,18 +142,8 @@ export class SpeechWorker extends Construct {
             tolerations: gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : undefined,
             requiredNodeLabels: gpus > 0 ? (props.gpu?.nodeLabels ?? { 'nvidia.com/gpu.present': 'true' }) : undefined,
             volumes,
-            containers: [hardenedContainer({
-              name,
-              image: props.image,
-              imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              command: ['node', 'build/services/workers/main.js', name],
-              env,
-              envFromConfigMap: ORB_CONFIG,
-              ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
-              resources: { ...props.resources, gpus },
-              readinessProbe: probes.readiness,
-              livenessProbe: probes.liveness,
-              startupProbe: probes.startup,
+            containers: [serviceContainer(props, {
+              name, command: ['node', 'build/services/workers/main.js', name], env, resources: { ...props.resources, gpus }, probes,
               volumeMounts: [
                 ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: '/models', readOnly: true }]),
                 { name: 'dshm', mountPath: '/dev/shm' },

@@ -3,6 +3,8 @@ import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { k8s } from './k8s';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
+import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, type HardenedContainerOptions, type httpProbes, type ResourceSpec } from './hardened-pod';
+import { ORB_CONFIG } from './orb-config';
 
 /** Props common to every workload construct. */
 export interface WorkloadProps {
@@ -102,4 +104,37 @@ export function budgetFor(floor: number, minAvailable: number | undefined, what:
     throw new Error(`'${what}' (${minAvailable}) must be below the replica floor (${floor}) or no pod could ever be evicted`);
   }
   return { minAvailable };
+}
+
+/** What differs between the long-running service containers; the rest is the contract. */
+export interface ServiceContainerOptions {
+  readonly name: string;
+  readonly command: string[];
+  readonly env: k8s.EnvVar[];
+  readonly resources: ResourceSpec;
+  readonly probes: ReturnType<typeof httpProbes>;
+  readonly lifecycle?: HardenedContainerOptions['lifecycle'];
+  readonly volumeMounts?: HardenedContainerOptions['volumeMounts'];
+}
+
+/**
+ * A service container as the contract fixes it: port 8080 named `http`, `orb-config` loaded with
+ * envFrom, /readyz + /livez (+ a startup probe where given), hardened security context.
+ */
+export function serviceContainer(props: WorkloadProps, o: ServiceContainerOptions): k8s.Container {
+  return hardenedContainer({
+    name: o.name,
+    image: props.image,
+    imagePullPolicy: props.imagePullPolicy ?? 'Always',
+    command: o.command,
+    env: o.env,
+    envFromConfigMap: ORB_CONFIG,
+    ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
+    resources: o.resources,
+    readinessProbe: o.probes.readiness,
+    livenessProbe: o.probes.liveness,
+    startupProbe: o.probes.startup,
+    lifecycle: o.lifecycle,
+    volumeMounts: o.volumeMounts,
+  });
 }
