@@ -33,9 +33,11 @@ set -eu
 : "\${REDIS_HOST:?}" "\${REDIS_PORT:?}" "\${REDIS_USERNAME:?}" "\${BACKUP_DIR:?}" "\${KEEP:?}"
 export REDISCLI_AUTH="\${REDIS_PASSWORD:-}"
 cli() { redis-cli --no-auth-warning -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" "$@"; }
-before=$(cli LASTSAVE)
-cli BGSAVE SCHEDULE
-while [ "$(cli LASTSAVE)" = "$before" ]; do sleep 1; done
+cli BGSAVE SCHEDULE >/dev/null
+# Wait on INFO, not LASTSAVE: LASTSAVE counts whole seconds, so a save finishing in the same second
+# as the previous one never looks new and the loop would spin until the Job's deadline.
+while cli INFO persistence | grep -q '^rdb_bgsave_in_progress:1'; do sleep 1; done
+cli INFO persistence | grep -q '^rdb_last_bgsave_status:ok' || { echo "vault-backup: BGSAVE failed (see the vault's log)" >&2; exit 1; }
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 cli --rdb "$BACKUP_DIR/vault-$stamp.rdb.partial" >/dev/null
 [ -s "$BACKUP_DIR/vault-$stamp.rdb.partial" ] || { echo "vault-backup: empty snapshot" >&2; exit 1; }
