@@ -2,6 +2,7 @@
  * Resource-level and field-level diff of two renderings of the manifests, as markdown a reviewer
  * reads at the top of a pull request.
  */
+import { structuredPatch } from 'diff';
 import type { K8sObject } from './types';
 
 /** Objects of every environment: env name → objects. */
@@ -103,6 +104,19 @@ export function diffRenderings(before: Rendering, after: Rendering): ResourceDif
 
 const MAX_CELL = 160;
 
+/** A multi-line string (a script, a config file) reads better as a line diff than as two cut-off cells. */
+function isMultiline(v: unknown): v is string {
+  return typeof v === 'string' && v.includes('\n');
+}
+
+function lineDiff(path: string, before: string, after: string): string[] {
+  const patch = structuredPatch(`before/${path}`, `after/${path}`, before, after, '', '', { context: 2 });
+  const out = ['', `\`${path}\`:`, '', '```diff'];
+  for (const h of patch.hunks) out.push(`@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@`, ...h.lines);
+  out.push('```');
+  return out;
+}
+
 function cell(v: unknown): string {
   if (v === undefined) return '_(absent)_';
   let s = JSON.stringify(v);
@@ -145,6 +159,7 @@ export function renderMarkdown(diffs: readonly ResourceDiff[], envs: readonly st
     for (const d of mine.filter((x) => x.change === 'changed')) {
       lines.push('', `#### ${MARK.changed} \`${d.id}\``, '', '| field | before | after |', '|---|---|---|');
       for (const f of d.fields) lines.push(`| \`${f.path}\` | ${cell(f.before)} | ${cell(f.after)} |`);
+      for (const f of d.fields) if (isMultiline(f.before) && isMultiline(f.after)) lines.push(...lineDiff(f.path, f.before, f.after));
     }
   }
   return lines.join('\n');

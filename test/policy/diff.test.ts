@@ -68,6 +68,17 @@ describe('diffRenderings on synthetic sets', () => {
     const md = renderMarkdown(diffRenderings(new Map([['dev', [a]]]), new Map([['dev', [b]]])), ['dev'], { baseLabel: 'HEAD' });
     expect(md).toContain('| `data.q` | `"a"` | `"a\\|b"` |');
   });
+
+  it('adds a line diff for a changed multi-line value (a script in a ConfigMap), only its changed lines in context', () => {
+    const script = (wait: string) => ['#!/bin/sh', 'set -eu', 'a=1', 'b=2', wait, 'c=3', 'd=4', 'e=5', 'f=6'].join('\n');
+    const a: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { 'run.sh': script('sleep 1') } };
+    const b: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: { 'run.sh': script('sleep 2') } };
+    const md = renderMarkdown(diffRenderings(new Map([['dev', [a]]]), new Map([['dev', [b]]])), ['dev'], { baseLabel: 'HEAD' });
+    const block = md.slice(md.indexOf('```diff'));
+    expect(block).toContain('\n-sleep 1\n+sleep 2\n');
+    expect(block).toContain(' b=2');
+    expect(block).not.toContain('#!/bin/sh'); // unchanged lines far from the change stay out
+  });
 });
 
 describe('manifestDiff against a real git repository', () => {
