@@ -2,7 +2,7 @@
  * Typed environment configuration, validated at synth time. Every problem names the field and
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
-import type { ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec } from '../infra';
+import type { ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec, VaultEndpoint } from '../infra';
 
 export interface ReplicaBounds {
   readonly minReplicas: number;
@@ -17,17 +17,10 @@ export type VaultConfig =
     readonly maxMemory: string;
     readonly resources: ResourceSpec;
   }
-  | {
-    readonly mode: 'external';
-    readonly host: string;
-    readonly port: number;
-    /** host:port of Sentinels; empty for a direct connection. */
-    readonly sentinels: readonly string[];
-    readonly sentinelMaster: string;
-    readonly tls: boolean;
+  | (Extract<VaultEndpoint, { readonly mode: 'external' }> & {
     /** Address block of the external Redis (egress NetworkPolicy). */
     readonly cidr: string;
-  };
+  });
 
 export interface EnvironmentConfig {
   /** Environment name: the folder under dist/ and ORB_ENVIRONMENT. */
