@@ -71,9 +71,11 @@ end
 return {seq, 0}
 `;
 
-type RawEntry = [id: string, fields: string[]];
+/** A stream entry as XRANGE/XREAD return it. */
+export type RawEventEntry = [id: string, fields: string[]];
 
-function toEvent(session: string, [id, fields]: RawEntry): TurnEvent {
+/** Reads one entry of a session's event stream (the field layout `append` writes) back as a TurnEvent. */
+export function toEvent(session: string, [id, fields]: RawEventEntry): TurnEvent {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
   let data: unknown = null;
@@ -115,7 +117,7 @@ export class TurnEventStream {
 
   /** Events with seq > afterSeq, oldest first (non-blocking). */
   async read(session: string, afterSeq = 0, count = 1000): Promise<TurnEvent[]> {
-    const raw = (await this.redis.xrange(this.keys.turnEvents(session), `(${afterSeq}-0`, '+', 'COUNT', count)) as RawEntry[];
+    const raw = (await this.redis.xrange(this.keys.turnEvents(session), `(${afterSeq}-0`, '+', 'COUNT', count)) as RawEventEntry[];
     return raw.map((e) => toEvent(session, e));
   }
 
@@ -136,10 +138,10 @@ export class TurnEventStream {
     let healthy = true;
     try {
       while (!opts.signal?.aborted && !this.closed) {
-        let res: [string, RawEntry[]][] | null;
+        let res: [string, RawEventEntry[]][] | null;
         try {
           res = (await conn.xread('COUNT', 500, 'BLOCK', opts.blockMs ?? this.blockMs, 'STREAMS', this.keys.turnEvents(session), `${last}-0`)) as
-            [string, RawEntry[]][] | null;
+            [string, RawEventEntry[]][] | null;
         } catch (err) {
           healthy = false;
           if (opts.signal?.aborted || this.closed) return;

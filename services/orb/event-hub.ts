@@ -2,22 +2,12 @@
  * One tail per replica for every session that has a WebSocket here: a single blocking XREAD over
  * all their `turn:{sid}:events` streams on one dedicated connection, instead of one blocking
  * connection per socket (1,000 sockets would otherwise be 1,000 Redis connections).
- * Stream entry ids are `<seq>-0` (services/acp/events.ts), so a cursor is just a seq.
+ * Stream entry ids are `<seq>-0` (services/acp/events.ts), so a cursor is just a seq; entries are
+ * read back with the bus's own `toEvent`, so the field layout has one definition.
  */
 import type Redis from 'ioredis';
-import type { TurnEvent, TurnEventStream } from '../acp/events';
+import { toEvent, type RawEventEntry, type TurnEvent, type TurnEventStream } from '../acp/events';
 import type { VaultKeys } from '../acp/keys';
-
-type RawEntry = [id: string, fields: string[]];
-
-/** Same field layout as services/acp/events.ts writes (type, turn, data, ts, job). */
-export function entryToEvent(session: string, [id, fields]: RawEntry): TurnEvent {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-  let data: unknown = null;
-  try { data = f.data ? JSON.parse(f.data) : null; } catch { data = f.data; }
-  return { seq: Number(id.split('-')[0]), type: f.type ?? '', session, turn: f.turn ?? '', ts: Number(f.ts ?? 0), job: f.job ?? '', data };
-}
 
 export interface Subscription {
   /** Stops delivery; idempotent. */
@@ -113,9 +103,9 @@ export class EventHub {
       const sessions = [...this.groups.keys()];
       const streamKeys = sessions.map((s) => this.keys.turnEvents(s));
       const ids = sessions.map((s) => `${this.groups.get(s)!.cursor}-0`);
-      let res: [string, RawEntry[]][] | null;
+      let res: [string, RawEventEntry[]][] | null;
       try {
-        res = (await this.conn!.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids)) as [string, RawEntry[]][] | null;
+        res = (await this.conn!.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids)) as [string, RawEventEntry[]][] | null;
       } catch (err) {
         if (!this.running) return;
         this.opts.onError(err);
@@ -126,7 +116,7 @@ export class EventHub {
         const session = sessions[streamKeys.indexOf(streamKey)];
         const group = this.groups.get(session);
         if (!group || !entries.length) continue;
-        const evs = entries.map((e) => entryToEvent(session, e));
+        const evs = entries.map((e) => toEvent(session, e));
         group.cursor = evs[evs.length - 1].seq;
         for (const sub of group.subs) {
           if (sub.buffer) sub.buffer.push(...evs);
