@@ -167,6 +167,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_SERVING),
     replicas: cfg.orbCore.replicas,
+    // The gateway fans each turn out to exactly the cores the StatefulSet runs.
+    settings: { cores: cores.cores },
     autoscaling: cfg.orbCore.autoscaling,
     minAvailable: cfg.orbCore.minAvailable,
     resources: cfg.orbCore.resources,

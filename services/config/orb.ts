@@ -50,6 +50,7 @@ export const ORB_ENV = {
   maxSocketsPerKey: int('ORB_MAX_SOCKETS_PER_KEY', { doc: 'Concurrent WebSockets one API key may hold across all replicas', default: 100, min: 1 }),
   heartbeatMs: int('ORB_HEARTBEAT_MS', { doc: 'Replica heartbeat period', default: 5000, min: 100 }),
   heartbeatTtlMs: int('ORB_HEARTBEAT_TTL_MS', { doc: 'Heartbeat lifetime; a replica silent this long is not listed', default: 15_000, min: 200 }),
+  cores: int('ORB_CORES', { doc: 'Verdict cores each turn fans out to (the size of the core4 StatefulSet)', default: 5, min: 1, max: 64 }),
   turnDeadlineMs: int('ORB_TURN_DEADLINE_MS', { doc: 'Deadline of a turn sent to the bus', default: 30_000, min: 100 }),
   sessionTtlS: int('ORB_SESSION_TTL_S', { doc: 'Idle lifetime of a session and its events in the vault', default: 7 * 24 * 3600, min: 60 }),
   drainDelayMs: int('ORB_DRAIN_DELAY_MS', { doc: 'Wait after readiness flips before closing sockets (the preStop sleep usually covers it)', default: 0, min: 0 }),

@@ -151,7 +151,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     onError: (err) => app.log.warn({ err }, 'event tail read failed; retrying'),
   });
   const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
-  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS });
+  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS, cores: config.cores });
   app.decorate('orb', { config, keys, sessions, events, bus, hub, turns, vad });
   // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
   app.addHook('onClose', async () => { await hub.close(); await events.close(); });

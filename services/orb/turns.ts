@@ -32,12 +32,14 @@ const isEnd = (turn: string) => (ev: TurnEvent) => ev.turn === turn && ev.type =
 export class TurnRunner {
   constructor(private readonly d: {
     redis: Redis; keys: VaultKeys; events: TurnEventStream; bus: AcpBus; metrics: OrbMetrics; deadlineMs: number; ttlS: number;
+    /** Cores each turn fans out to; must match the core4 StatefulSet (ORB_CORES). */
+    cores: number;
   }) {}
 
   /** Starts a text turn; the caller follows the event stream for its outcome. */
   async startText(session: string, text: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
     const t = await startTextTurn(this.d.bus, this.d.events, {
-      session, text, timeoutMs: this.d.deadlineMs, speak: opts.speak ?? false, traceparent: opts.traceparent,
+      session, text, timeoutMs: this.d.deadlineMs, cores: this.d.cores, speak: opts.speak ?? false, traceparent: opts.traceparent,
     });
     return { turn: t.turn, seq: t.seq, deadlineMs: t.deadlineMs };
   }
@@ -63,13 +65,13 @@ export class TurnRunner {
     const deadlineMs = Date.now() + this.d.deadlineMs;
     const bytes = await this.audioBytes(session, turn);
     const { seq } = await this.d.events.append(session, {
-      type: 'turn.start', turn, data: { source: 'audio', cores: 5, deadline_ms: deadlineMs, audio_bytes: bytes },
+      type: 'turn.start', turn, data: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
     });
     await this.d.bus.publish('whisperx', createEnvelope({
       id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq, deadlineMs, traceparent: opts.traceparent,
       parts: [
         { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
-        jsonPart({ speak: opts.speak ?? false, cores: 5 }),
+        jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
       ],
     }));
     return { turn, seq, deadlineMs };

@@ -61,6 +61,14 @@ describe.each(Object.entries(envs))('%s environment', (name, cfg) => {
     }
   });
 
+  test('orb-core fans out to exactly the cores the StatefulSet runs and CALI waits for', () => {
+    const envOf = (kind: string, name: string, variable: string) =>
+      find(objects, kind, name).spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === variable)?.value;
+    const cores = String(find(objects, 'StatefulSet', 'core4').spec.replicas);
+    expect(envOf('Deployment', 'orb-core', 'ORB_CORES')).toBe(cores);
+    expect(envOf('Deployment', 'cali', 'CALI_CORES')).toBe(cores);
+  });
+
   test('selectors use only the stable app label, never cdk8s.io/metadata.addr', () => {
     const text = JSON.stringify(all);
     expect(text).not.toContain('cdk8s.io/metadata.addr');
