@@ -1,0 +1,321 @@
+/**
+ * npm run e2e:pods — dist/dev run as a kubelet would run it, NetworkPolicies enforced:
+ *   up → every probe passes → orb-core scaled to 2 → orb-smoke (text turn, spoken audio turn,
+ *   resume across replicas) with no packet dropped → each NetworkPolicy refuses one connection
+ *   (its drop counter rises) while an allowed peer gets through → the KEDA triggers of dist/prod
+ *   name a stream and group of the running vault whose lag grows while the workers are stopped →
+ *   every scrape target answers text that promtool accepts → a table of pods.
+ * Needs root, iproute2, nftables, util-linux and redis-server; without them it prints SKIPPED
+ * (and fails under CI=true, where .ci/run installed them).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Redis from 'ioredis';
+import { Cluster } from './cluster';
+import { ImageTable } from './images';
+import { byKind, K8sObject, loadDir, ref, selects } from './manifests';
+import { enterNode, insideNode, preflight } from './node';
+import { allows, NetPod, parseDrops } from './policy';
+import { has, run, sleep } from './sh';
+
+const repo = resolve(__dirname, '../..');
+const env = process.argv[2] ?? 'dev';
+const dist = resolve(process.env.ORBPODS_DIST ?? join(repo, 'dist', env));
+const prodDist = join(repo, 'dist/prod');
+const tag = `orbpods-e2e-${env}`;
+const stateDir = join(process.env.TMPDIR ?? '/tmp', tag);
+const failures: string[] = [];
+const t0 = Date.now();
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const fail = (s: string) => { failures.push(s); say(`FAIL: ${s}`); };
+const secs = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+
+async function main(): Promise<number> {
+  try { preflight(); } catch (err) {
+    const msg = `SKIPPED: ${(err as Error).message}`;
+    say(msg);
+    return process.env.CI === 'true' ? 1 : 0;
+  }
+  if (!insideNode(tag)) return enterNode(tag);
+  rmSync(stateDir, { recursive: true, force: true });
+  ImageTable.prepareApp(repo, stateDir, say);
+  const cluster = new Cluster({ env, dist, repo, stateDir, tag, log: (s) => say(`  [runner] ${s}`) });
+  const ticker = setInterval(() => cluster.tick(), 200);
+  try {
+    say(`== up ${dist} (namespace ${cluster.namespace})`);
+    await cluster.up();
+    for (const n of cluster.notes) say(`  note: ${n}`);
+    const first = await cluster.waitReady(300_000);
+    say(`== every pod ready after ${secs()}`);
+    const seed = await cluster.jobResult('seed-vault');
+    if (seed && seed.phase !== 'Succeeded') fail(`Job/seed-vault ${seed.phase}: ${seed.reason ?? ''}\n${tail(seed.pod.dir, 'seed')}`);
+
+    say('== kubectl scale deployment orb-core --replicas=2');
+    await cluster.scale('Deployment/orb-core', 2);
+    await cluster.waitReady(120_000);
+
+    const testDir = join(dist, 'test');
+    const testObjs = existsSync(testDir) ? loadDir(testDir) : [];
+    await cluster.apply(testObjs);
+    const before = await totalDrops(cluster);
+    for (const job of byKind(testObjs, 'Job')) {
+      say(`== ${ref(job)} (${(job.spec.template.spec.containers[0].command ?? []).join(' ')})`);
+      const r = await cluster.runJob(job);
+      say(indent(tail(r.pod.dir, job.spec.template.spec.containers[0].name, 40)));
+      if (r.phase !== 'Succeeded') fail(`${ref(job)} ${r.phase}${r.reason ? ` (${r.reason})` : ''}`);
+    }
+    const after = await totalDrops(cluster);
+    const dropped = after.total - before.total;
+    say(`== packets dropped during the smoke run: ${dropped}`);
+    if (dropped !== 0) fail(`${dropped} packets dropped during the smoke run:\n${describeNewDrops(before.records, after.records)}`);
+
+    await checkPolicies(cluster);
+    await checkKeda(cluster);
+    await checkScrapes(cluster);
+
+    say('\n== pods');
+    const readyBy = new Map(first.map((r) => [r.pod, r.readyAfterS]));
+    say(table(['pod', 'owner', 'ready after (s)', 'restarts'], cluster.rows().filter((r) => !r.owner.startsWith('Job/'))
+      .map((r) => [r.pod, r.owner, String(readyBy.get(r.pod) ?? r.readyAfterS ?? '-'), String(r.restarts)])));
+  } catch (err) {
+    fail((err as Error).message);
+    say(table(['pod', 'owner', 'phase', 'ready', 'restarts', 'reason'], cluster.rows().map((r) => [r.pod, r.owner, r.phase, String(r.ready), String(r.restarts), r.reason ?? ''])));
+    for (const r of cluster.rows().filter((x) => !x.ready)) for (const c of cluster.pods.get(r.pod)?.statuses ?? []) say(indent(`${r.pod}/${c.name}:\n${tail(cluster.pods.get(r.pod)!.dir, c.name, 15)}`));
+  } finally {
+    clearInterval(ticker);
+    await cluster.down();
+  }
+  say(`\n== e2e:pods ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
+  for (const f of failures) say(`  - ${f.split('\n')[0]}`);
+  return failures.length ? 1 : 0;
+}
+
+// ---- NetworkPolicies: one refused connection per policy, one allowed peer ------------------------
+
+type Endpoint = NetPod & { netns: string };
+
+async function connect(from: Endpoint, ip: string, port: number): Promise<'connected' | 'refused' | 'timeout'> {
+  const js = `const s=require('net').connect({host:'${ip}',port:${port}});s.setTimeout(1500);s.on('connect',()=>{console.log('connected');s.destroy()});s.on('timeout',()=>{console.log('timeout');s.destroy()});s.on('error',e=>console.log(e.code==='ECONNREFUSED'?'refused':'timeout'))`;
+  const r = await run('ip', ['netns', 'exec', from.netns, process.execPath, '-e', js], { allowFail: true });
+  return (r.stdout.trim() || 'timeout') as 'connected' | 'refused' | 'timeout';
+}
+
+async function counter(netns: string, dir: 'ingress' | 'egress'): Promise<number> {
+  const r = await run('ip', ['netns', 'exec', netns, 'nft', '-j', 'list', 'table', 'inet', 'orbpod'], { allowFail: true });
+  return r.code === 0 ? parseDrops(r.stdout).dropped[dir] : -1;
+}
+
+async function checkPolicies(cluster: Cluster): Promise<void> {
+  say('\n== NetworkPolicies: a forbidden connection is dropped (counter rises), an allowed peer gets through');
+  const policies = byKind(cluster.objects, 'NetworkPolicy');
+  const intruder = await cluster.probePod('orbpods-intruder', { app: 'intruder' }, 'intruder');
+  const rows: string[][] = [];
+  for (const np of policies) {
+    const ns = np.metadata.namespace ?? 'default';
+    let pods = cluster.netPods();
+    let selected = pods.filter((p) => p.namespace === ns && p.ports.length && selects(np.spec.podSelector ?? {}, p.labels));
+    let probe: Endpoint | undefined;
+    if (!selected.length) {
+      probe = await cluster.probePod(ns, { ...(np.spec.podSelector?.matchLabels ?? {}) }, `as-${np.metadata.name}`);
+      pods = cluster.netPods();
+      selected = [{ ...probe, ready: true }];
+    }
+    const all = () => cluster.netPods();
+    const ev = (s: NetPod, d: NetPod, port: number, proto = 'tcp') => allows(s, d, port, proto, policies, all(), cluster.namespaceList);
+    const types: string[] = np.spec.policyTypes ?? ['Ingress'];
+    const self = selected[0];
+    if (types.includes('Ingress')) {
+      const port = self.ports[0]?.containerPort ?? 8080;
+      // Forbidden: from a namespace no policy trusts (so the packet reaches this pod's ingress).
+      if (ev(intruder, self, port)) rows.push([ref(np), 'ingress', `intruder → ${self.name}:${port} is allowed by the policies`, '-', '-']);
+      else {
+        const c0 = await counter(self.netns, 'ingress');
+        const res = await connect(intruder, self.ip, port);
+        const c1 = await counter(self.netns, 'ingress');
+        const okDrop = res === 'timeout' && c1 > c0;
+        if (!okDrop) fail(`${ref(np)}: intruder → ${self.name}:${port} should be dropped by ${self.name}'s ingress, got ${res} (counter ${c0}→${c1})`);
+        const allowed = pods.find((p) => p.key !== self.key && p.key !== intruder.key && ev(p, self, port));
+        let allowedRes = 'no allowed peer';
+        if (allowed) {
+          allowedRes = await connect(allowed, self.ip, port);
+          if (allowedRes === 'timeout') fail(`${ref(np)}: ${allowed.name} → ${self.name}:${port} is allowed by the policies but timed out`);
+        }
+        rows.push([ref(np), 'ingress', `intruder → ${self.name}:${port}: ${res}, drops ${c0}→${c1}`, allowed ? `${allowed.name} → ${self.name}:${port}` : '-', allowedRes]);
+      }
+    }
+    if (types.includes('Egress')) {
+      const targets = all().filter((p) => p.ports.length && p.key !== self.key && p.ready);
+      const pairs = targets.flatMap((d) => d.ports.filter((pp) => pp.protocol === 'TCP').map((pp) => ({ d, port: pp.containerPort })));
+      const forbidden = pairs.find((x) => !ev(self, x.d, x.port));
+      const allowed = pairs.find((x) => ev(self, x.d, x.port) && x.d.namespace === ns) ?? pairs.find((x) => ev(self, x.d, x.port));
+      if (!forbidden) rows.push([ref(np), 'egress', `${self.name}: every target is allowed`, '-', '-']);
+      else {
+        const c0 = await counter(self.netns, 'egress');
+        const res = await connect(self, forbidden.d.ip, forbidden.port);
+        const c1 = await counter(self.netns, 'egress');
+        if (!(res === 'timeout' && c1 > c0)) fail(`${ref(np)}: ${self.name} → ${forbidden.d.name}:${forbidden.port} should be dropped by ${self.name}'s egress, got ${res} (counter ${c0}→${c1})`);
+        let allowedRes = 'no allowed peer';
+        if (allowed) {
+          allowedRes = await connect(self, allowed.d.ip, allowed.port);
+          if (allowedRes === 'timeout') fail(`${ref(np)}: ${self.name} → ${allowed.d.name}:${allowed.port} is allowed by the policies but timed out`);
+        }
+        rows.push([ref(np), 'egress', `${self.name} → ${forbidden.d.name}:${forbidden.port}: ${res}, drops ${c0}→${c1}`, allowed ? `${self.name} → ${allowed.d.name}:${allowed.port}` : '-', allowedRes]);
+      }
+    }
+    if (probe) await cluster.removeProbe(probe.key);
+  }
+  say(table(['policy', 'direction', 'forbidden connection', 'allowed peer', 'result'], rows));
+}
+
+// ---- KEDA triggers of dist/prod against the running vault ------------------------------------------
+
+async function vaultClient(cluster: Cluster): Promise<Redis> {
+  const vault = cluster.netPods().find((p) => p.labels.app === 'vault' && p.ready);
+  if (!vault) throw new Error('no ready vault pod');
+  const pw = readFileSync(join(stateDir, 'secrets/vault-acl/orb-password'), 'utf8');
+  return new Redis({ host: vault.ip, port: 6379, username: 'orb', password: pw, maxRetriesPerRequest: 1, lazyConnect: false });
+}
+
+async function groupsOf(redis: Redis, stream: string): Promise<Array<{ name: string; lag: number; pending: number }>> {
+  const raw = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
+  return raw.map((g) => {
+    const o: Record<string, unknown> = {};
+    for (let i = 0; i < g.length; i += 2) o[String(g[i])] = g[i + 1];
+    return { name: String(o.name), lag: Number(o.lag ?? 0), pending: Number(o.pending ?? 0) };
+  });
+}
+
+async function orbCli(cluster: Cluster, args: string[], timeoutMs: number): Promise<string> {
+  const orb = cluster.netPods().find((p) => p.labels.app === 'orb-core' && p.ready);
+  if (!orb) throw new Error('no ready orb-core pod');
+  const key = readFileSync(join(stateDir, 'secrets/orb-smoke/api-key'), 'utf8');
+  return new Promise((resolveOut) => {
+    const child = spawn(process.execPath, [join(repo, 'build/services/cli/orb.js'), ...args, '--url', `http://${orb.ip}:8080`, '--timeout', String(timeoutMs)], { env: { ...process.env, ORB_API_KEY: key } });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('exit', () => resolveOut(out));
+  });
+}
+
+async function checkKeda(cluster: Cluster): Promise<void> {
+  say('\n== KEDA triggers (dist/prod) against the running vault');
+  const scaled = existsSync(prodDist) ? byKind(loadDir(prodDist), 'ScaledObject') : [];
+  if (!scaled.length) { say('  dist/prod renders no ScaledObject'); return; }
+  const redis = await vaultClient(cluster);
+  const wav = join(repo, 'test/fixtures/speech-16k.wav');
+  try {
+    const rows: string[][] = [];
+    for (const so of scaled) {
+      for (const [i, trig] of (so.spec.triggers ?? []).entries()) {
+        if (trig.type !== 'redis-streams') continue;
+        const field = `${ref(so)} spec.triggers[${i}].metadata`;
+        const { stream, consumerGroup } = trig.metadata;
+        const groups = await groupsOf(redis, stream);
+        if (!groups.length) { fail(`${field}.stream '${stream}' does not exist in the running vault after the smoke turns`); continue; }
+        const g = groups.find((x) => x.name === consumerGroup);
+        if (!g) { fail(`${field}.consumerGroup '${consumerGroup}' is not a consumer group of ${stream} in the running vault (groups: ${groups.map((x) => x.name).join(', ')})`); continue; }
+        // The lag KEDA scales on must grow while the target's workers are stopped.
+        const target = `${so.spec.scaleTargetRef?.kind ?? 'Deployment'}/${so.spec.scaleTargetRef.name}`;
+        const w = cluster.workloads.get(target);
+        const replicas = w?.replicas ?? 1;
+        await cluster.scale(target, 0);
+        const lag0 = g.lag;
+        const turn = target.endsWith('/xtts') ? orbCli(cluster, ['say', 'hello there', '--speak'], 6000) : orbCli(cluster, ['ask', wav, '-o', join(stateDir, 'reply.wav')], 6000);
+        let lag1 = lag0;
+        for (let t = 0; t < 40 && lag1 <= lag0; t++) { await sleep(250); lag1 = (await groupsOf(redis, stream)).find((x) => x.name === consumerGroup)?.lag ?? lag0; }
+        await turn;
+        await cluster.scale(target, replicas);
+        await cluster.waitReady(120_000);
+        if (lag1 <= lag0) fail(`${field}: lag of group '${consumerGroup}' on ${stream} did not grow while ${target} was scaled to 0 (${lag0} → ${lag1})`);
+        rows.push([ref(so), stream, consumerGroup, `${lag0} → ${lag1}`]);
+      }
+    }
+    say(table(['ScaledObject', 'stream', 'group', 'lag with workers stopped'], rows));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+// ---- scrape targets -----------------------------------------------------------------------------------
+
+async function checkScrapes(cluster: Cluster): Promise<void> {
+  say('\n== scrape targets answer Prometheus text (promtool check metrics)');
+  if (!has('promtool')) { say('SKIPPED: promtool missing (apt-get install prometheus): scrape targets fetched but not linted'); }
+  const scraperNs = cluster.namespaceList.find((n) => n.name === 'monitoring')?.name;
+  const scraper = cluster.netPods().find((p) => p.namespace === scraperNs);
+  const rows: string[][] = [];
+  const seen = new Set<string>();
+  for (const p of cluster.netPods().filter((x) => cluster.pods.has(x.key) && x.ready)) {
+    const pod = cluster.pods.get(p.key)!;
+    const a = pod.annotations;
+    if (a['prometheus.io/scrape'] !== 'true' || seen.has(pod.ownerRef)) continue;
+    seen.add(pod.ownerRef);
+    const path = a['prometheus.io/path'] ?? '/metrics';
+    const port = Number(a['prometheus.io/port']);
+    const what = `${pod.ownerRef} annotations prometheus.io/port=${port} prometheus.io/path=${path}`;
+    if (!scraper) { fail(`${what}: no NetworkPolicy admits a monitoring namespace to scrape from`); continue; }
+    const js = `fetch('http://${p.ip}:${port}${path}').then(async r=>{if(!r.ok){console.error('HTTP '+r.status);process.exit(1)}process.stdout.write(await r.text())}).catch(e=>{console.error(String(e.cause??e));process.exit(1)})`;
+    const r = await run('ip', ['netns', 'exec', scraper.netns, process.execPath, '-e', js], { allowFail: true });
+    if (r.code !== 0) { fail(`${what}: scrape from ${scraperNs} failed: ${r.stderr.trim()}`); continue; }
+    let lint = 'not linted';
+    if (has('promtool')) {
+      const l = await run('promtool', ['check', 'metrics'], { input: r.stdout, allowFail: true });
+      // prom-client's default Node.js/process metrics are its own naming; judge ours.
+      const problems = (l.stdout + l.stderr).split('\n').filter((x) => x.trim() && !/^(nodejs_|process_)/.test(x.trim()));
+      lint = problems.length ? problems.join('; ') : 'ok';
+      if (problems.length) fail(`${what}: promtool check metrics: ${lint}`);
+    }
+    rows.push([pod.ownerRef, `${port}${path}`, `${r.stdout.split('\n').filter((x) => x && !x.startsWith('#')).length} samples`, lint]);
+  }
+  // prod's ServiceMonitors name a Service port and a path: the port must lead to the container
+  // port the same workload serves here, and the path must be the one scraped above.
+  const prod = existsSync(prodDist) ? loadDir(prodDist) : [];
+  for (const sm of byKind(prod, 'ServiceMonitor')) {
+    for (const [i, ep] of (sm.spec.endpoints ?? []).entries()) {
+      const svc = byKind(prod, 'Service').find((s) => selectsAll(sm.spec.selector, s));
+      const sp = svc?.spec.ports?.find((x: { name?: string }) => x.name === ep.port);
+      if (!sp) fail(`${ref(sm)} spec.endpoints[${i}].port '${ep.port}' names no port of a Service it selects`);
+      const devPod = [...cluster.pods.values()].find((p) => selects(sm.spec.selector, p.labels));
+      if (devPod && (devPod.annotations['prometheus.io/path'] ?? '/metrics') !== (ep.path ?? '/metrics')) fail(`${ref(sm)} spec.endpoints[${i}].path '${ep.path}' is not the path the workload serves metrics on`);
+    }
+  }
+  say(table(['workload', 'port/path', 'scraped', 'promtool'], rows));
+}
+
+function selectsAll(selector: { matchLabels?: Record<string, string> }, svc: K8sObject): boolean {
+  return selects(selector, svc.metadata.labels ?? {});
+}
+
+// ---- helpers -------------------------------------------------------------------------------------------
+
+async function totalDrops(cluster: Cluster): Promise<{ total: number; records: Map<string, number> }> {
+  const rows = await cluster.drops();
+  const records = new Map<string, number>();
+  let total = 0;
+  for (const r of rows) {
+    total += r.dropped.ingress + r.dropped.egress;
+    for (const x of r.records) records.set(`${x.dir === 'ingress' ? `${x.peerPod} → ${r.pod}` : `${r.pod} → ${x.peerPod}`}:${x.port}/${x.proto} (${x.dir} of ${r.pod})`, x.packets);
+  }
+  return { total, records };
+}
+
+function describeNewDrops(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k, v]) => `  ${k}: ${v - (before.get(k) ?? 0)} packets`).join('\n');
+}
+
+function tail(dir: string, container: string, n = 20): string {
+  const f = join(dir, `${container}.log`);
+  return existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n') : '(no log)';
+}
+
+const indent = (s: string) => s.split('\n').map((l) => `    ${l}`).join('\n');
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (c ?? '').padEnd(w[i])).join(' | ')} |`;
+  return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
