@@ -2,7 +2,10 @@
  * Typed environment configuration, validated at synth time. Every problem names the field and
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
-import type { ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec, VaultEndpoint } from '../infra';
+import { chatPort } from '../infra/cali';
+import type { CaliChatProps, ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec, VaultEndpoint } from '../infra';
+
+const CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
 
 export interface ReplicaBounds {
   readonly minReplicas: number;
@@ -67,7 +70,7 @@ export interface EnvironmentConfig {
     readonly hostSpread: 'required' | 'preferred';
     readonly resources: ResourceSpec;
   };
-  readonly cali: { readonly replicas: number; readonly resources: ResourceSpec };
+  readonly cali: { readonly replicas: number; readonly resources: ResourceSpec; readonly chat?: CaliChatProps };
   readonly vault: VaultConfig;
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
   readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
@@ -130,6 +133,11 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   if (!cfg.priorityClasses && !cfg.exemptions.includes('A7')) at('priorityClasses', cfg.priorityClasses, "false needs the 'A7' exemption");
   for (const e of cfg.exemptions) if (!EXEMPTABLE.includes(e)) at('exemptions', e, `only ${EXEMPTABLE.join(', ')} may be exempted`);
 
+  if (cfg.cali.chat) {
+    try { chatPort(cfg.cali.chat.url); } catch { at('cali.chat.url', cfg.cali.chat.url, 'must be an http(s) URL'); }
+    if (!CIDR.test(cfg.cali.chat.cidr)) at('cali.chat.cidr', cfg.cali.chat.cidr, 'must be an IPv4 CIDR block (NetworkPolicies cannot name hosts)');
+  }
+
   const oc = cfg.orbCore;
   if (oc.autoscaling) {
     bounds('orbCore.autoscaling', oc.autoscaling);
@@ -169,7 +177,7 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   } else {
     if (!v.host) at('vault.host', v.host, 'must be set');
     int('vault.port', v.port, 1);
-    if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(v.cidr)) at('vault.cidr', v.cidr, 'must be an IPv4 CIDR');
+    if (!CIDR.test(v.cidr)) at('vault.cidr', v.cidr, 'must be an IPv4 CIDR');
     for (const s of v.sentinels) if (!/^[^:]+:\d+$/.test(s)) at('vault.sentinels', s, 'must be host:port');
   }
   if (cfg.backup) {

@@ -8,6 +8,7 @@ import {
   PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
+import { chatPort } from '../infra/cali';
 import identity from '../services/seed/identity.json';
 import { validateEnvironment, type EnvironmentConfig } from './config';
 
@@ -40,6 +41,8 @@ export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
     ingressController: cfg.ingressController,
     prometheus: cfg.monitoring.prometheus,
     keda: cfg.keda?.operator,
+    // CALI's egress comes from the same config that sets its endpoint.
+    caliChat: cfg.cali.chat ? { cidr: cfg.cali.chat.cidr, port: chatPort(cfg.cali.chat.url) } : undefined,
   });
 }
 
@@ -137,6 +140,7 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     resources: cfg.cali.resources,
     cores: cores.cores,
     quorum: cores.quorum,
+    chat: cfg.cali.chat,
     vault,
   });
 

@@ -8,6 +8,26 @@ import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, wo
 
 export const CALI = 'cali';
 
+/** An OpenAI-compatible chat endpoint for free-form replies (CALI falls back to offline replies without it). */
+export interface CaliChatProps {
+  /** Base URL (…/v1), http or https. */
+  readonly url: string;
+  /** @default gpt-4o-mini */
+  readonly model?: string;
+  /** Secret key holding the bearer token. @default - no token */
+  readonly apiKey?: { readonly secret: string; readonly key: string };
+  /** Addresses the endpoint resolves to: NetworkPolicies cannot name hosts, so CALI's egress opens this block. */
+  readonly cidr: string;
+}
+
+/** The TCP port a chat URL connects to (its explicit port, else 443 for https and 80 for http). */
+export function chatPort(url: string): number {
+  let u: URL;
+  try { u = new URL(url); } catch { throw new Error(`'chat.url' (${url}) is not a URL`); }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error(`'chat.url' (${url}) must be http or https`);
+  return u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+}
+
 export interface CaliProps extends WorkloadProps {
   /** @default 2 */
   readonly replicas?: number;
@@ -16,6 +36,8 @@ export interface CaliProps extends WorkloadProps {
   /** Verdict cores and quorum, from the CoreQuorum. */
   readonly cores: number;
   readonly quorum: number;
+  /** @default - no chat endpoint: deterministic offline replies */
+  readonly chat?: CaliChatProps;
 }
 
 export class Cali extends Construct {
@@ -26,6 +48,7 @@ export class Cali extends Construct {
     super(scope, id);
     const replicas = props.replicas ?? 2;
     if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`'replicas' (${replicas}) must be an integer >= 1`);
+    if (props.chat) chatPort(props.chat.url);
     if (props.quorum > props.cores) throw new Error(`'quorum' (${props.quorum}) must be at most 'cores' (${props.cores})`);
     const name = CALI;
     const labels = componentLabels({ name, component: 'navigation', version: props.version });
@@ -39,7 +62,9 @@ export class Cali extends Construct {
           quorum: props.quorum,
           // The "+1": the last ordinal breaks ties.
           tieBreakCore: props.cores - 1,
+          ...(props.chat ? { chatUrl: props.chat.url, ...(props.chat.model ? { chatModel: props.chat.model } : {}) } : {}),
         },
+        secrets: props.chat?.apiKey ? { chatApiKey: props.chat.apiKey } : undefined,
         fieldRefs: { podName: 'metadata.name' },
       }),
       vaultEnv(props.vault, 'cali'),

@@ -37,6 +37,8 @@ export interface OrbNetworkOptions {
   readonly dns?: ExternalPeer;
   /** KEDA's operator reads stream lag from the vault. @default - not deployed */
   readonly keda?: ExternalPeer;
+  /** CALI's chat endpoint (address block and port), when one is configured. @default - none */
+  readonly caliChat?: { readonly cidr: string; readonly port: number };
   /** Include the in-cluster smoke test Job. @default true */
   readonly smokeTest?: boolean;
 }
@@ -70,6 +72,10 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
     if (o.vault.mode === 'in-cluster') tcp('keda', 'vault', 6379, 'KEDA reads the speech streams\' consumer-group lag');
   }
   if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
+  if (o.caliChat) {
+    externals['cali-chat'] = { cidr: o.caliChat.cidr };
+    tcp('cali', 'cali-chat', o.caliChat.port, 'CALI asks the configured chat endpoint for free-form replies');
+  }
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
   for (const c of components) {
     edges.push({ from: c, to: 'dns', port: 53, protocol: 'UDP', why: 'name resolution' });

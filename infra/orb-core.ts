@@ -1,4 +1,5 @@
 /** OrbCore: the stateless gateway — Deployment `orb-core` (container `orb-field`), Service, Ingress, HPA, PDB. */
+import { PUBLIC_API_PREFIX, WEB_CLIENT_FILES } from '../services/contract';
 import { Construct } from 'constructs';
 import { ORB_ENV } from '../services/config/orb';
 import { componentLabels, selectorLabels } from './labels';
@@ -163,15 +164,23 @@ export class OrbCore extends Construct {
           rules: [{
             host: ing.host,
             http: {
-              paths: [{
-                path: '/',
-                pathType: 'Prefix',
-                backend: { service: { name: ORB_CORE, port: { name: HTTP_PORT_NAME } } },
-              }],
+              // Client paths only: metrics and probes answer on the same port and must stay in-cluster.
+              paths: publicPaths().map(({ path, pathType }) => ({
+                path, pathType, backend: { service: { name: ORB_CORE, port: { name: HTTP_PORT_NAME } } },
+              })),
             },
           }],
         },
       });
     }
   }
+}
+
+/** The paths the public Ingress routes: the client API prefix, `/` and each web client file. */
+export function publicPaths(): Array<{ path: string; pathType: 'Prefix' | 'Exact' }> {
+  return [
+    { path: PUBLIC_API_PREFIX, pathType: 'Prefix' },
+    { path: '/', pathType: 'Exact' },
+    ...WEB_CLIENT_FILES.map((f) => ({ path: `/${f}`, pathType: 'Exact' as const })),
+  ];
 }

@@ -42,7 +42,8 @@ export class SmokeTest extends Construct {
               name: 'smoke',
               image: props.image,
               imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              command: ['node', 'build/services/cli/orb.js', 'smoke'],
+              // --speak: the audio turn must also come back as reply audio (xtts), not only text.
+              command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak'],
               env: renderEnv(SMOKE_ROLE_ENV, {
                 values: { url: `http://${ORB_CORE}:8080` },
                 secrets: { apiKey: props.apiKey ?? { secret: ORB_SMOKE, key: 'api-key' } },

@@ -2,6 +2,7 @@
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { ACP_CONSUMER_GROUP, jobStreamKey } from '../services/contract';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
@@ -69,7 +70,7 @@ export interface SpeechWorkerProps extends WorkloadProps {
 
 /** Stream a role consumes (docs/vault-keys.md `acp:jobs:{role}`). */
 export function jobStream(role: string, keyPrefix = ''): string {
-  return `${keyPrefix}acp:jobs:${role}`;
+  return jobStreamKey(role, keyPrefix);
 }
 
 export class SpeechWorker extends Construct {
@@ -198,7 +199,8 @@ function kedaStreamTrigger(
 ): ScaledObject['spec']['triggers'][number] {
   const common: Record<string, string> = {
     stream: jobStream(role, keyPrefix),
-    consumerGroup: role,
+    // The group the workers really read as (services/acp), not the role: KEDA reads its lag.
+    consumerGroup: ACP_CONSUMER_GROUP,
     lagCount: String(keda.lagCount),
     // Credentials are read from the worker container's own env (secretKeyRef), never written here.
     usernameFromEnv: 'REDIS_USERNAME',

@@ -6,10 +6,11 @@
  */
 import Redis from 'ioredis';
 import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
+import { ACP_CONSUMER_GROUP } from '../contract';
 import { VaultKeys } from './keys';
 
-/** The consumer group of every job stream. */
-export const ACP_GROUP = 'workers';
+/** The consumer group of every job stream (defined in the contract, which KEDA's triggers read too). */
+export const ACP_GROUP = ACP_CONSUMER_GROUP;
 
 export interface AcpBusOptions {
   /**

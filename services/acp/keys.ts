@@ -3,6 +3,7 @@
  * them in sync). Redis ACL users are granted these families' patterns, so a key outside them
  * would be refused in the cluster.
  */
+import { jobStreamKey } from '../contract';
 
 export interface VaultKeys {
   readonly prefix: string;
@@ -46,8 +47,8 @@ export function vaultKeys(prefix = ''): VaultKeys {
     memory: (sid) => `${p}memory:${sid}`,
     replica: (pod) => `${p}orb:replica:${pod}`,
     rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,
-    jobs: (queue) => `${p}acp:jobs:${queue}`,
-    coreJobs: (ordinal) => `${p}acp:jobs:core:${ordinal}`,
+    jobs: (queue) => jobStreamKey(queue, p),
+    coreJobs: (ordinal) => jobStreamKey(`core:${ordinal}`, p),
     dlq: (queue) => `${p}acp:dlq:${queue}`,
     done: (jobId) => `${p}acp:done:${jobId}`,
   };

@@ -1,5 +1,6 @@
 import { dev, prod } from '../../charts/environments';
 import { find, podSpecs, synthEnvironment, synthYaml, validateObject, type K8sObject } from '../infra/manifests';
+import { ACP_GROUP } from '../../services/acp/bus';
 
 const envs = { dev, prod };
 
@@ -137,7 +138,7 @@ describe('dev vs prod', () => {
       const so = find(p, 'ScaledObject', role);
       expect(so.spec.triggers).toEqual([{
         type: 'redis-streams',
-        metadata: expect.objectContaining({ stream: `acp:jobs:${role}`, consumerGroup: role, lagCount: '10', address: 'vault:6379' }),
+        metadata: expect.objectContaining({ stream: `acp:jobs:${role}`, consumerGroup: ACP_GROUP, lagCount: '10', address: 'vault:6379' }),
       }]);
       expect(p.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === role)).toBeUndefined();
       expect(find(d, 'HorizontalPodAutoscaler', role).spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: role });

@@ -5,6 +5,7 @@ import {
 } from '../../infra';
 import { ORB_ENV } from '../../services/config/orb';
 import { VAULT_ENV } from '../../services/config/vault';
+import { ACP_GROUP } from '../../services/acp/bus';
 
 const RES: ResourceSpec = { cpu: { request: '10m', limit: '1500m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
 const VAULT: VaultEndpoint = { mode: 'in-cluster', serviceName: 'vault', port: 6379 };
@@ -110,7 +111,8 @@ describe('SpeechWorker', () => {
     expect(so.spec.triggers[0]).toEqual({
       type: 'redis-streams',
       metadata: {
-        address: 'vault:6379', stream: 't1:acp:jobs:xtts', consumerGroup: 'xtts', lagCount: '7', enableTLS: 'false',
+        // The group the workers really read as (services/acp/bus), not the role name: KEDA reads its lag.
+        address: 'vault:6379', stream: 't1:acp:jobs:xtts', consumerGroup: ACP_GROUP, lagCount: '7', enableTLS: 'false',
         usernameFromEnv: 'REDIS_USERNAME', passwordFromEnv: 'REDIS_PASSWORD',
       },
     });
@@ -166,7 +168,7 @@ describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
   test('orb-smoke targets the orb-core Service with its key from a Secret', () => {
     const job = synth((c) => new SmokeTest(c, 's', { image: IMAGE, resources: RES })).find((o) => o.kind === 'Job');
     expect(job.metadata.name).toBe('orb-smoke');
-    expect(job.spec.template.spec.containers[0].command).toEqual(['node', 'build/services/cli/orb.js', 'smoke']);
+    expect(job.spec.template.spec.containers[0].command).toEqual(['node', 'build/services/cli/orb.js', 'smoke', '--speak']);
     expect(job.spec.template.spec.containers[0].env).toEqual([
       { name: 'ORB_URL', value: 'http://orb-core:8080' },
       { name: 'ORB_API_KEY', valueFrom: { secretKeyRef: { name: 'orb-smoke', key: 'api-key' } } },
