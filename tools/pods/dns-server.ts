@@ -2,7 +2,7 @@
  * The stand-in kube-dns: answers A queries for cluster names from a records file the runner
  * rewrites (re-read on change), over UDP and TCP on port 53 of its pod. Unknown names get
  * NXDOMAIN; nothing is forwarded (no upstream exists, and nothing may leave the machine).
- *   node --import tsx tools/pods/dns-server.ts <records.json> <listen address>
+ *   node --import tsx tools/pods/dns-server.ts <records.json> <listen address> [port, default 53]
  * dns-packet (the wire codec used by multicast-dns and others) encodes and decodes messages.
  */
 import dgram from 'node:dgram';
@@ -10,7 +10,8 @@ import { readFileSync, watchFile } from 'node:fs';
 import net from 'node:net';
 import * as packet from 'dns-packet';
 
-const [file, host] = process.argv.slice(2);
+const [file, host, portArg] = process.argv.slice(2);
+const port = Number(portArg ?? 53);
 let records: Record<string, string[]> = {};
 const load = (): void => {
   try { records = JSON.parse(readFileSync(file, 'utf8')); } catch { /* keep the last good copy mid-write */ }
@@ -38,7 +39,7 @@ const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, rinfo) => {
   try { udp.send(answer(msg), rinfo.port, rinfo.address); } catch { /* malformed query: drop it */ }
 });
-udp.bind(53, host);
+udp.bind(port, host);
 
 net.createServer((sock) => {
   let buf = Buffer.alloc(0);
@@ -55,5 +56,5 @@ net.createServer((sock) => {
     }
   });
   sock.on('error', () => sock.destroy());
-}).listen(53, host);
-process.stdout.write(`kube-dns stand-in on ${host}:53 (udp, tcp) from ${file}\n`);
+}).listen(port, host);
+process.stdout.write(`kube-dns stand-in on ${host}:${port} (udp, tcp) from ${file}\n`);

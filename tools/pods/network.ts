@@ -51,14 +51,7 @@ export class PodNetwork {
 
   /** Creates a pod's namespace, wires its eth0 to the bridge and writes its resolv.conf/hosts. */
   async addPod(podKey: string, ip: string, dns: { server: string; search: string[] }, hostname: string): Promise<string> {
-    const ns = this.podNs(podKey);
-    await run('ip', ['netns', 'add', ns]);
-    const veth = `vp${(++this.nextVeth).toString(36)}`;
-    await this.ns(ns, ['ip', 'link', 'set', 'lo', 'up']);
-    await this.ns(this.nodeNs, ['ip', 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await this.ns(this.nodeNs, ['ip', 'link', 'set', veth, 'master', 'br0', 'up']);
-    await this.ns(ns, ['ip', 'addr', 'add', `${ip}/16`, 'dev', 'eth0']);
-    await this.ns(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    const ns = await this.wirePod(podKey, ip);
     await this.ns(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
     // `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc: the pod's own DNS and hosts.
     const etc = join('/etc/netns', ns);
@@ -66,6 +59,19 @@ export class PodNetwork {
     writeFileSync(join(etc, 'resolv.conf'), `nameserver ${dns.server}\nsearch ${dns.search.join(' ')}\noptions ndots:5\n`);
     writeFileSync(join(etc, 'hosts'), `127.0.0.1\tlocalhost\n${ip}\t${hostname}\n`);
     writeFileSync(join(etc, 'hostname'), `${hostname}\n`);
+    return ns;
+  }
+
+  /** A pod namespace with its eth0 on the bridge (no DNS files: `addPod` adds them). */
+  async wirePod(podKey: string, ip: string): Promise<string> {
+    const ns = this.podNs(podKey);
+    await run('ip', ['netns', 'add', ns]);
+    const veth = `vp${(++this.nextVeth).toString(36)}`;
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', this.nodeNs, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await run('ip', ['-n', this.nodeNs, 'link', 'set', veth, 'master', 'br0', 'up']);
+    await run('ip', ['-n', ns, 'addr', 'add', `${ip}/16`, 'dev', 'eth0']);
+    await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
     return ns;
   }
 
