@@ -6,8 +6,9 @@ import { Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { Observability } from '../../infra';
 import { validateObject } from './manifests';
+import { hasTool } from '../support/system-tools';
 
-const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+const hasPromtool = hasTool('promtool', 'prometheus', 'alert rules checked and unit-tested by promtool');
 
 describe('Observability', () => {
   const chart = Testing.chart();

