@@ -46,7 +46,7 @@ async function main(): Promise<number> {
     say(`== up ${dist} (namespace ${cluster.namespace})`);
     await cluster.up();
     for (const n of cluster.notes) say(`  note: ${n}`);
-    const first = await cluster.waitReady(300_000);
+    const first = await cluster.waitReady(Number(process.env.ORBPODS_READY_TIMEOUT_S ?? 300) * 1000);
     say(`== every pod ready after ${secs()}`);
     const seed = await cluster.jobResult('seed-vault');
     if (seed && seed.phase !== 'Succeeded') fail(`Job/seed-vault ${seed.phase}: ${seed.reason ?? ''}\n${tail(seed.pod.dir, 'seed')}`);
@@ -80,6 +80,11 @@ async function main(): Promise<number> {
       .map((r) => [r.pod, r.owner, String(readyBy.get(r.pod) ?? r.readyAfterS ?? '-'), String(r.restarts)])));
   } catch (err) {
     fail((err as Error).message);
+    // Refused connections name the policy edge that is missing.
+    const drops = await cluster.drops().catch(() => []);
+    for (const d of drops) for (const r of d.records) {
+      say(`  dropped: ${r.dir === 'ingress' ? `${r.peerPod} → ${d.pod}` : `${d.pod} → ${r.peerPod}`}:${r.port}/${r.proto} by ${d.pod}'s ${r.dir} policy (${r.packets} packets)`);
+    }
     say(table(['pod', 'owner', 'phase', 'ready', 'restarts', 'reason'], cluster.rows().map((r) => [r.pod, r.owner, r.phase, String(r.ready), String(r.restarts), r.reason ?? ''])));
     for (const r of cluster.rows().filter((x) => !x.ready)) for (const c of cluster.pods.get(r.pod)?.statuses ?? []) say(indent(`${r.pod}/${c.name}:\n${tail(cluster.pods.get(r.pod)!.dir, c.name, 15)}`));
   } finally {
