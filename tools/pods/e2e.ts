@@ -23,7 +23,8 @@ const repo = resolve(__dirname, '../..');
 const env = process.argv[2] ?? 'dev';
 const dist = resolve(process.env.ORBPODS_DIST ?? join(repo, 'dist', env));
 const prodDist = join(repo, 'dist/prod');
-const tag = `orbpods-e2e-${env}`;
+// ORBPODS_TAG lets two checkouts run e2e:pods at once (namespaces and state are named by it).
+const tag = process.env.ORBPODS_TAG ?? `orbpods-e2e-${env}`;
 const stateDir = join(process.env.TMPDIR ?? '/tmp', tag);
 const failures: string[] = [];
 const t0 = Date.now();
