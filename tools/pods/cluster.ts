@@ -428,7 +428,7 @@ export class Cluster {
       if (long.length && long.every((p) => p.ready)) return this.rows();
       if (Date.now() > until) {
         const waiting = this.rows().filter((r) => !r.ready && !r.owner.startsWith('Job/'));
-        throw new Error(`not ready after ${timeoutMs / 1000}s:\n${waiting.map((r) => `  ${r.owner} pod ${r.pod}: ${r.reason ?? r.phase}`).join('\n')}`);
+        throw new Error(`not ready after ${timeoutMs / 1000}s:\n${waiting.map((r) => `${r.owner} pod ${r.pod} container ${r.reason ?? r.phase}`).join('\n')}`);
       }
       await sleep(250);
     }

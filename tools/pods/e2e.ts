@@ -71,6 +71,13 @@ async function main(): Promise<number> {
     say(`== packets dropped during the smoke run: ${dropped}`);
     if (dropped !== 0) fail(`${dropped} packets dropped during the smoke run:\n${describeNewDrops(before.records, after.records)}`);
 
+    for (const cj of byKind(cluster.objects, 'CronJob')) {
+      say(`\n== ${ref(cj)} run once now (kubectl create job --from=cronjob/${cj.metadata.name})`);
+      const r = await cluster.runCronJob(cj.metadata.name);
+      say(indent(tail(r.pod.dir, cj.spec.jobTemplate.spec.template.spec.containers[0].name, 10)));
+      if (r.phase !== 'Succeeded') fail(`${ref(cj)}: its job ${r.phase}${r.reason ? ` (${r.reason})` : ''}`);
+    }
+
     await checkPolicies(cluster);
     await checkKeda(cluster);
     await checkScrapes(cluster);
@@ -93,7 +100,7 @@ async function main(): Promise<number> {
     await cluster.down();
   }
   say(`\n== e2e:pods ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
-  for (const f of failures) say(`  - ${f.split('\n')[0]}`);
+  for (const f of failures) say(`  - ${f.split('\n').slice(0, 8).join('\n    ')}`);
   return failures.length ? 1 : 0;
 }
 

@@ -141,7 +141,7 @@ class Container {
       if (++st.readyOk >= (p.successThreshold ?? 1) && !this.status.ready) { this.status.ready = true; this.pod.ctx.changed(); }
     } else {
       st.readyOk = 0;
-      this.status.lastProbeError = `${describeProbe(p)}: ${result.detail}`;
+      this.status.lastProbeError = `readinessProbe ${describeProbe(p)}: ${result.detail}`;
       if (++st.readyFails >= threshold && this.status.ready) { this.status.ready = false; this.pod.ctx.changed(); }
     }
     return result.ok;
