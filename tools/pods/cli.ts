@@ -11,7 +11,7 @@
  * Test tooling, not a runtime: clusters are deployed with kubectl, Helm or Argo CD (README).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { Cluster } from './cluster';
@@ -94,6 +94,10 @@ async function serve(env: string): Promise<number> {
   return 0;
 }
 
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
 function readLog(dir: string, container: string): string {
   const f = join(dir, `${container}.log`);
   return existsSync(f) ? readFileSync(f, 'utf8') : '';
@@ -115,11 +119,14 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'up': {
       preflight();
-      if (running) { process.stderr.write(`a stack for ${env} is already up (npm run pods -- down ${env})\n`); return 1; }
+      const pidFile = join(stateOf(env), 'runner.pid');
+      const alive = existsSync(pidFile) && isAlive(Number(readFileSync(pidFile, 'utf8')));
+      if (running || alive) { process.stderr.write(`a stack for ${env} is already up or starting (npm run pods -- down ${env})\n`); return 1; }
       mkdirSync(stateOf(env), { recursive: true });
       const log = join(stateOf(env), 'runner.log');
       const child = spawn(process.execPath, [...process.execArgv, __filename, 'serve', env], { detached: true, stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')] });
       child.unref();
+      writeFileSync(pidFile, String(child.pid));
       const timeout = Number(rest[rest.indexOf('--timeout') + 1]) || 300;
       const until = Date.now() + timeout * 1000;
       for (;;) {
@@ -167,6 +174,12 @@ async function main(argv: string[]): Promise<number> {
     case 'down': {
       if (running) await call(env, 'POST', '/down').catch(() => undefined);
       for (let i = 0; i < 120 && existsSync(sockOf(env)); i++) await sleep(500);
+      const pidFile = join(stateOf(env), 'runner.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8'));
+        for (let i = 0; i < 60 && isAlive(pid); i++) await sleep(500); // the runner removes its namespaces
+        rmSync(pidFile, { force: true });
+      }
       if (rest.includes('--purge')) rmSync(stateOf(env), { recursive: true, force: true });
       process.stdout.write(`${env}: down\n`);
       return 0;

@@ -406,7 +406,7 @@ export class Cluster {
 
   rows(): PodRow[] {
     return [...this.pods.values()].map((p) => {
-      const bad = p.statuses.find((s) => !s.ready && (s.reason || s.lastProbeError));
+      const bad = p.statuses.find((s) => !s.ready && !(s.init && s.exitCode === 0) && (s.reason || s.lastProbeError));
       return {
         pod: p.name, owner: p.ownerRef, phase: p.phase, ready: p.ready, restarts: p.restarts, ip: p.ip,
         readyAfterS: p.readyAt ? Math.round((p.readyAt - this.started) / 100) / 10 : undefined,

@@ -30,4 +30,4 @@ export function has(cmd: string): boolean {
 /** Single-quotes a string for sh. */
 export const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
