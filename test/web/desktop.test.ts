@@ -27,7 +27,7 @@ import { AppWindow, PageGlobals, axeViolations, chromiumMissing, installabilityE
 import { deletePrefix, testRedis, uniquePrefix } from '../support/vault';
 import { KEYS, makeApp } from '../services/orb/support';
 
-jest.setTimeout(180_000);
+jest.setTimeout(300_000); // above the sum of the inner waits, so a failure names its step
 const REPO = join(__dirname, '..', '..');
 const skip = chromiumMissing();
 if (skip) console.warn(`${skip} — test/web/desktop.test.ts`);
@@ -52,6 +52,15 @@ async function waitUi(page: Page, what: string, pred: (o: Ui) => boolean, timeou
       throw new Error(`timed out after ${timeoutMs} ms: ${what}\nui: ${JSON.stringify(brief ?? null).slice(0, 3000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+/** Names the step that hangs instead of leaving it to the jest timeout. */
+async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms); })]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 const shellCaches = (page: Page) => page.evaluate(async () => (await (globalThis as unknown as PageGlobals).caches.keys()).filter((k) => k.startsWith('orb-shell-')));
@@ -142,6 +151,9 @@ suite('the ORB as an installable desktop app', () => {
       expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).matchMedia('(display-mode: standalone)').matches)).toBe(true);
       expect(await shellCaches(page)).toEqual([`orb-shell-${shellVersion(root)}`]);
       expect(await cachedPaths(page)).toEqual(['/', '/app.js', '/capture-worklet.js', '/icon-192.png', '/icon-512.png', '/icon-maskable-512.png', '/index.html', '/manifest.webmanifest', '/orb.css']);
+      // The worker answers only for the shell: the API and unknown paths still reach the gateway (401 without a key).
+      const statuses = await page.evaluate(async () => Promise.all(['/v1/replicas', '/nope.html'].map(async (p) => (await fetch(p)).status)));
+      expect(statuses).toEqual([401, 401]);
       expect(await axeViolations(page)).toEqual([]);
     } catch (err) { await failWith(err); }
   });
@@ -229,7 +241,7 @@ suite('the ORB as an installable desktop app', () => {
     try {
       const before = await ui(page);
       const lastSeq = before.events.at(-1)!.seq;
-      await drainAndClose(gateway!, 0);
+      await within('draining the gateway', 30_000, drainAndClose(gateway!, 0));
       await waitUi(page, 'the page sees the drop', (o) => o.state !== 'open');
       await page.reload(); // connection refused now: the service worker answers from its cache
       await waitUi(page, 'the shell runs with the gateway down', (o) => o.state === 'reconnecting' || o.state === 'connecting');
@@ -271,9 +283,9 @@ suite('the ORB as an installable desktop app', () => {
   test('offline at start: a new window of the same profile opens from the cache while the gateway is down, and connects when it is back', async () => {
     try {
       const profile = win!.profileDir;
-      await drainAndClose(gateway!, 0);
-      await win!.close({ keepProfile: true });
-      win = await openAppWindow(`${origin}/#key=${KEYS.alice}`, [], profile);
+      await within('draining the gateway', 30_000, drainAndClose(gateway!, 0));
+      await within('closing the window', 30_000, win!.close({ keepProfile: true }));
+      win = await within('opening a window on the same profile', 60_000, openAppWindow(`${origin}/#key=${KEYS.alice}`, [], profile));
       await waitUi(win.page, 'the shell opens with the gateway down', (o) => o.state === 'reconnecting' || o.state === 'connecting');
       expect(await win.page.textContent('#network')).toMatch(/Not connected/);
       await startGateway();
