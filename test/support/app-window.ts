@@ -55,10 +55,18 @@ export async function openAppWindow(url: string, extraArgs: readonly string[] = 
     browser, context, page, profileDir, console: lines,
     async close(opts) {
       await browser.close().catch(() => undefined);
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-      if (!opts?.keepProfile) rmSync(profileDir, { recursive: true, force: true });
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        // A busy machine can take a while; its helper processes still write the profile until then.
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; }
+      }
+      if (opts?.keepProfile) return;
+      try {
+        rmSync(profileDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      } catch (err) {
+        console.warn(`left ${profileDir}: ${(err as Error).message}`); // cleanup, not a result
+      }
     },
   };
 }

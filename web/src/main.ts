@@ -337,7 +337,9 @@ function renderNetwork(): void {
   banner.hidden = !down;
   banner.textContent = !ui.online
     ? `Offline. The ORB reconnects and resumes this session when the network is back.${queued}`
-    : down ? `Not connected to the ORB — retrying.${queued}` : '';
+    : !down ? ''
+      // closed: a refused key or a give-up; Connect (or the network coming back) dials again
+      : session?.state === 'closed' ? `Not connected to the ORB.${queued}` : `Not connected to the ORB — retrying.${queued}`;
 }
 
 window.addEventListener('offline', () => { ui.online = false; renderNetwork(); });

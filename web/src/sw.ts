@@ -41,10 +41,6 @@ self.addEventListener('activate', (event) => {
   })());
 });
 
-self.addEventListener('message', (event) => {
-  if ((event.data as { type?: string } | null)?.type === 'orb.shell') event.source?.postMessage({ type: 'orb.shell', version: ORB_SHELL.version });
-});
-
 self.addEventListener('fetch', (event) => {
   const req = event.request;
   if (req.method !== 'GET') return;
