@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `orb` — the ORB from a terminal: say, ask, sessions, replicas, smoke.
+ * `orb` — the ORB from a terminal: say, ask, sessions, replicas, smoke; `desktop` opens the ORB
+ * in an app window.
  * Target: --url / ORB_URL (default http://127.0.0.1:8080) and --api-key / ORB_API_KEY.
  * Exit codes (stable, scripts and the orb-smoke Job rely on them) are in EXIT below.
  */
@@ -10,6 +11,7 @@ import { OrbHttpError, OrbTarget, OrbUnreachableError, nodeWsFactory, orbRequest
 import { runTurn, syntheticUtterance, TurnResult } from './turn';
 import { pcm16ToWav, wavToPcm16k } from './wav';
 import { runSmoke } from './smoke';
+import { BrowserNotFoundError, defaultProfileDir, desktopUrl, findBrowser, launchDesktop } from './desktop';
 
 export const EXIT = {
   ok: 0,
@@ -25,6 +27,8 @@ export const EXIT = {
   http: 5,
   /** No answer within --timeout. */
   timeout: 6,
+  /** A program the command needs is missing (desktop: no Chromium-family browser). */
+  missing: 7,
 } as const;
 
 const USAGE = `usage: orb <command> [options]
@@ -35,6 +39,8 @@ commands:
   sessions [id]          a session's turn history (default: the session in ORB_SESSION)
   replicas               live orb-core replicas (from their heartbeats in the vault)
   smoke                  health, identity, text turn, audio turn, resume on reconnect
+  desktop                opens the ORB in an app window (Chromium/Chrome/Edge --app, own profile);
+                         installable from there, and usable offline once opened
 
 options:
   --url URL              gateway base URL (env ORB_URL, default http://127.0.0.1:8080);
@@ -46,10 +52,14 @@ options:
   --speak                'say' also asks for reply audio; 'smoke' also requires it
   --wav FILE             the utterance of smoke's audio turn (env ORB_SMOKE_WAV; default the
                          recording baked into the image, else a synthetic vowel)
+  --browser PATH         desktop: the browser to run (env ORB_BROWSER; default the first
+                         chromium, google-chrome, microsoft-edge, brave-browser found)
+  --profile DIR          desktop: the window's own browser profile (default ~/.config/orb-desktop)
   --json                 machine-readable output
   -h, --help
 
-exit codes: 0 ok, 1 check/turn failed, 2 usage, 3 unreachable, 4 unauthorized, 5 other HTTP error, 6 timeout`;
+exit codes: 0 ok, 1 check/turn failed, 2 usage, 3 unreachable, 4 unauthorized, 5 other HTTP error, 6 timeout,
+            7 a needed program is missing (desktop: no browser)`;
 
 class UsageError extends Error {}
 
@@ -87,6 +97,29 @@ function printTurn(io: CliIo, r: TurnResult, json: boolean): void {
   if (r.outcome !== 'ok') io.out(`outcome    ${r.outcome}${r.error ? `: ${r.error}` : ''}`);
 }
 
+/** `orb desktop`: checks the gateway serves the client (a down one is fine: the window has its cache), opens the window. */
+async function desktop(io: CliIo, gateway: string, browserOpt: string | undefined, profileOpt: string | undefined): Promise<number> {
+  let browser: string;
+  try {
+    browser = findBrowser(io.env, browserOpt);
+  } catch (err) {
+    if (err instanceof BrowserNotFoundError) { io.err(err.message); return EXIT.missing; }
+    throw err;
+  }
+  const url = desktopUrl(gateway);
+  const manifest = await fetch(new URL('manifest.webmanifest', url), { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+  if (manifest && !manifest.ok) {
+    io.err(`${url} serves no web client (manifest.webmanifest: HTTP ${manifest.status}); the gateway needs ORB_WEB_ROOT built by npm run build:web`);
+    return EXIT.http;
+  }
+  if (!manifest) io.err(`note: ${url} is not reachable now; the window opens from its offline copy if it has been opened before, and connects once the gateway answers`);
+  const profileDir = profileOpt ?? defaultProfileDir(io.env);
+  const child = launchDesktop({ url, browser, profileDir });
+  await new Promise<void>((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject); });
+  io.out(`opened ${url} in an app window (${browser}, profile ${profileDir})`);
+  return EXIT.ok;
+}
+
 export async function main(argv: string[], io: CliIo): Promise<number> {
   let parsed;
   try {
@@ -102,6 +135,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         json: { type: 'boolean' },
         speak: { type: 'boolean' },
         wav: { type: 'string' },
+        browser: { type: 'string' },
+        profile: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -123,7 +158,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of ms, got '${v.timeout}'`);
     for (const u of urls) { try { new URL(u); } catch { throw new UsageError(`--url '${u}' is not a URL`); } }
     const wsUrls = urls.map(sessionWsUrl);
-    if (!['say', 'ask', 'sessions', 'replicas', 'smoke'].includes(cmd)) throw new UsageError(`unknown command '${cmd}'`);
+    if (!['say', 'ask', 'sessions', 'replicas', 'smoke', 'desktop'].includes(cmd)) throw new UsageError(`unknown command '${cmd}'`);
+    // The window asks for the key itself (it never travels on a command line).
+    if (cmd === 'desktop') return await desktop(io, urls[0], v.browser, v.profile);
     // Every route but the probes needs a key; say so before any network round trip.
     if (!apiKey) { io.err('no API key: pass --api-key or set ORB_API_KEY'); return EXIT.unauthorized; }
     switch (cmd) {

@@ -71,6 +71,7 @@ export class OrbSession {
   private urlIndex = 0;
   private retries = 0;
   private closedByUser = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly pendingText: string[] = [];
   state: SessionState = 'connecting';
@@ -125,8 +126,20 @@ export class OrbSession {
     else ws.close(4000, 'client dropped the connection');
   }
 
+  /**
+   * Dials now instead of at the next back-off step, and again after a give-up (e.g. the browser
+   * says the network is back). Resumes from `lastSeq`; queued text turns are sent once open.
+   */
+  reconnectNow(): void {
+    if (this.closedByUser || this.ws || this.state === 'open') return;
+    clearTimeout(this.retryTimer);
+    this.retries = Math.min(this.retries, 1); // a fresh back-off, still reported as a reconnect
+    this.dial();
+  }
+
   close(): void {
     this.closedByUser = true;
+    clearTimeout(this.retryTimer);
     this.setState('closed');
     this.ws?.close(1000, 'client done');
   }
@@ -188,7 +201,7 @@ export class OrbSession {
     }
     this.setState('reconnecting', why);
     const delay = Math.min(5000, (this.opts.retryDelayMs ?? 200) * 2 ** (this.retries - 1));
-    setTimeout(() => { if (!this.closedByUser) this.dial(); }, delay);
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; if (!this.closedByUser) this.dial(); }, delay);
   }
 
   private failWaiters(err: Error): void {

@@ -1,7 +1,6 @@
-/** Shared pieces of the e2e suite: what has landed, the fake-microphone WAV, a static server. */
+/** Shared pieces of the e2e suite: what has landed, the fake-microphone WAV, polling. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, Server } from 'node:http';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { WaveFile } from 'wavefile';
 import { REPO_ROOT } from '../../scripts/dev';
 
@@ -47,24 +46,6 @@ export function speechPcm16k(): Buffer {
   w.toBitDepth('16');
   const s = w.getSamples(false, Int16Array) as unknown as Int16Array;
   return Buffer.from(s.buffer, s.byteOffset, s.byteLength);
-}
-
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
-
-/** Serves a directory read-only on 127.0.0.1 (the page when the gateway does not serve it yet). */
-export async function serveDir(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-    const file = join(dir, path === '/' ? 'index.html' : path);
-    if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const addr = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
 }
 
 /** Polls `fn` until it returns a truthy value (no fixed sleeps in tests). */

@@ -1,6 +1,7 @@
 /**
  * The whole system on the dev stack (scripts/dev.ts: real processes, an own redis-server with
- * AOF): `orb smoke`, a spoken turn in real headless Chromium, and the failure drills — SIGKILL a
+ * AOF): `orb smoke`, a spoken turn in a real headless Chromium app window (as `orb desktop` opens
+ * it: installable, no axe-core violations), and the failure drills — SIGKILL a
  * gateway replica mid-turn, SIGKILL a core mid-turn, restart the vault. One stack for the file,
  * tests in order (jest runs a file's tests serially); generous limits for a busy 2-core machine.
  */
@@ -14,9 +15,9 @@ import { main as orbCli } from '../../services/cli/orb';
 import { nodeWsFactory, orbRequest, sessionWsUrl } from '../../services/cli/http';
 import { runTurn } from '../../services/cli/turn';
 import { seqProblems } from '../../services/cli/smoke';
-import { WEB_DIST } from '../../web/build';
+import { axeViolations, chromiumMissing, installabilityErrors, openAppWindow, PageGlobals } from '../support/app-window';
 import { uniquePrefix } from '../support/vault';
-import { ARTIFACTS, SPEECH_FIXTURE, fakeMicWav, missingEntries, serveDir, speechPcm16k, speechUnavailable, waitUntil } from './support';
+import { ARTIFACTS, SPEECH_FIXTURE, fakeMicWav, missingEntries, speechPcm16k, speechUnavailable, waitUntil } from './support';
 
 const missing = missingEntries();
 const noSpeech = missing.length ? 'the stack has not landed' : speechUnavailable();
@@ -25,6 +26,9 @@ if (missing.length) {
   console.warn(`SKIPPED whole-system e2e: ${missing.join(', ')} not landed yet`);
 }
 const suite = missing.length ? describe.skip : describe;
+const noChromium = chromiumMissing();
+if (noChromium && !missing.length) console.warn(`${noChromium} — the spoken turn in an app window (test/e2e/system.test.ts)`);
+const browserTest = noChromium ? test.skip : test;
 
 suite('whole system on the dev stack', () => {
   let stack: DevStack;
@@ -81,29 +85,20 @@ suite('whole system on the dev stack', () => {
     expect((wav.getSamples(false, Int16Array) as unknown as Int16Array).length).toBeGreaterThan(1000);
   }, 300_000);
 
-  test('a spoken turn in headless Chromium shows transcript, verdicts and reply', async () => {
+  browserTest('a spoken turn in a Chromium app window shows transcript, verdicts and reply; installable, no axe violations', async () => {
     expect(noSpeech).toBeUndefined();
-    const { chromium } = await import('playwright-core');
     mkdirSync(ARTIFACTS, { recursive: true });
     const work = mkdtempSync(join(tmpdir(), 'orb-web-'));
     const wav = fakeMicWav(join(work, 'mic.wav'));
-    // The page is the gateway's `/` once it serves web/dist; until then a static server + ?gateway=.
-    const own = await fetch(`${stack.orbUrls[0]}/`).then(async (r) => r.ok && (await r.text()).includes('app.js'), () => false)
-      ? undefined : await serveDir(WEB_DIST); // built by startDevStack
-    const browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-        // Looped: on a busy machine the capture graph may be wired after a single pass has played.
-        `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required'],
-    });
+    // The window `orb desktop` opens (--app, own profile) on the gateway's own page (web/dist, built by startDevStack).
+    const win = await openAppWindow(`${stack.orbUrls[0]}/?mic=1#key=${stack.apiKey}`, [
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      // Looped: on a busy machine the capture graph may be wired after a single pass has played.
+      `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
+    ]);
+    const { page } = win;
     try {
-      const page = await browser.newPage();
-      const console_: string[] = [];
-      page.on('console', (m) => console_.push(`${m.type()}: ${m.text()}`));
-      page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
-      const base = own ? `${own.url}/?gateway=${encodeURIComponent(stack.orbUrls[0])}&mic=1` : `${stack.orbUrls[0]}/?mic=1`;
-      await page.goto(`${base}#key=${stack.apiKey}`);
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).matchMedia('(display-mode: standalone)').matches)).toBe(true);
       try {
         await page.waitForFunction(() => {
           const o = (globalThis as unknown as { __orb: { reply: string; verdicts: Record<string, unknown> } }).__orb;
@@ -112,7 +107,7 @@ suite('whole system on the dev stack', () => {
       } catch (err) {
         await page.screenshot({ path: join(ARTIFACTS, 'orb-web-turn-failed.png'), fullPage: true });
         const ui = await page.evaluate(() => JSON.stringify((globalThis as unknown as { __orb: unknown }).__orb)).catch(() => '?');
-        throw new Error(`no spoken turn in the page: ${(err as Error).message}\nui: ${ui.slice(0, 2000)}\nconsole:\n${console_.join('\n')}\n--- stack ---\n${tail()}`);
+        throw new Error(`no spoken turn in the page: ${(err as Error).message}\nui: ${ui.slice(0, 2000)}\nconsole:\n${win.console.join('\n')}\n--- stack ---\n${tail()}`);
       }
       // The spoken reply streams into the page's player chunk by chunk.
       await page.waitForFunction(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks > 0,
@@ -124,14 +119,18 @@ suite('whole system on the dev stack', () => {
       const consensus = (await page.textContent('#consensus'))?.trim() ?? '';
       const shot = join(ARTIFACTS, 'orb-web-turn.png');
       await page.screenshot({ path: shot, fullPage: true });
-      console.log(`web turn: transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}", ${audioChunks} audio chunks played; screenshot ${shot}`);
+      const installErrors = await installabilityErrors(win);
+      const violations = await axeViolations(page);
+      console.log(`web turn (app window): transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}", ${audioChunks} audio chunks played; `
+        + `${installErrors.length} installability errors, ${violations.length} axe violations; screenshot ${shot}`);
       expect(transcript.length).toBeGreaterThan(0);
       expect(verdictRows).toBeGreaterThanOrEqual(3);
       expect(consensus).toMatch(/consensus/);
       expect(reply.length).toBeGreaterThan(0);
+      expect(installErrors).toEqual([]);
+      expect(violations).toEqual([]);
     } finally {
-      await browser.close();
-      await own?.close();
+      await win.close();
       rmSync(work, { recursive: true, force: true });
     }
   }, 300_000);

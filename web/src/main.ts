@@ -2,6 +2,8 @@
  * The ORB web client: microphone -> 16 kHz PCM16 over WebSocket /v1/session, live transcript,
  * the five verdicts and the consensus, the reply text, reply audio played as it streams,
  * barge-in, and automatic resume after a dropped connection (session client shared with the CLI).
+ * Installable (manifest + service worker, see sw.ts): offline, the window keeps its shell, says
+ * so, queues typed turns, and resumes the session from its last seq when the network is back.
  */
 import { OrbEvent, OrbSession, WsLike } from '../../services/cli/session-client';
 import { fromBase64, Microphone, startMicrophone, StreamingPlayer } from './audio';
@@ -37,10 +39,14 @@ interface UiState {
   turnsEnded: number;
   bargeIns: number;
   reconnects: number;
+  /** The browser's view of the network (navigator.onLine and its online/offline events). */
+  online: boolean;
+  /** Typed turns sent while the socket was down; the session client sends them once it is back. */
+  queued: number;
   errors: string[];
 }
 
-const ui: UiState = { events: [], state: 'idle', transcript: '', verdicts: {}, reply: '', audioChunks: 0, turnsEnded: 0, bargeIns: 0, reconnects: 0, errors: [] };
+const ui: UiState = { events: [], state: 'idle', transcript: '', verdicts: {}, reply: '', audioChunks: 0, turnsEnded: 0, bargeIns: 0, reconnects: 0, online: navigator.onLine, queued: 0, errors: [] };
 // Read by the Chromium test (and handy in devtools).
 (window as unknown as { __orb: UiState }).__orb = ui;
 
@@ -53,6 +59,7 @@ const silenced = new Set<string>();
 
 function setOrb(state: 'idle' | 'listening' | 'thinking' | 'speaking'): void {
   $('orb').dataset.state = state;
+  $('orb').setAttribute('aria-label', `ORB: ${state}`);
 }
 
 function status(text: string): void {
@@ -237,14 +244,15 @@ function browserSocket(url: string): WsLike {
 }
 
 async function connect(apiKey: string): Promise<void> {
-  session?.close();
+  const previous = session;
+  previous?.close();
   session = new OrbSession({
     urls: [wsBase],
     connect: browserSocket,
     // Browsers cannot set Authorization on a WebSocket; the gateway takes `token` on this route.
     query: { token: apiKey, speak: 'true' },
-    sessionId: sessionStorage.getItem('orb.session') ?? undefined,
-    lastSeq: Number(sessionStorage.getItem('orb.lastSeq') ?? 0),
+    sessionId: previous?.sessionId ?? sessionStorage.getItem('orb.session') ?? undefined,
+    lastSeq: previous?.lastSeq ?? Number(sessionStorage.getItem('orb.lastSeq') ?? 0),
     onEvent: (ev) => {
       onControl(ev);
       onEvent(ev);
@@ -255,17 +263,23 @@ async function connect(apiKey: string): Promise<void> {
     },
     onState: (s, detail) => {
       ui.state = s;
-      if (s === 'reconnecting') { ui.reconnects++; status(`connection lost (${detail ?? ''}) — resuming…`); }
+      if (s === 'reconnecting') {
+        ui.reconnects++;
+        status(ui.online ? `connection lost (${detail ?? ''}) — resuming…` : 'offline — the session resumes when the network is back');
+      }
       if (s === 'open') {
         ui.session = session?.sessionId;
         ui.replica = session?.replica;
+        ui.queued = 0;
         status(`connected to ${session?.replica ?? 'orb'} · session ${session?.sessionId?.slice(0, 8)}`);
       }
       if (s === 'closed') status(`disconnected ${detail ?? ''}`);
+      renderNetwork();
     },
   });
-  await session.open();
+  // Usable while the socket is still down: typed turns queue in the session client.
   for (const id of ['mic', 'text', 'send']) ($(id) as HTMLButtonElement).disabled = false;
+  await session.open();
   try {
     const res = await fetch(new URL('/v1/identity', gateway), { headers: { authorization: `Bearer ${apiKey}` } });
     if (res.ok) {
@@ -275,7 +289,8 @@ async function connect(apiKey: string): Promise<void> {
   } catch { /* identity is decoration */ }
 }
 
-$('connect').addEventListener('click', () => {
+$('connect-form').addEventListener('submit', (e) => {
+  e.preventDefault();
   const key = ($('api-key') as HTMLInputElement).value.trim();
   if (!key) { status('enter the API key printed by npm run dev'); return; }
   sessionStorage.setItem('orb.apiKey', key);
@@ -287,12 +302,14 @@ $('mic').addEventListener('click', async () => {
     await mic.stop();
     mic = undefined;
     $('mic').textContent = 'Start microphone';
+    $('mic').setAttribute('aria-pressed', 'false');
     setOrb('idle');
     return;
   }
   try {
     mic = await startMicrophone(onMicFrame);
     $('mic').textContent = 'Stop microphone';
+    $('mic').setAttribute('aria-pressed', 'true');
     setOrb('listening');
     status('listening…');
   } catch (err) {
@@ -307,8 +324,37 @@ $('text-form').addEventListener('submit', (e) => {
   if (!text || !session) return;
   session.sendText(text);
   input.value = '';
+  if (session.state !== 'open') ui.queued++;
+  renderNetwork();
   setOrb('thinking');
 });
+
+// ---- offline: the shell stays (service worker), the session waits and resumes ---------------
+function renderNetwork(): void {
+  const banner = $('network');
+  const down = !ui.online || (session !== undefined && session.state !== 'open');
+  const queued = ui.queued ? ` ${ui.queued} typed turn${ui.queued > 1 ? 's' : ''} queued.` : '';
+  banner.hidden = !down;
+  banner.textContent = !ui.online
+    ? `Offline. The ORB reconnects and resumes this session when the network is back.${queued}`
+    : !down ? ''
+      // closed: a refused key or a give-up; Connect (or the network coming back) dials again
+      : session?.state === 'closed' ? `Not connected to the ORB.${queued}` : `Not connected to the ORB — retrying.${queued}`;
+}
+
+window.addEventListener('offline', () => { ui.online = false; renderNetwork(); });
+window.addEventListener('online', () => {
+  ui.online = true;
+  renderNetwork();
+  session?.reconnectNow(); // no need to wait out the back-off
+});
+renderNetwork();
+
+// The service worker is what lets the installed window open offline; same origin, scope = this folder.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js', { scope: './', updateViaCache: 'none' })
+    .catch((err: Error) => ui.errors.push(`service worker: ${err.message}`));
+}
 
 // `#key=…` (e.g. a link printed by npm run dev) or the key of this tab connects at once.
 const initialKey = hash.get('key') ?? sessionStorage.getItem('orb.apiKey');
