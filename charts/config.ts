@@ -2,7 +2,7 @@
  * Typed environment configuration, validated at synth time. Every problem names the field and
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
-import type { ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec, VaultEndpoint } from '../infra';
+import { modelSourceProblems, type ExemptableRule, type ExternalPeer, type ModelSource, type ModelVolume, type ResourceSpec, type VaultEndpoint } from '../infra';
 
 export interface ReplicaBounds {
   readonly minReplicas: number;
@@ -21,6 +21,22 @@ export type VaultConfig =
     /** Address block of the external Redis (egress NetworkPolicy). */
     readonly cidr: string;
   });
+
+/** A speech role's model volume and, when model-fetch delivers them, where the files come from. */
+export interface SpeechModels {
+  readonly volume: ModelVolume;
+  /** @default - no model-fetch (the image or an operator fills the volume) */
+  readonly source?: ModelSource;
+}
+
+/** How model-fetch reaches a remote source through the default-deny NetworkPolicies. */
+export interface ModelEgress {
+  /** The source's address block, or the egress proxy's pods (NetworkPolicies cannot name hosts). */
+  readonly peer: ExternalPeer;
+  readonly port: number;
+  /** http://host:port of the egress proxy model-fetch tunnels through (CONNECT). @default - direct */
+  readonly proxy?: string;
+}
 
 export interface EnvironmentConfig {
   /** Environment name: the folder under dist/ and ORB_ENVIRONMENT. */
@@ -57,7 +73,9 @@ export interface EnvironmentConfig {
     readonly scaling: ReplicaBounds;
     readonly minAvailable?: number;
     /** Where each role's models come from. */
-    readonly models: { readonly whisperx: ModelVolume; readonly xtts: ModelVolume };
+    readonly models: { readonly whisperx: SpeechModels; readonly xtts: SpeechModels };
+    /** Egress to the model source (required when a source is fetched). @default - none */
+    readonly modelEgress?: ModelEgress;
     readonly modelLoadSeconds: number;
     readonly resources: { readonly whisperx: ResourceSpec; readonly xtts: ResourceSpec };
   };
@@ -150,6 +168,34 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   int('speech.modelLoadSeconds', cfg.speech.modelLoadSeconds, 10);
   resources('speech.resources.whisperx', cfg.speech.resources.whisperx);
   resources('speech.resources.xtts', cfg.speech.resources.xtts);
+  for (const role of ['whisperx', 'xtts'] as const) {
+    const m = cfg.speech.models[role];
+    const f = `speech.models.${role}`;
+    if (m.volume.kind === 'pvc') {
+      if (!QUANTITY.test(m.volume.size)) at(`${f}.volume.size`, m.volume.size, 'must be a quantity like 20Gi');
+      // Few clusters have a default class that can do RWX: the claim would stay Pending.
+      if ((m.volume.accessMode ?? 'ReadWriteMany') === 'ReadWriteMany' && !m.volume.storageClassName) {
+        at(`${f}.volume.storageClassName`, m.volume.storageClassName, 'is required for a ReadWriteMany claim (name a class that provides RWX, or use an emptyDir volume)');
+      }
+    }
+    if (m.volume.kind === 'emptyDir' && !QUANTITY.test(m.volume.sizeLimit)) at(`${f}.volume.sizeLimit`, m.volume.sizeLimit, 'must be a quantity like 4Gi');
+    if (m.source) {
+      for (const p of modelSourceProblems(`${cfg.name}.${f}.source`, m.source)) problems.push(p);
+      if (m.volume.kind === 'image') at(`${f}.volume.kind`, 'image', 'cannot take a source: use pvc or emptyDir');
+      if (m.source.kind !== 'volume' && !cfg.speech.modelEgress) at('speech.modelEgress', undefined, `is required: ${f}.source (${m.source.kind}) is fetched through the default-deny NetworkPolicies`);
+    }
+  }
+  const eg = cfg.speech.modelEgress;
+  if (eg) {
+    int('speech.modelEgress.port', eg.port, 1);
+    if ('cidr' in eg.peer && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(eg.peer.cidr)) at('speech.modelEgress.peer.cidr', eg.peer.cidr, 'must be an IPv4 CIDR');
+    if (eg.proxy !== undefined) {
+      let url: URL | undefined;
+      try { url = new URL(eg.proxy); } catch { /* reported below */ }
+      if (!url || url.protocol !== 'http:') at('speech.modelEgress.proxy', eg.proxy, 'must be an http://host:port URL (a CONNECT proxy)');
+      else if (Number(url.port || 80) !== eg.port) at('speech.modelEgress.port', eg.port, `must be the proxy's port (${url.port || 80})`);
+    }
+  }
 
   const c = cfg.cores;
   if (!Number.isInteger(c.cores) || c.cores < 3 || c.cores % 2 === 0) at('cores.cores', c.cores, 'must be an odd integer >= 3');

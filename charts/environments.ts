@@ -1,6 +1,7 @@
 /** The environments: `dev` (kind/minikube, CPU only) and `prod` (GPU node pools, HA, TLS). */
 import type { ResourceSpec } from '../infra';
 import type { EnvironmentConfig } from './config';
+import { lockedHubSource, PINS } from './pins';
 
 const VERSION = '0.1.0';
 
@@ -39,7 +40,10 @@ export const dev: EnvironmentConfig = {
     gpu: false,
     scaling: { minReplicas: 1, maxReplicas: 2 },
     // The CPU image bakes tiny models in the real formats (Dockerfile: /app/models/tiny).
-    models: { whisperx: { kind: 'image', dir: '/app/models/tiny/whisper' }, xtts: { kind: 'image', dir: '/app/models/tiny/voices' } },
+    models: {
+      whisperx: { volume: { kind: 'image', dir: '/app/models/tiny/whisper' } },
+      xtts: { volume: { kind: 'image', dir: '/app/models/tiny/voices' } },
+    },
     modelLoadSeconds: 120,
     resources: { whisperx: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']), xtts: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']) },
   },
@@ -57,10 +61,13 @@ export const dev: EnvironmentConfig = {
 };
 
 // Digests are written by the release pipeline when it pushes the images (`crane digest`);
-// prod refuses any image without one.
+// prod refuses any image without one. Model revisions come from charts/models.lock.json.
 const APP_DIGEST = 'sha256:5f0b7c3e1d2a4b6c8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f';
 const GPU_DIGEST = 'sha256:9a8b7c6d5e4f30211f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f0';
 const REDIS_DIGEST = 'sha256:0d3a1c6e9b2f4a5d7c8e1f0a3b6d9c2e5f8a1b4c7d0e3f6a9b2c5d8e1f4a7b0c';
+
+/** Secret `model-hub`, key `token`: the hub access token model-fetch sends (secretKeyRef, never in dist/). */
+const HUB_TOKEN = { secret: 'model-hub', key: 'token' };
 
 export const prod: EnvironmentConfig = {
   name: 'prod',
@@ -87,7 +94,14 @@ export const prod: EnvironmentConfig = {
     gpu: true,
     scaling: { minReplicas: 2, maxReplicas: 8 },
     minAvailable: 1,
-    models: { whisperx: { kind: 'pvc', size: '20Gi' }, xtts: { kind: 'pvc', size: '20Gi' } },
+    // An emptyDir per pod works on any cluster (no RWX class needed); model-fetch fills and verifies it.
+    // The token Secret may hold an empty token for public repositories (docs/deploy.md).
+    models: {
+      whisperx: { volume: { kind: 'emptyDir', sizeLimit: '3Gi' }, source: lockedHubSource('whisperx', PINS, HUB_TOKEN) },
+      xtts: { volume: { kind: 'emptyDir', sizeLimit: '1Gi' }, source: lockedHubSource('xtts', PINS, HUB_TOKEN) },
+    },
+    // The hub's CDN has no stable address block: model-fetch tunnels through the cluster's egress proxy.
+    modelEgress: { proxy: 'http://egress-proxy.egress.svc.cluster.local:3128', peer: { namespace: 'egress', podLabels: { 'app.kubernetes.io/name': 'egress-proxy' } }, port: 3128 },
     // Large Whisper/XTTS ONNX graphs plus CUDA initialisation.
     modelLoadSeconds: 600,
     resources: {

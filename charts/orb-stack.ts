@@ -40,6 +40,7 @@ export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
     ingressController: cfg.ingressController,
     prometheus: cfg.monitoring.prometheus,
     keda: cfg.keda?.operator,
+    modelSource: cfg.speech.modelEgress ? { peer: cfg.speech.modelEgress.peer, port: cfg.speech.modelEgress.port } : undefined,
   });
 }
 
@@ -150,7 +151,9 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       resources: cfg.speech.resources[role],
       vault,
       gpu: cfg.speech.gpu ? { count: 1 } : undefined,
-      modelVolume: cfg.speech.models[role],
+      modelVolume: cfg.speech.models[role].volume,
+      modelSource: cfg.speech.models[role].source,
+      modelProxy: cfg.speech.modelEgress?.proxy,
       modelLoadSeconds: cfg.speech.modelLoadSeconds,
       minAvailable: cfg.speech.minAvailable,
       keyPrefix: cfg.keyPrefix,

@@ -37,6 +37,11 @@ export interface OrbNetworkOptions {
   readonly dns?: ExternalPeer;
   /** KEDA's operator reads stream lag from the vault. @default - not deployed */
   readonly keda?: ExternalPeer;
+  /**
+   * Where the speech workers' model-fetch init containers download from: the source's address
+   * block or an egress proxy's pods. @default - no egress beyond the stack
+   */
+  readonly modelSource?: { readonly peer: ExternalPeer; readonly port: number };
   /** Include the in-cluster smoke test Job. @default true */
   readonly smokeTest?: boolean;
 }
@@ -70,6 +75,10 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
     if (o.vault.mode === 'in-cluster') tcp('keda', 'vault', 6379, 'KEDA reads the speech streams\' consumer-group lag');
   }
   if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
+  if (o.modelSource) {
+    externals['model-source'] = o.modelSource.peer;
+    for (const role of ['whisperx', 'xtts']) tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
+  }
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
   for (const c of components) {
     edges.push({ from: c, to: 'dns', port: 53, protocol: 'UDP', why: 'name resolution' });
