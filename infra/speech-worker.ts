@@ -141,7 +141,8 @@ export class SpeechWorker extends Construct {
       : undefined;
 
     const startupPeriod = 10;
-    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod });
+    // The startup probe passes once the models are loaded on the configured provider (/startupz), so it is sized to the load.
+    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod, startupPath: '/startupz' });
     const env = mergeEnv(
       renderEnv(name === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
@@ -172,13 +173,15 @@ export class SpeechWorker extends Construct {
             requiredNodeLabels: gpus > 0 ? (props.gpu?.nodeLabels ?? { 'nvidia.com/gpu.present': 'true' }) : undefined,
             volumes,
             initContainers,
-            containers: [serviceContainer(props, {
+            containers: [{ ...serviceContainer(props, {
               name, command: ['node', 'build/services/workers/main.js', name], env, resources: { ...props.resources, gpus }, probes,
               volumeMounts: [
                 ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: MODEL_MOUNT, readOnly: true }]),
                 { name: 'dshm', mountPath: '/dev/shm' },
               ],
-            })],
+            }),
+            // A provider that cannot load exits with one line saying so: `kubectl describe pod` shows it.
+            terminationMessagePolicy: 'FallbackToLogsOnError' }],
           }),
         },
       },
