@@ -90,6 +90,8 @@ export interface EnvironmentConfig {
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
   readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
   readonly jobResources: ResourceSpec;
+  /** Images and model revisions come from charts/images.json and charts/models.lock.json (release pins). */
+  readonly releasePins: boolean;
   /** KEDA installed: speech workers scale on stream lag. */
   readonly keda?: { readonly lagCount: number; readonly activationLagCount?: number; readonly operator: ExternalPeer };
   readonly monitoring: {
@@ -142,6 +144,13 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (!tag) at(`images.${k}`, image, 'must carry a tag');
     else if (tag === 'latest') at(`images.${k}`, image, "must not use the 'latest' tag");
     if (cfg.pinDigests && !DIGEST.test(image)) at(`images.${k}`, image, 'must be pinned by an @sha256 digest (pinDigests)');
+  }
+  if (cfg.releasePins) {
+    // The release workflow tags what it pushes with the version; another tag would label a different build.
+    for (const k of ['app', 'gpu'] as const) {
+      const tag = /:([^/:@]+)(@|$)/.exec(cfg.images[k])?.[1];
+      if (tag !== cfg.version) at(`images.${k}`, cfg.images[k], `must carry the release version '${cfg.version}' as its tag (charts/images.json)`);
+    }
   }
   if (!['Always', 'IfNotPresent'].includes(cfg.imagePullPolicy)) at('imagePullPolicy', cfg.imagePullPolicy, 'must be Always or IfNotPresent');
   if (cfg.imagePullPolicy !== 'Always' && !cfg.exemptions.includes('I2')) at('imagePullPolicy', cfg.imagePullPolicy, "needs the 'I2' exemption unless Always");

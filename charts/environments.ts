@@ -1,7 +1,7 @@
 /** The environments: `dev` (kind/minikube, CPU only) and `prod` (GPU node pools, HA, TLS). */
 import type { ResourceSpec } from '../infra';
 import type { EnvironmentConfig } from './config';
-import { lockedHubSource, PINS } from './pins';
+import { imageRef, lockedHubSource, PINS } from './pins';
 
 const VERSION = '0.1.0';
 
@@ -52,6 +52,7 @@ export const dev: EnvironmentConfig = {
   vault: { mode: 'in-cluster', storage: '1Gi', maxMemory: '200mb', resources: res(['50m', '500m'], ['128Mi', '256Mi']) },
   backup: { schedule: '17 * * * *', keep: 6, storage: '2Gi', resources: res(['50m', '200m'], ['32Mi', '128Mi']) },
   jobResources: res(['50m', '500m'], ['96Mi', '256Mi']),
+  releasePins: false,
   monitoring: {
     prometheusOperator: false,
     prometheus: { namespace: 'monitoring', podLabels: { 'app.kubernetes.io/name': 'prometheus' } },
@@ -60,12 +61,8 @@ export const dev: EnvironmentConfig = {
   ingressController: INGRESS_NGINX,
 };
 
-// Digests are written by the release pipeline when it pushes the images (`crane digest`);
-// prod refuses any image without one. Model revisions come from charts/models.lock.json.
-const APP_DIGEST = 'sha256:5f0b7c3e1d2a4b6c8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f';
-const GPU_DIGEST = 'sha256:9a8b7c6d5e4f30211f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f0';
-const REDIS_DIGEST = 'sha256:0d3a1c6e9b2f4a5d7c8e1f0a3b6d9c2e5f8a1b4c7d0e3f6a9b2c5d8e1f4a7b0c';
-
+// Digests come from charts/images.json (the release workflow's pull request writes it) and model
+// revisions from charts/models.lock.json; prod refuses any image without a digest.
 /** Secret `model-hub`, key `token`: the hub access token model-fetch sends (secretKeyRef, never in dist/). */
 const HUB_TOKEN = { secret: 'model-hub', key: 'token' };
 
@@ -73,11 +70,8 @@ export const prod: EnvironmentConfig = {
   name: 'prod',
   namespace: 'ucm4',
   version: VERSION,
-  images: {
-    app: `ghcr.io/ucm4/orb:${VERSION}@${APP_DIGEST}`,
-    gpu: `ghcr.io/ucm4/orb-gpu:${VERSION}@${GPU_DIGEST}`,
-    redis: `redis:7.4.1@${REDIS_DIGEST}`,
-  },
+  images: { app: imageRef(PINS.images.app), gpu: imageRef(PINS.images.gpu), redis: imageRef(PINS.images.redis) },
+  releasePins: true,
   imagePullPolicy: 'Always',
   exemptions: [],
   pinDigests: true,
