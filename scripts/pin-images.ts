@@ -23,7 +23,7 @@ if (require.main === module) {
   const at = args.indexOf('--version');
   const version = at >= 0 ? args[at + 1] : '';
   if (!/^\d+\.\d+\.\d+([-.][0-9A-Za-z.]+)?$/.test(version)) throw new Error(`--version '${version}' is not a release version`);
-  const digests = Object.fromEntries(args.filter((a, i) => i !== at && i !== at + 1).map((a) => a.split('=') as [string, string]));
+  const digests = Object.fromEntries(args.filter((_a, i) => i !== at && i !== at + 1).map((a) => a.split('=') as [string, string]));
   const file = join(__dirname, '..', 'charts', 'images.json');
   writeFileSync(file, pinImages(readFileSync(file, 'utf8'), version, digests));
   process.stdout.write(`pinned ${Object.keys(digests).join(', ')} at ${version} in charts/images.json\n`);
