@@ -1,6 +1,7 @@
 /**
  * Composes the constructs into one environment: one Chart per component, numbered so that
- * `kubectl apply -f dist/<env>/` creates the namespace and config before the workloads.
+ * `kubectl apply -f dist/<env>/NN-*.k8s.yaml` in that order creates the namespace and config before
+ * the workloads (`kubectl apply -k dist/<env>/` sorts by kind to the same effect).
  */
 import { App, Chart } from 'cdk8s';
 import {
@@ -199,6 +200,7 @@ export function buildTestPods(app: App, config: EnvironmentConfig): Chart {
     policyExemptions: exemptionsFor(cfg, 'Job'),
     priorityClassName: cfg.priorityClasses ? PRIORITY_BATCH : undefined,
     resources: cfg.jobResources,
+    acceptance: cfg.acceptance.inJob ? cfg.acceptance : undefined,
   });
   new NetworkPolicies(chart, 'network-policies', { graph: networkGraph(cfg), components: ['orb-smoke'], defaultDeny: false, version: cfg.version });
   return chart;
