@@ -38,6 +38,18 @@ export interface ModelEgress {
   readonly proxy?: string;
 }
 
+/** Thresholds of `orb smoke --accept` (rendered into the orb-smoke Job). */
+export interface AcceptanceConfig {
+  /** Highest word error rate of the golden utterances through the deployed ASR. */
+  readonly maxWer: number;
+  /** Highest word error rate of TTS output transcribed back by the deployed ASR. */
+  readonly maxRoundTripWer: number;
+  /** The orb-smoke Job runs the acceptance check after the smoke steps. */
+  readonly inJob: boolean;
+  /** The deployed models are the tiny test models: check the plumbing, not the thresholds. */
+  readonly testMode: boolean;
+}
+
 export interface EnvironmentConfig {
   /** Environment name: the folder under dist/ and ORB_ENVIRONMENT. */
   readonly name: string;
@@ -90,6 +102,7 @@ export interface EnvironmentConfig {
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
   readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
   readonly jobResources: ResourceSpec;
+  readonly acceptance: AcceptanceConfig;
   /** Images and model revisions come from charts/images.json and charts/models.lock.json (release pins). */
   readonly releasePins: boolean;
   /** KEDA installed: speech workers scale on stream lag. */
@@ -193,6 +206,9 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
       if (m.volume.kind === 'image') at(`${f}.volume.kind`, 'image', 'cannot take a source: use pvc or emptyDir');
       if (m.source.kind !== 'volume' && !cfg.speech.modelEgress) at('speech.modelEgress', undefined, `is required: ${f}.source (${m.source.kind}) is fetched through the default-deny NetworkPolicies`);
     }
+  }
+  for (const k of ['maxWer', 'maxRoundTripWer'] as const) {
+    if (!(cfg.acceptance[k] >= 0 && cfg.acceptance[k] <= 1)) at(`acceptance.${k}`, cfg.acceptance[k], 'must be a word error rate in 0..1');
   }
   const eg = cfg.speech.modelEgress;
   if (eg) {

@@ -10,6 +10,9 @@ import { OrbHttpError, OrbTarget, OrbUnreachableError, nodeWsFactory, orbRequest
 import { runTurn, syntheticUtterance, TurnResult } from './turn';
 import { pcm16ToWav, wavToPcm16k } from './wav';
 import { runSmoke } from './smoke';
+import { loadGolden, runAcceptance } from './accept';
+import { loadEnv } from '../config/env';
+import { ACCEPT_ENV } from '../config/accept';
 
 export const EXIT = {
   ok: 0,
@@ -35,6 +38,8 @@ commands:
   sessions [id]          a session's turn history (default: the session in ORB_SESSION)
   replicas               live orb-core replicas (from their heartbeats in the vault)
   smoke                  health, identity, text turn, audio turn, resume on reconnect
+  smoke --accept         also the acceptance check on real weights: golden utterances through the
+                         ASR (word error rate), TTS round-tripped through the ASR, latency by stage
 
 options:
   --url URL              gateway base URL (env ORB_URL, default http://127.0.0.1:8080);
@@ -46,6 +51,10 @@ options:
   --speak                'say' also asks for reply audio; 'smoke' also requires it
   --wav FILE             the utterance of smoke's audio turn (env ORB_SMOKE_WAV; default the
                          recording baked into the image, else a synthetic vowel)
+  --golden DIR           golden utterances of --accept (env ORB_ACCEPT_GOLDEN, default /app/share/golden)
+  --max-wer X            ASR word error rate threshold of --accept (env ORB_ACCEPT_MAX_WER, default 0.25)
+  --max-rt-wer X         TTS round-trip WER threshold of --accept (env ORB_ACCEPT_MAX_RT_WER, default 0.35)
+  --test-mode            --accept against the tiny test models: plumbing only (env ORB_ACCEPT_TEST_MODE)
   --json                 machine-readable output
   -h, --help
 
@@ -65,6 +74,34 @@ function smokeUtterance(file: string | undefined): Buffer {
   } catch (err) {
     throw new UsageError(`--wav ${path}: ${(err as Error).message}`);
   }
+}
+
+/** --accept's settings: ACCEPT_ENV (the orb-smoke Job renders it), overridden by flags. */
+function acceptOptions(v: Record<string, string | boolean | string[] | undefined>, env: NodeJS.ProcessEnv) {
+  let cfg;
+  try {
+    cfg = loadEnv(ACCEPT_ENV, env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const rate = (flag: string, fallback: number) => {
+    const raw = v[flag];
+    if (raw === undefined) return fallback;
+    const x = Number(raw);
+    if (!(x >= 0 && x <= 1)) throw new UsageError(`--${flag} must be a word error rate in 0..1, got '${raw}'`);
+    return x;
+  };
+  const dir = (v.golden as string | undefined) ?? cfg.golden;
+  let golden;
+  try {
+    golden = loadGolden(dir);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return {
+    golden, maxWer: rate('max-wer', cfg.maxWer), maxRoundTripWer: rate('max-rt-wer', cfg.maxRoundTripWer),
+    testMode: !!v['test-mode'] || cfg.testMode, voice: cfg.voice || undefined,
+  };
 }
 
 export interface CliIo {
@@ -102,6 +139,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         json: { type: 'boolean' },
         speak: { type: 'boolean' },
         wav: { type: 'string' },
+        accept: { type: 'boolean' },
+        'test-mode': { type: 'boolean' },
+        golden: { type: 'string' },
+        'max-wer': { type: 'string' },
+        'max-rt-wer': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -182,8 +224,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'smoke': {
+        const accept = v.accept ? acceptOptions(v, io.env) : undefined;
         const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV), speak: v.speak });
-        return ok ? EXIT.ok : EXIT.failed;
+        if (!accept) return ok ? EXIT.ok : EXIT.failed;
+        const report = await runAcceptance({ ...accept, target, wsUrls, connect, timeoutMs, log: io.out });
+        return ok && report.passed ? EXIT.ok : EXIT.failed;
       }
       default:
         throw new UsageError(`unknown command '${cmd}'`);

@@ -44,6 +44,7 @@ describe('environment config validation', () => {
       `'prod.speech.models.xtts.source.files[0].path' ("../etc/passwd") must be a relative path without . or .. segments`],
     ['a pinned image tagged other than the release', (c) => { c.images.gpu = c.images.gpu.replace(':0.1.0@', ':0.0.9@'); },
       "must carry the release version '0.1.0' as its tag (charts/images.json)"],
+    ['a WER threshold above 1', (c) => { c.acceptance.maxWer = 25; }, 'prod.acceptance.maxWer (25): must be a word error rate in 0..1'],
     ['a proxy on another port', (c) => { c.speech.modelEgress!.port = 8080; }, "prod.speech.modelEgress.port (8080): must be the proxy's port (3128)"],
   ])('%s fails synth naming the field and value', (_what, mutate, message) => {
     const c = clone(prod);
