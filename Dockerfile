@@ -50,6 +50,8 @@ COPY --chown=0:0 package.json ./
 COPY --chown=0:0 models/core ./models/core
 # A short real recording for `orb smoke`'s audio turn (the orb-smoke Job): VAD needs speech.
 COPY --chown=0:0 test/fixtures/speech-16k.wav ./share/smoke-utterance.wav
+# Golden utterances of `orb smoke --accept` (espeak-ng WAVs + golden.json with the known text).
+COPY --chown=0:0 test/fixtures/golden ./share/golden
 # Files stay root-owned and read-only to the runtime user; nothing under /app is written.
 USER 10001:10001
 EXPOSE 8080

@@ -3,7 +3,9 @@
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
 import { chatPort } from '../infra/cali';
-import type { CaliChatProps, ExemptableRule, ExternalPeer, ModelVolume, ResourceSpec, VaultEndpoint } from '../infra';
+import {
+  modelSourceProblems, type CaliChatProps, type ExemptableRule, type ExternalPeer, type ModelSource, type ModelVolume, type ResourceSpec, type VaultEndpoint,
+} from '../infra';
 
 const CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
 
@@ -24,6 +26,34 @@ export type VaultConfig =
     /** Address block of the external Redis (egress NetworkPolicy). */
     readonly cidr: string;
   });
+
+/** A speech role's model volume and, when model-fetch delivers them, where the files come from. */
+export interface SpeechModels {
+  readonly volume: ModelVolume;
+  /** @default - no model-fetch (the image or an operator fills the volume) */
+  readonly source?: ModelSource;
+}
+
+/** How model-fetch reaches a remote source through the default-deny NetworkPolicies. */
+export interface ModelEgress {
+  /** The source's address block, or the egress proxy's pods (NetworkPolicies cannot name hosts). */
+  readonly peer: ExternalPeer;
+  readonly port: number;
+  /** http://host:port of the egress proxy model-fetch tunnels through (CONNECT). @default - direct */
+  readonly proxy?: string;
+}
+
+/** Thresholds of `orb smoke --accept` (rendered into the orb-smoke Job). */
+export interface AcceptanceConfig {
+  /** Highest word error rate of the golden utterances through the deployed ASR. */
+  readonly maxWer: number;
+  /** Highest word error rate of TTS output transcribed back by the deployed ASR. */
+  readonly maxRoundTripWer: number;
+  /** The orb-smoke Job runs the acceptance check after the smoke steps. */
+  readonly inJob: boolean;
+  /** The deployed models are the tiny test models: check the plumbing, not the thresholds. */
+  readonly testMode: boolean;
+}
 
 export interface EnvironmentConfig {
   /** Environment name: the folder under dist/ and ORB_ENVIRONMENT. */
@@ -60,7 +90,9 @@ export interface EnvironmentConfig {
     readonly scaling: ReplicaBounds;
     readonly minAvailable?: number;
     /** Where each role's models come from. */
-    readonly models: { readonly whisperx: ModelVolume; readonly xtts: ModelVolume };
+    readonly models: { readonly whisperx: SpeechModels; readonly xtts: SpeechModels };
+    /** Egress to the model source (required when a source is fetched). @default - none */
+    readonly modelEgress?: ModelEgress;
     readonly modelLoadSeconds: number;
     readonly resources: { readonly whisperx: ResourceSpec; readonly xtts: ResourceSpec };
   };
@@ -75,6 +107,9 @@ export interface EnvironmentConfig {
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
   readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
   readonly jobResources: ResourceSpec;
+  readonly acceptance: AcceptanceConfig;
+  /** Images and model revisions come from charts/images.json and charts/models.lock.json (release pins). */
+  readonly releasePins: boolean;
   /** KEDA installed: speech workers scale on stream lag. */
   readonly keda?: { readonly lagCount: number; readonly activationLagCount?: number; readonly operator: ExternalPeer };
   readonly monitoring: {
@@ -128,6 +163,13 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     else if (tag === 'latest') at(`images.${k}`, image, "must not use the 'latest' tag");
     if (cfg.pinDigests && !DIGEST.test(image)) at(`images.${k}`, image, 'must be pinned by an @sha256 digest (pinDigests)');
   }
+  if (cfg.releasePins) {
+    // The release workflow tags what it pushes with the version; another tag would label a different build.
+    for (const k of ['app', 'gpu'] as const) {
+      const tag = /:([^/:@]+)(@|$)/.exec(cfg.images[k])?.[1];
+      if (tag !== cfg.version) at(`images.${k}`, cfg.images[k], `must carry the release version '${cfg.version}' as its tag (charts/images.json)`);
+    }
+  }
   if (!['Always', 'IfNotPresent'].includes(cfg.imagePullPolicy)) at('imagePullPolicy', cfg.imagePullPolicy, 'must be Always or IfNotPresent');
   if (cfg.imagePullPolicy !== 'Always' && !cfg.exemptions.includes('I2')) at('imagePullPolicy', cfg.imagePullPolicy, "needs the 'I2' exemption unless Always");
   if (!cfg.priorityClasses && !cfg.exemptions.includes('A7')) at('priorityClasses', cfg.priorityClasses, "false needs the 'A7' exemption");
@@ -158,6 +200,37 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   int('speech.modelLoadSeconds', cfg.speech.modelLoadSeconds, 10);
   resources('speech.resources.whisperx', cfg.speech.resources.whisperx);
   resources('speech.resources.xtts', cfg.speech.resources.xtts);
+  for (const role of ['whisperx', 'xtts'] as const) {
+    const m = cfg.speech.models[role];
+    const f = `speech.models.${role}`;
+    if (m.volume.kind === 'pvc') {
+      if (!QUANTITY.test(m.volume.size)) at(`${f}.volume.size`, m.volume.size, 'must be a quantity like 20Gi');
+      // Few clusters have a default class that can do RWX: the claim would stay Pending.
+      if ((m.volume.accessMode ?? 'ReadWriteMany') === 'ReadWriteMany' && !m.volume.storageClassName) {
+        at(`${f}.volume.storageClassName`, m.volume.storageClassName, 'is required for a ReadWriteMany claim (name a class that provides RWX, or use an emptyDir volume)');
+      }
+    }
+    if (m.volume.kind === 'emptyDir' && !QUANTITY.test(m.volume.sizeLimit)) at(`${f}.volume.sizeLimit`, m.volume.sizeLimit, 'must be a quantity like 4Gi');
+    if (m.source) {
+      for (const p of modelSourceProblems(`${cfg.name}.${f}.source`, m.source)) problems.push(p);
+      if (m.volume.kind === 'image') at(`${f}.volume.kind`, 'image', 'cannot take a source: use pvc or emptyDir');
+      if (m.source.kind !== 'volume' && !cfg.speech.modelEgress) at('speech.modelEgress', undefined, `is required: ${f}.source (${m.source.kind}) is fetched through the default-deny NetworkPolicies`);
+    }
+  }
+  for (const k of ['maxWer', 'maxRoundTripWer'] as const) {
+    if (!(cfg.acceptance[k] >= 0 && cfg.acceptance[k] <= 1)) at(`acceptance.${k}`, cfg.acceptance[k], 'must be a word error rate in 0..1');
+  }
+  const eg = cfg.speech.modelEgress;
+  if (eg) {
+    int('speech.modelEgress.port', eg.port, 1);
+    if ('cidr' in eg.peer && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(eg.peer.cidr)) at('speech.modelEgress.peer.cidr', eg.peer.cidr, 'must be an IPv4 CIDR');
+    if (eg.proxy !== undefined) {
+      let url: URL | undefined;
+      try { url = new URL(eg.proxy); } catch { /* reported below */ }
+      if (!url || url.protocol !== 'http:') at('speech.modelEgress.proxy', eg.proxy, 'must be an http://host:port URL (a CONNECT proxy)');
+      else if (Number(url.port || 80) !== eg.port) at('speech.modelEgress.port', eg.port, `must be the proxy's port (${url.port || 80})`);
+    }
+  }
 
   const c = cfg.cores;
   if (!Number.isInteger(c.cores) || c.cores < 3 || c.cores % 2 === 0) at('cores.cores', c.cores, 'must be an odd integer >= 3');

@@ -4,12 +4,14 @@
  *   SYNTH_ENVS  comma-separated environments (default: all)
  *   SYNTH_OUT   output root (default: dist)
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { App, YamlOutputType } from 'cdk8s';
 import { ENVIRONMENTS } from './environments';
 import { buildEnvironment, buildTestPods } from './orb-stack';
+import { placeholderPins } from './pins';
+import { kustomization, placeholderHeader } from './render';
 
 function main(): void {
   const started = performance.now();
@@ -27,6 +29,15 @@ function main(): void {
     const tests = new App({ outdir: join(outdir, 'test'), yamlOutputType: YamlOutputType.FILE_PER_CHART });
     buildTestPods(tests, config);
     tests.synth();
+    const placeholders = config.releasePins ? placeholderPins() : [];
+    if (placeholders.length) {
+      console.warn(`synth ${name}: WARNING placeholder release pins (npm run release-check will refuse this output):\n  - ${placeholders.join('\n  - ')}`);
+    }
+    for (const dir of [outdir, join(outdir, 'test')]) {
+      const files = readdirSync(dir).filter((f) => f.endsWith('.k8s.yaml')).sort();
+      if (placeholders.length) for (const f of files) writeFileSync(join(dir, f), placeholderHeader(placeholders) + readFileSync(join(dir, f), 'utf8'));
+      writeFileSync(join(dir, 'kustomization.yaml'), kustomization(files, dir === outdir ? name : `${name} test pods`));
+    }
     const objects = app.charts.reduce((n, c) => n + c.node.findAll().filter((x) => 'apiVersion' in x).length, 0);
     console.log(`synth ${name}: ${app.charts.length} files, ${objects} objects -> ${outdir}/`);
   }

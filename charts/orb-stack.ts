@@ -1,6 +1,7 @@
 /**
  * Composes the constructs into one environment: one Chart per component, numbered so that
- * `kubectl apply -f dist/<env>/` creates the namespace and config before the workloads.
+ * `kubectl apply -f dist/<env>/NN-*.k8s.yaml` in that order creates the namespace and config before
+ * the workloads (`kubectl apply -k dist/<env>/` sorts by kind to the same effect).
  */
 import { App, Chart } from 'cdk8s';
 import {
@@ -43,6 +44,7 @@ export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
     keda: cfg.keda?.operator,
     // CALI's egress comes from the same config that sets its endpoint.
     caliChat: cfg.cali.chat ? { cidr: cfg.cali.chat.cidr, port: chatPort(cfg.cali.chat.url) } : undefined,
+    modelSource: cfg.speech.modelEgress ? { peer: cfg.speech.modelEgress.peer, port: cfg.speech.modelEgress.port } : undefined,
   });
 }
 
@@ -154,7 +156,9 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       resources: cfg.speech.resources[role],
       vault,
       gpu: cfg.speech.gpu ? { count: 1 } : undefined,
-      modelVolume: cfg.speech.models[role],
+      modelVolume: cfg.speech.models[role].volume,
+      modelSource: cfg.speech.models[role].source,
+      modelProxy: cfg.speech.modelEgress?.proxy,
       modelLoadSeconds: cfg.speech.modelLoadSeconds,
       minAvailable: cfg.speech.minAvailable,
       keyPrefix: cfg.keyPrefix,
@@ -200,6 +204,7 @@ export function buildTestPods(app: App, config: EnvironmentConfig): Chart {
     policyExemptions: exemptionsFor(cfg, 'Job'),
     priorityClassName: cfg.priorityClasses ? PRIORITY_BATCH : undefined,
     resources: cfg.jobResources,
+    acceptance: cfg.acceptance.inJob ? cfg.acceptance : undefined,
   });
   new NetworkPolicies(chart, 'network-policies', { graph: networkGraph(cfg), components: ['orb-smoke'], defaultDeny: false, version: cfg.version });
   return chart;

@@ -52,7 +52,7 @@ export const HTTP_PORT_NAME = 'http';
 export const HTTP_PORT = 8080;
 
 /** `/readyz` for readiness and `/livez` for liveness: the two differ on purpose (POLICY P2). */
-export function httpProbes(opts: { startupFailureThreshold?: number; startupPeriodSeconds?: number } = {}): {
+export function httpProbes(opts: { startupFailureThreshold?: number; startupPeriodSeconds?: number; startupPath?: string } = {}): {
   readiness: k8s.Probe; liveness: k8s.Probe; startup?: k8s.Probe;
 } {
   const port = k8s.IntOrString.fromString(HTTP_PORT_NAME);
@@ -62,7 +62,7 @@ export function httpProbes(opts: { startupFailureThreshold?: number; startupPeri
   };
   if (opts.startupFailureThreshold !== undefined) {
     out.startup = {
-      httpGet: { path: '/livez', port },
+      httpGet: { path: opts.startupPath ?? '/livez', port },
       periodSeconds: opts.startupPeriodSeconds ?? 10,
       timeoutSeconds: 3,
       failureThreshold: opts.startupFailureThreshold,

@@ -3,6 +3,7 @@ export * from './core-quorum';
 export * from './hardened-pod';
 export * from './k8s';
 export * from './labels';
+export * from './model-delivery';
 export * from './network-graph';
 export * from './network-policies';
 export * from './observability';

@@ -39,6 +39,11 @@ export interface OrbNetworkOptions {
   readonly keda?: ExternalPeer;
   /** CALI's chat endpoint (address block and port), when one is configured. @default - none */
   readonly caliChat?: { readonly cidr: string; readonly port: number };
+  /**
+   * Where the speech workers' model-fetch init containers download from: the source's address
+   * block or an egress proxy's pods. @default - no egress beyond the stack
+   */
+  readonly modelSource?: { readonly peer: ExternalPeer; readonly port: number };
   /** Include the in-cluster smoke test Job. @default true */
   readonly smokeTest?: boolean;
 }
@@ -75,6 +80,10 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   if (o.caliChat) {
     externals['cali-chat'] = { cidr: o.caliChat.cidr };
     tcp('cali', 'cali-chat', o.caliChat.port, 'CALI asks the configured chat endpoint for free-form replies');
+  }
+  if (o.modelSource) {
+    externals['model-source'] = o.modelSource.peer;
+    for (const role of ['whisperx', 'xtts']) tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
   }
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
   for (const c of components) {

@@ -127,6 +127,7 @@ import { TTS_ENV } from '../services/config/tts';
 import { CORE_ENV } from '../services/config/core';
 import { CALI_ENV } from '../services/config/cali';
 import { SEED_ENV } from '../services/config/seed';
+import { ACCEPT_ENV } from '../services/config/accept';
 
 export const ASR_ROLE_ENV = { ...WORKER_ENV, ...ASR_ENV } as const;
 export const TTS_ROLE_ENV = { ...WORKER_ENV, ...TTS_ENV } as const;
@@ -135,12 +136,14 @@ export const CALI_ROLE_ENV = { ...WORKER_ENV, ...CALI_ENV } as const;
 export const SEED_ROLE_ENV = SEED_ENV;
 
 /**
- * The orb-smoke Job (`services/cli/orb.js smoke`): the CLI reads these two variables itself
- * (it has no schema module), so the names are registered here.
+ * The orb-smoke Job (`services/cli/orb.js smoke [--accept]`): the CLI reads ORB_URL and
+ * ORB_API_KEY itself (it has no schema module), so those names are registered here; --accept
+ * reads ACCEPT_ENV with loadEnv.
  */
 export const SMOKE_ROLE_ENV = {
   url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: 'http://127.0.0.1:8080' }),
   apiKey: str('ORB_API_KEY', { doc: 'API key the smoke test authenticates with', secret: true, default: '' }),
+  ...ACCEPT_ENV,
 } as const;
 
 /** onnxruntime threads that fit a CPU limit ('2', '1500m'): whole cores, at least one. */

@@ -13,6 +13,12 @@ export interface SmokeTestProps extends WorkloadProps {
   /** @default - Secret `orb-smoke`, key `api-key` */
   readonly apiKey?: SecretKeyRef;
   readonly resources: ResourceSpec;
+  /**
+   * Also run the acceptance check (`orb smoke --accept`: golden utterances, word error rates, TTS
+   * round trip, latency by stage) with these thresholds.
+   * @default - smoke steps only
+   */
+  readonly acceptance?: { readonly maxWer: number; readonly maxRoundTripWer: number; readonly testMode: boolean };
 }
 
 export class SmokeTest extends Construct {
@@ -27,7 +33,8 @@ export class SmokeTest extends Construct {
       metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
         backoffLimit: 0,
-        activeDeadlineSeconds: 300,
+        // The acceptance check adds nine speech requests and a spoken turn on real weights.
+        activeDeadlineSeconds: props.acceptance ? 600 : 300,
         // Kept a day so `kubectl logs job/orb-smoke` still shows the result.
         ttlSecondsAfterFinished: 86400,
         template: {
@@ -43,9 +50,14 @@ export class SmokeTest extends Construct {
               image: props.image,
               imagePullPolicy: props.imagePullPolicy ?? 'Always',
               // --speak: the audio turn must also come back as reply audio (xtts), not only text.
-              command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak'],
+              command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak', ...(props.acceptance ? ['--accept'] : [])],
               env: renderEnv(SMOKE_ROLE_ENV, {
-                values: { url: `http://${ORB_CORE}:8080` },
+                values: {
+                  url: `http://${ORB_CORE}:8080`,
+                  ...(props.acceptance ? {
+                    maxWer: props.acceptance.maxWer, maxRoundTripWer: props.acceptance.maxRoundTripWer, testMode: props.acceptance.testMode,
+                  } : {}),
+                },
                 secrets: { apiKey: props.apiKey ?? { secret: ORB_SMOKE, key: 'api-key' } },
               }),
               resources: props.resources,

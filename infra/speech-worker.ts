@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { ACP_CONSUMER_GROUP, jobStreamKey } from '../services/contract';
 import { componentLabels, selectorLabels } from './labels';
+import { MODEL_FETCH_RESOURCES, MODEL_MOUNT, modelFetchContainer, modelSourceProblems, quantityBytes, type ModelSource } from './model-delivery';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
@@ -16,9 +17,19 @@ export type SpeechRole = 'whisperx' | 'xtts';
 
 /** Where the model files come from. */
 export type ModelVolume =
-  /** A claim shared by all replicas, mounted read-only (operators load the models into it). */
-  | { readonly kind: 'pvc'; readonly size: string; readonly storageClassName?: string }
-  /** An emptyDir (filled by an operator-provided init step). */
+  /**
+   * A claim, read-only in the worker. With a `modelSource` it is a shared cache every pod's
+   * model-fetch fills once and verifies; without one, operators load it.
+   */
+  | {
+    readonly kind: 'pvc';
+    readonly size: string;
+    /** @default - the cluster's default class (few clusters have an RWX default) */
+    readonly storageClassName?: string;
+    /** ReadWriteMany shares one claim between replicas on many nodes. @default 'ReadWriteMany' */
+    readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadWriteOncePod';
+  }
+  /** An emptyDir per pod, filled by the model-fetch init container (its size counts as pod ephemeral storage). */
   | { readonly kind: 'emptyDir'; readonly sizeLimit: string }
   /** Models baked into the image at `dir` (dev: the CPU image's tiny models); no volume. */
   | { readonly kind: 'image'; readonly dir: string };
@@ -52,6 +63,16 @@ export interface SpeechWorkerProps extends WorkloadProps {
   readonly gpu?: GpuOptions;
   /** @default { kind: 'emptyDir', sizeLimit: '1Gi' } */
   readonly modelVolume?: ModelVolume;
+  /**
+   * Where the models come from: a `model-fetch` init container delivers and verifies them into
+   * the model volume before the worker starts.
+   * @default - no init container (the volume is filled some other way, or the image holds the models)
+   */
+  readonly modelSource?: ModelSource;
+  /** Egress proxy (`http://host:port`) model-fetch tunnels through. @default - direct */
+  readonly modelProxy?: string;
+  /** Resources of the model-fetch init container. @default MODEL_FETCH_RESOURCES */
+  readonly modelFetchResources?: ResourceSpec;
   /**
    * Seconds a pod may take to load its models before the startup probe gives up.
    * @default 600
@@ -93,27 +114,36 @@ export class SpeechWorker extends Construct {
     const sa = workloadServiceAccount(this, name, labels);
     const model = props.modelVolume ?? { kind: 'emptyDir', sizeLimit: '1Gi' };
 
+    const source = props.modelSource;
+    checkModelDelivery(props, model);
+    const fetches = source !== undefined && source.kind !== 'volume';
     const volumes: k8s.Volume[] = [
       { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
     ];
-    if (model.kind === 'pvc') volumes.unshift({ name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: true } });
+    // The claim itself is writable only when model-fetch fills it; the worker's mount is read-only either way.
+    if (model.kind === 'pvc') volumes.unshift({ name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: !fetches } });
     if (model.kind === 'emptyDir') volumes.unshift({ name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(model.sizeLimit) } });
-    if (model.kind === 'image' && !model.dir.startsWith('/')) throw new Error(`'modelVolume.dir' (${model.dir}) must be an absolute path`);
-    const modelDir = model.kind === 'image' ? model.dir : '/models';
+    const modelDir = model.kind === 'image' ? model.dir : MODEL_MOUNT;
     if (model.kind === 'pvc') {
       new k8s.KubePersistentVolumeClaim(this, 'models', {
         metadata: { name: `${name}-models`, labels },
         spec: {
-          // Replicas on many nodes read the weights (mounted read-only); a loader pod writes them once.
-          accessModes: ['ReadWriteMany'],
+          accessModes: [model.accessMode ?? 'ReadWriteMany'],
           storageClassName: model.storageClassName,
           resources: { requests: { storage: k8s.Quantity.fromString(model.size) } },
         },
       });
     }
+    const initContainers = source
+      ? [modelFetchContainer({
+        image: props.image, imagePullPolicy: props.imagePullPolicy ?? 'Always', source, volumeName: 'models',
+        resources: props.modelFetchResources, proxy: props.modelProxy,
+      })]
+      : undefined;
 
     const startupPeriod = 10;
-    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod });
+    // The startup probe passes once the models are loaded on the configured provider (/startupz), so it is sized to the load.
+    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod, startupPath: '/startupz' });
     const env = mergeEnv(
       renderEnv(name === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
@@ -143,13 +173,16 @@ export class SpeechWorker extends Construct {
             tolerations: gpus > 0 ? [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] : undefined,
             requiredNodeLabels: gpus > 0 ? (props.gpu?.nodeLabels ?? { 'nvidia.com/gpu.present': 'true' }) : undefined,
             volumes,
-            containers: [serviceContainer(props, {
+            initContainers,
+            containers: [{ ...serviceContainer(props, {
               name, command: ['node', 'build/services/workers/main.js', name], env, resources: { ...props.resources, gpus }, probes,
               volumeMounts: [
-                ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: '/models', readOnly: true }]),
+                ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: MODEL_MOUNT, readOnly: true }]),
                 { name: 'dshm', mountPath: '/dev/shm' },
               ],
-            })],
+            }),
+            // A provider that cannot load exits with one line saying so: `kubectl describe pod` shows it.
+            terminationMessagePolicy: 'FallbackToLogsOnError' }],
           }),
         },
       },
@@ -190,6 +223,27 @@ export class SpeechWorker extends Construct {
     }
 
     podDisruptionBudget(this, name, labels, budgetFor(scaling.minReplicas, props.minAvailable, 'minAvailable'));
+  }
+}
+
+/** Invariants between the model volume, the source and the pod's ephemeral storage, naming the props. */
+function checkModelDelivery(props: SpeechWorkerProps, model: ModelVolume): void {
+  if (model.kind === 'image' && !model.dir.startsWith('/')) throw new Error(`'modelVolume.dir' (${model.dir}) must be an absolute path`);
+  const source = props.modelSource;
+  if (source) {
+    if (model.kind === 'image') throw new Error(`'modelSource' (${source.kind}) needs a 'modelVolume' of kind pvc or emptyDir, not image`);
+    const problems = modelSourceProblems('modelSource', source);
+    if (problems.length) throw new Error(problems.join('; '));
+  }
+  if (model.kind === 'pvc' && model.accessMode && model.accessMode !== 'ReadWriteMany' && props.scaling.maxReplicas > 1) {
+    throw new Error(`'modelVolume.accessMode' (${model.accessMode}) cannot serve 'scaling.maxReplicas' (${props.scaling.maxReplicas}) pods on several nodes: use ReadWriteMany or an emptyDir`);
+  }
+  if (model.kind === 'emptyDir' && source) {
+    // The kubelet evicts a pod whose emptyDirs and writable layers exceed its ephemeral-storage limit.
+    const limit = Math.max(quantityBytes(props.resources.ephemeralStorage.limit), quantityBytes((props.modelFetchResources ?? MODEL_FETCH_RESOURCES).ephemeralStorage.limit));
+    if (!(quantityBytes(model.sizeLimit) < limit)) {
+      throw new Error(`'modelVolume.sizeLimit' (${model.sizeLimit}) must stay below 'resources.ephemeralStorage.limit' (${props.resources.ephemeralStorage.limit}): the pod would be evicted once the models are in`);
+    }
   }
 }
 

@@ -28,7 +28,8 @@ export function unescapeHelm(text: string): string {
 
 function yamlFilesIn(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  // kustomization.yaml is kustomize's input, not a template.
+  return fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
 }
 
 /** appVersion: the image tag orb-core runs (what a release upgrades), else the chart version. */

@@ -18,13 +18,16 @@ export function parseManifests(text: string, source = '<text>'): K8sObject[] {
   return out;
 }
 
+/** kustomize's own file in each dist folder: an input of `kubectl apply -k`, not a cluster object. */
+export const KUSTOMIZATION_FILE = 'kustomization.yaml';
+
 function yamlFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { withFileTypes: true })
     .flatMap((e) => {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) return yamlFiles(p);
-      return /\.ya?ml$/.test(e.name) ? [p] : [];
+      return /\.ya?ml$/.test(e.name) && e.name !== KUSTOMIZATION_FILE ? [p] : [];
     })
     .sort();
 }

@@ -12,6 +12,9 @@ import { runTurn, syntheticUtterance, TurnResult } from './turn';
 import { pcm16ToWav, wavToPcm16k } from './wav';
 import { runSmoke } from './smoke';
 import { BrowserNotFoundError, defaultProfileDir, desktopUrl, findBrowser, launchDesktop } from './desktop';
+import { loadGolden, runAcceptance } from './accept';
+import { loadEnv } from '../config/env';
+import { ACCEPT_ENV } from '../config/accept';
 
 export const EXIT = {
   ok: 0,
@@ -41,6 +44,8 @@ commands:
   smoke                  health, identity, text turn, audio turn, resume on reconnect
   desktop                opens the ORB in an app window (Chromium/Chrome/Edge --app, own profile);
                          installable from there, and usable offline once opened
+  smoke --accept         also the acceptance check on real weights: golden utterances through the
+                         ASR (word error rate), TTS round-tripped through the ASR, latency by stage
 
 options:
   --url URL              gateway base URL (env ORB_URL, default http://127.0.0.1:8080);
@@ -55,6 +60,10 @@ options:
   --browser PATH         desktop: the browser to run (env ORB_BROWSER; default the first
                          chromium, google-chrome, microsoft-edge, brave-browser found)
   --profile DIR          desktop: the window's own browser profile (default ~/.config/orb-desktop)
+  --golden DIR           golden utterances of --accept (env ORB_ACCEPT_GOLDEN, default /app/share/golden)
+  --max-wer X            ASR word error rate threshold of --accept (env ORB_ACCEPT_MAX_WER, default 0.25)
+  --max-rt-wer X         TTS round-trip WER threshold of --accept (env ORB_ACCEPT_MAX_RT_WER, default 0.35)
+  --test-mode            --accept against the tiny test models: plumbing only (env ORB_ACCEPT_TEST_MODE)
   --json                 machine-readable output
   -h, --help
 
@@ -75,6 +84,34 @@ function smokeUtterance(file: string | undefined): Buffer {
   } catch (err) {
     throw new UsageError(`--wav ${path}: ${(err as Error).message}`);
   }
+}
+
+/** --accept's settings: ACCEPT_ENV (the orb-smoke Job renders it), overridden by flags. */
+function acceptOptions(v: Record<string, string | boolean | string[] | undefined>, env: NodeJS.ProcessEnv) {
+  let cfg;
+  try {
+    cfg = loadEnv(ACCEPT_ENV, env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const rate = (flag: string, fallback: number) => {
+    const raw = v[flag];
+    if (raw === undefined) return fallback;
+    const x = Number(raw);
+    if (!(x >= 0 && x <= 1)) throw new UsageError(`--${flag} must be a word error rate in 0..1, got '${raw}'`);
+    return x;
+  };
+  const dir = (v.golden as string | undefined) ?? cfg.golden;
+  let golden;
+  try {
+    golden = loadGolden(dir);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return {
+    golden, maxWer: rate('max-wer', cfg.maxWer), maxRoundTripWer: rate('max-rt-wer', cfg.maxRoundTripWer),
+    testMode: !!v['test-mode'] || cfg.testMode, voice: cfg.voice || undefined,
+  };
 }
 
 export interface CliIo {
@@ -137,6 +174,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         wav: { type: 'string' },
         browser: { type: 'string' },
         profile: { type: 'string' },
+        accept: { type: 'boolean' },
+        'test-mode': { type: 'boolean' },
+        golden: { type: 'string' },
+        'max-wer': { type: 'string' },
+        'max-rt-wer': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -219,8 +261,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'smoke': {
+        const accept = v.accept ? acceptOptions(v, io.env) : undefined;
         const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV), speak: v.speak });
-        return ok ? EXIT.ok : EXIT.failed;
+        if (!accept) return ok ? EXIT.ok : EXIT.failed;
+        const report = await runAcceptance({ ...accept, target, wsUrls, connect, timeoutMs, log: io.out });
+        return ok && report.passed ? EXIT.ok : EXIT.failed;
       }
       default:
         throw new UsageError(`unknown command '${cmd}'`);

@@ -20,4 +20,8 @@ export const PUBLIC_API_PREFIX = '/v1';
  * Ingress routes exactly these and the API prefix, so /metrics, /livez and /readyz stay inside
  * the cluster; a test builds the web client and fails when this list and the build disagree.
  */
-export const WEB_CLIENT_FILES: readonly string[] = ['index.html', 'app.js', 'orb.css', 'capture-worklet.js'];
+export const WEB_CLIENT_FILES: readonly string[] = [
+  'index.html', 'app.js', 'orb.css', 'capture-worklet.js',
+  // The installable app: manifest, icons, and the app-shell service worker (scope /).
+  'manifest.webmanifest', 'sw.js', 'icon-192.png', 'icon-512.png', 'icon-maskable-512.png',
+];

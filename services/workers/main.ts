@@ -32,6 +32,12 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`${err.message}\n`);
       process.exit(2);
     }
+    if ((err as Error)?.name === 'ExecutionProviderError') {
+      // By name: importing the class would load onnxruntime in every role's process.
+      // One line, the pod's termination message (FallbackToLogsOnError): what failed and what to change.
+      process.stderr.write(`worker failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
     throw err;
   }
 }

@@ -32,6 +32,20 @@ describe('environment config validation', () => {
     ['an in-cluster vault without backups', (c) => { delete c.backup; }, 'prod.backup (undefined): is required for an in-cluster vault'],
     ['an external vault with a bad CIDR', (c) => { c.vault = { mode: 'external', host: 'r', port: 6379, sentinels: [], sentinelMaster: 'm', tls: true, cidr: '10.0.0.1' }; }, 'prod.vault.cidr ("10.0.0.1"): must be an IPv4 CIDR'],
     ['a zero lag target', (c) => { c.keda!.lagCount = 0; }, 'prod.keda.lagCount (0): must be > 0'],
+    ['an RWX model claim without a storage class', (c) => { c.speech.models.whisperx.volume = { kind: 'pvc', size: '20Gi' }; },
+      'prod.speech.models.whisperx.volume.storageClassName (undefined): is required for a ReadWriteMany claim'],
+    ['an unpinned model revision', (c) => { (c.speech.models.xtts.source as { revision: string }).revision = 'main'; },
+      `'prod.speech.models.xtts.source.revision' ("main") must be a pinned 40-hex commit hash`],
+    ['a fetched source without egress', (c) => { delete c.speech.modelEgress; },
+      'prod.speech.modelEgress (undefined): is required: speech.models.whisperx.source (hub) is fetched through the default-deny NetworkPolicies'],
+    ['a pre-filled volume without hashes', (c) => { c.speech.models.xtts.source = { kind: 'volume', files: [{ path: 'v.onnx' }] }; },
+      `'prod.speech.models.xtts.source.files[0].sha256' (undefined) is required for a pre-filled volume`],
+    ['a model path leaving the volume', (c) => { c.speech.models.xtts.source!.files = [{ path: '../etc/passwd' }]; },
+      `'prod.speech.models.xtts.source.files[0].path' ("../etc/passwd") must be a relative path without . or .. segments`],
+    ['a pinned image tagged other than the release', (c) => { c.images.gpu = c.images.gpu.replace(':0.1.0@', ':0.0.9@'); },
+      "must carry the release version '0.1.0' as its tag (charts/images.json)"],
+    ['a WER threshold above 1', (c) => { c.acceptance.maxWer = 25; }, 'prod.acceptance.maxWer (25): must be a word error rate in 0..1'],
+    ['a proxy on another port', (c) => { c.speech.modelEgress!.port = 8080; }, "prod.speech.modelEgress.port (8080): must be the proxy's port (3128)"],
   ])('%s fails synth naming the field and value', (_what, mutate, message) => {
     const c = clone(prod);
     mutate(c);

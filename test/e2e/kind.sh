@@ -26,7 +26,8 @@ command -v kubectl >/dev/null 2>&1 || skip "kubectl is not installed"
 # dist/dev: numbered files (00-namespace … 30-orb-core) applied in name order, which is the
 # dependency order cdk8s wrote them in; test/test-pods.k8s.yaml holds the orb-smoke Job, applied
 # only after the stack is up.
-mapfile -t ALL_FILES < <(find "$DIST" \( -name '*.yaml' -o -name '*.yml' \) | sort)
+# Manifests only: each folder's kustomization.yaml is kustomize's input, not an object to apply.
+mapfile -t ALL_FILES < <(find "$DIST" -name '*.k8s.yaml' | sort)
 SMOKE_FILES=(); STACK_FILES=(); NS_FILES=()
 for f in "${ALL_FILES[@]}"; do
   case "$(basename "$f")" in

@@ -74,6 +74,8 @@ describe('OrbCore', () => {
   });
 });
 
+const HUB_SOURCE = { kind: 'hub', repo: 'o/r', revision: 'a'.repeat(40), files: [{ path: 'model.onnx' }] } as const;
+
 describe('SpeechWorker', () => {
   test('gpu adds the nvidia.com/gpu limit as a number (Quantity, not a null JsonPatch), toleration, affinity, startupProbe and /dev/shm', () => {
     const objs = synth((c) => new SpeechWorker(c, 'w', {
@@ -140,6 +142,12 @@ describe('SpeechWorker', () => {
     [{ modelLoadSeconds: 5 }, "'modelLoadSeconds' (5)"],
     [{ scaling: { minReplicas: 1, maxReplicas: 2, keda: { lagCount: 0 } } }, "'scaling.keda.lagCount' (0)"],
     [{ minAvailable: 2 }, "'minAvailable' (2) must be below the replica floor (2)"],
+    [{ modelSource: HUB_SOURCE, modelVolume: { kind: 'image' as const, dir: '/app/models' } }, "'modelSource' (hub) needs a 'modelVolume' of kind pvc or emptyDir, not image"],
+    [{ modelSource: { ...HUB_SOURCE, revision: 'main' } }, `'modelSource.revision' ("main") must be a pinned 40-hex commit hash`],
+    [{ modelSource: HUB_SOURCE, modelVolume: { kind: 'emptyDir' as const, sizeLimit: '2Gi' }, resources: { ...RES, ephemeralStorage: { request: '1Gi', limit: '2Gi' } } },
+      "'modelVolume.sizeLimit' (2Gi) must stay below 'resources.ephemeralStorage.limit' (2Gi)"],
+    [{ modelVolume: { kind: 'pvc' as const, size: '5Gi', storageClassName: 'ssd', accessMode: 'ReadWriteOnce' as const } },
+      "'modelVolume.accessMode' (ReadWriteOnce) cannot serve 'scaling.maxReplicas' (3) pods on several nodes"],
   ])('invariant %j throws naming the prop', (bad, message) => {
     expect(() => new SpeechWorker(Testing.chart(), 'w', { role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 2, maxReplicas: 3 }, ...bad }))
       .toThrow(message);

@@ -12,6 +12,7 @@ import { ASR_ENV } from '../../config/asr';
 import { isCodedError } from '../audio/errors';
 import { decodeForAsr, type DecodeOptions } from '../audio/pcm';
 import { SileroVad } from '../inference/vad';
+import { OnnxModel } from '../inference/model';
 import { RoleFactory, WorkerRole } from '../runtime';
 import { Transcriber, type Transcript } from './transcriber';
 import { WhisperModel } from './whisper';
@@ -119,6 +120,7 @@ export const asrRole: RoleFactory = (ctx) => {
       return results;
     },
     ready: () => asr !== undefined,
+    providers: () => OnnxModel.providersInUse(),
     async dispose() {
       await asr?.whisper.dispose();
       await asr?.vad.dispose();

@@ -2,6 +2,18 @@ import * as ort from 'onnxruntime-node';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
+/**
+ * The configured execution provider could not be loaded. Workers do not serve on another provider
+ * than the one asked for: a GPU pod on CPU holds a GPU and misses every latency target silently.
+ */
+export class ExecutionProviderError extends Error {
+  constructor(readonly requested: ExecutionProvider, readonly model: string, readonly cause: string) {
+    super(`${requested.toUpperCase()} execution provider could not be loaded for ${model}: ${cause} `
+      + `(EXECUTION_PROVIDER=${requested}; no CPU fallback: set EXECUTION_PROVIDER=cpu where CPU is meant, or install the ${requested} binaries)`);
+    this.name = 'ExecutionProviderError';
+  }
+}
+
 export interface ModelLogger {
   warn(obj: object, msg: string): void;
   info?(obj: object, msg: string): void;
@@ -16,13 +28,11 @@ export interface ModelLoadOptions {
   intraOpThreads?: number;
   /** @default 1 */
   interOpThreads?: number;
-  /** Receives the CPU-fallback warning. @default - console */
+  /** Receives load messages. @default - console */
   logger?: ModelLogger;
 }
 
 const DEFAULTS = { executionProvider: 'cpu' as ExecutionProvider, intraOpThreads: 1, interOpThreads: 1 };
-
-const consoleLogger: ModelLogger = { warn: (obj, msg) => console.warn(msg, obj) };
 
 /**
  * One onnxruntime InferenceSession per model file per process, shared by every stream/job that uses it
@@ -30,15 +40,23 @@ const consoleLogger: ModelLogger = { warn: (obj, msg) => console.warn(msg, obj) 
  */
 export class OnnxModel {
   private static readonly cache = new Map<string, Promise<OnnxModel>>();
+  private static readonly live = new Set<OnnxModel>();
   private refs = 1;
 
   private constructor(
     readonly session: ort.InferenceSession,
     readonly path: string,
-    /** The provider actually in use — `cpu` after a fallback. */
+    /** The provider the session runs on (always the one requested: there is no fallback). */
     readonly provider: ExecutionProvider,
     private readonly key: string,
-  ) {}
+  ) {
+    OnnxModel.live.add(this);
+  }
+
+  /** Providers of the sessions alive in this process (the worker's `execution_provider` metric label). */
+  static providersInUse(): ExecutionProvider[] {
+    return [...new Set([...OnnxModel.live].map((m) => m.provider))].sort();
+  }
 
   static async load(opts: ModelLoadOptions): Promise<OnnxModel> {
     // `??` per field: an explicit undefined in opts must not erase a default.
@@ -68,16 +86,15 @@ export class OnnxModel {
       graphOptimizationLevel: 'all',
     };
     if (o.executionProvider === 'cuda') {
+      let s: ort.InferenceSession;
       try {
-        const s = await ort.InferenceSession.create(o.path, { ...base, executionProviders: ['cuda', 'cpu'] });
-        return new OnnxModel(s, o.path, 'cuda', key);
+        // Only 'cuda': listing 'cpu' after it would let onnxruntime place every node on CPU without a word.
+        s = await ort.InferenceSession.create(o.path, { ...base, executionProviders: ['cuda'] });
       } catch (err) {
-        // The CPU build of onnxruntime-node has no CUDA provider library; serving slower beats not serving.
-        (o.logger ?? consoleLogger).warn(
-          { model: o.path, requested: 'cuda', using: 'cpu', err: (err as Error).message.split('\n')[0] },
-          'CUDA execution provider unavailable, falling back to CPU',
-        );
+        throw new ExecutionProviderError('cuda', o.path, (err as Error).message.split('\n')[0]);
       }
+      o.logger?.info?.({ model: o.path, provider: 'cuda' }, 'model loaded on the CUDA execution provider');
+      return new OnnxModel(s, o.path, 'cuda', key);
     }
     const s = await ort.InferenceSession.create(o.path, { ...base, executionProviders: ['cpu'] });
     return new OnnxModel(s, o.path, 'cpu', key);
@@ -110,6 +127,7 @@ export class OnnxModel {
   async dispose(): Promise<void> {
     if (--this.refs > 0) return;
     OnnxModel.cache.delete(this.key);
+    OnnxModel.live.delete(this);
     await this.session.release();
   }
 }

@@ -50,6 +50,8 @@ export interface WorkerRole {
   handleBatch?(jobs: Job[]): Promise<Array<unknown | undefined>>;
   /** Extra readiness condition. @default - ready once load resolved */
   ready?(): boolean;
+  /** onnxruntime execution providers the loaded models run on (metric label). @default - none reported */
+  providers?(): readonly string[];
   /** Releases models (InferenceSession.release) and anything else the role opened. */
   dispose(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export interface WorkerMetrics {
   readonly dlqSize: Gauge<'queue'>;
   readonly backlog: Gauge<'queue'>;
   readonly inFlight: Gauge<'role'>;
+  readonly provider: Gauge<'role' | 'provider'>;
 }
 
 export interface WorkerRuntimeOptions {
@@ -87,6 +90,7 @@ export class WorkerRuntime {
   consumer?: JobConsumer;
   app?: FastifyInstance;
   private loaded = false;
+  private loadError?: string;
   private draining = false;
 
   constructor(private readonly factory: RoleFactory, private readonly opts: WorkerRuntimeOptions) {
@@ -112,6 +116,7 @@ export class WorkerRuntime {
           if (b) this.set({ queue }, b.lag + b.pending);
         } }),
       inFlight: new Gauge({ name: 'acp_jobs_in_flight', help: 'Jobs being processed now', labelNames: ['role'], registers }),
+      provider: new Gauge({ name: 'worker_execution_provider', help: 'onnxruntime execution provider the loaded models run on (1 per provider in use)', labelNames: ['role', 'provider'], registers }),
     };
     this.setQueue = (q) => { queue = q; };
   }
@@ -138,9 +143,18 @@ export class WorkerRuntime {
     this.role = role;
     this.setQueue(role.queue);
     const t0 = Date.now();
-    await role.load();
+    try {
+      await role.load();
+    } catch (err) {
+      // /startupz reports it until the process exits: the startup probe never passes.
+      this.loadError = (err as Error).message;
+      this.log.fatal({ role: role.name, err: this.loadError }, 'model load failed');
+      throw err;
+    }
     this.loaded = true;
-    this.log.info({ role: role.name, queue: role.queue, ms: Date.now() - t0 }, 'model(s) loaded');
+    const providers = role.providers?.() ?? [];
+    for (const provider of providers) this.m.provider.set({ role: role.name, provider }, 1);
+    this.log.info({ role: role.name, queue: role.queue, ms: Date.now() - t0, providers }, 'model(s) loaded');
     const name = role.name;
     const handler = role.handleBatch
       ? (jobs: Job[]) => role.handleBatch!(jobs)
@@ -190,6 +204,12 @@ export class WorkerRuntime {
   private async listen(): Promise<void> {
     const app = Fastify({ logger: false });
     app.get('/livez', async () => ({ status: 'ok' }));
+    // Startup probe: passes once the models are loaded on the configured provider, never after a failed load.
+    app.get('/startupz', async (_req, reply) => {
+      if (this.loaded) return { status: 'started', providers: this.role?.providers?.() ?? [] };
+      if (this.loadError) return reply.code(500).send({ status: 'failed', error: this.loadError });
+      return reply.code(503).send({ status: 'loading' });
+    });
     app.get('/readyz', async (_req, reply) => {
       const r = this.readiness();
       return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', checks: r.checks });

@@ -9,6 +9,7 @@ import { Job, JobRejectedError, partContent } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { TTS_ENV } from '../../config/tts';
 import { encodePcm16 } from '../audio/pcm';
+import { OnnxModel } from '../inference/model';
 import { RoleFactory, WorkerRole } from '../runtime';
 import { VoiceLibrary, streamSpeech } from './voices';
 
@@ -60,6 +61,7 @@ export const ttsRole: RoleFactory = (ctx) => {
       if (opts.end_turn) await job.emit('turn.end', { outcome: 'ok' });
     },
     ready: () => loaded,
+    providers: () => OnnxModel.providersInUse(),
     dispose: () => lib.dispose(),
   };
   return role;

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { OnnxModel, ort } from '../../../../services/workers/inference/model';
+import { ExecutionProviderError, OnnxModel, ort } from '../../../../services/workers/inference/model';
 import { DT, GraphBuilder } from '../../../support/tiny-models/onnx-builder';
 
 jest.setTimeout(120_000);
@@ -23,23 +23,27 @@ describe('OnnxModel loader', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('falls back to CPU with a logged warning when CUDA is requested but absent', async () => {
-    const warnings: Array<{ obj: Record<string, unknown>; msg: string }> = [];
-    const m = await OnnxModel.load({
-      path: doubler(join(dir, 'a.onnx')), executionProvider: 'cuda', intraOpThreads: 1,
-      logger: { warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) },
-    });
+  // onnxruntime-node here is the CPU build (.npmrc skips the CUDA binaries): asking for 'cuda' fails for real.
+  it('a CUDA request whose provider cannot load fails naming the model and the fix, with no CPU fallback', async () => {
+    const path = doubler(join(dir, 'a.onnx'));
+    const err = await OnnxModel.load({ path, executionProvider: 'cuda', intraOpThreads: 1 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ExecutionProviderError);
+    expect((err as Error).message).toContain(`CUDA execution provider could not be loaded for ${path}: `);
+    // onnxruntime's own reason, not ours: the shared provider library is missing.
+    expect((err as ExecutionProviderError).cause).toMatch(/Cuda|CUDA|shared library/);
+    expect((err as Error).message).toContain('no CPU fallback: set EXECUTION_PROVIDER=cpu where CPU is meant');
+    expect(OnnxModel.providersInUse()).toEqual([]);
+    // The failed load is not cached: a CPU load of the same file works and reports cpu.
+    const m = await OnnxModel.load({ path, executionProvider: 'cpu' });
     try {
-      // This machine's onnxruntime-node is the CPU build: on a CUDA node the provider would stay 'cuda'.
       expect(m.provider).toBe('cpu');
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0].msg).toMatch(/CUDA.*falling back to CPU/);
-      expect(warnings[0].obj).toMatchObject({ requested: 'cuda', using: 'cpu' });
+      expect(OnnxModel.providersInUse()).toEqual(['cpu']);
       const out = await m.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2]), [2]) });
       expect(Array.from(out.y.data as Float32Array)).toEqual([2, 4]);
     } finally {
       await m.dispose();
     }
+    expect(OnnxModel.providersInUse()).toEqual([]);
   });
 
   it('shares one session per model and options, released with the last holder', async () => {
