@@ -65,6 +65,7 @@ function appSources(repo: string, stateDir: string): Record<string, string> {
     '/app/package.json': join(repo, 'package.json'),
     '/app/models/core': join(repo, 'models/core'),
     '/app/share/smoke-utterance.wav': join(repo, 'test/fixtures/speech-16k.wav'),
+    '/app/share/golden': join(repo, 'test/fixtures/golden'),
   };
 }
 
