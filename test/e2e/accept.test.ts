@@ -66,7 +66,7 @@ suite('orb smoke --accept on the dev stack', () => {
   test("the dev orb-smoke Job's own args and env (test mode from the config) drive the same check", async () => {
     const job = synthEnvironment(dev).testPods.find((o) => o.kind === 'Job')!;
     const c = job.spec.template.spec.containers[0];
-    expect(c.command).toEqual(['node', 'build/services/cli/orb.js', 'smoke', '--accept']);
+    expect(c.command).toEqual(['node', 'build/services/cli/orb.js', 'smoke', '--speak', '--accept']);
     const env = Object.fromEntries(c.env.filter((e: { value?: string }) => e.value !== undefined && e.value !== '').map((e: { name: string; value: string }) => [e.name, e.value]));
     expect(env).toMatchObject({ ORB_ACCEPT_TEST_MODE: 'true', ORB_ACCEPT_MAX_WER: '0.25' });
     const out: string[] = [];
