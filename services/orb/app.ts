@@ -166,7 +166,8 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     // Limits follow the API key wherever it connects; unauthenticated guesses count per client IP.
-    keyGenerator: (req) => keyIdOf(app.apiKeys, req) ?? `ip:${req.ip}`,
+    // (apiKeyId is set once auth ran: a WebSocket's turns, authenticated by header or ticket, draw on the same budget.)
+    keyGenerator: (req) => req.apiKeyId || (keyIdOf(app.apiKeys, req) ?? `ip:${req.ip}`),
     // If the vault is away, requests fail on the vault anyway; do not turn that into 500s here.
     skipOnError: true,
     errorResponseBuilder: (_req, ctx) => Object.assign(new E.ORB_ERR_TOO_MANY_REQUESTS(ctx.after), { statusCode: ctx.statusCode }),

@@ -94,7 +94,8 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     sendJson(ws, { type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
   };
 
-  const keyBudget = app.createRateLimit({ keyGenerator: (req: FastifyRequest) => req.apiKeyId });
+  // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
+  const keyBudget = app.createRateLimit();
 
   app.get<{ Querystring: SocketQuery }>('/v1/session', {
     websocket: true,
