@@ -44,6 +44,8 @@ export interface OrbAppOptions {
   readonly vault: VaultConfig;
   /** pino options, or false for silence (tests). @default - JSON logs at config.logLevel */
   readonly logger?: FastifyServerOptions['logger'];
+  /** Where the default (redacting) JSON logs go, e.g. a test capturing them. @default - stdout */
+  readonly logStream?: { write(line: string): void };
   /** Extra @fastify/under-pressure options (tests force pressure with tiny limits). */
   readonly underPressure?: Record<string, unknown>;
   /** BLOCK of the replica's event tail, ms. @default 250 */
@@ -82,6 +84,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const logger: FastifyServerOptions['logger'] = opts.logger ?? {
     level: config.logLevel,
+    ...(opts.logStream ? { stream: opts.logStream } : {}),
     base: { pod: config.podName, version: config.version },
     serializers: {
       req: (req: { id: string; method: string; url: string; headers: Record<string, unknown>; ip?: string }) => ({

@@ -1,0 +1,99 @@
+/**
+ * Secrets stay out of logs: every header and query form that can carry a key is redacted, in the
+ * functions and in the JSON log lines of a real gateway serving those requests (HTTP and WebSocket).
+ */
+import type { FastifyInstance } from 'fastify';
+import WebSocket from 'ws';
+import { scrubHeaders, scrubUrl } from '../../../services/orb/redact';
+import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
+import { KEYS, listen, makeApp } from './support';
+
+const KEY = KEYS.alice;
+const enc = (s: string) => [...s].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
+
+/** Query forms a client (or a confused integration) may use to send a key. */
+export const QUERY_FORMS: string[] = [
+  `?token=${KEY}`, `?TOKEN=${KEY}`, `?Token=${KEY}`, `?api_key=${KEY}`, `?API_KEY=${KEY}`, `?apikey=${KEY}`, `?apiKey=${KEY}`, `?api-key=${KEY}`,
+  `?key=${KEY}`, `?Key=${KEY}`, `?access_token=${KEY}`, `?auth=${KEY}`, `?authorization=Bearer%20${KEY}`, `?x-api-key=${KEY}`, `?secret=${KEY}`,
+  `?password=${KEY}`, `?ticket=${KEY}`, `?token[]=${KEY}`, `?session=abc&token=${KEY}`, `?speak=true;token=${KEY}`, `?${enc('token')}=${KEY}`,
+  `?to%6Ben=${KEY}`, `?%2574oken=${KEY}`, `?api%5Fkey=${KEY}`, `?token=${enc(KEY)}`, `?q=Bearer%20${KEY}`, `?q=bearer+${KEY}`, `?token=${KEY}&token=${KEY}`,
+  `?a=1&b=2&token=${KEY}#frag`, `?%74%6f%6b%65%6e=${KEY}`, `?sig=${KEY}`, `?signature=${KEY}`, `?client_secret=${KEY}`, `?credential=${KEY}`,
+];
+
+/** Header forms that may carry a key. */
+export const HEADER_FORMS: Record<string, string>[] = [
+  { authorization: `Bearer ${KEY}` }, { authorization: `bearer ${KEY}` }, { authorization: `Basic ${KEY}` }, { authorization: KEY },
+  { 'x-api-key': KEY }, { 'api-key': KEY }, { apikey: KEY }, { 'x-auth-token': KEY }, { 'x-access-token': KEY }, { 'proxy-authorization': `Bearer ${KEY}` },
+  { cookie: `orb=${KEY}` }, { 'sec-websocket-protocol': `orb, ${KEY}` }, { 'x-orb-key': KEY }, { 'x-forwarded-authorization': `Bearer ${KEY}` },
+  { 'x-custom': `Bearer ${KEY}` }, { referer: `https://app.example/?token=${KEY}` }, { 'x-secret': KEY }, { 'x-ticket': KEY },
+];
+
+describe('scrubUrl and scrubHeaders', () => {
+  test.each(QUERY_FORMS)('url /v1/session%s keeps no key', (q) => {
+    const out = scrubUrl(`/v1/session${q}`);
+    expect(out).not.toContain(KEY);
+    expect(decodeURIComponent(out.replace(/%(?![0-9a-f]{2})/gi, '%25'))).not.toContain(KEY);
+  });
+
+  test.each(HEADER_FORMS.map((h) => [Object.keys(h)[0], h] as const))('header %s keeps no key', (_n, h) => {
+    expect(JSON.stringify(scrubHeaders({ host: 'x', ...h }))).not.toContain(KEY);
+  });
+
+  test('what carries no secret is kept as it was', () => {
+    expect(scrubUrl('/v1/sessions/abc?after_seq=3&limit=10')).toBe('/v1/sessions/abc?after_seq=3&limit=10');
+    expect(scrubUrl('/v1/session?session=9b1c&speak=true&vad=false')).toBe('/v1/session?session=9b1c&speak=true&vad=false');
+    expect(scrubHeaders({ 'content-type': 'application/json', 'x-request-id': 'r1', 'user-agent': 'ua' }))
+      .toEqual({ 'content-type': 'application/json', 'x-request-id': 'r1', 'user-agent': 'ua' });
+  });
+});
+
+describe('the log lines of a gateway serving requests that carry the key', () => {
+  const prefix = uniquePrefix('redact');
+  const redis = testRedis();
+  const lines: string[] = [];
+  let app: FastifyInstance;
+  let host: string;
+
+  beforeAll(async () => {
+    app = await makeApp(prefix, 'orb-redact', { LOG_LEVEL: 'debug' }, { logger: undefined, logStream: { write: (l: string) => { lines.push(l); } } });
+    host = await listen(app);
+  });
+  afterAll(async () => {
+    await app.close();
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  test('no form of the key, nor a ticket, reaches a log line', async () => {
+    let tried = 0;
+    for (const q of QUERY_FORMS) {
+      for (const path of ['/v1/identity', '/v1/session', '/v1/nope']) {
+        await fetch(`http://${host}${path}${q}`, { headers: { authorization: `Bearer ${KEY}` } });
+        tried++;
+      }
+    }
+    for (const h of HEADER_FORMS) {
+      await fetch(`http://${host}/v1/identity`, { headers: h });
+      tried++;
+    }
+    // WebSocket upgrades: the key in the query, in the subprotocol header, and a ticket.
+    const ticket = ((await (await fetch(`http://${host}/v1/session/tickets`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` } })).json()) as { ticket: string }).ticket;
+    const upgrades: [string, string[] | undefined][] = [[`/v1/session?token=${KEY}`, undefined], [`/v1/session?ticket=${ticket}`, undefined], ['/v1/session', [`orb.key.${KEY}`]]];
+    for (const [path, protocols] of upgrades) {
+      await new Promise<void>((ok) => {
+        const ws = new WebSocket(`ws://${host}${path}`, protocols);
+        ws.on('open', () => ws.close());
+        ws.on('close', () => ok());
+        ws.on('error', () => ok());
+        ws.on('unexpected-response', (req) => { req.destroy(); ok(); });
+      });
+      tried++;
+    }
+    await new Promise((r) => setTimeout(r, 200)); // let the close logs land
+    const log = lines.join('');
+    const leaks = [KEY, encodeURIComponent(KEY), enc(KEY), ticket].filter((s) => log.includes(s));
+    console.log(`redaction: ${tried} requests carrying the key, ${lines.length} log lines, ${log.split('[Redacted]').length - 1} redactions, leaks ${leaks.length}`);
+    expect(lines.length).toBeGreaterThan(tried);
+    expect(leaks).toEqual([]);
+  });
+});
