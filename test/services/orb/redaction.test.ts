@@ -7,26 +7,11 @@ import WebSocket from 'ws';
 import { scrubHeaders, scrubUrl } from '../../../services/orb/redact';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { KEYS, listen, makeApp } from './support';
+import { enc, headerForms, queryForms } from './secret-forms';
 
 const KEY = KEYS.alice;
-const enc = (s: string) => [...s].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
-
-/** Query forms a client (or a confused integration) may use to send a key. */
-export const QUERY_FORMS: string[] = [
-  `?token=${KEY}`, `?TOKEN=${KEY}`, `?Token=${KEY}`, `?api_key=${KEY}`, `?API_KEY=${KEY}`, `?apikey=${KEY}`, `?apiKey=${KEY}`, `?api-key=${KEY}`,
-  `?key=${KEY}`, `?Key=${KEY}`, `?access_token=${KEY}`, `?auth=${KEY}`, `?authorization=Bearer%20${KEY}`, `?x-api-key=${KEY}`, `?secret=${KEY}`,
-  `?password=${KEY}`, `?ticket=${KEY}`, `?token[]=${KEY}`, `?session=abc&token=${KEY}`, `?speak=true;token=${KEY}`, `?${enc('token')}=${KEY}`,
-  `?to%6Ben=${KEY}`, `?%2574oken=${KEY}`, `?api%5Fkey=${KEY}`, `?token=${enc(KEY)}`, `?q=Bearer%20${KEY}`, `?q=bearer+${KEY}`, `?token=${KEY}&token=${KEY}`,
-  `?a=1&b=2&token=${KEY}#frag`, `?%74%6f%6b%65%6e=${KEY}`, `?sig=${KEY}`, `?signature=${KEY}`, `?client_secret=${KEY}`, `?credential=${KEY}`,
-];
-
-/** Header forms that may carry a key. */
-export const HEADER_FORMS: Record<string, string>[] = [
-  { authorization: `Bearer ${KEY}` }, { authorization: `bearer ${KEY}` }, { authorization: `Basic ${KEY}` }, { authorization: KEY },
-  { 'x-api-key': KEY }, { 'api-key': KEY }, { apikey: KEY }, { 'x-auth-token': KEY }, { 'x-access-token': KEY }, { 'proxy-authorization': `Bearer ${KEY}` },
-  { cookie: `orb=${KEY}` }, { 'sec-websocket-protocol': `orb, ${KEY}` }, { 'x-orb-key': KEY }, { 'x-forwarded-authorization': `Bearer ${KEY}` },
-  { 'x-custom': `Bearer ${KEY}` }, { referer: `https://app.example/?token=${KEY}` }, { 'x-secret': KEY }, { 'x-ticket': KEY },
-];
+const QUERY_FORMS = queryForms(KEY);
+const HEADER_FORMS = headerForms(KEY);
 
 describe('scrubUrl and scrubHeaders', () => {
   test.each(QUERY_FORMS)('url /v1/session%s keeps no key', (q) => {
