@@ -1,7 +1,9 @@
 /** WebSocket tickets: the key stays out of URLs; a ticket works once, on any replica, for a short while. */
 import type { FastifyInstance } from 'fastify';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { auth, Client, http, listen, makeApp } from './support';
+import WebSocket from 'ws';
+import { OrbSession, WsLike } from '../../../services/cli/session-client';
+import { auth, Client, http, listen, makeApp, waitFor } from './support';
 
 const prefix = uniquePrefix('ticket');
 const redis = testRedis();
@@ -74,4 +76,30 @@ test('break it: 20 upgrades racing with one ticket over two replicas, exactly on
   }
   console.log(`ticket race: 200 upgrades with 10 tickets, ${wins} admitted, ${refused} refused 401`);
   expect(refused).toBe(190);
+});
+
+test('the session client fetches a fresh ticket for every connect, so a reconnect after a drain gets in', async () => {
+  const fetched: string[] = [];
+  // A plain socket factory, like a browser's: no Authorization header, only the ticket in the query.
+  const session = new OrbSession({
+    urls: [`ws://${a}/v1/session`, `ws://${b}/v1/session`],
+    connect: (url) => new WebSocket(url) as unknown as WsLike,
+    query: { vad: 'false' },
+    dialQuery: async () => {
+      const t = await ticketFrom(fetched.length % 2 ? b : a);
+      fetched.push(t.ticket);
+      return { ticket: t.ticket };
+    },
+    retryDelayMs: 50,
+  });
+  try {
+    await session.open();
+    const first = session.replica;
+    await A.drain.closeSockets(); // 1012: the client resumes on the other URL with a new ticket
+    await waitFor(() => session.replica !== first && session.state === 'open', 'resumed on the other replica');
+    expect(fetched.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(fetched).size).toBe(fetched.length);
+  } finally {
+    session.close();
+  }
 });
