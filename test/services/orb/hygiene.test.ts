@@ -62,6 +62,36 @@ describe('WebSocket heartbeats, idle timeout and the per-key cap', () => {
     }
   });
 
+  test('the HTTP header, request and idle timeouts do not cut an upgraded WebSocket that is in use', async () => {
+    const { host } = await gateway({ ORB_HTTP_REQUEST_TIMEOUT_MS: '300', ORB_HTTP_HEADERS_TIMEOUT_MS: '200', ORB_HTTP_IDLE_TIMEOUT_MS: '1000', ORB_WS_PING_MS: '200' });
+    const c = new Client(host, '/v1/session?vad=false', auth('alice'));
+    await c.next((m) => m.type === 'session.ready', 'ready');
+    const keep = setInterval(() => c.send({ type: 'ping', id: 'k' }), 250);
+    await new Promise((r) => setTimeout(r, 3000));
+    clearInterval(keep);
+    // A listener that only answers the server's pings, for longer than the HTTP idle timeout, stays too.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(c.closeCode).toBeNull();
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    await c.close();
+  });
+
+  test('the issue\'s scenario: 100 silent sockets hold the cap of 100 only until ORB_WS_IDLE_MS, then the key gets in again', async () => {
+    const { host, prefix } = await gateway({ ORB_MAX_SOCKETS_PER_KEY: '100', ORB_WS_IDLE_MS: '1500', ORB_WS_PING_MS: '500', ORB_RATE_LIMIT_MAX: '1000' });
+    const silent: Client[] = [];
+    for (let i = 0; i < 100; i++) silent.push(new Client(host, '/v1/session?vad=false', auth('carol')));
+    await Promise.all(silent.map((c) => c.opened));
+    const locked = new Client(host, '/v1/session?vad=false', auth('carol'));
+    await locked.opened.catch(() => undefined);
+    expect(locked.refusedStatus).toBe(429);
+    await Promise.all(silent.map((c) => c.closed));
+    expect(silent.map((c) => c.closeCode)).toEqual(Array(100).fill(4408));
+    await waitFor(async () => (await redis.zcard(`${prefix}orb:sockets:carol`)) === 0, 'every lease released', 5000);
+    const again = new Client(host, '/v1/session?vad=false', auth('carol'));
+    await again.opened;
+    await again.close();
+  });
+
   test('dead sockets across two replicas cannot lock a key out: the cap frees as heartbeats drop them', async () => {
     const prefix = uniquePrefix('hygcap');
     const extra = { ORB_MAX_SOCKETS_PER_KEY: '3', ORB_WS_PING_MS: '300', ORB_WS_IDLE_MS: '60000' };
