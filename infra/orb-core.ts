@@ -30,6 +30,12 @@ export interface OrbCoreIngressProps {
    * @default 3600
    */
   readonly timeoutSeconds?: number;
+  /**
+   * Proxies between the client and orb-core, counting this Ingress, whose X-Forwarded-For entries
+   * orb-core believes (ORB_TRUST_PROXY_HOPS); entries a client wrote itself are never used.
+   * @default 1
+   */
+  readonly proxyHops?: number;
   /** Rules exempted on the Ingress. @default - none */
   readonly policyExemptions?: readonly ExemptableRule[];
 }
@@ -77,6 +83,8 @@ export class OrbCore extends Construct {
     const replicas = props.replicas ?? 3;
     if (props.autoscaling) checkReplicaRange('autoscaling', props.autoscaling);
     else if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`'replicas' (${replicas}) must be an integer >= 1`);
+    const hops = props.ingress?.proxyHops;
+    if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 8)) throw new Error(`'ingress.proxyHops' (${hops}) must be an integer from 1 to 8`);
     const floor = props.autoscaling?.minReplicas ?? replicas;
     const budget = budgetFor(floor, floor > 1 ? (props.minAvailable ?? 2) : undefined, 'minAvailable');
 
@@ -85,7 +93,8 @@ export class OrbCore extends Construct {
 
     const env = mergeEnv(
       renderEnv(ORB_ENV, {
-        values: { ...props.settings, port: HTTP_PORT },
+        // Behind the Ingress the client address is the one its hops appended; without one, no header is believed.
+        values: { ...(props.ingress ? { trustProxyHops: props.ingress.proxyHops ?? 1 } : {}), ...props.settings, port: HTTP_PORT },
         secrets: { apiKeys: props.apiKeys ?? { secret: 'orb-api-keys', key: 'keys' } },
         fieldRefs: { podName: 'metadata.name' },
       }),

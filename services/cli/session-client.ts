@@ -47,6 +47,12 @@ export interface OrbSessionOptions {
   readonly onState?: (state: SessionState, detail?: string) => void;
   /** Extra query parameters of every connect, e.g. `{ speak: 'true' }` or the browser's `token`. */
   readonly query?: Readonly<Record<string, string>>;
+  /**
+   * Query parameters fetched before each connect, e.g. a single-use WebSocket ticket from
+   * POST /v1/session/tickets (a ticket cannot be replayed on a reconnect). A rejection retries later.
+   * @default - none
+   */
+  readonly dialQuery?: () => Promise<Readonly<Record<string, string>>>;
   /** Reconnect after a drop. @default true */
   readonly reconnect?: boolean;
   /** Gives up after this many failed reconnects in a row. @default 20 */
@@ -156,7 +162,18 @@ export class OrbSession {
   }
 
   private dial(): void {
-    const url = this.urlWithQuery(this.opts.urls[this.urlIndex % this.opts.urls.length]);
+    if (!this.opts.dialQuery) {
+      this.dialWith({});
+      return;
+    }
+    this.opts.dialQuery().then(
+      (q) => { if (!this.closedByUser) this.dialWith(q); },
+      (err) => { if (!this.closedByUser) this.scheduleReconnect(`no ticket: ${err instanceof Error ? err.message : String(err)}`); },
+    );
+  }
+
+  private dialWith(extra: Readonly<Record<string, string>>): void {
+    const url = this.urlWithQuery(this.opts.urls[this.urlIndex % this.opts.urls.length], extra);
     this.setState(this.retries ? 'reconnecting' : 'connecting', url);
     let ws: WsLike;
     try {
@@ -186,8 +203,8 @@ export class OrbSession {
   }
 
   /** The session to resume and the last seq seen travel in the query (the gateway checks both before upgrading). */
-  private urlWithQuery(base: string): string {
-    const q: Record<string, string> = { ...this.opts.query };
+  private urlWithQuery(base: string, extra: Readonly<Record<string, string>> = {}): string {
+    const q: Record<string, string> = { ...this.opts.query, ...extra };
     if (this.sessionId) { q.session = this.sessionId; q.last_seq = String(this.lastSeq); }
     const qs = Object.entries(q).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
     return qs ? `${base}${base.includes('?') ? '&' : '?'}${qs}` : base;

@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import Fastify, { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
+import Ajv, { type AnySchema } from 'ajv';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyUnderPressure from '@fastify/under-pressure';
 import fastifyWebsocket from '@fastify/websocket';
@@ -29,6 +30,10 @@ import { httpRoutes } from './routes';
 import { sessionSocketRoute } from './socket';
 import { openAiAudioPlugin } from './plugins/openai-audio';
 import { webClientPlugin } from './web';
+import { scrubHeaders, scrubUrl } from './redact';
+import { isVaultUnavailable } from './vault';
+import { capabilitiesFrom } from './audio-params';
+import { ticketsPlugin } from './tickets';
 import { SileroVad } from '../workers/inference/vad';
 import * as E from './errors';
 
@@ -39,6 +44,8 @@ export interface OrbAppOptions {
   readonly vault: VaultConfig;
   /** pino options, or false for silence (tests). @default - JSON logs at config.logLevel */
   readonly logger?: FastifyServerOptions['logger'];
+  /** Where the default (redacting) JSON logs go, e.g. a test capturing them. @default - stdout */
+  readonly logStream?: { write(line: string): void };
   /** Extra @fastify/under-pressure options (tests force pressure with tiny limits). */
   readonly underPressure?: Record<string, unknown>;
   /** BLOCK of the replica's event tail, ms. @default 250 */
@@ -63,20 +70,25 @@ declare module 'fastify' {
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** URL without secrets a browser client may have put in the query (WebSocket `token`). */
-function scrubUrl(url: string): string {
-  return url.replace(/([?&](?:token|api_key)=)[^&]*/gi, '$1[Redacted]');
+/**
+ * Bodies are validated strictly (a JSON `"1"` is not the number 1); querystrings and params are
+ * text by nature, so they alone are coerced to the schema's scalar types.
+ */
+function validatorCompilers(): FastifySchemaCompiler<AnySchema> {
+  const strict = new Ajv({ coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: true, strict: false });
+  const text = new Ajv({ coerceTypes: true, removeAdditional: false, allErrors: false, useDefaults: true, strict: false });
+  return ({ schema, httpPart }) => (httpPart === 'body' ? strict : text).compile(schema as AnySchema) as ReturnType<FastifySchemaCompiler<AnySchema>>;
 }
 
 export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const logger: FastifyServerOptions['logger'] = opts.logger ?? {
     level: config.logLevel,
+    ...(opts.logStream ? { stream: opts.logStream } : {}),
     base: { pod: config.podName, version: config.version },
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["sec-websocket-protocol"]'], censor: '[Redacted]' },
     serializers: {
       req: (req: { id: string; method: string; url: string; headers: Record<string, unknown>; ip?: string }) => ({
-        id: req.id, method: req.method, url: scrubUrl(req.url), headers: { ...req.headers }, remoteAddress: req.ip,
+        id: req.id, method: req.method, url: scrubUrl(req.url), headers: scrubHeaders(req.headers), remoteAddress: req.ip,
       }),
     },
   };
@@ -90,11 +102,32 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
-    trustProxy: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Only the ingress hops' X-Forwarded-For entries are believed: what a client writes there itself changes nothing.
+    trustProxy: config.trustProxyHops > 0 ? (_addr: string, hop: number) => hop < config.trustProxyHops : false,
+    // A client that drips its headers or body cannot hold a connection: node answers 408 and closes it.
+    http: {
+      headersTimeout: Math.min(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs),
+      requestTimeout: config.httpRequestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.httpHeadersTimeoutMs / 4))),
+    },
+    requestTimeout: config.httpRequestTimeoutMs,
+    connectionTimeout: config.httpIdleTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
   });
+  app.setValidatorCompiler(validatorCompilers());
 
   app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+  // JSON is UTF-8 (RFC 8259): a body labelled with another charset would be read as something it is not.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(String(req.headers['content-type'] ?? ''))?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      done(new E.ORB_ERR_UNSUPPORTED_MEDIA(`application/json in charset '${charset.slice(0, 20)}'; JSON is UTF-8`), undefined);
+      return;
+    }
+    jsonParser(req, body as string, done);
+  });
   app.addContentTypeParser(['audio/wav', 'audio/x-wav', 'audio/wave', 'audio/pcm', 'audio/l16', 'application/octet-stream'],
     { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -107,6 +140,10 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     const status = err.statusCode ?? 500;
     if (status >= 500 && status !== 503 && status !== 504) req.log.error({ err: raw }, 'request failed');
     else req.log.info({ code: err.code, status, msg: err.message }, 'request rejected');
+    if (err.code === 'ORB_ERR_VAULT_UNAVAILABLE') reply.header('retry-after', '5');
+    // Refused before its body was read (e.g. a bad multipart part): the rest of the body would stall this
+    // keep-alive connection for the client's next request, so the connection ends with this answer.
+    if (!req.raw.complete) reply.header('connection', 'close');
     reply.status(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
   });
 
@@ -132,12 +169,14 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     // Limits follow the API key wherever it connects; unauthenticated guesses count per client IP.
-    keyGenerator: (req) => keyIdOf(app.apiKeys, req) ?? `ip:${req.ip}`,
+    // (apiKeyId is set once auth ran: a WebSocket's turns, authenticated by header or ticket, draw on the same budget.)
+    keyGenerator: (req) => req.apiKeyId || (keyIdOf(app.apiKeys, req) ?? `ip:${req.ip}`),
     // If the vault is away, requests fail on the vault anyway; do not turn that into 500s here.
     skipOnError: true,
     errorResponseBuilder: (_req, ctx) => Object.assign(new E.ORB_ERR_TOO_MANY_REQUESTS(ctx.after), { statusCode: ctx.statusCode }),
   });
   await app.register(authPlugin, { keys: config.apiKeys });
+  await app.register(ticketsPlugin, { ttlMs: config.wsTicketTtlMs, prefix: opts.vault.keyPrefix });
   await app.register(liveSessionsPlugin, { pod: config.podName, maxSocketsPerKey: config.maxSocketsPerKey, leaseMs: config.heartbeatTtlMs });
   await app.register(drainPlugin);
   await app.register(identityPlugin, { refreshMs: config.heartbeatMs });
@@ -171,7 +210,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   await app.register(httpRoutes);
   await app.register(sessionSocketRoute);
   // OpenAI-shaped /v1/audio/transcriptions and /v1/audio/speech (speech workers); auth and rate limit apply as everywhere.
-  await app.register(openAiAudioPlugin, { bus, events, redis, keys });
+  await app.register(openAiAudioPlugin, { bus, events, redis, keys, capabilities: capabilitiesFrom(config.asrLanguages) });
   await app.register(webClientPlugin, { root: config.webRoot });
   return app;
 }
@@ -191,6 +230,7 @@ export function toOrbError(err: FastifyError | Error, bodyLimitBytes = 0): Fasti
       return new E.ORB_ERR_UNSUPPORTED_MEDIA(e.message);
   }
   if (err instanceof SyntaxError) return new E.ORB_ERR_MALFORMED_JSON(err.message);
+  if (isVaultUnavailable(err)) return new E.ORB_ERR_VAULT_UNAVAILABLE(err.message);
   if (err instanceof AcpError) {
     return err.code === 'ACP_ERR_BACKLOG' ? new E.ORB_ERR_BUS_BACKLOG(err.message) : new E.ORB_ERR_BAD_REQUEST(err.message);
   }

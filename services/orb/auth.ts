@@ -39,6 +39,8 @@ declare module 'fastify' {
     auth?: boolean;
     /** Also accept `?token=<key>`: browsers cannot set headers on a WebSocket. */
     queryToken?: boolean;
+    /** Accept `?ticket=<single-use ticket>` from POST /v1/session/tickets (keeps the key out of URLs). */
+    ticket?: boolean;
   }
 }
 
@@ -49,17 +51,27 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { keys: readonly
   // preValidation, after the rate limiter's onRequest, so failed guesses count against the caller's IP.
   app.addHook('preValidation', async (req: FastifyRequest) => {
     if (req.routeOptions.config?.auth === false) return;
+    const ticket = !req.headers.authorization ? queryParam(req, 'ticket') : undefined;
+    if (ticket !== undefined) {
+      const owner = await app.wsTickets.redeem(ticket);
+      if (!owner) throw new ORB_ERR_UNAUTHORIZED('ticket unknown, expired or already used');
+      req.apiKeyId = owner;
+      return;
+    }
     const id = keyIdOf(app.apiKeys, req);
     if (!id) throw new ORB_ERR_UNAUTHORIZED(presented(req) ? 'key not recognised' : 'no Authorization: Bearer header');
     req.apiKeyId = id;
   });
 }, { fastify: '5.x', name: 'orb-auth' });
 
-function queryToken(req: FastifyRequest): string | undefined {
-  if (!req.routeOptions.config?.queryToken) return undefined;
-  const t = (req.query as Record<string, unknown> | undefined)?.token;
+function queryParam(req: FastifyRequest, name: 'token' | 'ticket'): string | undefined {
+  const allowed = name === 'token' ? req.routeOptions.config?.queryToken : req.routeOptions.config?.ticket;
+  if (!allowed) return undefined;
+  const t = (req.query as Record<string, unknown> | undefined)?.[name];
   return typeof t === 'string' && t ? t : undefined;
 }
+
+const queryToken = (req: FastifyRequest) => queryParam(req, 'token');
 
 function presented(req: FastifyRequest): boolean {
   return Boolean(req.headers.authorization || queryToken(req));

@@ -7,6 +7,9 @@ export const ORB_ERR_MALFORMED_JSON = createError('ORB_ERR_MALFORMED_JSON', 'Mal
 export const ORB_ERR_BODY_TOO_LARGE = createError('ORB_ERR_BODY_TOO_LARGE', 'Body larger than %d bytes', 413);
 export const ORB_ERR_UNSUPPORTED_MEDIA = createError('ORB_ERR_UNSUPPORTED_MEDIA', 'Unsupported Content-Type: %s', 415);
 export const ORB_ERR_AUDIO_FORMAT = createError('ORB_ERR_AUDIO_FORMAT', 'Unsupported audio: %s (want PCM16LE, 16000 Hz, mono)', 415);
+export const ORB_ERR_AUDIO_MALFORMED = createError('ORB_ERR_AUDIO_MALFORMED', 'Malformed audio: %s', 400);
+export const ORB_ERR_UNSUPPORTED_PARAMETER = createError('ORB_ERR_UNSUPPORTED_PARAMETER', 'Not supported by the model: %s', 400);
+export const ORB_ERR_UPGRADE_REQUIRED = createError('ORB_ERR_UPGRADE_REQUIRED', 'This route needs a WebSocket upgrade: %s', 426);
 export const ORB_ERR_FRAME_TOO_LARGE = createError('ORB_ERR_FRAME_TOO_LARGE', 'Frame larger than %d bytes', 413);
 export const ORB_ERR_UTTERANCE_TOO_LONG = createError('ORB_ERR_UTTERANCE_TOO_LONG', 'Utterance longer than %d bytes', 413);
 export const ORB_ERR_UNKNOWN_SESSION = createError('ORB_ERR_UNKNOWN_SESSION', 'Unknown session: %s', 404);
@@ -32,6 +35,8 @@ export const WS_CLOSE = {
   serviceRestart: 1012,
   tryAgainLater: 1013,
   unauthorized: 4401,
+  /** No client frame for ORB_WS_IDLE_MS. */
+  idle: 4408,
   unknownSession: 4404,
   tooManySockets: 4429,
 } as const;

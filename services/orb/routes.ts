@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SESSION_ID_PATTERN, SESSION_ID_RE, SessionRecord } from './session-store';
-import { checkRawPcm, pcmFromWav } from './audio';
+import { checkRawPcm, parseMediaType, pcmFromWav } from './audio';
 import * as E from './errors';
 
 const open = { auth: false, rateLimit: false, pressureHandler: () => undefined } as const;
@@ -156,7 +156,7 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
       // Per media type: JSON text turns are validated here; audio bodies are checked by the handler (WAV header, rate).
       body: { content: {
         'application/json': { schema: { type: 'object', required: ['text'], additionalProperties: false, properties: {
-          session: { type: 'string', pattern: SESSION_ID_PATTERN }, text: { type: 'string', minLength: 1, maxLength: 4000 }, speak: { type: 'boolean' },
+          session: { type: 'string', pattern: SESSION_ID_PATTERN }, text: { type: 'string', minLength: 1, maxLength: 4000, pattern: '\\S' }, speak: { type: 'boolean' },
         } } },
         'audio/wav': { schema: {} }, 'audio/x-wav': { schema: {} }, 'audio/wave': { schema: {} },
         'audio/pcm': { schema: {} }, 'audio/l16': { schema: {} }, 'application/octet-stream': { schema: {} },
@@ -166,11 +166,11 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
   }, async (req) => {
     const ac = new AbortController();
     req.raw.once('close', () => { if (req.raw.destroyed && !req.raw.complete) ac.abort(); });
-    const ctype = String(req.headers['content-type'] ?? '').toLowerCase();
+    const ctype = String(req.headers['content-type'] ?? '');
     if (Buffer.isBuffer(req.body)) {
-      const pcm = ctype.startsWith('audio/pcm') || ctype.startsWith('audio/l16') ? checkRawPcm(ctype, req.body)
-        : ctype.startsWith('application/octet-stream') ? (() => { throw new E.ORB_ERR_AUDIO_FORMAT('application/octet-stream does not say the format; send audio/wav or audio/pcm;rate=16000'); })()
-        : pcmFromWav(req.body);
+      const { type } = parseMediaType(ctype);
+      if (type === 'application/octet-stream') throw new E.ORB_ERR_AUDIO_FORMAT('application/octet-stream does not say the format; send audio/wav or audio/pcm;rate=16000');
+      const pcm = type === 'audio/pcm' || type === 'audio/l16' ? checkRawPcm(ctype, req.body) : pcmFromWav(req.body);
       const s = req.query.session ? await ownedSession(app, req, req.query.session) : await app.orb.sessions.create(req.apiKeyId, app.orb.config.podName);
       const turn = randomUUID();
       await app.orb.turns.appendAudio(s.id, turn, pcm);

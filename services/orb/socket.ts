@@ -15,9 +15,10 @@ import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
 import type { LiveSocket } from './live-sessions';
 import { Endpointer } from './endpointing';
 import { resumeHint } from './drain';
+import { isVaultUnavailable } from './vault';
 import * as E from './errors';
 
-interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string }
+interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string; ticket?: string }
 
 interface SocketContext {
   socketId: string;
@@ -35,7 +36,7 @@ const CLIENT_EVENT_SCHEMA = {
   required: ['type'],
   oneOf: [
     { properties: { type: { const: 'ping' }, id: {} }, additionalProperties: false },
-    { properties: { type: { const: 'text' }, text: { type: 'string', minLength: 1, maxLength: 4000 }, speak: { type: 'boolean' } }, required: ['text'], additionalProperties: false },
+    { properties: { type: { const: 'text' }, text: { type: 'string', minLength: 1, maxLength: 4000, pattern: '\\S' }, speak: { type: 'boolean' } }, required: ['text'], additionalProperties: false },
     { properties: { type: { const: 'input_audio.format' }, encoding: { type: 'string' }, sample_rate: { type: 'integer' }, channels: { type: 'integer' } },
       required: ['encoding', 'sample_rate', 'channels'], additionalProperties: false },
     { properties: { type: { const: 'input_audio.commit' }, speak: { type: 'boolean' } }, additionalProperties: false },
@@ -53,7 +54,35 @@ type ClientEvent =
 /** Unsent bytes queued for one socket before it is closed as too slow. */
 const SLOW_CLIENT_BYTES = 16 * 1024 * 1024;
 
-const validateClientEvent = new Ajv({ allErrors: false, strict: false }).compile<ClientEvent>(CLIENT_EVENT_SCHEMA);
+const validateClientEvent = new Ajv({ allErrors: false, strict: false, coerceTypes: false }).compile<ClientEvent>(CLIENT_EVENT_SCHEMA);
+
+/** A token bucket: `rate` per second, holding at most `burst`. */
+export class TokenBucket {
+  private tokens: number;
+  private at = Date.now();
+  constructor(private readonly rate: number, private readonly burst: number) { this.tokens = burst; }
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+  }
+  /** Takes n tokens if there are that many. */
+  take(n = 1): boolean {
+    this.refill();
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+  /** Takes n tokens on credit; returns the ms until the debt is paid (0 when there were enough). */
+  reserve(n: number): number {
+    this.refill();
+    this.tokens -= n;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.rate) * 1000);
+  }
+}
+
+/** PCM16 mono 16 kHz: bytes per second of real-time audio. */
+const REALTIME_BYTES_PER_S = 32_000;
 
 export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
   const { orb } = app;
@@ -65,17 +94,20 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     sendJson(ws, { type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
   };
 
+  // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
+  const keyBudget = app.createRateLimit();
+
   app.get<{ Querystring: SocketQuery }>('/v1/session', {
     websocket: true,
-    config: { queryToken: true },
+    config: { queryToken: true, ticket: true },
     schema: {
       querystring: { type: 'object', additionalProperties: false, properties: {
         session: { type: 'string', pattern: SESSION_ID_PATTERN }, last_seq: { type: 'string', maxLength: 20 },
-        speak: { type: 'boolean' }, vad: { type: 'boolean' }, token: { type: 'string' },
+        speak: { type: 'boolean' }, vad: { type: 'boolean' }, token: { type: 'string' }, ticket: { type: 'string', maxLength: 64 },
       } },
     },
     preHandler: async (req: FastifyRequest<{ Querystring: SocketQuery }>, reply) => {
-      if (!req.ws) { reply.status(426).header('upgrade', 'websocket'); throw new E.ORB_ERR_BAD_REQUEST('this route needs a WebSocket upgrade'); }
+      if (!req.ws) { reply.header('upgrade', 'websocket'); throw new E.ORB_ERR_UPGRADE_REQUIRED('send Connection: Upgrade and Upgrade: websocket'); }
       if (app.drain.draining) throw new E.ORB_ERR_DRAINING();
       let session: SessionRecord | null = null;
       let lastSeq = 0;
@@ -101,16 +133,62 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     app.liveSessions.add(live);
     let sub: { close(): void } | null = null;
     let closed = false;
+    const cfg = orb.config;
+    // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
+    let alive = true;
+    ws.on('pong', () => { alive = true; });
+    const pinger = setInterval(() => {
+      if (!alive) {
+        app.metrics.wsRejected.inc({ reason: 'ping_timeout' });
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      ws.ping();
+    }, cfg.wsPingMs);
+    pinger.unref();
+    // Idle: a client that sends nothing for wsIdleMs gives its slot under the key's socket cap back.
+    const idle = setTimeout(() => {
+      app.metrics.wsRejected.inc({ reason: 'idle' });
+      ws.close(E.WS_CLOSE.idle, `no client frame for ${cfg.wsIdleMs} ms`);
+    }, cfg.wsIdleMs);
+    idle.unref();
+    const messages = new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2);
+    const audioRate = REALTIME_BYTES_PER_S * cfg.wsAudioRealtime;
+    const audio = new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes));
     ws.on('close', () => {
       closed = true;
+      clearInterval(pinger);
+      clearTimeout(idle);
       sub?.close();
       void app.liveSessions.remove(live);
     });
     // Frames are handled strictly in arrival order (audio appends must not reorder).
     let chain: Promise<void> = Promise.resolve();
     // Frames that arrive while the session is being set up wait on the chain too.
+    // Audio beyond the socket's rate is slowed, not dropped: each frame waits for its share, and while
+    // more than a few seconds of it are queued the socket stops reading (TCP pushes back on the client).
+    let queuedAudio = 0;
+    const maxQueuedAudio = Math.max(4 * audioRate, 4 * cfg.maxFrameBytes);
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      chain = chain.then(() => handle(data, isBinary)).catch((err) => {
+      idle.refresh();
+      let pace: Promise<void> | undefined;
+      if (isBinary) {
+        const size = rawLength(data);
+        const waitMs = audio.reserve(size);
+        queuedAudio += size;
+        if (queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
+        const release = () => {
+          queuedAudio -= size;
+          if (ws.isPaused && queuedAudio <= maxQueuedAudio / 2) ws.resume();
+        };
+        pace = (waitMs > 0 ? new Promise<void>((r) => setTimeout(r, waitMs)) : Promise.resolve()).then(release);
+      } else if (!messages.take()) {
+        // A message over the socket's rate is refused at once, before it queues any work; the socket stays open.
+        sendError(ws, new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
+        return;
+      }
+      chain = chain.then(() => pace).then(() => handle(data, isBinary)).catch((err) => {
         const ce = toClientError(err);
         if (ce.statusCode >= 500) req.log.error({ err }, 'socket message failed');
         sendError(ws, ce);
@@ -134,6 +212,12 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       if (!pcm.length) return;
       if (utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
       utterance.bytes = await orb.turns.appendAudio(sid, utterance.turn, pcm);
+    };
+
+    /** A turn from this socket draws on the key's rate limit, the same budget its HTTP requests share on every replica. */
+    const spendKeyBudget = async () => {
+      const r = await keyBudget(req);
+      if (!r.isAllowed && r.isExceeded) throw new E.ORB_ERR_TOO_MANY_REQUESTS(`${r.ttlInSeconds} s`);
     };
 
     const commitUtterance = async (sid: string, speak: boolean, by: 'client' | 'vad') => {
@@ -237,9 +321,11 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
           utterance = null;
           return;
         case 'input_audio.commit':
+          await spendKeyBudget();
           await commitUtterance(sid, msg.speak ?? speakDefault, 'client');
           return;
         case 'text': {
+          await spendKeyBudget();
           const t = await orb.turns.startText(sid, msg.text, { speak: msg.speak ?? speakDefault });
           sendJson(ws, { type: 'turn.accepted', turn: t.turn, start_seq: t.seq, deadline_ms: t.deadlineMs });
           await orb.sessions.touch(sid, req.apiKeyId);
@@ -250,9 +336,14 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
   });
 }, { fastify: '5.x', name: 'orb-session-socket', dependencies: ['orb-http-routes'] });
 
+function rawLength(data: RawData): number {
+  return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+}
+
 function toClientError(err: unknown): { code: string; statusCode: number; message: string } {
   const e = err as { code?: string; statusCode?: number; message?: string };
   if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return { code: e.code, statusCode: e.statusCode ?? 400, message: e.message ?? '' };
   if (typeof e.code === 'string' && e.code === 'ACP_ERR_BACKLOG') return { code: 'ORB_ERR_BUS_BACKLOG', statusCode: 503, message: e.message ?? '' };
+  if (isVaultUnavailable(err)) return { code: 'ORB_ERR_VAULT_UNAVAILABLE', statusCode: 503, message: e.message ?? '' };
   return { code: 'ORB_ERR_INTERNAL', statusCode: 500, message: 'Internal error' };
 }

@@ -59,6 +59,16 @@ describe('OrbCore', () => {
     expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(2);
   });
 
+  test('X-Forwarded-For is believed from the Ingress hops only: ORB_TRUST_PROXY_HOPS 1 behind it, unset (0) without one', () => {
+    const env = (props: object) => synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, ...props }))
+      .find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env({ ingress: { host: 'orb.example.com' } })).toContainEqual({ name: 'ORB_TRUST_PROXY_HOPS', value: '1' });
+    expect(env({ ingress: { host: 'orb.example.com', proxyHops: 2 } })).toContainEqual({ name: 'ORB_TRUST_PROXY_HOPS', value: '2' });
+    expect(env({}).find((e) => e.name === 'ORB_TRUST_PROXY_HOPS')).toBeUndefined();
+    expect(() => new OrbCore(Testing.chart(), 'o', { image: IMAGE, resources: RES, vault: VAULT, ingress: { host: 'h', proxyHops: 0 } }))
+      .toThrow("'ingress.proxyHops' (0) must be an integer from 1 to 8");
+  });
+
   test('an HPA leaves replicas unset', () => {
     const objs = synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, autoscaling: { minReplicas: 3, maxReplicas: 6 } }));
     expect(objs.find((o) => o.kind === 'Deployment').spec.replicas).toBeUndefined();

@@ -243,14 +243,22 @@ function browserSocket(url: string): WsLike {
   return new WebSocket(url) as unknown as WsLike;
 }
 
+async function wsTicket(apiKey: string): Promise<string> {
+  const res = await fetch(new URL('/v1/session/tickets', gateway), { method: 'POST', headers: { authorization: `Bearer ${apiKey}` } });
+  if (!res.ok) throw new Error(`ticket refused: HTTP ${res.status}`);
+  return ((await res.json()) as { ticket: string }).ticket;
+}
+
 async function connect(apiKey: string): Promise<void> {
   const previous = session;
   previous?.close();
   session = new OrbSession({
     urls: [wsBase],
     connect: browserSocket,
-    // Browsers cannot set Authorization on a WebSocket; the gateway takes `token` on this route.
-    query: { token: apiKey, speak: 'true' },
+    query: { speak: 'true' },
+    // Browsers cannot set Authorization on a WebSocket, and a key in the URL lands in logs: each connect
+    // redeems a fresh single-use ticket from an authenticated POST instead.
+    dialQuery: async () => ({ ticket: await wsTicket(apiKey) }),
     sessionId: previous?.sessionId ?? sessionStorage.getItem('orb.session') ?? undefined,
     lastSeq: previous?.lastSeq ?? Number(sessionStorage.getItem('orb.lastSeq') ?? 0),
     onEvent: (ev) => {

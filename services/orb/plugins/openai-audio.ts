@@ -16,6 +16,8 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import type Redis from 'ioredis';
 import { AcpBus, AcpPart, createEnvelope, jsonPart, textPart, TurnEvent, TurnEventStream, VaultKeys } from '../../acp';
+import { AudioCapabilities, checkTranscriptionFields, DEFAULT_CAPABILITIES } from '../audio-params';
+import { rawPcmUpload } from '../audio';
 
 export const ORB_ERR_AUDIO_REQUEST = createError('ORB_ERR_AUDIO_REQUEST', 'Invalid audio request: %s', 400);
 export const ORB_ERR_AUDIO_TIMEOUT = createError('ORB_ERR_AUDIO_TIMEOUT', 'No %s worker answered within %d ms', 504);
@@ -33,6 +35,8 @@ export interface OpenAiAudioOptions {
   readonly maxUploadBytes?: number;
   /** Longest `input` of /v1/audio/speech (OpenAI's limit). @default 4096 */
   readonly maxInputChars?: number;
+  /** What the speech models accept; parameters outside it are refused before a job is queued. @default DEFAULT_CAPABILITIES */
+  readonly capabilities?: AudioCapabilities;
   /** Extra preHandler, e.g. auth where the app has no global hook. @default - none */
   readonly preHandler?: preHandlerHookHandler;
 }
@@ -187,24 +191,31 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     let file: Buffer | undefined;
     let mimetype: string | undefined;
     const fields: Record<string, string> = {};
+    const fieldList: [string, string][] = [];
     const granularities = new Set<string>();
     try {
       for await (const part of req.parts()) {
         if (part.type === 'file') {
           if (part.fieldname !== 'file') throw new ORB_ERR_AUDIO_REQUEST(`unexpected file field '${part.fieldname}'`);
           file = await part.toBuffer();
+          // busboy drops the part's media type parameters: raw PCM here is 16 kHz PCM16LE, audio/L16 (rate required) is refused.
           mimetype = part.mimetype;
+        } else if (typeof part.value !== 'string' || part.valueTruncated || part.fieldnameTruncated) {
+          throw new ORB_ERR_AUDIO_REQUEST(`field '${part.fieldname.slice(0, 40)}' must be a plain text value of at most 1024 bytes`);
         } else if (part.fieldname === 'timestamp_granularities[]' || part.fieldname === 'timestamp_granularities') {
+          fieldList.push([part.fieldname, part.value]);
           granularities.add(String(part.value));
         } else {
-          fields[part.fieldname] = String(part.value);
+          fields[part.fieldname] = part.value;
+          fieldList.push([part.fieldname, part.value]);
         }
       }
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === 'FST_REQ_FILE_TOO_LARGE') throw Object.assign(new ORB_ERR_AUDIO_REQUEST(`file larger than ${maxUpload} bytes`), { statusCode: 413 });
-      if (code?.startsWith('FST_')) throw new ORB_ERR_AUDIO_REQUEST((err as Error).message);
-      throw err;
+      if (code?.startsWith('ORB_ERR_')) throw err;
+      // Anything else here is the body not being the multipart it claims (busboy: bad boundary, cut-off part…).
+      throw new ORB_ERR_AUDIO_REQUEST(`malformed multipart body: ${(err as Error).message}`);
     }
     if (!file) throw new ORB_ERR_AUDIO_REQUEST('missing `file`');
     if (!fields.model) throw new ORB_ERR_AUDIO_REQUEST('missing `model`');
@@ -212,14 +223,15 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     if (!RESPONSE_FORMATS.includes(format)) throw new ORB_ERR_AUDIO_REQUEST(`response_format must be one of ${RESPONSE_FORMATS.join(', ')}`);
     for (const g of granularities) if (g !== 'word' && g !== 'segment') throw new ORB_ERR_AUDIO_REQUEST(`timestamp_granularities[] must be word or segment, got '${g}'`);
     const language = fields.language || undefined;
-    if (language !== undefined && !/^[a-z]{2,3}$/.test(language)) throw new ORB_ERR_AUDIO_REQUEST('language must be an ISO-639-1 code like `en`');
+    checkTranscriptionFields(fieldList, opts.capabilities ?? DEFAULT_CAPABILITIES);
+    const rawPcm = rawPcmUpload(mimetype ?? '', file);
 
-    const upload = file;
+    const upload = rawPcm?.bytes ?? file;
     const events = jobEvents('whisperx', 'asr.transcribe', async (session, turn) => {
       // The audio waits in the vault (like a voice turn's utterance) so the job entry stays small.
       const key = opts.keys.turnAudio(session, turn);
       await opts.redis.set(key, upload, 'PX', timeoutMs + 60_000);
-      return [{ content_type: uploadContentType(upload, mimetype), content_ref: key }, jsonPart({ fan_out: false, ...(language ? { language } : {}) })];
+      return [{ content_type: rawPcm?.contentType ?? uploadContentType(upload, mimetype), content_ref: key }, jsonPart({ fan_out: false, ...(language ? { language } : {}) })];
     }, req);
     let t: TranscriptData;
     try {
@@ -247,7 +259,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       required: ['model', 'input', 'voice'],
       properties: {
         model: { type: 'string', minLength: 1, maxLength: 200 },
-        input: { type: 'string', minLength: 1, maxLength: opts.maxInputChars ?? 4096 },
+        input: { type: 'string', minLength: 1, maxLength: opts.maxInputChars ?? 4096, pattern: '\\S' },
         voice: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'object', properties: { id: { type: 'string' } } }] },
         instructions: { type: 'string' },
         response_format: { type: 'string', enum: ['wav', 'pcm'] },
