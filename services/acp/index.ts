@@ -18,6 +18,7 @@ export * from './events';
 export * from './bus';
 export * from './consumer';
 export * from './turn';
+export * from './models';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

@@ -29,6 +29,8 @@ export interface VaultKeys {
   dlq(queue: string): string;
   /** Dedupe record of a job (hash: one field per emitted result, `done` when committed). */
   done(jobId: string): string;
+  /** What each worker has loaded (hash: field `{role}:{consumer}`, value JSON with an expiry): feeds GET /v1/models. */
+  readonly models: string;
 }
 
 export function vaultKeys(prefix = ''): VaultKeys {
@@ -50,5 +52,6 @@ export function vaultKeys(prefix = ''): VaultKeys {
     coreJobs: (ordinal) => `${p}acp:jobs:core:${ordinal}`,
     dlq: (queue) => `${p}acp:dlq:${queue}`,
     done: (jobId) => `${p}acp:done:${jobId}`,
+    models: `${p}acp:models`,
   };
 }

@@ -5,9 +5,11 @@
  * synthesized, so the client hears the first sentence while the rest is produced; `end_turn` (spoken turns)
  * closes the turn with `turn.end`.
  */
-import { Job, JobRejectedError, partContent } from '../../acp';
+import { statSync } from 'fs';
+import { Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { TTS_ENV } from '../../config/tts';
+import { isCodedError } from '../audio/errors';
 import { encodePcm16 } from '../audio/pcm';
 import { RoleFactory, WorkerRole } from '../runtime';
 import { VoiceLibrary, streamSpeech } from './voices';
@@ -46,7 +48,16 @@ export const ttsRole: RoleFactory = (ctx) => {
       }
       const opts = partContent<TtsJobOptions>(job.envelope, 'application/json') ?? {};
       const speed = Math.min(4, Math.max(0.25, opts.speed ?? 1));
-      const voice = await lib.voice(opts.voice);
+      let voice: Awaited<ReturnType<typeof lib.voice>>;
+      try {
+        voice = await lib.voice(opts.voice);
+      } catch (err) {
+        // An unknown voice is the caller's mistake, not a retryable failure: report it and acknowledge the job.
+        if (!isCodedError(err)) throw err;
+        await job.emit('turn.error', { code: err.code, message: err.message, status: err.statusCode });
+        if (opts.end_turn) await job.emit('turn.end', { outcome: 'error' });
+        return;
+      }
       let emitted = 0;
       for await (const chunk of streamSpeech(voice, text, { speed })) {
         if (job.signal.aborted) throw new Error('aborted while draining');
@@ -60,6 +71,10 @@ export const ttsRole: RoleFactory = (ctx) => {
       if (opts.end_turn) await job.emit('turn.end', { outcome: 'ok' });
     },
     ready: () => loaded,
+    // Each Piper/VITS voice is its own ONNX model: listed as a model whose one voice is itself.
+    models: (): ServedModel[] => lib.list().map((v) => ({
+      id: v.name, task: 'text-to-speech', created: Math.floor(statSync(v.modelPath).mtimeMs / 1000), owned_by: 'ucm4-orb', voices: [v.name],
+    })),
     dispose: () => lib.dispose(),
   };
   return role;
