@@ -19,6 +19,7 @@ export * from './bus';
 export * from './consumer';
 export * from './turn';
 export * from './models';
+export * from './abandon';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

@@ -17,6 +17,8 @@ export interface VaultKeys {
   turnSeq(sid: string): string;
   turn(sid: string, turnId: string): string;
   turnAudio(sid: string, turnId: string): string;
+  /** Set by the gateway when the client of a one-shot REST job left before its last result (see abandon.ts). */
+  turnAbandoned(sid: string, turnId: string): string;
   // memory:*
   memory(sid: string): string;
   // orb:*
@@ -45,6 +47,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     turnSeq: (sid) => `${p}turn:${sid}:seq`,
     turn: (sid, turnId) => `${p}turn:${sid}:${turnId}`,
     turnAudio: (sid, turnId) => `${p}turn:${sid}:${turnId}:audio`,
+    turnAbandoned: (sid, turnId) => `${p}turn:${sid}:${turnId}:abandoned`,
     memory: (sid) => `${p}memory:${sid}`,
     replica: (pod) => `${p}orb:replica:${pod}`,
     rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,

@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'fs';
 import { basename, join } from 'path';
-import { AcpBus, AcpPart, fanOutTranscript, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
+import { AcpBus, AcpPart, dropIfAbandoned, fanOutTranscript, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { ASR_ENV } from '../../config/asr';
 import { isCodedError } from '../audio/errors';
@@ -133,13 +133,20 @@ export const asrRole: RoleFactory = (ctx) => {
           samples,
           opts: { language: opts.language, task: opts.task, stream: opts.stream === true, maxNewTokens: cfg.maxNewTokens, vad: { threshold: cfg.vadThreshold } },
           onSegments: opts.stream ? async (segments: Transcript['segments']) => {
+            const env = jobs[k].envelope;
+            // A REST client that left gets no more deltas (the final transcript is checked again in publish).
+            if (opts.fan_out === false && await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn)) return;
             await jobs[k].emit('transcript.delta', { index: index++, text: segments.map((s) => s.text).join(' '), segments });
           } : undefined,
         };
       }), cfg.batchSize);
       await Promise.all(ready.map(async ({ k, opts }, i) => {
         try {
+          const env = jobs[k].envelope;
+          const gone = () => opts.fan_out === false && dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
+          if (await gone()) return;
           await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
+          await gone();
         } catch (err) {
           results[k] = err;
         }

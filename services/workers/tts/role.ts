@@ -6,7 +6,7 @@
  * closes the turn with `turn.end`.
  */
 import { statSync } from 'fs';
-import { Job, JobRejectedError, partContent, ServedModel } from '../../acp';
+import { dropIfAbandoned, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { TTS_ENV } from '../../config/tts';
 import { isCodedError } from '../audio/errors';
@@ -59,8 +59,12 @@ export const ttsRole: RoleFactory = (ctx) => {
         return;
       }
       let emitted = 0;
+      const env = job.envelope;
+      // A REST client that left: stop synthesizing for nobody (checked again after the last chunk, see abandon.ts).
+      const abandoned = () => dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
       for await (const chunk of streamSpeech(voice, text, { speed })) {
         if (job.signal.aborted) throw new Error('aborted while draining');
+        if (await abandoned()) return;
         await job.emit('audio', {
           index: chunk.index, content_type: `audio/pcm;rate=${chunk.sampleRate}`, sample_rate: chunk.sampleRate, voice: voice.info.name,
           data: encodePcm16(chunk.samples).toString('base64'), final: chunk.last,
@@ -68,6 +72,7 @@ export const ttsRole: RoleFactory = (ctx) => {
         emitted++;
       }
       if (!emitted) await job.emit('audio', { index: 0, content_type: `audio/pcm;rate=${voice.sampleRate}`, sample_rate: voice.sampleRate, voice: voice.info.name, data: '', final: true });
+      if (await abandoned()) return;
       if (opts.end_turn) await job.emit('turn.end', { outcome: 'ok' });
     },
     ready: () => loaded,
