@@ -25,7 +25,7 @@ import {
 } from './openai-errors';
 import { ModelCatalog, type OpenAiModel } from './openai-models';
 import {
-  encodeSpeech, ffmpegMissing, isEncoded, resamplePcm16, SPEECH_CONTENT_TYPES, SPEECH_FORMATS, SPEECH_OUTPUT_RATE, wavHeader,
+  ffmpegMissing, startSpeechEncoder, type SpeechEncoder, isEncoded, resamplePcm16, SPEECH_CONTENT_TYPES, SPEECH_FORMATS, SPEECH_OUTPUT_RATE, wavHeader,
   type SpeechFormat,
 } from './speech-encoder';
 
@@ -377,9 +377,17 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     }
     const events = jobEvents('xtts', 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], req,
       (ev) => ev.type === 'audio' && (ev.data as AudioData).final);
+    // ffmpeg starts while the first sentence is synthesized, so its start-up is not on the way to the first byte.
+    const encoder = isEncoded(format) ? startSpeechEncoder(format, ffmpegPath) : undefined;
     // Wait for the first sentence before answering, so worker errors still become a proper 4xx.
-    const first = await firstOrClose(events, (ev) => (ev.type === 'audio' ? (ev.data as AudioData) : undefined));
-    const audio = speechBytes(format, first, events);
+    let first: AudioData;
+    try {
+      first = await firstOrClose(events, (ev) => (ev.type === 'audio' ? (ev.data as AudioData) : undefined));
+    } catch (err) {
+      encoder?.kill();
+      throw err;
+    }
+    const audio = speechBytes(format, first, events, encoder);
     if (b.stream_format === 'sse') {
       async function* body(): AsyncGenerator<string> {
         try {
@@ -415,12 +423,18 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     }
   }
 
-  /** The reply's bytes in `format`: pcm and compressed formats chunk by chunk as synthesized, wav in one piece (its header needs the length). */
-  async function* speechBytes(format: SpeechFormat, first: AudioData, events: AsyncGenerator<TurnEvent>): AsyncGenerator<Buffer> {
+  /**
+   * The reply's bytes in `format`: pcm and compressed formats chunk by chunk as synthesized (resampled to 24 kHz, as
+   * OpenAI's are), wav in one piece at the voice's rate (its header needs the length).
+   */
+  async function* speechBytes(format: SpeechFormat, first: AudioData, events: AsyncGenerator<TurnEvent>, encoder?: SpeechEncoder): AsyncGenerator<Buffer> {
     const rate = first.sample_rate;
     const pcm = sentences(first, events);
-    if (format === 'pcm') {
+    async function* at24k(): AsyncGenerator<Buffer> {
       for await (const c of pcm) yield resamplePcm16(c, rate, SPEECH_OUTPUT_RATE);
+    }
+    if (format === 'pcm') {
+      yield* at24k();
     } else if (format === 'wav') {
       const chunks: Buffer[] = [];
       for await (const c of pcm) chunks.push(c);
@@ -428,7 +442,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       yield Buffer.concat([wavHeader(data.length, rate), data]);
     } else {
       try {
-        yield* encodeSpeech(pcm, format, rate, ffmpegPath);
+        yield* encoder!.encode(at24k());
       } catch (err) {
         const code = (err as { code?: string }).code;
         // The worker's own errors keep their code; anything else went wrong in ffmpeg.

@@ -44,19 +44,27 @@ export function ffmpegMissing(path: string): Promise<string | undefined> {
   return p;
 }
 
+/** A running ffmpeg waiting for PCM16LE at SPEECH_OUTPUT_RATE on stdin. */
+export interface SpeechEncoder {
+  /** Feeds `pcm` (24 kHz PCM16LE chunks) in and yields the encoded bytes as ffmpeg produces them. Call once. */
+  encode(pcm: AsyncIterable<Buffer>): AsyncGenerator<Buffer>;
+  /** Stops ffmpeg (a request that failed before any audio). */
+  kill(): void;
+}
+
 /**
- * Encodes a stream of PCM16LE chunks at `inputRate` into `format`, yielding encoded bytes as ffmpeg produces them.
- * Ends (or throws, when ffmpeg fails or is killed) once the input is exhausted and ffmpeg has flushed. Stopping the
- * iteration early kills ffmpeg.
+ * Starts ffmpeg for `format` now, before the first sentence exists: its start-up (~0.2 s of loading libraries)
+ * overlaps synthesis instead of delaying the first byte. Input is fixed at 24 kHz so it need not wait for the
+ * voice's rate; callers resample (resamplePcm16). The encoded stream ends (or throws, when ffmpeg fails or is
+ * killed) once the input is exhausted and ffmpeg has flushed; stopping the iteration early kills ffmpeg.
  */
-export async function* encodeSpeech(pcm: AsyncIterable<Buffer>, format: EncodedFormat, inputRate: number,
-  ffmpegPath = 'ffmpeg'): AsyncGenerator<Buffer> {
+export function startSpeechEncoder(format: EncodedFormat, ffmpegPath = 'ffmpeg'): SpeechEncoder {
   const child: ChildProcessWithoutNullStreams = spawn(ffmpegPath, [
     '-hide_banner', '-loglevel', 'error', '-nostdin',
     // Raw PCM needs no probing: without these ffmpeg reads seconds of input (or all of it) before it encodes a frame.
     '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
-    '-f', 's16le', '-ar', String(inputRate), '-ac', '1', '-i', 'pipe:0',
-    '-ar', String(SPEECH_OUTPUT_RATE), ...CODEC_ARGS[format], '-flush_packets', '1', 'pipe:1',
+    '-f', 's16le', '-ar', String(SPEECH_OUTPUT_RATE), '-ac', '1', '-i', 'pipe:0',
+    ...CODEC_ARGS[format], '-flush_packets', '1', 'pipe:1',
   ], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
@@ -67,33 +75,38 @@ export async function* encodeSpeech(pcm: AsyncIterable<Buffer>, format: EncodedF
   exited.catch(() => undefined);
   // ffmpeg exiting early closes its stdin: a write after that is EPIPE, reported through the exit status instead.
   child.stdin.on('error', () => undefined);
-  let feedError: unknown;
   const gone = () => child.exitCode !== null || child.signalCode !== null || child.stdin.destroyed;
-  const feed = (async () => {
-    try {
-      for await (const chunk of pcm) {
-        // ffmpeg died: stop reading the source (its return() releases the job's events).
-        if (gone()) break;
-        if (!chunk.length) continue;
-        if (!child.stdin.write(chunk)) await Promise.race([once(child.stdin, 'drain'), exited.catch(() => undefined)]);
+  const kill = () => { if (!gone()) child.kill('SIGKILL'); };
+
+  async function* encode(pcm: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let feedError: unknown;
+    const feed = (async () => {
+      try {
+        for await (const chunk of pcm) {
+          // ffmpeg died: stop reading the source (its return() releases the job's events).
+          if (gone()) break;
+          if (!chunk.length) continue;
+          if (!child.stdin.write(chunk)) await Promise.race([once(child.stdin, 'drain'), exited.catch(() => undefined)]);
+        }
+      } catch (err) {
+        feedError = err;
+        child.kill('SIGKILL');
+      } finally {
+        child.stdin.end();
       }
-    } catch (err) {
-      feedError = err;
-      child.kill('SIGKILL');
+    })();
+    try {
+      for await (const out of child.stdout) yield out as Buffer;
+      const { code, signal } = await exited;
+      // A failed ffmpeg is reported now, without waiting for the source to notice.
+      if (code !== 0 && !feedError) throw new Error(`ffmpeg ${format} ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`);
+      await feed;
+      if (feedError) throw feedError;
     } finally {
-      child.stdin.end();
+      kill();
     }
-  })();
-  try {
-    for await (const out of child.stdout) yield out as Buffer;
-    const { code, signal } = await exited;
-    // A failed ffmpeg is reported now, without waiting for the source to notice.
-    if (code !== 0 && !feedError) throw new Error(`ffmpeg ${format} ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`);
-    await feed;
-    if (feedError) throw feedError;
-  } finally {
-    if (!gone()) child.kill('SIGKILL');
   }
+  return { encode, kill };
 }
 
 export function wavHeader(dataBytes: number, sampleRate: number): Buffer {
