@@ -442,7 +442,16 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       yield Buffer.concat([wavHeader(data.length, rate), data]);
     } else {
       try {
-        yield* encoder!.encode(at24k());
+        // Nothing to say (input without words): a few ms of silence, since an MP3 without a frame does not decode.
+        async function* nonEmpty(): AsyncGenerator<Buffer> {
+          let bytes = 0;
+          for await (const c of at24k()) {
+            bytes += c.length;
+            yield c;
+          }
+          if (!bytes) yield Buffer.alloc(SPEECH_OUTPUT_RATE / 20 * 2);
+        }
+        yield* encoder!.encode(nonEmpty());
       } catch (err) {
         const code = (err as { code?: string }).code;
         // The worker's own errors keep their code; anything else went wrong in ffmpeg.

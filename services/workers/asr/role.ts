@@ -127,6 +127,8 @@ export const asrRole: RoleFactory = (ctx) => {
         }
       }
       if (!ready.length) return results;
+      // Jobs whose REST client left: their session is already deleted, so nothing more may be emitted for them.
+      const dropped = new Set<number>();
       const transcripts = await asr!.transcribeMany(ready.map(({ k, samples, opts }) => {
         let index = 0;
         return {
@@ -135,7 +137,11 @@ export const asrRole: RoleFactory = (ctx) => {
           onSegments: opts.stream ? async (segments: Transcript['segments']) => {
             const env = jobs[k].envelope;
             // A REST client that left gets no more deltas (the final transcript is checked again in publish).
-            if (opts.fan_out === false && await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn)) return;
+            if (dropped.has(k)) return;
+            if (opts.fan_out === false && await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn)) {
+              dropped.add(k);
+              return;
+            }
             await jobs[k].emit('transcript.delta', { index: index++, text: segments.map((s) => s.text).join(' '), segments });
           } : undefined,
         };
@@ -144,7 +150,7 @@ export const asrRole: RoleFactory = (ctx) => {
         try {
           const env = jobs[k].envelope;
           const gone = () => opts.fan_out === false && dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
-          if (await gone()) return;
+          if (dropped.has(k) || await gone()) return;
           await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
           await gone();
         } catch (err) {

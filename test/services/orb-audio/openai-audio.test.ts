@@ -537,6 +537,75 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
     });
   });
 
+  describe('more ways to break it', () => {
+    it('input with nothing to say: 200 and an empty but valid reply in every format', async () => {
+      for (const format of ['wav', 'pcm', ...(HAVE_FFMPEG ? ['mp3', 'flac'] : [])]) {
+        const res = await speech({ input: '... !!!', response_format: format });
+        expect([format, res.status]).toEqual([format, 200]);
+        const bytes = Buffer.from(await res.arrayBuffer());
+        if (format === 'mp3' || format === 'flac') expect(decodedSeconds(bytes)).toBeLessThan(0.2);
+        if (format === 'pcm') expect(bytes.length).toBe(0);
+      }
+    });
+
+    it.each([
+      ['a voice object without id', { voice: {} }, 'voice'],
+      ['a numeric voice', { voice: 7 }, 'voice'],
+      ['an empty input', { input: '' }, 'input'],
+      ['a string speed', { speed: 'fast' }, 'speed'],
+    ])('%s: 400 naming the parameter', async (_name, body, param) => {
+      const res = await speech({ input: 'Hi.', response_format: 'pcm', ...body });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+    });
+
+    it('two files in one upload, and a file under another field name, are refused', async () => {
+      const form = new FormData();
+      form.append('model', 'whisper-1');
+      form.append('file', new Blob([fixture]), 'a.wav');
+      form.append('file', new Blob([fixture]), 'b.wav');
+      const two = await fetch(`${base}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      expect(two.status).toBe(400);
+      expect(((await two.json()) as { error: { code: string } }).error.code).toBe('ORB_ERR_AUDIO_REQUEST');
+      const other = new FormData();
+      other.append('model', 'whisper-1');
+      other.append('audio', new Blob([fixture]), 'a.wav');
+      const res = await fetch(`${base}/v1/audio/transcriptions`, { method: 'POST', body: other });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { param: 'audio', message: expect.stringContaining("unexpected file field 'audio'") } });
+    });
+
+    it('a client that leaves a streaming transcription early leaves no session keys behind', async () => {
+      let release!: () => void;
+      holdCall(WhisperModel.prototype, 'decode', 1, new Promise<void>((r) => { release = r; }), []);
+      const ac = new AbortController();
+      const stream = await openai.audio.transcriptions.create({ file: await toFile(twoWindowWav(), 'long.wav'), model: 'whisper-1', stream: true }, { signal: ac.signal });
+      for await (const ev of stream) {
+        expect(ev.type).toBe('transcript.text.delta');
+        break; // leaves after the first delta: the client closes the connection
+      }
+      await until(async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1, 'the turn to be marked abandoned');
+      release();
+      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'the worker to drop the abandoned turn');
+    });
+
+    it('wav over SSE: one delta carrying the whole wav', async () => {
+      const res = await openai.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'One. Two.', response_format: 'wav', stream_format: 'sse' });
+      const events: Array<{ type: string; audio?: string }> = [];
+      for await (const ev of Stream.fromSSEResponse<{ type: string; audio?: string }>(res, new AbortController())) events.push(ev);
+      expect(events.map((e) => e.type)).toEqual(['speech.audio.delta', 'speech.audio.done']);
+      const w = new WaveFile();
+      w.fromBuffer(Buffer.from(events[0].audio!, 'base64'));
+      expect((w.fmt as { sampleRate: number }).sampleRate).toBe(TINY_PIPER_RATE);
+    });
+
+    it('an empty model path segment is a 404 in the envelope', async () => {
+      const res = await fetch(`${base}/v1/models/`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ORB_ERR_MODEL_NOT_FOUND');
+    });
+  });
+
   describe('GET /v1/models, built from the models the workers announced', () => {
     it('lists the loaded Whisper model, each voice model, and OpenAI\'s IDs as aliases of them', async () => {
       const page = await openai.models.list();
