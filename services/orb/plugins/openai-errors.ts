@@ -62,6 +62,9 @@ export function useOpenAiErrors(app: FastifyInstance): void {
       reply.raw.destroy(raw);
       return;
     }
+    // Refused before the whole upload was read (e.g. a second file): the rest of the body is still on the socket, so
+    // it cannot carry another request; without this the client's pool reuses it and the next request is reset.
+    if (!req.raw.complete) reply.header('connection', 'close');
     reply.status(status).type('application/json; charset=utf-8').send(body);
   });
 }

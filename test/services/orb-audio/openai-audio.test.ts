@@ -599,14 +599,14 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       expect((w.fmt as { sampleRate: number }).sampleRate).toBe(TINY_PIPER_RATE);
     });
 
+  });
+
+  describe('GET /v1/models, built from the models the workers announced', () => {
     it('an empty model path segment is a 404 in the envelope', async () => {
       const res = await fetch(`${base}/v1/models/`);
       expect(res.status).toBe(404);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ORB_ERR_MODEL_NOT_FOUND');
     });
-  });
-
-  describe('GET /v1/models, built from the models the workers announced', () => {
     it('lists the loaded Whisper model, each voice model, and OpenAI\'s IDs as aliases of them', async () => {
       const page = await openai.models.list();
       const byId = Object.fromEntries(page.data.map((m) => [m.id, m as unknown as Record<string, unknown>]));
