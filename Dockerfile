@@ -42,6 +42,13 @@ FROM node:${NODE_VERSION}-bookworm-slim AS cpu
 ENV NODE_ENV=production PORT=8080 CORE_MODELS_DIR=/app/models/core EXECUTION_PROVIDER=cpu \
     ORB_WEB_ROOT=/app/web/dist
 WORKDIR /app
+# ffmpeg encodes /v1/audio/speech's mp3, opus, aac and flac in orb-core (PCM from xtts piped in as it is
+# synthesized). Debian's package: ~449 MiB installed with its 190 dependencies on this slim base (apt-get -s
+# against the base's package set, Installed-Size summed; libllvm15 via mesa alone is 112 MiB). Only this image:
+# the GPU image runs whisperx/xtts, which never encode. Without it the compressed formats answer 501.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=deps-cpu --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/build ./build
 COPY --from=build --chown=0:0 /src/web/dist ./web/dist

@@ -7,5 +7,6 @@ import { vad } from './vad';
 import { bus } from './bus';
 import { turn } from './turn';
 import { batching } from './batching';
+import { speech } from './speech';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn, batching];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn, batching, speech];

@@ -18,6 +18,8 @@ export * from './events';
 export * from './bus';
 export * from './consumer';
 export * from './turn';
+export * from './models';
+export * from './abandon';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

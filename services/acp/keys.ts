@@ -18,6 +18,8 @@ export interface VaultKeys {
   turnSeq(sid: string): string;
   turn(sid: string, turnId: string): string;
   turnAudio(sid: string, turnId: string): string;
+  /** Set by the gateway when the client of a one-shot REST job left before its last result (see abandon.ts). */
+  turnAbandoned(sid: string, turnId: string): string;
   // memory:*
   memory(sid: string): string;
   // orb:*
@@ -30,6 +32,8 @@ export interface VaultKeys {
   dlq(queue: string): string;
   /** Dedupe record of a job (hash: one field per emitted result, `done` when committed). */
   done(jobId: string): string;
+  /** What each worker has loaded (hash: field `{role}:{consumer}`, value JSON with an expiry): feeds GET /v1/models. */
+  readonly models: string;
 }
 
 export function vaultKeys(prefix = ''): VaultKeys {
@@ -44,6 +48,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     turnSeq: (sid) => `${p}turn:${sid}:seq`,
     turn: (sid, turnId) => `${p}turn:${sid}:${turnId}`,
     turnAudio: (sid, turnId) => `${p}turn:${sid}:${turnId}:audio`,
+    turnAbandoned: (sid, turnId) => `${p}turn:${sid}:${turnId}:abandoned`,
     memory: (sid) => `${p}memory:${sid}`,
     replica: (pod) => `${p}orb:replica:${pod}`,
     rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,
@@ -51,5 +56,6 @@ export function vaultKeys(prefix = ''): VaultKeys {
     coreJobs: (ordinal) => jobStreamKey(`core:${ordinal}`, p),
     dlq: (queue) => `${p}acp:dlq:${queue}`,
     done: (jobId) => `${p}acp:done:${jobId}`,
+    models: `${p}acp:models`,
   };
 }

@@ -15,7 +15,6 @@ import type { VaultConfig } from '../acp/vault';
 import { vaultKeys } from '../acp/keys';
 import { TurnEventStream } from '../acp/events';
 import { AcpBus } from '../acp/bus';
-import { AcpError } from '../acp/envelope';
 import { authPlugin, keyIdOf } from './auth';
 import { vaultPlugin } from './vault';
 import { identityPlugin } from './identity';
@@ -31,11 +30,11 @@ import { sessionSocketRoute } from './socket';
 import { openAiAudioPlugin } from './plugins/openai-audio';
 import { webClientPlugin } from './web';
 import { scrubHeaders, scrubUrl } from './redact';
-import { isVaultUnavailable } from './vault';
 import { capabilitiesFrom } from './audio-params';
 import { ticketsPlugin } from './tickets';
 import { SileroVad } from '../workers/inference/vad';
 import * as E from './errors';
+import { toOrbError } from './errors';
 
 export type OrbConfig = EnvValues<typeof ORB_ENV>;
 
@@ -215,27 +214,4 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** Maps framework and bus errors onto the ORB_ERR_* codes clients rely on. */
-export function toOrbError(err: FastifyError | Error, bodyLimitBytes = 0): FastifyError {
-  const e = err as FastifyError & { validation?: unknown; validationContext?: string };
-  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return e;
-  if (e.validation) return new E.ORB_ERR_BAD_REQUEST(e.message);
-  switch (e.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new E.ORB_ERR_MALFORMED_JSON(e.message);
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new E.ORB_ERR_BODY_TOO_LARGE(bodyLimitBytes);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new E.ORB_ERR_UNSUPPORTED_MEDIA(e.message);
-  }
-  if (err instanceof SyntaxError) return new E.ORB_ERR_MALFORMED_JSON(err.message);
-  if (isVaultUnavailable(err)) return new E.ORB_ERR_VAULT_UNAVAILABLE(err.message);
-  if (err instanceof AcpError) {
-    return err.code === 'ACP_ERR_BACKLOG' ? new E.ORB_ERR_BUS_BACKLOG(err.message) : new E.ORB_ERR_BAD_REQUEST(err.message);
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return Object.assign(new E.ORB_ERR_BAD_REQUEST(e.message), { statusCode: e.statusCode });
-  }
-  return new E.ORB_ERR_INTERNAL();
-}
+export { toOrbError } from './errors';

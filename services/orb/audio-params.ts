@@ -2,7 +2,7 @@
  * Request parameters of the audio routes checked against what the models can do, before any job is
  * queued: a worker that cannot honour a parameter would only fail (and be retried) after the fact.
  */
-import { ORB_ERR_BAD_REQUEST, ORB_ERR_UNSUPPORTED_PARAMETER } from './errors';
+import { ORB_ERR_UNSUPPORTED_PARAMETER } from './errors';
 
 /** Whisper's language tokens (multilingual checkpoints, large-v3 adds `yue`): what `language` may name. */
 export const WHISPER_LANGUAGES: ReadonlySet<string> = new Set((
@@ -27,44 +27,11 @@ export function capabilitiesFrom(languages: string): AudioCapabilities {
   return { languages: new Set(list) };
 }
 
-/** Multipart fields of POST /v1/audio/transcriptions and their documented types. */
-const FIELDS: Record<string, { repeat?: boolean; check(v: string, caps: AudioCapabilities): void }> = {
-  model: { check: (v) => text('model', v, 200, true) },
-  language: { check: (v, caps) => {
-    if (!caps.languages.has(v)) {
-      throw new ORB_ERR_UNSUPPORTED_PARAMETER(`language '${clip(v)}' (the ASR model knows ${caps.languages.size} ISO-639-1 codes, e.g. en)`);
-    }
-  } },
-  prompt: { check: (v) => text('prompt', v, 4000, false) },
-  response_format: { check: () => undefined },
-  temperature: { check: (v) => {
-    if (!/^(?:0(?:\.\d{1,6})?|1(?:\.0{1,6})?|\.\d{1,6})$/.test(v)) throw new ORB_ERR_BAD_REQUEST(`temperature must be a number from 0 to 1, got '${clip(v)}'`);
-  } },
-  'timestamp_granularities[]': { repeat: true, check: () => undefined },
-  timestamp_granularities: { repeat: true, check: () => undefined },
-  stream: { check: (v) => {
-    if (v !== 'false') throw new ORB_ERR_UNSUPPORTED_PARAMETER(v === 'true' ? 'stream=true (transcripts are returned whole)' : `stream must be true or false, got '${clip(v)}'`);
-  } },
-};
-
-/**
- * Every non-file field of a transcription form, in arrival order: unknown names, repeated single-valued
- * fields and values outside their type are refused with 400.
- */
-export function checkTranscriptionFields(fields: ReadonlyArray<readonly [string, string]>, caps: AudioCapabilities = DEFAULT_CAPABILITIES): void {
-  const seen = new Set<string>();
-  for (const [name, value] of fields) {
-    const spec = Object.prototype.hasOwnProperty.call(FIELDS, name) ? FIELDS[name] : undefined;
-    if (!spec) throw new ORB_ERR_BAD_REQUEST(`unknown field '${clip(name)}'`);
-    if (!spec.repeat && seen.has(name)) throw new ORB_ERR_BAD_REQUEST(`field '${name}' given more than once`);
-    seen.add(name);
-    spec.check(value, caps);
+/** `language` must name a language the ASR model has a token for. */
+export function checkLanguage(v: string, caps: AudioCapabilities = DEFAULT_CAPABILITIES): void {
+  if (!caps.languages.has(v)) {
+    throw new ORB_ERR_UNSUPPORTED_PARAMETER(`language '${clip(v)}' (the ASR model knows ${caps.languages.size} ISO-639-1 codes, e.g. en)`);
   }
-}
-
-function text(name: string, v: string, max: number, required: boolean): void {
-  if (v.length > max) throw new ORB_ERR_BAD_REQUEST(`${name} longer than ${max} characters`);
-  if (required && !/\S/.test(v)) throw new ORB_ERR_BAD_REQUEST(`${name} is empty`);
 }
 
 const clip = (s: string) => s.slice(0, 40).replace(/[^\x20-\x7e]/g, '?');

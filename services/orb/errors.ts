@@ -1,5 +1,8 @@
 /** Every error the gateway answers with: stable ORB_ERR_* codes, one place (fastify's lib/errors.js style). */
 import createError from '@fastify/error';
+import type { FastifyError } from 'fastify';
+import { AcpError } from '../acp/envelope';
+import { isVaultUnavailable } from './vault';
 
 export const ORB_ERR_UNAUTHORIZED = createError('ORB_ERR_UNAUTHORIZED', 'Missing or invalid API key: %s', 401);
 export const ORB_ERR_BAD_REQUEST = createError('ORB_ERR_BAD_REQUEST', 'Invalid request: %s', 400);
@@ -42,3 +45,28 @@ export const WS_CLOSE = {
 } as const;
 export const ORB_ERR_BUS_BACKLOG = createError('ORB_ERR_BUS_BACKLOG', 'Workers are saturated: %s', 503);
 export const ORB_ERR_INTERNAL = createError('ORB_ERR_INTERNAL', 'Internal error', 500);
+
+/** Maps framework and bus errors onto the ORB_ERR_* codes clients rely on. */
+export function toOrbError(err: FastifyError | Error, bodyLimitBytes = 0): FastifyError {
+  const e = err as FastifyError & { validation?: unknown; validationContext?: string };
+  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return e;
+  if (e.validation) return new ORB_ERR_BAD_REQUEST(e.message);
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ORB_ERR_MALFORMED_JSON(e.message);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ORB_ERR_BODY_TOO_LARGE(bodyLimitBytes);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ORB_ERR_UNSUPPORTED_MEDIA(e.message);
+  }
+  if (err instanceof SyntaxError) return new ORB_ERR_MALFORMED_JSON(err.message);
+  if (isVaultUnavailable(err)) return new ORB_ERR_VAULT_UNAVAILABLE(err.message);
+  if (err instanceof AcpError) {
+    return err.code === 'ACP_ERR_BACKLOG' ? new ORB_ERR_BUS_BACKLOG(err.message) : new ORB_ERR_BAD_REQUEST(err.message);
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return Object.assign(new ORB_ERR_BAD_REQUEST(e.message), { statusCode: e.statusCode });
+  }
+  return new ORB_ERR_INTERNAL();
+}

@@ -1,12 +1,15 @@
 /**
  * Role `whisperx`: consumes `acp:jobs:whisperx` (`asr.transcribe`). Audio comes inline (base64) or by vault
  * reference (the gateway's utterance key `turn:{sid}:{turnId}:audio`); the content type says WAV or raw PCM16LE
- * (`audio/pcm;rate=16000`). Emits `transcript` {text, final, source, language, duration, segments}; for voice
+ * (`audio/pcm;rate=16000`). Emits `transcript` {text, final, source, language, duration, segments} (after a
+ * `transcript.delta` per decoded window when the job asks to `stream`); for voice
  * turns (JSON part without `fan_out: false`) it then fans the transcript out to the cores and CALI.
  * Bad audio is the caller's fault, not a retryable failure: `turn.error` {code, message, status} (+ `turn.end`
  * for voice turns) and the job is acknowledged.
  */
-import { AcpBus, AcpPart, fanOutTranscript, Job, JobRejectedError, partContent } from '../../acp';
+import { existsSync, readFileSync, statSync } from 'fs';
+import { basename, join } from 'path';
+import { AcpBus, AcpPart, dropIfAbandoned, fanOutTranscript, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { ASR_ENV } from '../../config/asr';
 import { isCodedError } from '../audio/errors';
@@ -21,6 +24,8 @@ import { WhisperModel } from './whisper';
 export interface AsrJobOptions {
   language?: string;
   task?: 'transcribe' | 'translate';
+  /** Emit `transcript.delta` {index, text, segments} per window as it is decoded, before the final `transcript`. @default false */
+  stream?: boolean;
   /** false: only emit the transcript (REST transcription). @default true — voice turn, fan out to cores + CALI */
   fan_out?: boolean;
   speak?: boolean;
@@ -66,9 +71,24 @@ async function publish(job: Job, opts: AsrJobOptions, t: Transcript, bus: AcpBus
   });
 }
 
+/**
+ * The loaded Whisper model as GET /v1/models lists it: the export's `_name_or_path` (e.g. `openai/whisper-small`,
+ * its owner before the slash) or the directory name, created when its config was written, with its languages.
+ */
+export function servedWhisper(dir: string, languages: readonly string[]): ServedModel {
+  const configPath = join(dir, 'config.json');
+  const cfg = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as { _name_or_path?: string }) : {};
+  const id = cfg._name_or_path || basename(dir);
+  return {
+    id, task: 'automatic-speech-recognition', created: Math.floor(statSync(existsSync(configPath) ? configPath : dir).mtimeMs / 1000),
+    owned_by: id.includes('/') ? id.split('/')[0] : 'ucm4-orb', languages,
+  };
+}
+
 export const asrRole: RoleFactory = (ctx) => {
   const cfg = loadEnv(ASR_ENV, ctx.env);
   let asr: Transcriber | undefined;
+  let served: ServedModel | undefined;
   const role: WorkerRole = {
     name: 'whisperx',
     queue: 'whisperx',
@@ -80,6 +100,7 @@ export const asrRole: RoleFactory = (ctx) => {
         SileroVad.load({ modelPath: cfg.vadModelPath || undefined, ...ep, intraOpThreads: 1 }),
       ]);
       asr = new Transcriber(whisper, vad);
+      served = servedWhisper(cfg.modelDir, Object.keys(whisper.gen.lang_to_id ?? {}).map((t) => t.slice(2, -2)));
       ctx.log.info({ model: cfg.modelDir, provider: whisper.provider }, 'whisper loaded');
     },
     // The jobs read together share encoder runs (Transcriber.transcribeMany): the WhisperX batching, across requests.
@@ -107,12 +128,32 @@ export const asrRole: RoleFactory = (ctx) => {
         }
       }
       if (!ready.length) return results;
-      const transcripts = await asr!.transcribeMany(ready.map(({ samples, opts }) => ({
-        samples, opts: { language: opts.language, task: opts.task, maxNewTokens: cfg.maxNewTokens, vad: { threshold: cfg.vadThreshold } },
-      })), cfg.batchSize);
+      // Jobs whose REST client left: their session is already deleted, so nothing more may be emitted for them.
+      const dropped = new Set<number>();
+      const transcripts = await asr!.transcribeMany(ready.map(({ k, samples, opts }) => {
+        let index = 0;
+        return {
+          samples,
+          opts: { language: opts.language, task: opts.task, stream: opts.stream === true, maxNewTokens: cfg.maxNewTokens, vad: { threshold: cfg.vadThreshold } },
+          onSegments: opts.stream ? async (segments: Transcript['segments']) => {
+            const env = jobs[k].envelope;
+            // A REST client that left gets no more deltas (the final transcript is checked again in publish).
+            if (dropped.has(k)) return;
+            if (opts.fan_out === false && await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn)) {
+              dropped.add(k);
+              return;
+            }
+            await jobs[k].emit('transcript.delta', { index: index++, text: segments.map((s) => s.text).join(' '), segments });
+          } : undefined,
+        };
+      }), cfg.batchSize);
       await Promise.all(ready.map(async ({ k, opts }, i) => {
         try {
+          const env = jobs[k].envelope;
+          const gone = () => opts.fan_out === false && dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
+          if (dropped.has(k) || await gone()) return;
           await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
+          await gone();
         } catch (err) {
           results[k] = err;
         }
@@ -121,6 +162,7 @@ export const asrRole: RoleFactory = (ctx) => {
     },
     ready: () => asr !== undefined,
     providers: () => OnnxModel.providersInUse(),
+    models: () => (served ? [served] : []),
     async dispose() {
       await asr?.whisper.dispose();
       await asr?.vad.dispose();

@@ -18,6 +18,9 @@ export interface TranscriptSegment {
   words: TranscriptWord[];
 }
 
+/** Called with the segments of one decoded window, in time order, before the next window is decoded. */
+export type SegmentsListener = (segments: TranscriptSegment[]) => Promise<void> | void;
+
 export interface Transcript {
   text: string;
   language: string;
@@ -28,6 +31,11 @@ export interface Transcript {
 export interface TranscribeOptions extends DecodeRequest {
   /** Segments per encoder run. @default 8 */
   batchSize?: number;
+  /**
+   * Decode this input's windows one at a time and report each window's segments as soon as they are decoded
+   * (streaming transcription): the first words leave before the last window is decoded. @default false
+   */
+  stream?: boolean;
   vad?: VadOptions;
   audio?: DecodeOptions;
 }
@@ -87,9 +95,10 @@ export class Transcriber {
    * packed into batches of `batchSize`, so 8 short requests cost one encoder run, not 8. Rows are decoded
    * together per (language, task, timestamps).
    */
-  async transcribeMany(inputs: ReadonlyArray<{ samples: Float32Array; opts?: TranscribeOptions }>, batchSize = 8): Promise<Transcript[]> {
-    const items = await Promise.all(inputs.map(async ({ samples, opts = {} }) => ({
-      samples, opts, language: opts.language, segments: [] as TranscriptSegment[],
+  async transcribeMany(inputs: ReadonlyArray<{ samples: Float32Array; opts?: TranscribeOptions; onSegments?: SegmentsListener }>,
+    batchSize = 8): Promise<Transcript[]> {
+    const items = await Promise.all(inputs.map(async ({ samples, opts = {}, onSegments }) => ({
+      samples, opts, onSegments, language: opts.language, segments: [] as TranscriptSegment[],
       chunks: mergeChunks(await this.vad.segments(samples, opts.vad)),
     })));
     const rows = items.flatMap((item, i) => item.chunks.map((chunk, c) => ({ item: i, chunk, first: c === 0 })));
@@ -104,26 +113,30 @@ export class Transcriber {
       const groups = new Map<string, number[]>();
       batch.forEach((r, k) => {
         const o = items[r.item].opts;
-        const key = `${items[r.item].language}|${o.task ?? 'transcribe'}|${o.timestamps !== false}|${o.maxNewTokens ?? ''}`;
+        // A streaming input's windows each get their own decode, so each can be reported before the next runs.
+        const key = `${items[r.item].language}|${o.task ?? 'transcribe'}|${o.timestamps !== false}|${o.maxNewTokens ?? ''}${o.stream ? `|row${k}` : ''}`;
         groups.set(key, [...(groups.get(key) ?? []), k]);
       });
       for (const ks of groups.values()) {
         const first = items[batch[ks[0]].item];
         const texts = await this.whisper.decode(selectRows(enc, ks), { ...first.opts, language: first.language! });
-        texts.forEach((t, j) => {
+        for (const [j, t] of texts.entries()) {
           const { item, chunk } = batch[ks[j]];
           const segments = items[item].segments;
           const chunkStart = chunk.start / ASR_SAMPLE_RATE;
           const chunkEnd = chunk.end / ASR_SAMPLE_RATE;
-          if (!t.text) return;
+          if (!t.text) continue;
           // Timestamp tokens give times inside the window; without them the VAD window is the segment.
           const parts = t.segments.length ? t.segments : [{ start: 0, end: chunkEnd - chunkStart, text: t.text, tokens: t.tokens }];
+          const decoded: TranscriptSegment[] = [];
           for (const p of parts) {
             const start = round(Math.min(chunkEnd, chunkStart + p.start));
             const end = round(Math.min(chunkEnd, Math.max(chunkStart + p.end, start)));
-            segments.push({ id: 0, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
+            decoded.push({ id: 0, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
           }
-        });
+          segments.push(...decoded);
+          await items[item].onSegments?.(decoded);
+        }
       }
     }
     return items.map((item) => {

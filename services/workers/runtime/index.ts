@@ -9,7 +9,7 @@ import Fastify, { FastifyInstance } from 'fastify';
 import Redis from 'ioredis';
 import pino, { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Acp, createAcp, Job, JobConsumer, JobOutcome, connectVault } from '../../acp';
+import { Acp, createAcp, Job, JobConsumer, JobOutcome, ModelRegistry, ServedModel, connectVault } from '../../acp';
 import { EnvValues, loadEnv } from '../../config/env';
 import { VAULT_ENV } from '../../config/vault';
 import { WORKER_ENV } from '../../config/worker';
@@ -52,6 +52,8 @@ export interface WorkerRole {
   ready?(): boolean;
   /** onnxruntime execution providers the loaded models run on (metric label). @default - none reported */
   providers?(): readonly string[];
+  /** The models loaded, announced in the vault for GET /v1/models. @default - none announced */
+  models?(): ServedModel[];
   /** Releases models (InferenceSession.release) and anything else the role opened. */
   dispose(): Promise<void>;
 }
@@ -79,6 +81,8 @@ export interface WorkerRuntimeOptions {
   readonly http?: boolean;
   /** Host to bind. @default '0.0.0.0' */
   readonly host?: string;
+  /** How long a model announcement stays valid; it is refreshed every third of this. @default 30000 */
+  readonly modelTtlMs?: number;
 }
 
 export class WorkerRuntime {
@@ -92,6 +96,7 @@ export class WorkerRuntime {
   private loaded = false;
   private loadError?: string;
   private draining = false;
+  private announceTimer?: NodeJS.Timeout;
 
   constructor(private readonly factory: RoleFactory, private readonly opts: WorkerRuntimeOptions) {
     this.log = opts.log ?? pino({ level: opts.worker.logLevel });
@@ -162,7 +167,7 @@ export class WorkerRuntime {
     if (!role.handleBatch && !role.handle) throw new Error(`role ${name} implements neither handle nor handleBatch`);
     const w = this.opts.worker;
     this.consumer = new JobConsumer(this.acp.bus, this.acp.events, {
-      queue: role.queue, consumer: w.podName || `${name}-${process.pid}`, blockMs: w.blockMs, concurrency: w.concurrency,
+      queue: role.queue, consumer: this.consumerName(), blockMs: w.blockMs, concurrency: w.concurrency,
       batchSize: role.batchSize ?? 1, reclaimIdleMs: w.reclaimIdleMs, maxDeliveries: w.maxDeliveries, doneTtlS: w.doneTtlS,
       trimIntervalMs: w.trimIntervalMs,
     }, (jobs) => {
@@ -183,12 +188,35 @@ export class WorkerRuntime {
       onError: (err, where) => this.log.error({ err, where }, 'bus error'),
     });
     await this.consumer.start();
+    await this.announceModels();
     this.log.info({ role: name, queue: role.queue, port: w.port }, 'worker consuming');
+  }
+
+  private consumerName(): string {
+    return this.opts.worker.podName || `${this.role!.name}-${process.pid}`;
+  }
+
+  /** Announces the role's models now and keeps the announcement fresh until stop(). */
+  private async announceModels(): Promise<void> {
+    const role = this.role!;
+    if (!role.models) return;
+    const registry = new ModelRegistry(this.opts.redis, this.acp.keys);
+    const ttl = this.opts.modelTtlMs ?? 30_000;
+    const announce = () => registry.announce(role.name, this.consumerName(), role.models!(), ttl);
+    await announce();
+    this.announceTimer = setInterval(() => {
+      announce().catch((err) => this.log.warn({ err }, 'model announcement failed; retrying'));
+    }, Math.max(1000, Math.floor(ttl / 3)));
+    this.announceTimer.unref();
   }
 
   /** SIGTERM path: readiness flips, reading stops, in-flight jobs get drainTimeoutMs, then release. */
   async stop(): Promise<void> {
     this.draining = true;
+    clearInterval(this.announceTimer);
+    if (this.role?.models && this.loaded) {
+      await new ModelRegistry(this.opts.redis, this.acp.keys).withdraw(this.role.name, this.consumerName()).catch(() => undefined);
+    }
     await this.consumer?.stop(this.opts.worker.drainTimeoutMs);
     await this.role?.dispose().catch((err) => this.log.error({ err }, 'dispose failed'));
     await this.acp.close();

@@ -5,9 +5,11 @@
  * synthesized, so the client hears the first sentence while the rest is produced; `end_turn` (spoken turns)
  * closes the turn with `turn.end`.
  */
-import { Job, JobRejectedError, partContent } from '../../acp';
+import { statSync } from 'fs';
+import { dropIfAbandoned, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { TTS_ENV } from '../../config/tts';
+import { isCodedError } from '../audio/errors';
 import { encodePcm16 } from '../audio/pcm';
 import { OnnxModel } from '../inference/model';
 import { RoleFactory, WorkerRole } from '../runtime';
@@ -47,10 +49,23 @@ export const ttsRole: RoleFactory = (ctx) => {
       }
       const opts = partContent<TtsJobOptions>(job.envelope, 'application/json') ?? {};
       const speed = Math.min(4, Math.max(0.25, opts.speed ?? 1));
-      const voice = await lib.voice(opts.voice);
+      let voice: Awaited<ReturnType<typeof lib.voice>>;
+      try {
+        voice = await lib.voice(opts.voice);
+      } catch (err) {
+        // An unknown voice is the caller's mistake, not a retryable failure: report it and acknowledge the job.
+        if (!isCodedError(err)) throw err;
+        await job.emit('turn.error', { code: err.code, message: err.message, status: err.statusCode });
+        if (opts.end_turn) await job.emit('turn.end', { outcome: 'error' });
+        return;
+      }
       let emitted = 0;
+      const env = job.envelope;
+      // A REST client that left: stop synthesizing for nobody (checked again after the last chunk, see abandon.ts).
+      const abandoned = () => dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
       for await (const chunk of streamSpeech(voice, text, { speed })) {
         if (job.signal.aborted) throw new Error('aborted while draining');
+        if (await abandoned()) return;
         await job.emit('audio', {
           index: chunk.index, content_type: `audio/pcm;rate=${chunk.sampleRate}`, sample_rate: chunk.sampleRate, voice: voice.info.name,
           data: encodePcm16(chunk.samples).toString('base64'), final: chunk.last,
@@ -58,10 +73,15 @@ export const ttsRole: RoleFactory = (ctx) => {
         emitted++;
       }
       if (!emitted) await job.emit('audio', { index: 0, content_type: `audio/pcm;rate=${voice.sampleRate}`, sample_rate: voice.sampleRate, voice: voice.info.name, data: '', final: true });
+      if (await abandoned()) return;
       if (opts.end_turn) await job.emit('turn.end', { outcome: 'ok' });
     },
     ready: () => loaded,
     providers: () => OnnxModel.providersInUse(),
+    // Each Piper/VITS voice is its own ONNX model: listed as a model whose one voice is itself.
+    models: (): ServedModel[] => lib.list().map((v) => ({
+      id: v.name, task: 'text-to-speech', created: Math.floor(statSync(v.modelPath).mtimeMs / 1000), owned_by: 'ucm4-orb', voices: [v.name],
+    })),
     dispose: () => lib.dispose(),
   };
   return role;

@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
+import createError from '@fastify/error';
 import { phonemize } from 'phonemizer';
+import { OPENAI_VOICES } from '../../acp/models';
 import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from '../inference/model';
 
 export interface VoiceInfo {
@@ -127,6 +129,8 @@ export async function* streamSpeech(voice: PiperVoice, text: string, opts: Strea
   }
 }
 
+export const ORB_ERR_UNKNOWN_VOICE = createError('ORB_ERR_UNKNOWN_VOICE', 'Unknown voice: %s', 400);
+
 /** Lazily loaded voices of one model directory (one ONNX session per voice per process). */
 export class VoiceLibrary {
   private readonly loaded = new Map<string, Promise<PiperVoice>>();
@@ -137,11 +141,22 @@ export class VoiceLibrary {
     return listVoices(this.dir);
   }
 
-  /** The named voice; an unknown name (e.g. OpenAI's `alloy`) gets the default voice so OpenAI clients work unchanged. */
+  /** The default voice: the configured one when present, else the first listed. */
+  defaultInfo(voices = this.list()): VoiceInfo {
+    if (!voices.length) throw new Error(`no voices in ${this.dir}`);
+    return voices.find((v) => v.name === this.defaultVoice) ?? voices[0];
+  }
+
+  /**
+   * The named voice; no name or one of OpenAI's built-in names (`alloy`, …) gets the default voice so OpenAI
+   * clients work unchanged. Any other unknown name is the caller's mistake: ORB_ERR_UNKNOWN_VOICE (400) names it.
+   */
   resolve(name: string | undefined): VoiceInfo {
     const voices = this.list();
-    if (!voices.length) throw new Error(`no voices in ${this.dir}`);
-    return voices.find((v) => v.name === name) ?? voices.find((v) => v.name === this.defaultVoice) ?? voices[0];
+    const found = voices.find((v) => v.name === name);
+    if (found) return found;
+    if (name === undefined || name === '' || OPENAI_VOICES.includes(name)) return this.defaultInfo(voices);
+    throw new ORB_ERR_UNKNOWN_VOICE(`'${name}' (served: ${voices.map((v) => v.name).join(', ')}; OpenAI names speak with the default voice)`);
   }
 
   async voice(name: string | undefined): Promise<PiperVoice> {

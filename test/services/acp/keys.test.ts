@@ -9,6 +9,7 @@ describe('vaultKeys', () => {
   const all = [
     k.identitySeed, k.identityVersion, k.session('s'), k.sessionIndex('key'), k.turnEvents('s'), k.turnSeq('s'), k.turn('s', 't'),
     k.turnAudio('s', 't'), k.memory('s'), k.replica('pod'), k.rateLimit('x'), k.jobs('cali'), k.coreJobs(3), k.dlq('cali'), k.done('j'),
+    k.models, k.turnAbandoned('s', 't'),
   ];
 
   test('the doc lists the key families', () => {

@@ -177,9 +177,9 @@ function matrix(): Case[] {
     ['speed is a string', speech({ speed: '1.5' })], ['speed is true', speech({ speed: true })], ['speed 0', speech({ speed: 0 })], ['speed 5', speech({ speed: 5 })],
     ['input a number', speech({ input: 5 })], ['input empty', speech({ input: '' })], ['input whitespace only', speech({ input: '  \n ' })],
     ['input over 4096', speech({ input: 'x'.repeat(4097) })], ['voice a number', speech({ voice: 5 })], ['voice empty', speech({ voice: '' })],
-    ['response_format mp3', speech({ response_format: 'mp3' })], ['response_format a number', speech({ response_format: 1 })], ['model an array', speech({ model: ['tts-1'] })],
+    ['response_format ogg (not an OpenAI format)', speech({ response_format: 'ogg' })], ['response_format a number', speech({ response_format: 1 })], ['model an array', speech({ model: ['tts-1'] })],
     ['model missing', JSON.stringify({ voice: 'tiny-en', input: 'hi' })], ['input missing', JSON.stringify({ model: 'tts-1', voice: 'tiny-en' })],
-    ['stream_format sse', speech({ stream_format: 'sse' })],
+    ['stream_format websocket', speech({ stream_format: 'websocket' })],
   ];
   for (const [n, b] of speechBodies) add('POST /v1/audio/speech', 'JSON types and ranges', R, n, json('/v1/audio/speech', b));
   add('POST /v1/session/tickets', 'JSON types and ranges', R, 'a body with fields', json('/v1/session/tickets', '{"key":"x"}'));
@@ -229,13 +229,13 @@ function matrix(): Case[] {
     ['file under another name', [['audio', speechWav(), 'a.wav'], ['model', 'whisper-1']]],
     ['language xx (no such Whisper language)', [file(), ['model', 'whisper-1'], ['language', 'xx']]],
     ['language fr (not in this model)', [file(), ['model', 'whisper-1'], ['language', 'fr']]],
-    ['language EN (upper case)', [file(), ['model', 'whisper-1'], ['language', 'EN']]], ['language empty', [file(), ['model', 'whisper-1'], ['language', '']]],
+    ['language EN (upper case)', [file(), ['model', 'whisper-1'], ['language', 'EN']]],
     ['language english', [file(), ['model', 'whisper-1'], ['language', 'english']]],
     ['temperature abc', [file(), ['model', 'whisper-1'], ['temperature', 'abc']]], ['temperature 2', [file(), ['model', 'whisper-1'], ['temperature', '2']]],
-    ['temperature -0.1', [file(), ['model', 'whisper-1'], ['temperature', '-0.1']]], ['temperature 1e0', [file(), ['model', 'whisper-1'], ['temperature', '1e0']]],
+    ['temperature -0.1', [file(), ['model', 'whisper-1'], ['temperature', '-0.1']]],
     ['response_format mp4', [file(), ['model', 'whisper-1'], ['response_format', 'mp4']]], ['response_format JSON (case)', [file(), ['model', 'whisper-1'], ['response_format', 'JSON']]],
     ['timestamp granularity char', [file(), ['model', 'whisper-1'], ['timestamp_granularities[]', 'char']]],
-    ['stream true', [file(), ['model', 'whisper-1'], ['stream', 'true']]], ['stream yes', [file(), ['model', 'whisper-1'], ['stream', 'yes']]],
+    ['stream yes', [file(), ['model', 'whisper-1'], ['stream', 'yes']]],
     ['unknown field', [file(), ['model', 'whisper-1'], ['beam_size', '5']]], ['model twice', [file(), ['model', 'whisper-1'], ['model', 'whisper-2']]],
     ['prompt over 1024 bytes', [file(), ['model', 'whisper-1'], ['prompt', 'p'.repeat(2000)]]],
     ['empty file', [['file', new Blob([]), 'a.wav'], ['model', 'whisper-1']]],
@@ -307,6 +307,14 @@ function matrix(): Case[] {
 
   // --- Accepted: the same routes with valid input (real workers answer) -----------------------------
   add('POST /v1/turns', 'valid', A, 'text turn', json('/v1/turns', '{"text":"hello there"}'));
+  // OpenAI parity (issue 15): these are the API's own values, accepted.
+  add('POST /v1/audio/speech', 'valid', A, 'response_format mp3', json('/v1/audio/speech', speech({ response_format: 'mp3' })));
+  add('POST /v1/audio/speech', 'valid', A, 'stream_format sse', json('/v1/audio/speech', speech({ stream_format: 'sse' })));
+  for (const [n, f] of [
+    ['language empty (unset, as OpenAI reads it)', [file(), ['model', 'whisper-1'], ['language', '']]],
+    ['temperature 1e0', [file(), ['model', 'whisper-1'], ['temperature', '1e0']]],
+    ['stream true', [file(), ['model', 'whisper-1'], ['stream', 'true']]],
+  ] as [string, [string, string | Blob, string?][]][]) add('POST /v1/audio/transcriptions', 'valid', A, n, transcribe(f));
   add('POST /v1/sessions', 'valid', A, 'session with metadata', json('/v1/sessions', '{"metadata":{"client":"adv"}}'));
   add('POST /v1/session/tickets', 'valid', A, 'ticket', () => httpCase('POST', '/v1/session/tickets', bearer));
   add('POST /v1/turns (audio/wav)', 'valid', A, 'WAVE_FORMAT_EXTENSIBLE PCM 16 kHz mono', audioTurn('audio/wav', buildWav({ extensible: {} })));

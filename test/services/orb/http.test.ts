@@ -61,6 +61,20 @@ describe('auth', () => {
     expect(res.json().code).toBe('ORB_ERR_UNAUTHORIZED');
   });
 
+  test('OpenAI-shaped routes answer in OpenAI\'s envelope (auth included); the ORB\'s own routes keep theirs', async () => {
+    for (const [method, url] of [['GET', '/v1/models'], ['GET', '/v1/models/whisper-1'], ['POST', '/v1/audio/speech'], ['POST', '/v1/audio/transcriptions'], ['POST', '/v1/audio/translations']]) {
+      const res = await http(host, { method, url, payload: method === 'POST' ? {} : undefined });
+      expect([url, res.statusCode]).toEqual([url, 401]);
+      expect(res.json()).toEqual({ error: { message: expect.stringContaining('Missing or invalid API key'), type: 'authentication_error', param: null, code: 'ORB_ERR_UNAUTHORIZED' } });
+    }
+    expect((await http(host, { url: '/v1/identity' })).json()).toMatchObject({ statusCode: 401, code: 'ORB_ERR_UNAUTHORIZED', error: 'Unauthorized' });
+    // No worker has announced a model to this vault: the list is empty, and the OpenAI IDs say why they cannot run.
+    expect((await http(host, { url: '/v1/models', headers: auth('alice') })).json()).toEqual({ object: 'list', data: [] });
+    const speech = await http(host, { method: 'POST', url: '/v1/audio/speech', headers: auth('alice'), payload: { model: 'tts-1', input: 'Hi.', voice: 'alloy' } });
+    expect(speech.statusCode).toBe(503);
+    expect(speech.json().error).toMatchObject({ code: 'ORB_ERR_MODEL_UNAVAILABLE', param: 'model', type: 'server_error' });
+  });
+
   test('plain and sha256-provisioned keys both work', async () => {
     expect((await http(host, { url: '/v1/identity', headers: auth('alice') })).statusCode).toBe(200);
     expect((await http(host, { url: '/v1/identity', headers: auth('bob') })).statusCode).toBe(200);

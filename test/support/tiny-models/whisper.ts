@@ -5,13 +5,16 @@ import { DT, GraphBuilder } from './onnx-builder';
 /**
  * A Whisper model in the Hugging Face optimum ONNX layout (encoder_model.onnx + decoder_model_merged.onnx with
  * the same input/output names as a real export, config.json, generation_config.json, preprocessor_config.json,
- * tokenizer.json/tokenizer_config.json), with one layer, one head, d_model 4 and a 16-token byte-level BPE vocab.
+ * tokenizer.json/tokenizer_config.json), with one layer, one head, d_model 4 and a 17-token byte-level BPE vocab.
  * Its decoder is a bigram table: greedy decoding after the real prompt always yields TINY_WHISPER_TRANSCRIPT; with
  * timestamps it says `<|0.00|> hello world from the orb <|1.00|>`, i.e. one segment from 0 to 1 s of its window.
+ * The task token steers it: after <|translate|> it says `<|0.02|> greetings from the orb <|1.00|>` instead, so a
+ * test can tell whether the task really reached the decoder prompt.
  */
 export const TINY_WHISPER_TRANSCRIPT = 'hello world from the orb';
+export const TINY_WHISPER_TRANSLATION = 'greetings from the orb';
 
-const WORDS = ['hello', 'Ġworld', 'Ġfrom', 'Ġthe', 'Ġorb', '!'];
+const WORDS = ['hello', 'Ġworld', 'Ġfrom', 'Ġthe', 'Ġorb', '!', 'greetings'];
 // Real Whisper has 1501 timestamp tokens (<|0.00|>..<|30.00|>, 20 ms apart) after <|notimestamps|>; 51 suffice here.
 const TIMESTAMPS = Array.from({ length: 51 }, (_, i) => `<|${(i * 0.02).toFixed(2)}|>`);
 const SPECIALS = ['<|endoftext|>', '<|startoftranscript|>', '<|en|>', '<|de|>', '<|translate|>', '<|transcribe|>', '<|startoflm|>', '<|startofprev|>', '<|nocaptions|>', '<|notimestamps|>', ...TIMESTAMPS];
@@ -55,6 +58,9 @@ function decoderMerged(): Uint8Array {
     'Ġorb': '<|1.00|>',
     '<|transcribe|>': '<|0.00|>',
     '<|0.00|>': 'hello',
+    '<|translate|>': '<|0.02|>',
+    '<|0.02|>': 'greetings',
+    greetings: 'Ġfrom',
     '<|1.00|>': '<|endoftext|>',
   };
   const bigram = new Float32Array(V * V).fill(-10);

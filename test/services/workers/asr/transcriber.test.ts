@@ -8,7 +8,7 @@ import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
 import { MixedRadixFft } from '../../../../services/workers/asr/fft';
-import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../support/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));
@@ -98,6 +98,43 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
       expect(b.segments[0].end).toBeGreaterThan(3);
     } finally {
       encode.mockRestore();
+    }
+  });
+
+  it('puts the task token into the decoder prompt: translate and transcribe decode differently from the same audio', async () => {
+    const enc = await whisper.encode([decodeForAsr(fixture).samples]);
+    const spy = jest.spyOn(whisper as unknown as { step(ids: bigint[][]): unknown }, 'step');
+    const [translated] = await whisper.decode(enc, { language: 'en', task: 'translate' });
+    const prompt = (spy.mock.calls[0][0] as bigint[][])[0].map(Number);
+    spy.mockRestore();
+    expect(prompt).toEqual([TINY_WHISPER_IDS['<|startoftranscript|>'], TINY_WHISPER_IDS['<|en|>'], TINY_WHISPER_IDS['<|translate|>']]);
+    expect(translated.text).toBe(TINY_WHISPER_TRANSLATION);
+    const [transcribed] = await whisper.decode(enc, { language: 'en', task: 'transcribe' });
+    expect(transcribed.text).toBe(TINY_WHISPER_TRANSCRIPT);
+  });
+
+  it('streams: a streaming input reports each window\'s segments before the next window is decoded', async () => {
+    const pcm = decodeForAsr(fixture).samples;
+    // Speech, 27 s of silence, speech: two VAD segments more than 30 s apart, so two Whisper windows.
+    const long = new Float32Array(pcm.length * 2 + 27 * 16000);
+    long.set(pcm, 0);
+    long.set(pcm, pcm.length + 27 * 16000);
+    const order: string[] = [];
+    const decode = whisper.decode.bind(whisper);
+    const spy = jest.spyOn(whisper, 'decode').mockImplementation(async (enc, req) => {
+      order.push(`decode rows=${enc.dims[0]}`);
+      return decode(enc, req);
+    });
+    try {
+      const [t] = await asr.transcribeMany([{ samples: long, opts: { language: 'en', stream: true }, onSegments: (segs) => { order.push(`segments ${segs.map((x) => x.text).join('|')}`); } }]);
+      expect(order).toEqual([`decode rows=1`, `segments ${TINY_WHISPER_TRANSCRIPT}`, `decode rows=1`, `segments ${TINY_WHISPER_TRANSCRIPT}`]);
+      expect(t.text).toBe(`${TINY_WHISPER_TRANSCRIPT} ${TINY_WHISPER_TRANSCRIPT}`);
+      order.length = 0;
+      // Without `stream` both windows decode together: one decode of two rows.
+      await asr.transcribeMany([{ samples: long, opts: { language: 'en' } }]);
+      expect(order).toEqual([`decode rows=2`]);
+    } finally {
+      spy.mockRestore();
     }
   });
 

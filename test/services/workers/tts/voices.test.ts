@@ -25,9 +25,11 @@ describe('Piper/VITS voices on the tiny voice', () => {
     ]);
   });
 
-  it('maps an unknown (OpenAI) voice name to the default voice', () => {
+  it('maps OpenAI voice names to the default voice and refuses other unknown names with a 400 that names them', () => {
     expect(lib.resolve('alloy').name).toBe('en_US-tiny-low');
+    expect(lib.resolve(undefined).name).toBe('en_US-tiny-low');
     expect(lib.resolve('tiny-en').name).toBe('tiny-en');
+    expect(() => lib.resolve('robot-9')).toThrow(expect.objectContaining({ code: 'ORB_ERR_UNKNOWN_VOICE', statusCode: 400, message: expect.stringContaining("'robot-9'") }));
   });
 
   it('phonemizes with eSpeak NG and produces audio whose length is the phoneme id count times the hop', async () => {
@@ -41,6 +43,13 @@ describe('Piper/VITS voices on the tiny voice', () => {
     expect(ids[ids.length - 1]).toBe(2);
     const audio = await voice.synthesize('Hello world');
     expect(audio.length).toBe(ids.length * TINY_PIPER_HOP);
+  });
+
+  it('honours speed through length_scale: speed 2 is half as long, 0.5 twice as long', async () => {
+    const voice = await lib.voice('tiny-en');
+    const n = (await voice.synthesize('Hello world')).length;
+    expect((await voice.synthesize('Hello world', 2)).length).toBe(Math.floor(n / 2));
+    expect((await voice.synthesize('Hello world', 0.5)).length).toBe(n * 2);
   });
 
   it('emits the first chunk before synthesis of the rest of the input begins', async () => {
