@@ -5,7 +5,11 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
 import { WS_CLOSE } from './errors';
+
+/** How long a socket gets to answer the close handshake before it is cut. */
+export const WS_CLOSE_GRACE_MS = 3000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,13 +27,17 @@ export const drainPlugin = fp(async (app: FastifyInstance) => {
     draining: false,
     begin() { state.draining = true; },
     async closeSockets() {
-      const all = app.liveSessions.all();
-      await Promise.all(all.map((s) => new Promise<void>((resolve) => {
-        if (s.ws.readyState >= s.ws.CLOSING) return resolve();
-        s.ws.once('close', () => resolve());
-        s.ws.close(WS_CLOSE.serviceRestart, resumeHint(s.sessionId, s.lastSeq));
-        // A client that never answers the close handshake must not hold the drain.
-        setTimeout(() => { s.ws.terminate(); resolve(); }, 3000).unref();
+      // Sessions get the resume hint; every other socket of the ws server (one still upgrading or
+      // authenticating, one already CLOSING) is waited on too. A peer that never answers the close
+      // handshake (gone, offline) would otherwise hold app.close() for ws's own 30 s close timeout.
+      const hints = new Map(app.liveSessions.all().map((s) => [s.ws, resumeHint(s.sessionId, s.lastSeq)] as const));
+      const sockets = new Set<WebSocket>([...hints.keys(), ...(app.websocketServer?.clients ?? [])]);
+      await Promise.all([...sockets].map((ws) => new Promise<void>((resolve) => {
+        if (ws.readyState === ws.CLOSED) return resolve();
+        const timer = setTimeout(() => { ws.terminate(); resolve(); }, WS_CLOSE_GRACE_MS);
+        timer.unref();
+        ws.once('close', () => { clearTimeout(timer); resolve(); });
+        if (ws.readyState === ws.OPEN) ws.close(WS_CLOSE.serviceRestart, hints.get(ws) ?? resumeHint(null, 0));
       })));
     },
   };

@@ -6,6 +6,7 @@
 import { connect, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import WebSocket from 'ws';
+import { drainAndClose, WS_CLOSE_GRACE_MS } from '../../../services/orb/drain';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { auth, Client, http, KEYS, listen, makeApp, waitFor } from './support';
 
@@ -224,5 +225,38 @@ describe('trustProxy: only the ingress hops are believed', () => {
     const b = (await guess(host, 'spoof, 198.51.100.2')).statusCode;
     expect(a).toEqual([401, 401, 429]);
     expect(b).toBe(401);
+  });
+});
+
+describe('draining with peers that never answer', () => {
+  test('a peer that stops reading (offline, gone) cannot hold the drain for ws\'s 30 s close timeout: it is cut after the close grace', async () => {
+    const { app, host } = await gateway({ ORB_WS_PING_MS: '60000', ORB_WS_IDLE_MS: '60000' });
+    const reading = new Client(host, '/v1/session?vad=false', auth('alice'));
+    const stalled = await deadClient(host);
+    await reading.opened;
+    // The stalled peer's socket stops reading: the server's close frame is never answered.
+    (stalled as unknown as { _socket: Socket })._socket.pause();
+    const t0 = Date.now();
+    await drainAndClose(app, 0);
+    const took = Date.now() - t0;
+    apps.splice(apps.indexOf(app), 1);
+    await reading.closed;
+    expect(reading.closeCode).toBe(1012); // the reading client got the resume hint
+    expect(took).toBeGreaterThanOrEqual(WS_CLOSE_GRACE_MS - 100); // the stalled one was waited on, then cut
+    expect(took).toBeLessThan(WS_CLOSE_GRACE_MS + 10_000); // ws alone waits 30 s
+    stalled.terminate();
+  });
+
+  test('a socket the server already began to close (idle 4408) whose peer never answers is cut too, not left to ws\'s timer', async () => {
+    const { app, host } = await gateway({ ORB_WS_PING_MS: '60000', ORB_WS_IDLE_MS: '1000' });
+    const stalled = await deadClient(host);
+    (stalled as unknown as { _socket: Socket })._socket.pause();
+    await waitFor(() => [...app.websocketServer.clients].some((c) => c.readyState === c.CLOSING) || undefined, 'the idle close frame is sent');
+    const t0 = Date.now();
+    await drainAndClose(app, 0);
+    const took = Date.now() - t0;
+    apps.splice(apps.indexOf(app), 1);
+    expect(took).toBeLessThan(WS_CLOSE_GRACE_MS + 10_000); // ws alone waits 30 s
+    stalled.terminate();
   });
 });
