@@ -80,6 +80,8 @@ export class OrbSession {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly pendingText: string[] = [];
+  /** A dial is under way (its query, e.g. a ticket, is being fetched): no second dial may start. */
+  private dialing = false;
   state: SessionState = 'connecting';
 
   constructor(private readonly opts: OrbSessionOptions) {
@@ -137,7 +139,7 @@ export class OrbSession {
    * says the network is back). Resumes from `lastSeq`; queued text turns are sent once open.
    */
   reconnectNow(): void {
-    if (this.closedByUser || this.ws || this.state === 'open') return;
+    if (this.closedByUser || this.ws || this.dialing || this.state === 'open') return;
     clearTimeout(this.retryTimer);
     this.retries = Math.min(this.retries, 1); // a fresh back-off, still reported as a reconnect
     this.dial();
@@ -162,13 +164,15 @@ export class OrbSession {
   }
 
   private dial(): void {
+    if (this.dialing || this.ws) return; // one socket at a time: a second would take the queued turns' flush
     if (!this.opts.dialQuery) {
       this.dialWith({});
       return;
     }
+    this.dialing = true;
     this.opts.dialQuery().then(
-      (q) => { if (!this.closedByUser) this.dialWith(q); },
-      (err) => { if (!this.closedByUser) this.scheduleReconnect(`no ticket: ${err instanceof Error ? err.message : String(err)}`); },
+      (q) => { this.dialing = false; if (!this.closedByUser) this.dialWith(q); },
+      (err) => { this.dialing = false; if (!this.closedByUser) this.scheduleReconnect(`no ticket: ${err instanceof Error ? err.message : String(err)}`); },
     );
   }
 
@@ -185,7 +189,7 @@ export class OrbSession {
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => { /* the gateway speaks first: session.ready */ };
-    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onmessage = (ev) => { if (this.ws === ws) this.onMessage(ws, ev.data); };
     ws.onerror = () => { /* onclose follows and decides */ };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
@@ -226,7 +230,7 @@ export class OrbSession {
     for (const x of w) x.reject(err);
   }
 
-  private onMessage(data: unknown): void {
+  private onMessage(ws: WsLike, data: unknown): void {
     if (typeof data !== 'string') {
       const bytes = data instanceof ArrayBuffer ? new Uint8Array(data)
         : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
@@ -244,7 +248,7 @@ export class OrbSession {
       if (typeof msg.replica === 'string') this.replica = msg.replica;
       this.retries = 0;
       this.setState('open', this.replica);
-      for (const t of this.pendingText.splice(0)) this.ws?.send(t);
+      for (const t of this.pendingText.splice(0)) ws.send(t); // on the socket that said ready, never a newer one still connecting
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       return;
     }

@@ -27,6 +27,8 @@ export interface AppWindow {
   readonly profileDir: string;
   /** Browser console lines and page errors, for failure messages. */
   readonly console: string[];
+  /** URLs of the WebSockets the page opened (how it authenticated them). */
+  readonly sockets: string[];
   /** Closes the browser; removes the profile unless asked to keep it for another window. */
   close(opts?: { keepProfile?: boolean }): Promise<void>;
 }
@@ -51,8 +53,10 @@ export async function openAppWindow(url: string, extraArgs: readonly string[] = 
   const lines: string[] = [];
   page.on('console', (m) => lines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => lines.push(`pageerror: ${e.message}`));
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   return {
-    browser, context, page, profileDir, console: lines,
+    browser, context, page, profileDir, console: lines, sockets,
     async close(opts) {
       await browser.close().catch(() => undefined);
       if (child.exitCode === null && child.signalCode === null) {

@@ -249,6 +249,9 @@ suite('the ORB as an installable desktop app', () => {
       await startGateway();
       await waitUi(page, 'resumed on the restarted gateway', (o) => o.state === 'open', 60_000);
       await typedTurn(page, 'good morning');
+      // Every dial, the first and each resume, redeemed a single-use ticket: the key never rode in a URL.
+      expect(win!.sockets.length).toBeGreaterThanOrEqual(2);
+      for (const url of win!.sockets) { expect(url).toMatch(/[?&]ticket=/); expect(url).not.toContain(KEYS.alice); }
       const after = await ui(page);
       expect(after.session).toBe(before.session);
       expect(after.events[0].seq).toBe(lastSeq + 1);

@@ -243,17 +243,23 @@ function browserSocket(url: string): WsLike {
   return new WebSocket(url) as unknown as WsLike;
 }
 
+async function wsTicket(apiKey: string): Promise<string> {
+  const res = await fetch(new URL('/v1/session/tickets', gateway), { method: 'POST', headers: { authorization: `Bearer ${apiKey}` } });
+  if (!res.ok) throw new Error(`ticket refused: HTTP ${res.status}`);
+  return ((await res.json()) as { ticket: string }).ticket;
+}
+
 async function connect(apiKey: string): Promise<void> {
   const previous = session;
   previous?.close();
   session = new OrbSession({
     urls: [wsBase],
     connect: browserSocket,
-    // Browsers cannot set Authorization on a WebSocket; the gateway takes `token` on this route (and
-    // redacts it from logs). The single-use ticket dial (POST /v1/session/tickets) raced the offline
-    // resume: a queued turn was sent while the ticketed socket was still connecting. Back to the
-    // token until the session client queues sends until open (issue 13).
-    query: { token: apiKey, speak: 'true' },
+    query: { speak: 'true' },
+    // Browsers cannot set Authorization on a WebSocket, and a key in the URL lands in logs: each connect
+    // redeems a fresh single-use ticket from an authenticated POST instead. The session client holds
+    // one dial at a time, so the online event's reconnectNow cannot start a second socket mid-fetch.
+    dialQuery: async () => ({ ticket: await wsTicket(apiKey) }),
     sessionId: previous?.sessionId ?? sessionStorage.getItem('orb.session') ?? undefined,
     lastSeq: previous?.lastSeq ?? Number(sessionStorage.getItem('orb.lastSeq') ?? 0),
     onEvent: (ev) => {

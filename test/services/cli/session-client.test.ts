@@ -6,7 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { nodeWsFactory } from '../../../services/cli/http';
-import { OrbEvent, OrbSession, SessionState } from '../../../services/cli/session-client';
+import WebSocket from 'ws';
+import { OrbEvent, OrbSession, SessionState, WsLike } from '../../../services/cli/session-client';
 import { drainAndClose } from '../../../services/orb/drain';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { KEYS, makeApp, seedIdentity, waitFor } from '../orb/support';
@@ -69,4 +70,41 @@ test('after giving up on a down gateway, reconnectNow resumes the same session a
   const before = states.length;
   session.reconnectNow();
   expect(states.length).toBe(before);
+});
+
+test('a ticket dial is one dial: reconnectNow during the ticket fetch starts no second socket, and the queued turn goes out on the socket that said ready', async () => {
+  const base = `127.0.0.1:${port}`;
+  let fetches = 0;
+  const sockets: string[] = [];
+  let releaseTicket: () => void = () => undefined;
+  const gate = new Promise<void>((r) => { releaseTicket = r; });
+  const events: OrbEvent[] = [];
+  const session = new OrbSession({
+    urls: [`ws://${base}/v1/session`],
+    connect: (url) => { sockets.push(url); const ws = new WebSocket(url); ws.on('error', () => undefined); return ws as unknown as WsLike; },
+    retryDelayMs: 50,
+    // As the browser does it: a fresh single-use ticket from an authenticated POST before each dial.
+    dialQuery: async () => {
+      fetches++;
+      await gate; // the fetch is slow: the browser's online event fires meanwhile
+      const res = await fetch(`http://${base}/v1/session/tickets`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.alice}` } });
+      if (!res.ok) throw new Error(`ticket refused: HTTP ${res.status}`);
+      return { ticket: ((await res.json()) as { ticket: string }).ticket };
+    },
+    onEvent: (ev) => events.push(ev),
+  });
+  try {
+    const ready = session.open();
+    session.sendText('queued before the socket exists');
+    for (let i = 0; i < 3; i++) session.reconnectNow(); // what window 'online' events do mid-fetch
+    releaseTicket();
+    await ready;
+    expect(fetches).toBe(1);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0]).toMatch(/[?&]ticket=/);
+    expect(sockets[0]).not.toContain(KEYS.alice);
+    await waitFor(() => events.find((e) => e.type === 'turn.accepted'), 'the queued turn is accepted');
+  } finally {
+    session.close();
+  }
 });
