@@ -6,6 +6,7 @@
  *     prints what charts/models.tiny.lock.json must hold for those tiny models (revisions and sha256)
  */
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { loadHubRepos, startHubServer, tinyHubLock, type HubRepoSpec } from './model-hub';
 
 async function main(argv: string[]): Promise<number> {
@@ -19,8 +20,9 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'serve') {
     const [file, host, port] = rest;
     const repos = loadHubRepos(JSON.parse(readFileSync(file, 'utf8')) as HubRepoSpec[]);
-    await startHubServer(repos, host, Number(port), (a) => process.stdout.write(`${JSON.stringify(a)}\n`));
-    process.stdout.write(`hub: serving ${repos.map((r) => `${r.repo}@${r.revision} (${r.files.size} files)`).join(', ')} on ${host}:${port}\n`);
+    const server = await startHubServer(repos, host, Number(port), (a) => process.stdout.write(`${JSON.stringify(a)}\n`));
+    const bound = (server.address() as AddressInfo).port;
+    process.stdout.write(`hub: serving ${repos.map((r) => `${r.repo}@${r.revision} (${r.files.size} files)`).join(', ')} on ${host}:${bound}\n`);
     return new Promise(() => undefined); // serves until killed
   }
   process.stderr.write('usage: hub-server.ts serve <repos.json> <address> <port> | lock <tiny-models dir>\n');
