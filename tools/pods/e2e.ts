@@ -20,11 +20,11 @@ import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { Cluster } from './cluster';
 import { ImageTable } from './images';
-import { byKind, K8sObject, loadDir, ref, selects } from './manifests';
+import { byKind, K8sObject, loadDir, ref, renderedEnv, selects } from './manifests';
 import { summarizeAccessLog } from './model-hub';
 import { enterNode, insideNode, preflight } from './node';
 import { allows, NetPod, parseDrops } from './policy';
-import { has, run, runSync, sleep } from './sh';
+import { has, run, sleep } from './sh';
 
 const repo = resolve(__dirname, '../..');
 const args = process.argv.slice(2);
@@ -36,8 +36,8 @@ const env = variant ? VARIANT_ENVS[variant] : (args.find((a) => !a.startsWith('-
 // ORBPODS_TAG lets two checkouts run e2e:pods at once (namespaces and state are named by it).
 const tag = process.env.ORBPODS_TAG ?? `orbpods-e2e-${env}`;
 const stateDir = join(process.env.TMPDIR ?? '/tmp', tag);
-// A variant has no committed dist/: it is rendered into the state folder (as `npm run synth` would).
-const dist = resolve(process.env.ORBPODS_DIST ?? (variant ? join(stateDir, 'dist', env) : join(repo, 'dist', env)));
+// dist/<env>, or a variant rendered into the state folder (it has no committed dist/).
+let dist = '';
 const prodDist = join(repo, 'dist/prod');
 const failures: string[] = [];
 const t0 = Date.now();
@@ -53,11 +53,8 @@ async function main(): Promise<number> {
   }
   if (!insideNode(tag)) return enterNode(tag);
   rmSync(stateDir, { recursive: true, force: true });
-  ImageTable.prepareApp(repo, stateDir, say);
-  if (variant && !process.env.ORBPODS_DIST) {
-    say(`  [runner] synth: SYNTH_ENVS=${env} → ${dist}`);
-    runSync('env', [`SYNTH_ENVS=${env}`, `SYNTH_OUT=${join(stateDir, 'dist')}`, process.execPath, '--import', 'tsx', join(repo, 'charts/main.ts')]);
-  }
+  ImageTable.prepareApp(repo, stateDir, say, { built: process.env.ORBPODS_BUILT === '1' });
+  dist = resolve(process.env.ORBPODS_DIST ?? renderedEnv(repo, env, join(stateDir, 'dist')));
   const cluster = new Cluster({ env, dist, repo, stateDir, tag, log: (s) => say(`  [runner] ${s}`) });
   const ticker = setInterval(() => cluster.tick(), 200);
   try {

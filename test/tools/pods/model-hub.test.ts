@@ -16,7 +16,7 @@ import tinyLock from '../../../charts/models.tiny.lock.json';
 import {
   hubFile, inClusterHubs, loadHubRepos, startHubServer, summarizeAccessLog, tinyHubLock, tinyHubSpecs, treeRevision, type HubAccess,
 } from '../../../tools/pods/model-hub';
-import { find, synthEnvironment } from '../../infra/manifests';
+import { find, synthEnvironment, type K8sObject } from '../../infra/manifests';
 import { runContainer } from '../../support/rendered-container';
 import { writeTinyPiperVoices } from '../../support/tiny-models/piper';
 import { writeTinyWhisper } from '../../support/tiny-models/whisper';
@@ -79,8 +79,9 @@ describe('the dev-fetch variant', () => {
   });
 
   test('egress to the hub pods on 8080 is opened for the speech workers only', () => {
-    const toHub = (np: { spec: { egress?: Array<{ to?: Array<{ namespaceSelector?: { matchLabels?: Record<string, string> } }> }> } }) =>
-      (np.spec.egress ?? []).some((r) => (r.to ?? []).some((t) => t.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === STAND_IN_HUB.namespace));
+    type Peer = { namespaceSelector?: { matchLabels?: Record<string, string> } };
+    const toHub = (np: K8sObject) => ((np.spec.egress ?? []) as Array<{ to?: Peer[] }>)
+      .some((r) => (r.to ?? []).some((t) => t.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === STAND_IN_HUB.namespace));
     const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
     expect(policies.filter(toHub).map((np) => np.metadata.name).sort()).toEqual(['whisperx', 'xtts']);
   });
