@@ -159,9 +159,17 @@ async function checkModelFetch(cluster: Cluster): Promise<void> {
     if (Number(ok[1]) !== want.length) fail(`${where}: fetched ${ok[1]} of ${want.length} files`);
     if (!existsSync(join(pod.volumeDir('models'), '.verified.json'))) fail(`${where}: no .verified.json in the model volume`);
     fetchedBytes += Number(ok[2]);
-    rows.push([pod.name, `${ok[1]}/${want.length}`, ok[2], 'sha256 = lock', `${ok[5]} ms`, String(init.status.restarts)]);
+    // The worker must serve from what was fetched, not from models its image also holds.
+    const worker = pod.containers[0];
+    const envOf = (c: { spec: { env?: Array<{ name: string; value?: string }> } }) => c.spec.env?.find((e) => e.name === 'MODEL_DIR')?.value;
+    const mountOf = (c: { spec: { volumeMounts?: Array<{ name: string; mountPath: string }> } }, dir?: string) => c.spec.volumeMounts?.find((m) => m.mountPath === dir)?.name;
+    const dir = envOf(init);
+    if (envOf(worker) !== dir || !mountOf(worker, dir) || mountOf(worker, dir) !== mountOf(init, dir)) fail(`${pod.ownerRef} container ${worker.spec.name}: MODEL_DIR ${envOf(worker)} is not the volume model-fetch filled (${dir})`);
+    const loaded = readFileSync(join(pod.dir, `${worker.spec.name}.log`), 'utf8').split('\n')
+      .map((l) => /"model":"([^"]+)".*"msg":"whisper loaded"|"voices":(\[[^\]]*\]).*"msg":"voices listed"/.exec(l)).find(Boolean);
+    rows.push([pod.name, `${ok[1]}/${want.length}`, ok[2], 'sha256 = lock', `${ok[5]} ms`, String(init.status.restarts), `${dir}${loaded ? ` (${loaded[1] ? `whisper loaded from ${loaded[1]}` : `voices ${loaded[2]}`})` : ''}`]);
   }
-  say(table(['pod', 'files', 'bytes', 'verified', 'fetch took', 'init restarts'], rows));
+  say(table(['pod', 'files', 'bytes', 'verified', 'fetch took', 'init restarts', 'worker reads'], rows));
   const hub = summarizeAccessLog(existsSync(cluster.hubLog) ? readFileSync(cluster.hubLog, 'utf8') : '');
   say(`  stand-in hub: ${hub.requests} requests (${Object.entries(hub.byStatus).map(([k, v]) => `${v}× ${k}`).join(', ')}), ${hub.bytes} bytes of model files sent; model-fetch received ${fetchedBytes}`);
   if (hub.bytes < fetchedBytes) fail(`the stand-in hub sent ${hub.bytes} bytes but model-fetch reports ${fetchedBytes}: the files came from elsewhere`);
