@@ -231,7 +231,7 @@ export class Cluster {
   get hubLog(): string { return join(this.opts.stateDir, 'model-hub.log'); }
 
   private async waitListening(hub: HubEndpoint, ip: string, proc: ChildProcess): Promise<void> {
-    for (const until = Date.now() + 30_000; Date.now() < until;) {
+    for (const until = Date.now() + 60_000; Date.now() < until;) { // node + tsx start slowly on a busy machine
       if (proc.exitCode !== null) break;
       const ok = await new Promise<boolean>((resolve) => {
         const s = net.connect({ host: ip, port: hub.port, timeout: 500 }, () => { s.destroy(); resolve(true); });
