@@ -1,7 +1,7 @@
 /** The environments: `dev` (kind/minikube, CPU only) and `prod` (GPU node pools, HA, TLS). */
 import type { ResourceSpec } from '../infra';
 import type { EnvironmentConfig } from './config';
-import { imageRef, lockedHubSource, PINS } from './pins';
+import { imageRef, lockedHubSource, PINS, TINY_MODEL_PINS } from './pins';
 
 const VERSION = '0.1.0';
 
@@ -122,3 +122,31 @@ export const prod: EnvironmentConfig = {
 };
 
 export const ENVIRONMENTS: Record<string, EnvironmentConfig> = { dev, prod };
+
+/** The in-cluster hub `dev-fetch` fetches from: a Service in its own namespace, reached on one port. */
+export const STAND_IN_HUB = { service: 'model-hub', namespace: 'model-hub', port: 8080, podLabels: { 'app.kubernetes.io/name': 'model-hub' } } as const;
+
+/**
+ * `dev` with model delivery switched on: each speech worker's model-fetch init container pulls
+ * the tiny models from the hub Service `model-hub` (namespace `model-hub`) into an emptyDir and
+ * verifies every sha256 against charts/models.tiny.lock.json before the worker starts. A variant,
+ * not an environment: `npm run synth` does not render it (SYNTH_ENVS=dev-fetch does), dist/ holds
+ * no copy, and the pod runner stands the hub in (`npm run e2e:pods -- --variant fetch`).
+ */
+const hubUrl = `http://${STAND_IN_HUB.service}.${STAND_IN_HUB.namespace}.svc.cluster.local:${STAND_IN_HUB.port}`;
+export const devFetch: EnvironmentConfig = {
+  ...dev,
+  name: 'dev-fetch',
+  speech: {
+    ...dev.speech,
+    models: {
+      whisperx: { volume: { kind: 'emptyDir', sizeLimit: '64Mi' }, source: lockedHubSource('whisperx', TINY_MODEL_PINS, undefined, hubUrl) },
+      xtts: { volume: { kind: 'emptyDir', sizeLimit: '64Mi' }, source: lockedHubSource('xtts', TINY_MODEL_PINS, undefined, hubUrl) },
+    },
+    // NetworkPolicies cannot name the Service: egress goes to the hub's pods in their namespace.
+    modelEgress: { peer: { namespace: STAND_IN_HUB.namespace, podLabels: STAND_IN_HUB.podLabels }, port: STAND_IN_HUB.port },
+  },
+};
+
+/** Variants rendered on request only (SYNTH_ENVS), for the pod runner. */
+export const VARIANTS: Record<string, EnvironmentConfig> = { 'dev-fetch': devFetch };

@@ -1,14 +1,15 @@
 /**
  * The app entry (`npm run synth`): the only reader of process.env and the only caller of
  * app.synth(). Renders dist/<env>/ (the stack) and dist/<env>/test/ (test pods) per environment.
- *   SYNTH_ENVS  comma-separated environments (default: all)
+ *   SYNTH_ENVS  comma-separated environments (default: all of ENVIRONMENTS; a variant such as
+ *               dev-fetch only when named)
  *   SYNTH_OUT   output root (default: dist)
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { App, YamlOutputType } from 'cdk8s';
-import { ENVIRONMENTS } from './environments';
+import { ENVIRONMENTS, VARIANTS } from './environments';
 import { buildEnvironment, buildTestPods } from './orb-stack';
 import { placeholderPins } from './pins';
 import { kustomization, placeholderHeader } from './render';
@@ -18,8 +19,8 @@ function main(): void {
   const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const outRoot = process.env.SYNTH_OUT ?? 'dist';
   for (const name of names) {
-    const config = ENVIRONMENTS[name];
-    if (!config) throw new Error(`SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}`);
+    const config = ENVIRONMENTS[name] ?? VARIANTS[name];
+    if (!config) throw new Error(`SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}; variants: ${Object.keys(VARIANTS).join(', ')}`);
     const outdir = join(outRoot, name);
     // Stale files of renamed components must not linger in a committed dist/.
     rmSync(outdir, { recursive: true, force: true });

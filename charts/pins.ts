@@ -6,6 +6,7 @@
 import type { ModelFile, ModelSource } from '../infra';
 import images from './images.json';
 import modelLock from './models.lock.json';
+import tinyLock from './models.tiny.lock.json';
 
 export interface ImagePin {
   readonly repository: string;
@@ -25,15 +26,23 @@ export interface Pins {
 
 export const PINS: Pins = { images: images as unknown as Pins['images'], models: modelLock as unknown as Pins['models'] };
 
+/**
+ * The tiny test models as the pod runner's stand-in hub serves them (charts/models.tiny.lock.json):
+ * real revisions and sha256, checked against the bytes by test/tools/pods/model-hub.test.ts.
+ */
+export const TINY_MODEL_PINS: Pins = { images: PINS.images, models: tinyLock as unknown as Pins['models'] };
+
 /** `repository:tag@digest`, the reference prod renders. */
 export function imageRef(pin: ImagePin): string {
   return `${pin.repository}:${pin.tag}@${pin.digest}`;
 }
 
 /** The hub source of a role as the lock pins it. */
-export function lockedHubSource(role: 'whisperx' | 'xtts', pins: Pins = PINS, tokenSecret?: { secret: string; key: string }): ModelSource {
+export function lockedHubSource(
+  role: 'whisperx' | 'xtts', pins: Pins = PINS, tokenSecret?: { secret: string; key: string }, endpoint = 'https://huggingface.co',
+): ModelSource {
   const m = pins.models[role];
-  return { kind: 'hub', endpoint: 'https://huggingface.co', repo: m.repo, revision: m.revision, files: m.files, tokenSecret };
+  return { kind: 'hub', endpoint, repo: m.repo, revision: m.revision, files: m.files, tokenSecret };
 }
 
 /** Every placeholder still in the pins, one line each naming the file and the entry. */

@@ -13,6 +13,7 @@ test('runs on pull requests that touch the manifests or the services', () => {
 test('the pods job installs what the runner needs and runs e2e:pods as root with CI=true', () => {
   expect(runs('pods')).toMatch(/apt-get install .*iproute2 nftables redis-server prometheus/);
   expect(runs('pods')).toContain('sudo -E env "PATH=$PATH" CI=true npm run e2e:pods');
+  expect(runs('pods')).toContain('npm run e2e:pods -- --variant fetch');
 });
 
 test('the kind job installs kind and runs e2e:kind', () => {

@@ -1,6 +1,7 @@
 /**
  * npm run pods -- <command> <env> …   the pod runner's own kubectl, for a stack on this machine:
  *   up <env> [--timeout S]      run dist/<env> in the background; waits until every pod is ready
+ *                               (dev-fetch: dev with model-fetch against a stand-in hub pod, rendered on the fly)
  *   status <env>                pods, readiness, restarts, drops
  *   scale <env> <kind/name> <n> like kubectl scale
  *   job <env> <file.yaml>       apply a file and run its Jobs to completion (e.g. dist/dev/test/test-pods.k8s.yaml)
@@ -16,11 +17,13 @@ import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { Cluster } from './cluster';
 import { ImageTable } from './images';
-import { loadDir } from './manifests';
+import { loadDir, renderedEnv } from './manifests';
 import { enterNode, insideNode, preflight } from './node';
 import { sleep } from './sh';
 
 const repo = resolve(__dirname, '../..');
+/** Environments rendered on request only (charts/environments.ts VARIANTS). */
+const VARIANTS = ['dev-fetch'];
 const stateOf = (env: string) => join(process.env.TMPDIR ?? '/tmp', `orbpods-${env}`);
 const sockOf = (env: string) => join(stateOf(env), 'control.sock');
 
@@ -42,7 +45,7 @@ async function serve(env: string): Promise<number> {
   if (!insideNode(tag)) return enterNode(tag);
   const stateDir = stateOf(env);
   ImageTable.prepareApp(repo, stateDir, (s) => process.stdout.write(`${s}\n`));
-  const cluster = new Cluster({ env, dist: join(repo, 'dist', env), repo, stateDir, tag });
+  const cluster = new Cluster({ env, dist: renderedEnv(repo, env, join(stateDir, 'dist')), repo, stateDir, tag });
   const ticker = setInterval(() => cluster.tick(), 250);
   let stop: () => void = () => undefined;
   const stopped = new Promise<void>((r) => { stop = r; });
@@ -114,7 +117,8 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, env = 'dev', ...rest] = argv;
   if (!cmd || cmd === '-h' || cmd === '--help') { process.stdout.write(readFileSync(__filename, 'utf8').split('*/')[0].replace(/^\/\*\*?/, '').replace(/^ \* ?/gm, '')); return cmd ? 0 : 2; }
   if (cmd === 'serve') return serve(env);
-  if (!existsSync(join(repo, 'dist', env))) { process.stderr.write(`no dist/${env}: run npm run synth\n`); return 2; }
+  // A variant (dev-fetch) has no dist/ folder: `serve` renders it into the state folder.
+  if (!existsSync(join(repo, 'dist', env)) && !VARIANTS.includes(env)) { process.stderr.write(`no dist/${env}: run npm run synth (variants: ${VARIANTS.join(', ')})\n`); return 2; }
   const running = existsSync(sockOf(env));
   switch (cmd) {
     case 'up': {

@@ -4,11 +4,13 @@
  * in step with pod readiness; NetworkPolicies enforced in every pod's namespace.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { byKind, K8sObject, loadDir, ref, selects } from './manifests';
 import { ImageTable } from './images';
+import { HubEndpoint, inClusterHubs, loadHubRepos, tinyHubSpecs } from './model-hub';
 import { NODE_IP, PodNetwork } from './network';
 import { Pod, PodContext } from './pod';
 import { DropRecord, Namespace, NetPod, nftScript, parseDrops, podPolicy } from './policy';
@@ -48,6 +50,8 @@ export class Cluster {
   private namespaces: Namespace[] = [];
   private secrets: Record<string, Record<string, string>> = {};
   private standIns: Array<{ pod: NetPod; proc?: ChildProcess; netns: string }> = [];
+  /** Model hubs the manifests fetch from: each gets a stand-in pod and Service (model-hub.ts). */
+  readonly hubs: HubEndpoint[];
   private dirty = false;
   private syncing?: Promise<void>;
   private policiesFor = '';
@@ -62,6 +66,7 @@ export class Cluster {
     this.net = new PodNetwork(opts.tag);
     this.images = new ImageTable(opts.repo, opts.stateDir);
     for (const o of this.objects) this.checkKind(o);
+    this.hubs = inClusterHubs(this.objects);
   }
 
   private checkKind(o: K8sObject): void {
@@ -107,6 +112,8 @@ export class Cluster {
     for (const ns of byKind(this.objects, 'Namespace')) add(ns.metadata.name, ns.metadata.labels);
     add('kube-system');
     for (const [name, labels] of this.peerNamespaces()) if (!out.has(name)) { add(name); this.peerLabels.set(name, labels); }
+    // A hub no policy names still gets its namespace: the fetch is then refused, and the drop says why.
+    for (const h of this.hubs) if (!out.has(h.namespace)) add(h.namespace);
     if (!out.has(this.namespace)) add(this.namespace);
     return [...out.values()];
   }
@@ -157,15 +164,22 @@ export class Cluster {
     }
   }
 
-  /** kube-dns in kube-system, and an empty "scraper" pod in each other namespace the policies name. */
+  /**
+   * kube-dns in kube-system, the model hub in the namespace a model-fetch endpoint names, and an
+   * empty "scraper" pod in each other namespace the policies name.
+   */
   private async startStandIns(): Promise<void> {
+    const hubsUp: Array<Promise<void>> = [];
     for (const ns of this.namespaces) {
       if (ns.name === this.namespace) continue;
       const dns = ns.name === 'kube-system';
-      const name = dns ? 'kube-dns' : `${ns.name}-peer`;
+      const hub = this.hubs.find((h) => h.namespace === ns.name);
+      const name = dns ? 'kube-dns' : hub ? hub.service : `${ns.name}-peer`;
       const ip = this.net.allocPodIp();
       const labels = dns ? { 'k8s-app': 'kube-dns', ...(this.peerLabels.get(ns.name) ?? {}) } : { app: name, ...(this.peerLabels.get(ns.name) ?? {}) };
-      const pod: NetPod = { key: `${ns.name}.${name}`, name, namespace: ns.name, labels, ip, ports: dns ? [{ name: 'dns', containerPort: 53, protocol: 'UDP' }, { name: 'dns-tcp', containerPort: 53, protocol: 'TCP' }] : [] };
+      const ports: NetPod['ports'] = dns ? [{ name: 'dns', containerPort: 53, protocol: 'UDP' }, { name: 'dns-tcp', containerPort: 53, protocol: 'TCP' }]
+        : hub ? [{ name: 'http', containerPort: hub.port, protocol: 'TCP' }] : [];
+      const pod: NetPod = { key: `${ns.name}.${name}`, name, namespace: ns.name, labels, ip, ports };
       const netns = await this.net.addPod(pod.key, ip, this.dnsConfig(ns.name), name);
       const entry: { pod: NetPod; proc?: ChildProcess; netns: string } = { pod, netns };
       if (dns) {
@@ -176,9 +190,59 @@ export class Cluster {
           process.execPath, '--import', 'tsx', join(__dirname, 'dns-server.ts'), join(this.opts.stateDir, 'dns.json'), ip], { stdio: ['ignore', 'ignore', 'ignore'], cwd: this.opts.repo });
         void log;
       }
+      if (hub) {
+        entry.proc = this.startHub(hub, pod, netns);
+        hubsUp.push(this.waitListening(hub, ip, entry.proc));
+      }
       this.standIns.push(entry);
     }
     await this.resyncNow();
+    await Promise.all(hubsUp);
+  }
+
+  /**
+   * The stand-in hub (hub-server.ts) in its pod, as nobody, serving the tiny models; its Service
+   * (ClusterIP, the endpoint's port) selects the pod, so DNS and the NAT treat it as any Service.
+   */
+  private startHub(hub: HubEndpoint, pod: NetPod, netns: string): ChildProcess {
+    const tiny = join(this.opts.stateDir, 'image/tiny-models');
+    if (!existsSync(tiny)) throw new Error(`the stand-in hub serves the tiny models, but ${tiny} does not exist (ImageTable.prepareApp makes it)`);
+    const specs = tinyHubSpecs(tiny);
+    const served = loadHubRepos(specs);
+    const content = join(this.opts.stateDir, 'model-hub.json');
+    writeFileSync(content, JSON.stringify(specs));
+    this.notes.push(`${hub.namespace}/${hub.service}: stand-in hub (tools/pods/model-hub.ts) on ${hub.url}, serving the tiny models as ${served.map((r) => `${r.repo}@${r.revision.slice(0, 12)}`).join(', ')}`);
+    for (const w of hub.wants) {
+      if (!served.some((r) => r.repo === w.repo && r.revision === w.revision)) this.notes.push(`${w.container} asks for ${w.repo}@${w.revision}, which the stand-in hub does not serve (its fetch will fail with 404)`);
+    }
+    const svc: K8sObject = {
+      apiVersion: 'v1', kind: 'Service', metadata: { name: hub.service, namespace: hub.namespace },
+      spec: { selector: { app: pod.name }, ports: [{ name: 'http', port: hub.port, protocol: 'TCP', targetPort: 'http' }] },
+    };
+    this.svc.push({ svc, ip: this.net.allocServiceIp() });
+    const fd = openSync(this.hubLog, 'a');
+    const proc = spawn('ip', ['netns', 'exec', netns, 'setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
+      process.execPath, '--import', 'tsx', join(__dirname, 'hub-server.ts'), 'serve', content, pod.ip, String(hub.port)], { stdio: ['ignore', fd, fd], cwd: this.opts.repo });
+    closeSync(fd);
+    return proc;
+  }
+
+  /** The stand-in hub's access log: one JSON line per request (model-hub.ts HubAccess). */
+  get hubLog(): string { return join(this.opts.stateDir, 'model-hub.log'); }
+
+  private async waitListening(hub: HubEndpoint, ip: string, proc: ChildProcess): Promise<void> {
+    for (const until = Date.now() + 60_000; Date.now() < until;) { // node + tsx start slowly on a busy machine
+      if (proc.exitCode !== null) break;
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: ip, port: hub.port, timeout: 500 }, () => { s.destroy(); resolve(true); });
+        s.on('error', () => resolve(false));
+        s.on('timeout', () => { s.destroy(); resolve(false); });
+      });
+      if (ok) return;
+      await sleep(200);
+    }
+    const log = existsSync(this.hubLog) ? readFileSync(this.hubLog, 'utf8').trim().split('\n').slice(-5).join('\n') : '';
+    throw new Error(`the stand-in hub ${hub.namespace}/${hub.service} did not listen on ${ip}:${hub.port}${log ? `:\n${log}` : ''}`);
   }
 
   dnsConfig(ns: string): { server: string; search: string[] } {

@@ -7,6 +7,12 @@
  *   every scrape target answers text that promtool accepts → a table of pods.
  * Needs root, iproute2, nftables, util-linux and redis-server; without them it prints SKIPPED
  * (and fails under CI=true, where .ci/run installed them).
+ *
+ * npm run e2e:pods -- --variant fetch — the dev-fetch variant (charts/environments.ts), rendered
+ * into the state folder: the speech workers' model-fetch init containers pull the tiny models
+ * from a stand-in hub pod (model-hub.ts) through the NetworkPolicies, verify every sha256
+ * against charts/models.tiny.lock.json, the workers become ready on those files and orb-smoke
+ * passes, with no packet dropped from start to end; only the speech workers may reach the hub.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -14,18 +20,25 @@ import { join, resolve } from 'node:path';
 import Redis from 'ioredis';
 import { Cluster } from './cluster';
 import { ImageTable } from './images';
-import { byKind, K8sObject, loadDir, ref, selects } from './manifests';
+import { byKind, K8sObject, loadDir, ref, renderedEnv, selects } from './manifests';
+import { summarizeAccessLog } from './model-hub';
 import { enterNode, insideNode, preflight } from './node';
 import { allows, NetPod, parseDrops } from './policy';
 import { has, run, sleep } from './sh';
 
 const repo = resolve(__dirname, '../..');
-const env = process.argv[2] ?? 'dev';
-const dist = resolve(process.env.ORBPODS_DIST ?? join(repo, 'dist', env));
-const prodDist = join(repo, 'dist/prod');
+const args = process.argv.slice(2);
+/** Variants: environments rendered on request (charts/environments.ts VARIANTS), run with their own phases. */
+const VARIANT_ENVS: Record<string, string> = { fetch: 'dev-fetch' };
+const variant = args.includes('--variant') ? args[args.indexOf('--variant') + 1] : undefined;
+if (variant !== undefined && !VARIANT_ENVS[variant]) throw new Error(`--variant ${variant}: known variants: ${Object.keys(VARIANT_ENVS).join(', ')}`);
+const env = variant ? VARIANT_ENVS[variant] : (args.find((a) => !a.startsWith('--')) ?? 'dev');
 // ORBPODS_TAG lets two checkouts run e2e:pods at once (namespaces and state are named by it).
 const tag = process.env.ORBPODS_TAG ?? `orbpods-e2e-${env}`;
 const stateDir = join(process.env.TMPDIR ?? '/tmp', tag);
+// dist/<env>, or a variant rendered into the state folder (it has no committed dist/).
+let dist = '';
+const prodDist = join(repo, 'dist/prod');
 const failures: string[] = [];
 const t0 = Date.now();
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -40,7 +53,8 @@ async function main(): Promise<number> {
   }
   if (!insideNode(tag)) return enterNode(tag);
   rmSync(stateDir, { recursive: true, force: true });
-  ImageTable.prepareApp(repo, stateDir, say);
+  ImageTable.prepareApp(repo, stateDir, say, { built: process.env.ORBPODS_BUILT === '1' });
+  dist = resolve(process.env.ORBPODS_DIST ?? renderedEnv(repo, env, join(stateDir, 'dist')));
   const cluster = new Cluster({ env, dist, repo, stateDir, tag, log: (s) => say(`  [runner] ${s}`) });
   const ticker = setInterval(() => cluster.tick(), 200);
   try {
@@ -52,9 +66,17 @@ async function main(): Promise<number> {
     const seed = await cluster.jobResult('seed-vault');
     if (seed && seed.phase !== 'Succeeded') fail(`Job/seed-vault ${seed.phase}: ${seed.reason ?? ''}\n${tail(seed.pod.dir, 'seed')}`);
 
-    say('== kubectl scale deployment orb-core --replicas=2');
-    await cluster.scale('Deployment/orb-core', 2);
-    await cluster.waitReady(120_000);
+    if (variant === 'fetch') {
+      await checkModelFetch(cluster);
+      // Counters start with each pod: everything since up, the fetches included, must have passed.
+      const sinceUp = await totalDrops(cluster);
+      say(`== packets dropped from up to every pod ready (model fetches included): ${sinceUp.total}`);
+      if (sinceUp.total !== 0) fail(`${sinceUp.total} packets dropped before every pod was ready:\n${describeNewDrops(new Map(), sinceUp.records)}`);
+    } else {
+      say('== kubectl scale deployment orb-core --replicas=2');
+      await cluster.scale('Deployment/orb-core', 2);
+      await cluster.waitReady(120_000);
+    }
 
     const testDir = join(dist, 'test');
     const testObjs = existsSync(testDir) ? loadDir(testDir) : [];
@@ -71,16 +93,8 @@ async function main(): Promise<number> {
     say(`== packets dropped during the smoke run: ${dropped}`);
     if (dropped !== 0) fail(`${dropped} packets dropped during the smoke run:\n${describeNewDrops(before.records, after.records)}`);
 
-    for (const cj of byKind(cluster.objects, 'CronJob')) {
-      say(`\n== ${ref(cj)} run once now (kubectl create job --from=cronjob/${cj.metadata.name})`);
-      const r = await cluster.runCronJob(cj.metadata.name);
-      say(indent(tail(r.pod.dir, cj.spec.jobTemplate.spec.template.spec.containers[0].name, 10)));
-      if (r.phase !== 'Succeeded') fail(`${ref(cj)}: its job ${r.phase}${r.reason ? ` (${r.reason})` : ''}`);
-    }
-
-    await checkPolicies(cluster);
-    await checkKeda(cluster);
-    await checkScrapes(cluster);
+    if (variant === 'fetch') await checkHubEgress(cluster);
+    else await devPhases(cluster);
 
     say('\n== pods');
     const readyBy = new Map(first.map((r) => [r.pod, r.readyAfterS]));
@@ -99,9 +113,91 @@ async function main(): Promise<number> {
     clearInterval(ticker);
     await cluster.down();
   }
-  say(`\n== e2e:pods ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
+  say(`\n== e2e:pods${variant ? ` --variant ${variant}` : ''} ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
   for (const f of failures) say(`  - ${f.split('\n').slice(0, 8).join('\n    ')}`);
   return failures.length ? 1 : 0;
+}
+
+/** dist/dev's own phases after the smoke run: CronJobs, every NetworkPolicy, KEDA triggers, scrapes. */
+async function devPhases(cluster: Cluster): Promise<void> {
+  for (const cj of byKind(cluster.objects, 'CronJob')) {
+    say(`\n== ${ref(cj)} run once now (kubectl create job --from=cronjob/${cj.metadata.name})`);
+    const r = await cluster.runCronJob(cj.metadata.name);
+    say(indent(tail(r.pod.dir, cj.spec.jobTemplate.spec.template.spec.containers[0].name, 10)));
+    if (r.phase !== 'Succeeded') fail(`${ref(cj)}: its job ${r.phase}${r.reason ? ` (${r.reason})` : ''}`);
+  }
+  await checkPolicies(cluster);
+  await checkKeda(cluster);
+  await checkScrapes(cluster);
+}
+
+// ---- the fetch variant: what model-fetch delivered, and who may reach the hub -------------------------
+
+/**
+ * Every model-fetch init container fetched each file of its MODEL_FILES from the stand-in hub and
+ * verified it against the sha256 the manifest pins (the lock), then wrote the verified marker; the
+ * hub's access log accounts for the bytes.
+ */
+async function checkModelFetch(cluster: Cluster): Promise<void> {
+  say('\n== model-fetch: each speech worker\'s init container fetched and verified its models from the stand-in hub');
+  const rows: string[][] = [];
+  let fetchedBytes = 0;
+  const fetchers = [...cluster.pods.values()].filter((p) => p.initContainers.some((c) => c.spec.name === 'model-fetch'));
+  if (!fetchers.length) fail('no pod has a model-fetch init container: the variant renders none');
+  for (const pod of fetchers) {
+    const init = pod.initContainers.find((c) => c.spec.name === 'model-fetch')!;
+    const want = JSON.parse(init.spec.env.find((e: { name: string }) => e.name === 'MODEL_FILES').value) as Array<{ path: string; as?: string; sha256: string }>;
+    const log = existsSync(join(pod.dir, 'model-fetch.log')) ? readFileSync(join(pod.dir, 'model-fetch.log'), 'utf8') : '';
+    const where = `${pod.ownerRef} pod ${pod.name} container model-fetch`;
+    for (const f of want) {
+      const line = log.split('\n').find((l) => l.startsWith(`model-fetch: ${f.path}: fetched `));
+      if (!line) { fail(`${where}: no 'fetched' line for ${f.path}:\n${log.trim().split('\n').slice(-5).join('\n')}`); continue; }
+      if (!line.includes(`sha256:${f.sha256} verified against the lock file`)) fail(`${where}: ${f.path} was not verified against the lock's sha256 ${f.sha256}: ${line}`);
+    }
+    const ok = /model-fetch: OK (\d+) fetched \((\d+) bytes\), (\d+) cached, (\d+) verified in place, (\d+) ms/.exec(log);
+    if (!ok) { fail(`${where}: no OK line`); continue; }
+    if (Number(ok[1]) !== want.length) fail(`${where}: fetched ${ok[1]} of ${want.length} files`);
+    if (!existsSync(join(pod.volumeDir('models'), '.verified.json'))) fail(`${where}: no .verified.json in the model volume`);
+    fetchedBytes += Number(ok[2]);
+    // The worker must serve from what was fetched, not from models its image also holds.
+    const worker = pod.containers[0];
+    const envOf = (c: { spec: { env?: Array<{ name: string; value?: string }> } }) => c.spec.env?.find((e) => e.name === 'MODEL_DIR')?.value;
+    const mountOf = (c: { spec: { volumeMounts?: Array<{ name: string; mountPath: string }> } }, dir?: string) => c.spec.volumeMounts?.find((m) => m.mountPath === dir)?.name;
+    const dir = envOf(init);
+    if (envOf(worker) !== dir || !mountOf(worker, dir) || mountOf(worker, dir) !== mountOf(init, dir)) fail(`${pod.ownerRef} container ${worker.spec.name}: MODEL_DIR ${envOf(worker)} is not the volume model-fetch filled (${dir})`);
+    const loaded = readFileSync(join(pod.dir, `${worker.spec.name}.log`), 'utf8').split('\n')
+      .map((l) => /"model":"([^"]+)".*"msg":"whisper loaded"|"voices":(\[[^\]]*\]).*"msg":"voices listed"/.exec(l)).find(Boolean);
+    rows.push([pod.name, `${ok[1]}/${want.length}`, ok[2], 'sha256 = lock', `${ok[5]} ms`, String(init.status.restarts), `${dir}${loaded ? ` (${loaded[1] ? `whisper loaded from ${loaded[1]}` : `voices ${loaded[2]}`})` : ''}`]);
+  }
+  say(table(['pod', 'files', 'bytes', 'verified', 'fetch took', 'init restarts', 'worker reads'], rows));
+  const hub = summarizeAccessLog(existsSync(cluster.hubLog) ? readFileSync(cluster.hubLog, 'utf8') : '');
+  say(`  stand-in hub: ${hub.requests} requests (${Object.entries(hub.byStatus).map(([k, v]) => `${v}× ${k}`).join(', ')}), ${hub.bytes} bytes of model files sent; model-fetch received ${fetchedBytes}`);
+  if (hub.bytes < fetchedBytes) fail(`the stand-in hub sent ${hub.bytes} bytes but model-fetch reports ${fetchedBytes}: the files came from elsewhere`);
+}
+
+/** The hub is reachable from the speech workers only: each other pod's egress refuses it (counter rises). */
+async function checkHubEgress(cluster: Cluster): Promise<void> {
+  say('\n== egress to the stand-in hub: allowed for the speech workers only');
+  const policies = byKind(cluster.objects, 'NetworkPolicy');
+  const rows: string[][] = [];
+  for (const h of cluster.hubs) {
+    const hub = cluster.netPods().find((p) => p.namespace === h.namespace && p.name === h.service);
+    if (!hub) { fail(`no stand-in pod for ${h.namespace}/${h.service}`); continue; }
+    const seen = new Set<string>();
+    for (const p of cluster.netPods().filter((x) => x.namespace === cluster.namespace && x.ready && cluster.pods.has(x.key))) {
+      const owner = cluster.pods.get(p.key)!.ownerRef;
+      if (seen.has(owner)) continue;
+      seen.add(owner);
+      const allowed = allows(p, hub, h.port, 'tcp', policies, cluster.netPods(), cluster.namespaceList);
+      const c0 = await counter(p.netns, 'egress');
+      const res = await connect(p, hub.ip, h.port);
+      const c1 = await counter(p.netns, 'egress');
+      const okRes = allowed ? res === 'connected' : res === 'timeout' && c1 > c0;
+      if (!okRes) fail(`${p.name} → ${h.service}:${h.port}: the policies ${allowed ? 'allow' : 'forbid'} it, nftables gave ${res} (egress drops ${c0}→${c1})`);
+      rows.push([owner, allowed ? 'allowed' : 'forbidden', res, `${c0}→${c1}`]);
+    }
+  }
+  say(table(['from', 'policies say', 'connection', 'egress drops'], rows));
 }
 
 // ---- NetworkPolicies: one refused connection per policy, one allowed peer ------------------------

@@ -108,11 +108,18 @@ export class ImageTable {
     throw new Error(`image ${image} has no local stand-in in the pod runner's image table (tools/pods/images.ts)`);
   }
 
-  /** Builds what the app image holds: compiled services, web client, tiny speech models. */
-  static prepareApp(repo: string, stateDir: string, log: (s: string) => void): void {
+  /**
+   * Builds what the app image holds: compiled services, web client, tiny speech models. `built`
+   * says build/ and web/dist are already this checkout's (a previous step of the same CI run built
+   * them), so only the tiny models are made.
+   */
+  static prepareApp(repo: string, stateDir: string, log: (s: string) => void, o: { built?: boolean } = {}): void {
     const step = (what: string, cmd: string, args: string[]) => { log(`image: ${what}`); runSync(cmd, args); };
-    step('npm run build (tsc → build/)', 'npm', ['run', '-s', '--prefix', repo, 'build']);
-    step('npm run build:web (web/dist)', 'npm', ['run', '-s', '--prefix', repo, 'build:web']);
+    if (o.built) log('image: build/ and web/dist as built (ORBPODS_BUILT=1)');
+    else {
+      step('npm run build (tsc → build/)', 'npm', ['run', '-s', '--prefix', repo, 'build']);
+      step('npm run build:web (web/dist)', 'npm', ['run', '-s', '--prefix', repo, 'build:web']);
+    }
     const tiny = join(stateDir, 'image/tiny-models');
     if (!existsSync(join(tiny, 'whisper'))) step('tiny speech models', 'npx', ['--prefix', repo, 'tsx', resolve(repo, 'scripts/make-tiny-models.ts'), tiny]);
   }

@@ -3,9 +3,10 @@
  * Kubernetes objects, and answers the questions the runner asks of them: which workloads, which
  * Services, which NetworkPolicies, which ConfigMaps.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { runSync } from './sh';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
@@ -24,6 +25,18 @@ export function loadDir(dir: string): K8sObject[] {
     }
   }
   return out;
+}
+
+/**
+ * The folder of a rendered environment: the committed dist/<env>, or else a variant
+ * (charts/environments.ts VARIANTS, which dist/ does not hold) rendered now by the synth entry
+ * into `<outRoot>/<env>`. An unknown name fails with the synth's list of environments and variants.
+ */
+export function renderedEnv(repo: string, env: string, outRoot: string): string {
+  const committed = join(repo, 'dist', env);
+  if (existsSync(committed)) return committed;
+  runSync('env', [`SYNTH_ENVS=${env}`, `SYNTH_OUT=${outRoot}`, process.execPath, '--import', 'tsx', join(repo, 'charts/main.ts')]);
+  return join(outRoot, env);
 }
 
 export const ref = (o: K8sObject): string => `${o.kind}/${o.metadata.name}`;
