@@ -73,11 +73,11 @@ beforeAll(async () => {
   writeTinyPiperVoices(join(dir, 'voices'));
   const w = (podName: string) => workerConfig({ podName, trimIntervalMs: 200, reclaimIdleMs: 500 });
   for (let n = 0; n < 5; n++) {
-    workers.push(new WorkerRuntime(coreRole, { redis: as('core'), http: false, worker: w(`core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') } }));
+    workers.push(new WorkerRuntime(coreRole, { redis: as('core'), keyPrefix: '', http: false, worker: w(`core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') } }));
   }
-  workers.push(new WorkerRuntime(caliRole, { redis: as('cali'), http: false, worker: w('cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
-  workers.push(new WorkerRuntime(asrRole, { redis: as('whisperx'), http: false, worker: w('whisperx-0'), env: { MODEL_DIR: join(dir, 'whisper') } }));
-  workers.push(new WorkerRuntime(ttsRole, { redis: as('xtts'), http: false, worker: w('xtts-0'), env: { MODEL_DIR: join(dir, 'voices'), TTS_DEFAULT_VOICE: 'tiny-en' } }));
+  workers.push(new WorkerRuntime(caliRole, { redis: as('cali'), keyPrefix: '', http: false, worker: w('cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
+  workers.push(new WorkerRuntime(asrRole, { redis: as('whisperx'), keyPrefix: '', http: false, worker: w('whisperx-0'), env: { MODEL_DIR: join(dir, 'whisper') } }));
+  workers.push(new WorkerRuntime(ttsRole, { redis: as('xtts'), keyPrefix: '', http: false, worker: w('xtts-0'), env: { MODEL_DIR: join(dir, 'voices'), TTS_DEFAULT_VOICE: 'tiny-en' } }));
   await Promise.all(workers.map((x) => x.start()));
 
   const env = {
