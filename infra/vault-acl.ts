@@ -211,6 +211,16 @@ export function aclRules(user: VaultUser, keyPrefix = '', opts: AclRulesOptions 
 }
 
 /**
+ * The `default` user: off, so no client can log in as it (unauthenticated connections get
+ * NOAUTH). It still holds +@write on every key because Redis (7.0 through 7.4; redis/redis#14541,
+ * fixed later) replays each MULTI/EXEC block of the AOF under the default user's ACL at start-up
+ * and silently drops the blocks it refuses. Services write sessions, heartbeats and tickets in
+ * MULTI, and FCALL/EVAL effects are logged as MULTI/EXEC too: with a `-@all` default user they
+ * all vanished at the first vault restart (the dev stack's "missing session").
+ */
+export const DEFAULT_USER_RULES = 'off resetkeys ~* resetchannels -@all +@write';
+
+/**
  * POSIX sh run by the vault's init container: reads each `<user>.rules` and the matching
  * `<user>-password` Secret key, and writes `user <name> on #<sha256> <rules>` lines, so the
  * ACL file never holds a plaintext password and no password is ever in a manifest.
@@ -221,7 +231,7 @@ set -eu
 rules_dir=$1; secrets_dir=$2; out=$3
 tmp="$out.tmp"
 umask 077
-echo "user default off resetkeys -@all" > "$tmp"
+echo "user default ${DEFAULT_USER_RULES}" > "$tmp"
 for rules in "$rules_dir"/*.rules; do
   user=$(basename "$rules" .rules)
   pw_file="$secrets_dir/$user-password"

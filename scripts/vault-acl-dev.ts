@@ -7,10 +7,10 @@
  * added in the dev stack and tests only, or turns could not run at all. The manifests never carry
  * them. The bridge switches itself off once no such call is left in services/.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { aclRules, VAULT_USERS, type VaultUser } from '../infra/vault-acl';
+import { aclRules, DEFAULT_USER_RULES, VAULT_USERS, type VaultUser } from '../infra/vault-acl';
 
 const REPO = join(__dirname, '..');
 
@@ -33,7 +33,7 @@ export function legacyEvalCallers(root = join(REPO, 'services')): string[] {
 }
 
 export interface DevAcl {
-  /** ACL file lines (`user <name> on >password <rules>`), for `--aclfile` or ACL SETUSER. */
+  /** ACL file lines (`user <name> on #<sha256 of the password> <rules>`), for `--aclfile`: no password in the file. */
   readonly lines: string[];
   readonly passwords: Readonly<Record<VaultUser, string>>;
   /** True when the EVALSHA/EVAL bridge is on (see above). */
@@ -45,9 +45,13 @@ export function devAcl(opts: { keyPrefix?: string; legacyEval?: boolean; admin?:
   const legacyEval = opts.legacyEval ?? legacyEvalCallers().length > 0;
   const passwords = Object.fromEntries(VAULT_USERS.map((u) => [u, randomBytes(24).toString('base64url')])) as Record<VaultUser, string>;
   const lines = [
-    'user default off resetkeys -@all',
-    ...VAULT_USERS.map((u) => `user ${u} on >${passwords[u]} ${aclRules(u, opts.keyPrefix ?? '', { legacyEval })}`),
-    ...(opts.admin ? [`user admin on >${opts.admin} ~* &* +@all`] : []),
+    `user default ${DEFAULT_USER_RULES}`,
+    ...VAULT_USERS.map((u) => `user ${u} on #${sha256(passwords[u])} ${aclRules(u, opts.keyPrefix ?? '', { legacyEval })}`),
+    ...(opts.admin ? [`user admin on #${sha256(opts.admin)} ~* &* +@all`] : []),
   ];
   return { lines, passwords, legacyEval };
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
 }

@@ -301,7 +301,7 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     ]));
   });
 
-  test('no user has a Pub/Sub channel, and the default user is off', async () => {
+  test('no user has a Pub/Sub channel, and nobody can act as the default user', async () => {
     for (const user of VAULT_USERS) {
       const info = (await admin.call('ACL', 'GETUSER', user)) as unknown[];
       const f: Record<string, unknown> = {};
@@ -310,5 +310,15 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     }
     const def = (await admin.call('ACL', 'GETUSER', 'default')) as unknown[];
     expect((def[def.indexOf('flags') + 1] as string[])).toContain('off');
+    // Its +@write (for the AOF replay, see DEFAULT_USER_RULES) is out of every client's reach.
+    const anon = await Resp.open(server.port);
+    try {
+      expect(await anon.send(['SET', 'identity:seed', 'x'])).toMatch(/^-NOAUTH/);
+      expect(await anon.send(['FLUSHALL'])).toMatch(/^-NOAUTH/);
+      expect(await anon.send(['AUTH', 'default', ''])).toMatch(/^-WRONGPASS/);
+      expect(await anon.send(['AUTH', 'default', 'anything'])).toMatch(/^-WRONGPASS/);
+    } finally {
+      anon.close();
+    }
   });
 });

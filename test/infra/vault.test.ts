@@ -17,6 +17,7 @@ describe('vault ACL users on a real redis-server', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-acl-'));
   const passwords: Record<string, string> = {};
   let server: RedisServerHandle;
+  let serverArgs: string[] = [];
   const clients: Redis[] = [];
   const as = async (user: string) => {
     const c = new Redis({ port: server.port, host: '127.0.0.1', username: user, password: passwords[user], lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: true });
@@ -40,7 +41,8 @@ describe('vault ACL users on a real redis-server', () => {
     // pod's listen address and paths, which the helper sets for this test.
     const args = redisConf('64mb').split('\n').filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))
       .flatMap((l) => { const [k, ...v] = l.split(' '); return [`--${k}`, ...v]; });
-    server = await startRedisServer({ dir, args: [...args, '--aclfile', join(dir, 'users.acl')] });
+    serverArgs = [...args, '--aclfile', join(dir, 'users.acl')];
+    server = await startRedisServer({ dir, args: serverArgs });
   });
 
   afterAll(async () => {
@@ -109,6 +111,16 @@ describe('vault ACL users on a real redis-server', () => {
       await expect(c.config('SET', 'appendonly', 'no')).rejects.toThrow(/NOPERM/);
       await expect(c.keys('*')).rejects.toThrow(/NOPERM/);
     }
+  });
+
+  test('a MULTI/EXEC block survives a vault restart: the AOF replays it under the (off) default user', async () => {
+    const orb = await as('orb');
+    await orb.multi().hset('session:tx', 'owner', 'k1').expire('session:tx', 600).sadd('session:index:k1', 'tx').exec();
+    const port = server.port;
+    await server.stop();
+    server = await startRedisServer({ dir, port, args: serverArgs });
+    // A -@all default user made Redis drop every MULTI block of the AOF here (redis/redis#14541).
+    expect(await (await as('orb')).hgetall('session:tx')).toEqual({ owner: 'k1' });
   });
 
   test('backup may snapshot but read no key', async () => {
