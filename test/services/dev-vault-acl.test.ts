@@ -77,10 +77,10 @@ test('drill: a turn, a vault restart, the same session with its memory, and a ne
   await stack.vault!.restart();
   await waitUntil('orb-core ready after the vault restart', async () => (await fetch(`${stack.orbUrls[0]}/readyz`)).ok, 120_000);
 
-  const after = await waitUntil('the session after the restart', async () => {
+  const after = await waitUntil<{ last_seq: number; turns: unknown[] } | undefined>('the session after the restart', async () => {
     const r = await orbRequest<{ last_seq: number; turns: unknown[] }>(target, 'GET', `/v1/sessions/${sid}`);
     return r.status === 200 ? r.body : undefined;
-  }, 60_000, 500);
+  }, 60_000, 500) as { last_seq: number; turns: unknown[] };
   expect(after.last_seq).toBe(before.body.last_seq);
   expect(after.turns).toEqual(before.body.turns);
   expect(JSON.stringify(await admin.hgetall(`${prefix}memory:${sid}`))).toMatch(/Ada/);
