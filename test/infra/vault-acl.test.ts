@@ -322,3 +322,16 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     }
   });
 });
+
+describe('the backup user is full-read and isolated', () => {
+  test.each(['dev', 'prod'])('%s: vault-backup takes no connection and reaches only DNS and the vault port', (env) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { parseAllDocuments } = require('yaml') as typeof import('yaml');
+    const docs = parseAllDocuments(readFileSync(join(__dirname, '..', '..', 'dist', env, '02-network.k8s.yaml'), 'utf8')).map((d) => d.toJS());
+    const np = docs.find((d) => d?.kind === 'NetworkPolicy' && d.metadata.name === 'vault-backup');
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.ingress ?? []).toEqual([]);
+    const ports = (np.spec.egress as Array<{ ports: Array<{ port: number }> }>).flatMap((e) => e.ports.map((p) => p.port)).sort();
+    expect([...new Set(ports)]).toEqual([53, 6379].sort());
+  });
+});
