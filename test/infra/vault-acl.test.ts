@@ -301,6 +301,36 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     ]));
   });
 
+  test('FCALL runs under the caller\'s ACL: a turn event and the next job in one call pass; a queue delete inside a function does not', async () => {
+    // A stand-in for the `orb` library (its bootstrap user loads the real one): admin loads it here.
+    await admin.call('FUNCTION', 'LOAD', 'REPLACE', [
+      '#!lua name=acltest',
+      "redis.register_function('start_turn', function(keys, args) redis.call('XADD', keys[1], '*', 'type', 'turn.start'); return redis.call('XADD', keys[2], '*', 'env', args[1]) end)",
+      "redis.register_function('drop_queue', function(keys) return redis.call('DEL', keys[1]) end)",
+    ].join('\n'));
+    const call = async (user: VaultUser, ...args: string[]) => {
+      const c = await Resp.open(server.port);
+      try {
+        await c.send(['AUTH', user, passwords[user]]);
+        return await c.send(args);
+      } finally {
+        c.close();
+      }
+    };
+    // The gateway: its own turn stream and the whisperx queue in one FCALL (root + publish selector).
+    expect(await call('orb', 'FCALL', 'start_turn', '2', 'turn:s1:events', 'acp:jobs:whisperx', '{}')).toMatch(/^\$/);
+    // CALI may queue for xtts but not for whisperx; a core queues for nobody.
+    expect(await call('cali', 'FCALL', 'start_turn', '2', 'turn:s1:events', 'acp:jobs:xtts', '{}')).toMatch(/^\$/);
+    expect(await call('cali', 'FCALL', 'start_turn', '2', 'turn:s1:events', 'acp:jobs:whisperx', '{}')).toMatch(/^-NOPERM/);
+    expect(await call('core', 'FCALL', 'start_turn', '2', 'turn:s1:events', 'acp:jobs:cali', '{}')).toMatch(/^-NOPERM/);
+    // DEL on a queue: refused inside the function even where FCALL on that key is allowed.
+    expect(await call('orb', 'FCALL', 'drop_queue', '1', 'acp:jobs:whisperx')).toMatch(/NOPERM|can't access at least one of the keys/);
+    expect(await admin.exists('acp:jobs:whisperx')).toBe(1);
+    // And nobody but an admin loads code.
+    for (const user of VAULT_USERS) expect(await call(user, 'FUNCTION', 'LOAD', '#!lua name=x\nredis.register_function(\'f\', function() return 1 end)')).toMatch(/^-NOPERM/);
+    await admin.call('FUNCTION', 'DELETE', 'acltest');
+  });
+
   test('no user has a Pub/Sub channel, and nobody can act as the default user', async () => {
     for (const user of VAULT_USERS) {
       const info = (await admin.call('ACL', 'GETUSER', user)) as unknown[];
