@@ -33,7 +33,7 @@ export interface AclScope {
 }
 
 export interface VaultUserGrant {
-  /** What the user is for, in a line (rendered into docs and test output). */
+  /** What the user is for, in a line (printed by the ACL test next to its counts). */
   readonly purpose: string;
   readonly root: AclScope;
   readonly selectors: readonly AclScope[];
@@ -212,9 +212,10 @@ export function aclRules(user: VaultUser, keyPrefix = '', opts: AclRulesOptions 
 
 /**
  * The `default` user: off, so no client can log in as it (unauthenticated connections get
- * NOAUTH). It still holds +@write on every key because Redis (7.0 through 7.4; redis/redis#14541,
- * fixed later) replays each MULTI/EXEC block of the AOF under the default user's ACL at start-up
- * and silently drops the blocks it refuses. Services write sessions, heartbeats and tickets in
+ * NOAUTH). It still holds +@write on every key because Redis replays each MULTI/EXEC block of the
+ * AOF under the default user's ACL at start-up and silently drops the blocks it refuses
+ * (redis/redis#14541: seen here on 7.0, reported on 7.2; the fix, #14545, is from late 2025, after
+ * the 7.4.1 this project pins). Services write sessions, heartbeats and tickets in
  * MULTI, and FCALL/EVAL effects are logged as MULTI/EXEC too: with a `-@all` default user they
  * all vanished at the first vault restart (the dev stack's "missing session").
  */

@@ -12,7 +12,7 @@ import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { aclRules, allowedCommands, ASSEMBLE_ACL_SCRIPT, VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
+import { aclRules, allowedCommands, ASSEMBLE_ACL_SCRIPT, VAULT_GRANTS, VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
 import { RedisServerHandle, startRedisServer } from '../support/redis-server';
 
 jest.setTimeout(120_000);
@@ -268,7 +268,7 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     const lines: string[] = [];
     for (const user of VAULT_USERS) {
       const r = await checkUser(admin, server.port, passwords[user], user, user, commands);
-      lines.push(`  ${user.padEnd(9)} allowed ${String(r.allowed).padStart(3)}  refused ${String(r.refused).padStart(3)} (NOPERM confirmed ${r.nopermConfirmed})  key probes ${r.keyProbes}`);
+      lines.push(`  ${user.padEnd(9)} allowed ${String(r.allowed).padStart(3)}  refused ${String(r.refused).padStart(3)} (NOPERM confirmed ${r.nopermConfirmed})  key probes ${r.keyProbes}  — ${VAULT_GRANTS[user].purpose}`);
       for (const k of ['checked', 'allowed', 'refused', 'nopermConfirmed', 'keyProbes'] as const) total[k] += r[k];
       total.violations.push(...r.violations);
     }
