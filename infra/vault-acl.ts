@@ -1,61 +1,225 @@
 /**
- * Redis ACL users of the vault: one per component, each allowed only its key families
- * (docs/vault-keys.md) and the commands it needs. Passwords are never here: the vault's init
- * container hashes them from Secret `vault-acl` (`<user>-password`) into the ACL file.
+ * Redis ACL users of the vault: one per component, each allowed only the commands its code
+ * really sends and only the key families its role writes (docs/vault-keys.md). Derived from the
+ * calls in services/ (see the comment on each list); a test on a real redis-server checks every
+ * command of `COMMAND` against these lists, and runs the services under them.
+ *
+ * Passwords are never here: the vault's init container hashes them from Secret `vault-acl`
+ * (`<user>-password`) into the ACL file.
  */
 
 export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'backup';
 
 export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'backup'];
 
-/** Key families a user may touch: read-write, and read-only. */
-interface UserGrant {
-  readonly readWrite: readonly string[];
-  readonly readOnly: readonly string[];
-  /** Command rules after `-@all`. */
-  readonly commands: readonly string[];
-  /** Pub/Sub channels (with the key prefix). */
-  readonly channels: boolean;
+/** How a scope may touch a key pattern: Redis 7 `%R~` (read), `%W~` (write) or `~` (both). */
+export type KeyAccess = 'read' | 'write' | 'readwrite';
+
+export interface KeyGrant {
+  /** Key glob without the key prefix, e.g. `turn:*` or `acp:jobs:cali`. */
+  readonly pattern: string;
+  readonly access: KeyAccess;
 }
 
-// Data commands of the bus and the stores, minus anything that can wipe or reconfigure the server.
-const SERVICE_COMMANDS = [
-  '+@read', '+@write', '+@stream', '+@hash', '+@string', '+@list', '+@set', '+@sortedset', '+@keyspace',
-  '+@transaction', '+@scripting', '+@pubsub', '+@connection',
-  '-@dangerous', '-@admin',
-  // ioredis' ready check and connection names.
-  '+info', '+client|setname', '+client|getname', '+client|id',
-];
+/**
+ * One permission set: the root of a user, or a Redis 7 selector `( … )`. A command is allowed
+ * when one scope allows the command AND every key it names, so a selector can grant a few
+ * commands on a few extra keys without widening the root.
+ */
+export interface AclScope {
+  readonly keys: readonly KeyGrant[];
+  /** Lower-case command names; `container|sub` for one subcommand (e.g. `xgroup|create`). */
+  readonly commands: readonly string[];
+}
 
-const GRANTS: Record<VaultUser, UserGrant> = {
-  orb: { readWrite: ['session:*', 'turn:*', 'orb:*', 'acp:*'], readOnly: ['identity:*'], commands: SERVICE_COMMANDS, channels: true },
-  whisperx: { readWrite: ['turn:*', 'acp:*'], readOnly: ['identity:*'], commands: SERVICE_COMMANDS, channels: true },
-  xtts: { readWrite: ['turn:*', 'acp:*'], readOnly: ['identity:*'], commands: SERVICE_COMMANDS, channels: true },
-  core: { readWrite: ['turn:*', 'acp:*'], readOnly: ['identity:*'], commands: SERVICE_COMMANDS, channels: true },
-  cali: { readWrite: ['turn:*', 'memory:*', 'acp:*'], readOnly: ['identity:*', 'session:*'], commands: SERVICE_COMMANDS, channels: true },
-  seed: {
-    readWrite: ['identity:*'], readOnly: [],
-    commands: ['+@read', '+@write', '+@string', '+@hash', '+@keyspace', '+@transaction', '+@connection', '-@dangerous', '-@admin', '+info', '+client|setname'],
-    channels: false,
+export interface VaultUserGrant {
+  /** What the user is for, in a line (printed by the ACL test next to its counts). */
+  readonly purpose: string;
+  readonly root: AclScope;
+  readonly selectors: readonly AclScope[];
+}
+
+const rw = (...patterns: string[]): KeyGrant[] => patterns.map((pattern) => ({ pattern, access: 'readwrite' }));
+const ro = (...patterns: string[]): KeyGrant[] => patterns.map((pattern) => ({ pattern, access: 'read' }));
+
+// ---- command groups, each named after the code that sends it ---------------------------------
+
+/**
+ * Every ioredis connection: AUTH (always allowed), the ready check's INFO, CLIENT SETNAME of
+ * `connectionName`, PING (the gateway's /readyz), QUIT on close.
+ */
+const CONNECTION = ['ping', 'info', 'quit', 'client|setname'];
+/**
+ * Server-side logic: the `orb` FUNCTION library (loaded by its own bootstrap user). FCALL runs
+ * each inner command under the caller's ACL, so those commands are listed below as well.
+ * Never EVAL/EVALSHA/SCRIPT (cache lost on restart and failover) nor FUNCTION LOAD/FLUSH/DELETE.
+ */
+const FUNCTIONS = ['fcall', 'fcall_ro'];
+/** MULTI/EXEC blocks (session create/touch, heartbeats, tickets, audio append, seed). */
+const TRANSACTION = ['multi', 'exec'];
+/**
+ * Turn event streams (services/acp/events.ts): the append step is HGET/INCR/XADD/EXPIRE/HSET
+ * (dedupe mark in `acp:done:*`); readers use XRANGE, XREAD (BLOCK, own connection) and GET seq.
+ */
+const EVENT_APPEND = ['hget', 'incr', 'xadd', 'expire', 'hset'];
+const EVENT_READ = ['xrange', 'xread', 'get'];
+/**
+ * A worker on its own queue (services/acp/consumer.ts + bus.ts): group creation, reads, reclaim,
+ * acknowledgement, dead-lettering (XADD to its DLQ), the dedupe record, the trim, and the
+ * backlog/DLQ gauges and KEDA's lag trigger (XINFO GROUPS, XLEN).
+ */
+const CONSUMER = [
+  'xgroup|create', 'xreadgroup', 'xautoclaim', 'xclaim', 'xpending', 'xack', 'xadd', 'xtrim',
+  'xinfo|groups', 'xlen', 'xrange', 'hmget', 'hset', 'expire',
+];
+/** Publishing a job to another role's queue (services/acp/bus.ts publish: XLEN cap, XADD; group at 0). */
+const PUBLISH = ['xadd', 'xlen', 'xgroup|create'];
+/** What a worker has loaded, announced in `acp:models` (services/acp/models.ts). */
+const MODEL_ANNOUNCE = ['hset', 'hdel'];
+/** A REST client that left: workers check the mark and delete what they wrote (services/acp/abandon.ts). */
+const ABANDON = ['exists', 'del'];
+
+/** The job queues of each role, and its dead-letter stream. */
+const QUEUE = {
+  whisperx: ['acp:jobs:whisperx', 'acp:dlq:whisperx'],
+  xtts: ['acp:jobs:xtts', 'acp:dlq:xtts'],
+  // One user for all five ordinals: the StatefulSet's pods share one pod template, so they
+  // cannot each hold a different Secret key.
+  core: ['acp:jobs:core:*', 'acp:dlq:core:*'],
+  cali: ['acp:jobs:cali', 'acp:dlq:cali'],
+} as const;
+const JOBS = {
+  whisperx: 'acp:jobs:whisperx', xtts: 'acp:jobs:xtts', core: 'acp:jobs:core:*', cali: 'acp:jobs:cali',
+} as const;
+
+/**
+ * A worker role: its queue and DLQ, dedupe records, the turn streams it appends to (root); DEL
+ * and EXISTS only on `turn:*` (a selector), so DEL never reaches a queue.
+ */
+function worker(role: keyof typeof QUEUE, extra: { keys?: KeyGrant[]; commands?: string[]; publishTo?: Array<keyof typeof JOBS>; models?: boolean; abandon?: boolean }): Omit<VaultUserGrant, 'purpose'> {
+  const own = [...rw(...QUEUE[role], 'acp:done:*', 'turn:*'), ...(extra.models ? rw('acp:models') : []), ...(extra.keys ?? [])];
+  const commands = unique([...CONNECTION, ...FUNCTIONS, ...CONSUMER, ...EVENT_APPEND, ...(extra.models ? MODEL_ANNOUNCE : []), ...(extra.commands ?? [])]);
+  const selectors: AclScope[] = [];
+  if (extra.abandon) selectors.push({ keys: rw('turn:*'), commands: ABANDON });
+  if (extra.publishTo?.length) selectors.push(publishScope(own, extra.publishTo));
+  return { root: { keys: own, commands }, selectors };
+}
+
+/**
+ * Publishing to other roles' queues: only PUBLISH's commands (and FCALL) there. The scope also
+ * holds the publisher's own writable families, because one FCALL that writes a turn event and
+ * queues the next job names keys of both, and all keys of a call must pass one scope.
+ */
+function publishScope(own: readonly KeyGrant[], to: ReadonlyArray<keyof typeof JOBS>): AclScope {
+  return { keys: [...own.filter((k) => k.access !== 'read'), ...rw(...to.map((r) => JOBS[r]))], commands: [...FUNCTIONS, ...PUBLISH] };
+}
+
+function unique(xs: readonly string[]): string[] {
+  return [...new Set(xs)];
+}
+
+const ORB_OWN: KeyGrant[] = [...rw('session:*', 'turn:*', 'orb:*', 'acp:models'), ...ro('identity:*')];
+
+export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
+  orb: {
+    purpose: 'orb-core gateway: sessions, turn streams and audio, replica heartbeats, socket leases, tickets, rate limits; queues jobs for every worker role',
+    root: {
+      keys: ORB_OWN,
+      commands: unique([
+        ...CONNECTION, ...FUNCTIONS, ...TRANSACTION, ...EVENT_APPEND, ...EVENT_READ,
+        // session-store.ts, socket.ts (open utterance)
+        'hset', 'hgetall', 'hget', 'hdel', 'sadd', 'expire',
+        // turns.ts / openai-audio.ts: utterance audio; abandon.ts: the abandoned mark (SET PX)
+        'append', 'strlen', 'set', 'del',
+        // replicas.ts heartbeats (SET PX + index zset), tickets.ts (SET PX, GET+DEL in MULTI)
+        'get', 'mget', 'zadd', 'zrem', 'zremrangebyscore', 'zrangebyscore',
+        // live-sessions.ts socket leases; @fastify/rate-limit's store (INCR, PEXPIRE, PTTL)
+        'zcard', 'pexpireat', 'pexpire', 'pttl',
+        // models.ts: GET /v1/models reads acp:models and drops expired entries
+        'hgetall', 'hdel',
+      ]),
+    },
+    selectors: [publishScope(ORB_OWN, ['whisperx', 'xtts', 'core', 'cali'])],
   },
-  // Snapshots only: BGSAVE/LASTSAVE, and SYNC for `redis-cli --rdb`; no key access at all.
+  whisperx: {
+    purpose: 'whisperx (ASR): its queue, transcript events, reads utterance audio; queues verdict jobs for the cores and CALI',
+    ...worker('whisperx', { commands: ['get'], publishTo: ['core', 'cali'], models: true, abandon: true }),
+  },
+  xtts: {
+    purpose: 'xtts (TTS): its queue, audio events',
+    ...worker('xtts', { models: true, abandon: true }),
+  },
+  core: {
+    purpose: 'core4-0…4 (verdict cores): their per-ordinal queues, verdict events',
+    ...worker('core', {}),
+  },
+  cali: {
+    purpose: 'CALI: its queue, reply events, session memory; reads verdicts and the identity; queues speech for xtts',
+    ...worker('cali', { keys: [...rw('memory:*'), ...ro('identity:*')], commands: [...EVENT_READ, 'hgetall'], publishTo: ['xtts'] }),
+  },
+  seed: {
+    purpose: 'seed-vault Job: writes the identity document (SET in MULTI), reads it back',
+    root: { keys: rw('identity:*'), commands: [...CONNECTION, ...TRANSACTION, 'set', 'get'] },
+    selectors: [],
+  },
   backup: {
-    readWrite: [], readOnly: [],
-    commands: ['+bgsave', '+lastsave', '+sync', '+psync', '+replconf', '+ping', '+info', '+hello', '+client|setname'],
-    channels: false,
+    purpose: 'vault-backup CronJob and the vault readiness probe: BGSAVE, INFO persistence, `redis-cli --rdb` (SYNC); no key commands',
+    root: { keys: [], commands: ['ping', 'info', 'bgsave', 'sync', 'replconf'] },
+    selectors: [],
   },
 };
 
-/** The ACL rules of `user` without its password (`user <name> on ... ` minus `#hash`). */
-export function aclRules(user: VaultUser, keyPrefix = ''): string {
-  const g = GRANTS[user];
-  const keys = [
-    ...g.readWrite.map((k) => `~${keyPrefix}${k}`),
-    ...g.readOnly.map((k) => `%R~${keyPrefix}${k}`),
-  ];
-  const channels = g.channels ? [`&${keyPrefix}*`] : [];
-  return ['resetkeys', ...keys, 'resetchannels', ...channels, '-@all', ...g.commands].join(' ');
+/**
+ * Commands services still send through EVALSHA/EVAL (ioredis `defineCommand`) until every Lua
+ * script has moved into the `orb` FUNCTION library. Never rendered into a manifest; only
+ * `{ legacyEval: true }` adds them (the dev stack and the tests, while services/ still calls
+ * defineCommand).
+ */
+export const LEGACY_EVAL_COMMANDS: readonly string[] = ['evalsha', 'eval'];
+
+export interface AclRulesOptions {
+  /** Add LEGACY_EVAL_COMMANDS to every scope that may FCALL. @default false */
+  readonly legacyEval?: boolean;
 }
+
+/** Every command `user` may run (root and selectors), lower case. */
+export function allowedCommands(user: VaultUser, opts: AclRulesOptions = {}): string[] {
+  const g = VAULT_GRANTS[user];
+  return unique([g.root, ...g.selectors].flatMap((s) => scopeCommands(s, opts))).sort();
+}
+
+function scopeCommands(s: AclScope, opts: AclRulesOptions): string[] {
+  return opts.legacyEval && s.commands.includes('fcall') ? [...s.commands, ...LEGACY_EVAL_COMMANDS] : [...s.commands];
+}
+
+function keyRule(k: KeyGrant, keyPrefix: string): string {
+  const sigil = k.access === 'read' ? '%R~' : k.access === 'write' ? '%W~' : '~';
+  return `${sigil}${keyPrefix}${k.pattern}`;
+}
+
+/** The ACL rules of `user` without its password (`user <name> on ... ` minus `#hash`). */
+export function aclRules(user: VaultUser, keyPrefix = '', opts: AclRulesOptions = {}): string {
+  const g = VAULT_GRANTS[user];
+  const root = [
+    'resetkeys', ...g.root.keys.map((k) => keyRule(k, keyPrefix)),
+    // No Pub/Sub anywhere: nothing in services/ publishes or subscribes.
+    'resetchannels',
+    '-@all', ...scopeCommands(g.root, opts).map((c) => `+${c}`),
+  ];
+  const selectors = g.selectors.map((s) => `(${[...s.keys.map((k) => keyRule(k, keyPrefix)), ...scopeCommands(s, opts).map((c) => `+${c}`)].join(' ')})`);
+  return [...root, ...selectors].join(' ');
+}
+
+/**
+ * The `default` user: off, so no client can log in as it (unauthenticated connections get
+ * NOAUTH). It still holds +@write on every key because Redis replays each MULTI/EXEC block of the
+ * AOF under the default user's ACL at start-up and silently drops the blocks it refuses
+ * (redis/redis#14541: seen here on 7.0, reported on 7.2; the fix, #14545, is from late 2025, after
+ * the 7.4.1 this project pins). Services write sessions, heartbeats and tickets in
+ * MULTI, and FCALL/EVAL effects are logged as MULTI/EXEC too: with a `-@all` default user they
+ * all vanished at the first vault restart (the dev stack's "missing session").
+ */
+export const DEFAULT_USER_RULES = 'off resetkeys ~* resetchannels -@all +@write';
 
 /**
  * POSIX sh run by the vault's init container: reads each `<user>.rules` and the matching
@@ -68,7 +232,7 @@ set -eu
 rules_dir=$1; secrets_dir=$2; out=$3
 tmp="$out.tmp"
 umask 077
-echo "user default off resetkeys -@all" > "$tmp"
+echo "user default ${DEFAULT_USER_RULES}" > "$tmp"
 for rules in "$rules_dir"/*.rules; do
   user=$(basename "$rules" .rules)
   pw_file="$secrets_dir/$user-password"

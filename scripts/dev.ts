@@ -6,7 +6,7 @@
  */
 import { spawn, ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,8 @@ import { WORKER_ENV } from '../services/config/worker';
 import { CORE_ENV } from '../services/config/core';
 import { ASR_ENV } from '../services/config/asr';
 import { TTS_ENV } from '../services/config/tts';
+import type { VaultUser } from '../infra/vault-acl';
+import { devAcl, legacyEvalCallers } from './vault-acl-dev';
 
 export const REPO_ROOT = resolve(__dirname, '..');
 
@@ -72,6 +74,10 @@ export interface DevProcess {
 }
 
 export interface DevStack {
+  /**
+   * The vault for tooling and tests: the own redis-server's `admin` user (full access, dev only;
+   * the services each connect as their own ACL user), or the REDIS_URL given.
+   */
   readonly vaultUrl: string;
   /** The own redis-server, when the stack started one. */
   readonly vault?: { readonly dir: string; readonly port: number; restart(): Promise<void>; stop(): Promise<void> };
@@ -223,17 +229,34 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 
   try {
     // ---- vault -------------------------------------------------------------------------
+    // The own vault runs the manifests' ACL (infra/vault-acl.ts): every service connects as its
+    // own user with a password made for this run. The users live in an ACL file beside the AOF
+    // (password hashes only), so a vault restart loads the same users; users set at run time with
+    // ACL SETUSER would be gone after a restart, and every service would be locked out.
     let vaultUrl = opts.redisUrl ?? process.env.REDIS_URL ?? '';
     const vaultArgs = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction'];
     let vaultDir = opts.vaultDir;
+    let vaultEnv: (user: VaultUser) => NodeJS.ProcessEnv = () => ({ [VAULT_ENV.url.name]: vaultUrl });
     if (!vaultUrl) {
       vaultDir ??= mkdtempSync(join(tmpdir(), 'orb-dev-vault-'));
       mkdirSync(vaultDir, { recursive: true });
+      const adminPassword = randomBytes(24).toString('base64url');
+      const acl = devAcl({ keyPrefix: opts.keyPrefix ?? '', admin: adminPassword });
+      writeFileSync(join(vaultDir, 'users.acl'), `${acl.lines.join('\n')}\n`, { mode: 0o600 });
+      vaultArgs.push('--aclfile', join(vaultDir, 'users.acl'));
       redis = await startRedisServer({ dir: vaultDir, args: vaultArgs });
-      vaultUrl = redis.url;
-      log('vault', `redis-server ${vaultUrl} (AOF in ${vaultDir})`);
+      const port = redis.port;
+      vaultUrl = `redis://admin:${adminPassword}@127.0.0.1:${port}`;
+      vaultEnv = (user) => ({
+        [VAULT_ENV.url.name]: '', [VAULT_ENV.host.name]: '127.0.0.1', [VAULT_ENV.port.name]: String(port),
+        [VAULT_ENV.username.name]: user, [VAULT_ENV.password.name]: acl.passwords[user],
+      });
+      log('vault', `redis-server 127.0.0.1:${port} (AOF in ${vaultDir}); ACL users as in the manifests, one per service`);
+      if (acl.legacyEval) {
+        log('vault', `ACL bridge: service users may also EVALSHA/EVAL (dev only, never in dist/) while these send Lua that way: ${legacyEvalCallers().join(', ')}`);
+      }
     } else {
-      log('vault', `using ${vaultUrl.replace(/\/\/[^@]*@/, '//***@')}`);
+      log('vault', `using ${vaultUrl.replace(/\/\/[^@]*@/, '//***@')} as given (its own users; no ACL applied)`);
     }
 
     // Variable names come from the services' own schemas: a rename breaks this file's build.
@@ -243,7 +266,6 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       TMPDIR: process.env.TMPDIR,
       NODE_ENV: 'development',
       [ORB_ENV.logLevel.name]: process.env.LOG_LEVEL ?? 'info',
-      [VAULT_ENV.url.name]: vaultUrl,
       [VAULT_ENV.keyPrefix.name]: opts.keyPrefix ?? '',
       [ASR_ENV.executionProvider.name]: 'cpu',
       // A killed worker's jobs are taken over within seconds, not the production 30 s.
@@ -267,12 +289,13 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 
     // ---- seed vault: identity loaded once, replicas only read it --------------------------
     await runToCompletion('seed', ENTRY.seed, [], {
-      ...baseEnv, POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
+      ...baseEnv, ...vaultEnv('seed'), POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
     }, log, 120_000);
 
     const add = async (name: string, role: DevRole, port: number, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<ManagedProcess> => {
+      const user: VaultUser = role === 'orb' || role === 'core' || role === 'cali' || role === 'whisperx' || role === 'xtts' ? role : 'seed';
       const p = new ManagedProcess(name, role, port, entry, args,
-        { ...baseEnv, ...env, [WORKER_ENV.port.name]: String(port), [WORKER_ENV.podName.name]: name }, log, readyTimeoutMs);
+        { ...baseEnv, ...vaultEnv(user), ...env, [WORKER_ENV.port.name]: String(port), [WORKER_ENV.podName.name]: name }, log, readyTimeoutMs);
       started.push(p);
       await p.start();
       return p;
@@ -346,7 +369,7 @@ async function main(): Promise<void> {
     '',
     `ORB dev stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     ...stack.orbUrls.map((u, i) => `  orb-core-${i}   ${u}/   (web client)   ${u.replace('http', 'ws')}/v1/session`),
-    `  vault        ${stack.vaultUrl}`,
+    `  vault        ${stack.vaultUrl.replace(/\/\/[^@]*@/, '//admin:***@')}   (services connect as their own ACL users)`,
     `  API key      ${stack.apiKey}`,
     '',
     `  try: ORB_URL=${stack.orbUrls[0]} ORB_API_KEY=${stack.apiKey} npm run orb:cli -- smoke`,

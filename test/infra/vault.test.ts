@@ -3,6 +3,7 @@
  * rendered redis.conf and the backup CronJob's script, against a real redis-server.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ describe('vault ACL users on a real redis-server', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-acl-'));
   const passwords: Record<string, string> = {};
   let server: RedisServerHandle;
+  let serverArgs: string[] = [];
   const clients: Redis[] = [];
   const as = async (user: string) => {
     const c = new Redis({ port: server.port, host: '127.0.0.1', username: user, password: passwords[user], lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: true });
@@ -40,7 +42,8 @@ describe('vault ACL users on a real redis-server', () => {
     // pod's listen address and paths, which the helper sets for this test.
     const args = redisConf('64mb').split('\n').filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))
       .flatMap((l) => { const [k, ...v] = l.split(' '); return [`--${k}`, ...v]; });
-    server = await startRedisServer({ dir, args: [...args, '--aclfile', join(dir, 'users.acl')] });
+    serverArgs = [...args, '--aclfile', join(dir, 'users.acl')];
+    server = await startRedisServer({ dir, args: serverArgs });
   });
 
   afterAll(async () => {
@@ -71,12 +74,14 @@ describe('vault ACL users on a real redis-server', () => {
     await expect(anon.get('identity:seed')).rejects.toThrow(/NOAUTH|WRONGPASS|NOPERM/);
   });
 
-  test('seed writes identity:*; everyone reads it; nobody else writes it', async () => {
+  test('seed writes identity:*; the gateway and CALI read it; nobody else writes it', async () => {
     const seed = await as('seed');
     await seed.set('identity:seed', '{"name":"CaleonGenesis","version":"1.12"}');
     for (const user of ['orb', 'whisperx', 'xtts', 'core', 'cali']) {
       const c = await as(user);
-      expect(await c.get('identity:seed')).toContain('CaleonGenesis');
+      // Only the gateway (heartbeats, /v1/identity) and CALI (replies) read the identity.
+      if (user === 'orb' || user === 'cali') expect(await c.get('identity:seed')).toContain('CaleonGenesis');
+      else await expect(c.get('identity:seed')).rejects.toThrow(/NOPERM/);
       await expect(c.set('identity:seed', 'x')).rejects.toThrow(/NOPERM/);
     }
     await expect(seed.set('session:x', '1')).rejects.toThrow(/NOPERM/);
@@ -90,7 +95,8 @@ describe('vault ACL users on a real redis-server', () => {
     await expect(orb.hset('memory:s1', 'fact', 'x')).rejects.toThrow(/NOPERM/);
     const cali = await as('cali');
     await cali.hset('memory:s1', 'fact', 'likes tea');
-    expect(await cali.hget('session:s1', 'owner')).toBe('k1');
+    // CALI never reads session records (services/workers/cali): neither read nor write.
+    await expect(cali.hget('session:s1', 'owner')).rejects.toThrow(/NOPERM/);
     await expect(cali.hset('session:s1', 'owner', 'evil')).rejects.toThrow(/NOPERM/);
     const xtts = await as('xtts');
     await xtts.xadd('turn:s1:events', '*', 'type', 'audio');
@@ -108,9 +114,19 @@ describe('vault ACL users on a real redis-server', () => {
     }
   });
 
+  test('a MULTI/EXEC block survives a vault restart: the AOF replays it under the (off) default user', async () => {
+    const orb = await as('orb');
+    await orb.multi().hset('session:tx', 'owner', 'k1').expire('session:tx', 600).sadd('session:index:k1', 'tx').exec();
+    const port = server.port;
+    await server.stop();
+    server = await startRedisServer({ dir, port, args: serverArgs });
+    // A -@all default user made Redis drop every MULTI block of the AOF here (redis/redis#14541).
+    expect(await (await as('orb')).hgetall('session:tx')).toEqual({ owner: 'k1' });
+  });
+
   test('backup may snapshot but read no key', async () => {
     const backup = await as('backup');
-    expect(await backup.lastsave()).toBeGreaterThan(0);
+    expect(await backup.info('persistence')).toMatch(/rdb_last_bgsave_status/);
     await expect(backup.get('identity:seed')).rejects.toThrow(/NOPERM/);
     await expect(backup.set('x', '1')).rejects.toThrow(/NOPERM/);
   });
@@ -133,6 +149,14 @@ describe('vault ACL users on a real redis-server', () => {
     expect(files[0]).toBe('vault-20200103T000000Z.rdb');
     const fresh = readFileSync(join(backupDir, files[1]));
     expect(fresh.subarray(0, 5).toString()).toBe('REDIS');
+    // Full-read by design (docs/deploy.md, "Backups"): the snapshot holds the keyspace...
+    expect(fresh.includes('identity:seed')).toBe(true);
+    // ...but no service credential: ACL users live in the ACL file (memory emptyDir), never in the RDB.
+    for (const pw of Object.values(passwords)) {
+      expect(fresh.includes(pw)).toBe(false);
+      expect(fresh.includes(createHash('sha256').update(pw).digest('hex'))).toBe(false);
+    }
+    expect(/user (orb|whisperx|xtts|core|cali|seed|backup) /.test(fresh.toString('latin1'))).toBe(false);
   }, 180_000);
 });
 
