@@ -21,6 +21,12 @@ export type VaultConfig =
     readonly storageClassName?: string;
     readonly maxMemory: string;
     readonly resources: ResourceSpec;
+    /**
+     * Redis nodes: 1, or an odd number >= 3 under Sentinel (prod). Fewer than 3 needs the 'A1'
+     * exemption (dev).
+     * @default 1
+     */
+    readonly replicas?: number;
   }
   | (Extract<VaultEndpoint, { readonly mode: 'external' }> & {
     /** Address block of the external Redis (egress NetworkPolicy). */
@@ -246,6 +252,9 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (!QUANTITY.test(v.storage)) at('vault.storage', v.storage, 'must be a quantity like 10Gi');
     if (!/^\d+(b|kb|mb|gb)$/i.test(v.maxMemory)) at('vault.maxMemory', v.maxMemory, 'must be a Redis size like 512mb');
     resources('vault.resources', v.resources);
+    const n = v.replicas ?? 1;
+    if (!Number.isInteger(n) || (n !== 1 && (n < 3 || n % 2 === 0))) at('vault.replicas', v.replicas, 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)');
+    else if (n < 3 && !cfg.exemptions.includes('A1')) at('vault.replicas', v.replicas, "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external");
     if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
   } else {
     if (!v.host) at('vault.host', v.host, 'must be set');

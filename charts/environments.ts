@@ -107,7 +107,8 @@ export const prod: EnvironmentConfig = {
   },
   cores: { cores: 5, quorum: 3, hostSpread: 'required', resources: res(['500m', '2'], ['1Gi', '2Gi'], ['128Mi', '512Mi']) },
   cali: { replicas: 3, resources: res(['250m', '1'], ['512Mi', '1Gi'], ['128Mi', '512Mi']) },
-  vault: { mode: 'in-cluster', storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
+  // Three nodes under Sentinel: one primary, two replicas, a Sentinel in every pod.
+  vault: { mode: 'in-cluster', replicas: 3, storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
   backup: { schedule: '17 * * * *', keep: 48, storage: '200Gi', resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']) },
   jobResources: res(['100m', '500m'], ['128Mi', '256Mi']),
   // Real weights: the orb-smoke Job fails above these word error rates (orb smoke --accept).
