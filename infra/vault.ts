@@ -185,8 +185,8 @@ export class Vault extends Construct {
             app: name,
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
-            // Replicated: never two nodes (or two Sentinels) on one host.
-            hostSpread: ha ? 'required' : 'none',
+            // Replicated: never two nodes (or two Sentinels) on one host (policy A4 asks it of one node too).
+            hostSpread: ha ? 'required' : 'preferred',
             zoneSpread: ha?.zoneSpread,
             // AOF fsync, the shutdown save and (primary) the preStop failover need a moment on SIGTERM.
             terminationGracePeriodSeconds: ha ? 90 : 60,
