@@ -51,7 +51,11 @@ export interface VaultHaProps {
   readonly minReplicasMaxLag?: number;
   /** Sentinel: how long a node is silent before it is down. @default 5000 */
   readonly downAfterMilliseconds?: number;
-  /** Sentinel failover-timeout. @default 60000 */
+  /**
+   * Sentinel failover-timeout. Also how long Sentinels wait to retry after a split vote (twice
+   * this), which is likely when the primary's pod takes its own Sentinel down with it.
+   * @default 15000
+   */
   readonly failoverTimeoutMilliseconds?: number;
   /** Cluster DNS domain of the announced per-pod names. @default 'cluster.local' */
   readonly clusterDomain?: string;
@@ -245,7 +249,7 @@ function resolveHa(p: VaultHaProps, replicas: number): ResolvedHa {
     minReplicasToWrite: p.minReplicasToWrite ?? 1,
     minReplicasMaxLag: p.minReplicasMaxLag ?? 10,
     downAfterMilliseconds: p.downAfterMilliseconds ?? 5000,
-    failoverTimeoutMilliseconds: p.failoverTimeoutMilliseconds ?? 60000,
+    failoverTimeoutMilliseconds: p.failoverTimeoutMilliseconds ?? 15000,
     clusterDomain: p.clusterDomain ?? 'cluster.local',
     zoneSpread: p.zoneSpread ?? 'required',
     sentinelResources: p.sentinelResources ?? SMALL_RESOURCES,
