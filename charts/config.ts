@@ -33,6 +33,21 @@ export type VaultConfig =
     readonly cidr: string;
   });
 
+/** Where backups leave the cluster (the upload step runs in the app image). */
+export interface OffsiteBackupConfig {
+  /** http(s)://host[:port] of the S3-compatible store. */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  /** @default 'us-east-1' */
+  readonly region?: string;
+  /** Secret with the access key id and secret access key. */
+  readonly credentialsSecret: { readonly secret: string; readonly accessKeyIdKey: string; readonly secretAccessKeyKey: string };
+  /** The store's address block (or egress proxy pods) and port, for the egress NetworkPolicy. */
+  readonly peer: ExternalPeer;
+  readonly port: number;
+}
+
 /** A speech role's model volume and, when model-fetch delivers them, where the files come from. */
 export interface SpeechModels {
   readonly volume: ModelVolume;
@@ -111,7 +126,14 @@ export interface EnvironmentConfig {
   readonly cali: { readonly replicas: number; readonly resources: ResourceSpec; readonly chat?: CaliChatProps };
   readonly vault: VaultConfig;
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
-  readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
+  readonly backup?: {
+    readonly schedule: string;
+    readonly keep: number;
+    readonly storage: string;
+    readonly resources: ResourceSpec;
+    /** Copy every snapshot to an S3-compatible bucket off the cluster. @default - PVC only */
+    readonly offsite?: OffsiteBackupConfig;
+  };
   readonly jobResources: ResourceSpec;
   readonly acceptance: AcceptanceConfig;
   /** Images and model revisions come from charts/images.json and charts/models.lock.json (release pins). */
@@ -267,6 +289,15 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (cfg.backup.schedule.trim().split(/\s+/).length !== 5) at('backup.schedule', cfg.backup.schedule, 'must be a 5-field cron expression');
     if (!QUANTITY.test(cfg.backup.storage)) at('backup.storage', cfg.backup.storage, 'must be a quantity like 20Gi');
     resources('backup.resources', cfg.backup.resources);
+    const o = cfg.backup.offsite;
+    if (o) {
+      let url: URL | undefined;
+      try { url = new URL(o.endpoint); } catch { /* reported below */ }
+      if (!url || !['http:', 'https:'].includes(url.protocol) || (url.pathname !== '/' && url.pathname !== '')) at('backup.offsite.endpoint', o.endpoint, 'must be http(s)://host[:port]');
+      else if (Number(url.port || (url.protocol === 'https:' ? 443 : 80)) !== o.port) at('backup.offsite.port', o.port, `must be the endpoint's port (${url.port || (url.protocol === 'https:' ? 443 : 80)})`);
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) at('backup.offsite.bucket', o.bucket, 'must be an S3 bucket name');
+      if ('cidr' in o.peer && !CIDR.test(o.peer.cidr)) at('backup.offsite.peer.cidr', o.peer.cidr, 'must be an IPv4 CIDR');
+    }
   }
   resources('jobResources', cfg.jobResources);
   if (cfg.keda && !(cfg.keda.lagCount > 0)) at('keda.lagCount', cfg.keda.lagCount, 'must be > 0');

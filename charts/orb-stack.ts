@@ -45,6 +45,7 @@ export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
     // CALI's egress comes from the same config that sets its endpoint.
     caliChat: cfg.cali.chat ? { cidr: cfg.cali.chat.cidr, port: chatPort(cfg.cali.chat.url) } : undefined,
     modelSource: cfg.speech.modelEgress ? { peer: cfg.speech.modelEgress.peer, port: cfg.speech.modelEgress.port } : undefined,
+    backupStore: cfg.backup?.offsite ? { peer: cfg.backup.offsite.peer, port: cfg.backup.offsite.port } : undefined,
   });
 }
 
@@ -116,6 +117,10 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       keep: cfg.backup.keep,
       storage: cfg.backup.storage,
       resources: cfg.backup.resources,
+      offsite: cfg.backup.offsite ? {
+        endpoint: cfg.backup.offsite.endpoint, bucket: cfg.backup.offsite.bucket, prefix: cfg.backup.offsite.prefix,
+        region: cfg.backup.offsite.region, credentialsSecret: cfg.backup.offsite.credentialsSecret, image: cfg.images.app,
+      } : undefined,
     });
   }
   charts['12-seed-vault'] = chart('12-seed-vault');

@@ -47,6 +47,8 @@ export interface OrbNetworkOptions {
    * block or an egress proxy's pods. @default - no egress beyond the stack
    */
   readonly modelSource?: { readonly peer: ExternalPeer; readonly port: number };
+  /** The S3-compatible store vault-backup copies snapshots to. @default - none (PVC only) */
+  readonly backupStore?: { readonly peer: ExternalPeer; readonly port: number };
   /** Include the in-cluster smoke test Job. @default true */
   readonly smokeTest?: boolean;
 }
@@ -94,6 +96,10 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   if (o.modelSource) {
     externals['model-source'] = o.modelSource.peer;
     for (const role of ['whisperx', 'xtts']) tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
+  }
+  if (o.backupStore) {
+    externals['backup-store'] = o.backupStore.peer;
+    tcp('vault-backup', 'backup-store', o.backupStore.port, 'vault-backup copies each snapshot off the cluster');
   }
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
   for (const c of components) {

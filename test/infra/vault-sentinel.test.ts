@@ -6,12 +6,12 @@
  * from services/acp/vault.ts follows, and the restarted pod rejoins as a replica.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { Testing } from 'cdk8s';
-import { Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
+import { BACKUP_SCRIPT, Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
 import { connectVault } from '../../services/acp/vault';
 import { loadEnv } from '../../services/config/env';
 import { VAULT_ENV } from '../../services/config/vault';
@@ -97,7 +97,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
   beforeAll(async () => {
     port = await freePort();
     do sentinelPort = await freePort(); while (sentinelPort === port);
-    for (const d of ['node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2']) mkdirSync(join(root, d));
+    for (const d of ['backup', 'node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2']) mkdirSync(join(root, d));
     for (const [f, text] of Object.entries(conf)) writeFileSync(join(root, f), text);
     for (const [f, text] of Object.entries(nodeRules)) writeFileSync(join(root, 'node-rules', f), text);
     for (const [f, text] of Object.entries(sentinelRules)) writeFileSync(join(root, 'sentinel-rules', f), text);
@@ -210,6 +210,21 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     // quit() leaves the failover detector's Sentinel subscriptions open; disconnect() closes them.
     vault.disconnect();
   }, 90_000);
+
+  test('the backup script snapshots the primary the Sentinels name (as the backup user)', async () => {
+    const primary = await masterOf(1);
+    const out = execFileSync('sh', ['-c', BACKUP_SCRIPT], {
+      encoding: 'utf8',
+      env: {
+        ...process.env, REDIS_HOST: 'vault', REDIS_PORT: String(port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: passwords.backup,
+        REDIS_SENTINELS: hosts.map((h) => `${h}:${sentinelPort}`).join(','), REDIS_SENTINEL_MASTER: 'vault', BACKUP_DIR: join(root, 'backup'), KEEP: '2',
+      },
+    });
+    expect(out).toMatch(/vault-backup: wrote vault-\d{8}T\d{6}Z\.rdb; kept 1/);
+    const [rdb] = readdirSync(join(root, 'backup'));
+    expect(readFileSync(join(root, 'backup', rdb)).subarray(0, 5).toString()).toBe('REDIS');
+    expect(hosts).toContain(primary);
+  }, 30_000);
 
   test('preStop on the primary hands the primary role to a replica before the pod stops', async () => {
     const primary = await masterOf(1);
