@@ -21,11 +21,32 @@ export type VaultConfig =
     readonly storageClassName?: string;
     readonly maxMemory: string;
     readonly resources: ResourceSpec;
+    /**
+     * Redis nodes: 1, or an odd number >= 3 under Sentinel (prod). Fewer than 3 needs the 'A1'
+     * exemption (dev).
+     * @default 1
+     */
+    readonly replicas?: number;
   }
   | (Extract<VaultEndpoint, { readonly mode: 'external' }> & {
     /** Address block of the external Redis (egress NetworkPolicy). */
     readonly cidr: string;
   });
+
+/** Where backups leave the cluster (the upload step runs in the app image). */
+export interface OffsiteBackupConfig {
+  /** http(s)://host[:port] of the S3-compatible store. */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  /** @default 'us-east-1' */
+  readonly region?: string;
+  /** Secret with the access key id and secret access key. */
+  readonly credentialsSecret: { readonly secret: string; readonly accessKeyIdKey: string; readonly secretAccessKeyKey: string };
+  /** The store's address block (or egress proxy pods) and port, for the egress NetworkPolicy. */
+  readonly peer: ExternalPeer;
+  readonly port: number;
+}
 
 /** A speech role's model volume and, when model-fetch delivers them, where the files come from. */
 export interface SpeechModels {
@@ -105,7 +126,14 @@ export interface EnvironmentConfig {
   readonly cali: { readonly replicas: number; readonly resources: ResourceSpec; readonly chat?: CaliChatProps };
   readonly vault: VaultConfig;
   /** Backups of the in-cluster vault (an external one is backed up by its provider). */
-  readonly backup?: { readonly schedule: string; readonly keep: number; readonly storage: string; readonly resources: ResourceSpec };
+  readonly backup?: {
+    readonly schedule: string;
+    readonly keep: number;
+    readonly storage: string;
+    readonly resources: ResourceSpec;
+    /** Copy every snapshot to an S3-compatible bucket off the cluster. @default - PVC only */
+    readonly offsite?: OffsiteBackupConfig;
+  };
   readonly jobResources: ResourceSpec;
   readonly acceptance: AcceptanceConfig;
   /** Images and model revisions come from charts/images.json and charts/models.lock.json (release pins). */
@@ -246,6 +274,9 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (!QUANTITY.test(v.storage)) at('vault.storage', v.storage, 'must be a quantity like 10Gi');
     if (!/^\d+(b|kb|mb|gb)$/i.test(v.maxMemory)) at('vault.maxMemory', v.maxMemory, 'must be a Redis size like 512mb');
     resources('vault.resources', v.resources);
+    const n = v.replicas ?? 1;
+    if (!Number.isInteger(n) || (n !== 1 && (n < 3 || n % 2 === 0))) at('vault.replicas', v.replicas, 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)');
+    else if (n < 3 && !cfg.exemptions.includes('A1')) at('vault.replicas', v.replicas, "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external");
     if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
   } else {
     if (!v.host) at('vault.host', v.host, 'must be set');
@@ -258,6 +289,15 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (cfg.backup.schedule.trim().split(/\s+/).length !== 5) at('backup.schedule', cfg.backup.schedule, 'must be a 5-field cron expression');
     if (!QUANTITY.test(cfg.backup.storage)) at('backup.storage', cfg.backup.storage, 'must be a quantity like 20Gi');
     resources('backup.resources', cfg.backup.resources);
+    const o = cfg.backup.offsite;
+    if (o) {
+      let url: URL | undefined;
+      try { url = new URL(o.endpoint); } catch { /* reported below */ }
+      if (!url || !['http:', 'https:'].includes(url.protocol) || (url.pathname !== '/' && url.pathname !== '')) at('backup.offsite.endpoint', o.endpoint, 'must be http(s)://host[:port]');
+      else if (Number(url.port || (url.protocol === 'https:' ? 443 : 80)) !== o.port) at('backup.offsite.port', o.port, `must be the endpoint's port (${url.port || (url.protocol === 'https:' ? 443 : 80)})`);
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) at('backup.offsite.bucket', o.bucket, 'must be an S3 bucket name');
+      if ('cidr' in o.peer && !CIDR.test(o.peer.cidr)) at('backup.offsite.peer.cidr', o.peer.cidr, 'must be an IPv4 CIDR');
+    }
   }
   resources('jobResources', cfg.jobResources);
   if (cfg.keda && !(cfg.keda.lagCount > 0)) at('keda.lagCount', cfg.keda.lagCount, 'must be > 0');

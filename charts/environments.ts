@@ -107,8 +107,17 @@ export const prod: EnvironmentConfig = {
   },
   cores: { cores: 5, quorum: 3, hostSpread: 'required', resources: res(['500m', '2'], ['1Gi', '2Gi'], ['128Mi', '512Mi']) },
   cali: { replicas: 3, resources: res(['250m', '1'], ['512Mi', '1Gi'], ['128Mi', '512Mi']) },
-  vault: { mode: 'in-cluster', storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
-  backup: { schedule: '17 * * * *', keep: 48, storage: '200Gi', resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']) },
+  // Three nodes under Sentinel: one primary, two replicas, a Sentinel in every pod.
+  vault: { mode: 'in-cluster', replicas: 3, storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
+  backup: {
+    schedule: '17 * * * *', keep: 48, storage: '200Gi', resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']),
+    // Off the cluster: an S3-compatible store in another failure domain; keys from Secret vault-backup-s3.
+    offsite: {
+      endpoint: 'https://objects.ucm4.example.com', bucket: 'ucm4-vault-backups', prefix: 'prod/vault/',
+      credentialsSecret: { secret: 'vault-backup-s3', accessKeyIdKey: 'access-key-id', secretAccessKeyKey: 'secret-access-key' },
+      peer: { cidr: '10.40.0.0/16' }, port: 443,
+    },
+  },
   jobResources: res(['100m', '500m'], ['128Mi', '256Mi']),
   // Real weights: the orb-smoke Job fails above these word error rates (orb smoke --accept).
   acceptance: { maxWer: 0.25, maxRoundTripWer: 0.35, inJob: true, testMode: false },

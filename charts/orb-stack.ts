@@ -6,7 +6,7 @@
 import { App, Chart } from 'cdk8s';
 import {
   Cali, CoreQuorum, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
-  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
+  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
 import { chatPort } from '../infra/cali';
@@ -30,14 +30,14 @@ export interface OrbStack {
 
 function vaultEndpoint(cfg: EnvironmentConfig): VaultEndpoint {
   const v = cfg.vault;
-  if (v.mode === 'in-cluster') return { mode: 'in-cluster', serviceName: 'vault', port: 6379 };
+  if (v.mode === 'in-cluster') return inClusterVaultEndpoint(v.replicas ?? 1);
   return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls };
 }
 
 export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
   const v = cfg.vault;
   return orbNetworkGraph({
-    vault: v.mode === 'in-cluster' ? { mode: 'in-cluster' }
+    vault: v.mode === 'in-cluster' ? { mode: 'in-cluster', sentinel: (v.replicas ?? 1) > 1 }
       : { mode: 'external', cidr: v.cidr, ports: [...new Set([v.port, ...v.sentinels.map((s) => Number(s.split(':')[1]))])].sort((a, b) => a - b) },
     ingressController: cfg.ingressController,
     prometheus: cfg.monitoring.prometheus,
@@ -45,10 +45,11 @@ export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
     // CALI's egress comes from the same config that sets its endpoint.
     caliChat: cfg.cali.chat ? { cidr: cfg.cali.chat.cidr, port: chatPort(cfg.cali.chat.url) } : undefined,
     modelSource: cfg.speech.modelEgress ? { peer: cfg.speech.modelEgress.peer, port: cfg.speech.modelEgress.port } : undefined,
+    backupStore: cfg.backup?.offsite ? { peer: cfg.backup.offsite.peer, port: cfg.backup.offsite.port } : undefined,
   });
 }
 
-/** Exemptions that apply to a kind of object (A1 concerns Deployments, N4 the Ingress only). */
+/** Exemptions that apply to a kind of object (A1 concerns Deployments, N4 the Ingress only; the vault's A1 is its own). */
 function exemptionsFor(cfg: EnvironmentConfig, kind: 'Deployment' | 'StatefulSet' | 'Job' | 'Ingress'): ExemptableRule[] {
   const applies: Record<ExemptableRule, readonly string[]> = {
     I2: ['Deployment', 'StatefulSet', 'Job'], A7: ['Deployment', 'StatefulSet', 'Job'], A1: ['Deployment'], N4: ['Ingress'],
@@ -88,8 +89,11 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
 
   if (cfg.vault.mode === 'in-cluster') {
     charts['10-vault'] = chart('10-vault');
+    const single = (cfg.vault.replicas ?? 1) < 3;
     new Vault(charts['10-vault'], 'vault', {
       ...common('StatefulSet'),
+      // A single-node vault (dev only: the config refuses it elsewhere) carries A1's exemption.
+      policyExemptions: [...exemptionsFor(cfg, 'StatefulSet'), ...(single && cfg.exemptions.includes('A1') ? ['A1' as const] : [])],
       image: cfg.images.redis,
       priorityClassName: priority(PRIORITY_CRITICAL),
       scrapeAnnotations: false,
@@ -98,6 +102,7 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       storageClassName: cfg.vault.storageClassName,
       maxMemory: cfg.vault.maxMemory,
       keyPrefix: cfg.keyPrefix,
+      replicas: cfg.vault.replicas,
     });
   }
   if (cfg.backup) {
@@ -112,6 +117,10 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       keep: cfg.backup.keep,
       storage: cfg.backup.storage,
       resources: cfg.backup.resources,
+      offsite: cfg.backup.offsite ? {
+        endpoint: cfg.backup.offsite.endpoint, bucket: cfg.backup.offsite.bucket, prefix: cfg.backup.offsite.prefix,
+        region: cfg.backup.offsite.region, credentialsSecret: cfg.backup.offsite.credentialsSecret, image: cfg.images.app,
+      } : undefined,
     });
   }
   charts['12-seed-vault'] = chart('12-seed-vault');

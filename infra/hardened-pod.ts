@@ -153,6 +153,11 @@ export interface HardenedPodOptions {
    * @default 'preferred'
    */
   readonly hostSpread?: 'required' | 'preferred' | 'none';
+  /**
+   * Spread across zones: 'required' (DoNotSchedule) where losing a zone must not take a quorum.
+   * @default 'preferred'
+   */
+  readonly zoneSpread?: 'required' | 'preferred';
   /** @default 'Always' */
   readonly restartPolicy?: string;
   /** @default 30 */
@@ -199,7 +204,7 @@ export function hardenedPodSpec(o: HardenedPodOptions): k8s.PodSpec {
     topologySpreadConstraints: [{
       maxSkew: 1,
       topologyKey: 'topology.kubernetes.io/zone',
-      whenUnsatisfiable: 'ScheduleAnyway',
+      whenUnsatisfiable: (o.zoneSpread ?? 'preferred') === 'required' ? 'DoNotSchedule' : 'ScheduleAnyway',
       labelSelector: selector,
     }],
     tolerations: o.tolerations,

@@ -19,4 +19,5 @@ export * from './speech-worker';
 export * from './vault';
 export * from './vault-acl';
 export * from './vault-backup';
+export * from './vault-sentinel';
 export * from './workload-support';

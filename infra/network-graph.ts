@@ -27,8 +27,11 @@ export interface NetworkGraph {
 }
 
 export interface OrbNetworkOptions {
-  /** The vault: in-cluster `vault` pods, or an external address block with its ports. */
-  readonly vault: { readonly mode: 'in-cluster' } | { readonly mode: 'external'; readonly cidr: string; readonly ports: readonly number[] };
+  /**
+   * The vault: in-cluster `vault` pods (with `sentinel`: replicated, clients go through the
+   * Sentinels on 26379), or an external address block with its ports.
+   */
+  readonly vault: { readonly mode: 'in-cluster'; readonly sentinel?: boolean } | { readonly mode: 'external'; readonly cidr: string; readonly ports: readonly number[] };
   /** The ingress controller's pods. @default ingress-nginx in namespace ingress-nginx */
   readonly ingressController?: ExternalPeer;
   /** Prometheus' pods. @default prometheus in namespace monitoring */
@@ -44,6 +47,8 @@ export interface OrbNetworkOptions {
    * block or an egress proxy's pods. @default - no egress beyond the stack
    */
   readonly modelSource?: { readonly peer: ExternalPeer; readonly port: number };
+  /** The S3-compatible store vault-backup copies snapshots to. @default - none (PVC only) */
+  readonly backupStore?: { readonly peer: ExternalPeer; readonly port: number };
   /** Include the in-cluster smoke test Job. @default true */
   readonly smokeTest?: boolean;
 }
@@ -67,14 +72,21 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
 
   tcp('ingress-controller', 'orb-core', 8080, 'clients reach the gateway (REST + WebSocket) through the ingress');
   if (o.smokeTest ?? true) tcp('orb-smoke', 'orb-core', 8080, 'the smoke test exercises the gateway Service');
+  const sentinel = o.vault.mode === 'in-cluster' && o.vault.sentinel === true;
   for (const client of VAULT_CLIENTS) {
     if (o.vault.mode === 'in-cluster') tcp(client, 'vault', 6379, 'shared state and the bus live in the vault');
     else for (const port of o.vault.ports) tcp(client, 'vault-external', port, 'shared state and the bus live in the external vault');
+    if (sentinel) tcp(client, 'vault', 26379, 'clients ask the Sentinels for the primary and follow failovers');
+  }
+  if (sentinel) {
+    tcp('vault', 'vault', 6379, 'replicas sync from the primary; Sentinels monitor and reconfigure every node');
+    tcp('vault', 'vault', 26379, 'Sentinels talk to each other; a starting node asks them for the primary');
   }
   if (o.keda) {
     externals.keda = o.keda;
     // An external vault is outside the namespace on both ends: KEDA's egress is not ours to police.
     if (o.vault.mode === 'in-cluster') tcp('keda', 'vault', 6379, 'KEDA reads the speech streams\' consumer-group lag');
+    if (sentinel) tcp('keda', 'vault', 26379, 'KEDA finds the primary through the Sentinels');
   }
   if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
   if (o.caliChat) {
@@ -84,6 +96,10 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   if (o.modelSource) {
     externals['model-source'] = o.modelSource.peer;
     for (const role of ['whisperx', 'xtts']) tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
+  }
+  if (o.backupStore) {
+    externals['backup-store'] = o.backupStore.peer;
+    tcp('vault-backup', 'backup-store', o.backupStore.port, 'vault-backup copies each snapshot off the cluster');
   }
   for (const target of SCRAPED) tcp('prometheus', target, 8080, 'Prometheus scrapes /metrics');
   for (const c of components) {

@@ -63,7 +63,15 @@ export function renderEnv<S extends EnvSchema>(schema: S, binding: EnvBinding<S>
 
 /** Where the services find the vault. */
 export type VaultEndpoint =
-  | { readonly mode: 'in-cluster'; readonly serviceName: string; readonly port: number }
+  | {
+    readonly mode: 'in-cluster';
+    readonly serviceName: string;
+    readonly port: number;
+    /** host:port of the vault's Sentinels (a replicated vault); absent for a single node. */
+    readonly sentinels?: readonly string[];
+    /** Sentinel master-set name (with `sentinels`). */
+    readonly sentinelMaster?: string;
+  }
   | {
     readonly mode: 'external';
     readonly host: string;
@@ -73,6 +81,14 @@ export type VaultEndpoint =
     readonly sentinelMaster: string;
     readonly tls: boolean;
   };
+
+/** The Sentinels clients must go through, or undefined for a direct connection. */
+export function vaultSentinels(endpoint: VaultEndpoint): { readonly sentinels: readonly string[]; readonly master: string } | undefined {
+  const list = endpoint.sentinels ?? [];
+  if (!list.length) return undefined;
+  if (!endpoint.sentinelMaster) throw new Error(`vault endpoint has sentinels (${list.join(', ')}) but no 'sentinelMaster'`);
+  return { sentinels: list, master: endpoint.sentinelMaster };
+}
 
 /** Secret holding every ACL user's password, key `<user>-password` (contract). */
 export const VAULT_ACL_SECRET = 'vault-acl';
@@ -86,8 +102,9 @@ export function vaultPasswordKey(user: string): string {
 export function vaultEnv(endpoint: VaultEndpoint, user: string): k8s.EnvVar[] {
   const password = { secret: VAULT_ACL_SECRET, key: vaultPasswordKey(user) };
   if (endpoint.mode === 'in-cluster') {
+    const sentinel = vaultSentinels(endpoint);
     return renderEnv(VAULT_ENV, {
-      values: { host: endpoint.serviceName, port: endpoint.port, username: user },
+      values: { host: endpoint.serviceName, port: endpoint.port, username: user, ...(sentinel ? { sentinels: [...sentinel.sentinels], sentinelMaster: sentinel.master } : {}) },
       secrets: { password },
     });
   }

@@ -7,7 +7,7 @@ import { componentLabels, selectorLabels } from './labels';
 import { MODEL_FETCH_RESOURCES, MODEL_MOUNT, modelFetchContainer, modelSourceProblems, quantityBytes, type ModelSource } from './model-delivery';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
-import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
+import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, vaultSentinels, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
   type ReplicaRange, type WorkloadProps, serviceContainer,
@@ -261,10 +261,18 @@ function kedaStreamTrigger(
     passwordFromEnv: 'REDIS_PASSWORD',
   };
   if (keda.activationLagCount !== undefined) common.activationLagCount = String(keda.activationLagCount);
-  if (vault.mode === 'external' && vault.sentinels.length) {
+  const sentinel = vaultSentinels(vault);
+  if (sentinel) {
     return {
       type: 'redis-sentinel-streams',
-      metadata: { ...common, addresses: vault.sentinels.join(','), sentinelMaster: vault.sentinelMaster, enableTLS: String(vault.tls) },
+      metadata: {
+        ...common,
+        addresses: sentinel.sentinels.join(','),
+        sentinelMaster: sentinel.master,
+        // The Sentinels know the worker's user too (Sentinel-side ACL: discovery only).
+        ...(vault.mode === 'in-cluster' ? { sentinelUsernameFromEnv: 'REDIS_USERNAME', sentinelPasswordFromEnv: 'REDIS_PASSWORD' } : {}),
+        enableTLS: String(vault.mode === 'external' ? vault.tls : false),
+      },
     };
   }
   const host = vault.mode === 'in-cluster' ? vault.serviceName : vault.host;

@@ -1,9 +1,13 @@
-/** VaultBackup: CronJob `vault-backup` — BGSAVE, stream the snapshot to a backup PVC, keep the newest N. */
+/**
+ * VaultBackup: CronJob `vault-backup` — BGSAVE, stream the snapshot to a backup PVC, keep the newest
+ * N; with `offsite`, an upload step (app image) then copies it to an S3-compatible bucket.
+ */
 import { Construct } from 'constructs';
 import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
-import { vaultEnv, type VaultEndpoint } from './service-env';
+import { BACKUP_UPLOAD_ENV } from '../services/config/backup';
+import { renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
 import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 
 export const VAULT_BACKUP = 'vault-backup';
@@ -21,6 +25,23 @@ export interface VaultBackupProps extends WorkloadProps {
   readonly resources: ResourceSpec;
   /** A run that has not finished in this time is killed. @default 1800 */
   readonly activeDeadlineSeconds?: number;
+  /** Copy each snapshot off the cluster. @default - snapshots stay on the backup PVC only */
+  readonly offsite?: OffsiteBackupProps;
+}
+
+/** An S3-compatible bucket the snapshots are copied to (path-style requests, SigV4). */
+export interface OffsiteBackupProps {
+  /** http(s)://host[:port] of the store. */
+  readonly endpoint: string;
+  readonly bucket: string;
+  /** Key prefix, e.g. `prod/vault/`. @default '' */
+  readonly prefix?: string;
+  /** @default 'us-east-1' */
+  readonly region?: string;
+  /** Secret and keys holding the access key id and secret access key (never in dist/). */
+  readonly credentialsSecret: { readonly secret: string; readonly accessKeyIdKey: string; readonly secretAccessKeyKey: string };
+  /** The image of the upload step: the app image (node + build/services/vault-backup/upload.js). */
+  readonly image: string;
 }
 
 /**
@@ -32,6 +53,16 @@ export const BACKUP_SCRIPT = `#!/bin/sh
 set -eu
 : "\${REDIS_HOST:?}" "\${REDIS_PORT:?}" "\${REDIS_USERNAME:?}" "\${BACKUP_DIR:?}" "\${KEEP:?}"
 export REDISCLI_AUTH="\${REDIS_PASSWORD:-}"
+# Under Sentinel: snapshot the current primary (what the system has acknowledged).
+if [ -n "\${REDIS_SENTINELS:-}" ]; then
+  primary=''
+  for s in $(echo "$REDIS_SENTINELS" | tr ',' ' '); do
+    primary=$(redis-cli --no-auth-warning --raw -h "\${s%:*}" -p "\${s##*:}" --user "$REDIS_USERNAME" SENTINEL get-master-addr-by-name "\${REDIS_SENTINEL_MASTER:?}" 2>/dev/null | head -n 1) || primary=''
+    [ -n "$primary" ] && break
+  done
+  [ -n "$primary" ] || { echo "vault-backup: no Sentinel in $REDIS_SENTINELS named the primary" >&2; exit 1; }
+  REDIS_HOST=$primary
+fi
 cli() { redis-cli --no-auth-warning -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" "$@"; }
 cli BGSAVE SCHEDULE >/dev/null
 # Wait on INFO, not LASTSAVE: LASTSAVE counts whole seconds, so a save finishing in the same second
@@ -68,6 +99,26 @@ export class VaultBackup extends Construct {
       },
     });
 
+    const snapshot = hardenedContainer({
+      name: 'backup',
+      image: props.image,
+      imagePullPolicy: props.imagePullPolicy ?? 'Always',
+      command: ['sh', '/scripts/backup.sh'],
+      env: [
+        ...vaultEnv(props.vault, 'backup'),
+        { name: 'BACKUP_DIR', value: '/backup' },
+        { name: 'KEEP', value: String(keep) },
+      ],
+      resources: props.resources,
+      volumeMounts: [
+        { name: 'script', mountPath: '/scripts', readOnly: true },
+        { name: 'backup', mountPath: '/backup' },
+      ],
+    });
+    if (props.offsite && !/^https?:\/\/[^/]+\/?$/.test(props.offsite.endpoint)) {
+      throw new Error(`'offsite.endpoint' (${props.offsite.endpoint}) must be http(s)://host[:port]`);
+    }
+
     this.cronJob = new k8s.KubeCronJob(this, 'cron-job', {
       metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
@@ -90,22 +141,8 @@ export class VaultBackup extends Construct {
                 priorityClassName: props.priorityClassName,
                 restartPolicy: 'OnFailure',
                 hostSpread: 'none',
-                containers: [hardenedContainer({
-                  name: 'backup',
-                  image: props.image,
-                  imagePullPolicy: props.imagePullPolicy ?? 'Always',
-                  command: ['sh', '/scripts/backup.sh'],
-                  env: [
-                    ...vaultEnv(props.vault, 'backup'),
-                    { name: 'BACKUP_DIR', value: '/backup' },
-                    { name: 'KEEP', value: String(keep) },
-                  ],
-                  resources: props.resources,
-                  volumeMounts: [
-                    { name: 'script', mountPath: '/scripts', readOnly: true },
-                    { name: 'backup', mountPath: '/backup' },
-                  ],
-                })],
+                initContainers: props.offsite ? [snapshot] : undefined,
+                containers: props.offsite ? [uploadContainer(props.offsite, props)] : [snapshot],
                 volumes: [
                   { name: 'script', configMap: { name: 'vault-backup-script' } },
                   { name: 'backup', persistentVolumeClaim: { claimName: name } },
@@ -117,4 +154,23 @@ export class VaultBackup extends Construct {
       },
     });
   }
+}
+
+/** The upload step: the newest snapshot on the PVC to the bucket, checked (services/vault-backup/upload.ts). */
+function uploadContainer(o: OffsiteBackupProps, props: VaultBackupProps): k8s.Container {
+  return hardenedContainer({
+    name: 'upload',
+    image: o.image,
+    imagePullPolicy: props.imagePullPolicy ?? 'Always',
+    command: ['node', 'build/services/vault-backup/upload.js'],
+    env: renderEnv(BACKUP_UPLOAD_ENV, {
+      values: { dir: '/backup', endpoint: o.endpoint, bucket: o.bucket, prefix: o.prefix ?? '', region: o.region ?? 'us-east-1' },
+      secrets: {
+        accessKeyId: { secret: o.credentialsSecret.secret, key: o.credentialsSecret.accessKeyIdKey },
+        secretAccessKey: { secret: o.credentialsSecret.secret, key: o.credentialsSecret.secretAccessKeyKey },
+      },
+    }),
+    resources: props.resources,
+    volumeMounts: [{ name: 'backup', mountPath: '/backup', readOnly: true }],
+  });
 }

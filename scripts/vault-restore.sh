@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Restores the in-cluster vault (StatefulSet vault, AOF on PVC data-vault-0) from a snapshot the
 # vault-backup CronJob wrote to PVC vault-backup. Downtime: the vault is scaled to 0 meanwhile.
+# HA vault (3 nodes under Sentinel): the snapshot goes into data-vault-0 only. Scaled back up,
+# vault-0 starts first (OrderedReady) and no Sentinel survives the scale-down (their state is in
+# memory), so vault-0 is the primary; vault-1.. start as its replicas and resync in full from it,
+# replacing their old data.
 #
 #   scripts/vault-restore.sh NAMESPACE [SNAPSHOT]       SNAPSHOT: vault-<stamp>.rdb (default: newest)
 #   scripts/vault-restore.sh --list NAMESPACE           list the snapshots on the backup PVC
 #   scripts/vault-restore.sh --local DATA_DIR SNAPSHOT  the in-pod step on local paths (tests)
+#
+# A snapshot from the off-cluster bucket: copy it onto PVC vault-backup first with the backup
+# image's verified download (node build/services/vault-backup/upload.js download NAME /backup/NAME).
 #
 # Redis 7 ignores dump.rdb when appendonly is on and no AOF exists, so the restore loads the
 # snapshot with AOF off, turns AOF on (a rewrite writes the AOF from memory) and shuts down;
@@ -35,7 +42,13 @@ wait "$pid" || true
 echo "restore: loaded $keys keys from $(basename "$snap") into $data (AOF rewritten)"
 '
 
-usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+json_str() {
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\t'/\\t}; s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 
 if [ "${1:-}" = "--local" ]; then
   [ $# -eq 3 ] || usage
@@ -48,12 +61,18 @@ if [ "${1:-}" = "--list" ]; then list_only=true; shift; fi
 ns=$1; snapshot=${2:-}
 k() { "$KUBECTL" -n "$ns" "$@"; }
 
-image=$(k get statefulset vault -o jsonpath='{.spec.template.spec.containers[0].image}')
+image=$(k get statefulset vault -o jsonpath='{.spec.template.spec.containers[?(@.name=="redis")].image}')
+replicas=$(k get statefulset vault -o jsonpath='{.spec.replicas}')
+[ -n "$replicas" ] && [ "$replicas" -ge 1 ] || { echo "statefulset vault: no replica count" >&2; exit 1; }
 pod=vault-restore
 # A pod that passes the namespace's restricted Pod Security profile, mounting both volumes.
 run_pod() { # $1: mount the vault data too (true/false); $2...: command
   local with_data=$1; shift
-  local cmd; cmd=$(printf '"%s",' "$@"); cmd="[${cmd%,}]"
+  # JSON-escaped: the restore step is a multi-line script with quotes; raw, kubectl would read the
+  # body as YAML and fold its lines into one.
+  local cmd='' a
+  for a in "$@"; do cmd+="$(json_str "$a"),"; done
+  cmd="[${cmd%,}]"
   local data_mount='' data_vol=''
   if [ "$with_data" = true ]; then
     data_mount='{"name":"data","mountPath":"/data"},'
@@ -90,10 +109,11 @@ echo "restoring $snapshot into namespace $ns (image $image)"
 k patch cronjob vault-backup -p '{"spec":{"suspend":true}}' >/dev/null
 trap 'k patch cronjob vault-backup -p "{\"spec\":{\"suspend\":false}}" >/dev/null || true' EXIT
 k scale statefulset vault --replicas=0
-k wait --for=delete pod/vault-0 --timeout=300s || true
+for i in $(seq 0 $((replicas - 1))); do k wait --for=delete "pod/vault-$i" --timeout=300s || true; done
 
 run_pod true sh -c "$RESTORE_STEP" restore /data "/backup/$snapshot"
 
-k scale statefulset vault --replicas=1
+# vault-0 first (the restored primary); with replicas > 1 the others join as replicas and resync.
+k scale statefulset vault --replicas="$replicas"
 k rollout status statefulset vault --timeout=600s
-echo "vault restored from $snapshot; the previous AOF is kept in /data/appendonlydir.before-restore-*"
+echo "vault restored from $snapshot into vault-0 ($replicas node(s)); the previous AOF is kept in data-vault-0:/data/appendonlydir.before-restore-*"

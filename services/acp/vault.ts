@@ -31,11 +31,19 @@ export function connectVault(cfg: VaultConfig, opts: VaultConnectOptions = {}): 
       ...base,
       sentinels: cfg.sentinels.map((hp) => {
         const [host, port] = hp.split(':');
-        return { host, port: Number(port ?? 26379) };
+        return { host, port: Number(port || 26379) };
       }),
       name: cfg.sentinelMaster,
+      role: 'master',
+      // The Sentinels know every service user, allowed only to discover the primary (infra/vault-sentinel.ts).
       sentinelUsername: base.username,
       sentinelPassword: base.password,
+      ...(cfg.tls ? { enableTLSForSentinelMode: true } : {}),
+      // Subscribe to +switch-master: reconnect on the Sentinels' word, not only when the old primary's socket dies.
+      failoverDetector: true,
+      // A demoted primary answers writes with READONLY: reconnect (asking the Sentinels again) and resend.
+      reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+      ...opts.options,
     });
   }
   return new Redis({ ...base, host: cfg.host, port: cfg.port });

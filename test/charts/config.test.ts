@@ -46,6 +46,11 @@ describe('environment config validation', () => {
       "must carry the release version '0.1.0' as its tag (charts/images.json)"],
     ['a WER threshold above 1', (c) => { c.acceptance.maxWer = 25; }, 'prod.acceptance.maxWer (25): must be a word error rate in 0..1'],
     ['a proxy on another port', (c) => { c.speech.modelEgress!.port = 8080; }, "prod.speech.modelEgress.port (8080): must be the proxy's port (3128)"],
+    ['a single-node in-cluster vault without A1', (c) => { (c.vault as { replicas?: number }).replicas = 1; },
+      "prod.vault.replicas (1): must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external"],
+    ['an even vault', (c) => { (c.vault as { replicas?: number }).replicas = 4; }, 'prod.vault.replicas (4): must be 1 or an odd integer >= 3'],
+    ['a backup store on another port', (c) => { c.backup!.offsite!.port = 80; }, "prod.backup.offsite.port (80): must be the endpoint's port (443)"],
+    ['a backup endpoint with a path', (c) => { c.backup!.offsite!.endpoint = 'https://s3.example.com/bucket'; }, 'prod.backup.offsite.endpoint ("https://s3.example.com/bucket"): must be http(s)://host[:port]'],
   ])('%s fails synth naming the field and value', (_what, mutate, message) => {
     const c = clone(prod);
     mutate(c);

@@ -137,8 +137,12 @@ describe('dev vs prod', () => {
     for (const role of ['whisperx', 'xtts']) {
       const so = find(p, 'ScaledObject', role);
       expect(so.spec.triggers).toEqual([{
-        type: 'redis-streams',
-        metadata: expect.objectContaining({ stream: `acp:jobs:${role}`, consumerGroup: ACP_GROUP, lagCount: '10', address: 'vault:6379' }),
+        // The HA vault: KEDA finds the primary through the Sentinels, as the workers do.
+        type: 'redis-sentinel-streams',
+        metadata: expect.objectContaining({
+          stream: `acp:jobs:${role}`, consumerGroup: ACP_GROUP, lagCount: '10',
+          addresses: 'vault-0.vault:26379,vault-1.vault:26379,vault-2.vault:26379', sentinelMaster: 'vault',
+        }),
       }]);
       expect(p.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === role)).toBeUndefined();
       expect(find(d, 'HorizontalPodAutoscaler', role).spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: role });

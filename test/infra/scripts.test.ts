@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { VAULT_USERS } from '../../infra';
+import { VAULT_HA_USERS, VAULT_USERS } from '../../infra';
 import { freePort, startRedisServer } from '../support/redis-server';
 
 const ROOT = join(__dirname, '..', '..');
@@ -43,8 +43,8 @@ describe('scripts/dev-secrets.sh', () => {
   test('creates a random password per vault ACL user and a paired gateway/smoke API key, printing no value', () => {
     const out = run('ucm4-dev');
     const acl = secret('vault-acl');
-    expect(Object.keys(acl).filter((k) => k !== 'name').sort()).toEqual(VAULT_USERS.map((u) => `${u}-password`).sort());
-    const values = VAULT_USERS.map((u) => acl[`${u}-password`]);
+    expect(Object.keys(acl).filter((k) => k !== 'name').sort()).toEqual([...VAULT_USERS, ...VAULT_HA_USERS].map((u) => `${u}-password`).sort());
+    const values = [...VAULT_USERS, ...VAULT_HA_USERS].map((u) => acl[`${u}-password`]);
     for (const v of values) expect(v).toMatch(/^[0-9a-f]{48}$/);
     expect(new Set(values).size).toBe(values.length);
     const key = secret('orb-smoke')['api-key'];

@@ -192,4 +192,56 @@ describe('Vault construct', () => {
     expect(() => new VaultBackup(Testing.chart(), 'b', { image: 'r:1', resources: RES, storage: '1Gi', keep: 0, vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 } }))
       .toThrow("'keep' (0)");
   });
+
+  test('replicas 3: Redis + Sentinel per pod, spread over hosts (required) and zones, PDB keeps a majority, clients get the Sentinels', () => {
+    const chart = Testing.chart();
+    const v = new Vault(chart, 'vault', { image: 'redis:7.4.1', resources: RES, storage: '1Gi', replicas: 3 });
+    const objs = Testing.synth(chart);
+    const sts = objs.find((o) => o.kind === 'StatefulSet');
+    const pod = sts.spec.template.spec;
+    expect(sts.spec).toMatchObject({ replicas: 3, podManagementPolicy: 'OrderedReady', serviceName: 'vault' });
+    expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['redis', 'sentinel']);
+    expect(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution).toEqual([{ labelSelector: { matchLabels: { app: 'vault' } }, topologyKey: 'kubernetes.io/hostname' }]);
+    expect(pod.topologySpreadConstraints[0]).toMatchObject({ topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', maxSkew: 1 });
+    expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(2);
+    const svc = objs.find((o) => o.kind === 'Service');
+    expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(svc.spec.ports.map((p: { port: number }) => p.port)).toEqual([6379, 26379]);
+    const conf = objs.find((o) => o.metadata.name === 'vault-config').data['redis.conf'];
+    expect(conf).toMatch(/appendonly yes[\s\S]*min-replicas-to-write 1\nmin-replicas-max-lag 10/);
+    const rules = objs.find((o) => o.metadata.name === 'vault-acl-rules').data;
+    expect(rules['replication.rules']).toBe('resetkeys resetchannels -@all +psync +replconf +ping');
+    expect(Object.keys(objs.find((o) => o.metadata.name === 'vault-sentinel-acl-rules').data).sort()).toEqual([...VAULT_USERS, 'sentinel'].map((u) => `${u}.rules`).sort());
+    const env = Object.fromEntries(pod.containers[1].env.filter((e: { value?: string }) => e.value).map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(env).toMatchObject({ VAULT_SELF: '$(POD_NAME).vault.$(POD_NAMESPACE).svc.cluster.local', SENTINEL_QUORUM: '2', SENTINEL_DOWN_AFTER_MS: '5000', SENTINEL_FAILOVER_TIMEOUT_MS: '15000' });
+    expect(env.VAULT_NODES.split(' ')).toEqual([0, 1, 2].map((i) => `vault-${i}.vault.$(POD_NAMESPACE).svc.cluster.local`));
+    expect(pod.containers[0].lifecycle.preStop.exec.command).toEqual(['sh', '/etc/redis/conf/prestop.sh']);
+    expect(v.endpoint).toEqual({ mode: 'in-cluster', serviceName: 'vault', port: 6379, sentinels: ['vault-0.vault:26379', 'vault-1.vault:26379', 'vault-2.vault:26379'], sentinelMaster: 'vault' });
+  });
+
+  test("HA invariants name the prop: 'replicas', 'ha.minReplicasToWrite', 'ha.failoverTimeoutMilliseconds'", () => {
+    const make = (extra: object) => () => new Vault(Testing.chart(), 'v', { image: 'redis:7', resources: RES, storage: '1Gi', ...extra });
+    expect(make({ replicas: 2 })).toThrow("'replicas' (2) must be 1 or an odd integer >= 3");
+    expect(make({ replicas: 3, ha: { minReplicasToWrite: 3 } })).toThrow("'ha.minReplicasToWrite' (3) must be an integer in 1..2");
+    expect(make({ replicas: 3, ha: { downAfterMilliseconds: 5000, failoverTimeoutMilliseconds: 5000 } })).toThrow("'ha.failoverTimeoutMilliseconds' (5000) must exceed");
+  });
+
+  test('VaultBackup offsite: snapshot as init container (redis image), upload in the app image with keys by secretKeyRef', () => {
+    const chart = Testing.chart();
+    new VaultBackup(chart, 'b', {
+      image: 'redis:7.4.1', resources: RES, storage: '5Gi', vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+      offsite: { endpoint: 'https://s3.example.com', bucket: 'b1', prefix: 'p/', credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' }, image: 'ucm4/orb:1' },
+    });
+    const pod = Testing.synth(chart).find((o) => o.kind === 'CronJob').spec.jobTemplate.spec.template.spec;
+    expect(pod.initContainers.map((c: { name: string; image: string }) => [c.name, c.image])).toEqual([['backup', 'redis:7.4.1']]);
+    const up = pod.containers[0];
+    expect([up.name, up.image, up.command]).toEqual(['upload', 'ucm4/orb:1', ['node', 'build/services/vault-backup/upload.js']]);
+    expect(up.env).toContainEqual({ name: 'BACKUP_S3_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 's3', key: 'key' } } });
+    expect(up.env).toContainEqual({ name: 'BACKUP_S3_BUCKET', value: 'b1' });
+    expect(up.volumeMounts).toContainEqual({ name: 'backup', mountPath: '/backup', readOnly: true });
+    expect(() => new VaultBackup(Testing.chart(), 'b', {
+      image: 'r:1', resources: RES, storage: '1Gi', vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+      offsite: { endpoint: 's3.example.com', bucket: 'b1', credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' }, image: 'ucm4/orb:1' },
+    })).toThrow("'offsite.endpoint' (s3.example.com)");
+  });
 });

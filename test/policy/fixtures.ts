@@ -107,6 +107,16 @@ export function goodStack(): K8sObject[] {
   Object.assign(gatewaySpec, spreading('orb-core'));
   const coreSpec = podSpecFor('core4');
   Object.assign(coreSpec, spreading('core4'));
+  const vaultSpec = podSpecFor('vault');
+  Object.assign(vaultSpec, spreading('vault'));
+  const sentinel = container('vault');
+  Object.assign(sentinel, {
+    name: 'sentinel',
+    ports: [{ name: 'sentinel', containerPort: 26379 }],
+    readinessProbe: { exec: { command: ['sh', '-c', 'redis-cli -p 26379 ping'] }, periodSeconds: 5 },
+    livenessProbe: { tcpSocket: { port: 'sentinel' }, periodSeconds: 10 },
+  });
+  vaultSpec.containers.push(sentinel);
   // A GPU worker: startupProbe sized for model load.
   const asrSpec = podSpecFor('whisperx');
   Object.assign(asrSpec, spreading('whisperx'));
@@ -190,6 +200,28 @@ export function goodStack(): K8sObject[] {
     },
     pdb('core4', { minAvailable: 3 }),
     netpol('core4'),
+
+    // The in-cluster vault, replicated: three nodes, a Sentinel container in each pod.
+    serviceAccount('vault'),
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: meta('vault'),
+      spec: {
+        replicas: 3,
+        serviceName: 'vault',
+        selector: { matchLabels: { app: 'vault' } },
+        template: { metadata: { labels: labels('vault') }, spec: vaultSpec },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta('vault'),
+      spec: { clusterIP: 'None', selector: { app: 'vault' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }, { name: 'sentinel', port: 26379, targetPort: 'sentinel' }] },
+    },
+    pdb('vault', { minAvailable: 2 }),
+    netpol('vault'),
 
     serviceAccount('whisperx'),
     {

@@ -23,6 +23,7 @@ const gw = (o: K8sObject[]) => find(o, 'Deployment', 'orb-core');
 const gwC = (o: K8sObject[]) => gw(o).spec.template.spec.containers[0];
 const gwPod = (o: K8sObject[]) => gw(o).spec.template.spec;
 const core = (o: K8sObject[]) => find(o, 'StatefulSet', 'core4');
+const vault = (o: K8sObject[]) => find(o, 'StatefulSet', 'vault');
 const asrC = (o: K8sObject[]) => find(o, 'Deployment', 'whisperx').spec.template.spec.containers[0];
 
 /** Adds an initContainer that is fine except for `patch`: proves container rules cover initContainers. */
@@ -103,6 +104,11 @@ const CASES: Record<RuleId, Case[]> = {
     { what: 'HPA minReplicas 1', target: ['Deployment', 'orb-core'], breakIt: (o) => (find(o, 'HorizontalPodAutoscaler', 'orb-core').spec.minReplicas = 1) },
     { what: 'no autoscaler and one replica', target: ['Deployment', 'whisperx'], breakIt: (o) => { o.splice(o.indexOf(find(o, 'ScaledObject', 'whisperx')), 1); find(o, 'Deployment', 'whisperx').spec.replicas = 1; } },
     { what: 'ScaledObject max not above min', target: ['Deployment', 'whisperx'], breakIt: (o) => (find(o, 'ScaledObject', 'whisperx').spec.maxReplicaCount = 2) },
+    // StatefulSets (issue 14): A1 looked at Deployments only, so a one-pod vault passed.
+    { what: 'a StatefulSet with one replica', target: ['StatefulSet', 'core4'], breakIt: (o) => (core(o).spec.replicas = 1) },
+    { what: 'a single-node in-cluster vault', target: ['StatefulSet', 'vault'], breakIt: (o) => (vault(o).spec.replicas = 1) },
+    { what: 'a two-node vault (no majority after a loss)', target: ['StatefulSet', 'vault'], breakIt: (o) => (vault(o).spec.replicas = 2) },
+    { what: 'three vault nodes but no Sentinel', target: ['StatefulSet', 'vault'], breakIt: (o) => vault(o).spec.template.spec.containers.splice(1, 1) },
   ],
   A2: [{ what: 'PDB removed', target: ['StatefulSet', 'core4'], breakIt: (o) => o.splice(o.indexOf(find(o, 'PodDisruptionBudget', 'core4')), 1) }],
   A3: [
@@ -113,6 +119,8 @@ const CASES: Record<RuleId, Case[]> = {
   ],
   A4: [
     { what: 'no podAntiAffinity', target: ['StatefulSet', 'core4'], breakIt: (o) => delete core(o).spec.template.spec.affinity },
+    { what: 'a vault StatefulSet without podAntiAffinity', target: ['StatefulSet', 'vault'], breakIt: (o) => delete vault(o).spec.template.spec.affinity },
+    { what: 'a single-node vault without podAntiAffinity', target: ['StatefulSet', 'vault'], breakIt: (o) => { vault(o).spec.replicas = 1; delete vault(o).spec.template.spec.affinity; } },
     { what: 'anti-affinity on zone only', target: ['Deployment', 'orb-core'], breakIt: (o) => (gwPod(o).affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey = 'topology.kubernetes.io/zone') },
   ],
   A5: [

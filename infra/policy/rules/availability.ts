@@ -4,13 +4,33 @@ import {
   REPLICATED_KINDS, hasPods, minReplicas, nsOf, podLabels, podSpec, podWorkloads, scaledValue, scalerFor, selectorMatches, type Json,
 } from '../k8s';
 
+/**
+ * The stateful store: the in-cluster vault (contract name `vault`, or component label `vault`).
+ * An external vault renders no such StatefulSet, so it is never flagged.
+ */
+export function isStatefulStore(obj: K8sObject): boolean {
+  return obj.kind === 'StatefulSet' && (obj.metadata.name === 'vault' || obj.metadata.labels?.['app.kubernetes.io/component'] === 'vault');
+}
+
+/** Whether a pod template runs a failover manager (a container port named `sentinel`). */
+function hasSentinel(obj: K8sObject): boolean {
+  return ((podSpec(obj)?.containers ?? []) as Json[]).some((c) => ((c.ports ?? []) as Json[]).some((p) => p.name === 'sentinel'));
+}
+
 export const A1: Rule = {
   id: 'A1',
-  title: 'Deployments not targeted by an HPA set replicas >= 2; targeted ones leave replicas unset and min >= 2, max > min',
-  applies: (obj) => obj.kind === 'Deployment',
+  title: 'Deployments and StatefulSets not targeted by an HPA set replicas >= 2 (the vault: >= 3 under Sentinel); targeted ones leave replicas unset and min >= 2, max > min',
+  applies: (obj) => obj.kind === 'Deployment' || obj.kind === 'StatefulSet',
   check: (obj, ctx) => {
     const scaler = scalerFor(ctx, obj);
     const replicas = obj.spec?.replicas;
+    if (!scaler && isStatefulStore(obj)) {
+      const out: string[] = [];
+      // Every client fails with a one-node store; two nodes cannot elect a new primary on their own.
+      if (!(typeof replicas === 'number' && replicas >= 3)) out.push(`replicas is ${replicas ?? 'unset (1)'}: the in-cluster vault needs at least 3 nodes with a failover quorum (or an external vault)`);
+      else if (!hasSentinel(obj)) out.push(`${replicas} nodes but no Sentinel container (port named sentinel): nothing promotes a replica when the primary fails`);
+      return out;
+    }
     if (!scaler) {
       return typeof replicas === 'number' && replicas >= 2 ? [] : [`replicas is ${replicas ?? 'unset (1)'}, needs at least 2`];
     }
@@ -73,8 +93,9 @@ function termsOf(aa: Json): Json[] {
 
 export const A4: Rule = {
   id: 'A4',
-  title: 'podAntiAffinity on own labels with topologyKey kubernetes.io/hostname (replicas > 1)',
-  applies: (obj, ctx) => REPLICATED_KINDS.has(obj.kind) && (scalerFor(ctx, obj) !== undefined || (obj.spec?.replicas ?? 1) > 1),
+  title: 'podAntiAffinity on own labels with topologyKey kubernetes.io/hostname (replicas > 1, and always on the vault)',
+  // The vault is checked at any size: a single node is already an A1 finding, and its spread is what a scale-up relies on.
+  applies: (obj, ctx) => REPLICATED_KINDS.has(obj.kind) && (isStatefulStore(obj) || scalerFor(ctx, obj) !== undefined || (obj.spec?.replicas ?? 1) > 1),
   check: (obj) => {
     const labels = podLabels(obj);
     const ok = termsOf(podSpec(obj)?.affinity?.podAntiAffinity).some((t) => t.topologyKey === HOSTNAME && selectorMatches(t.labelSelector, labels));
