@@ -4,9 +4,9 @@
  * container hashes them from Secret `vault-acl` (`<user>-password`) into the ACL file.
  */
 
-export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'backup';
+export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'functions' | 'backup';
 
-export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'backup'];
+export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'functions', 'backup'];
 
 /** Key families a user may touch: read-write, and read-only. */
 interface UserGrant {
@@ -25,6 +25,8 @@ const SERVICE_COMMANDS = [
   '-@dangerous', '-@admin',
   // ioredis' ready check and connection names.
   '+info', '+client|setname', '+client|getname', '+client|id',
+  // The vault's server-side logic (services/acp/functions.ts), loaded by the `functions` user.
+  '+fcall', '+fcall_ro',
 ];
 
 const GRANTS: Record<VaultUser, UserGrant> = {
@@ -36,6 +38,12 @@ const GRANTS: Record<VaultUser, UserGrant> = {
   seed: {
     readWrite: ['identity:*'], readOnly: [],
     commands: ['+@read', '+@write', '+@string', '+@hash', '+@keyspace', '+@transaction', '+@connection', '-@dangerous', '-@admin', '+info', '+client|setname'],
+    channels: false,
+  },
+  // The bootstrap step (seed-vault's init container): loads the `orb` FUNCTION library, nothing else.
+  functions: {
+    readWrite: [], readOnly: [],
+    commands: ['+function|load', '+function|list', '+fcall_ro', '+ping', '+info', '+hello', '+client|setname'],
     channels: false,
   },
   // Snapshots only: BGSAVE/LASTSAVE, and SYNC for `redis-cli --rdb`; no key access at all.

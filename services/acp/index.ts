@@ -20,6 +20,8 @@ export * from './consumer';
 export * from './turn';
 export * from './models';
 export * from './abandon';
+export * from './functions';
+export * from './blocking';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

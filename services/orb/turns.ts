@@ -5,7 +5,7 @@
  * stream, up to a deadline; nothing is ever made up when the workers do not answer.
  */
 import type Redis from 'ioredis';
-import { createEnvelope, jsonPart, startTextTurn } from '../acp';
+import { createEnvelope, jsonPart, startTextTurn, startTurn } from '../acp';
 import type { AcpBus, TurnEvent, TurnEventStream, VaultKeys } from '../acp';
 import type { OrbMetrics } from './metrics';
 import { PCM_CONTENT_TYPE } from './audio';
@@ -64,16 +64,18 @@ export class TurnRunner {
   async commitAudio(session: string, turn: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
     const deadlineMs = Date.now() + this.d.deadlineMs;
     const bytes = await this.audioBytes(session, turn);
-    const { seq } = await this.d.events.append(session, {
-      type: 'turn.start', turn, data: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
+    // turn.start and the ASR job are one atomic step: a gateway killed in between leaves neither.
+    const { seq } = await startTurn(this.d.bus, this.d.events, {
+      session, turn, deadlineMs,
+      start: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
+      jobs: [{ queue: 'whisperx', envelope: createEnvelope({
+        id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq: 0, deadlineMs, traceparent: opts.traceparent,
+        parts: [
+          { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
+          jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
+        ],
+      }) }],
     });
-    await this.d.bus.publish('whisperx', createEnvelope({
-      id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq, deadlineMs, traceparent: opts.traceparent,
-      parts: [
-        { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
-        jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
-      ],
-    }));
     return { turn, seq, deadlineMs };
   }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import { aclRules, VaultUser } from '../../../../infra/vault-acl';
 import { createAcp, startTextTurn } from '../../../../services/acp';
-import { seed } from '../../../../services/seed/main';
+import { loadFunctions, seed } from '../../../../services/seed/main';
 import { caliRole } from '../../../../services/workers/cali/role';
 import { coreRole } from '../../../../services/workers/core/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
@@ -29,7 +29,7 @@ function as(user: VaultUser): Redis {
 beforeAll(async () => {
   server = await startRedisServer();
   const admin = new Redis(server.url);
-  for (const user of ['orb', 'core', 'cali', 'seed'] as VaultUser[]) {
+  for (const user of ['orb', 'core', 'cali', 'seed', 'functions'] as VaultUser[]) {
     await admin.call('ACL', 'SETUSER', user, 'on', `>${user}-pw`, ...aclRules(user, prefix).split(' '));
   }
   await admin.quit();
@@ -42,6 +42,8 @@ afterAll(async () => {
 });
 
 test('a text turn completes with every component on its own ACL user', async () => {
+  // The bootstrap step, as the seed Job's init container runs it: the FUNCTION library as its own user.
+  await loadFunctions({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: 'functions', REDIS_PASSWORD: 'functions-pw' });
   await seed({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: 'seed', REDIS_PASSWORD: 'seed-pw', VAULT_KEY_PREFIX: prefix,
     IDENTITY_FILE: join(REPO, 'services', 'seed', 'identity.json') });
   for (let n = 0; n < 3; n++) {
