@@ -22,6 +22,7 @@ export * from './models';
 export * from './abandon';
 export * from './functions';
 export * from './blocking';
+export * from './sweeper';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

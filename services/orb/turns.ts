@@ -34,6 +34,8 @@ export class TurnRunner {
     redis: Redis; keys: VaultKeys; events: TurnEventStream; bus: AcpBus; metrics: OrbMetrics; deadlineMs: number; ttlS: number;
     /** Cores each turn fans out to; must match the core4 StatefulSet (ORB_CORES). */
     cores: number;
+    /** How long past the deadline to wait for the sweeper's turn.end before ending the turn here. @default 3000 */
+    endWaitMs?: number;
   }) {}
 
   /** Starts a text turn; the caller follows the event stream for its outcome. */
@@ -79,12 +81,20 @@ export class TurnRunner {
     return { turn, seq, deadlineMs };
   }
 
-  /** Waits for the turn's `turn.end` (or the deadline) and returns every event of the turn. */
+  /**
+   * Waits for the turn's `turn.end`. Past the deadline the sweeper of some replica writes it
+   * (`timeout`); if none did by endWaitMs, this replica ends the turn itself (still once: a later
+   * or concurrent end is answered with the first). A timeout answers 504.
+   */
   async collect(session: string, started: { turn: string; seq: number; deadlineMs: number }, mode: 'text' | 'audio', signal?: AbortSignal): Promise<TurnResult> {
-    // A little past the bus deadline: CALI answers "no quorum" at the deadline and needs a moment to write it.
-    const timeoutMs = started.deadlineMs - Date.now() + 1000;
-    const end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs, signal });
-    if (!end) {
+    const timeoutMs = started.deadlineMs - Date.now() + (this.d.endWaitMs ?? 3000);
+    let end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs, signal });
+    if (!end && !signal?.aborted) {
+      const r = await this.d.events.endTurn(session, { turn: started.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } });
+      end = (await this.d.events.read(session, r.seq - 1, 1)).find(isEnd(started.turn));
+    }
+    const endOutcome = String((end?.data as { outcome?: string } | null | undefined)?.outcome ?? (end ? 'ok' : 'timeout'));
+    if (!end || endOutcome === 'timeout') {
       this.d.metrics.turns.inc({ mode, outcome: 'timeout' });
       throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
     }
