@@ -129,6 +129,12 @@ export class TurnEventStream {
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
   }
 
+  /** Moves an open turn's deadline later (never earlier), e.g. for the spoken reply's own budget. */
+  async extendTurn(session: string, turn: string, deadlineMs: number): Promise<boolean> {
+    const r = await fcall<number>(this.redis, 'orb_turn_extend', [this.keys.turn(session, turn), this.keys.turnDeadlines], [deadlineMember(session, turn), deadlineMs]);
+    return Number(r) === 1;
+  }
+
   /** Stream retention in seconds (also the life of a turn record). */
   get retention(): number {
     return this.retentionS;

@@ -23,6 +23,7 @@ export * from './abandon';
 export * from './functions';
 export * from './blocking';
 export * from './sweeper';
+export * from './liveness';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

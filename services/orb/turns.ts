@@ -87,8 +87,17 @@ export class TurnRunner {
    * or concurrent end is answered with the first). A timeout answers 504.
    */
   async collect(session: string, started: { turn: string; seq: number; deadlineMs: number }, mode: 'text' | 'audio', signal?: AbortSignal): Promise<TurnResult> {
-    const timeoutMs = started.deadlineMs - Date.now() + (this.d.endWaitMs ?? 3000);
-    let end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs, signal });
+    const endWait = this.d.endWaitMs ?? 3000;
+    let deadline = started.deadlineMs;
+    let end: TurnEvent | undefined;
+    for (;;) {
+      end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs: deadline - Date.now() + endWait, signal });
+      if (end || signal?.aborted) break;
+      // CALI moves the deadline of a spoken turn (xtts gets its own budget): keep waiting for that one.
+      const moved = Number(await this.d.redis.hget(this.d.keys.turn(session, started.turn), 'deadline_ms'));
+      if (!(moved > deadline)) break;
+      deadline = moved;
+    }
     if (!end && !signal?.aborted) {
       const r = await this.d.events.endTurn(session, { turn: started.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } });
       end = (await this.d.events.read(session, r.seq - 1, 1)).find(isEnd(started.turn));
