@@ -12,7 +12,7 @@ import type Redis from 'ioredis';
 /** Library name (`FUNCTION LIST LIBRARYNAME orb`). */
 export const ORB_LIBRARY = 'orb';
 /** Bumped with any change below; `orb_version` returns it so services can tell an old library. */
-export const ORB_LIBRARY_VERSION = 3;
+export const ORB_LIBRARY_VERSION = 4;
 
 export const ORB_FUNCTIONS_LUA = `#!lua name=${ORB_LIBRARY}
 
@@ -155,6 +155,23 @@ local function orb_socket_acquire(keys, args)
   return 1
 end
 
+-- The gateway's shared rate limit (the @fastify/rate-limit Redis store's logic, as a function).
+-- KEYS: counter; ARGV: window_ms, max, continue_exceeding, exponential_backoff. Returns {count, ttl_ms}.
+local function orb_rate_limit(keys, args)
+  local window = tonumber(args[1])
+  local max = tonumber(args[2])
+  local current = redis.call('INCR', keys[1])
+  if current == 1 or (args[3] == 'true' and current > max) then
+    redis.call('PEXPIRE', keys[1], window)
+  elseif args[4] == 'true' and current > max then
+    window = math.min(window * (2 ^ (current - max - 1)), 2 ^ 53 - 1)
+    redis.call('PEXPIRE', keys[1], window)
+  else
+    window = redis.call('PTTL', keys[1])
+  end
+  return {current, window}
+end
+
 local function orb_version()
   return ${ORB_LIBRARY_VERSION}
 end
@@ -167,6 +184,7 @@ redis.register_function('orb_publish', orb_publish)
 redis.register_function('orb_commit_job', orb_commit_job)
 redis.register_function('orb_dead_letter', orb_dead_letter)
 redis.register_function('orb_socket_acquire', orb_socket_acquire)
+redis.register_function('orb_rate_limit', orb_rate_limit)
 redis.register_function{function_name = 'orb_version', callback = orb_version, flags = {'no-writes'}}
 `;
 

@@ -22,6 +22,7 @@ import { liveSessionsPlugin } from './live-sessions';
 import { drainPlugin } from './drain';
 import { heartbeatPlugin } from './replicas';
 import { turnHealthPlugin } from './turn-health';
+import { vaultRateLimitStore } from './rate-limit-store';
 import { metricsPlugin } from './metrics';
 import { EventHub } from './event-hub';
 import { SessionStore } from './session-store';
@@ -164,8 +165,8 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     ...opts.underPressure,
   });
   await app.register(fastifyRateLimit, {
-    redis,
-    nameSpace: keys.rateLimit(''),
+    // The vault's orb_rate_limit function (services FCALL, never EVAL), shared by every replica.
+    store: vaultRateLimitStore(redis, keys.rateLimit('')),
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     // Limits follow the API key wherever it connects; unauthenticated guesses count per client IP.

@@ -74,7 +74,7 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
     const vault = draining ? false : await app.vault.ping();
     const identity = app.identity.version !== null;
     // Can a turn be taken: the FUNCTION library is there and no first-job queue is at its cap.
-    const turnsReason = vault ? app.turnHealth.reason : null;
+    const turnsReason = vault ? await app.turnHealth.check() : null;
     const turns = vault && turnsReason === null;
     const ready = vault && identity && !draining && turns;
     const reason = draining ? 'draining' : !vault ? 'vault not reachable' : !identity ? 'identity not seeded (seed-vault Job)' : turnsReason;
