@@ -218,6 +218,9 @@ export class JobConsumer {
         } else if (err instanceof BlockingReadStuckError || this.reader?.status === 'end') {
           this.hooks.onError?.(err, 'read');
           this.newReader();
+          // The abandoned read may have been served (entries now pending on this consumer, reply lost):
+          // pick them up at once rather than after reclaimIdleMs.
+          await this.readOwnPending().catch((e) => this.hooks.onError?.(e, 'read'));
         } else {
           this.hooks.onError?.(err, 'read');
         }
@@ -311,7 +314,7 @@ export class JobConsumer {
     const reader = this.reader!;
     const res = (await boundedRead(reader, 0, () => reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000,
       'STREAMS', this.stream, '0'))) as [string, RawEntry[]][] | null;
-    const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null);
+    const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null && !this.inFlight.has(e[0]));
     if (!entries.length) return;
     const counts = await this.deliveryCounts(entries.map((e) => e[0]));
     // History reads do not bump the delivery counter; count this one ourselves.
