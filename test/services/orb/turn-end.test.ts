@@ -88,6 +88,38 @@ test('a turn refused for backlog writes nothing; /readyz is not ready with the r
   await deletePrefix(redis, p);
 });
 
+test('vault restart: the same gateway and WebSocket go on; a turn started after it still gets its turn.end', async () => {
+  const vault = await startRedisServer({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+  try {
+    const admin = new Redis(vault.url, { maxRetriesPerRequest: 2 });
+    await loadOrbFunctions(admin);
+    await seedIdentity(admin, prefix);
+    await admin.quit();
+    const hp = await gateway('te-f', { REDIS_URL: vault.url });
+    await waitFor(async () => (await http(hp, { url: '/readyz' })).statusCode === 200, '/readyz');
+    const ws = new Client(hp, '/v1/session?vad=false', auth('alice'));
+    await ws.opened;
+    await ws.next((m) => m.type === 'session.ready', 'session.ready');
+
+    await vault.stop({ signal: 'SIGKILL' });
+    const back = await startRedisServer({ port: vault.port, dir: vault.dir, args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    try {
+      await waitFor(async () => (await http(hp, { url: '/readyz' })).statusCode === 200, '/readyz after the restart', 30_000);
+      const from = ws.messages.length;
+      ws.send({ type: 'text', text: 'still there?' });
+      const accepted = await ws.next((m) => m.type === 'turn.accepted', 'turn.accepted', from);
+      const end = await ws.next((m) => m.type === 'turn.end' && m.turn === accepted.turn, 'turn.end after the restart', from);
+      expect(end.data).toEqual({ outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' });
+      await ws.close();
+    } finally {
+      await Promise.all(apps.splice(0).map((a) => a.close()));
+      await back.stop({ removeDir: true });
+    }
+  } finally {
+    await vault.stop({ removeDir: false });
+  }
+}, 60_000);
+
 describe('orb-core and a vault that does not answer yet', () => {
   let server: RedisServerHandle | undefined;
   afterAll(async () => { await server?.stop({ removeDir: true }); });
