@@ -1,4 +1,7 @@
-/** SeedVault: ConfigMap `seed-vault-identity` (the identity document) + Job `seed-vault` loading it. */
+/**
+ * SeedVault: ConfigMap `seed-vault-identity` (the identity document) + Job `seed-vault` loading it,
+ * after its init container `functions` loaded the vault's FUNCTION library (as vault user `functions`).
+ */
 import { Construct } from 'constructs';
 import { ORB_CONFIG } from './orb-config';
 import { componentLabels } from './labels';
@@ -56,6 +59,16 @@ export class SeedVault extends Construct {
             priorityClassName: props.priorityClassName,
             restartPolicy: 'OnFailure',
             hostSpread: 'none',
+            // The vault's FUNCTION library first, as its own user: services only FCALL it.
+            initContainers: [hardenedContainer({
+              name: 'functions',
+              image: props.image,
+              imagePullPolicy: props.imagePullPolicy ?? 'Always',
+              command: ['node', 'build/services/seed/main.js', 'functions'],
+              envFromConfigMap: ORB_CONFIG,
+              env: vaultEnv(props.vault, 'functions'),
+              resources: props.resources ?? { ...SMALL_RESOURCES, memory: { request: '96Mi', limit: '192Mi' } },
+            })],
             containers: [hardenedContainer({
               name: 'seed',
               image: props.image,

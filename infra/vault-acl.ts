@@ -8,9 +8,9 @@
  * (`<user>-password`) into the ACL file.
  */
 
-export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'backup';
+export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'functions' | 'backup';
 
-export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'backup'];
+export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'functions', 'backup'];
 
 /** How a scope may touch a key pattern: Redis 7 `%R~` (read), `%W~` (write) or `~` (both). */
 export type KeyAccess = 'read' | 'write' | 'readwrite';
@@ -78,6 +78,17 @@ const PUBLISH = ['xadd', 'xlen', 'xgroup|create'];
 const MODEL_ANNOUNCE = ['hset', 'hdel'];
 /** A REST client that left: workers check the mark and delete what they wrote (services/acp/abandon.ts). */
 const ABANDON = ['exists', 'del'];
+/**
+ * A turn's one `turn.end` (orb_turn_end: the turn record's end_seq, and the turn leaves
+ * `turn:deadlines`), written by whichever worker ends the turn.
+ */
+const TURN_END = ['zrem'];
+/**
+ * Worker liveness (services/acp/liveness.ts): each consumer beats `acp:alive:<queue>:<pod>` (SET
+ * PX) and its expiry into the `acp:alive:<queue>` index (ZADD), in MULTI; on stop it deletes its
+ * own key. A selector, so DEL reaches nothing else.
+ */
+const HEARTBEAT = ['multi', 'exec', 'set', 'zadd', 'del'];
 
 /** The job queues of each role, and its dead-letter stream. */
 const QUEUE = {
@@ -91,6 +102,13 @@ const QUEUE = {
 const JOBS = {
   whisperx: 'acp:jobs:whisperx', xtts: 'acp:jobs:xtts', core: 'acp:jobs:core:*', cali: 'acp:jobs:cali',
 } as const;
+/** The liveness index and per-pod keys of each role's queues. */
+const ALIVE = {
+  whisperx: ['acp:alive:whisperx', 'acp:alive:whisperx:*'],
+  xtts: ['acp:alive:xtts', 'acp:alive:xtts:*'],
+  core: ['acp:alive:core:*'],
+  cali: ['acp:alive:cali', 'acp:alive:cali:*'],
+} as const;
 
 /**
  * A worker role: its queue and DLQ, dedupe records, the turn streams it appends to (root); DEL
@@ -98,8 +116,8 @@ const JOBS = {
  */
 function worker(role: keyof typeof QUEUE, extra: { keys?: KeyGrant[]; commands?: string[]; publishTo?: Array<keyof typeof JOBS>; models?: boolean; abandon?: boolean }): Omit<VaultUserGrant, 'purpose'> {
   const own = [...rw(...QUEUE[role], 'acp:done:*', 'turn:*'), ...(extra.models ? rw('acp:models') : []), ...(extra.keys ?? [])];
-  const commands = unique([...CONNECTION, ...FUNCTIONS, ...CONSUMER, ...EVENT_APPEND, ...(extra.models ? MODEL_ANNOUNCE : []), ...(extra.commands ?? [])]);
-  const selectors: AclScope[] = [];
+  const commands = unique([...CONNECTION, ...FUNCTIONS, ...CONSUMER, ...EVENT_APPEND, ...TURN_END, ...(extra.models ? MODEL_ANNOUNCE : []), ...(extra.commands ?? [])]);
+  const selectors: AclScope[] = [{ keys: rw(...ALIVE[role]), commands: HEARTBEAT }];
   if (extra.abandon) selectors.push({ keys: rw('turn:*'), commands: ABANDON });
   if (extra.publishTo?.length) selectors.push(publishScope(own, extra.publishTo));
   return { root: { keys: own, commands }, selectors };
@@ -154,12 +172,18 @@ export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
     ...worker('core', {}),
   },
   cali: {
-    purpose: 'CALI: its queue, reply events, session memory; reads verdicts and the identity; queues speech for xtts',
-    ...worker('cali', { keys: [...rw('memory:*'), ...ro('identity:*')], commands: [...EVENT_READ, 'hgetall'], publishTo: ['xtts'] }),
+    purpose: 'CALI: its queue, reply events, session memory; reads verdicts, the cores\' liveness and the identity; moves a spoken turn\'s deadline; queues speech for xtts',
+    // zcount/zcard/zrange: the cores' liveness index (no_quorum); zadd: orb_turn_extend moves the turn's deadline.
+    ...worker('cali', { keys: [...rw('memory:*'), ...ro('identity:*', 'acp:alive:core:*')], commands: [...EVENT_READ, 'hgetall', 'zcount', 'zcard', 'zrange', 'zadd'], publishTo: ['xtts'] }),
   },
   seed: {
     purpose: 'seed-vault Job: writes the identity document (SET in MULTI), reads it back',
     root: { keys: rw('identity:*'), commands: [...CONNECTION, ...TRANSACTION, 'set', 'get'] },
+    selectors: [],
+  },
+  functions: {
+    purpose: 'seed-vault Job\'s init container `functions`: loads the `orb` FUNCTION library (FUNCTION LOAD REPLACE) and reads its version back; no keys',
+    root: { keys: [], commands: [...CONNECTION, 'function|load', 'function|list', 'fcall_ro'] },
     selectors: [],
   },
   backup: {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the Secrets the manifests reference, with random values, for dev/kind clusters:
-#   vault-acl     <user>-password for each vault ACL user (orb whisperx xtts core cali seed backup,
-#                 and replication sentinel for a replicated vault)
+#   vault-acl     <user>-password for each vault ACL user (orb whisperx xtts core cali seed functions
+#                 backup, and replication sentinel for a replicated vault)
 #   orb-api-keys  keys = "dev:<random key>" (ORB_API_KEYS format id:key)
 #   orb-smoke     api-key = the same key, for the orb-smoke Job
 # Existing Secrets are kept (the running vault's ACL was built from them); --rotate replaces them
@@ -20,7 +20,7 @@ files=""
 if [ "${1:-}" = "--rotate" ]; then rotate=true; shift; fi
 if [ "${1:-}" = "--files" ]; then files=$2; shift 2; fi
 ns=${1:-ucm4-dev}
-USERS="orb whisperx xtts core cali seed backup replication sentinel"
+USERS="orb whisperx xtts core cali seed functions backup replication sentinel"
 
 random() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
 k() { "$KUBECTL" -n "$ns" "$@"; }

@@ -287,7 +287,8 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     }
     const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
 
-    // ---- seed vault: identity loaded once, replicas only read it --------------------------
+    // ---- seed vault: the FUNCTION library the services FCALL, then the identity ----------
+    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, POD_NAME: 'seed-vault' }, log, 120_000);
     await runToCompletion('seed', ENTRY.seed, [], {
       ...baseEnv, ...vaultEnv('seed'), POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
     }, log, 120_000);

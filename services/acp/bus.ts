@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
 import { ACP_CONSUMER_GROUP } from '../contract';
 import { VaultKeys } from './keys';
+import { fcall } from './functions';
 
 /** The consumer group of every job stream (defined in the contract, which KEDA's triggers read too). */
 export const ACP_GROUP = ACP_CONSUMER_GROUP;
@@ -19,12 +20,6 @@ export interface AcpBusOptions {
    */
   readonly maxBacklog?: number;
 }
-
-// Refusing (not trimming) at the cap is what keeps MAXLEN-style bounds from dropping unacked jobs.
-const PUBLISH_LUA = `
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return redis.error_reply('ACP_ERR_BACKLOG') end
-return redis.call('XADD', KEYS[1], '*', 'env', ARGV[2])
-`;
 
 export interface DeadLetter {
   readonly streamId: string;
@@ -44,7 +39,6 @@ export class AcpBus {
 
   constructor(readonly redis: Redis, readonly keys: VaultKeys, opts: AcpBusOptions = {}) {
     this.maxBacklog = opts.maxBacklog ?? 10_000;
-    if (!('acpPublish' in redis)) redis.defineCommand('acpPublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
   }
 
   /**
@@ -64,25 +58,27 @@ export class AcpBus {
 
   /**
    * Publishes a job to `acp:jobs:<queue>` (`queue` is a role, or `core:<n>` for one core).
-   * The envelope is validated first; returns the stream entry id.
+   * The envelope is validated first; returns the stream entry id. Refusing (not trimming) at the
+   * cap is what keeps MAXLEN-style bounds from dropping unacknowledged jobs.
    */
   async publish(queue: string, envelope: AcpEnvelope): Promise<string> {
-    const env = parseEnvelope(envelope);
-    await this.ensureGroup(queue);
+    return (await this.publishMany([{ queue, envelope }]))[0];
+  }
+
+  /** Publishes jobs to several queues in one atomic step (FCALL orb_publish): all or, at any cap, none. */
+  async publishMany(jobs: readonly { queue: string; envelope: AcpEnvelope }[]): Promise<string[]> {
+    const envs = jobs.map((j) => JSON.stringify(parseEnvelope(j.envelope)));
+    await Promise.all(jobs.map((j) => this.ensureGroup(j.queue)));
     try {
-      const cmd = (this.redis as unknown as { acpPublish: (k: string, max: number, env: string) => Promise<string> }).acpPublish;
-      return await cmd.call(this.redis, this.keys.jobs(queue), this.maxBacklog, JSON.stringify(env));
+      return await fcall<string[]>(this.redis, 'orb_publish', jobs.map((j) => this.keys.jobs(j.queue)), [this.maxBacklog, ...envs]);
     } catch (err) {
-      if (String((err as Error).message).includes('ACP_ERR_BACKLOG')) {
-        throw new AcpError('ACP_ERR_BACKLOG', `queue ${queue} holds ${this.maxBacklog} or more jobs`);
-      }
-      throw err;
+      throw asBacklogError(err, this.maxBacklog) ?? err;
     }
   }
 
-  /** Publishes to every core ordinal 0..cores-1 (one envelope each, distinct ids). */
+  /** Publishes to every core ordinal 0..cores-1 (one envelope each, distinct ids), in one step. */
   async publishToCores(cores: number, make: (ordinal: number) => AcpEnvelope): Promise<string[]> {
-    return Promise.all(Array.from({ length: cores }, (_, n) => this.publish(`core:${n}`, make(n))));
+    return this.publishMany(Array.from({ length: cores }, (_, n) => ({ queue: `core:${n}`, envelope: make(n) })));
   }
 
   /** Raw publish without validation: only for tests and tools that must inject malformed input. */
@@ -143,6 +139,12 @@ export class AcpBus {
     if (!floor || floor === '0-1') return 0;
     return Number(await this.redis.xtrim(stream, 'MINID', '~', floor));
   }
+}
+
+/** The AcpError for a function's `ACP_ERR_BACKLOG <stream>` refusal, or undefined for any other error. */
+export function asBacklogError(err: unknown, max: number): AcpError | undefined {
+  const m = /ACP_ERR_BACKLOG (\S+)/.exec(String((err as Error | undefined)?.message ?? ''));
+  return m ? new AcpError('ACP_ERR_BACKLOG', `${m[1]} holds ${max} or more jobs`) : undefined;
 }
 
 function pairs(arr: unknown[]): Record<string, unknown> {

@@ -8,6 +8,8 @@ import Redis from 'ioredis';
 import { AcpBus, ACP_GROUP, cmpId } from './bus';
 import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
 import { TurnEventStream } from './events';
+import { fcall } from './functions';
+import { BlockingReadStuckError, boundedRead } from './blocking';
 
 export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter' | 'malformed';
 
@@ -35,7 +37,7 @@ export interface Job {
    * handlers must emit the same sequence for the same input (deterministic).
    */
   emit(type: string, data: unknown): Promise<number>;
-  /** Aborted when the consumer stops hard (drain timed out). */
+  /** Aborted when the consumer stops hard (drain timed out), or the job overran its deadline by overrunMs. */
   readonly signal: AbortSignal;
 }
 
@@ -60,6 +62,12 @@ export interface JobConsumerOptions {
   readonly doneTtlS?: number;
   /** How often the stream is trimmed of acknowledged jobs, ms (0 disables). @default 10000 */
   readonly trimIntervalMs?: number;
+  /**
+   * How long past its deadline a running job keeps its claim. After that its signal aborts, it is
+   * acknowledged as `expired` and its slot is freed, so a handler that can no longer finish (e.g.
+   * stuck on a vault that restarted) never pins the queue trim or the backlog. @default 5000
+   */
+  readonly overrunMs?: number;
 }
 
 export interface JobHooks {
@@ -74,17 +82,6 @@ export type BatchHandler = (jobs: Job[]) => Promise<Array<unknown | undefined>>;
 
 type RawEntry = [string, string[] | null];
 
-const COMMIT_LUA = `
-redis.call('HSET', KEYS[1], 'done', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return redis.call('XACK', KEYS[2], ARGV[4], ARGV[1])
-`;
-
-const DLQ_LUA = `
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'entry', ARGV[1], 'job', ARGV[2], 'code', ARGV[3], 'error', ARGV[4], 'deliveries', ARGV[5], 'raw', ARGV[6], 'ts', ARGV[8])
-return redis.call('XACK', KEYS[1], ARGV[9], ARGV[1])
-`;
-
 export class JobConsumer {
   readonly stream: string;
   private readonly blockMs: number;
@@ -95,9 +92,13 @@ export class JobConsumer {
   private readonly maxDeliveries: number;
   private readonly doneTtlS: number;
   private readonly trimIntervalMs: number;
+  private readonly overrunMs: number;
   private reader?: Redis;
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Runnable jobs in flight: their deadline and their own abort (linked to `hard`). */
+  private readonly running_ = new Map<string, { deadline: number; jobId: string; env: AcpEnvelope; ac: AbortController }>();
+  private lastProgress = 0;
   private readonly hard = new AbortController();
   private loops: Promise<void>[] = [];
   private wake?: () => void;
@@ -120,9 +121,7 @@ export class JobConsumer {
     this.maxDeliveries = opts.maxDeliveries ?? 5;
     this.doneTtlS = opts.doneTtlS ?? 86_400;
     this.trimIntervalMs = opts.trimIntervalMs ?? 10_000;
-    const r = bus.redis;
-    if (!('acpCommitJob' in r)) r.defineCommand('acpCommitJob', { numberOfKeys: 2, lua: COMMIT_LUA });
-    if (!('acpDeadLetter' in r)) r.defineCommand('acpDeadLetter', { numberOfKeys: 2, lua: DLQ_LUA });
+    this.overrunMs = opts.overrunMs ?? 5000;
   }
 
   get inFlightCount(): number {
@@ -134,12 +133,33 @@ export class JobConsumer {
     return this.running && Date.now() - this.lastBusOk < 3 * this.blockMs + 5000;
   }
 
+  /**
+   * Why this consumer cannot take work now, or undefined when it can: the bus has not answered for
+   * 3 blocking periods, or every slot is taken and no job finished for a reclaim period.
+   */
+  health(): string | undefined {
+    if (!this.running) return 'stopped';
+    const now = Date.now();
+    if (!this.busReachable) return `no bus round trip for ${now - this.lastBusOk} ms`;
+    if (this.inFlight.size >= this.concurrency && now - this.lastProgress > Math.max(this.reclaimIdleMs, 2 * this.blockMs)) {
+      return `all ${this.concurrency} slots busy and no job finished for ${now - this.lastProgress} ms`;
+    }
+    return undefined;
+  }
+
+  private newReader(): Redis {
+    this.reader?.disconnect();
+    const r = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
+    r.on('error', () => undefined); // surfaced by the rejected commands instead
+    this.reader = r;
+    return r;
+  }
+
   /** Resolves once consuming (retrying while the vault is unreachable), or when stopped first. */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    this.reader = this.bus.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false, disconnectTimeout: 100 });
-    this.reader.on('error', () => undefined); // surfaced by the rejected commands instead
+    this.newReader();
     while (this.running) {
       try {
         await this.bus.ensureGroup(this.opts.queue);
@@ -152,7 +172,7 @@ export class JobConsumer {
       }
     }
     if (!this.running) return;
-    this.lastBusOk = Date.now();
+    this.lastBusOk = this.lastProgress = Date.now();
     this.loops = [this.readLoop(), this.reclaimLoop(), ...(this.trimIntervalMs > 0 ? [this.trimLoop()] : [])];
   }
 
@@ -184,8 +204,10 @@ export class JobConsumer {
         continue;
       }
       try {
-        const res = (await this.reader!.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', capacity,
-          'BLOCK', this.blockMs, 'STREAMS', this.stream, '>')) as [string, RawEntry[]][] | null;
+        const reader = this.reader!;
+        // Bounded: a read issued while the connection reconnects may never settle (issue 13's outage).
+        const res = (await boundedRead(reader, this.blockMs, () => reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', capacity,
+          'BLOCK', this.blockMs, 'STREAMS', this.stream, '>'))) as [string, RawEntry[]][] | null;
         this.lastBusOk = Date.now();
         const entries = res?.[0]?.[1] ?? [];
         if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1 })));
@@ -193,6 +215,12 @@ export class JobConsumer {
         if (!this.running) return;
         if (String((err as Error).message).includes('NOGROUP')) {
           await this.bus.ensureGroup(this.opts.queue, true).catch(() => undefined);
+        } else if (err instanceof BlockingReadStuckError || this.reader?.status === 'end') {
+          this.hooks.onError?.(err, 'read');
+          this.newReader();
+          // The abandoned read may have been served (entries now pending on this consumer, reply lost):
+          // pick them up at once rather than after reclaimIdleMs.
+          await this.readOwnPending().catch((e) => this.hooks.onError?.(e, 'read'));
         } else {
           this.hooks.onError?.(err, 'read');
         }
@@ -229,10 +257,36 @@ export class JobConsumer {
    * by another consumer — only a dead or hung consumer's jobs go idle.
    */
   async heartbeat(): Promise<void> {
-    const ids = [...this.inFlight.keys()];
+    await this.releaseOverruns();
+    const ids = [...this.inFlight.keys()].filter((id) => !this.isOverrun(id));
     for (let i = 0; i < ids.length; i += 500) {
       await this.bus.redis.xclaim(this.stream, ACP_GROUP, this.opts.consumer, 0, ...ids.slice(i, i + 500), 'JUSTID');
     }
+  }
+
+  private isOverrun(entryId: string, now = Date.now()): boolean {
+    const r = this.running_.get(entryId);
+    return !!r && now > r.deadline + this.overrunMs;
+  }
+
+  /**
+   * Jobs still running overrunMs past their deadline can no longer be of use: abort them, ack them
+   * as `expired` and free their slots, so neither the trim floor nor the backlog waits on them.
+   */
+  async releaseOverruns(): Promise<number> {
+    const now = Date.now();
+    let n = 0;
+    for (const [entryId, r] of [...this.running_]) {
+      if (!this.isOverrun(entryId, now)) continue;
+      this.running_.delete(entryId);
+      r.ac.abort();
+      this.inFlight.delete(entryId);
+      n++;
+      await this.commit(entryId, r.jobId, 'expired');
+      this.hooks.onOutcome?.('expired', r.env, now - r.deadline, new Error(`still running ${now - r.deadline} ms past its deadline: released`));
+      this.wake?.();
+    }
+    return n;
   }
 
   /** Takes over jobs idle longer than reclaimIdleMs (their consumer died or hung). */
@@ -257,9 +311,10 @@ export class JobConsumer {
   }
 
   private async readOwnPending(): Promise<void> {
-    const res = (await this.reader!.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000,
-      'STREAMS', this.stream, '0')) as [string, RawEntry[]][] | null;
-    const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null);
+    const reader = this.reader!;
+    const res = (await boundedRead(reader, 0, () => reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000,
+      'STREAMS', this.stream, '0'))) as [string, RawEntry[]][] | null;
+    const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null && !this.inFlight.has(e[0]));
     if (!entries.length) return;
     const counts = await this.deliveryCounts(entries.map((e) => e[0]));
     // History reads do not bump the delivery counter; count this one ourselves.
@@ -279,8 +334,13 @@ export class JobConsumer {
     for (let i = 0; i < items.length; i += this.batchSize) {
       const chunk = items.slice(i, i + this.batchSize);
       const p = this.processBatch(chunk).catch((err) => this.hooks.onError?.(err, 'process'));
-      const done = p.finally(() => {
-        for (const it of chunk) this.inFlight.delete(it.entry[0]);
+      const done: Promise<void> = p.finally(() => {
+        // A released (overrun) job's slot may already hold a later delivery of the same entry.
+        for (const it of chunk) {
+          if (this.inFlight.get(it.entry[0]) === done) this.inFlight.delete(it.entry[0]);
+          this.running_.delete(it.entry[0]);
+        }
+        this.lastProgress = Date.now();
         this.wake?.();
       });
       for (const it of chunk) this.inFlight.set(it.entry[0], done);
@@ -305,6 +365,8 @@ export class JobConsumer {
     const ms = Date.now() - started;
     await Promise.all(runnable.map(async (job, i) => {
       const err = results[i];
+      // Released as an overrun meanwhile: already acknowledged as expired.
+      if (!this.running_.has(job.entryId)) return;
       if (err === undefined) {
         await this.commit(job.entryId, job.envelope.id);
         this.hooks.onOutcome?.('ok', job.envelope, ms);
@@ -356,8 +418,10 @@ export class JobConsumer {
       return undefined;
     }
     let emitted = 0;
+    const ac = new AbortController();
+    this.running_.set(entryId, { deadline: env.deadline_ms, jobId: env.id, env, ac });
     return {
-      entryId, envelope: env, deliveries, signal: this.hard.signal,
+      entryId, envelope: env, deliveries, signal: AbortSignal.any([this.hard.signal, ac.signal]),
       emit: async (type, data) => {
         const field = `e${emitted++}`;
         const res = await this.events.append(env.session, { type, turn: env.turn, data, job: env.id },
@@ -386,14 +450,12 @@ export class JobConsumer {
   }
 
   private async commit(entryId: string, jobId: string, mark = 'ok'): Promise<void> {
-    const cmd = (this.bus.redis as unknown as { acpCommitJob: (...a: unknown[]) => Promise<number> }).acpCommitJob;
-    await cmd.call(this.bus.redis, this.bus.keys.done(jobId), this.stream, entryId, mark, this.doneTtlS, ACP_GROUP);
+    await fcall(this.bus.redis, 'orb_commit_job', [this.bus.keys.done(jobId), this.stream], [entryId, mark, this.doneTtlS, ACP_GROUP]);
   }
 
   private async deadLetter(entryId: string, jobId: string, code: string, error: string, deliveries: number, raw: string): Promise<void> {
-    const cmd = (this.bus.redis as unknown as { acpDeadLetter: (...a: unknown[]) => Promise<number> }).acpDeadLetter;
-    await cmd.call(this.bus.redis, this.stream, this.bus.keys.dlq(this.opts.queue),
-      entryId, jobId, code, error.slice(0, 2000), deliveries, raw.slice(0, 64_000), 10_000, Date.now(), ACP_GROUP);
+    await fcall(this.bus.redis, 'orb_dead_letter', [this.stream, this.bus.keys.dlq(this.opts.queue)],
+      [entryId, jobId, code, error.slice(0, 2000), deliveries, raw.slice(0, 64_000), 10_000, Date.now(), ACP_GROUP]);
   }
 
   private waitForSlot(): Promise<void> {

@@ -6,6 +6,8 @@
  */
 import Redis from 'ioredis';
 import { VaultKeys } from './keys';
+import { fcall } from './functions';
+import { boundedRead } from './blocking';
 
 /** Event types on the stream; docs/acp.md describes each one's `data`. */
 export const TURN_EVENT_TYPES = [
@@ -52,24 +54,16 @@ export interface TurnEventStreamOptions {
   readonly blockMs?: number;
 }
 
-// INCR + XADD in one script so the seq is monotonic and gap-free per session even with many
-// writers (gateway replicas, cores, CALI, xtts), and the dedupe mark is set in the same step.
-const APPEND_LUA = `
-if #KEYS == 3 then
-  local prev = redis.call('HGET', KEYS[3], ARGV[7])
-  if prev then return {tonumber(prev), 1} end
-end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0',
-  'type', ARGV[3], 'turn', ARGV[4], 'data', ARGV[5], 'ts', ARGV[6], 'job', ARGV[9])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-if #KEYS == 3 then
-  redis.call('HSET', KEYS[3], ARGV[7], seq)
-  redis.call('EXPIRE', KEYS[3], ARGV[8])
-end
-return {seq, 0}
-`;
+/** Member of the turn deadline index (`turn:deadlines`) for one turn. */
+export function deadlineMember(session: string, turn: string): string {
+  return `${session} ${turn}`;
+}
+
+/** Inverse of deadlineMember. */
+export function parseDeadlineMember(member: string): { session: string; turn: string } | undefined {
+  const i = member.indexOf(' ');
+  return i > 0 ? { session: member.slice(0, i), turn: member.slice(i + 1) } : undefined;
+}
 
 /** A stream entry as XRANGE/XREAD return it. */
 export type RawEventEntry = [id: string, fields: string[]];
@@ -99,20 +93,56 @@ export class TurnEventStream {
     this.maxLen = opts.maxLen ?? 2000;
     this.retentionS = opts.retentionS ?? 86_400;
     this.blockMs = opts.blockMs ?? 1000;
-    if (!('acpAppendEvent' in redis)) redis.defineCommand('acpAppendEvent', { lua: APPEND_LUA });
   }
 
-  /** Appends one event; its seq is assigned atomically. */
+  /**
+   * Appends one event; its seq is assigned atomically (FCALL orb_append). A `turn.end` goes through
+   * orb_turn_end instead: only the first one of a turn is written, a later one returns the first's
+   * seq with `duplicate: true`.
+   */
   async append(session: string, ev: AppendInput, opts: AppendOptions = {}): Promise<AppendResult> {
+    if (ev.type === 'turn.end') return this.endTurn(session, ev, opts);
     const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session)];
     if (opts.dedupe) keys.push(opts.dedupe.key);
     const args = [
       this.maxLen, this.retentionS, ev.type, ev.turn, JSON.stringify(ev.data ?? null), Date.now(),
       opts.dedupe?.field ?? '', opts.dedupe?.ttlS ?? 0, ev.job ?? '',
     ];
-    const cmd = (this.redis as unknown as { acpAppendEvent: (n: number, ...a: unknown[]) => Promise<[number, number]> }).acpAppendEvent;
-    const [seq, dup] = await cmd.call(this.redis, keys.length, ...keys, ...args);
+    const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append', keys, args);
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
+  }
+
+  /**
+   * Ends a turn exactly once (orb_turn_end): `turn.end` with `data.outcome`. `onlyIfStarted` is the
+   * sweeper's: a turn whose record has expired is just dropped from the deadline index (seq 0).
+   */
+  async endTurn(session: string, ev: Omit<AppendInput, 'type'>, opts: AppendOptions & { onlyIfStarted?: boolean } = {}): Promise<AppendResult> {
+    const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session), this.keys.turn(session, ev.turn), this.keys.turnDeadlines];
+    if (opts.dedupe) keys.push(opts.dedupe.key);
+    const outcome = String((ev.data as { outcome?: unknown } | null | undefined)?.outcome ?? 'ok');
+    const args = [
+      this.maxLen, this.retentionS, ev.turn, JSON.stringify(ev.data ?? { outcome }), Date.now(),
+      opts.dedupe?.field ?? '', opts.dedupe?.ttlS ?? 0, ev.job ?? '', deadlineMember(session, ev.turn), outcome,
+      this.retentionS, opts.onlyIfStarted ? '1' : '0',
+    ];
+    const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_turn_end', keys, args);
+    return { seq: Number(seq), duplicate: Number(dup) === 1 };
+  }
+
+  /** Moves an open turn's deadline later (never earlier), e.g. for the spoken reply's own budget. */
+  async extendTurn(session: string, turn: string, deadlineMs: number): Promise<boolean> {
+    const r = await fcall<number>(this.redis, 'orb_turn_extend', [this.keys.turn(session, turn), this.keys.turnDeadlines], [deadlineMember(session, turn), deadlineMs]);
+    return Number(r) === 1;
+  }
+
+  /** Stream retention in seconds (also the life of a turn record). */
+  get retention(): number {
+    return this.retentionS;
+  }
+
+  /** The approximate per-session cap of the stream. */
+  get maxLength(): number {
+    return this.maxLen;
   }
 
   /** Events with seq > afterSeq, oldest first (non-blocking). */
@@ -129,23 +159,30 @@ export class TurnEventStream {
   /**
    * Follows the session's events after `afterSeq` until `signal` aborts, using a blocking
    * connection of its own (a duplicate, finite BLOCK) so it never stalls the shared client.
+   * A read that fails or hangs (the vault restarting) is re-issued on a fresh connection, so a
+   * follower outlives a vault outage instead of waiting forever on a read that never settles.
    */
   async *tail(session: string, afterSeq = 0, opts: { signal?: AbortSignal; blockMs?: number } = {}): AsyncGenerator<TurnEvent> {
-    const conn = this.acquire();
+    let conn = this.acquire();
     const onAbort = () => conn.disconnect(); // interrupts a pending XREAD at once
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     let last = afterSeq;
     let healthy = true;
+    const block = opts.blockMs ?? this.blockMs;
     try {
       while (!opts.signal?.aborted && !this.closed) {
         let res: [string, RawEventEntry[]][] | null;
         try {
-          res = (await conn.xread('COUNT', 500, 'BLOCK', opts.blockMs ?? this.blockMs, 'STREAMS', this.keys.turnEvents(session), `${last}-0`)) as
+          const c = conn;
+          res = (await boundedRead(c, block, () => c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`))) as
             [string, RawEventEntry[]][] | null;
-        } catch (err) {
-          healthy = false;
-          if (opts.signal?.aborted || this.closed) return;
-          throw err;
+        } catch {
+          if (opts.signal?.aborted || this.closed) { healthy = false; return; }
+          // Replace the connection and retry after a pause (the caller's signal bounds the wait).
+          this.release(conn, false);
+          await pause(Math.min(250, block), opts.signal);
+          conn = this.acquire();
+          continue;
         }
         for (const entry of res?.[0]?.[1] ?? []) {
           const ev = toEvent(session, entry);
@@ -201,8 +238,18 @@ export class TurnEventStream {
   }
 
   private release(conn: Redis, reusable: boolean): void {
-    this.busy.delete(conn);
+    if (!this.busy.delete(conn)) return;
     if (reusable && !this.closed && this.idle.length < 8 && conn.status === 'ready') this.idle.push(conn);
     else conn.disconnect();
   }
+}
+
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    t.unref();
+    function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

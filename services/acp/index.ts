@@ -20,6 +20,10 @@ export * from './consumer';
 export * from './turn';
 export * from './models';
 export * from './abandon';
+export * from './functions';
+export * from './blocking';
+export * from './sweeper';
+export * from './liveness';
 export { connectVault, VaultConfig, VaultConnectOptions } from './vault';
 
 export interface Acp {

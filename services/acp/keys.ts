@@ -16,7 +16,10 @@ export interface VaultKeys {
   // turn:*
   turnEvents(sid: string): string;
   turnSeq(sid: string): string;
+  /** Turn record (hash: start_seq, deadline_ms, end_seq, outcome), written by orb_turn_start / orb_turn_end. */
   turn(sid: string, turnId: string): string;
+  /** Deadline index of open turns (zset, score = deadline ms, member `<sid> <turn>`): the sweeper's work list. */
+  readonly turnDeadlines: string;
   turnAudio(sid: string, turnId: string): string;
   /** Set by the gateway when the client of a one-shot REST job left before its last result (see abandon.ts). */
   turnAbandoned(sid: string, turnId: string): string;
@@ -32,6 +35,8 @@ export interface VaultKeys {
   dlq(queue: string): string;
   /** Dedupe record of a job (hash: one field per emitted result, `done` when committed). */
   done(jobId: string): string;
+  /** Liveness of a queue's consumers (zset: member pod, score = heartbeat expiry ms), e.g. `acp:alive:core:3`. */
+  alive(queue: string): string;
   /** What each worker has loaded (hash: field `{role}:{consumer}`, value JSON with an expiry): feeds GET /v1/models. */
   readonly models: string;
 }
@@ -47,6 +52,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     turnEvents: (sid) => `${p}turn:${sid}:events`,
     turnSeq: (sid) => `${p}turn:${sid}:seq`,
     turn: (sid, turnId) => `${p}turn:${sid}:${turnId}`,
+    turnDeadlines: `${p}turn:deadlines`,
     turnAudio: (sid, turnId) => `${p}turn:${sid}:${turnId}:audio`,
     turnAbandoned: (sid, turnId) => `${p}turn:${sid}:${turnId}:abandoned`,
     memory: (sid) => `${p}memory:${sid}`,
@@ -56,6 +62,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     coreJobs: (ordinal) => jobStreamKey(`core:${ordinal}`, p),
     dlq: (queue) => `${p}acp:dlq:${queue}`,
     done: (jobId) => `${p}acp:done:${jobId}`,
+    alive: (queue) => `${p}acp:alive:${queue}`,
     models: `${p}acp:models`,
   };
 }

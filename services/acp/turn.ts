@@ -4,9 +4,10 @@
  * deadline. The result arrives on the session's event stream (verdict…, reply, turn.end).
  */
 import { randomUUID } from 'node:crypto';
-import { AcpBus } from './bus';
-import { createEnvelope, jsonPart, textPart } from './envelope';
-import { TurnEventStream } from './events';
+import { AcpBus, asBacklogError } from './bus';
+import { AcpEnvelope, createEnvelope, jsonPart, parseEnvelope, textPart } from './envelope';
+import { deadlineMember, TurnEventStream } from './events';
+import { fcall } from './functions';
 
 /** What CALI reads from a `cali.turn` job's application/json part. */
 export interface CaliTurnSpec {
@@ -42,8 +43,8 @@ export interface FanOutResult {
   readonly caliJob: string;
 }
 
-/** Publishes `core.classify` to each core and `cali.turn` to CALI for one transcript. */
-export async function fanOutTranscript(bus: AcpBus, input: FanOutInput): Promise<FanOutResult> {
+/** The jobs of one transcript: `cali.turn` for CALI and `core.classify` for each core (seq set by the caller). */
+export function transcriptJobs(input: FanOutInput): { jobs: { queue: string; envelope: AcpEnvelope }[]; result: FanOutResult } {
   const cores = input.cores ?? 5;
   const now = Date.now();
   // CALI must have time to write the reply after the vote closes: keep 20% (≤ 1 s) for it.
@@ -56,11 +57,61 @@ export async function fanOutTranscript(bus: AcpBus, input: FanOutInput): Promise
     ...(input.quorum !== undefined ? { quorum: input.quorum } : {}),
   };
   // CALI first: it starts listening while the cores work.
-  await bus.publish('cali', createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }));
-  await bus.publishToCores(cores, (n) => createEnvelope({
-    ...base, id: coreJobs[n], kind: 'core.classify', deadlineMs: voteDeadline, parts: [textPart(input.text)],
-  }));
-  return { coreJobs, caliJob };
+  const jobs = [{ queue: 'cali', envelope: createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }) }];
+  for (let n = 0; n < cores; n++) {
+    jobs.push({ queue: `core:${n}`, envelope: createEnvelope({
+      ...base, id: coreJobs[n], kind: 'core.classify', deadlineMs: voteDeadline, parts: [textPart(input.text)],
+    }) });
+  }
+  return { jobs, result: { coreJobs, caliJob } };
+}
+
+/** Publishes `core.classify` to each core and `cali.turn` to CALI for one transcript, in one atomic step. */
+export async function fanOutTranscript(bus: AcpBus, input: FanOutInput): Promise<FanOutResult> {
+  const { jobs, result } = transcriptJobs(input);
+  await bus.publishMany(jobs);
+  return result;
+}
+
+export interface StartTurnInput {
+  readonly session: string;
+  readonly turn: string;
+  /** Absolute turn deadline, epoch ms: the sweeper ends the turn as `timeout` after it. */
+  readonly deadlineMs: number;
+  /** `data` of the turn.start event. */
+  readonly start: unknown;
+  /** `data` of a transcript event written right after turn.start (text turns). */
+  readonly transcript?: unknown;
+  /** The turn's first job(s); their envelopes' `seq` becomes the turn.start seq. */
+  readonly jobs: readonly { queue: string; envelope: AcpEnvelope }[];
+}
+
+/**
+ * Writes `turn.start` (and the transcript) and the turn's first jobs in one atomic step
+ * (FCALL orb_turn_start), and enters the turn in the deadline index. A refusal (a queue at its
+ * cap: ACP_ERR_BACKLOG) is decided before anything is written. Idempotent per turn id.
+ */
+export async function startTurn(bus: AcpBus, events: TurnEventStream, input: StartTurnInput): Promise<{ seq: number; duplicate: boolean }> {
+  const keys = bus.keys;
+  const envs = input.jobs.map((j) => {
+    const { seq: _seq, ...rest } = parseEnvelope({ ...j.envelope, seq: 0 });
+    // The function replaces -1 with the turn.start seq, which only it knows.
+    return `{"seq":-1,${JSON.stringify(rest).slice(1)}`;
+  });
+  await Promise.all(input.jobs.map((j) => bus.ensureGroup(j.queue)));
+  try {
+    const [seq, dup] = await fcall<[number, number]>(bus.redis, 'orb_turn_start', [
+      keys.turnSeq(input.session), keys.turnEvents(input.session), keys.turn(input.session, input.turn), keys.turnDeadlines,
+      ...input.jobs.map((j) => keys.jobs(j.queue)),
+    ], [
+      events.maxLength, events.retention, input.turn, JSON.stringify(input.start ?? null), Date.now(),
+      input.transcript === undefined ? '' : JSON.stringify(input.transcript), bus.maxBacklog, input.deadlineMs,
+      deadlineMember(input.session, input.turn), events.retention, ...envs,
+    ]);
+    return { seq: Number(seq), duplicate: Number(dup) === 1 };
+  } catch (err) {
+    throw asBacklogError(err, bus.maxBacklog) ?? err;
+  }
 }
 
 export interface TextTurnInput {
@@ -85,18 +136,21 @@ export interface TextTurnStarted {
 }
 
 /**
- * Starts a text turn: appends `turn.start` and `transcript`, then fans out to the cores and CALI.
- * The gateway then follows the session's event stream from `seq` until `turn.end`.
+ * Starts a text turn: `turn.start`, `transcript` and the jobs of the cores and CALI in one atomic
+ * step. The gateway then follows the session's event stream from `seq` until `turn.end`.
  */
 export async function startTextTurn(bus: AcpBus, events: TurnEventStream, input: TextTurnInput): Promise<TextTurnStarted> {
   const turn = input.turn ?? randomUUID();
   const deadlineMs = Date.now() + (input.timeoutMs ?? 10_000);
   const cores = input.cores ?? 5;
-  const { seq } = await events.append(input.session, { type: 'turn.start', turn, data: { source: 'text', cores, deadline_ms: deadlineMs } });
-  await events.append(input.session, { type: 'transcript', turn, data: { text: input.text, final: true, source: 'text' } });
-  const jobs = await fanOutTranscript(bus, {
-    session: input.session, turn, text: input.text, deadlineMs, afterSeq: seq, cores,
+  const { jobs, result } = transcriptJobs({
+    session: input.session, turn, text: input.text, deadlineMs, afterSeq: 0, cores,
     quorum: input.quorum, speak: input.speak, traceparent: input.traceparent,
   });
-  return { turn, seq, deadlineMs, jobs };
+  const { seq } = await startTurn(bus, events, {
+    session: input.session, turn, deadlineMs, jobs,
+    start: { source: 'text', cores, deadline_ms: deadlineMs },
+    transcript: { text: input.text, final: true, source: 'text' },
+  });
+  return { turn, seq, deadlineMs, jobs: result };
 }

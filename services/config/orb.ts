@@ -52,6 +52,8 @@ export const ORB_ENV = {
   heartbeatTtlMs: int('ORB_HEARTBEAT_TTL_MS', { doc: 'Heartbeat lifetime; a replica silent this long is not listed', default: 15_000, min: 200 }),
   cores: int('ORB_CORES', { doc: 'Verdict cores each turn fans out to (the size of the core4 StatefulSet)', default: 5, min: 1, max: 64 }),
   turnDeadlineMs: int('ORB_TURN_DEADLINE_MS', { doc: 'Deadline of a turn sent to the bus', default: 30_000, min: 100 }),
+  sweepIntervalMs: int('ORB_SWEEP_INTERVAL_MS', { doc: 'How often each replica ends overdue turns as timeout (turn:deadlines) and re-checks /readyz\'s turn conditions (FUNCTION library, queue caps)', default: 1000, min: 20 }),
+  sweepGraceMs: int('ORB_SWEEP_GRACE_MS', { doc: 'Wait after a turn\'s deadline before the sweeper ends it as timeout: every turn has its turn.end within deadline + grace + sweep interval', default: 2000, min: 0 }),
   sessionTtlS: int('ORB_SESSION_TTL_S', { doc: 'Idle lifetime of a session and its events in the vault', default: 7 * 24 * 3600, min: 60 }),
   drainDelayMs: int('ORB_DRAIN_DELAY_MS', { doc: 'Wait after readiness flips before closing sockets (the preStop sleep usually covers it)', default: 0, min: 0 }),
   drainTimeoutMs: int('ORB_DRAIN_TIMEOUT_MS', { doc: 'Hard limit on the drain; under terminationGracePeriodSeconds', default: 35_000, min: 1000 }),

@@ -21,6 +21,8 @@ import { identityPlugin } from './identity';
 import { liveSessionsPlugin } from './live-sessions';
 import { drainPlugin } from './drain';
 import { heartbeatPlugin } from './replicas';
+import { turnHealthPlugin } from './turn-health';
+import { vaultRateLimitStore } from './rate-limit-store';
 import { metricsPlugin } from './metrics';
 import { EventHub } from './event-hub';
 import { SessionStore } from './session-store';
@@ -163,8 +165,8 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     ...opts.underPressure,
   });
   await app.register(fastifyRateLimit, {
-    redis,
-    nameSpace: keys.rateLimit(''),
+    // The vault's orb_rate_limit function (services FCALL, never EVAL), shared by every replica.
+    store: vaultRateLimitStore(redis, keys.rateLimit('')),
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindowMs,
     // Limits follow the API key wherever it connects; unauthenticated guesses count per client IP.
@@ -189,10 +191,17 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     onError: (err) => app.log.warn({ err }, 'event tail read failed; retrying'),
   });
   const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
-  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS, cores: config.cores });
+  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS, cores: config.cores,
+    endWaitMs: config.sweepGraceMs + config.sweepIntervalMs + 1000 });
   app.decorate('orb', { config, keys, sessions, events, bus, hub, turns, vad });
   // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
   app.addHook('onClose', async () => { await hub.close(); await events.close(); });
+
+  // Queues a turn's first jobs go to: at their cap, turns are refused, so /readyz says not ready.
+  await app.register(turnHealthPlugin, {
+    intervalMs: config.sweepIntervalMs, graceMs: config.sweepGraceMs,
+    queues: ['cali', 'whisperx', ...Array.from({ length: config.cores }, (_, n) => `core:${n}`)],
+  });
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxFrameBytes },

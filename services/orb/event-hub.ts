@@ -8,6 +8,7 @@
 import type Redis from 'ioredis';
 import { toEvent, type RawEventEntry, type TurnEvent, type TurnEventStream } from '../acp/events';
 import type { VaultKeys } from '../acp/keys';
+import { BlockingReadStuckError, boundedRead } from '../acp/blocking';
 
 export interface Subscription {
   /** Stops delivery; idempotent. */
@@ -105,10 +106,17 @@ export class EventHub {
       const ids = sessions.map((s) => `${this.groups.get(s)!.cursor}-0`);
       let res: [string, RawEventEntry[]][] | null;
       try {
-        res = (await this.conn!.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids)) as [string, RawEventEntry[]][] | null;
+        const conn = this.conn!;
+        // Bounded: an XREAD issued while the vault restarts may never settle (services/acp/blocking.ts).
+        res = (await boundedRead(conn, this.opts.blockMs, () => conn.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids))) as
+          [string, RawEventEntry[]][] | null;
       } catch (err) {
         if (!this.running) return;
         this.opts.onError(err);
+        if (err instanceof BlockingReadStuckError || this.conn?.status === 'end') {
+          this.conn?.disconnect();
+          this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+        }
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }

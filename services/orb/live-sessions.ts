@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
+import { fcall } from '../acp/functions';
 
 export interface LiveSocket {
   readonly id: string;
@@ -15,14 +16,6 @@ export interface LiveSocket {
   lastSeq: number;
   readonly ws: WebSocket;
 }
-
-// Atomic "prune expired, check count, add": two replicas racing for the last slot cannot both win.
-const ACQUIRE_LUA = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1`;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -38,13 +31,8 @@ declare module 'fastify' {
   }
 }
 
-interface LeaseRedis { orbSocketAcquire(key: string, now: number, exp: number, max: number, member: string): Promise<number> }
-
 export const liveSessionsPlugin = fp(async (app: FastifyInstance, opts: { pod: string; maxSocketsPerKey: number; leaseMs: number }) => {
   const { redis, prefix } = app.vault;
-  if (!(redis as unknown as Partial<LeaseRedis>).orbSocketAcquire) {
-    redis.defineCommand('orbSocketAcquire', { numberOfKeys: 1, lua: ACQUIRE_LUA });
-  }
   const sockets = new Map<string, LiveSocket>();
   const leaseKey = (keyId: string) => `${prefix}orb:sockets:${keyId}`;
   const member = (socketId: string) => `${opts.pod}:${socketId}`;
@@ -52,7 +40,8 @@ export const liveSessionsPlugin = fp(async (app: FastifyInstance, opts: { pod: s
   app.decorate('liveSessions', {
     async acquire(keyId: string, socketId: string) {
       const now = Date.now();
-      const ok = await (redis as unknown as LeaseRedis).orbSocketAcquire(leaseKey(keyId), now, now + opts.leaseMs, opts.maxSocketsPerKey, member(socketId));
+      // Atomic "prune expired, check count, add": two replicas racing for the last slot cannot both win.
+      const ok = await fcall<number>(redis, 'orb_socket_acquire', [leaseKey(keyId)], [now, now + opts.leaseMs, opts.maxSocketsPerKey, member(socketId)]);
       return ok === 1;
     },
     add(s: LiveSocket) { sockets.set(s.id, s); },

@@ -78,7 +78,9 @@ export const heartbeatPlugin = fp(async (app: FastifyInstance, opts: HeartbeatOp
   timer.unref();
 
   app.decorate('heartbeat', { beat, list, remove });
-  app.addHook('onReady', async () => { await beat(); });
+  // A vault not reachable yet (its DNS name not resolving, a restart) must not stop the replica from
+  // starting: it serves /livez, says not ready in /readyz, and beats once the vault answers.
+  app.addHook('onReady', async () => { await beat().catch((err) => app.log.warn({ err: (err as Error).message }, 'first heartbeat failed; the vault is not reachable yet')); });
   app.addHook('onClose', async () => {
     clearInterval(timer);
     await remove().catch((err) => app.log.warn({ err }, 'heartbeat removal failed'));

@@ -63,7 +63,8 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
 
   const readiness = { type: 'object', properties: {
     status: { type: 'string' }, pod: { type: 'string' }, identity_version: { type: ['string', 'null'] },
-    checks: { type: 'object', properties: { vault: { type: 'boolean' }, identity: { type: 'boolean' }, draining: { type: 'boolean' } } },
+    reason: { type: ['string', 'null'] },
+    checks: { type: 'object', properties: { vault: { type: 'boolean' }, identity: { type: 'boolean' }, draining: { type: 'boolean' }, turns: { type: 'boolean' } } },
   } } as const;
   app.get('/readyz', {
     config: open,
@@ -72,9 +73,16 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
     const draining = app.drain.draining;
     const vault = draining ? false : await app.vault.ping();
     const identity = app.identity.version !== null;
-    const ready = vault && identity && !draining;
+    // Can a turn be taken: the FUNCTION library is there and no first-job queue is at its cap.
+    const turnsReason = vault ? await app.turnHealth.check() : null;
+    const turns = vault && turnsReason === null;
+    const ready = vault && identity && !draining && turns;
+    const reason = draining ? 'draining' : !vault ? 'vault not reachable' : !identity ? 'identity not seeded (seed-vault Job)' : turnsReason;
     if (!ready) reply.status(503).header('retry-after', '5');
-    return { status: ready ? 'ready' : draining ? 'draining' : 'not_ready', pod: app.orb.config.podName, identity_version: app.identity.version, checks: { vault, identity, draining } };
+    return {
+      status: ready ? 'ready' : draining ? 'draining' : 'not_ready', pod: app.orb.config.podName, identity_version: app.identity.version,
+      reason: ready ? null : reason, checks: { vault, identity, draining, turns },
+    };
   });
 
   app.post<{ Body: { metadata?: Record<string, string> } | null }>('/v1/sessions', {

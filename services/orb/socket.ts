@@ -226,7 +226,15 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       utterance = null;
       await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
       sendJson(ws, { type: 'input_audio.committed', turn: u.turn, bytes: u.bytes, by });
-      await orb.turns.commitAudio(sid, u.turn, { speak });
+      try {
+        await orb.turns.commitAudio(sid, u.turn, { speak });
+      } catch (err) {
+        // Refused before anything was written (no turn.start in the vault): the client that saw
+        // input_audio.committed still gets this turn's one turn.end.
+        const ce = toClientError(err);
+        sendJson(ws, { type: 'turn.end', session: sid, turn: u.turn, data: { outcome: 'refused', code: ce.code } });
+        throw err;
+      }
       await orb.sessions.touch(sid, req.apiKeyId);
     };
 

@@ -5,7 +5,7 @@
  * stream, up to a deadline; nothing is ever made up when the workers do not answer.
  */
 import type Redis from 'ioredis';
-import { createEnvelope, jsonPart, startTextTurn } from '../acp';
+import { createEnvelope, jsonPart, startTextTurn, startTurn } from '../acp';
 import type { AcpBus, TurnEvent, TurnEventStream, VaultKeys } from '../acp';
 import type { OrbMetrics } from './metrics';
 import { PCM_CONTENT_TYPE } from './audio';
@@ -34,6 +34,8 @@ export class TurnRunner {
     redis: Redis; keys: VaultKeys; events: TurnEventStream; bus: AcpBus; metrics: OrbMetrics; deadlineMs: number; ttlS: number;
     /** Cores each turn fans out to; must match the core4 StatefulSet (ORB_CORES). */
     cores: number;
+    /** How long past the deadline to wait for the sweeper's turn.end before ending the turn here. @default 3000 */
+    endWaitMs?: number;
   }) {}
 
   /** Starts a text turn; the caller follows the event stream for its outcome. */
@@ -64,25 +66,44 @@ export class TurnRunner {
   async commitAudio(session: string, turn: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
     const deadlineMs = Date.now() + this.d.deadlineMs;
     const bytes = await this.audioBytes(session, turn);
-    const { seq } = await this.d.events.append(session, {
-      type: 'turn.start', turn, data: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
+    // turn.start and the ASR job are one atomic step: a gateway killed in between leaves neither.
+    const { seq } = await startTurn(this.d.bus, this.d.events, {
+      session, turn, deadlineMs,
+      start: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
+      jobs: [{ queue: 'whisperx', envelope: createEnvelope({
+        id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq: 0, deadlineMs, traceparent: opts.traceparent,
+        parts: [
+          { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
+          jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
+        ],
+      }) }],
     });
-    await this.d.bus.publish('whisperx', createEnvelope({
-      id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq, deadlineMs, traceparent: opts.traceparent,
-      parts: [
-        { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
-        jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
-      ],
-    }));
     return { turn, seq, deadlineMs };
   }
 
-  /** Waits for the turn's `turn.end` (or the deadline) and returns every event of the turn. */
+  /**
+   * Waits for the turn's `turn.end`. Past the deadline the sweeper of some replica writes it
+   * (`timeout`); if none did by endWaitMs, this replica ends the turn itself (still once: a later
+   * or concurrent end is answered with the first). A timeout answers 504.
+   */
   async collect(session: string, started: { turn: string; seq: number; deadlineMs: number }, mode: 'text' | 'audio', signal?: AbortSignal): Promise<TurnResult> {
-    // A little past the bus deadline: CALI answers "no quorum" at the deadline and needs a moment to write it.
-    const timeoutMs = started.deadlineMs - Date.now() + 1000;
-    const end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs, signal });
-    if (!end) {
+    const endWait = this.d.endWaitMs ?? 3000;
+    let deadline = started.deadlineMs;
+    let end: TurnEvent | undefined;
+    for (;;) {
+      end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs: deadline - Date.now() + endWait, signal });
+      if (end || signal?.aborted) break;
+      // CALI moves the deadline of a spoken turn (xtts gets its own budget): keep waiting for that one.
+      const moved = Number(await this.d.redis.hget(this.d.keys.turn(session, started.turn), 'deadline_ms'));
+      if (!(moved > deadline)) break;
+      deadline = moved;
+    }
+    if (!end && !signal?.aborted) {
+      const r = await this.d.events.endTurn(session, { turn: started.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } });
+      end = (await this.d.events.read(session, r.seq - 1, 1)).find(isEnd(started.turn));
+    }
+    const endOutcome = String((end?.data as { outcome?: string } | null | undefined)?.outcome ?? (end ? 'ok' : 'timeout'));
+    if (!end || endOutcome === 'timeout') {
       this.d.metrics.turns.inc({ mode, outcome: 'timeout' });
       throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
     }

@@ -22,7 +22,7 @@ jest.setTimeout(120_000);
 /** One sample key per key family (docs/vault-keys.md). */
 const FAMILIES = {
   session: ['session:s1', 'session:index:k1'],
-  turn: ['turn:s1:events', 'turn:s1:seq', 'turn:s1:t1', 'turn:s1:t1:audio', 'turn:s1:t1:abandoned'],
+  turn: ['turn:s1:events', 'turn:s1:seq', 'turn:s1:t1', 'turn:s1:t1:audio', 'turn:s1:t1:abandoned', 'turn:deadlines'],
   memory: ['memory:s1'],
   identity: ['identity:seed', 'identity:version'],
   orb: ['orb:replica:orb-core-0', 'orb:replica:index', 'orb:ratelimit:k1', 'orb:sockets:k1', 'orb:ticket:ab12'],
@@ -32,18 +32,21 @@ const FAMILIES = {
   'queue:xtts': ['acp:jobs:xtts'], 'dlq:xtts': ['acp:dlq:xtts'],
   'queue:core': ['acp:jobs:core:0', 'acp:jobs:core:4'], 'dlq:core': ['acp:dlq:core:0'],
   'queue:cali': ['acp:jobs:cali'], 'dlq:cali': ['acp:dlq:cali'],
-  foreign: ['other:x', 'acp:jobs:evil', 'acp:other'],
+  'alive:whisperx': ['acp:alive:whisperx', 'acp:alive:whisperx:whisperx-0'], 'alive:xtts': ['acp:alive:xtts', 'acp:alive:xtts:xtts-0'],
+  'alive:core': ['acp:alive:core:0', 'acp:alive:core:0:core4-0'], 'alive:cali': ['acp:alive:cali', 'acp:alive:cali:cali-0'],
+  foreign: ['other:x', 'acp:jobs:evil', 'acp:other', 'acp:alive:evil'],
 } as const;
 type Family = keyof typeof FAMILIES;
 
 /** Families each role writes (its job), read from the services' calls. */
 const WRITES: Record<VaultUser, Family[]> = {
   orb: ['session', 'turn', 'orb', 'models'],
-  whisperx: ['turn', 'done', 'models', 'queue:whisperx', 'dlq:whisperx'],
-  xtts: ['turn', 'done', 'models', 'queue:xtts', 'dlq:xtts'],
-  core: ['turn', 'done', 'queue:core', 'dlq:core'],
-  cali: ['turn', 'done', 'memory', 'queue:cali', 'dlq:cali'],
+  whisperx: ['turn', 'done', 'models', 'queue:whisperx', 'dlq:whisperx', 'alive:whisperx'],
+  xtts: ['turn', 'done', 'models', 'queue:xtts', 'dlq:xtts', 'alive:xtts'],
+  core: ['turn', 'done', 'queue:core', 'dlq:core', 'alive:core'],
+  cali: ['turn', 'done', 'memory', 'queue:cali', 'dlq:cali', 'alive:cali'],
   seed: ['identity'],
+  functions: [],
   backup: [],
 };
 /** Other roles' queues a role publishes jobs to: XADD (and the group at 0) only, never trim or delete. */
@@ -51,10 +54,10 @@ const PUBLISHES: Record<VaultUser, Family[]> = {
   orb: ['queue:whisperx', 'queue:xtts', 'queue:core', 'queue:cali'],
   whisperx: ['queue:core', 'queue:cali'],
   cali: ['queue:xtts'],
-  xtts: [], core: [], seed: [], backup: [],
+  xtts: [], core: [], seed: [], functions: [], backup: [],
 };
 /** Families read but never written. */
-const READS: Record<VaultUser, Family[]> = { orb: ['identity'], cali: ['identity'], whisperx: [], xtts: [], core: [], seed: [], backup: [] };
+const READS: Record<VaultUser, Family[]> = { orb: ['identity'], cali: ['identity', 'alive:core'], whisperx: [], xtts: [], core: [], seed: [], functions: [], backup: [] };
 const PUBLISH_COMMANDS = new Set(['xadd', 'xlen', 'xgroup|create', 'fcall', 'fcall_ro']);
 
 /** Forbidden everywhere; exemptions below are per user, each with its reason. */
@@ -62,6 +65,7 @@ const FORBIDDEN_NAMES = ['scan', 'keys', 'randomkey', 'flushall', 'flushdb', 'sw
 const EXEMPT: Record<VaultUser, Record<string, string>> = {
   orb: { info: 'ioredis ready check' }, whisperx: { info: 'ioredis ready check' }, xtts: { info: 'ioredis ready check' },
   core: { info: 'ioredis ready check' }, cali: { info: 'ioredis ready check' }, seed: { info: 'ioredis ready check' },
+  functions: { info: 'ioredis ready check', 'function|load': 'loads the orb library (REPLACE), its one job' },
   backup: { info: 'INFO persistence after BGSAVE', bgsave: 'fresh RDB', sync: 'redis-cli --rdb', replconf: 'redis-cli --rdb (rdb-only)' },
 };
 /** Named in issue 13: refused to every service user (derived checks cover them too; this says so by name). */
@@ -195,7 +199,7 @@ async function checkUser(admin: Redis, port: number, password: string, aclUser: 
       else r.violations.push(`${aclUser}: '${cmd.name}' sent for real answered ${reply.slice(0, 80)}, not NOPERM`);
     }
     for (const name of MUST_REFUSE) {
-      if (spec === 'backup' && name === 'sync') continue;
+      if ((spec === 'backup' && name === 'sync') || (spec === 'functions' && name === 'function|load')) continue;
       const cmd = commands.find((c) => c.name === name);
       if (cmd && (await dryrun(admin, aclUser, argv(cmd, 'zz:probe'))).command !== 'refused') r.violations.push(`${aclUser}: '${name}' must be refused`);
     }
@@ -354,7 +358,7 @@ describe('vault ACL: every command of COMMAND against every user', () => {
 });
 
 describe('the backup user is full-read and isolated', () => {
-  test.each(['dev', 'prod'])('%s: vault-backup takes no connection and reaches only DNS and the vault port', (env) => {
+  test.each(['dev', 'prod'])('%s: vault-backup takes no connection and reaches only DNS, the vault (and in prod its Sentinels and the object store)', (env) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { parseAllDocuments } = require('yaml') as typeof import('yaml');
     const docs = parseAllDocuments(readFileSync(join(__dirname, '..', '..', 'dist', env, '02-network.k8s.yaml'), 'utf8')).map((d) => d.toJS());
@@ -362,6 +366,8 @@ describe('the backup user is full-read and isolated', () => {
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(np.spec.ingress ?? []).toEqual([]);
     const ports = (np.spec.egress as Array<{ ports: Array<{ port: number }> }>).flatMap((e) => e.ports.map((p) => p.port)).sort();
-    expect([...new Set(ports)]).toEqual([53, 6379].sort());
+    // Prod's HA vault: the snapshot step asks a Sentinel (26379) which node is the primary, and the
+    // upload step reaches the off-cluster object store (443).
+    expect([...new Set(ports)].sort((x, y) => x - y)).toEqual((env === 'prod' ? [53, 443, 6379, 26379] : [53, 6379]).sort((x, y) => x - y));
   });
 });

@@ -180,7 +180,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       req.raw.socket?.off('close', onClose);
       // Left before the last result: tell the worker to stop (first, so what it writes after our delete is dropped too).
       if (!finished) await markAbandoned(opts.redis, opts.keys, session, turn, timeoutMs + 60_000).catch(() => undefined);
-      await opts.redis.del(opts.keys.turnEvents(session), opts.keys.turnSeq(session), opts.keys.turnAudio(session, turn)).catch(() => undefined);
+      await opts.redis.del(opts.keys.turnEvents(session), opts.keys.turnSeq(session), opts.keys.turnAudio(session, turn), opts.keys.turn(session, turn)).catch(() => undefined);
     }
   }
 

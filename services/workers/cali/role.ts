@@ -7,7 +7,7 @@
  * survives the loss of any gateway replica (the job id `<turn>.tts` keeps redeliveries to one).
  */
 import { Counter, Histogram } from 'prom-client';
-import { CaliTurnSpec, createEnvelope, Job, JobRejectedError, jsonPart, partContent, textPart, TurnEventStream } from '../../acp';
+import { CaliTurnSpec, ConsumerLiveness, createEnvelope, Job, JobRejectedError, jsonPart, partContent, textPart, TurnEventStream } from '../../acp';
 import { loadEnv } from '../../config/env';
 import { CALI_ENV } from '../../config/cali';
 import { readIdentity } from '../../seed/identity';
@@ -32,8 +32,31 @@ function parseSpec(job: Job): CaliTurnSpec {
   return spec;
 }
 
-/** Verdicts for the job's turn after its seq: all cores, or quorum + grace, or the vote deadline. */
-export async function collectVerdicts(events: TurnEventStream, job: Job, spec: CaliTurnSpec, quorum: number, graceMs: number): Promise<CoreVerdict[]> {
+/** Can the missing verdicts still come? Resolves false once too few cores are alive for quorum. */
+export type QuorumWatch = (voted: ReadonlySet<number>) => Promise<boolean>;
+
+/** A QuorumWatch over the cores' liveness heartbeats: a core never seen beating counts as alive. */
+export function heartbeatQuorumWatch(liveness: ConsumerLiveness, cores: number, quorum: number): QuorumWatch {
+  const queues = Array.from({ length: cores }, (_, n) => `core:${n}`);
+  return async (voted) => {
+    const status = await liveness.status(queues);
+    const possible = status.filter((alive, n) => voted.has(n) || alive !== false).length;
+    return possible >= quorum;
+  };
+}
+
+export interface CollectedVerdicts {
+  readonly verdicts: CoreVerdict[];
+  /** True when the vote closed early because the heartbeats showed quorum cannot be reached. */
+  readonly quorumLost: boolean;
+}
+
+/**
+ * Verdicts for the job's turn after its seq: all cores, or quorum + grace, or the vote deadline,
+ * or (with `watch`) as soon as the cores' heartbeats show that quorum cannot be reached.
+ */
+export async function collectVerdicts(events: TurnEventStream, job: Job, spec: CaliTurnSpec, quorum: number, graceMs: number,
+  watch?: { check: QuorumWatch; everyMs: number }): Promise<CollectedVerdicts> {
   const env = job.envelope;
   const verdicts = new Map<number, CoreVerdict>();
   const ac = new AbortController();
@@ -42,6 +65,25 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
   after(spec.vote_deadline_ms - Date.now());
   const onHard = () => ac.abort();
   job.signal.addEventListener('abort', onHard, { once: true });
+  let quorumLost = false;
+  let watching = true;
+  const watchLoop = (async () => {
+    if (!watch || watch.everyMs <= 0) return;
+    while (watching && !ac.signal.aborted) {
+      const ok = await watch.check(new Set(verdicts.keys())).catch(() => true); // unreadable heartbeats: keep waiting
+      if (!ok && verdicts.size < quorum && watching) {
+        quorumLost = true;
+        ac.abort();
+        return;
+      }
+      await new Promise<void>((r) => {
+        const done = () => { clearTimeout(t); ac.signal.removeEventListener('abort', done); r(); };
+        const t = setTimeout(done, watch.everyMs);
+        t.unref();
+        ac.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  })();
   try {
     for await (const ev of events.tail(env.session, env.seq ?? 0, { signal: ac.signal })) {
       if (ev.turn !== env.turn || ev.type !== 'verdict' || !isVerdict(ev.data, spec.cores)) continue;
@@ -50,10 +92,13 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
       if (verdicts.size === quorum) after(graceMs);
     }
   } finally {
+    watching = false;
+    ac.abort();
+    await watchLoop;
     timers.forEach(clearTimeout);
     job.signal.removeEventListener('abort', onHard);
   }
-  return [...verdicts.values()].sort((a, b) => a.core - b.core);
+  return { verdicts: [...verdicts.values()].sort((a, b) => a.core - b.core), quorumLost: quorumLost && verdicts.size < quorum };
 }
 
 export const caliRole: RoleFactory = (ctx) => {
@@ -67,6 +112,7 @@ export const caliRole: RoleFactory = (ctx) => {
   const ties = new Counter({ name: 'cali_ties_total', help: 'Votes decided by a tie rule', labelNames: ['decided_by'], registers });
   const chat = cfg.chatUrl ? { url: cfg.chatUrl, model: cfg.chatModel, apiKey: cfg.chatApiKey, timeoutMs: cfg.chatTimeoutMs } : undefined;
   const { redis, acp } = ctx;
+  const liveness = new ConsumerLiveness(redis, acp.keys);
   let warnedUnseeded = false;
 
   const role: WorkerRole = {
@@ -80,11 +126,12 @@ export const caliRole: RoleFactory = (ctx) => {
       if (job.envelope.kind !== 'cali.turn') throw new JobRejectedError(`cali cannot handle kind '${job.envelope.kind}'`);
       const spec = parseSpec(job);
       const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
-      const verdicts = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs);
+      const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs,
+        { check: heartbeatQuorumWatch(liveness, spec.cores, quorum), everyMs: cfg.livenessCheckMs });
       received.observe(verdicts.length);
       if (verdicts.length < quorum) {
         turns.inc({ outcome: 'no_quorum', strategy: 'none' });
-        await job.emit('turn.no_quorum', { received: verdicts.length, quorum, cores: spec.cores, verdicts });
+        await job.emit('turn.no_quorum', { received: verdicts.length, quorum, cores: spec.cores, verdicts, reason: quorumLost ? 'cores_down' : 'deadline' });
         await job.emit('turn.end', { outcome: 'no_quorum' });
         return;
       }
@@ -116,10 +163,13 @@ export const caliRole: RoleFactory = (ctx) => {
         return;
       }
       const env = job.envelope;
+      // Speaking starts only now: give it at least cfg.speakBudgetMs even when the turn deadline is near,
+      // and move the turn's deadline with it so the sweeper does not end a turn xtts is still speaking.
+      const speakDeadline = Math.max(env.deadline_ms, Date.now() + cfg.speakBudgetMs);
+      await acp.events.extendTurn(env.session, env.turn, speakDeadline);
       await acp.bus.publish('xtts', createEnvelope({
         id: `${env.turn}.tts`, kind: 'tts.speak', session: env.session, turn: env.turn, seq: replySeq,
-        // Speaking starts only now: give it at least cfg.speakBudgetMs even when the turn deadline is near.
-        deadlineMs: Math.max(env.deadline_ms, Date.now() + cfg.speakBudgetMs),
+        deadlineMs: speakDeadline,
         ...(env.traceparent !== undefined ? { traceparent: env.traceparent } : {}),
         parts: [textPart(text), jsonPart({ end_turn: true })],
       }));

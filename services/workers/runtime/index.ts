@@ -9,7 +9,7 @@ import Fastify, { FastifyInstance } from 'fastify';
 import Redis from 'ioredis';
 import pino, { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Acp, createAcp, Job, JobConsumer, JobOutcome, ModelRegistry, ServedModel, connectVault } from '../../acp';
+import { Acp, ConsumerLiveness, createAcp, Job, JobConsumer, JobOutcome, ModelRegistry, ServedModel, connectVault } from '../../acp';
 import { EnvValues, loadEnv } from '../../config/env';
 import { VAULT_ENV } from '../../config/vault';
 import { WORKER_ENV } from '../../config/worker';
@@ -97,6 +97,7 @@ export class WorkerRuntime {
   private loadError?: string;
   private draining = false;
   private announceTimer?: NodeJS.Timeout;
+  private aliveTimer?: NodeJS.Timeout;
 
   constructor(private readonly factory: RoleFactory, private readonly opts: WorkerRuntimeOptions) {
     this.log = opts.log ?? pino({ level: opts.worker.logLevel });
@@ -128,14 +129,23 @@ export class WorkerRuntime {
 
   private readonly setQueue: (q: string) => void;
 
-  /** Liveness: the event loop answers. Readiness: model loaded, bus reachable, not draining. */
-  readiness(): { ready: boolean; checks: Record<string, boolean> } {
+  /**
+   * Liveness: the event loop answers. Readiness: model loaded, bus reachable, consuming (not
+   * stalled on jobs it cannot finish), not draining; `reason` names the first failed check.
+   */
+  readiness(): { ready: boolean; checks: Record<string, boolean>; reason: string | null } {
+    const consumerHealth = this.consumer?.health();
     const checks = {
       model_loaded: this.loaded && (this.role?.ready?.() ?? true),
       bus_reachable: this.opts.redis.status === 'ready' && (this.consumer?.busReachable ?? false),
+      consuming: this.consumer !== undefined && consumerHealth === undefined,
       accepting: !this.draining,
     };
-    return { ready: Object.values(checks).every(Boolean), checks };
+    const reason = !checks.accepting ? 'draining'
+      : !checks.model_loaded ? (this.loadError ? `model load failed: ${this.loadError}` : 'loading models')
+        : !checks.bus_reachable ? `vault not reachable${consumerHealth ? ` (${consumerHealth})` : ''}`
+          : !checks.consuming ? (consumerHealth ?? 'not consuming yet') : null;
+    return { ready: reason === null, checks, reason };
   }
 
   /** Starts HTTP first (so /livez answers during a long model load), then loads and consumes. */
@@ -169,7 +179,7 @@ export class WorkerRuntime {
     this.consumer = new JobConsumer(this.acp.bus, this.acp.events, {
       queue: role.queue, consumer: this.consumerName(), blockMs: w.blockMs, concurrency: w.concurrency,
       batchSize: role.batchSize ?? 1, reclaimIdleMs: w.reclaimIdleMs, maxDeliveries: w.maxDeliveries, doneTtlS: w.doneTtlS,
-      trimIntervalMs: w.trimIntervalMs,
+      trimIntervalMs: w.trimIntervalMs, overrunMs: w.overrunMs,
     }, (jobs) => {
       this.m.inFlight.inc({ role: name }, jobs.length);
       return handler(jobs).finally(() => this.m.inFlight.dec({ role: name }, jobs.length));
@@ -188,12 +198,26 @@ export class WorkerRuntime {
       onError: (err, where) => this.log.error({ err, where }, 'bus error'),
     });
     await this.consumer.start();
+    this.startHeartbeat();
     await this.announceModels();
     this.log.info({ role: name, queue: role.queue, port: w.port }, 'worker consuming');
   }
 
   private consumerName(): string {
     return this.opts.worker.podName || `${this.role!.name}-${process.pid}`;
+  }
+
+  /** Beats `acp:alive:<queue>:<pod>` while the consumer can take work (CALI counts live cores by it). */
+  private startHeartbeat(): void {
+    const liveness = new ConsumerLiveness(this.opts.redis, this.acp.keys);
+    const ttl = this.opts.worker.aliveTtlMs;
+    const beat = () => {
+      if (this.draining || !this.readiness().ready) return;
+      liveness.beat(this.role!.queue, this.consumerName(), ttl).catch((err) => this.log.warn({ err: (err as Error).message }, 'liveness heartbeat failed'));
+    };
+    beat();
+    this.aliveTimer = setInterval(beat, Math.max(30, Math.floor(ttl / 3)));
+    this.aliveTimer.unref();
   }
 
   /** Announces the role's models now and keeps the announcement fresh until stop(). */
@@ -214,6 +238,10 @@ export class WorkerRuntime {
   async stop(): Promise<void> {
     this.draining = true;
     clearInterval(this.announceTimer);
+    clearInterval(this.aliveTimer);
+    if (this.role && this.consumer && this.opts.redis.status === 'ready') {
+      await new ConsumerLiveness(this.opts.redis, this.acp.keys).retire(this.role.queue, this.consumerName()).catch(() => undefined);
+    }
     if (this.role?.models && this.loaded) {
       await new ModelRegistry(this.opts.redis, this.acp.keys).withdraw(this.role.name, this.consumerName()).catch(() => undefined);
     }
@@ -240,7 +268,7 @@ export class WorkerRuntime {
     });
     app.get('/readyz', async (_req, reply) => {
       const r = this.readiness();
-      return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+      return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', reason: r.reason, checks: r.checks });
     });
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.contentType).send(await this.metrics.metrics()));
     await app.listen({ port: this.opts.worker.port, host: this.opts.host ?? '0.0.0.0' });

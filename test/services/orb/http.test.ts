@@ -195,7 +195,8 @@ describe('pressure and identity', () => {
     try {
       const ready = await http(bh, { url: '/readyz' });
       expect(ready.statusCode).toBe(503);
-      expect(ready.json().checks).toEqual({ vault: true, identity: false, draining: false });
+      expect(ready.json().checks).toEqual({ vault: true, identity: false, draining: false, turns: true });
+      expect(ready.json().reason).toBe('identity not seeded (seed-vault Job)');
       const id = await http(bh, { url: '/v1/identity', headers: auth('alice') });
       expect({ s: id.statusCode, c: id.json().code }).toEqual({ s: 503, c: 'ORB_ERR_IDENTITY_UNAVAILABLE' });
       await seedIdentity(redis, empty, '2.0');

@@ -36,7 +36,7 @@ test('/livez during load, /readyz 503 until the model is loaded and the bus cons
     await starting;
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { model_loaded: true, bus_reachable: true, accepting: true } });
+    expect(await ready.json()).toEqual({ status: 'ready', reason: null, checks: { model_loaded: true, bus_reachable: true, consuming: true, accepting: true } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     for (const name of ['acp_jobs_total', 'acp_job_duration_seconds', 'acp_batch_size', 'acp_redeliveries_total', 'acp_dlq_size', 'acp_jobs_in_flight']) {
       expect(metrics).toContain(`# TYPE ${name}`);
