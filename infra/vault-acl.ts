@@ -85,10 +85,10 @@ const ABANDON = ['exists', 'del'];
 const TURN_END = ['zrem'];
 /**
  * Worker liveness (services/acp/liveness.ts): each consumer beats `acp:alive:<queue>:<pod>` (SET
- * PX) and its expiry into the `acp:alive:<queue>` index (ZADD), in MULTI; on stop it deletes its
+ * PX) and its expiry into the `acp:alive:<queue>` index (ZADD, EXPIRE a day), in MULTI; on stop it deletes its
  * own key. A selector, so DEL reaches nothing else.
  */
-const HEARTBEAT = ['multi', 'exec', 'set', 'zadd', 'del'];
+const HEARTBEAT = ['multi', 'exec', 'set', 'zadd', 'expire', 'del'];
 
 /** The job queues of each role, and its dead-letter stream. */
 const QUEUE = {

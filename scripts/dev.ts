@@ -288,7 +288,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
 
     // ---- seed vault: the FUNCTION library the services FCALL, then the identity ----------
-    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, POD_NAME: 'seed-vault' }, log, 120_000);
+    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, ...vaultEnv('functions'), POD_NAME: 'seed-vault' }, log, 120_000);
     await runToCompletion('seed', ENTRY.seed, [], {
       ...baseEnv, ...vaultEnv('seed'), POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
     }, log, 120_000);

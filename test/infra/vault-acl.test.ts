@@ -65,7 +65,7 @@ const FORBIDDEN_NAMES = ['scan', 'keys', 'randomkey', 'flushall', 'flushdb', 'sw
 const EXEMPT: Record<VaultUser, Record<string, string>> = {
   orb: { info: 'ioredis ready check' }, whisperx: { info: 'ioredis ready check' }, xtts: { info: 'ioredis ready check' },
   core: { info: 'ioredis ready check' }, cali: { info: 'ioredis ready check' }, seed: { info: 'ioredis ready check' },
-  functions: { info: 'ioredis ready check', 'function|load': 'loads the orb library (REPLACE), its one job' },
+  functions: { info: 'ioredis ready check', 'function|load': 'loads the orb library (REPLACE), its one job', 'function|list': 'reads back which library version is loaded' },
   backup: { info: 'INFO persistence after BGSAVE', bgsave: 'fresh RDB', sync: 'redis-cli --rdb', replconf: 'redis-cli --rdb (rdb-only)' },
 };
 /** Named in issue 13: refused to every service user (derived checks cover them too; this says so by name). */
@@ -330,8 +330,12 @@ describe('vault ACL: every command of COMMAND against every user', () => {
     // DEL on a queue: refused inside the function even where FCALL on that key is allowed.
     expect(await call('orb', 'FCALL', 'drop_queue', '1', 'acp:jobs:whisperx')).toMatch(/NOPERM|can't access at least one of the keys/);
     expect(await admin.exists('acp:jobs:whisperx')).toBe(1);
-    // And nobody but an admin loads code.
-    for (const user of VAULT_USERS) expect(await call(user, 'FUNCTION', 'LOAD', '#!lua name=x\nredis.register_function(\'f\', function() return 1 end)')).toMatch(/^-NOPERM/);
+    // And nobody but the bootstrap user (`functions`) loads code.
+    const lib = '#!lua name=x\nredis.register_function(\'f\', function() return 1 end)';
+    for (const user of VAULT_USERS.filter((u) => u !== 'functions')) expect(await call(user, 'FUNCTION', 'LOAD', lib)).toMatch(/^-NOPERM/);
+    expect(await call('functions', 'FUNCTION', 'LOAD', lib)).toMatch(/^\$/);
+    expect(await call('functions', 'FUNCTION', 'DELETE', 'x')).toMatch(/^-NOPERM/);
+    await admin.call('FUNCTION', 'DELETE', 'x');
     await admin.call('FUNCTION', 'DELETE', 'acltest');
   });
 

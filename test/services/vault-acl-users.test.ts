@@ -25,6 +25,7 @@ import { coreRole } from '../../services/workers/core/role';
 import { WorkerRuntime } from '../../services/workers/runtime';
 import { ttsRole } from '../../services/workers/tts/role';
 import { devAcl, legacyEvalCallers } from '../../scripts/vault-acl-dev';
+import { loadOrbFunctions } from '../../services/acp/functions';
 import { RedisServerHandle, startRedisServer } from '../support/redis-server';
 import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../support/tiny-models/whisper';
 import { writeTinyPiperVoices } from '../support/tiny-models/piper';
@@ -67,6 +68,9 @@ beforeAll(async () => {
   if (acl.legacyEval) console.log(`vault ACL bridge on: +evalsha +eval for service users while these still send Lua by EVALSHA:\n  ${legacyEvalCallers().join('\n  ')}`);
 
   const vaultEnv = (user: VaultUser) => ({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: user, REDIS_PASSWORD: acl.passwords[user] });
+  // The bootstrap step, as the seed Job's init container runs it: the library, as its own user.
+  const loader = new Redis({ host: '127.0.0.1', port: server.port, username: 'functions', password: acl.passwords.functions });
+  try { await loadOrbFunctions(loader); } finally { loader.disconnect(); }
   await seed({ ...vaultEnv('seed'), IDENTITY_FILE: join(REPO, 'services', 'seed', 'identity.json') });
 
   writeTinyWhisper(join(dir, 'whisper'));
