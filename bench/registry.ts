@@ -9,5 +9,6 @@ import { bus } from './bus';
 import { turn } from './turn';
 import { batching } from './batching';
 import { speech } from './speech';
+import { review } from './review';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review];
