@@ -175,24 +175,31 @@ export const ws: Benchmark = {
       const hi = quick ? 256 : 512;
       const maxProbes = quick ? 8 : 11;
       const probesLog: Record<Side, Array<{ n: number } & ProbeResult>> = { orb: [], bare: [], single: [] };
+      // A failing probe is tried once more: on a shared machine one stall of a neighbour would
+      // otherwise set a side's figure (each side gets the same second chance).
       const search = (t: Target, key: Side) => largestPassingGrowing(4, hi, async (n) => {
-        const r = await streams(t, n, seconds);
-        probesLog[key].push({ n, ...r });
-        log(`${t.name} N=${n}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
-        return r.ok;
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const r = await streams(t, n, seconds);
+          probesLog[key].push({ n, ...r });
+          log(`${t.name} N=${n}${attempt > 1 ? ' (again)' : ''}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
+          if (r.ok) return true;
+        }
+        return false;
       }, maxProbes);
       const sBare = await search(bareT, 'bare');
       const sSingle = await search(singleT, 'single');
       const sOrb = await search(orbT, 'orb');
       // What stopped each side: the server's pongs, or this process failing to keep the 20 ms pace.
       const limit = (key: Side, n: number) => {
-        const fail = probesLog[key].filter((p) => !p.ok && p.n > n).sort((a, b) => a.n - b.n)[0];
+        const passed = new Set(probesLog[key].filter((p) => p.ok).map((p) => p.n));
+        const fail = probesLog[key].filter((p) => !p.ok && p.n > n && !passed.has(p.n)).sort((a, b) => a.n - b.n)[0];
         if (!fail) return n >= hi ? 'search bound' : 'probe budget';
         const serverOk = fail.pongP95 <= PONG_OK_MS && fail.lastPong <= LAST_PONG_OK_MS;
         return serverOk ? 'load generator' : 'server';
       };
       const limitedBy = { orb: limit('orb', sOrb.n), bare: limit('bare', sBare.n), single: limit('single', sSingle.n) };
-      const open = { orb: !probesLog.orb.some((p) => !p.ok), bare: !probesLog.bare.some((p) => !p.ok), single: !probesLog.single.some((p) => !p.ok) };
+      const failedAt = (key: Side) => probesLog[key].filter((p) => !p.ok && !probesLog[key].some((q) => q.ok && q.n === p.n));
+      const open = { orb: !failedAt('orb').length, bare: !failedAt('bare').length, single: !failedAt('single').length };
       const bound = (subjectOpen: boolean, baselineOpen: boolean) =>
         (baselineOpen && !subjectOpen ? { bound: '<=' } : subjectOpen && !baselineOpen ? { bound: '>=' } : subjectOpen ? { bound: '~' } : {});
       const mib = (b: number) => b / 2 ** 20;
