@@ -4,9 +4,11 @@ import { synth } from './synth';
 import { gateway } from './gateway';
 import { ws } from './ws';
 import { vad } from './vad';
+import { vadBatch } from './vad-batch';
 import { bus } from './bus';
 import { turn } from './turn';
 import { batching } from './batching';
 import { speech } from './speech';
+import { review } from './review';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, turn, batching, speech];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review];

@@ -9,6 +9,11 @@
  * its pongs come back within PONG_OK_MS (p95 over the probe, and the last one after the final
  * frame); the load generator itself must also stay on schedule (else the probe fails too, and
  * the figure is a lower bound set by this machine, not by the server).
+ *
+ * The same search runs on a second orb-core with per-stream VAD (ORB_VAD_BATCH=false: one Silero
+ * run per window per socket) next to the default batched VAD (one run per tick for every socket's
+ * pending windows), so the batching gain is a ratio measured in the same run. The audio (a 220 Hz
+ * tone) stays below the VAD threshold, so every window costs VAD compute and nothing else.
  */
 import { WebSocket } from 'ws';
 import { interleave } from './harness/interleave';
@@ -22,6 +27,8 @@ const FRAME_BYTES = (16000 * 2 * FRAME_MS) / 1000; // 640 B of PCM16 mono
 const PONG_OK_MS = 150;
 const LAST_PONG_OK_MS = 250;
 const SCHEDULE_SLACK_MS = 100;
+
+type Side = 'orb' | 'bare' | 'single';
 
 interface Target { name: string; wsUrl: string; headers: Record<string, string>; proc: ServiceHandle }
 
@@ -138,18 +145,22 @@ async function streams(t: Target, n: number, seconds: number): Promise<ProbeResu
 
 export const ws: Benchmark = {
   name: 'ws',
-  title: 'one replica: RSS of 1,000 idle sessions; largest N of real-time audio streams that keeps up',
+  title: 'one replica: RSS of 1,000 idle sessions; largest N of real-time audio streams that keeps up (batched vs per-stream VAD)',
   async run({ quick, root, log }) {
-    const gw = await startGateway(root);
+    const gw = await startGateway(root, { ORB_VAD_BATCH: 'true' });
     let bare: ServiceHandle | undefined;
+    let single: Awaited<ReturnType<typeof startGateway>> | undefined;
     try {
+      single = await startGateway(root, { ORB_VAD_BATCH: 'false' });
       const bport = await freePort();
       bare = await startTs(root, 'bench/fixtures/ws-bare.ts', [], {}, bport);
       const orbT: Target = { name: 'orb-core', wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${gw.apiKey}` }, proc: gw.proc };
       const bareT: Target = { name: 'bare ws', wsUrl: `ws://127.0.0.1:${bport}/v1/session`, headers: {}, proc: bare };
+      const singleT: Target = { name: 'orb-core per-stream VAD', wsUrl: `${single.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${single.apiKey}` }, proc: single.proc };
       // Warm both: JIT and allocator pools, so the idle figure is per-session cost, not first-use cost.
       closeAll(await openMany(orbT, 20));
       closeAll(await openMany(bareT, 20));
+      closeAll(await openMany(singleT, 20));
 
       const idleN = 1000;
       // One round: RSS rarely shrinks after sockets close, so a second round in the same process would measure reuse, not cost.
@@ -161,26 +172,36 @@ export const ws: Benchmark = {
       log(`idle: orb ${idle.orb.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}; bare ${idle.bare.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}`);
 
       const seconds = quick ? 2 : 4;
-      const hi = quick ? 128 : 256;
+      const hi = quick ? 256 : 512;
       const maxProbes = quick ? 8 : 11;
-      const probesLog: Record<string, Array<{ n: number } & ProbeResult>> = { orb: [], bare: [] };
-      const search = (t: Target, key: 'orb' | 'bare') => largestPassingGrowing(4, hi, async (n) => {
-        const r = await streams(t, n, seconds);
-        probesLog[key].push({ n, ...r });
-        log(`${t.name} N=${n}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
-        return r.ok;
+      const probesLog: Record<Side, Array<{ n: number } & ProbeResult>> = { orb: [], bare: [], single: [] };
+      // A failing probe is tried once more: on a shared machine one stall of a neighbour would
+      // otherwise set a side's figure (each side gets the same second chance).
+      const search = (t: Target, key: Side) => largestPassingGrowing(4, hi, async (n) => {
+        for (let attempt = 1; attempt <= 2; attempt++) {
+          const r = await streams(t, n, seconds);
+          probesLog[key].push({ n, ...r });
+          log(`${t.name} N=${n}${attempt > 1 ? ' (again)' : ''}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
+          if (r.ok) return true;
+        }
+        return false;
       }, maxProbes);
       const sBare = await search(bareT, 'bare');
+      const sSingle = await search(singleT, 'single');
       const sOrb = await search(orbT, 'orb');
       // What stopped each side: the server's pongs, or this process failing to keep the 20 ms pace.
-      const limit = (key: 'orb' | 'bare', n: number) => {
-        const fail = probesLog[key].filter((p) => !p.ok && p.n > n).sort((a, b) => a.n - b.n)[0];
+      const limit = (key: Side, n: number) => {
+        const passed = new Set(probesLog[key].filter((p) => p.ok).map((p) => p.n));
+        const fail = probesLog[key].filter((p) => !p.ok && p.n > n && !passed.has(p.n)).sort((a, b) => a.n - b.n)[0];
         if (!fail) return n >= hi ? 'search bound' : 'probe budget';
         const serverOk = fail.pongP95 <= PONG_OK_MS && fail.lastPong <= LAST_PONG_OK_MS;
         return serverOk ? 'load generator' : 'server';
       };
-      const limitedBy = { orb: limit('orb', sOrb.n), bare: limit('bare', sBare.n) };
-      const open = { orb: !probesLog.orb.some((p) => !p.ok), bare: !probesLog.bare.some((p) => !p.ok) };
+      const limitedBy = { orb: limit('orb', sOrb.n), bare: limit('bare', sBare.n), single: limit('single', sSingle.n) };
+      const failedAt = (key: Side) => probesLog[key].filter((p) => !p.ok && !probesLog[key].some((q) => q.ok && q.n === p.n));
+      const open = { orb: !failedAt('orb').length, bare: !failedAt('bare').length, single: !failedAt('single').length };
+      const bound = (subjectOpen: boolean, baselineOpen: boolean) =>
+        (baselineOpen && !subjectOpen ? { bound: '<=' } : subjectOpen && !baselineOpen ? { bound: '>=' } : subjectOpen ? { bound: '~' } : {});
       const mib = (b: number) => b / 2 ** 20;
       return {
         figures: [
@@ -189,13 +210,18 @@ export const ws: Benchmark = {
           {
             ...figure({ metric: `largest N real-time audio streams that keep up (search 4..${hi})`, unit: 'streams', better: 'higher', subjectLabel: `orb-core (limit: ${limitedBy.orb})`, subject: sOrb.n, baselineLabel: `bare @fastify/websocket (limit: ${limitedBy.bare})`, baseline: sBare.n }),
             // A side that never failed is a lower bound, so the ratio is one too (or unknown if both are).
-            ...(open.bare && !open.orb ? { bound: '<=' } : open.orb && !open.bare ? { bound: '>=' } : open.orb ? { bound: '~' } : {}),
+            ...bound(open.orb, open.bare),
+          },
+          {
+            ...figure({ metric: `real-time audio streams per replica, batched vs per-stream VAD (search 4..${hi})`, unit: 'streams', better: 'higher', subjectLabel: `batched VAD (limit: ${limitedBy.orb})`, subject: sOrb.n, baselineLabel: `per-stream VAD (limit: ${limitedBy.single})`, baseline: sSingle.n }),
+            ...bound(open.orb, open.single),
           },
         ],
         details: { idleSessions: idleN, idle, streamSeconds: seconds, frameMs: FRAME_MS, pongOkMs: PONG_OK_MS, lastPongOkMs: LAST_PONG_OK_MS, scheduleSlackMs: SCHEDULE_SLACK_MS, limitedBy, probes: probesLog },
       };
     } finally {
       await bare?.stop();
+      await single?.stop();
       await gw.stop();
     }
   },

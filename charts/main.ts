@@ -1,6 +1,7 @@
 /**
  * The app entry (`npm run synth`): the only reader of process.env and the only caller of
- * app.synth(). Renders dist/<env>/ (the stack) and dist/<env>/test/ (test pods) per environment.
+ * app.synth() (in `synthEnvironments`, which `npm run review` also runs in its own process).
+ * Renders dist/<env>/ (the stack) and dist/<env>/test/ (test pods) per environment.
  *   SYNTH_ENVS  comma-separated environments (default: all of ENVIRONMENTS; a variant such as
  *               dev-fetch only when named)
  *   SYNTH_OUT   output root (default: dist)
@@ -14,10 +15,24 @@ import { buildEnvironment, buildTestPods } from './orb-stack';
 import { placeholderPins } from './pins';
 import { kustomization, placeholderHeader } from './render';
 
-function main(): void {
-  const started = performance.now();
-  const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  const outRoot = process.env.SYNTH_OUT ?? 'dist';
+/** One environment as rendered: its objects in file order (stack files, then test/), as `npm run policy` loads them. */
+export interface SynthesizedEnvironment {
+  readonly name: string;
+  readonly outdir: string;
+  readonly objects: Record<string, unknown>[];
+}
+
+function chartObjects(app: App): Record<string, unknown>[] {
+  // Files are named after the chart ids and read back sorted, so sort the same way.
+  return [...app.charts].sort((a, b) => (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0)).flatMap((c) => c.toJson());
+}
+
+/**
+ * Renders `names` into `<outRoot>/<env>/` and returns the objects, so an in-process caller
+ * (`npm run review`) hands them on without reading the YAML back.
+ */
+export function synthEnvironments(names: readonly string[], outRoot: string, log: (msg: string) => void = console.log): SynthesizedEnvironment[] {
+  const out: SynthesizedEnvironment[] = [];
   for (const name of names) {
     const config = ENVIRONMENTS[name] ?? VARIANTS[name];
     if (!config) throw new Error(`SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}; variants: ${Object.keys(VARIANTS).join(', ')}`);
@@ -39,10 +54,19 @@ function main(): void {
       if (placeholders.length) for (const f of files) writeFileSync(join(dir, f), placeholderHeader(placeholders) + readFileSync(join(dir, f), 'utf8'));
       writeFileSync(join(dir, 'kustomization.yaml'), kustomization(files, dir === outdir ? name : `${name} test pods`));
     }
-    const objects = app.charts.reduce((n, c) => n + c.node.findAll().filter((x) => 'apiVersion' in x).length, 0);
-    console.log(`synth ${name}: ${app.charts.length} files, ${objects} objects -> ${outdir}/`);
+    const count = app.charts.reduce((n, c) => n + c.node.findAll().filter((x) => 'apiVersion' in x).length, 0);
+    log(`synth ${name}: ${app.charts.length} files, ${count} objects -> ${outdir}/`);
+    out.push({ name, outdir, objects: [...chartObjects(app), ...chartObjects(tests)] });
   }
+  return out;
+}
+
+function main(): void {
+  const started = performance.now();
+  const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  synthEnvironments(names, process.env.SYNTH_OUT ?? 'dist');
   console.log(`synth: ${Math.round(performance.now() - started)} ms`);
 }
 
-main();
+// Imported by `npm run review`, which synthesizes in its own process.
+if (require.main === module) main();

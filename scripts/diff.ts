@@ -24,7 +24,7 @@ function readRendering(dir: string): Rendering {
   return new Map(listEnvironments(dir).map((env) => [env, loadEnvironment(path.join(dir, env)).objects]));
 }
 
-interface Rendered {
+export interface Rendered {
   readonly rendering: Rendering;
   readonly note?: string;
 }
@@ -56,11 +56,17 @@ export interface DiffOptions {
   readonly synth?: string;
 }
 
-/** The markdown diff between `ref` and the working tree of `repo`. */
-export function manifestDiff(opts: DiffOptions): string {
-  const synth = opts.synth ?? DEFAULT_SYNTH;
-  const root = git(opts.repo, 'rev-parse', '--show-toplevel');
-  const sha = git(root, 'rev-parse', '--verify', `${opts.ref}^{commit}`);
+/** The commit `ref` names in the repository holding `repo`, and that repository's root. */
+export function resolveCommit(repo: string, ref: string): { root: string; sha: string } {
+  const root = git(repo, 'rev-parse', '--show-toplevel');
+  return { root, sha: git(root, 'rev-parse', '--verify', `${ref}^{commit}`) };
+}
+
+/**
+ * Renders the tree of commit `sha` (checked out into a temporary `git worktree`, with today's
+ * node_modules); falls back to the dist/ committed with it when it cannot render.
+ */
+export function renderCommit(root: string, sha: string, label: string, synth: string = DEFAULT_SYNTH): Rendered {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'manifest-diff-'));
   const tree = path.join(tmp, 'ref');
   try {
@@ -70,16 +76,28 @@ export function manifestDiff(opts: DiffOptions): string {
     if (fs.existsSync(modules) && !fs.existsSync(path.join(tree, 'node_modules'))) fs.symlinkSync(modules, path.join(tree, 'node_modules'), 'dir');
     const committed = path.join(tmp, 'ref-committed-dist');
     if (fs.existsSync(path.join(tree, 'dist'))) fs.renameSync(path.join(tree, 'dist'), committed);
-    const base = render(tree, path.join(tmp, 'out-ref'), synth, opts.ref, committed);
+    return render(tree, path.join(tmp, 'out-ref'), synth, label, committed);
+  } finally {
+    spawnSync('git', ['worktree', 'remove', '--force', tree], { cwd: root });
+    fs.rmSync(tmp, { recursive: true, force: true });
+    spawnSync('git', ['worktree', 'prune'], { cwd: root });
+  }
+}
+
+/** The markdown diff between `ref` and the working tree of `repo`. */
+export function manifestDiff(opts: DiffOptions): string {
+  const synth = opts.synth ?? DEFAULT_SYNTH;
+  const { root, sha } = resolveCommit(opts.repo, opts.ref);
+  const base = renderCommit(root, sha, opts.ref, synth);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'manifest-diff-'));
+  try {
     const head = render(root, path.join(tmp, 'out-work'), synth, 'working tree');
     const envs = [...new Set([...base.rendering.keys(), ...head.rendering.keys()])].sort();
     const diffs = diffRenderings(base.rendering, head.rendering);
     const notes = [base.note, head.note].filter((n): n is string => n !== undefined);
     return renderMarkdown(diffs, envs, { baseLabel: `${opts.ref} (${sha.slice(0, 7)})`, notes });
   } finally {
-    spawnSync('git', ['worktree', 'remove', '--force', tree], { cwd: root });
     fs.rmSync(tmp, { recursive: true, force: true });
-    spawnSync('git', ['worktree', 'prune'], { cwd: root });
   }
 }
 

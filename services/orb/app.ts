@@ -148,9 +148,15 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     reply.status(status).send({ statusCode: status, code: err.code, error: STATUS_CODES[status], message: err.message });
   });
 
-  // One InferenceSession per process; each socket gets its own recurrent state (VadStream). Loaded
-  // before under-pressure starts sampling, so the load's event-loop stall is not read as overload.
-  const vad = config.vad ? await SileroVad.load({ modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1 }) : null;
+  // One InferenceSession per process; each socket gets its own recurrent state (VadStream), and one
+  // scheduler runs the pending windows of all sockets as a single batch per tick. Loaded before
+  // under-pressure starts sampling, so the load's event-loop stall is not read as overload.
+  const vad = config.vad
+    ? await SileroVad.load({
+      modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1,
+      batch: config.vadBatch ? { maxBatch: config.vadBatchMax, tickMs: config.vadBatchTickMs } : false,
+    })
+    : null;
   app.addHook('onClose', async () => { await vad?.dispose(); });
 
   await app.register(vaultPlugin, { config: opts.vault, connectionName: `orb-core:${config.podName}` });

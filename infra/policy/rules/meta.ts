@@ -1,7 +1,4 @@
 /** Metadata, API versions, controllers, RBAC and schema: M1 M2 M3 M5 M6 B1 K1. */
-import * as km from 'kubernetes-models';
-import * as keda from '@kubernetes-models/keda';
-import * as promOp from '@kubernetes-models/prometheus-operator';
 import type { Rule } from '../types';
 import { containersOf, hasPods, mapSelectorMatches, nsOf, podLabels, podTemplate, type Json } from '../k8s';
 
@@ -130,21 +127,36 @@ export const B1: Rule = {
 
 type ModelClass = (new (data: unknown) => { validate(): void }) & { apiVersion: string; kind: string };
 
-/** apiVersion/kind → kubernetes-models class, for core kinds and the KEDA/prometheus-operator CRDs. */
-const MODELS = new Map<string, ModelClass>();
-function collect(mod: unknown, depth: number): void {
-  for (const v of Object.values(mod as Record<string, unknown>)) {
-    const c = v as ModelClass;
-    if (typeof v === 'function' && typeof c.apiVersion === 'string' && typeof c.kind === 'string') MODELS.set(`${c.apiVersion}/${c.kind}`, c);
-    else if (v && typeof v === 'object' && depth < 3) collect(v, depth + 1);
-  }
-}
-collect(km, 0);
-collect(keda, 0);
-collect(promOp, 0);
+/**
+ * The packages holding the schemas, each laid out `<pkg>/<apiVersion>/<Kind>`. Classes are
+ * required one kind at a time: importing the packages whole costs about a second of start-up
+ * for every `npm run policy` and `npm run review`, for the dozen kinds a stack uses.
+ */
+const MODEL_PACKAGES = ['kubernetes-models', '@kubernetes-models/keda', '@kubernetes-models/prometheus-operator'];
+const MODELS = new Map<string, ModelClass | undefined>();
 
+function loadModel(apiVersion: string, kind: string): ModelClass | undefined {
+  // Only names that are paths inside a package, never `..` or an absolute path from a manifest.
+  if (!/^([a-z0-9.-]+\/)?v[0-9a-z]+$/.test(apiVersion) || !/^[A-Za-z0-9]+$/.test(kind)) return undefined;
+  for (const pkg of MODEL_PACKAGES) {
+    let mod: Record<string, unknown>;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require(`${pkg}/${apiVersion}/${kind}`) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const c = mod[kind] as ModelClass | undefined;
+    if (typeof c === 'function' && c.apiVersion === apiVersion && c.kind === kind) return c;
+  }
+  return undefined;
+}
+
+/** apiVersion/kind → kubernetes-models class, for core kinds and the KEDA/prometheus-operator CRDs. */
 export function modelFor(apiVersion: string, kind: string): ModelClass | undefined {
-  return MODELS.get(`${apiVersion}/${kind}`);
+  const key = `${apiVersion}/${kind}`;
+  if (!MODELS.has(key)) MODELS.set(key, loadModel(apiVersion, kind));
+  return MODELS.get(key);
 }
 
 /** IANA_SVC_NAME, what the API server demands of a containerPort name. */

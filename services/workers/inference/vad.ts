@@ -1,4 +1,7 @@
 import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from './model';
+import { VadScheduler, type VadBatchOptions } from './vad-scheduler';
+
+export { VadScheduler, type VadBatchOptions, type VadBatchStats } from './vad-scheduler';
 
 /** Silero VAD v5 works on 512-sample windows at 16 kHz (32 ms) and sees the last 64 samples of the previous one. */
 export const VAD_SAMPLE_RATE = 16000;
@@ -37,6 +40,12 @@ export interface SileroVadLoadOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   logger?: ModelLogger;
+  /**
+   * Run the windows of all this instance's streams through one batched scheduler (one
+   * onnxruntime run per tick) instead of one run per window per stream.
+   * @default - per-stream runs (no scheduler)
+   */
+  batch?: VadBatchOptions | false;
 }
 
 export function defaultVadModelPath(): string {
@@ -45,7 +54,11 @@ export function defaultVadModelPath(): string {
 
 /** The shared Silero model; open one `VadStream` per audio stream for its recurrent state. */
 export class SileroVad {
-  private constructor(readonly model: OnnxModel) {}
+  private constructor(
+    readonly model: OnnxModel,
+    /** Set when the instance batches its streams' windows; null: each stream runs its own. */
+    readonly scheduler: VadScheduler | null,
+  ) {}
 
   static async load(opts: SileroVadLoadOptions = {}): Promise<SileroVad> {
     const model = await OnnxModel.load({
@@ -58,11 +71,12 @@ export class SileroVad {
     for (const n of ['input', 'state', 'sr']) {
       if (!model.inputNames.includes(n)) throw new Error(`${model.path} is not Silero VAD v5: no input '${n}' (has ${model.inputNames.join(', ')})`);
     }
-    return new SileroVad(model);
+    return new SileroVad(model, opts.batch ? new VadScheduler(model, opts.batch) : null);
   }
 
+  /** A stream with its own state; its windows go through the scheduler when there is one. */
   stream(opts: VadOptions = {}): VadStream {
-    return new VadStream(this.model, opts);
+    return new VadStream(this.model, opts, this.scheduler);
   }
 
   /** Offline segmentation of a whole 16 kHz buffer (what the ASR worker does before batching). */
@@ -78,6 +92,7 @@ export class SileroVad {
   }
 
   async dispose(): Promise<void> {
+    this.scheduler?.close();
     await this.model.dispose();
   }
 }
@@ -89,7 +104,7 @@ export class SileroVad {
 export class VadStream {
   // Fixed-shape buffers reused on every window: the hot path allocates only ORT's outputs.
   private readonly input = new Float32Array(VAD_CONTEXT + VAD_WINDOW);
-  private state: Float32Array = new Float32Array(STATE_SIZE);
+  private readonly state = new Float32Array(STATE_SIZE);
   private readonly inputTensor: ort.Tensor;
   private readonly srTensor = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), []);
   private readonly threshold: number;
@@ -102,7 +117,7 @@ export class VadStream {
   private start = 0;
   private tempEnd = 0;
 
-  constructor(private readonly model: OnnxModel, opts: VadOptions) {
+  constructor(private readonly model: OnnxModel, opts: VadOptions, private readonly scheduler: VadScheduler | null = null) {
     this.threshold = opts.threshold ?? 0.5;
     this.negThreshold = opts.negThreshold ?? Math.max(0.01, this.threshold - 0.15);
     this.minSpeech = ((opts.minSpeechMs ?? 250) * VAD_SAMPLE_RATE) / 1000;
@@ -116,12 +131,18 @@ export class VadStream {
     if (window.length > VAD_WINDOW) throw new Error(`VAD window is ${VAD_WINDOW} samples, got ${window.length}`);
     this.input.set(window, VAD_CONTEXT);
     if (window.length < VAD_WINDOW) this.input.fill(0, VAD_CONTEXT + window.length);
+    if (this.scheduler) {
+      // The scheduler writes the new state into this.state in place.
+      const p = await this.scheduler.probability(this.input, this.state);
+      this.input.copyWithin(0, VAD_WINDOW, VAD_WINDOW + VAD_CONTEXT);
+      return p;
+    }
     const out = await this.model.run({
       input: this.inputTensor,
       state: new ort.Tensor('float32', this.state, [2, 1, 128]),
       sr: this.srTensor,
     });
-    this.state = out.stateN.data as Float32Array;
+    this.state.set(out.stateN.data as Float32Array);
     // The next window's context is the tail of this one.
     this.input.copyWithin(0, VAD_WINDOW, VAD_WINDOW + VAD_CONTEXT);
     return (out.output.data as Float32Array)[0];
