@@ -193,27 +193,10 @@ export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
   },
 };
 
-/**
- * Commands services still send through EVALSHA/EVAL (ioredis `defineCommand`) until every Lua
- * script has moved into the `orb` FUNCTION library. Never rendered into a manifest; only
- * `{ legacyEval: true }` adds them (the dev stack and the tests, while services/ still calls
- * defineCommand).
- */
-export const LEGACY_EVAL_COMMANDS: readonly string[] = ['evalsha', 'eval'];
-
-export interface AclRulesOptions {
-  /** Add LEGACY_EVAL_COMMANDS to every scope that may FCALL. @default false */
-  readonly legacyEval?: boolean;
-}
-
 /** Every command `user` may run (root and selectors), lower case. */
-export function allowedCommands(user: VaultUser, opts: AclRulesOptions = {}): string[] {
+export function allowedCommands(user: VaultUser): string[] {
   const g = VAULT_GRANTS[user];
-  return unique([g.root, ...g.selectors].flatMap((s) => scopeCommands(s, opts))).sort();
-}
-
-function scopeCommands(s: AclScope, opts: AclRulesOptions): string[] {
-  return opts.legacyEval && s.commands.includes('fcall') ? [...s.commands, ...LEGACY_EVAL_COMMANDS] : [...s.commands];
+  return unique([g.root, ...g.selectors].flatMap((s) => s.commands)).sort();
 }
 
 function keyRule(k: KeyGrant, keyPrefix: string): string {
@@ -222,15 +205,15 @@ function keyRule(k: KeyGrant, keyPrefix: string): string {
 }
 
 /** The ACL rules of `user` without its password (`user <name> on ... ` minus `#hash`). */
-export function aclRules(user: VaultUser, keyPrefix = '', opts: AclRulesOptions = {}): string {
+export function aclRules(user: VaultUser, keyPrefix = ''): string {
   const g = VAULT_GRANTS[user];
   const root = [
     'resetkeys', ...g.root.keys.map((k) => keyRule(k, keyPrefix)),
     // No Pub/Sub anywhere: nothing in services/ publishes or subscribes.
     'resetchannels',
-    '-@all', ...scopeCommands(g.root, opts).map((c) => `+${c}`),
+    '-@all', ...g.root.commands.map((c) => `+${c}`),
   ];
-  const selectors = g.selectors.map((s) => `(${[...s.keys.map((k) => keyRule(k, keyPrefix)), ...scopeCommands(s, opts).map((c) => `+${c}`)].join(' ')})`);
+  const selectors = g.selectors.map((s) => `(${[...s.keys.map((k) => keyRule(k, keyPrefix)), ...s.commands.map((c) => `+${c}`)].join(' ')})`);
   return [...root, ...selectors].join(' ');
 }
 

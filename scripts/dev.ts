@@ -19,7 +19,7 @@ import { CORE_ENV } from '../services/config/core';
 import { ASR_ENV } from '../services/config/asr';
 import { TTS_ENV } from '../services/config/tts';
 import type { VaultUser } from '../infra/vault-acl';
-import { devAcl, legacyEvalCallers } from './vault-acl-dev';
+import { devAcl } from './vault-acl-dev';
 
 export const REPO_ROOT = resolve(__dirname, '..');
 
@@ -252,9 +252,6 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
         [VAULT_ENV.username.name]: user, [VAULT_ENV.password.name]: acl.passwords[user],
       });
       log('vault', `redis-server 127.0.0.1:${port} (AOF in ${vaultDir}); ACL users as in the manifests, one per service`);
-      if (acl.legacyEval) {
-        log('vault', `ACL bridge: service users may also EVALSHA/EVAL (dev only, never in dist/) while these send Lua that way: ${legacyEvalCallers().join(', ')}`);
-      }
     } else {
       log('vault', `using ${vaultUrl.replace(/\/\/[^@]*@/, '//***@')} as given (its own users; no ACL applied)`);
     }

@@ -1,6 +1,5 @@
 /**
- * The vault `npm run dev` starts runs the manifests' ACL: the same rendered users and rules (the
- * dev-only EVALSHA bridge aside, while services/ still sends Lua that way), passwords made per run
+ * The vault `npm run dev` starts runs the manifests' ACL: the same rendered users and rules, passwords made per run
  * and kept out of the repository, each service connected as its own user, the default user off.
  * And the drill that once lost a session with the ACL on: a turn, a vault restart, the session and
  * its memory still there, a new turn on it, and not one ACL refusal logged meanwhile.
@@ -9,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { DevStack, startDevStack } from '../../scripts/dev';
-import { aclRules, LEGACY_EVAL_COMMANDS, VAULT_USERS } from '../../infra/vault-acl';
+import { aclRules, VAULT_USERS } from '../../infra/vault-acl';
 import { nodeWsFactory, orbRequest, sessionWsUrl } from '../../services/cli/http';
 import { runTurn } from '../../services/cli/turn';
 import { uniquePrefix } from '../support/vault';
@@ -44,16 +43,11 @@ async function refusals(): Promise<string[]> {
 
 test('the dev vault loads the rendered users from an ACL file: same rules as dist/, hashed per-run passwords, default user off', async () => {
   const file = readFileSync(join(stack.vault!.dir, 'users.acl'), 'utf8');
-  const bridge = /EVALSHA\/EVAL/.test(lines.join('\n'));
   for (const user of VAULT_USERS) {
     const line = file.split('\n').find((l) => l.startsWith(`user ${user} `))!;
     expect(line).toMatch(new RegExp(`^user ${user} on #[0-9a-f]{64} `));
-    // The manifests' rules, plus the EVALSHA/EVAL bridge (and nothing else) while it is on.
-    const rules = line.replace(/^user \S+ on #[0-9a-f]{64} /, '');
-    const expected = aclRules(user, prefix, { legacyEval: bridge });
-    expect(rules).toBe(expected);
-    const legacy = LEGACY_EVAL_COMMANDS.map((c) => ` +${c}`).join('');
-    expect(rules.split(legacy).join('')).toBe(aclRules(user, prefix));
+    // Exactly the manifests' rules (with the run's key prefix).
+    expect(line.replace(/^user \S+ on #[0-9a-f]{64} /, '')).toBe(aclRules(user, prefix));
   }
   // Every running service is connected as its own user, none as default or admin.
   const users = new Set(String(await admin.call('CLIENT', 'LIST')).split('\n').map((l) => /user=(\S+)/.exec(l)?.[1]).filter(Boolean));

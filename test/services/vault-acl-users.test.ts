@@ -7,7 +7,7 @@
  * including their reclaim and trim. The allow-lists are shown sufficient, not only restrictive:
  * every turn ends, and the server's ACL LOG holds no refusal at the end.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -24,7 +24,7 @@ import { caliRole } from '../../services/workers/cali/role';
 import { coreRole } from '../../services/workers/core/role';
 import { WorkerRuntime } from '../../services/workers/runtime';
 import { ttsRole } from '../../services/workers/tts/role';
-import { devAcl, legacyEvalCallers } from '../../scripts/vault-acl-dev';
+import { devAcl } from '../../scripts/vault-acl-dev';
 import { loadOrbFunctions } from '../../services/acp/functions';
 import { RedisServerHandle, startRedisServer } from '../support/redis-server';
 import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../support/tiny-models/whisper';
@@ -64,8 +64,6 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'users.acl'), `${acl.lines.join('\n')}\n`);
   server = await startRedisServer({ dir, args: ['--aclfile', join(dir, 'users.acl')] });
   admin = new Redis({ host: '127.0.0.1', port: server.port, username: 'admin', password: 'acl-admin-pw' });
-  // eslint-disable-next-line no-console
-  if (acl.legacyEval) console.log(`vault ACL bridge on: +evalsha +eval for service users while these still send Lua by EVALSHA:\n  ${legacyEvalCallers().join('\n  ')}`);
 
   const vaultEnv = (user: VaultUser) => ({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: user, REDIS_PASSWORD: acl.passwords[user] });
   // The bootstrap step, as the seed Job's init container runs it: the library, as its own user.
@@ -180,4 +178,21 @@ test('the server refused nothing the services sent (ACL LOG is empty)', async ()
   // eslint-disable-next-line no-console
   console.log(`vault ACL users: real code paths ran; ACL LOG refusals: ${log.length}${log.length ? `\n  ${log.join('\n  ')}` : ''}`);
   expect(log).toEqual([]);
+});
+
+test('services/ sends no Lua by EVAL or EVALSHA (the ACL refuses both; server-side logic is the orb FUNCTION library)', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) {
+        const src = readFileSync(p, 'utf8');
+        if (/\.defineCommand\(|\.evalsha?\(|['"]EVAL(SHA)?['"]/i.test(src)) offenders.push(`${p}: EVAL/EVALSHA or ioredis defineCommand`);
+        if (/fastifyRateLimit,\s*\{(?![^}]*\bstore\s*:)[^}]*\bredis\b/.test(src)) offenders.push(`${p}: @fastify/rate-limit's own Redis store (EVAL)`);
+      }
+    }
+  };
+  walk(join(REPO, 'services'));
+  expect(offenders).toEqual([]);
 });
