@@ -6,13 +6,13 @@
  * other roles' key families. The forbidden set is derived from the server's own ACL categories,
  * not hand-picked; two deliberately wrong rules show the checks can fail.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { aclRules, allowedCommands, ASSEMBLE_ACL_SCRIPT, VAULT_GRANTS, VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
+import { aclRules, allowedCommands, VAULT_GRANTS, VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
+import { assembleAclFile } from '../support/acl-file';
 import { RedisServerHandle, startRedisServer } from '../support/redis-server';
 
 jest.setTimeout(120_000);
@@ -243,15 +243,7 @@ describe('vault ACL: every command of COMMAND against every user', () => {
   let commands: Cmd[];
 
   beforeAll(async () => {
-    mkdirSync(join(dir, 'rules'));
-    mkdirSync(join(dir, 'secrets'));
-    writeFileSync(join(dir, 'assemble-acl.sh'), ASSEMBLE_ACL_SCRIPT);
-    for (const user of VAULT_USERS) {
-      passwords[user] = `pw-${user}-${Math.random().toString(36).slice(2)}`;
-      writeFileSync(join(dir, 'rules', `${user}.rules`), aclRules(user));
-      writeFileSync(join(dir, 'secrets', `${user}-password`), passwords[user]);
-    }
-    execFileSync('sh', [join(dir, 'assemble-acl.sh'), join(dir, 'rules'), join(dir, 'secrets'), join(dir, 'users.acl')]);
+    Object.assign(passwords, assembleAclFile(dir));
     // The file exactly as the pod assembles it, plus this test's own admin (the vault has none).
     writeFileSync(join(dir, 'users.acl'), `${readFileSync(join(dir, 'users.acl'), 'utf8')}user acl-admin on >${adminPassword} ~* &* +@all\n`);
     // DEBUG and MODULE enabled so that the ACL, not the server's own switch, is what refuses them.

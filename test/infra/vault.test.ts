@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { Testing } from 'cdk8s';
-import { aclRules, ASSEMBLE_ACL_SCRIPT, BACKUP_SCRIPT, redisConf, Vault, VAULT_USERS, VaultBackup } from '../../infra';
+import { BACKUP_SCRIPT, redisConf, Vault, VAULT_USERS, VaultBackup } from '../../infra';
+import { assembleAclFile } from '../support/acl-file';
 import { startRedisServer, type RedisServerHandle } from '../support/redis-server';
 
 const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
@@ -28,16 +29,8 @@ describe('vault ACL users on a real redis-server', () => {
   };
 
   beforeAll(async () => {
-    mkdirSync(join(dir, 'rules'));
-    mkdirSync(join(dir, 'secrets'));
-    writeFileSync(join(dir, 'assemble-acl.sh'), ASSEMBLE_ACL_SCRIPT);
-    for (const user of VAULT_USERS) {
-      passwords[user] = `pw-${user}-${Math.random().toString(36).slice(2)}`;
-      writeFileSync(join(dir, 'rules', `${user}.rules`), aclRules(user));
-      // Secrets created with `kubectl create secret --from-literal` have no newline; files often do.
-      writeFileSync(join(dir, 'secrets', `${user}-password`), user === 'cali' ? `${passwords[user]}\n` : passwords[user]);
-    }
-    execFileSync('sh', [join(dir, 'assemble-acl.sh'), join(dir, 'rules'), join(dir, 'secrets'), join(dir, 'users.acl')]);
+    // Secrets created with `kubectl create secret --from-literal` have no newline; files often do.
+    Object.assign(passwords, assembleAclFile(dir, { newlineFor: ['cali'] }));
     // The rendered redis.conf as arguments (they override the helper's defaults), minus the
     // pod's listen address and paths, which the helper sets for this test.
     const args = redisConf('64mb').split('\n').filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))

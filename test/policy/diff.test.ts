@@ -7,6 +7,7 @@ import { diffRenderings, renderMarkdown } from '../../infra/policy/diff';
 import type { K8sObject } from '../../infra/policy/types';
 import { manifestDiff } from '../../scripts/diff';
 import { find, goodStack } from './fixtures';
+import { RENDER } from './render-stand-in';
 
 // Each test spawns tsx (or git + a render): minutes, not seconds, on a busy 2-core machine.
 jest.setTimeout(180_000);
@@ -85,19 +86,6 @@ describe('manifestDiff against a real git repository', () => {
   let repo: string;
   const git = (...args: string[]) =>
     execFileSync('git', ['-c', 'user.email=policy@test', '-c', 'user.name=policy', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' });
-  // A stand-in for charts/main.ts: renders SYNTH_OUT/<env>/app.k8s.yaml from replicas.json.
-  const RENDER = `
-const fs = require('fs'), path = require('path');
-const out = process.env.SYNTH_OUT || 'dist';
-const { replicas, image } = JSON.parse(fs.readFileSync('replicas.json', 'utf8'));
-for (const env of ['dev', 'prod']) {
-  fs.mkdirSync(path.join(out, env), { recursive: true });
-  fs.writeFileSync(path.join(out, env, 'app.k8s.yaml'), [
-    'apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: orb-core', '  namespace: ucm4-' + env, 'spec:',
-    '  replicas: ' + replicas, '  template:', '    spec:', '      containers:', '        - name: orb-field', '          image: ' + image, '',
-  ].join('\\n'));
-}
-`;
 
   beforeAll(() => {
     repo = fs.mkdtempSync(path.join(os.tmpdir(), 'diff-repo-'));

@@ -6,23 +6,11 @@ import * as path from 'node:path';
 import type { K8sObject } from '../../infra/policy/types';
 import { review, synthByCommand } from '../../scripts/review';
 import { goodStack } from './fixtures';
+import { RENDER } from './render-stand-in';
 
 // Cold reviews make a git worktree and run a render: seconds each on a busy 2-core machine.
 jest.setTimeout(180_000);
 
-// The stand-in for charts/main.ts that test/policy/diff.test.ts uses: SYNTH_OUT/<env>/app.k8s.yaml from replicas.json.
-const RENDER = `
-const fs = require('fs'), path = require('path');
-const out = process.env.SYNTH_OUT || 'dist';
-const { replicas, image } = JSON.parse(fs.readFileSync('replicas.json', 'utf8'));
-for (const env of ['dev', 'prod']) {
-  fs.mkdirSync(path.join(out, env), { recursive: true });
-  fs.writeFileSync(path.join(out, env, 'app.k8s.yaml'), [
-    'apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: orb-core', '  namespace: ucm4-' + env, 'spec:',
-    '  replicas: ' + replicas, '  template:', '    spec:', '      containers:', '        - name: orb-field', '          image: ' + image, '',
-  ].join('\\n'));
-}
-`;
 
 describe('review against a real git repository', () => {
   let repo: string;

@@ -15,6 +15,7 @@ import Redis from 'ioredis';
 import { createAcp, Acp, startTextTurn, TurnSweeper, loadOrbFunctions, TurnEvent } from '../../../services/acp';
 import { caliRole } from '../../../services/workers/cali/role';
 import { RoleFactory, WorkerRuntime } from '../../../services/workers/runtime';
+import { prng } from '../../../scripts/train-core';
 import { RedisServerHandle, startRedisServer } from '../../support/redis-server';
 import { waitUntil, workerConfig } from './helpers';
 
@@ -29,17 +30,6 @@ const PREFIX = 'prop:';
 const TURN_MS = 500;
 const CORES = 5;
 
-/** mulberry32: a small seeded PRNG, so a failing run replays from its printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 let server: RedisServerHandle;
