@@ -1,13 +1,12 @@
 /** `npm run diff`: resource and field-level diffs, on synthetic sets and on a real git repository. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { diffRenderings, renderMarkdown } from '../../infra/policy/diff';
 import type { K8sObject } from '../../infra/policy/types';
 import { manifestDiff } from '../../scripts/diff';
 import { find, goodStack } from './fixtures';
-import { RENDER } from './render-stand-in';
+import { gitIn, scratchRenderRepo } from './render-stand-in';
 
 // Each test spawns tsx (or git + a render): minutes, not seconds, on a busy 2-core machine.
 jest.setTimeout(180_000);
@@ -84,19 +83,10 @@ describe('diffRenderings on synthetic sets', () => {
 
 describe('manifestDiff against a real git repository', () => {
   let repo: string;
-  const git = (...args: string[]) =>
-    execFileSync('git', ['-c', 'user.email=policy@test', '-c', 'user.name=policy', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' });
+  const git = (...args: string[]) => gitIn(repo)(...args);
 
   beforeAll(() => {
-    repo = fs.mkdtempSync(path.join(os.tmpdir(), 'diff-repo-'));
-    git('init', '-q');
-    fs.writeFileSync(path.join(repo, 'render.js'), RENDER);
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 2, image: 'orb:1.0.0' }));
-    git('add', '.');
-    git('commit', '-q', '-m', 'first');
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 3, image: 'orb:1.0.0' }));
-    git('commit', '-q', '-am', 'scale');
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 3, image: 'orb:1.1.0' }));
+    repo = scratchRenderRepo('diff-repo-');
   });
 
   afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));

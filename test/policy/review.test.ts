@@ -1,12 +1,12 @@
 /** `npm run review`: one process for synth + policy + diff, the diff base cached by commit. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { K8sObject } from '../../infra/policy/types';
 import { review, synthByCommand } from '../../scripts/review';
 import { goodStack } from './fixtures';
-import { RENDER } from './render-stand-in';
+import { gitIn, scratchRenderRepo } from './render-stand-in';
 
 // Cold reviews make a git worktree and run a render: seconds each on a busy 2-core machine.
 jest.setTimeout(180_000);
@@ -15,22 +15,12 @@ jest.setTimeout(180_000);
 describe('review against a real git repository', () => {
   let repo: string;
   let cache: string;
-  const git = (...args: string[]) =>
-    execFileSync('git', ['-c', 'user.email=policy@test', '-c', 'user.name=policy', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' }).trim();
+  const git = (...args: string[]) => gitIn(repo)(...args);
   const opts = () => ({ repo, synthHead: synthByCommand('node render.js'), baseSynth: 'node render.js', cacheDir: cache });
 
   beforeAll(() => {
-    repo = fs.mkdtempSync(path.join(os.tmpdir(), 'review-repo-'));
+    repo = scratchRenderRepo('review-repo-', { 'package-lock.json': '{"lockfileVersion":3}' });
     cache = fs.mkdtempSync(path.join(os.tmpdir(), 'review-cache-'));
-    git('init', '-q');
-    fs.writeFileSync(path.join(repo, 'render.js'), RENDER);
-    fs.writeFileSync(path.join(repo, 'package-lock.json'), '{"lockfileVersion":3}');
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 2, image: 'orb:1.0.0' }));
-    git('add', '.');
-    git('commit', '-q', '-m', 'first');
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 3, image: 'orb:1.0.0' }));
-    git('commit', '-q', '-am', 'scale');
-    fs.writeFileSync(path.join(repo, 'replicas.json'), JSON.stringify({ replicas: 3, image: 'orb:1.1.0' }));
   });
 
   afterAll(() => {
