@@ -11,18 +11,13 @@ import { dev, prod } from '../../charts/environments';
 import type { EnvironmentConfig } from '../../charts/config';
 import { ACP_GROUP } from '../../services/acp/bus';
 import { vaultKeys } from '../../services/acp/keys';
-import { loadEnv, type EnvSchema } from '../../services/config/env';
+import { loadEnv } from '../../services/config/env';
 import { ORB_ENV } from '../../services/config/orb';
-import { VAULT_ENV } from '../../services/config/vault';
-import { WORKER_ENV } from '../../services/config/worker';
-import { ASR_ENV } from '../../services/config/asr';
-import { TTS_ENV } from '../../services/config/tts';
-import { CORE_ENV } from '../../services/config/core';
-import { CALI_ENV } from '../../services/config/cali';
-import { SEED_ENV } from '../../services/config/seed';
 import { WEB_CLIENT_FILES } from '../../services/contract';
 import { buildWeb } from '../../web/build';
-import { find, podSpecs, synthEnvironment, type K8sObject } from './manifests';
+import { envProblems } from '../../tools/pods/env-contract';
+import { BREAKAGES } from '../../tools/pods/breakage';
+import { find, synthEnvironment, type K8sObject } from './manifests';
 
 const ENVS: Array<[string, EnvironmentConfig]> = [['dev', dev], ['prod', prod]];
 
@@ -50,55 +45,12 @@ describe.each(ENVS)('%s', (_name, cfg) => {
   });
 
   test('every variable a service requires is set by its manifest, and its value parses', () => {
-    const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((c) => [c.metadata.name, c.data ?? {}]));
-    let checked = 0;
-    for (const { owner, template } of podSpecs([...objects, ...testPods])) {
-      for (const c of template.spec?.containers ?? template.containers ?? []) {
-        const schemas = schemasFor(c.command ?? []);
-        if (!schemas.length) continue;
-        const env: Record<string, string> = {};
-        for (const from of c.envFrom ?? []) Object.assign(env, configMaps.get(from.configMapRef?.name) ?? {});
-        for (const e of c.env ?? []) env[e.name] = e.value ?? fieldValue(owner, e.valueFrom?.fieldRef?.fieldPath) ?? secretValue(e.name);
-        // A name no schema reads is a typo or a rename the service never sees (it would run on the default).
-        // POD_NAME is set on every container by the hardened pod spec (log context), read or not.
-        const known = new Set(['POD_NAME', ...schemas.flatMap((sc) => Object.values(sc).map((v) => v.name))]);
-        const unknown = (c.env ?? []).map((e: K8sObject) => e.name).filter((n: string) => !known.has(n));
-        expect({ object: `${owner.kind}/${owner.metadata.name}`, container: c.name, unknown }).toEqual({ object: `${owner.kind}/${owner.metadata.name}`, container: c.name, unknown: [] });
-        for (const schema of schemas) {
-          let error = '';
-          try { loadEnv(schema, env); } catch (err) { error = (err as Error).message; }
-          expect({ object: `${owner.kind}/${owner.metadata.name}`, container: c.name, error }).toEqual({ object: `${owner.kind}/${owner.metadata.name}`, container: c.name, error: '' });
-        }
-        checked += 1;
-      }
-    }
+    // The same check e2e:pods runs on the rendered tree before any pod starts (tools/pods/env-contract.ts).
+    const { checked, problems } = envProblems([...objects, ...testPods]);
+    expect(problems).toEqual([]);
     expect(checked).toBeGreaterThanOrEqual(6);
   });
 });
-
-/** What the downward API gives the first pod of a workload. */
-function fieldValue(owner: K8sObject, path: string | undefined): string | undefined {
-  if (!path) return undefined;
-  if (path === 'metadata.name') return `${owner.metadata.name}-0`;
-  if (path === "metadata.labels['apps.kubernetes.io/pod-index']") return '0';
-  return 'x';
-}
-
-/** A stand-in of the right shape for a Secret-held value. */
-function secretValue(name: string): string {
-  return name === 'ORB_API_KEYS' ? `dev:sha256:${'a'.repeat(64)}` : 'from-a-secret';
-}
-
-/** The env schemas a container's command loads (the service entry points and worker roles). */
-function schemasFor(command: string[]): EnvSchema[] {
-  const cmd = command.join(' ');
-  if (cmd.includes('services/orb/main')) return [ORB_ENV, VAULT_ENV];
-  if (cmd.includes('services/seed/main')) return [SEED_ENV, VAULT_ENV];
-  const role = /services\/workers\/main\.js (\w+)/.exec(cmd)?.[1];
-  const roleEnv: Record<string, EnvSchema> = { whisperx: ASR_ENV, xtts: TTS_ENV, core: CORE_ENV, cali: CALI_ENV };
-  if (role) return [WORKER_ENV, VAULT_ENV, roleEnv[role]];
-  return [];
-}
 
 test('the env check fails, naming the variable, when a manifest misses a required one', () => {
   const { objects } = synthEnvironment(dev);
@@ -106,6 +58,18 @@ test('the env check fails, naming the variable, when a manifest misses a require
   const env: Record<string, string> = {};
   for (const e of orb.env.filter((x: K8sObject) => x.name !== 'ORB_API_KEYS')) env[e.name] = e.value ?? 'x';
   expect(() => loadEnv(ORB_ENV, env)).toThrow('ORB_API_KEYS');
+});
+
+test('a one-sided rename (e2e:pods --break env-name) is reported with the object, the container and both names', () => {
+  const { objects } = synthEnvironment(dev);
+  expect(BREAKAGES['env-name'].apply(objects)).toBe('Deployment/orb-core spec.template.spec.containers[0].env[ORB_API_KEYS].name');
+  const { problems } = envProblems(objects);
+  const c = find(objects, 'Deployment', 'orb-core').spec.template.spec.containers[0].name;
+  expect(problems.map((p) => `${p.object} container ${p.container} env: ${p.problem.split(' (')[0]}`)).toEqual([
+    `Deployment/orb-core container ${c} env: ORB_API_KEY is set but no config schema of this service reads it`,
+    `Deployment/orb-core container ${c} env: ORB_API_KEYS is required`,
+  ]);
+  expect(`Deployment/orb-core container ${c} env: ${problems[1].problem}`).toMatch(BREAKAGES['env-name'].expect);
 });
 
 test("the web client's files are exactly the ones the Ingress routes (services/contract WEB_CLIENT_FILES)", async () => {

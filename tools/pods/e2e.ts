@@ -13,6 +13,10 @@
  * from a stand-in hub pod (model-hub.ts) through the NetworkPolicies, verify every sha256
  * against charts/models.tiny.lock.json, the workers become ready on those files and orb-smoke
  * passes, with no packet dropped from start to end; only the speech workers may reach the hub.
+ *
+ * npm run e2e:pods -- --break <case> — runs a copy of the rendered tree with one deliberate
+ * breakage (breakage.ts: keda-group, probe-path, netpol-edge, env-name) and must FAIL, naming the
+ * object and the field; it exits 0 only when the failure output matches what the case expects.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +28,8 @@ import { byKind, K8sObject, loadDir, ref, renderedEnv, selects } from './manifes
 import { summarizeAccessLog } from './model-hub';
 import { enterNode, insideNode, preflight } from './node';
 import { allows, NetPod, parseDrops } from './policy';
+import { BREAKAGES, breakTree } from './breakage';
+import { envProblems } from './env-contract';
 import { has, run, sleep } from './sh';
 
 const repo = resolve(__dirname, '../..');
@@ -32,13 +38,16 @@ const args = process.argv.slice(2);
 const VARIANT_ENVS: Record<string, string> = { fetch: 'dev-fetch' };
 const variant = args.includes('--variant') ? args[args.indexOf('--variant') + 1] : undefined;
 if (variant !== undefined && !VARIANT_ENVS[variant]) throw new Error(`--variant ${variant}: known variants: ${Object.keys(VARIANT_ENVS).join(', ')}`);
-const env = variant ? VARIANT_ENVS[variant] : (args.find((a) => !a.startsWith('--')) ?? 'dev');
+const breakCase = args.includes('--break') ? args[args.indexOf('--break') + 1] : undefined;
+if (breakCase !== undefined && !BREAKAGES[breakCase]) throw new Error(`--break ${breakCase}: known cases: ${Object.keys(BREAKAGES).join(', ')}`);
+const flagValues = new Set([variant, breakCase].filter(Boolean));
+const env = variant ? VARIANT_ENVS[variant] : (args.find((a) => !a.startsWith('--') && !flagValues.has(a)) ?? 'dev');
 // ORBPODS_TAG lets two checkouts run e2e:pods at once (namespaces and state are named by it).
-const tag = process.env.ORBPODS_TAG ?? `orbpods-e2e-${env}`;
+const tag = process.env.ORBPODS_TAG ?? `orbpods-e2e-${env}${breakCase ? `-break` : ''}`;
 const stateDir = join(process.env.TMPDIR ?? '/tmp', tag);
 // dist/<env>, or a variant rendered into the state folder (it has no committed dist/).
 let dist = '';
-const prodDist = join(repo, 'dist/prod');
+let prodDist = join(repo, 'dist/prod');
 const failures: string[] = [];
 const t0 = Date.now();
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -55,13 +64,25 @@ async function main(): Promise<number> {
   rmSync(stateDir, { recursive: true, force: true });
   ImageTable.prepareApp(repo, stateDir, say, { built: process.env.ORBPODS_BUILT === '1' });
   dist = resolve(process.env.ORBPODS_DIST ?? renderedEnv(repo, env, join(stateDir, 'dist')));
+  if (breakCase) {
+    const b = BREAKAGES[breakCase];
+    const broken = join(stateDir, 'broken');
+    const field = b.tree === 'prod' ? breakTree(prodDist, join(broken, 'prod'), b) : breakTree(dist, join(broken, env), b);
+    if (b.tree === 'prod') prodDist = join(broken, 'prod'); else dist = join(broken, env);
+    say(`== --break ${breakCase}: ${b.change}\n   changed ${field} in a copy (${broken}); this run must fail and name it`);
+  }
+  // What the services require of their manifests, before any pod starts (a kubelet would start
+  // them and they would crash-loop on their config error; the runner says which field first).
+  const envCheck = envProblems([...loadDir(dist), ...(existsSync(join(dist, 'test')) ? loadDir(join(dist, 'test')) : [])]);
+  for (const p of envCheck.problems) fail(`${p.object} container ${p.container} env: ${p.problem}`);
+  if (envCheck.problems.length) return finish();
   const cluster = new Cluster({ env, dist, repo, stateDir, tag, log: (s) => say(`  [runner] ${s}`) });
   const ticker = setInterval(() => cluster.tick(), 200);
   try {
     say(`== up ${dist} (namespace ${cluster.namespace})`);
     await cluster.up();
     for (const n of cluster.notes) say(`  note: ${n}`);
-    const first = await cluster.waitReady(Number(process.env.ORBPODS_READY_TIMEOUT_S ?? 300) * 1000);
+    const first = await cluster.waitReady(Number(process.env.ORBPODS_READY_TIMEOUT_S ?? (breakCase ? 120 : 300)) * 1000);
     say(`== every pod ready after ${secs()}`);
     const seed = await cluster.jobResult('seed-vault');
     if (seed && seed.phase !== 'Succeeded') fail(`Job/seed-vault ${seed.phase}: ${seed.reason ?? ''}\n${tail(seed.pod.dir, 'seed')}`);
@@ -104,17 +125,26 @@ async function main(): Promise<number> {
     fail((err as Error).message);
     // Refused connections name the policy edge that is missing.
     const drops = await cluster.drops().catch(() => []);
-    for (const d of drops) for (const r of d.records) {
-      say(`  dropped: ${r.dir === 'ingress' ? `${r.peerPod} → ${d.pod}` : `${d.pod} → ${r.peerPod}`}:${r.port}/${r.proto} by ${d.pod}'s ${r.dir} policy (${r.packets} packets)`);
-    }
+    for (const d of drops) for (const r of d.records) fail(`${dropLine(cluster, d.pod, r)} (${r.packets} packets)`);
     say(table(['pod', 'owner', 'phase', 'ready', 'restarts', 'reason'], cluster.rows().map((r) => [r.pod, r.owner, r.phase, String(r.ready), String(r.restarts), r.reason ?? ''])));
     for (const r of cluster.rows().filter((x) => !x.ready)) for (const c of cluster.pods.get(r.pod)?.statuses ?? []) say(indent(`${r.pod}/${c.name}:\n${tail(cluster.pods.get(r.pod)!.dir, c.name, 15)}`));
   } finally {
     clearInterval(ticker);
     await cluster.down();
   }
-  say(`\n== e2e:pods${variant ? ` --variant ${variant}` : ''} ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
+  return finish();
+}
+
+/** The summary; under --break the run passes only when it failed the way the case expects. */
+function finish(): number {
+  say(`\n== e2e:pods${variant ? ` --variant ${variant}` : ''}${breakCase ? ` --break ${breakCase}` : ''} ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
   for (const f of failures) say(`  - ${f.split('\n').slice(0, 8).join('\n    ')}`);
+  if (breakCase) {
+    const want = BREAKAGES[breakCase].expect;
+    const caught = failures.some((f) => want.test(f));
+    say(caught ? `== --break ${breakCase}: caught as expected (${want})` : `== --break ${breakCase}: NOT caught: no failure matches ${want}`);
+    return caught ? 0 : 1;
+  }
   return failures.length ? 1 : 0;
 }
 
@@ -405,9 +435,24 @@ async function totalDrops(cluster: Cluster): Promise<{ total: number; records: M
   let total = 0;
   for (const r of rows) {
     total += r.dropped.ingress + r.dropped.egress;
-    for (const x of r.records) records.set(`${x.dir === 'ingress' ? `${x.peerPod} → ${r.pod}` : `${r.pod} → ${x.peerPod}`}:${x.port}/${x.proto} (${x.dir} of ${r.pod})`, x.packets);
+    for (const x of r.records) records.set(dropLine(cluster, r.pod, x), x.packets);
   }
   return { total, records };
+}
+
+/**
+ * A dropped connection named by its pods and by the policies that isolate the dropping pod in
+ * that direction: the field a missing edge belongs in (`NetworkPolicy/x spec.ingress`).
+ */
+function dropLine(cluster: Cluster, pod: string, r: { dir: 'ingress' | 'egress'; peerPod: string; port: number; proto: string }): string {
+  const self = cluster.netPods().find((p) => p.name === pod);
+  const type = r.dir === 'ingress' ? 'Ingress' : 'Egress';
+  const isolating = byKind(cluster.objects, 'NetworkPolicy').filter((np) => self && (np.metadata.namespace ?? self.namespace) === self.namespace
+    && selects(np.spec.podSelector ?? {}, self.labels) && (np.spec.policyTypes ?? ['Ingress']).includes(type));
+  const withRules = isolating.filter((np) => (np.spec[r.dir] ?? []).length);
+  const named = (withRules.length ? withRules : isolating).map((np) => `${ref(np)} spec.${r.dir}`).join(', ');
+  const edge = r.dir === 'ingress' ? `${r.peerPod} → ${pod}` : `${pod} → ${r.peerPod}`;
+  return `${edge}:${r.port}/${r.proto} dropped by ${pod}'s ${r.dir}: ${named || 'no policy'} has no rule that admits it`;
 }
 
 function describeNewDrops(before: Map<string, number>, after: Map<string, number>): string {
