@@ -110,6 +110,9 @@ k patch cronjob vault-backup -p '{"spec":{"suspend":true}}' >/dev/null
 trap 'k patch cronjob vault-backup -p "{\"spec\":{\"suspend\":false}}" >/dev/null || true' EXIT
 k scale statefulset vault --replicas=0
 for i in $(seq 0 $((replicas - 1))); do k wait --for=delete "pod/vault-$i" --timeout=300s || true; done
+# A wait above may have timed out (a pod stuck terminating): never swap the data of a running vault.
+left=$(k get pods -l app=vault -o name)
+[ -z "$left" ] || { echo "vault pod(s) still present after scale-down: $(echo $left); data-vault-0 left untouched" >&2; exit 1; }
 
 run_pod true sh -c "$RESTORE_STEP" restore /data "/backup/$snapshot"
 
