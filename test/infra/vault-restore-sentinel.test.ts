@@ -8,7 +8,8 @@
  * takes it (reverse order, preStop, SIGTERM; the pods' memory-backed run dirs are gone, the data
  * dirs stay like PVCs), `scripts/vault-restore.sh --local` restores into vault-0's data dir, and
  * the pods start again in order. Every node must then hold exactly the snapshot (the post-snapshot
- * writes gone from the replicas' own AOFs too), the FUNCTION library and every ACL user.
+ * writes gone from the replicas' own AOFs too), the FUNCTION library and every ACL user. A second
+ * round restores into a fresh primary (vault-0's data dir empty, as a new PVC).
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, mkdirSync, existsSync } from 'node:fs';
@@ -154,8 +155,12 @@ test('known data through the services\' users, a snapshot by the CronJob\'s scri
   for (let i = 0; i < 3; i++) expect((await contents(i)).seq).toBe('21');
 });
 
-test('scale to 0 (reverse order, preStop, SIGTERM), vault-restore.sh --local into vault-0\'s data, scale back up in order', async () => {
-  expect(snapshotName).toMatch(/^vault-\d{8}T\d{6}Z\.rdb$/);
+/**
+ * The set goes down as `kubectl scale --replicas=0` takes it, the script's restore step loads the
+ * snapshot into vault-0's data dir (`fresh`: an empty one, as a new PVC), and the pods start again
+ * in order (OrderedReady).
+ */
+async function downRestoreUp(fresh: boolean): Promise<string> {
   for (const v of vaults.splice(0)) v.disconnect();
   for (const i of [2, 1, 0]) await set.stopPod(i);
   // The pods are gone: their memory-backed run dirs (replication.conf, sentinel.conf: the Sentinel state) with them.
@@ -163,21 +168,26 @@ test('scale to 0 (reverse order, preStop, SIGTERM), vault-restore.sh --local int
     rmSync(join(set.root, `run-${i}`), { recursive: true, force: true });
     mkdirSync(join(set.root, `run-${i}`));
   }
+  if (fresh) {
+    rmSync(set.dataDir(0), { recursive: true, force: true });
+    mkdirSync(set.dataDir(0));
+  }
   const out = execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', set.dataDir(0), join(set.root, 'restore-backup', snapshotName)], {
     encoding: 'utf8', env: { ...process.env, RESTORE_PORT: String(await freePort()) }, timeout: 60_000,
   });
-  expect(out).toContain(`restore: loaded ${keysAtBackup} keys from ${snapshotName}`);
-  expect(readdirSync(set.dataDir(0)).filter((f) => f.startsWith('appendonlydir.before-restore-'))).toHaveLength(1);
-  expect(existsSync(join(set.dataDir(0), 'appendonlydir'))).toBe(true);
-
   for (let i = 0; i < 3; i++) await set.startPod(i);
+  return out;
+}
+
+async function expectStartedAsRestored() {
   expect(set.logs['redis-0']).toContain(`${set.hosts[0]} starts as the primary`);
   for (const i of [1, 2]) expect(set.logs[`redis-${i}`]).toContain(`starts as a replica of ${set.hosts[0]}`);
   expect(await set.role(0)).toBe('master');
   for (let i = 0; i < 3; i++) expect(await set.masterOf(i)).toBe(set.hosts[0]);
-});
+}
 
-test('the replicas resynced in full from the restored primary: same keys, same values, same offset', async () => {
+/** Both replicas took a full sync from the restored primary and every node holds exactly the snapshot. */
+async function expectResynced() {
   const primaryInfo = () => set.ask(set.hosts[0], set.port, 'sentinel', 'INFO').then(String);
   // Both replicas took a full sync (their own AOFs held the post-snapshot writes: a partial one would keep them).
   await until('both replicas fully synced', async () => Number(infoField(await primaryInfo(), 'sync_full')) === 2 && Number(infoField(await primaryInfo(), 'connected_slaves')) === 2);
@@ -196,7 +206,18 @@ test('the replicas resynced in full from the restored primary: same keys, same v
     expect(got.lateSession).toEqual({});
     expect(got.seq).toBe('20');
   }
+}
+
+test('scale to 0 (reverse order, preStop, SIGTERM), vault-restore.sh --local into vault-0\'s data, scale back up in order', async () => {
+  expect(snapshotName).toMatch(/^vault-\d{8}T\d{6}Z\.rdb$/);
+  const out = await downRestoreUp(false);
+  expect(out).toContain(`restore: loaded ${keysAtBackup} keys from ${snapshotName}`);
+  expect(readdirSync(set.dataDir(0)).filter((f) => f.startsWith('appendonlydir.before-restore-'))).toHaveLength(1);
+  expect(existsSync(join(set.dataDir(0), 'appendonlydir'))).toBe(true);
+  await expectStartedAsRestored();
 });
+
+test('the replicas resynced in full from the restored primary: same keys, same values, same offset', () => expectResynced());
 
 test('every ACL user authenticates on every node, a wrong password does not, and the restored set takes writes', async () => {
   for (let i = 0; i < 3; i++) {
@@ -219,4 +240,13 @@ test('every ACL user authenticates on every node, a wrong password does not, and
     await until(`vault-${i} has the new write`, async () => Number(infoField(String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'replication')), 'slave_repl_offset')) >= offset);
     expect((await contents(i)).events.at(-1)).toEqual(['21-0', JSON.stringify({ n: 21 })]);
   }
+});
+
+test('again into a fresh primary (vault-0\'s data dir empty, as a new PVC): the replicas resync from it and the writes after the snapshot are gone', async () => {
+  const out = await downRestoreUp(true);
+  expect(out).toContain(`restore: loaded ${keysAtBackup} keys from ${snapshotName}`);
+  expect(readdirSync(set.dataDir(0)).filter((f) => f.startsWith('appendonlydir.before-restore-'))).toHaveLength(0);
+  await expectStartedAsRestored();
+  // expectResynced also checks seq 20: the write of the previous test (seq 21) is gone from every node.
+  await expectResynced();
 });
