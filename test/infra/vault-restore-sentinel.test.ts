@@ -22,7 +22,6 @@ import { loadEnv } from '../../services/config/env';
 import { VAULT_ENV } from '../../services/config/vault';
 import { BACKUP_UPLOAD_ENV } from '../../services/config/backup';
 import { downloadSnapshot, newestSnapshot, uploadSnapshot } from '../../services/vault-backup/upload';
-import { freePort } from '../support/redis-server';
 import { prepareSentinelSet, until, type SentinelSet } from '../support/sentinel-set';
 
 jest.setTimeout(180_000);
@@ -173,7 +172,7 @@ async function downRestoreUp(fresh: boolean): Promise<string> {
     mkdirSync(set.dataDir(0));
   }
   const out = execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', set.dataDir(0), join(set.root, 'restore-backup', snapshotName)], {
-    encoding: 'utf8', env: { ...process.env, RESTORE_PORT: String(await freePort()) }, timeout: 60_000,
+    encoding: 'utf8', timeout: 60_000,
   });
   for (let i = 0; i < 3; i++) await set.startPod(i);
   return out;
