@@ -10,5 +10,6 @@ import { turn } from './turn';
 import { batching } from './batching';
 import { speech } from './speech';
 import { review } from './review';
+import { capacity } from './capacity';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review, capacity];

@@ -21,24 +21,42 @@ set -euo pipefail
 KUBECTL=${KUBECTL:-kubectl}
 
 # The step that runs next to the data: POSIX sh, redis image. Args: DATA_DIR SNAPSHOT_PATH
+# A snapshot that does not load must leave the data as it was: started on an AOF-less data dir, the
+# vault would come up empty as the primary and its replicas would resync to nothing.
 RESTORE_STEP='
 set -eu
 data=$1; snap=$2
 [ -s "$snap" ] || { echo "restore: snapshot $snap is missing or empty" >&2; exit 1; }
+redis-check-rdb "$snap" >/dev/null 2>&1 || { echo "restore: $snap is not a valid RDB (redis-check-rdb); $data left untouched" >&2; exit 1; }
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-[ -d "$data/appendonlydir" ] && mv "$data/appendonlydir" "$data/appendonlydir.before-restore-$stamp"
+pid=""; done=false
+# A unix socket in a private dir: no port to collide with, nothing else can answer in its place.
+run=$(mktemp -d "${TMPDIR:-/tmp}/vault-restore.XXXXXX")
+rollback() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+  rm -rf "$data/appendonlydir" "$data/dump.rdb" "$data/dump.rdb.restore"
+  [ ! -d "$data/appendonlydir.before-restore-$stamp" ] || mv "$data/appendonlydir.before-restore-$stamp" "$data/appendonlydir"
+  [ ! -f "$data/dump.rdb.before-restore-$stamp" ] || mv "$data/dump.rdb.before-restore-$stamp" "$data/dump.rdb"
+  echo "restore: failed; $data is as it was before" >&2
+}
+trap "[ \$done = true ] || rollback; rm -rf \"\$run\"" EXIT
+[ ! -d "$data/appendonlydir" ] || mv "$data/appendonlydir" "$data/appendonlydir.before-restore-$stamp"
+[ ! -f "$data/dump.rdb" ] || mv "$data/dump.rdb" "$data/dump.rdb.before-restore-$stamp"
 cp "$snap" "$data/dump.rdb.restore" && mv "$data/dump.rdb.restore" "$data/dump.rdb"
-port=${RESTORE_PORT:-6390}
-redis-server --port "$port" --bind 127.0.0.1 --dir "$data" --appendonly no --save "" --daemonize no --logfile "" &
+redis-server --port 0 --unixsocket "$run/redis.sock" --unixsocketperm 700 --dir "$data" --appendonly no --save "" --daemonize no --logfile "" &
 pid=$!
-cli() { redis-cli -p "$port" "$@"; }
-i=0; until cli ping >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 600 ] || { echo "restore: redis did not start" >&2; exit 1; }; sleep 0.1; done
-until [ "$(cli info persistence | tr -d "\r" | grep ^loading: | cut -d: -f2)" = 0 ]; do sleep 0.2; done
+cli() { redis-cli -s "$run/redis.sock" "$@"; }
+alive() { kill -0 "$pid" 2>/dev/null || { echo "restore: redis-server exited while loading $snap" >&2; exit 1; }; }
+i=0; until cli ping >/dev/null 2>&1; do alive; i=$((i+1)); [ $i -lt 600 ] || { echo "restore: redis did not start" >&2; exit 1; }; sleep 0.1; done
+until [ "$(cli info persistence | tr -d "\r" | grep ^loading: | cut -d: -f2)" = 0 ]; do alive; sleep 0.2; done
 keys=$(cli dbsize)
 cli config set appendonly yes >/dev/null
-until cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_in_progress:0" && cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_scheduled:0" && cli info persistence | tr -d "\r" | grep -q "^aof_enabled:1"; do sleep 0.2; done
+until cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_in_progress:0" && cli info persistence | tr -d "\r" | grep -q "^aof_rewrite_scheduled:0" && cli info persistence | tr -d "\r" | grep -q "^aof_enabled:1"; do alive; sleep 0.2; done
+[ -d "$data/appendonlydir" ] || { echo "restore: no AOF was written" >&2; exit 1; }
 cli shutdown >/dev/null 2>&1 || true
 wait "$pid" || true
+pid=""; done=true
 echo "restore: loaded $keys keys from $(basename "$snap") into $data (AOF rewritten)"
 '
 
@@ -110,6 +128,9 @@ k patch cronjob vault-backup -p '{"spec":{"suspend":true}}' >/dev/null
 trap 'k patch cronjob vault-backup -p "{\"spec\":{\"suspend\":false}}" >/dev/null || true' EXIT
 k scale statefulset vault --replicas=0
 for i in $(seq 0 $((replicas - 1))); do k wait --for=delete "pod/vault-$i" --timeout=300s || true; done
+# A wait above may have timed out (a pod stuck terminating): never swap the data of a running vault.
+left=$(k get pods -l app=vault -o name)
+[ -z "$left" ] || { echo "vault pod(s) still present after scale-down: $(echo $left); data-vault-0 left untouched" >&2; exit 1; }
 
 run_pod true sh -c "$RESTORE_STEP" restore /data "/backup/$snapshot"
 

@@ -85,9 +85,8 @@ describe('scripts/vault-restore.sh data step', () => {
       await old.stop();
       expect(existsSync(join(data, 'appendonlydir'))).toBe(true);
 
-      const port = await freePort();
       const out = execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'src-data', 'dump.rdb')], {
-        encoding: 'utf8', env: { ...process.env, RESTORE_PORT: String(port) }, timeout: 60_000,
+        encoding: 'utf8', timeout: 60_000,
       });
       expect(out).toMatch(/restore: loaded 2 keys from dump\.rdb/);
       expect(readdirSync(data).some((f) => f.startsWith('appendonlydir.before-restore-'))).toBe(true);
@@ -103,6 +102,73 @@ describe('scripts/vault-restore.sh data step', () => {
         await c.quit();
         await vault.stop();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** A vault data dir as the pod leaves it: an AOF and an older dump.rdb. */
+  function vaultData(dir: string): string {
+    const data = join(dir, 'vault-data');
+    mkdirSync(join(data, 'appendonlydir'), { recursive: true });
+    writeFileSync(join(data, 'appendonlydir', 'appendonly.aof.1.base.rdb'), 'the vault as it was');
+    writeFileSync(join(data, 'dump.rdb'), 'older dump');
+    return data;
+  }
+  const untouched = (data: string) => {
+    expect(readdirSync(data).sort()).toEqual(['appendonlydir', 'dump.rdb']);
+    expect(readFileSync(join(data, 'appendonlydir', 'appendonly.aof.1.base.rdb'), 'utf8')).toBe('the vault as it was');
+    expect(readFileSync(join(data, 'dump.rdb'), 'utf8')).toBe('older dump');
+  };
+
+  test('a truncated snapshot is refused before the data is touched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'restore-'));
+    try {
+      mkdirSync(join(dir, 'src'));
+      const src = await startRedisServer({ dir: join(dir, 'src') });
+      const a = new Redis(src.url);
+      for (let i = 0; i < 50; i++) await a.set(`session:s${i}`, 'x'.repeat(200));
+      await a.save();
+      await a.quit();
+      await src.stop();
+      const rdb = readFileSync(join(dir, 'src', 'dump.rdb'));
+      writeFileSync(join(dir, 'cut.rdb'), rdb.subarray(0, Math.floor(rdb.length / 2)));
+      const data = vaultData(dir);
+      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'cut.rdb')], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('is not a valid RDB (redis-check-rdb)');
+      untouched(data);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a snapshot redis-check-rdb passes but redis-server cannot load: the data is put back as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'restore-'));
+    try {
+      // A function library that no longer compiles (same length, so the RDB stays well-formed;
+      // no checksum, so redis-check-rdb, which does not compile functions, passes it).
+      mkdirSync(join(dir, 'src'));
+      const src = await startRedisServer({ dir: join(dir, 'src'), args: ['--rdbchecksum', 'no'] });
+      const a = new Redis(src.url);
+      await a.call('FUNCTION', 'LOAD', "#!lua name=broken\nredis.register_function('broken_f', function() return 1 end)");
+      await a.set('session:s1', 'x');
+      await a.save();
+      await a.quit();
+      await src.stop();
+      const rdb = readFileSync(join(dir, 'src', 'dump.rdb'));
+      const at = rdb.indexOf('return 1');
+      expect(at).toBeGreaterThan(0);
+      rdb.write('return (', at);
+      writeFileSync(join(dir, 'broken.rdb'), rdb);
+      expect(spawnSync('redis-check-rdb', [join(dir, 'broken.rdb')]).status).toBe(0);
+      const data = vaultData(dir);
+      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'broken.rdb')], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(1);
+      expect(r.stdout + r.stderr).toContain('Failed loading library');
+      expect(r.stderr).toContain('restore: redis-server exited while loading');
+      expect(r.stderr).toContain('is as it was before');
+      untouched(data);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -25,6 +25,7 @@ case "\${args[0]} \${args[1]:-} \${args[2]:-}" in
       *replicas*) echo -n "$FAKE_REPLICAS" ;;
       *) exit 3 ;;
     esac ;;
+  "get pods -l") echo -n "\${FAKE_LEFT_PODS:-}" ;;
   "logs vault-restore "*) echo "vault-20260101T000000Z.rdb" ;;
 esac
 exit 0
@@ -65,7 +66,7 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     for (const c of calls) expect(c.args.slice(0, 2)).toEqual(['-n', ns]);
     expect(find('CronJob', 'vault-backup')).toBeDefined();
     expect(find('PersistentVolumeClaim', 'vault-backup')).toBeDefined();
-    for (const c of calls.filter((x) => ['scale', 'rollout', 'get'].includes(x.args[2]))) expect(c.args).toContain('vault');
+    for (const c of calls.filter((x) => ['scale', 'rollout'].includes(x.args[2]) || (x.args[2] === 'get' && x.args[3] !== 'pods'))) expect(c.args).toContain('vault');
     expect(calls.some((c) => has(c, 'patch', 'cronjob', 'vault-backup'))).toBe(true);
   });
 
@@ -94,6 +95,9 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     const suspend = index((c) => has(c, 'patch', 'cronjob') && c.args.join(' ').includes('"suspend":true'));
     const down = index((c) => has(c, 'scale', 'statefulset', 'vault', '--replicas=0'));
     const waits = [...Array(replicas).keys()].map((i) => index((c) => has(c, 'wait', `pod/vault-${i}`) && c.args.includes('--for=delete')));
+    // After the waits (which may time out), a check that no pod of the StatefulSet is left, by its own selector.
+    const selector = Object.entries(sts.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',');
+    const leftCheck = index((c) => has(c, 'get', 'pods', '-l', selector));
     const restoreApply = calls.map((c, i) => (c.body && c.body.includes('data-vault-0') ? i : -1)).filter((i) => i >= 0);
     const up = index((c) => has(c, 'scale', 'statefulset', 'vault', `--replicas=${replicas}`));
     const rollout = index((c) => has(c, 'rollout', 'status', 'statefulset', 'vault'));
@@ -102,9 +106,49 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     expect(down).toBeGreaterThan(suspend);
     for (const w of waits) expect(w).toBeGreaterThan(down);
     expect(restoreApply).toHaveLength(1);
-    expect(restoreApply[0]).toBeGreaterThan(Math.max(...waits));
+    expect(leftCheck).toBeGreaterThan(Math.max(...waits));
+    expect(restoreApply[0]).toBeGreaterThan(leftCheck);
     expect(up).toBeGreaterThan(restoreApply[0]);
     expect(rollout).toBeGreaterThan(up);
     expect(resume).toBeGreaterThan(rollout);
+  });
+
+  test('a vault pod still there after the waits: the script stops before touching data-vault-0 and resumes backups', () => {
+    const log = join(dir, 'log-left');
+    let failed: { status: number; stderr: string } | undefined;
+    try {
+      execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), ns], {
+        encoding: 'utf8', stdio: 'pipe',
+        env: { ...process.env, KUBECTL: join(dir, 'kubectl'), FAKE_LOG: log, FAKE_IMAGE: redis.image, FAKE_REPLICAS: String(replicas), FAKE_LEFT_PODS: 'pod/vault-0' },
+      });
+    } catch (err) { failed = err as { status: number; stderr: string }; }
+    expect(failed?.status).toBe(1);
+    expect(failed?.stderr).toContain('vault pod(s) still present after scale-down: pod/vault-0');
+    const left: Call[] = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(left.some((c) => c.body?.includes('data-vault-0'))).toBe(false);
+    expect(left.some((c) => has(c, 'scale', 'statefulset', 'vault', `--replicas=${replicas}`))).toBe(false);
+    expect(left.at(-1)!.args.join(' ')).toContain('"suspend":false');
+  });
+
+  test('what the restore relies on for the HA vault: vault-0 starts first and no Sentinel state outlives its pod', () => {
+    if (replicas === 1) {
+      expect(redis.command).toEqual(['redis-server', '/etc/redis/conf/redis.conf']);
+      return;
+    }
+    // vault-0 (the restored data) is up before vault-1 asks who the primary is: it bootstraps as the primary.
+    expect(sts.spec.podManagementPolicy).toBe('OrderedReady');
+    const spec = sts.spec.template.spec;
+    const sentinel = spec.containers.find((c: any) => c.name === 'sentinel');
+    const volumes = new Map<string, any>(spec.volumes.map((v: any) => [v.name, v]));
+    // Sentinel's config (its view of who is primary) lives only in memory-backed volumes, never on a PVC.
+    for (const m of sentinel.volumeMounts) {
+      expect(m.name).not.toBe(sts.spec.volumeClaimTemplates[0].metadata.name);
+      expect(volumes.get(m.name)?.persistentVolumeClaim).toBeUndefined();
+    }
+    const run = sentinel.volumeMounts.find((m: any) => m.name === 'run');
+    expect(volumes.get('run').emptyDir.medium).toBe('Memory');
+    expect(sentinel.env.find((e: any) => e.name === 'VAULT_RUN_DIR').value).toBe(run.mountPath);
+    // The bootstrap node of the start scripts is vault-0.
+    expect(redis.env.find((e: any) => e.name === 'VAULT_NODES').value.split(' ')[0]).toMatch(/^vault-0\./);
   });
 });
