@@ -22,6 +22,9 @@ export const bus: Benchmark = {
     const vault = await startVault();
     const prefix = `bench:${randomUUID().slice(0, 8)}:`;
     const redis = new Redis(vault.url, { maxRetriesPerRequest: null });
+    // The bootstrap step of every deployment (seed init container, npm run dev, test setup): the
+    // services only FCALL the orb library, so this bench's own vault needs it loaded too.
+    await acpMod.loadOrbFunctions(redis);
     const acp = acpMod.createAcp(redis, { prefix });
     const abort = new AbortController();
     const cleanup: Array<() => Promise<unknown>> = [];

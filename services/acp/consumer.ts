@@ -10,6 +10,7 @@ import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
 import { TurnEventStream } from './events';
 import { fcall } from './functions';
 import { BlockingReadStuckError, boundedRead } from './blocking';
+import { preciseNow, TRACE_ENABLED, traceMark } from './trace';
 
 export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter' | 'malformed';
 
@@ -210,7 +211,7 @@ export class JobConsumer {
           'BLOCK', this.blockMs, 'STREAMS', this.stream, '>'))) as [string, RawEntry[]][] | null;
         this.lastBusOk = Date.now();
         const entries = res?.[0]?.[1] ?? [];
-        if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1 })));
+        if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1, at: TRACE_ENABLED ? preciseNow() : 0 })));
       } catch (err) {
         if (!this.running) return;
         if (String((err as Error).message).includes('NOGROUP')) {
@@ -330,7 +331,7 @@ export class JobConsumer {
 
   // ---- processing --------------------------------------------------------------------------
 
-  private dispatch(items: { entry: RawEntry; deliveries: number }[]): void {
+  private dispatch(items: { entry: RawEntry; deliveries: number; at?: number }[]): void {
     for (let i = 0; i < items.length; i += this.batchSize) {
       const chunk = items.slice(i, i + this.batchSize);
       const p = this.processBatch(chunk).catch((err) => this.hooks.onError?.(err, 'process'));
@@ -347,11 +348,15 @@ export class JobConsumer {
     }
   }
 
-  private async processBatch(items: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+  private async processBatch(items: { entry: RawEntry; deliveries: number; at?: number }[]): Promise<void> {
     const runnable: Job[] = [];
     const started = Date.now();
-    for (const { entry, deliveries } of items) {
+    for (const { entry, deliveries, at } of items) {
       const job = await this.admit(entry, deliveries);
+      if (job && TRACE_ENABLED) {
+        if (at) traceMark(job.envelope.turn, `${this.opts.queue}.pickup`, at);
+        traceMark(job.envelope.turn, `${this.opts.queue}.admitted`);
+      }
       if (job) runnable.push(job);
     }
     if (!runnable.length) return;
@@ -368,6 +373,7 @@ export class JobConsumer {
       // Released as an overrun meanwhile: already acknowledged as expired.
       if (!this.running_.has(job.entryId)) return;
       if (err === undefined) {
+        traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
         await this.commit(job.entryId, job.envelope.id);
         this.hooks.onOutcome?.('ok', job.envelope, ms);
       } else if (err instanceof JobRejectedError) {
@@ -426,6 +432,7 @@ export class JobConsumer {
         const field = `e${emitted++}`;
         const res = await this.events.append(env.session, { type, turn: env.turn, data, job: env.id },
           { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } });
+        traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
         return res.seq;
       },
     };

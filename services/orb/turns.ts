@@ -6,6 +6,7 @@
  */
 import type Redis from 'ioredis';
 import { createEnvelope, jsonPart, startTextTurn, startTurn } from '../acp';
+import { traceMark } from '../acp/trace';
 import type { AcpBus, TurnEvent, TurnEventStream, VaultKeys } from '../acp';
 import type { OrbMetrics } from './metrics';
 import { PCM_CONTENT_TYPE } from './audio';
@@ -92,6 +93,7 @@ export class TurnRunner {
     let end: TurnEvent | undefined;
     for (;;) {
       end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs: deadline - Date.now() + endWait, signal });
+      if (end) traceMark(started.turn, 'gw.end_seen');
       if (end || signal?.aborted) break;
       // CALI moves the deadline of a spoken turn (xtts gets its own budget): keep waiting for that one.
       const moved = Number(await this.d.redis.hget(this.d.keys.turn(session, started.turn), 'deadline_ms'));
@@ -108,6 +110,7 @@ export class TurnRunner {
       throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
     }
     const events = (await this.d.events.read(session, started.seq - 1, 10_000)).filter((e) => e.turn === started.turn && e.seq <= end.seq);
+    traceMark(started.turn, 'gw.collected');
     const outcome = String((end.data as { outcome?: string } | null)?.outcome ?? 'ok');
     this.d.metrics.turns.inc({ mode, outcome });
     const transcript = events.find((e) => e.type === 'transcript');

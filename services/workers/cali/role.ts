@@ -12,6 +12,7 @@ import { loadEnv } from '../../config/env';
 import { CALI_ENV } from '../../config/cali';
 import { readIdentity } from '../../seed/identity';
 import { RoleFactory, WorkerRole } from '../runtime';
+import { traceMark } from '../../acp/trace';
 import { chatReply } from './chat';
 import { aggregateVerdicts, CoreVerdict } from './quorum';
 import { extractMemory, IdentityView, memoryFromHash, strategyFor, synthesizeReply } from './reply';
@@ -88,6 +89,7 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
     for await (const ev of events.tail(env.session, env.seq ?? 0, { signal: ac.signal })) {
       if (ev.turn !== env.turn || ev.type !== 'verdict' || !isVerdict(ev.data, spec.cores)) continue;
       verdicts.set(ev.data.core, ev.data);
+      traceMark(env.turn, `cali.got.core:${ev.data.core}`);
       if (verdicts.size >= spec.cores) break;
       if (verdicts.size === quorum) after(graceMs);
     }
@@ -128,6 +130,7 @@ export const caliRole: RoleFactory = (ctx) => {
       const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
       const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs,
         { check: heartbeatQuorumWatch(liveness, spec.cores, quorum), everyMs: cfg.livenessCheckMs });
+      traceMark(job.envelope.turn, 'cali.voted');
       received.observe(verdicts.length);
       if (verdicts.length < quorum) {
         turns.inc({ outcome: 'no_quorum', strategy: 'none' });
@@ -153,6 +156,7 @@ export const caliRole: RoleFactory = (ctx) => {
       const text = chat
         ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
         : offline;
+      traceMark(job.envelope.turn, 'cali.composed');
       const replySeq = await job.emit('reply', {
         text, strategy, label: vote.label, confidence: Number(vote.confidence.toFixed(4)), consensus: Number(vote.consensus.toFixed(4)),
         tie: vote.tie, decided_by: vote.decidedBy, verdicts, identity: { name: identity.name, version: identity.version },
