@@ -69,6 +69,13 @@ export interface JobConsumerOptions {
    * stuck on a vault that restarted) never pins the queue trim or the backlog. @default 5000
    */
   readonly overrunMs?: number;
+  /**
+   * The handler is idempotent: running it again for a job already done has no effect beyond
+   * emits that the per-job dedupe drops (e.g. a core's classify-and-emit). Its first delivery
+   * then skips the done-record read before the handler (one vault round trip off every hop);
+   * redeliveries still read it (delivery limit, duplicates). @default false
+   */
+  readonly idempotent?: boolean;
 }
 
 export interface JobHooks {
@@ -405,7 +412,10 @@ export class JobConsumer {
     }
     if (deliveries > 1) this.hooks.onRedelivery?.(env, deliveries);
     const doneKey = this.bus.keys.done(env.id);
-    const [done, lastError] = await this.bus.redis.hmget(doneKey, 'done', 'error');
+    // A first delivery has no earlier error, and an idempotent handler's rerun of a done job only
+    // repeats emits the dedupe drops: the read is needed for redeliveries and other handlers.
+    const [done, lastError] = deliveries === 1 && this.opts.idempotent ? [null, null]
+      : await this.bus.redis.hmget(doneKey, 'done', 'error');
     if (done) {
       await this.bus.redis.xack(this.stream, ACP_GROUP, entryId);
       this.hooks.onOutcome?.('duplicate', env, Date.now() - t0);

@@ -26,6 +26,8 @@ export const coreRole: RoleFactory = (ctx) => {
     name: 'core',
     queue: `core:${ordinal}`,
     batchSize: cfg.batchSize,
+    // classify + emit: a rerun only repeats the verdict emit, which the job's dedupe drops.
+    idempotent: true,
     async load() {
       clf = await IntentClassifier.load({ dir: join(cfg.modelsDir, `core-${ordinal}`), core: ordinal, threads: cfg.threads, maxBatch: cfg.batchSize });
       ctx.log.info({ core: ordinal, labels: clf.config.labels }, 'core model loaded');
