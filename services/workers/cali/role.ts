@@ -128,6 +128,8 @@ export const caliRole: RoleFactory = (ctx) => {
       if (job.envelope.kind !== 'cali.turn') throw new JobRejectedError(`cali cannot handle kind '${job.envelope.kind}'`);
       const spec = parseSpec(job);
       const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
+      // The identity is seed data, read-only here: fetch it while the cores vote, not after.
+      const identityRead = readIdentity(redis, acp.keys).catch(() => undefined);
       const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs,
         { check: heartbeatQuorumWatch(liveness, spec.cores, quorum), everyMs: cfg.livenessCheckMs });
       traceMark(job.envelope.turn, 'cali.voted');
@@ -142,16 +144,20 @@ export const caliRole: RoleFactory = (ctx) => {
       consensus.observe(vote.consensus);
       if (vote.tie) ties.inc({ decided_by: vote.decidedBy });
       const strategy = strategyFor(vote.label, spec.text);
-      const identity = (await readIdentity(redis, acp.keys).catch(() => undefined)) ?? UNSEEDED;
+      const identity = (await identityRead) ?? UNSEEDED;
       if (identity === UNSEEDED && !warnedUnseeded) {
         warnedUnseeded = true;
         ctx.log.warn('identity:seed missing: has the seed-vault Job run?');
       }
       const memKey = acp.keys.memory(job.envelope.session);
       const update = extractMemory(spec.text);
-      // Memory is written before the reply is visible, so the next turn (any replica) sees it.
-      if (Object.keys(update.fields).length) await redis.hset(memKey, update.fields);
-      const memory = memoryFromHash(await redis.hgetall(memKey));
+      // Memory is written before the reply is visible, so the next turn (any replica) sees it. The
+      // read goes out right behind the write on the same connection (one round trip, still after it).
+      const [, hash] = await Promise.all([
+        Object.keys(update.fields).length ? redis.hset(memKey, update.fields) : undefined,
+        redis.hgetall(memKey),
+      ]);
+      const memory = memoryFromHash(hash);
       const offline = synthesizeReply(strategy, spec.text, identity, memory, update);
       const text = chat
         ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
