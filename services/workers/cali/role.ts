@@ -78,6 +78,9 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
         return;
       }
       await new Promise<void>((r) => {
+        // The vote may have closed while the check was in flight: an abort listener added now would
+        // never fire, and closing the vote (which awaits this loop) would wait a whole period.
+        if (ac.signal.aborted) return r();
         const done = () => { clearTimeout(t); ac.signal.removeEventListener('abort', done); r(); };
         const t = setTimeout(done, watch.everyMs);
         t.unref();
