@@ -67,6 +67,7 @@ export function traceStages(sentAt: number, receivedAt: number, marks: readonly 
     ['turn.start FCALL answered', at.get('gw.started')],
     ['last core pickup', at.get(`${last}.pickup`)],
     ['last core admitted', at.get(`${last}.admitted`)],
+    ['last core classified', at.get(`${last}.classified`)],
     ['last verdict published', at.get(`${last}.emitted.verdict`)],
     ['CALI vote closed', at.get('cali.voted')],
     ['CALI reply composed', at.get('cali.composed')],
