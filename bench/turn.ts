@@ -239,6 +239,7 @@ export const turn: Benchmark = {
       }
       // The ORB_TRACE breakdown of every measured text turn (the warm-up's marks are dropped).
       await new Promise((r) => setTimeout(r, 300)); // the processes flush their marks every 50 ms
+      const trace: Record<string, { p50: number; p95: number }> = {};
       const breakdowns = traced.slice(1).map((x) => traceStages(x.sentAt, x.receivedAt, marks.get(x.turn) ?? [])).filter((b): b is Record<string, number> => !!b);
       if (breakdowns.length) {
         const total = med(breakdowns, 'total');
@@ -248,7 +249,10 @@ export const turn: Benchmark = {
             subjectLabel: k, subject: med(breakdowns, k), baselineLabel: 'traced text turn total', baseline: total,
           }));
         }
-        for (const k of Object.keys(breakdowns[0])) log(`trace ${k}: p50 ${med(breakdowns, k).toFixed(2)} p95 ${percentile(breakdowns.map((b) => b[k]), 95).toFixed(2)} ms`);
+        for (const k of Object.keys(breakdowns[0])) {
+          trace[k] = { p50: med(breakdowns, k), p95: percentile(breakdowns.map((b) => b[k]), 95) };
+          log(`trace ${k}: p50 ${trace[k].p50.toFixed(2)} p95 ${trace[k].p95.toFixed(2)} ms`);
+        }
       } else {
         log(`no complete ORB_TRACE breakdown among ${traced.length} text turns (${marks.size} turns marked)`);
       }
@@ -258,7 +262,7 @@ export const turn: Benchmark = {
       }
       for (const [k, v] of Object.entries(r)) log(`${k}: ${v.map((x) => x.total.toFixed(0)).join('/')} ms`);
       if (audioProblem) figures.push(figure({ metric: `audio turn: not available (${audioProblem})`, unit: 'ms', better: 'lower', subjectLabel: 'audio turn', subject: NaN, baselineLabel: 'text turn', baseline: med(r.text, 'total') }));
-      return { figures, details: { rounds, startupS, samples: r, speech: !noSpeech, spokenReply: speak, spokenProblem, audioProblem } };
+      return { figures, details: { rounds, startupS, samples: r, tailSamples: t, trace, baselineRef: baseRef, speech: !noSpeech, spokenReply: speak, spokenProblem, audioProblem } };
     } catch (err) {
       (err as Error).message += `\n${tail.slice(-20).join('\n')}`;
       throw err;
