@@ -10,6 +10,7 @@ import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
 import { TurnEventStream } from './events';
 import { fcall } from './functions';
 import { BlockingReadStuckError, boundedRead } from './blocking';
+import { preciseNow, TRACE_ENABLED, traceMark } from './trace';
 
 export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter' | 'malformed';
 
@@ -68,6 +69,13 @@ export interface JobConsumerOptions {
    * stuck on a vault that restarted) never pins the queue trim or the backlog. @default 5000
    */
   readonly overrunMs?: number;
+  /**
+   * The handler is idempotent: running it again for a job already done has no effect beyond
+   * emits that the per-job dedupe drops (e.g. a core's classify-and-emit). Its first delivery
+   * then skips the done-record read before the handler (one vault round trip off every hop);
+   * redeliveries still read it (delivery limit, duplicates). @default false
+   */
+  readonly idempotent?: boolean;
 }
 
 export interface JobHooks {
@@ -210,7 +218,7 @@ export class JobConsumer {
           'BLOCK', this.blockMs, 'STREAMS', this.stream, '>'))) as [string, RawEntry[]][] | null;
         this.lastBusOk = Date.now();
         const entries = res?.[0]?.[1] ?? [];
-        if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1 })));
+        if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1, at: TRACE_ENABLED ? preciseNow() : 0 })));
       } catch (err) {
         if (!this.running) return;
         if (String((err as Error).message).includes('NOGROUP')) {
@@ -330,7 +338,7 @@ export class JobConsumer {
 
   // ---- processing --------------------------------------------------------------------------
 
-  private dispatch(items: { entry: RawEntry; deliveries: number }[]): void {
+  private dispatch(items: { entry: RawEntry; deliveries: number; at?: number }[]): void {
     for (let i = 0; i < items.length; i += this.batchSize) {
       const chunk = items.slice(i, i + this.batchSize);
       const p = this.processBatch(chunk).catch((err) => this.hooks.onError?.(err, 'process'));
@@ -347,11 +355,15 @@ export class JobConsumer {
     }
   }
 
-  private async processBatch(items: { entry: RawEntry; deliveries: number }[]): Promise<void> {
+  private async processBatch(items: { entry: RawEntry; deliveries: number; at?: number }[]): Promise<void> {
     const runnable: Job[] = [];
     const started = Date.now();
-    for (const { entry, deliveries } of items) {
+    for (const { entry, deliveries, at } of items) {
       const job = await this.admit(entry, deliveries);
+      if (job && TRACE_ENABLED) {
+        if (at) traceMark(job.envelope.turn, `${this.opts.queue}.pickup`, at);
+        traceMark(job.envelope.turn, `${this.opts.queue}.admitted`);
+      }
       if (job) runnable.push(job);
     }
     if (!runnable.length) return;
@@ -368,6 +380,7 @@ export class JobConsumer {
       // Released as an overrun meanwhile: already acknowledged as expired.
       if (!this.running_.has(job.entryId)) return;
       if (err === undefined) {
+        traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
         await this.commit(job.entryId, job.envelope.id);
         this.hooks.onOutcome?.('ok', job.envelope, ms);
       } else if (err instanceof JobRejectedError) {
@@ -399,7 +412,10 @@ export class JobConsumer {
     }
     if (deliveries > 1) this.hooks.onRedelivery?.(env, deliveries);
     const doneKey = this.bus.keys.done(env.id);
-    const [done, lastError] = await this.bus.redis.hmget(doneKey, 'done', 'error');
+    // A first delivery has no earlier error, and an idempotent handler's rerun of a done job only
+    // repeats emits the dedupe drops: the read is needed for redeliveries and other handlers.
+    const [done, lastError] = deliveries === 1 && this.opts.idempotent ? [null, null]
+      : await this.bus.redis.hmget(doneKey, 'done', 'error');
     if (done) {
       await this.bus.redis.xack(this.stream, ACP_GROUP, entryId);
       this.hooks.onOutcome?.('duplicate', env, Date.now() - t0);
@@ -426,6 +442,7 @@ export class JobConsumer {
         const field = `e${emitted++}`;
         const res = await this.events.append(env.session, { type, turn: env.turn, data, job: env.id },
           { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } });
+        traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
         return res.seq;
       },
     };

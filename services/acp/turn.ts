@@ -8,6 +8,7 @@ import { AcpBus, asBacklogError } from './bus';
 import { AcpEnvelope, createEnvelope, jsonPart, parseEnvelope, textPart } from './envelope';
 import { deadlineMember, TurnEventStream } from './events';
 import { fcall } from './functions';
+import { traceMark } from './trace';
 
 /** What CALI reads from a `cali.turn` job's application/json part. */
 export interface CaliTurnSpec {
@@ -99,6 +100,7 @@ export async function startTurn(bus: AcpBus, events: TurnEventStream, input: Sta
     return `{"seq":-1,${JSON.stringify(rest).slice(1)}`;
   });
   await Promise.all(input.jobs.map((j) => bus.ensureGroup(j.queue)));
+  traceMark(input.turn, 'gw.fcall');
   try {
     const [seq, dup] = await fcall<[number, number]>(bus.redis, 'orb_turn_start', [
       keys.turnSeq(input.session), keys.turnEvents(input.session), keys.turn(input.session, input.turn), keys.turnDeadlines,
@@ -108,6 +110,7 @@ export async function startTurn(bus: AcpBus, events: TurnEventStream, input: Sta
       input.transcript === undefined ? '' : JSON.stringify(input.transcript), bus.maxBacklog, input.deadlineMs,
       deadlineMember(input.session, input.turn), events.retention, ...envs,
     ]);
+    traceMark(input.turn, 'gw.started');
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
   } catch (err) {
     throw asBacklogError(err, bus.maxBacklog) ?? err;
@@ -141,6 +144,7 @@ export interface TextTurnStarted {
  */
 export async function startTextTurn(bus: AcpBus, events: TurnEventStream, input: TextTurnInput): Promise<TextTurnStarted> {
   const turn = input.turn ?? randomUUID();
+  traceMark(turn, 'gw.accept');
   const deadlineMs = Date.now() + (input.timeoutMs ?? 10_000);
   const cores = input.cores ?? 5;
   const { jobs, result } = transcriptJobs({

@@ -6,6 +6,7 @@
  */
 import type Redis from 'ioredis';
 import { createEnvelope, jsonPart, startTextTurn, startTurn } from '../acp';
+import { traceMark } from '../acp/trace';
 import type { AcpBus, TurnEvent, TurnEventStream, VaultKeys } from '../acp';
 import type { OrbMetrics } from './metrics';
 import { PCM_CONTENT_TYPE } from './audio';
@@ -90,14 +91,20 @@ export class TurnRunner {
     const endWait = this.d.endWaitMs ?? 3000;
     let deadline = started.deadlineMs;
     let end: TurnEvent | undefined;
+    // Every event the tail reads on the way to turn.end: the turn's events without a second read.
+    let seen: TurnEvent[] = [];
+    const endOf = isEnd(started.turn);
     for (;;) {
-      end = await this.d.events.waitFor(session, started.seq - 1, isEnd(started.turn), { timeoutMs: deadline - Date.now() + endWait, signal });
+      seen = [];
+      end = await this.d.events.waitFor(session, started.seq - 1, (ev) => { seen.push(ev); return endOf(ev); }, { timeoutMs: deadline - Date.now() + endWait, signal });
+      if (end) traceMark(started.turn, 'gw.end_seen');
       if (end || signal?.aborted) break;
       // CALI moves the deadline of a spoken turn (xtts gets its own budget): keep waiting for that one.
       const moved = Number(await this.d.redis.hget(this.d.keys.turn(session, started.turn), 'deadline_ms'));
       if (!(moved > deadline)) break;
       deadline = moved;
     }
+    const tailed = end !== undefined;
     if (!end && !signal?.aborted) {
       const r = await this.d.events.endTurn(session, { turn: started.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } });
       end = (await this.d.events.read(session, r.seq - 1, 1)).find(isEnd(started.turn));
@@ -107,7 +114,8 @@ export class TurnRunner {
       this.d.metrics.turns.inc({ mode, outcome: 'timeout' });
       throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
     }
-    const events = (await this.d.events.read(session, started.seq - 1, 10_000)).filter((e) => e.turn === started.turn && e.seq <= end.seq);
+    const events = (tailed ? seen : await this.d.events.read(session, started.seq - 1, 10_000)).filter((e) => e.turn === started.turn && e.seq <= end.seq);
+    traceMark(started.turn, 'gw.collected');
     const outcome = String((end.data as { outcome?: string } | null)?.outcome ?? 'ok');
     this.d.metrics.turns.inc({ mode, outcome });
     const transcript = events.find((e) => e.type === 'transcript');

@@ -6,7 +6,8 @@ import { largestPassing, largestPassingGrowing, percentile, ratio, summarize } f
 import { interleave, interleaveOrder } from '../../bench/harness/interleave';
 import { figure } from '../../bench/harness/result';
 import { table, writeResults, machineInfo } from '../../bench/harness/report';
-import { stagesOf } from '../../bench/turn';
+import { stagesOf, traceStages } from '../../bench/turn';
+import { parseTraceLine } from '../../services/acp/trace';
 
 describe('percentile (nearest rank)', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, i) => 100 - i); // unsorted on purpose
@@ -135,5 +136,32 @@ describe('turn stage split', () => {
   it('skips milestones a text turn does not have', () => {
     const stages = stagesOf(0, 50, [{ seq: 1, type: 'turn.start', ts: 5 }, { seq: 2, type: 'reply', ts: 30 }, { seq: 3, type: 'turn.end', ts: 40 }]);
     expect(Object.keys(stages)).toEqual(['sent -> turn.start', 'turn.start -> reply', 'reply -> turn.end', 'turn.end -> received', 'total']);
+  });
+});
+
+describe('turn trace (ORB_TRACE marks)', () => {
+  it('reads a mark out of a process line and ignores every other line', () => {
+    expect(parseTraceLine('core-3 | ORB_TRACE {"turn":"t1","stage":"core:3.pickup","t":1000.25}')).toEqual({ turn: 't1', stage: 'core:3.pickup', t: 1000.25 });
+    expect(parseTraceLine('{"level":40,"msg":"ORB_TRACE is not JSON here"}')).toBeUndefined();
+    expect(parseTraceLine('ORB_TRACE {"turn":"t1","stage":"x"}')).toBeUndefined();
+    expect(parseTraceLine('plain log line')).toBeUndefined();
+  });
+
+  it('follows the core whose verdict came last, and leaves out a turn with a missing mark', () => {
+    const m = (stage: string, t: number) => ({ turn: 't1', stage, t });
+    const marks = [
+      m('gw.accept', 2), m('gw.fcall', 3), m('gw.started', 8),
+      m('core:0.pickup', 4), m('core:0.admitted', 5), m('core:0.classified', 6), m('core:0.emitted.verdict', 7),
+      m('core:1.pickup', 6), m('core:1.admitted', 7), m('core:1.classified', 9), m('core:1.emitted.verdict', 12),
+      m('cali.pickup', 5), m('cali.voted', 13), m('cali.composed', 14), m('cali.emitted.reply', 15), m('cali.emitted.turn.end', 16),
+      m('gw.end_seen', 17), m('gw.collected', 17.5),
+    ];
+    const s = traceStages(0, 20, marks)!;
+    expect(s['turn.start FCALL answered -> last core pickup']).toBe(-2);
+    expect(s['last core classified -> last verdict published']).toBe(3);
+    expect(s['(off path) FCALL sent -> first core pickup']).toBe(1);
+    expect(s['(off path) FCALL sent -> CALI pickup']).toBe(2);
+    expect(s.total).toBe(20);
+    expect(traceStages(0, 20, marks.filter((x) => x.stage !== 'cali.voted'))).toBeUndefined();
   });
 });

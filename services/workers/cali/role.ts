@@ -12,6 +12,7 @@ import { loadEnv } from '../../config/env';
 import { CALI_ENV } from '../../config/cali';
 import { readIdentity } from '../../seed/identity';
 import { RoleFactory, WorkerRole } from '../runtime';
+import { traceMark } from '../../acp/trace';
 import { chatReply } from './chat';
 import { aggregateVerdicts, CoreVerdict } from './quorum';
 import { extractMemory, IdentityView, memoryFromHash, strategyFor, synthesizeReply } from './reply';
@@ -77,6 +78,9 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
         return;
       }
       await new Promise<void>((r) => {
+        // The vote may have closed while the check was in flight: an abort listener added now would
+        // never fire, and closing the vote (which awaits this loop) would wait a whole period.
+        if (ac.signal.aborted) return r();
         const done = () => { clearTimeout(t); ac.signal.removeEventListener('abort', done); r(); };
         const t = setTimeout(done, watch.everyMs);
         t.unref();
@@ -88,6 +92,7 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
     for await (const ev of events.tail(env.session, env.seq ?? 0, { signal: ac.signal })) {
       if (ev.turn !== env.turn || ev.type !== 'verdict' || !isVerdict(ev.data, spec.cores)) continue;
       verdicts.set(ev.data.core, ev.data);
+      traceMark(env.turn, `cali.got.core:${ev.data.core}`);
       if (verdicts.size >= spec.cores) break;
       if (verdicts.size === quorum) after(graceMs);
     }
@@ -126,8 +131,11 @@ export const caliRole: RoleFactory = (ctx) => {
       if (job.envelope.kind !== 'cali.turn') throw new JobRejectedError(`cali cannot handle kind '${job.envelope.kind}'`);
       const spec = parseSpec(job);
       const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
+      // The identity is seed data, read-only here: fetch it while the cores vote, not after.
+      const identityRead = readIdentity(redis, acp.keys).catch(() => undefined);
       const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs,
         { check: heartbeatQuorumWatch(liveness, spec.cores, quorum), everyMs: cfg.livenessCheckMs });
+      traceMark(job.envelope.turn, 'cali.voted');
       received.observe(verdicts.length);
       if (verdicts.length < quorum) {
         turns.inc({ outcome: 'no_quorum', strategy: 'none' });
@@ -139,20 +147,25 @@ export const caliRole: RoleFactory = (ctx) => {
       consensus.observe(vote.consensus);
       if (vote.tie) ties.inc({ decided_by: vote.decidedBy });
       const strategy = strategyFor(vote.label, spec.text);
-      const identity = (await readIdentity(redis, acp.keys).catch(() => undefined)) ?? UNSEEDED;
+      const identity = (await identityRead) ?? UNSEEDED;
       if (identity === UNSEEDED && !warnedUnseeded) {
         warnedUnseeded = true;
         ctx.log.warn('identity:seed missing: has the seed-vault Job run?');
       }
       const memKey = acp.keys.memory(job.envelope.session);
       const update = extractMemory(spec.text);
-      // Memory is written before the reply is visible, so the next turn (any replica) sees it.
-      if (Object.keys(update.fields).length) await redis.hset(memKey, update.fields);
-      const memory = memoryFromHash(await redis.hgetall(memKey));
+      // Memory is written before the reply is visible, so the next turn (any replica) sees it. The
+      // read goes out right behind the write on the same connection (one round trip, still after it).
+      const [, hash] = await Promise.all([
+        Object.keys(update.fields).length ? redis.hset(memKey, update.fields) : undefined,
+        redis.hgetall(memKey),
+      ]);
+      const memory = memoryFromHash(hash);
       const offline = synthesizeReply(strategy, spec.text, identity, memory, update);
       const text = chat
         ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
         : offline;
+      traceMark(job.envelope.turn, 'cali.composed');
       const replySeq = await job.emit('reply', {
         text, strategy, label: vote.label, confidence: Number(vote.confidence.toFixed(4)), consensus: Number(vote.consensus.toFixed(4)),
         tie: vote.tie, decided_by: vote.decidedBy, verdicts, identity: { name: identity.name, version: identity.version },

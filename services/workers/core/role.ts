@@ -10,6 +10,7 @@ import { loadEnv } from '../../config/env';
 import { CORE_ENV } from '../../config/core';
 import { Job, RoleFactory, WorkerRole } from '../runtime';
 import { IntentClassifier } from './classifier';
+import { TRACE_ENABLED, traceMark } from '../../acp/trace';
 
 /** StatefulSet pods are `<name>-<ordinal>`; the trailing number is the ordinal. */
 export function ordinalFromPodName(podName: string): number {
@@ -26,6 +27,8 @@ export const coreRole: RoleFactory = (ctx) => {
     name: 'core',
     queue: `core:${ordinal}`,
     batchSize: cfg.batchSize,
+    // classify + emit: a rerun only repeats the verdict emit, which the job's dedupe drops.
+    idempotent: true,
     async load() {
       clf = await IntentClassifier.load({ dir: join(cfg.modelsDir, `core-${ordinal}`), core: ordinal, threads: cfg.threads, maxBatch: cfg.batchSize });
       ctx.log.info({ core: ordinal, labels: clf.config.labels }, 'core model loaded');
@@ -43,6 +46,7 @@ export const coreRole: RoleFactory = (ctx) => {
       });
       if (!texts.length) return results;
       const verdicts = await clf!.classify(texts);
+      if (TRACE_ENABLED) for (const i of idx) traceMark(jobs[i].envelope.turn, `core:${ordinal}.classified`);
       await Promise.all(idx.map(async (i, k) => {
         try {
           await jobs[i].emit('verdict', verdicts[k]);

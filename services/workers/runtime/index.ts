@@ -43,6 +43,12 @@ export interface WorkerRole {
   readonly queue: string;
   /** Micro-batch size handed to handleBatch. @default 1 */
   readonly batchSize?: number;
+  /**
+   * Running a job again has no effect beyond emits the per-job dedupe drops (no other writes,
+   * nothing queued): its first delivery skips the done-record read (JobConsumerOptions.idempotent).
+   * @default false
+   */
+  readonly idempotent?: boolean;
   /** Loads models; /readyz stays 503 until it resolves. */
   load(): Promise<void>;
   handle?(job: Job): Promise<void>;
@@ -179,7 +185,7 @@ export class WorkerRuntime {
     this.consumer = new JobConsumer(this.acp.bus, this.acp.events, {
       queue: role.queue, consumer: this.consumerName(), blockMs: w.blockMs, concurrency: w.concurrency,
       batchSize: role.batchSize ?? 1, reclaimIdleMs: w.reclaimIdleMs, maxDeliveries: w.maxDeliveries, doneTtlS: w.doneTtlS,
-      trimIntervalMs: w.trimIntervalMs, overrunMs: w.overrunMs,
+      trimIntervalMs: w.trimIntervalMs, overrunMs: w.overrunMs, idempotent: role.idempotent ?? false,
     }, (jobs) => {
       this.m.inFlight.inc({ role: name }, jobs.length);
       return handler(jobs).finally(() => this.m.inFlight.dec({ role: name }, jobs.length));

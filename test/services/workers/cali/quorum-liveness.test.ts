@@ -5,7 +5,8 @@
  */
 import Redis from 'ioredis';
 import { ConsumerLiveness, createAcp, startTextTurn, TurnEvent } from '../../../../services/acp';
-import { caliRole } from '../../../../services/workers/cali/role';
+import { caliRole, collectVerdicts } from '../../../../services/workers/cali/role';
+import type { Job } from '../../../../services/workers/runtime';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { testRedis, uniquePrefix, deletePrefix } from '../../../support/vault';
 import { waitUntil, workerConfig } from '../../acp/helpers';
@@ -67,5 +68,28 @@ test('with every core beating and none answering, the vote still waits for its d
   const nq = (await acp.events.read('ql-2', t.seq - 1)).find((e) => e.type === 'turn.no_quorum') as TurnEvent<{ reason: string }>;
   expect(end?.data).toEqual({ outcome: 'no_quorum' });
   expect(nq.data.reason).toBe('deadline');
+  await acp.close();
+}, 20_000);
+
+test('the vote closing while a liveness check is in flight does not wait out the next check period', async () => {
+  const acp = createAcp(redis, { prefix });
+  const session = 'ql-3';
+  for (let core = 0; core < 5; core++) {
+    await acp.events.append(session, { type: 'verdict', turn: 't3', data: { label: 'greeting', confidence: 0.9, core } });
+  }
+  // The check is still in flight when the tail has every verdict: it answers only after the tail closed.
+  let tailClosed!: () => void;
+  const closed = new Promise<void>((r) => { tailClosed = r; });
+  const events = {
+    async *tail(...args: Parameters<typeof acp.events.tail>) {
+      try { yield* acp.events.tail(...args); } finally { tailClosed(); }
+    },
+  } as unknown as typeof acp.events;
+  const job = { envelope: { session, turn: 't3', seq: 0 }, signal: new AbortController().signal } as unknown as Job;
+  const spec = { text: 'hi', cores: 5, speak: false, vote_deadline_ms: Date.now() + 60_000 };
+  // A check period far beyond the test's timeout: waiting one out fails the test.
+  const r = await collectVerdicts(events, job, spec, 3, 150, { check: async () => { await closed; return true; }, everyMs: 600_000 });
+  expect(r.verdicts.map((v) => v.core)).toEqual([0, 1, 2, 3, 4]);
+  expect(r.quorumLost).toBe(false);
   await acp.close();
 }, 20_000);
