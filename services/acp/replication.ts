@@ -1,0 +1,76 @@
+/**
+ * Delivery after replication: an event is shown to a client only once a replica has it, so a
+ * failover (a replica promoted, the old primary's unreplicated tail discarded) can never take back
+ * an event a client has seen.
+ *
+ * WAIT alone on a reader does nothing: Redis makes WAIT wait for the replication offset of the
+ * calling connection's own last write (`c->woff`), and a reader never writes. So a fence is a tiny
+ * write on the same connection that just read (SET of a per-reader key) followed by WAIT: the SET's
+ * offset is past every write the read could have seen, so a replica acknowledging it has them all.
+ * It must be the reading connection: after a failover another connection may already talk to the
+ * new primary, whose acknowledgement says nothing about what the old one served.
+ *
+ * One fence covers a whole read batch (the gateway tail reads every socket's session in one XREAD).
+ */
+import type Redis from 'ioredis';
+
+export interface DeliveryFenceOptions {
+  /** Key the fence writes (one per reader process, e.g. `orb:fence:{pod}`); expires by itself. */
+  readonly key: string;
+  /** Replicas that must acknowledge; 0 turns the fence off. */
+  readonly replicas: number;
+  /** WAIT timeout; past it nothing is delivered (ReplicationLagError) and the reader retries. */
+  readonly timeoutMs: number;
+}
+
+/** A read's events were not acknowledged by enough replicas in time: they are held back. */
+export class ReplicationLagError extends Error {
+  constructor(readonly acked: number, readonly wanted: number, readonly timeoutMs: number) {
+    super(`only ${acked} of ${wanted} replica(s) acknowledged within ${timeoutMs} ms: events held back until they do`);
+    this.name = 'ReplicationLagError';
+  }
+}
+
+export class DeliveryFence {
+  private n = 0;
+  /** Fences run; for metrics and the bench. */
+  rounds = 0;
+
+  constructor(readonly opts: DeliveryFenceOptions) {
+    if (!Number.isInteger(opts.replicas) || opts.replicas < 0) throw new Error('replicas must be an integer >= 0');
+    if (!(opts.timeoutMs >= 1)) throw new Error('timeoutMs must be >= 1 (WAIT 0 would block forever)');
+  }
+
+  get enabled(): boolean {
+    return this.opts.replicas > 0;
+  }
+
+  /**
+   * Resolves once `opts.replicas` replicas hold everything `conn`'s server had written before this
+   * call; rejects with ReplicationLagError (or the server's error, e.g. NOREPLICAS) otherwise.
+   * `conn` must be the connection the events were read on, and not one shared with other callers
+   * (WAIT blocks it).
+   */
+  async sync(conn: Redis): Promise<void> {
+    if (!this.enabled) return;
+    this.rounds += 1;
+    this.n = (this.n + 1) % 1_000_000_000;
+    const set = conn.set(this.opts.key, String(this.n), 'PX', 60_000);
+    const wait = conn.call('WAIT', this.opts.replicas, this.opts.timeoutMs) as Promise<number>;
+    // Both are sent at once (one round trip); the SET's failure (NOREPLICAS, READONLY) wins.
+    const [s, w] = await Promise.allSettled([set, wait]);
+    if (s.status === 'rejected') {
+      const err = s.reason as Error;
+      // min-replicas-to-write refused the fence's own write: no replica is there to acknowledge. That
+      // is the lag case, answered as fast as the server refused; pause so a retrying reader does not spin.
+      if (/^NOREPLICAS/.test(err?.message ?? '')) {
+        await new Promise((r) => setTimeout(r, Math.min(this.opts.timeoutMs, 250)));
+        throw new ReplicationLagError(0, this.opts.replicas, this.opts.timeoutMs);
+      }
+      throw err;
+    }
+    if (w.status === 'rejected') throw w.reason;
+    const acked = Number(w.value);
+    if (acked < this.opts.replicas) throw new ReplicationLagError(acked, this.opts.replicas, this.opts.timeoutMs);
+  }
+}
