@@ -10,5 +10,6 @@ import { turn } from './turn';
 import { batching } from './batching';
 import { speech } from './speech';
 import { review } from './review';
+import { vaultWait } from './vault-wait';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review, vaultWait];
