@@ -11,6 +11,14 @@
  * new primary, whose acknowledgement says nothing about what the old one served.
  *
  * One fence covers a whole read batch (the gateway tail reads every socket's session in one XREAD).
+ *
+ * It waits for EVERY online replica (at least `replicas`), not just one: Sentinel promotes the
+ * replica with the highest offset as its last INFO (up to a second old) saw it, so with two
+ * replicas the one promoted may be the one that had not acknowledged yet. The failover drill
+ * (test/services/vault-drills.test.ts) lost events a client had seen with WAIT 1 and two replicas.
+ * The primary's online replicas are read from INFO replication on the same connection, at most
+ * once a second and again after every lag; a replica that dropped makes one WAIT time out, then
+ * the fence waits for the ones left.
  */
 import type Redis from 'ioredis';
 
@@ -19,6 +27,8 @@ export interface DeliveryFenceOptions {
   readonly key: string;
   /** Replicas that must acknowledge; 0 turns the fence off. */
   readonly replicas: number;
+  /** How long a connection's count of online replicas (INFO replication) is reused. @default 1000 */
+  readonly replicasRefreshMs?: number;
   /** WAIT timeout; past it nothing is delivered (ReplicationLagError) and the reader retries. */
   readonly timeoutMs: number;
 }
@@ -33,6 +43,7 @@ export class ReplicationLagError extends Error {
 
 export class DeliveryFence {
   private n = 0;
+  private readonly online = new WeakMap<Redis, { replicas: number; at: number }>();
   /** Fences run; for metrics and the bench. */
   rounds = 0;
 
@@ -55,8 +66,9 @@ export class DeliveryFence {
     if (!this.enabled) return;
     this.rounds += 1;
     this.n = (this.n + 1) % 1_000_000_000;
+    const wanted = Math.max(this.opts.replicas, await this.onlineReplicas(conn));
     const set = conn.set(this.opts.key, String(this.n), 'PX', 60_000);
-    const wait = conn.call('WAIT', this.opts.replicas, this.opts.timeoutMs) as Promise<number>;
+    const wait = conn.call('WAIT', wanted, this.opts.timeoutMs) as Promise<number>;
     // Both are sent at once (one round trip); the SET's failure (NOREPLICAS, READONLY) wins.
     const [s, w] = await Promise.allSettled([set, wait]);
     if (s.status === 'rejected') {
@@ -64,13 +76,28 @@ export class DeliveryFence {
       // min-replicas-to-write refused the fence's own write: no replica is there to acknowledge. That
       // is the lag case, answered as fast as the server refused; pause so a retrying reader does not spin.
       if (/^NOREPLICAS/.test(err?.message ?? '')) {
+        this.online.delete(conn);
         await new Promise((r) => setTimeout(r, Math.min(this.opts.timeoutMs, 250)));
-        throw new ReplicationLagError(0, this.opts.replicas, this.opts.timeoutMs);
+        throw new ReplicationLagError(0, wanted, this.opts.timeoutMs);
       }
       throw err;
     }
     if (w.status === 'rejected') throw w.reason;
     const acked = Number(w.value);
-    if (acked < this.opts.replicas) throw new ReplicationLagError(acked, this.opts.replicas, this.opts.timeoutMs);
+    if (acked < wanted) {
+      this.online.delete(conn); // a replica may have gone: count again before the next fence
+      throw new ReplicationLagError(acked, wanted, this.opts.timeoutMs);
+    }
+  }
+
+  /** Replicas in state online on `conn`'s server (cached per connection). */
+  private async onlineReplicas(conn: Redis): Promise<number> {
+    const now = Date.now();
+    const hit = this.online.get(conn);
+    if (hit && now - hit.at < (this.opts.replicasRefreshMs ?? 1000)) return hit.replicas;
+    const info = String(await conn.info('replication'));
+    const replicas = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+    this.online.set(conn, { replicas, at: now });
+    return replicas;
   }
 }

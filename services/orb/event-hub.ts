@@ -105,8 +105,15 @@ export class EventHub {
   private start(): void {
     if (this.running) return;
     this.running = true;
-    this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    this.conn = this.tailConnection();
     this.loopDone = this.loop();
+  }
+
+  /** The tail's own connection; its errors surface through the rejected XREAD (onError), not as unhandled events. */
+  private tailConnection(): Redis {
+    const conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    conn.on('error', () => undefined);
+    return conn;
   }
 
   private async loop(): Promise<void> {
@@ -136,7 +143,7 @@ export class EventHub {
         if (err instanceof ReplicationLagError) continue; // WAIT already waited its timeout: read and fence again
         if (err instanceof BlockingReadStuckError || this.conn?.status === 'end') {
           this.conn?.disconnect();
-          this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+          this.conn = this.tailConnection();
         }
         await new Promise((r) => setTimeout(r, 200));
         continue;

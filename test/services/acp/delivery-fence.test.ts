@@ -156,6 +156,33 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     }
   });
 
+  test('with two replicas it waits for both: the one Sentinel promotes may be the one behind', async () => {
+    const second = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
+    const online = async () => (String(await redis.info('replication')).match(/^slave\d+:.*state=online/gm) ?? []).length;
+    const fence = new DeliveryFence({ key: keys.orbFence('two'), replicas: 1, timeoutMs: 150, replicasRefreshMs: 0 });
+    const events = new TurnEventStream(redis, keys, { fence });
+    try {
+      await waitUntil('both replicas online', async () => (await online()) === 2);
+      second.process.kill('SIGSTOP');
+      await events.append('s6', { type: 'reply', turn: 't1', data: {} });
+      // The first replica has it (WAIT 1 would pass); the frozen second does not.
+      expect(await redis.call('WAIT', 1, 1000)).toBe(1);
+      await expect(events.read('s6', 0)).rejects.toMatchObject({ name: 'ReplicationLagError', wanted: 2, acked: 1 });
+      second.process.kill('SIGCONT');
+      expect((await events.read('s6', 0)).map((e) => e.type)).toEqual(['reply']);
+    } finally {
+      second.process.kill('SIGCONT');
+      await events.close();
+      await second.stop({ removeDir: true, signal: 'SIGKILL' });
+    }
+    // The primary counts the stopped replica out once its link is gone; the fence waits for one again.
+    await waitUntil('one replica online', async () => (await online()) === 1, 30_000);
+    const fence1 = new DeliveryFence({ key: keys.orbFence('one'), replicas: 1, timeoutMs: 1000, replicasRefreshMs: 0 });
+    const ev1 = new TurnEventStream(redis, keys, { fence: fence1 });
+    expect((await ev1.read('s6', 0)).length).toBe(1);
+    await ev1.close();
+  });
+
   test('a primary that refuses writes without a replica (min-replicas-to-write) refuses delivery too', async () => {
     const fence = new DeliveryFence({ key: keys.orbFence('noreplicas'), replicas: 1, timeoutMs: 100 });
     const events = new TurnEventStream(redis, keys, { fence });
