@@ -166,8 +166,9 @@ export class TurnEventStream {
     const conn = this.acquire();
     let healthy = false;
     try {
+      const mark = fence.mark(conn);
       const raw = await range(conn);
-      if (raw.length) await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn));
+      if (raw.length) await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
       healthy = true;
       return raw.map((e) => toEvent(session, e));
     } finally {
@@ -198,11 +199,12 @@ export class TurnEventStream {
         let res: [string, RawEventEntry[]][] | null;
         try {
           const c = conn;
+          const mark = this.fence?.mark(c);
           res = (await boundedRead(c, block, () => c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`))) as
             [string, RawEventEntry[]][] | null;
           // Delivered only once a replica has them; on a lag the same events are read again below.
           const fence = this.fence;
-          if (fence && res?.[0]?.[1]?.length) await boundedRead(c, fence.opts.timeoutMs, () => fence.sync(c));
+          if (fence && res?.[0]?.[1]?.length) await boundedRead(c, fence.opts.timeoutMs, () => fence.sync(c, mark));
         } catch {
           if (opts.signal?.aborted || this.closed) { healthy = false; return; }
           // Replace the connection and retry after a pause (the caller's signal bounds the wait).

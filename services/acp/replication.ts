@@ -12,6 +12,11 @@
  *
  * One fence covers a whole read batch (the gateway tail reads every socket's session in one XREAD).
  *
+ * Same server also means no reconnect in between: ioredis resends commands a dropped connection had
+ * not answered on the next one, which after a failover is the NEW primary, where WAIT would then
+ * vouch for events the old one served. `mark(conn)` before the read and `sync(conn, mark)` after
+ * refuse when the connection closed or reconnected in between (the SIGSTOP drill caught this).
+ *
  * It waits for EVERY online replica (at least `replicas`), not just one: Sentinel promotes the
  * replica with the highest offset as its last INFO (up to a second old) saw it, so with two
  * replicas the one promoted may be the one that had not acknowledged yet. The failover drill
@@ -35,8 +40,8 @@ export interface DeliveryFenceOptions {
 
 /** A read's events were not acknowledged by enough replicas in time: they are held back. */
 export class ReplicationLagError extends Error {
-  constructor(readonly acked: number, readonly wanted: number, readonly timeoutMs: number) {
-    super(`only ${acked} of ${wanted} replica(s) acknowledged within ${timeoutMs} ms: events held back until they do`);
+  constructor(readonly acked: number, readonly wanted: number, readonly timeoutMs: number, why?: string) {
+    super(`${why ?? `only ${acked} of ${wanted} replica(s) acknowledged within ${timeoutMs} ms`}: events held back until they do`);
     this.name = 'ReplicationLagError';
   }
 }
@@ -44,6 +49,7 @@ export class ReplicationLagError extends Error {
 export class DeliveryFence {
   private n = 0;
   private readonly online = new WeakMap<Redis, { replicas: number; at: number }>();
+  private readonly epochs = new WeakMap<Redis, { n: number }>();
   /** Fences run; for metrics and the bench. */
   rounds = 0;
 
@@ -62,7 +68,20 @@ export class DeliveryFence {
    * `conn` must be the connection the events were read on, and not one shared with other callers
    * (WAIT blocks it).
    */
-  async sync(conn: Redis): Promise<void> {
+  /** The connection's epoch (bumped on every close): take it before the read a fence covers. */
+  mark(conn: Redis): number {
+    let e = this.epochs.get(conn);
+    if (!e) {
+      const box = { n: 0 };
+      // Every reconnect is preceded by a close, and no command is resent before it.
+      conn.on('close', () => { box.n += 1; });
+      this.epochs.set(conn, box);
+      e = box;
+    }
+    return e.n;
+  }
+
+  async sync(conn: Redis, mark?: number): Promise<void> {
     if (!this.enabled) return;
     this.rounds += 1;
     this.n = (this.n + 1) % 1_000_000_000;
@@ -84,6 +103,11 @@ export class DeliveryFence {
     }
     if (w.status === 'rejected') throw w.reason;
     const acked = Number(w.value);
+    if (mark !== undefined && this.epochs.get(conn)?.n !== mark) {
+      // The read and the WAIT may have run on different servers: nothing is vouched for.
+      this.online.delete(conn);
+      throw new ReplicationLagError(0, wanted, this.opts.timeoutMs, 'the connection was re-established between the read and the WAIT');
+    }
     if (acked < wanted) {
       this.online.delete(conn); // a replica may have gone: count again before the next fence
       throw new ReplicationLagError(acked, wanted, this.opts.timeoutMs);

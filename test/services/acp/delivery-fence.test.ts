@@ -183,6 +183,21 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     await ev1.close();
   });
 
+  test('a connection that dropped between the read and the fence vouches for nothing (its commands could run on another server)', async () => {
+    const fence = new DeliveryFence({ key: keys.orbFence('epoch'), replicas: 1, timeoutMs: 1000 });
+    const conn = new Redis(primary.url, { maxRetriesPerRequest: null });
+    try {
+      await conn.ping();
+      const before = fence.mark(conn);
+      conn.disconnect(true); // reconnect, as ioredis does after a failover
+      await waitUntil('reconnected', () => conn.status === 'ready');
+      await expect(fence.sync(conn, before)).rejects.toThrow(/re-established/);
+      await fence.sync(conn, fence.mark(conn)); // a fresh mark on the same connection passes
+    } finally {
+      conn.disconnect();
+    }
+  });
+
   test('a primary that refuses writes without a replica (min-replicas-to-write) refuses delivery too', async () => {
     const fence = new DeliveryFence({ key: keys.orbFence('noreplicas'), replicas: 1, timeoutMs: 100 });
     const events = new TurnEventStream(redis, keys, { fence });
