@@ -166,8 +166,8 @@ export class TurnEventStream {
     const conn = this.acquire();
     let healthy = false;
     try {
-      const mark = fence.mark(conn);
       const raw = await range(conn);
+      const mark = fence.mark(conn);
       if (raw.length) await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
       healthy = true;
       return raw.map((e) => toEvent(session, e));
@@ -199,11 +199,11 @@ export class TurnEventStream {
         let res: [string, RawEventEntry[]][] | null;
         try {
           const c = conn;
-          const mark = this.fence?.mark(c);
           res = (await boundedRead(c, block, () => c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`))) as
             [string, RawEventEntry[]][] | null;
           // Delivered only once a replica has them; on a lag the same events are read again below.
           const fence = this.fence;
+          const mark = fence?.mark(c);
           if (fence && res?.[0]?.[1]?.length) await boundedRead(c, fence.opts.timeoutMs, () => fence.sync(c, mark));
         } catch {
           if (opts.signal?.aborted || this.closed) { healthy = false; return; }

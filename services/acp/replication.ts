@@ -14,8 +14,8 @@
  *
  * Same server also means no reconnect in between: ioredis resends commands a dropped connection had
  * not answered on the next one, which after a failover is the NEW primary, where WAIT would then
- * vouch for events the old one served. `mark(conn)` before the read and `sync(conn, mark)` after
- * refuse when the connection closed or reconnected in between (the SIGSTOP drill caught this).
+ * vouch for events the old one served. `mark(conn)` right after the read and `sync(conn, mark)`
+ * refuse when the connection is on another socket by then (the SIGSTOP drill caught this).
  *
  * It waits for EVERY online replica (at least `replicas`), not just one: Sentinel promotes the
  * replica with the highest offset as its last INFO (up to a second old) saw it, so with two
@@ -49,7 +49,6 @@ export class ReplicationLagError extends Error {
 export class DeliveryFence {
   private n = 0;
   private readonly online = new WeakMap<Redis, { replicas: number; at: number }>();
-  private readonly epochs = new WeakMap<Redis, { n: number }>();
   /** Fences run; for metrics and the bench. */
   rounds = 0;
 
@@ -68,20 +67,15 @@ export class DeliveryFence {
    * `conn` must be the connection the events were read on, and not one shared with other callers
    * (WAIT blocks it).
    */
-  /** The connection's epoch (bumped on every close): take it before the read a fence covers. */
-  mark(conn: Redis): number {
-    let e = this.epochs.get(conn);
-    if (!e) {
-      const box = { n: 0 };
-      // Every reconnect is preceded by a close, and no command is resent before it.
-      conn.on('close', () => { box.n += 1; });
-      this.epochs.set(conn, box);
-      e = box;
-    }
-    return e.n;
+  /**
+   * Which socket `conn` is on: take it right after the read the fence covers (its reply came over
+   * that socket). A fence whose connection is on another socket by then vouches for nothing.
+   */
+  mark(conn: Redis): unknown {
+    return conn.stream;
   }
 
-  async sync(conn: Redis, mark?: number): Promise<void> {
+  async sync(conn: Redis, mark?: unknown): Promise<void> {
     if (!this.enabled) return;
     this.rounds += 1;
     this.n = (this.n + 1) % 1_000_000_000;
@@ -103,7 +97,7 @@ export class DeliveryFence {
     }
     if (w.status === 'rejected') throw w.reason;
     const acked = Number(w.value);
-    if (mark !== undefined && this.epochs.get(conn)?.n !== mark) {
+    if (mark !== undefined && conn.stream !== mark) {
       // The read and the WAIT may have run on different servers: nothing is vouched for.
       this.online.delete(conn);
       throw new ReplicationLagError(0, wanted, this.opts.timeoutMs, 'the connection was re-established between the read and the WAIT');

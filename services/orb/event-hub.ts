@@ -129,13 +129,13 @@ export class EventHub {
       let res: [string, RawEventEntry[]][] | null;
       try {
         const conn = this.conn!;
-        const mark = this.opts.fence?.enabled ? this.opts.fence.mark(conn) : undefined;
         // Bounded: an XREAD issued while the vault restarts may never settle (services/acp/blocking.ts).
         res = (await boundedRead(conn, this.opts.blockMs, () => conn.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids))) as
           [string, RawEventEntry[]][] | null;
         // One fence for the whole batch, on the connection that read it (see the header).
         const fence = this.opts.fence;
         if (fence?.enabled && res?.some(([, entries]) => entries.length)) {
+          const mark = fence.mark(conn);
           await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
         }
       } catch (err) {

@@ -192,6 +192,7 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
       conn.disconnect(true); // reconnect, as ioredis does after a failover
       await waitUntil('reconnected', () => conn.status === 'ready');
       await expect(fence.sync(conn, before)).rejects.toThrow(/re-established/);
+      expect(before).toBeDefined();
       await fence.sync(conn, fence.mark(conn)); // a fresh mark on the same connection passes
     } finally {
       conn.disconnect();
