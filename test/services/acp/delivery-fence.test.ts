@@ -10,6 +10,7 @@ import { loadOrbFunctions } from '../../../services/acp/functions';
 import { DeliveryFence, ReplicationLagError } from '../../../services/acp/replication';
 import { EventHub } from '../../../services/orb/event-hub';
 import { aclRules } from '../../../infra/vault-acl';
+import { toOrbError } from '../../../services/orb/errors';
 import { startRedisServer, type RedisServerHandle } from '../../support/redis-server';
 import { hasTool } from '../../support/system-tools';
 import { uniquePrefix } from '../../support/vault';
@@ -40,6 +41,13 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     redis?.disconnect();
     await replica?.stop({ removeDir: true, signal: 'SIGKILL' });
     await primary?.stop({ removeDir: true, signal: 'SIGKILL' });
+  });
+
+  test('held-back events answer an HTTP client 503 ORB_ERR_VAULT_UNAVAILABLE, not 500', () => {
+    const err = toOrbError(new ReplicationLagError(0, 1, 100));
+    expect(err.statusCode).toBe(503);
+    expect(err.code).toBe('ORB_ERR_VAULT_UNAVAILABLE');
+    expect(err.message).toMatch(/held back/);
   });
 
   test('the fence refuses bad settings', () => {
