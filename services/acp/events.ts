@@ -166,7 +166,8 @@ export class TurnEventStream {
     const conn = this.acquire();
     let healthy = false;
     try {
-      const raw = await range(conn);
+      // Bounded like the fence: a pooled connection queues commands while the vault is away.
+      const raw = await boundedRead(conn, fence.opts.timeoutMs, () => range(conn));
       const mark = fence.mark(conn);
       if (raw.length) await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
       healthy = true;

@@ -11,6 +11,7 @@ import { DeliveryFence, ReplicationLagError } from '../../../services/acp/replic
 import { EventHub } from '../../../services/orb/event-hub';
 import { aclRules } from '../../../infra/vault-acl';
 import { toOrbError } from '../../../services/orb/errors';
+import { BlockingReadStuckError } from '../../../services/acp/blocking';
 import { startRedisServer, type RedisServerHandle } from '../../support/redis-server';
 import { hasTool } from '../../support/system-tools';
 import { uniquePrefix } from '../../support/vault';
@@ -48,6 +49,7 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     expect(err.statusCode).toBe(503);
     expect(err.code).toBe('ORB_ERR_VAULT_UNAVAILABLE');
     expect(err.message).toMatch(/held back/);
+    expect(toOrbError(new BlockingReadStuckError(100)).statusCode).toBe(503);
   });
 
   test('the fence refuses bad settings', () => {
