@@ -265,13 +265,39 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
   };
   const nodeOfPort = (port: number) => nodes.findIndex((n) => n.port === port);
 
-  /** Both gateways answer /readyz 200: ms from `since`. */
-  const readyAfter = async (since: number) => {
-    await waitUntil('every gateway ready', async () => {
-      const r = await Promise.all(hosts.map((h) => http(h, { url: '/readyz' }).then((x) => x.statusCode).catch(() => 0)));
-      return r.every((s) => s === 200);
-    }, 60_000, 100);
-    return Date.now() - since;
+  /**
+   * Polls every gateway's /readyz (each poll bounded: a hung answer is not ready) from before the
+   * fault until it is all 200 again; `readyMs(faultAt)` is how long after the fault the last
+   * not-ready poll was followed by an all-ready one (0: never unready).
+   */
+  const watchReadiness = () => {
+    const samples: Array<{ t: number; ready: boolean }> = [];
+    let stop = false;
+    const poll = async (h: string) => {
+      try {
+        const res = await fetch(`http://${h}/readyz`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return res.status === 200;
+      } catch { return false; }
+    };
+    const loop = (async () => {
+      while (!stop) {
+        const t = Date.now();
+        samples.push({ t, ready: (await Promise.all(hosts.map(poll))).every(Boolean) });
+        await sleep(100);
+      }
+    })();
+    return {
+      async readyMs(faultAt: number): Promise<number> {
+        await waitUntil('every gateway ready', () => samples.length > 0 && samples[samples.length - 1].ready && samples[samples.length - 1].t > faultAt, 60_000, 100);
+        stop = true;
+        await loop;
+        const after = samples.filter((x) => x.t >= faultAt);
+        const lastDown = after.map((x) => !x.ready).lastIndexOf(true);
+        return lastDown < 0 ? 0 : after[lastDown + 1].t - faultAt;
+      },
+      async stop() { stop = true; await loop; },
+    };
   };
 
   /** A full turn on each gateway afterwards (five verdicts, a reply): every process serves again. */
@@ -322,8 +348,9 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     const before = new Map(drivers.map((d) => [d, d.reconnects]));
     for (const d of drivers) d.start();
     await sleep(2000); // steady load first
-    const { faultAt, note } = await fault();
-    const readyMs = await readyAfter(faultAt);
+    const watch = watchReadiness();
+    const { faultAt, note } = await fault().catch(async (err) => { await watch.stop(); throw err; });
+    const readyMs = await watch.readyMs(faultAt);
     await sleep(3000); // load keeps running on the recovered set
     await Promise.all(drivers.map((d) => d.stop()));
     const turns = drivers.reduce((s, d) => ({ ok: s.ok + d.turns.ok, failed: s.failed + d.turns.failed, timedOut: s.timedOut + d.turns.timedOut }), { ok: 0, failed: 0, timedOut: 0 });
@@ -442,7 +469,7 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
       await killProc(p, 'SIGKILL');
     }
     // eslint-disable-next-line no-console
-    if (rows.length) console.log(['vault drills (issue #14):', '| drill | turns ok | failed | timed out | events checked | acked lost | duplicates | ms until every /readyz 200 | reconnects | every process serves, no restart | note |', '|---|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
+    if (rows.length) console.log(['vault drills (issue #14):', '| drill | turns ok | failed | timed out | events checked | acked lost | duplicates | ms until every /readyz 200 (0: never unready) | reconnects | every process serves, no restart | note |', '|---|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
     rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
