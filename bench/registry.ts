@@ -11,5 +11,6 @@ import { batching } from './batching';
 import { speech } from './speech';
 import { review } from './review';
 import { capacity } from './capacity';
+import { vaultWait } from './vault-wait';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review, capacity];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review, capacity, vaultWait];

@@ -155,6 +155,8 @@ export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
         'zcard', 'pexpireat', 'pexpire', 'pttl',
         // models.ts: GET /v1/models reads acp:models and drops expired entries
         'hgetall', 'hdel',
+        // acp/replication.ts: the delivery fence (SET PX of orb:fence:{pod}, then WAIT)
+        'wait',
       ]),
     },
     selectors: [publishScope(ORB_OWN, ['whisperx', 'xtts', 'core', 'cali'])],

@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import { VaultKeys } from './keys';
 import { fcall } from './functions';
 import { boundedRead } from './blocking';
+import type { DeliveryFence } from './replication';
 
 /** Event types on the stream; docs/acp.md describes each one's `data`. */
 export const TURN_EVENT_TYPES = [
@@ -52,6 +53,12 @@ export interface TurnEventStreamOptions {
   readonly retentionS?: number;
   /** BLOCK of each blocking read: finite so a shutdown is never stuck. @default 1000 */
   readonly blockMs?: number;
+  /**
+   * Delivery after replication (services/acp/replication.ts): `read`, `tail` and `waitFor` return
+   * only events a replica has acknowledged. The gateway sets it; workers' own reads need not.
+   * @default - none: events are returned as soon as the primary has them
+   */
+  readonly fence?: DeliveryFence;
 }
 
 /** Member of the turn deadline index (`turn:deadlines`) for one turn. */
@@ -88,8 +95,10 @@ export class TurnEventStream {
   private readonly idle: Redis[] = [];
   private readonly busy = new Set<Redis>();
   private closed = false;
+  private readonly fence: DeliveryFence | undefined;
 
   constructor(private readonly redis: Redis, private readonly keys: VaultKeys, opts: TurnEventStreamOptions = {}) {
+    this.fence = opts.fence?.enabled ? opts.fence : undefined;
     this.maxLen = opts.maxLen ?? 2000;
     this.retentionS = opts.retentionS ?? 86_400;
     this.blockMs = opts.blockMs ?? 1000;
@@ -145,10 +154,27 @@ export class TurnEventStream {
     return this.maxLen;
   }
 
-  /** Events with seq > afterSeq, oldest first (non-blocking). */
+  /**
+   * Events with seq > afterSeq, oldest first (non-blocking). With a delivery fence the read and
+   * its fence run on a pooled connection of their own (WAIT must not block the shared client) and
+   * a ReplicationLagError means: not yet deliverable, ask again.
+   */
   async read(session: string, afterSeq = 0, count = 1000): Promise<TurnEvent[]> {
-    const raw = (await this.redis.xrange(this.keys.turnEvents(session), `(${afterSeq}-0`, '+', 'COUNT', count)) as RawEventEntry[];
-    return raw.map((e) => toEvent(session, e));
+    const range = (c: Redis) => c.xrange(this.keys.turnEvents(session), `(${afterSeq}-0`, '+', 'COUNT', count) as Promise<RawEventEntry[]>;
+    const fence = this.fence;
+    if (!fence) return (await range(this.redis)).map((e) => toEvent(session, e));
+    const conn = this.acquire();
+    let healthy = false;
+    try {
+      // Bounded like the fence: a pooled connection queues commands while the vault is away.
+      const raw = await boundedRead(conn, fence.opts.timeoutMs, () => range(conn));
+      const mark = fence.mark(conn);
+      if (raw.length) await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
+      healthy = true;
+      return raw.map((e) => toEvent(session, e));
+    } finally {
+      this.release(conn, healthy);
+    }
   }
 
   /** The session's last assigned seq (0 when none). */
@@ -176,6 +202,10 @@ export class TurnEventStream {
           const c = conn;
           res = (await boundedRead(c, block, () => c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`))) as
             [string, RawEventEntry[]][] | null;
+          // Delivered only once a replica has them; on a lag the same events are read again below.
+          const fence = this.fence;
+          const mark = fence?.mark(c);
+          if (fence && res?.[0]?.[1]?.length) await boundedRead(c, fence.opts.timeoutMs, () => fence.sync(c, mark));
         } catch {
           if (opts.signal?.aborted || this.closed) { healthy = false; return; }
           // Replace the connection and retry after a pause (the caller's signal bounds the wait).

@@ -27,6 +27,8 @@ export interface VaultKeys {
   memory(sid: string): string;
   // orb:*
   replica(pod: string): string;
+  /** The delivery fence's write (services/acp/replication.ts): one per gateway replica, PX 60 s. */
+  orbFence(pod: string): string;
   rateLimit(suffix: string): string;
   // acp:*
   /** Job stream of a worker role, e.g. `acp:jobs:cali`; `jobs('core:3')` is core ordinal 3's. */
@@ -57,6 +59,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     turnAbandoned: (sid, turnId) => `${p}turn:${sid}:${turnId}:abandoned`,
     memory: (sid) => `${p}memory:${sid}`,
     replica: (pod) => `${p}orb:replica:${pod}`,
+    orbFence: (pod) => `${p}orb:fence:${pod}`,
     rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,
     jobs: (queue) => jobStreamKey(queue, p),
     coreJobs: (ordinal) => jobStreamKey(`core:${ordinal}`, p),

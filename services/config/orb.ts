@@ -77,6 +77,9 @@ export const ORB_ENV = {
   wsMessagesPerS: int('ORB_WS_MESSAGES_PER_S', { doc: 'Text messages per second one socket may send (burst: twice that); turns also draw on the key\'s shared rate limit', default: 10, min: 1 }),
   wsAudioRealtime: num('ORB_WS_AUDIO_REALTIME', { doc: 'Audio one socket may send, as a multiple of real time (PCM16 16 kHz = 32 000 B/s), with one second of burst', default: 2, min: 0.1, max: 100 }),
   wsTicketTtlMs: int('ORB_WS_TICKET_TTL_MS', { doc: 'Lifetime of a single-use WebSocket ticket from POST /v1/session/tickets', default: 30_000, min: 1000, max: 600_000 }),
+  deliveryWait: oneOf('ORB_DELIVERY_WAIT', ['auto', 'on', 'off'] as const, { doc: 'Deliver turn events (WebSocket, HTTP turn results) only after a replica acknowledged them (SET + WAIT on the reading connection, one per read batch), so a failover never takes back an event a client saw; auto: on when REDIS_SENTINELS is set (the replicated vault), off for a single-node vault', default: 'auto' }),
+  deliveryWaitReplicas: int('ORB_DELIVERY_WAIT_REPLICAS', { doc: 'Replicas that must acknowledge an event before it is delivered (WAIT numreplicas)', default: 1, min: 1, max: 8 }),
+  deliveryWaitTimeoutMs: int('ORB_DELIVERY_WAIT_TIMEOUT_MS', { doc: 'WAIT timeout; events not acknowledged by then are held back (never delivered unacknowledged) and the read is retried', default: 1000, min: 1, max: 60_000 }),
   asrLanguages: str('ORB_ASR_LANGUAGES', { doc: 'Comma-separated ISO-639-1 codes the ASR model has tokens for; empty: every Whisper language', default: '' }),
   maxRssBytes: int('ORB_MAX_RSS_BYTES', { doc: 'RSS above which requests get 503 + Retry-After; 0 disables', default: 0, min: 0 }),
 } as const;

@@ -25,6 +25,7 @@ import { turnHealthPlugin } from './turn-health';
 import { vaultRateLimitStore } from './rate-limit-store';
 import { metricsPlugin } from './metrics';
 import { EventHub } from './event-hub';
+import { DeliveryFence } from '../acp/replication';
 import { SessionStore } from './session-store';
 import { TurnRunner } from './turns';
 import { httpRoutes } from './routes';
@@ -190,9 +191,13 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   await app.register(heartbeatPlugin, { pod: config.podName, version: config.version, periodMs: config.heartbeatMs, ttlMs: config.heartbeatTtlMs });
   await app.register(metricsPlugin, { pod: config.podName });
 
-  const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS });
+  // Delivery after replication (services/acp/replication.ts): on by default with a replicated vault.
+  const waitOn = config.deliveryWait === 'on' || (config.deliveryWait === 'auto' && opts.vault.sentinels.length > 0);
+  const fence = new DeliveryFence({ key: keys.orbFence(config.podName), replicas: waitOn ? config.deliveryWaitReplicas : 0, timeoutMs: config.deliveryWaitTimeoutMs });
+  const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS, fence });
   const bus = new AcpBus(redis, keys);
   const hub = new EventHub(redis, keys, events, {
+    fence,
     blockMs: opts.tailBlockMs ?? 250,
     onError: (err) => app.log.warn({ err }, 'event tail read failed; retrying'),
   });

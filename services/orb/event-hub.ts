@@ -4,11 +4,17 @@
  * connection per socket (1,000 sockets would otherwise be 1,000 Redis connections).
  * Stream entry ids are `<seq>-0` (services/acp/events.ts), so a cursor is just a seq; entries are
  * read back with the bus's own `toEvent`, so the field layout has one definition.
+ *
+ * With a delivery fence (services/acp/replication.ts) nothing is delivered before a replica has
+ * it: after each XREAD that returned events, one fence (SET + WAIT on the same connection) covers
+ * the whole batch; when it fails (replica lagging or down) the cursors stay where they were, so
+ * the same events are read and fenced again, and delivered exactly once when a replica has them.
  */
 import type Redis from 'ioredis';
 import { toEvent, type RawEventEntry, type TurnEvent, type TurnEventStream } from '../acp/events';
 import type { VaultKeys } from '../acp/keys';
 import { BlockingReadStuckError, boundedRead } from '../acp/blocking';
+import { ReplicationLagError, type DeliveryFence } from '../acp/replication';
 
 export interface Subscription {
   /** Stops delivery; idempotent. */
@@ -36,7 +42,7 @@ export class EventHub {
     private readonly redis: Redis,
     private readonly keys: VaultKeys,
     private readonly events: TurnEventStream,
-    private readonly opts: { blockMs: number; onError: (err: unknown) => void },
+    private readonly opts: { blockMs: number; onError: (err: unknown) => void; fence?: DeliveryFence },
   ) {}
 
   sessions(): number { return this.groups.size; }
@@ -64,8 +70,17 @@ export class EventHub {
     };
     try {
       // Registered before reading: an event appended now is either in this read or in the buffer.
-      for (;;) {
-        const page = await this.events.read(session, sub.cursor, 500);
+      // (`events.read` is fenced when the stream has a fence: a lagging replica holds it back.)
+      for (let lagged = 0; !sub.closed;) {
+        let page: TurnEvent[];
+        try {
+          page = await this.events.read(session, sub.cursor, 500);
+        } catch (err) {
+          if (!(err instanceof ReplicationLagError) || !this.running) throw err;
+          // Held back, not failed: the socket waits (its live events buffer meanwhile) until a replica has them.
+          if (lagged++ === 0) this.opts.onError(err);
+          continue;
+        }
         this.push(sub, page);
         if (page.length < 500) break;
       }
@@ -90,8 +105,15 @@ export class EventHub {
   private start(): void {
     if (this.running) return;
     this.running = true;
-    this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    this.conn = this.tailConnection();
     this.loopDone = this.loop();
+  }
+
+  /** The tail's own connection; its errors surface through the rejected XREAD (onError), not as unhandled events. */
+  private tailConnection(): Redis {
+    const conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+    conn.on('error', () => undefined);
+    return conn;
   }
 
   private async loop(): Promise<void> {
@@ -110,12 +132,19 @@ export class EventHub {
         // Bounded: an XREAD issued while the vault restarts may never settle (services/acp/blocking.ts).
         res = (await boundedRead(conn, this.opts.blockMs, () => conn.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids))) as
           [string, RawEventEntry[]][] | null;
+        // One fence for the whole batch, on the connection that read it (see the header).
+        const fence = this.opts.fence;
+        if (fence?.enabled && res?.some(([, entries]) => entries.length)) {
+          const mark = fence.mark(conn);
+          await boundedRead(conn, fence.opts.timeoutMs, () => fence.sync(conn, mark));
+        }
       } catch (err) {
         if (!this.running) return;
         this.opts.onError(err);
+        if (err instanceof ReplicationLagError) continue; // WAIT already waited its timeout: read and fence again
         if (err instanceof BlockingReadStuckError || this.conn?.status === 'end') {
           this.conn?.disconnect();
-          this.conn = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
+          this.conn = this.tailConnection();
         }
         await new Promise((r) => setTimeout(r, 200));
         continue;

@@ -50,6 +50,10 @@ export function isVaultUnavailable(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string } | null;
   if (!e || typeof e !== 'object') return false;
   if (e.name === 'MaxRetriesPerRequestError') return true;
+  // Delivery after replication held events back (services/acp/replication.ts): no replica has them yet.
+  if (e.name === 'ReplicationLagError') return true;
+  // A bounded read whose connection hung (services/acp/blocking.ts): the vault is not serving.
+  if (e.name === 'BlockingReadStuckError') return true;
   if (typeof e.code === 'string' && DOWN_CODES.has(e.code)) return true;
   const msg = typeof e.message === 'string' ? e.message : '';
   if (e.name === 'ReplyError') return DOWN_REPLIES.test(msg);

@@ -170,9 +170,9 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     clients.push(vault);
     const prefix = `orb:ha-test:${process.pid}:`;
     for (let n = 0; n < 50; n++) await vault.set(`${prefix}${n}`, String(n));
-    // Acknowledged by a replica before the kill: these must survive the failover. (The gateway's
-    // user has no WAIT, as nothing in services/ sends it yet: the primary's INFO says which offset
-    // each replica has acknowledged.)
+    // Acknowledged by a replica before the kill: these must survive the failover. (The primary's
+    // INFO says which offset each replica has acknowledged; the gateway's own check is the delivery
+    // fence, SET + WAIT, in services/acp/replication.ts and test/services/vault-drills.test.ts.)
     const info = String(await ask(hosts[0], port, 'sentinel', 'INFO', 'replication'));
     const target = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
     expect(target).toBeGreaterThan(0);
