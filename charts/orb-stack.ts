@@ -9,7 +9,7 @@
  */
 import { App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
-import { stackNames, type StackNames } from '../services/contract';
+import { COMPONENTS, ORB_CONFIG_NAME, stackNames, type StackNames } from '../services/contract';
 import {
   Cali, CoreQuorum, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
   PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
@@ -123,7 +123,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   let configChecksum = opts.configMap?.checksum;
   if (!opts.configMap) {
     chart('01-config');
-    configChecksum = new OrbConfig(scopes['01-config'], 'orb-config', {
+    configChecksum = new OrbConfig(scopes['01-config'], ORB_CONFIG_NAME, {
       environment: cfg.name, logLevel: cfg.logLevel, keyPrefix, version: cfg.version, ...(names.prefix ? { name: names.orbConfig } : {}),
     }).checksum;
   }
@@ -136,7 +136,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   if (cfg.vault.mode === 'in-cluster') {
     chart('10-vault');
     const single = (cfg.vault.replicas ?? 1) < 3;
-    new Vault(scopes['10-vault'], 'vault', {
+    new Vault(scopes['10-vault'], COMPONENTS.vault, {
       ...common('StatefulSet'),
       // A single-node vault (dev only: the config refuses it elsewhere) carries A1's exemption.
       policyExemptions: [...exemptionsFor(cfg, 'StatefulSet'), ...(single && cfg.exemptions.includes('A1') ? ['A1' as const] : [])],
@@ -153,7 +153,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   }
   if (cfg.backup) {
     chart('11-vault-backup');
-    new VaultBackup(scopes['11-vault-backup'], 'vault-backup', {
+    new VaultBackup(scopes['11-vault-backup'], COMPONENTS.vaultBackup, {
       ...common('Job'),
       scrapeAnnotations: false,
       image: cfg.images.redis,
@@ -170,14 +170,14 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
     });
   }
   chart('12-seed-vault');
-  new SeedVault(scopes['12-seed-vault'], 'seed-vault', {
+  new SeedVault(scopes['12-seed-vault'], COMPONENTS.seedVault, {
     ...common('Job'), scrapeAnnotations: false, image: cfg.images.app, priorityClassName: priority(PRIORITY_BATCH), vault, resources: cfg.jobResources,
     // One document: the same file the seed image bakes in.
     identity,
   });
 
   chart('20-core4');
-  const cores = new CoreQuorum(scopes['20-core4'], 'core4', {
+  const cores = new CoreQuorum(scopes['20-core4'], COMPONENTS.coreQuorum, {
     ...common('StatefulSet'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_CRITICAL),
@@ -189,7 +189,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   });
 
   chart('21-cali');
-  new Cali(scopes['21-cali'], 'cali', {
+  new Cali(scopes['21-cali'], COMPONENTS.cali, {
     ...common('Deployment'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_SERVING),
@@ -225,7 +225,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   }
 
   chart('30-orb-core');
-  new OrbCore(scopes['30-orb-core'], 'orb-core', {
+  new OrbCore(scopes['30-orb-core'], COMPONENTS.orbCore, {
     ...common('Deployment'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_SERVING),
@@ -304,7 +304,7 @@ export function buildTestPods(app: App, config: EnvironmentConfig, opts: Pick<St
 }
 
 function addTestPods(scope: Construct, cfg: EnvironmentConfig, names: StackNames): void {
-  new SmokeTest(scope, 'orb-smoke', {
+  new SmokeTest(scope, COMPONENTS.orbSmoke, {
     ...(names.prefix ? { names } : {}),
     version: cfg.version,
     image: cfg.images.app,

@@ -7,7 +7,7 @@ import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSp
 import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
 import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer, namesOf } from './workload-support';
 
-export const CORE_QUORUM: string = COMPONENTS.core4;
+export const CORE_QUORUM: string = COMPONENTS.coreQuorum;
 
 export interface CoreQuorumProps extends WorkloadProps {
   /**
@@ -49,7 +49,7 @@ export class CoreQuorum extends Construct {
     this.cores = cores;
     this.quorum = quorum;
 
-    const name = namesOf(props).component.core4;
+    const name = namesOf(props).component.coreQuorum;
     const labels = componentLabels({ name, component: 'verdict-core', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
 

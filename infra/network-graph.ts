@@ -58,7 +58,7 @@ export interface OrbNetworkOptions {
 }
 
 /** Components exposing /metrics on the HTTP port (by role, see COMPONENTS). */
-export const SCRAPED_ROLES = ['orbCore', 'whisperx', 'xtts', 'core4', 'cali'] as const;
+export const SCRAPED_ROLES = ['orbCore', 'whisperx', 'xtts', 'coreQuorum', 'cali'] as const;
 /** Components that connect to the vault, each as its own ACL user (by role). */
 export const VAULT_CLIENT_ROLES = [...SCRAPED_ROLES, 'seedVault', 'vaultBackup'] as const;
 /** Services exposing /metrics, by their unprefixed names. */

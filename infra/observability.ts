@@ -67,12 +67,12 @@ export class Observability extends Construct {
           rules: [
             {
               alert: 'OrbCoreQuorumLost',
-              expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="${names.component.core4}"} < ${props.quorum}`,
+              expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="${names.component.coreQuorum}"} < ${props.quorum}`,
               for: '1m',
               labels: { severity: 'critical' },
               annotations: {
                 summary: 'Fewer than the quorum of verdict cores are ready',
-                description: `${names.component.core4} has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
+                description: `${names.component.coreQuorum} has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
               },
             },
             {

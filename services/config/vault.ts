@@ -26,7 +26,7 @@ export const VAULT_ENV = {
   password: str('REDIS_PASSWORD', { doc: 'Password of the ACL user (from a Secret)', default: '', secret: true }),
   tls: bool('REDIS_TLS', { doc: 'Connect with TLS', default: false }),
   sentinels: hostPorts('REDIS_SENTINELS', {
-    doc: 'Comma-separated host:port of Redis Sentinels (the in-cluster HA vault: vault-N.vault:26379); set, the client asks them for the primary and follows failovers; empty means a direct connection',
+    doc: `Comma-separated host:port of Redis Sentinels (the in-cluster HA vault: vault-N.vault:${PORTS.sentinel}); set, the client asks them for the primary and follows failovers; empty means a direct connection`,
     default: [],
   }),
   sentinelMaster: str('REDIS_SENTINEL_MASTER', { doc: 'Sentinel master set name (the in-cluster vault: vault)', default: 'mymaster' }),

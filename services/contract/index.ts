@@ -17,7 +17,7 @@ export const COMPONENTS = {
   vault: 'vault',
   whisperx: 'whisperx',
   xtts: 'xtts',
-  core4: 'core4',
+  coreQuorum: 'core4',
   cali: 'cali',
   seedVault: 'seed-vault',
   vaultBackup: 'vault-backup',
