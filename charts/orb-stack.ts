@@ -11,7 +11,7 @@ import { App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import { COMPONENTS, ORB_CONFIG_NAME, stackNames, type StackNames } from '../services/contract';
 import {
-  Cali, CoreQuorum, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
+  Cali, CoreQuorum, ExternalVaultAcl, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
   PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
@@ -150,6 +150,11 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
       keyPrefix,
       replicas: cfg.vault.replicas,
     });
+  }
+  if (cfg.vault.mode === 'external' && names.prefix) {
+    // A shared external vault: this stack's users and key patterns, for the vault's operator to load.
+    chart('10-vault');
+    new ExternalVaultAcl(scopes['10-vault'], 'vault-acl', { names, keyPrefix, version: cfg.version });
   }
   if (cfg.backup) {
     chart('11-vault-backup');

@@ -344,3 +344,34 @@ function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'I
     volumeMounts: [...DATA_MOUNTS_COMMON, { name: 'run', mountPath: RUN_DIR }],
   });
 }
+
+export interface ExternalVaultAclProps {
+  /** The stack's names: ConfigMap `<prefix>vault-acl-rules`, users `<prefix><user>`. @default - unprefixed */
+  readonly names?: StackNames;
+  /** VAULT_KEY_PREFIX of the stack: every key pattern carries it. @default '' */
+  readonly keyPrefix?: string;
+  /** @default - no version label */
+  readonly version?: string;
+}
+
+/**
+ * A stack on an external vault: the ACL rules its users need there, as a ConfigMap
+ * (`<user>.rules` plus the assemble script, the same files the in-cluster vault's init container
+ * reads), for whoever runs that vault to load. Two stacks sharing one vault get disjoint users
+ * and key patterns (their name and key prefixes).
+ */
+export class ExternalVaultAcl extends Construct {
+  public readonly configMap: k8s.KubeConfigMap;
+
+  constructor(scope: Construct, id: string, props: ExternalVaultAclProps = {}) {
+    super(scope, id);
+    const names = props.names ?? stackNames();
+    const data: Record<string, string> = { 'assemble-acl.sh': ASSEMBLE_ACL_SCRIPT };
+    for (const user of VAULT_USERS) data[`${names.vaultUser(user)}.rules`] = aclRules(user, props.keyPrefix ?? '');
+    const name = `${names.component.vault}-acl-rules`;
+    this.configMap = new k8s.KubeConfigMap(this, 'acl-rules', {
+      metadata: { name, labels: componentLabels({ name, component: 'vault', version: props.version }) },
+      data,
+    });
+  }
+}

@@ -209,3 +209,37 @@ describe('a text turn through the renamed pieces', () => {
     expect(COMPONENTS.orbCore).toBe('orb-core');
   });
 });
+
+describe('two prefixed stacks sharing one external vault', () => {
+  const external: EnvironmentConfig = {
+    ...dev, backup: undefined,
+    vault: { mode: 'external', host: 'redis.shared.internal', port: 6379, sentinels: [], sentinelMaster: 'mymaster', tls: true, cidr: '10.40.0.0/24' },
+  };
+  const chart = new Chart(Testing.app(), 'shared-vault', { namespace: dev.namespace });
+  new OrbStack(chart, 'blue', { config: external, namePrefix: 'blue-' });
+  new OrbStack(chart, 'green', { config: external, namePrefix: 'green-', clusterObjects: false });
+  const out = Testing.synth(chart) as K8sObject[];
+  const get = (kind: string, name: string) => out.find((o) => o.kind === kind && o.metadata.name === name)!;
+
+  test('each gets its own key prefix, ACL users and key patterns; no vault pods', () => {
+    expect(out.filter((o) => o.kind === 'StatefulSet' && o.metadata.labels?.['app.kubernetes.io/component'] === 'vault')).toEqual([]);
+    expect(get('ConfigMap', 'blue-orb-config').data.VAULT_KEY_PREFIX).toBe('blue:');
+    expect(get('ConfigMap', 'green-orb-config').data.VAULT_KEY_PREFIX).toBe('green:');
+    const blueRules = get('ConfigMap', 'blue-vault-acl-rules').data as Record<string, string>;
+    const greenRules = get('ConfigMap', 'green-vault-acl-rules').data as Record<string, string>;
+    expect(blueRules['blue-orb.rules']).toContain('~blue:session:*');
+    expect(blueRules['blue-orb.rules']).not.toContain('green:');
+    expect(greenRules['green-orb.rules']).toContain('~green:session:*');
+    const users = (d: Record<string, string>) => Object.keys(d).filter((k) => k.endsWith('.rules'));
+    expect(users(blueRules).filter((u) => users(greenRules).includes(u))).toEqual([]);
+    // Every key pattern of a blue user starts with blue's key prefix.
+    for (const [file, rules] of Object.entries(blueRules)) {
+      if (!file.endsWith('.rules')) continue;
+      for (const m of rules.matchAll(/(?:%[RW])?~(\S+)/g)) expect({ file, pattern: m[1].replace(/\)$/, '').startsWith('blue:') }).toEqual({ file, pattern: true });
+    }
+    const env = (get('Deployment', 'green-orb-core').spec.template.spec.containers[0].env as K8sObject[]);
+    expect(env.find((e) => e.name === 'REDIS_USERNAME')?.value).toBe('green-orb');
+    expect(env.find((e) => e.name === 'REDIS_HOST')?.value).toBe('redis.shared.internal');
+    expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({ name: 'green-vault-acl', key: 'green-orb-password' });
+  });
+});
