@@ -16,5 +16,7 @@
 export * from '../infra';
 export { OrbStack, networkGraph, type OrbStackProps, type StackOptions } from './orb-stack';
 export { validateEnvironment } from './config';
+/** This repo's environments, as starting points to spread (`{ ...prod, name: 'staging', … }`). */
+export { dev, prod, ENVIRONMENTS as environments } from './environments';
 export type * from './config';
 export * as contract from '../services/contract';
