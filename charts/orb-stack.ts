@@ -9,7 +9,7 @@
  */
 import { App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
-import { COMPONENTS, ORB_CONFIG_NAME, stackNames, type StackNames } from '../services/contract';
+import { COMPONENTS, ORB_CONFIG_NAME, stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
 import {
   Cali, CoreQuorum, ExternalVaultAcl, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
   PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
@@ -38,7 +38,7 @@ export interface OrbEnvironment {
 function vaultEndpoint(cfg: EnvironmentConfig, names: StackNames): VaultEndpoint {
   const v = cfg.vault;
   if (v.mode === 'in-cluster') return inClusterVaultEndpoint(v.replicas ?? 1, names);
-  const acl = names.prefix ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
   return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls, ...acl };
 }
 
@@ -86,6 +86,13 @@ export interface StackOptions {
    * @default true
    */
   readonly clusterObjects?: boolean;
+  /**
+   * Secrets the stack reads, passed in by name (they hold credentials, so no manifest of ours
+   * creates them): the vault ACL users' passwords (keys `<user>-password`) and the gateway's API
+   * keys (key `keys`).
+   * @default - `<prefix>vault-acl` and `<prefix>orb-api-keys`
+   */
+  readonly secrets?: { readonly vaultAcl?: string; readonly apiKeys?: string };
 }
 
 /** The objects of a stack rendered under a scope factory: one scope per component file. */
@@ -93,7 +100,12 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   cfg: EnvironmentConfig; graph: NetworkGraph; scopes: Record<string, Construct>; names: StackNames;
 } {
   const cfg = validateEnvironment(config);
-  const names = stackNames(opts.namePrefix ?? '');
+  const base = stackNames(opts.namePrefix ?? '');
+  const names: StackNames = {
+    ...base, vaultAclSecret: opts.secrets?.vaultAcl ?? base.vaultAclSecret, apiKeysSecret: opts.secrets?.apiKeys ?? base.apiKeysSecret,
+  };
+  // Props carry the names only where they differ from the contract's, so default renders stay as they were.
+  const custom = names.prefix !== '' || opts.secrets !== undefined;
   // Two stacks on one external vault must not share keys: a prefixed stack's key prefix defaults to its name.
   const keyPrefix = cfg.keyPrefix || (names.prefix && cfg.vault.mode === 'external' ? `${names.prefix.slice(0, -1)}:` : cfg.keyPrefix);
   const ns = cfg.namespace;
@@ -108,7 +120,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
     // Jobs keep no checksum: their pod template is immutable, a changed one could not be re-applied.
     configChecksum: kind === 'Job' ? undefined : configChecksum,
     // Unprefixed stacks keep their props as they were (names default to the contract's).
-    ...(names.prefix ? { names } : {}),
+    ...(custom ? { names } : {}),
     ...(opts.configMap ? { configMapName: opts.configMap.name } : {}),
   });
   const vault = vaultEndpoint(cfg, names);
@@ -154,7 +166,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   if (cfg.vault.mode === 'external' && names.prefix) {
     // A shared external vault: this stack's users and key patterns, for the vault's operator to load.
     chart('10-vault');
-    new ExternalVaultAcl(scopes['10-vault'], 'vault-acl', { names, keyPrefix, version: cfg.version });
+    new ExternalVaultAcl(scopes['10-vault'], 'external-vault-acl', { names, keyPrefix, version: cfg.version });
   }
   if (cfg.backup) {
     chart('11-vault-backup');

@@ -60,7 +60,7 @@ export interface OrbCoreProps extends WorkloadProps {
   readonly settings?: EnvBinding<typeof ORB_ENV>['values'];
   /**
    * Where ORB_API_KEYS comes from.
-   * @default - Secret `orb-api-keys`, key `keys`
+   * @default - Secret `<prefix>orb-api-keys`, key `keys`
    */
   readonly apiKeys?: SecretKeyRef;
   /**
@@ -96,7 +96,7 @@ export class OrbCore extends Construct {
       renderEnv(ORB_ENV, {
         // Behind the Ingress the client address is the one its hops appended; without one, no header is believed.
         values: { ...(props.ingress ? { trustProxyHops: props.ingress.proxyHops ?? 1 } : {}), ...props.settings, port: HTTP_PORT },
-        secrets: { apiKeys: props.apiKeys ?? { secret: 'orb-api-keys', key: 'keys' } },
+        secrets: { apiKeys: props.apiKeys ?? { secret: namesOf(props).apiKeysSecret, key: 'keys' } },
         fieldRefs: { podName: 'metadata.name' },
       }),
       vaultEnv(props.vault, 'orb'),

@@ -17,7 +17,7 @@ import {
   VAULT_HA_USERS, VAULT_SENTINEL_MASTER,
 } from './vault-sentinel';
 import { namesOf, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
-import { stackNames, type StackNames } from '../services/contract';
+import { stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
 
 export const VAULT: string = COMPONENTS.vault;
 export const VAULT_PORT: number = PORTS.vault;
@@ -94,7 +94,7 @@ export function redisConf(maxMemory: string, replication?: { minReplicasToWrite:
 export function inClusterVaultEndpoint(replicas = 1, names: StackNames = stackNames()): VaultEndpoint {
   const vault = names.component.vault;
   // The unprefixed stack keeps the endpoint it always had (no ACL naming fields).
-  const acl = names.prefix ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
   if (replicas === 1) return { mode: 'in-cluster', serviceName: vault, port: VAULT_PORT, ...acl };
   return {
     mode: 'in-cluster', serviceName: vault, port: VAULT_PORT,

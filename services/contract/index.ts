@@ -29,6 +29,8 @@ export type ComponentRole = keyof typeof COMPONENTS;
 export const ORB_CONFIG_NAME = 'orb-config';
 /** The Secret holding every vault ACL user's password, key `<user>-password`. */
 export const VAULT_ACL_SECRET_NAME = 'vault-acl';
+/** The Secret holding the gateway's API keys (key `keys`). */
+export const API_KEYS_SECRET_NAME = 'orb-api-keys';
 
 /** Every name a stack renders, under one prefix (`''`: the default names). */
 export interface StackNames {
@@ -37,6 +39,7 @@ export interface StackNames {
   readonly component: { readonly [R in ComponentRole]: string };
   readonly orbConfig: string;
   readonly vaultAclSecret: string;
+  readonly apiKeysSecret: string;
   /** A vault ACL user's name (what VAULT_USERNAME holds and the ACL file declares). */
   vaultUser(user: string): string;
 }
@@ -55,6 +58,7 @@ export function stackNames(prefix = ''): StackNames {
     component,
     orbConfig: `${prefix}${ORB_CONFIG_NAME}`,
     vaultAclSecret: `${prefix}${VAULT_ACL_SECRET_NAME}`,
+    apiKeysSecret: `${prefix}${API_KEYS_SECRET_NAME}`,
     vaultUser: (user) => `${prefix}${user}`,
   };
 }

@@ -243,3 +243,35 @@ describe('two prefixed stacks sharing one external vault', () => {
     expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({ name: 'green-vault-acl', key: 'green-orb-password' });
   });
 });
+
+describe('ConfigMaps and Secrets are passed in or created, never assumed', () => {
+  const chart = new Chart(Testing.app(), 'passed-in', { namespace: dev.namespace });
+  new OrbStack(chart, 'stack', {
+    config: dev, namePrefix: 'red-', configMap: { name: 'platform-orb-settings', checksum: 'abc123' },
+    secrets: { vaultAcl: 'platform-vault-passwords', apiKeys: 'platform-api-keys' },
+  });
+  const out = Testing.synth(chart) as K8sObject[];
+
+  test('a passed-in ConfigMap is loaded and not created; passed-in Secrets are what every reference names', () => {
+    expect(out.filter((o) => o.kind === 'ConfigMap' && /orb-config|platform-orb-settings/.test(o.metadata.name))).toEqual([]);
+    const secretRefs = new Set<string>();
+    const configRefs = new Set<string>();
+    const walk = (x: unknown): void => {
+      if (Array.isArray(x)) x.forEach(walk);
+      else if (x && typeof x === 'object') {
+        const o = x as Record<string, unknown>;
+        if (o.secretKeyRef) secretRefs.add((o.secretKeyRef as { name: string }).name);
+        if (typeof o.secretName === 'string') secretRefs.add(o.secretName);
+        if (o.configMapRef) configRefs.add((o.configMapRef as { name: string }).name);
+        Object.values(o).forEach(walk);
+      }
+    };
+    walk(out);
+    expect([...configRefs]).toEqual(['platform-orb-settings']);
+    expect(secretRefs.has('platform-vault-passwords')).toBe(true);
+    expect(secretRefs.has('platform-api-keys')).toBe(true);
+    expect([...secretRefs].filter((s) => /^(red-)?(vault-acl|orb-api-keys)$/.test(s))).toEqual([]);
+    const orb = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'red-orb-core')!;
+    expect(orb.spec.template.metadata.annotations['ucm4.dev/config-checksum']).toBe('abc123');
+  });
+});

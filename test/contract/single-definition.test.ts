@@ -75,3 +75,8 @@ test('stack names: the unprefixed names are the contract\'s; a prefix must be a 
   expect(stackNames('blue-').vaultUser('orb')).toBe('blue-orb');
   for (const bad of ['blue', 'Blue-', '-', '1blue-', 'a-very-long-prefix-name-']) expect(() => stackNames(bad)).toThrow(/namePrefix/);
 });
+
+test('cdk8s-plus-28 stays behind infra/k8s.ts: no other source imports it', () => {
+  const importers = sources().filter((f) => /from 'cdk8s-plus-28'|require\('cdk8s-plus-28'\)/.test(readFileSync(f, 'utf8'))).map((f) => relative(REPO, f));
+  expect(importers).toEqual(['infra/k8s.ts']);
+});
