@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { COMPONENTS, ORB_CONFIG_NAME, stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
 import {
   Cali, CoreQuorum, ExternalVaultAcl, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
-  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
+  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
 import { chatPort } from '../infra/cali';
@@ -35,9 +35,10 @@ export interface OrbEnvironment {
   readonly charts: Record<string, Chart>;
 }
 
-function vaultEndpoint(cfg: EnvironmentConfig, names: StackNames): VaultEndpoint {
+/** Where an external vault is; an in-cluster vault's endpoint is its construct's (`Vault.endpoint`). */
+function externalVaultEndpoint(cfg: EnvironmentConfig, names: StackNames): VaultEndpoint {
   const v = cfg.vault;
-  if (v.mode === 'in-cluster') return inClusterVaultEndpoint(v.replicas ?? 1, names);
+  if (v.mode === 'in-cluster') throw new Error('externalVaultEndpoint: the vault is in-cluster');
   const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
   return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls, ...acl };
 }
@@ -123,7 +124,8 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
     ...(custom ? { names } : {}),
     ...(opts.configMap ? { configMapName: opts.configMap.name } : {}),
   });
-  const vault = vaultEndpoint(cfg, names);
+  // The services reach the vault where its construct says it is (Vault.endpoint), or at the external address.
+  let vault: VaultEndpoint | undefined = cfg.vault.mode === 'external' ? externalVaultEndpoint(cfg, names) : undefined;
   const graph = networkGraph(cfg, names);
 
   if (opts.clusterObjects ?? true) {
@@ -148,7 +150,7 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   if (cfg.vault.mode === 'in-cluster') {
     chart('10-vault');
     const single = (cfg.vault.replicas ?? 1) < 3;
-    new Vault(scopes['10-vault'], COMPONENTS.vault, {
+    vault = new Vault(scopes['10-vault'], COMPONENTS.vault, {
       ...common('StatefulSet'),
       // A single-node vault (dev only: the config refuses it elsewhere) carries A1's exemption.
       policyExemptions: [...exemptionsFor(cfg, 'StatefulSet'), ...(single && cfg.exemptions.includes('A1') ? ['A1' as const] : [])],
@@ -161,8 +163,9 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
       maxMemory: cfg.vault.maxMemory,
       keyPrefix,
       replicas: cfg.vault.replicas,
-    });
+    }).endpoint;
   }
+  if (!vault) throw new Error(`${cfg.name}.vault: no endpoint (mode ${cfg.vault.mode})`);
   if (cfg.vault.mode === 'external' && names.prefix) {
     // A shared external vault: this stack's users and key patterns, for the vault's operator to load.
     chart('10-vault');
