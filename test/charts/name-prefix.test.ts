@@ -275,3 +275,20 @@ describe('ConfigMaps and Secrets are passed in or created, never assumed', () =>
     expect(orb.spec.template.metadata.annotations['ucm4.dev/config-checksum']).toBe('abc123');
   });
 });
+
+test('a prefixed replicated vault: its nodes, Sentinels and clients all use the prefixed names', async () => {
+  const { prod } = await import('../../charts/environments');
+  const chart = new Chart(Testing.app(), 'ha', { namespace: prod.namespace });
+  new OrbStack(chart, 'blue', { config: prod, namePrefix: 'blue-' });
+  const out = Testing.synth(chart) as K8sObject[];
+  const vault = out.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'blue-vault')!;
+  const redis = vault.spec.template.spec.containers.find((c: K8sObject) => c.name === 'redis');
+  const nodes = (redis.env as K8sObject[]).find((e) => e.name === 'VAULT_NODES')!.value as string;
+  expect(nodes.split(' ').map((h) => h.split('.').slice(0, 2).join('.'))).toEqual(['blue-vault-0.blue-vault', 'blue-vault-1.blue-vault', 'blue-vault-2.blue-vault']);
+  expect(redis.readinessProbe.exec.command.join(' ')).toContain('--user blue-backup');
+  const orb = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'blue-orb-core')!;
+  const env = orb.spec.template.spec.containers[0].env as K8sObject[];
+  expect(env.find((e) => e.name === 'REDIS_SENTINELS')!.value).toBe(`blue-vault-0.blue-vault:${PORTS.sentinel},blue-vault-1.blue-vault:${PORTS.sentinel},blue-vault-2.blue-vault:${PORTS.sentinel}`);
+  const sentinelRules = out.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'blue-vault-sentinel-acl-rules')!.data as Record<string, string>;
+  expect(Object.keys(sentinelRules)).toContain('blue-orb.rules');
+});
