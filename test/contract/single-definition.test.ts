@@ -7,7 +7,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ENV_PROFILES } from '../../infra/policy/exemptions';
-import { COMPONENTS, EXEMPTABLE_RULES, ORB_CONFIG_NAME, PORTS, quorumProblems, stackNames, VAULT_ACL_SECRET_NAME } from '../../services/contract';
+import { VAULT_GRANTS } from '../../infra/vault-acl';
+import { vaultKeys } from '../../services/acp/keys';
+import { COMPONENTS, EXEMPTABLE_RULES, KEY_FAMILIES, VAULT_USERS, ORB_CONFIG_NAME, PORTS, quorumProblems, stackNames, VAULT_ACL_SECRET_NAME } from '../../services/contract';
 
 const REPO = join(__dirname, '..', '..');
 const ROOTS = ['infra', 'charts', 'services', 'scripts', 'tools/pods'];
@@ -79,4 +81,16 @@ test('stack names: the unprefixed names are the contract\'s; a prefix must be a 
 test('cdk8s-plus-28 stays behind infra/k8s.ts: no other source imports it', () => {
   const importers = sources().filter((f) => /from 'cdk8s-plus-28'|require\('cdk8s-plus-28'\)/.test(readFileSync(f, 'utf8'))).map((f) => relative(REPO, f));
   expect(importers).toEqual(['infra/k8s.ts']);
+});
+
+test('the key families: every ACL key pattern and every key the services build is in one of the contract\'s families', () => {
+  const inFamily = (k: string) => KEY_FAMILIES.some((f) => k.startsWith(f));
+  const patterns = Object.values(VAULT_GRANTS).flatMap((g) => [g.root, ...g.selectors]).flatMap((s) => s.keys.map((k) => k.pattern));
+  expect(patterns.length).toBeGreaterThan(10);
+  expect(patterns.filter((p) => !inFamily(p))).toEqual([]);
+  const keys = vaultKeys('');
+  const built = Object.values(keys).flatMap((v) => (typeof v === 'function' ? [(v as (a: string, b: string) => string)('x', 'y')] : typeof v === 'string' && v ? [v] : []));
+  expect(built.length).toBeGreaterThan(15);
+  expect(built.filter((k) => !inFamily(k))).toEqual([]);
+  expect(Object.keys(VAULT_GRANTS).sort()).toEqual([...VAULT_USERS].sort());
 });
