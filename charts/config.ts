@@ -2,7 +2,7 @@
  * Typed environment configuration, validated at synth time. Every problem names the field and
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
-import { EXEMPTABLE_RULES, quorumProblems } from '../services/contract';
+import { EXEMPTABLE_RULES, quorumProblems, vaultReplicasProblem } from '../services/contract';
 import { chatPort } from '../infra/cali';
 import {
   modelSourceProblems, type CaliChatProps, type ExemptableRule, type ExternalPeer, type ModelSource, type ModelVolume, type ResourceSpec, type VaultEndpoint,
@@ -275,7 +275,8 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (!/^\d+(b|kb|mb|gb)$/i.test(v.maxMemory)) at('vault.maxMemory', v.maxMemory, 'must be a Redis size like 512mb');
     resources('vault.resources', v.resources);
     const n = v.replicas ?? 1;
-    if (!Number.isInteger(n) || (n !== 1 && (n < 3 || n % 2 === 0))) at('vault.replicas', v.replicas, 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)');
+    const replicasProblem = vaultReplicasProblem(n);
+    if (replicasProblem) at('vault.replicas', v.replicas, replicasProblem);
     else if (n < 3 && !cfg.exemptions.includes('A1')) at('vault.replicas', v.replicas, "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external");
     if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
   } else {

@@ -17,7 +17,7 @@ import {
   VAULT_HA_USERS, VAULT_SENTINEL_MASTER,
 } from './vault-sentinel';
 import { namesOf, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
-import { stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
+import { stackNames, VAULT_ACL_SECRET_NAME, vaultReplicasProblem, type StackNames } from '../services/contract';
 
 export const VAULT: string = COMPONENTS.vault;
 export const VAULT_PORT: number = PORTS.vault;
@@ -117,9 +117,8 @@ export class Vault extends Construct {
     const maxMemory = props.maxMemory ?? '256mb';
     if (!/^\d+(b|kb|mb|gb)$/i.test(maxMemory)) throw new Error(`'maxMemory' (${maxMemory}) must be a Redis size like 256mb`);
     const replicas = props.replicas ?? 1;
-    if (!Number.isInteger(replicas) || (replicas !== 1 && (replicas < 3 || replicas % 2 === 0))) {
-      throw new Error(`'replicas' (${replicas}) must be 1 or an odd integer >= 3 (Sentinel needs a majority)`);
-    }
+    const replicasProblem = vaultReplicasProblem(replicas);
+    if (replicasProblem) throw new Error(`'replicas' (${replicas}) ${replicasProblem}`);
     const ha = replicas > 1 ? resolveHa(props.ha ?? {}, replicas) : undefined;
     const labels = componentLabels({ name, component: 'vault', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);

@@ -131,6 +131,15 @@ export function quorumProblems(cores: number, quorum: number): Array<{ field: 'c
   return out;
 }
 
+/**
+ * The vault's replica rule: one node, or an odd number >= 3 (a primary, replicas, and a Sentinel
+ * in each pod, so a majority of Sentinels can always be found). The problem, or undefined.
+ */
+export function vaultReplicasProblem(replicas: number): string | undefined {
+  if (!Number.isInteger(replicas) || (replicas !== 1 && (replicas < 3 || replicas % 2 === 0))) return 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)';
+  return undefined;
+}
+
 // ---- policy -----------------------------------------------------------------------------------------
 
 /** Rule IDs (POLICY.md) an environment may exempt; every other rule holds everywhere. */
