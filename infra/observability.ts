@@ -3,7 +3,7 @@
  * PrometheusRule with the stack's alerts. CRDs are typed with @kubernetes-models/prometheus-operator
  * (schema-checked in tests) and rendered with a plain cdk8s ApiObject.
  */
-import { stackNames, type StackNames } from '../services/contract';
+import { ACP_QUEUES, stackNames, type StackNames } from '../services/contract';
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
@@ -97,7 +97,7 @@ export class Observability extends Construct {
             },
             {
               alert: 'OrbSpeechQueueLagHigh',
-              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"whisperx|xtts"}) > ${lag}`,
+              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"${ACP_QUEUES.whisperx}|${ACP_QUEUES.xtts}"}) > ${lag}`,
               for: '5m',
               labels: { severity: 'warning' },
               annotations: {

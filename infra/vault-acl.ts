@@ -104,12 +104,13 @@ const QUEUE: Record<keyof typeof JOBS, readonly string[]> = {
   whisperx: [JOBS.whisperx, dlqOf(JOBS.whisperx)], xtts: [JOBS.xtts, dlqOf(JOBS.xtts)], core: [JOBS.core, dlqOf(JOBS.core)], cali: [JOBS.cali, dlqOf(JOBS.cali)],
 };
 /** The liveness index and per-pod keys of each role's queues. */
-const ALIVE = {
-  whisperx: ['acp:alive:whisperx', 'acp:alive:whisperx:*'],
-  xtts: ['acp:alive:xtts', 'acp:alive:xtts:*'],
-  core: ['acp:alive:core:*'],
-  cali: ['acp:alive:cali', 'acp:alive:cali:*'],
-} as const;
+const alive = (queue: string): string => `acp:alive:${queue}`;
+const ALIVE: Record<keyof typeof JOBS, readonly string[]> = {
+  whisperx: [alive(ACP_QUEUES.whisperx), alive(`${ACP_QUEUES.whisperx}:*`)],
+  xtts: [alive(ACP_QUEUES.xtts), alive(`${ACP_QUEUES.xtts}:*`)],
+  core: [alive(coreQueue('*'))],
+  cali: [alive(ACP_QUEUES.cali), alive(`${ACP_QUEUES.cali}:*`)],
+};
 
 /**
  * A worker role: its queue and DLQ, dedupe records, the turn streams it appends to (root); DEL
