@@ -2,6 +2,7 @@
  * Typed environment configuration, validated at synth time. Every problem names the field and
  * its value (`prod.images.app ("orb:1.0"): must be pinned by an @sha256 digest`).
  */
+import { EXEMPTABLE_RULES, quorumProblems, vaultReplicasProblem } from '../services/contract';
 import { chatPort } from '../infra/cali';
 import {
   modelSourceProblems, type CaliChatProps, type ExemptableRule, type ExternalPeer, type ModelSource, type ModelVolume, type ResourceSpec, type VaultEndpoint,
@@ -161,7 +162,7 @@ export class EnvironmentConfigError extends Error {
 const QUANTITY = /^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/;
 const DIGEST = /@sha256:[0-9a-f]{64}$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const EXEMPTABLE: readonly string[] = ['I2', 'A1', 'A7', 'N4'];
+const EXEMPTABLE: readonly string[] = EXEMPTABLE_RULES;
 
 /** Checks every invariant; throws one error listing all problems. */
 export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
@@ -261,8 +262,7 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   }
 
   const c = cfg.cores;
-  if (!Number.isInteger(c.cores) || c.cores < 3 || c.cores % 2 === 0) at('cores.cores', c.cores, 'must be an odd integer >= 3');
-  if (!Number.isInteger(c.quorum) || c.quorum > c.cores || c.quorum <= c.cores / 2) at('cores.quorum', c.quorum, `must be an integer above half of cores (${c.cores}) and at most cores`);
+  for (const p of quorumProblems(c.cores, c.quorum)) at(`cores.${p.field}`, c[p.field], p.message);
   resources('cores.resources', c.resources);
 
   int('cali.replicas', cfg.cali.replicas, 1);
@@ -275,7 +275,8 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     if (!/^\d+(b|kb|mb|gb)$/i.test(v.maxMemory)) at('vault.maxMemory', v.maxMemory, 'must be a Redis size like 512mb');
     resources('vault.resources', v.resources);
     const n = v.replicas ?? 1;
-    if (!Number.isInteger(n) || (n !== 1 && (n < 3 || n % 2 === 0))) at('vault.replicas', v.replicas, 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)');
+    const replicasProblem = vaultReplicasProblem(n);
+    if (replicasProblem) at('vault.replicas', v.replicas, replicasProblem);
     else if (n < 3 && !cfg.exemptions.includes('A1')) at('vault.replicas', v.replicas, "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external");
     if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
   } else {

@@ -1,12 +1,18 @@
 /**
- * Composes the constructs into one environment: one Chart per component, numbered so that
- * `kubectl apply -f dist/<env>/NN-*.k8s.yaml` in that order creates the namespace and config before
- * the workloads (`kubectl apply -k dist/<env>/` sorts by kind to the same effect).
+ * Composes the constructs into one environment from the typed config, two ways:
+ * - `OrbStack`: a construct another cdk8s app puts in its own Chart (the installable library);
+ *   a `namePrefix` lets two stacks share a namespace;
+ * - `buildEnvironment`: this repo's app: one Chart per component, numbered so that
+ *   `kubectl apply -f dist/<env>/NN-*.k8s.yaml` in that order creates the namespace and config
+ *   before the workloads (`kubectl apply -k dist/<env>/` sorts by kind to the same effect).
+ * Both run the same `composeStack`, so they cannot drift apart.
  */
 import { App, Chart } from 'cdk8s';
+import { Construct } from 'constructs';
+import { COMPONENTS, ORB_CONFIG_NAME, stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
 import {
-  Cali, CoreQuorum, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
-  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, inClusterVaultEndpoint, SCRAPED, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
+  Cali, CoreQuorum, ExternalVaultAcl, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
+  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
   type ExemptableRule, type NetworkGraph, type VaultEndpoint,
 } from '../infra';
 import { chatPort } from '../infra/cali';
@@ -22,21 +28,25 @@ export const COMPONENT_FILES = [
 /** Name of the test chart's file (its own App, applied separately). */
 export const TEST_PODS_FILE = 'test-pods';
 
-export interface OrbStack {
+/** An environment as `buildEnvironment` renders it: one Chart per component file. */
+export interface OrbEnvironment {
   readonly config: EnvironmentConfig;
   readonly graph: NetworkGraph;
   readonly charts: Record<string, Chart>;
 }
 
-function vaultEndpoint(cfg: EnvironmentConfig): VaultEndpoint {
+/** Where an external vault is; an in-cluster vault's endpoint is its construct's (`Vault.endpoint`). */
+function externalVaultEndpoint(cfg: EnvironmentConfig, names: StackNames): VaultEndpoint {
   const v = cfg.vault;
-  if (v.mode === 'in-cluster') return inClusterVaultEndpoint(v.replicas ?? 1);
-  return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls };
+  if (v.mode === 'in-cluster') throw new Error('externalVaultEndpoint: the vault is in-cluster');
+  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls, ...acl };
 }
 
-export function networkGraph(cfg: EnvironmentConfig): NetworkGraph {
+export function networkGraph(cfg: EnvironmentConfig, names: StackNames = stackNames()): NetworkGraph {
   const v = cfg.vault;
   return orbNetworkGraph({
+    names,
     vault: v.mode === 'in-cluster' ? { mode: 'in-cluster', sentinel: (v.replicas ?? 1) > 1 }
       : { mode: 'external', cidr: v.cidr, ports: [...new Set([v.port, ...v.sentinels.map((s) => Number(s.split(':')[1]))])].sort((a, b) => a - b) },
     ingressController: cfg.ingressController,
@@ -57,12 +67,51 @@ function exemptionsFor(cfg: EnvironmentConfig, kind: 'Deployment' | 'StatefulSet
   return cfg.exemptions.filter((r) => applies[r].includes(kind));
 }
 
-/** Builds every component chart of `config` into `app`. */
-export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack {
+/** How a stack is composed beyond its environment config. */
+export interface StackOptions {
+  /**
+   * Prefix of every object name, label, selector, NetworkPolicy and vault ACL user of the stack
+   * (`'blue-'`), so two stacks can live in one namespace.
+   * @default '' (the names in services/contract)
+   */
+  readonly namePrefix?: string;
+  /**
+   * The ConfigMap the services load (envFrom): passed in (its name, and a checksum of its data
+   * that rolls the pods when it changes), or created (an OrbConfig named `<prefix>orb-config`).
+   * @default - created
+   */
+  readonly configMap?: { readonly name: string; readonly checksum?: string };
+  /**
+   * Render the cluster-wide and namespace objects (the Namespace, PriorityClasses). Leave them
+   * to one stack when several share a namespace.
+   * @default true
+   */
+  readonly clusterObjects?: boolean;
+  /**
+   * Secrets the stack reads, passed in by name (they hold credentials, so no manifest of ours
+   * creates them): the vault ACL users' passwords (keys `<user>-password`) and the gateway's API
+   * keys (key `keys`).
+   * @default - `<prefix>vault-acl` and `<prefix>orb-api-keys`
+   */
+  readonly secrets?: { readonly vaultAcl?: string; readonly apiKeys?: string };
+}
+
+/** The objects of a stack rendered under a scope factory: one scope per component file. */
+function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (file: string) => Construct): {
+  cfg: EnvironmentConfig; graph: NetworkGraph; scopes: Record<string, Construct>; names: StackNames;
+} {
   const cfg = validateEnvironment(config);
+  const base = stackNames(opts.namePrefix ?? '');
+  const names: StackNames = {
+    ...base, vaultAclSecret: opts.secrets?.vaultAcl ?? base.vaultAclSecret, apiKeysSecret: opts.secrets?.apiKeys ?? base.apiKeysSecret,
+  };
+  // Props carry the names only where they differ from the contract's, so default renders stay as they were.
+  const custom = names.prefix !== '' || opts.secrets !== undefined;
+  // Two stacks on one external vault must not share keys: a prefixed stack's key prefix defaults to its name.
+  const keyPrefix = cfg.keyPrefix || (names.prefix && cfg.vault.mode === 'external' ? `${names.prefix.slice(0, -1)}:` : cfg.keyPrefix);
   const ns = cfg.namespace;
-  const chart = (file: string) => new Chart(app, file, { namespace: file === '00-namespace' ? undefined : ns });
-  const charts: Record<string, Chart> = {};
+  const scopes: Record<string, Construct> = {};
+  const chart = (file: string) => (scopes[file] = scope(file));
   const priority = (p: string) => (cfg.priorityClasses ? p : undefined);
   const common = (kind: 'Deployment' | 'StatefulSet' | 'Job') => ({
     version: cfg.version,
@@ -70,27 +119,38 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     policyExemptions: exemptionsFor(cfg, kind),
     scrapeAnnotations: !cfg.monitoring.prometheusOperator,
     // Jobs keep no checksum: their pod template is immutable, a changed one could not be re-applied.
-    configChecksum: kind === 'Job' ? undefined : orbConfig.checksum,
+    configChecksum: kind === 'Job' ? undefined : configChecksum,
+    // Unprefixed stacks keep their props as they were (names default to the contract's).
+    ...(custom ? { names } : {}),
+    ...(opts.configMap ? { configMapName: opts.configMap.name } : {}),
   });
-  const vault = vaultEndpoint(cfg);
-  const graph = networkGraph(cfg);
+  // The services reach the vault where its construct says it is (Vault.endpoint), or at the external address.
+  let vault: VaultEndpoint | undefined = cfg.vault.mode === 'external' ? externalVaultEndpoint(cfg, names) : undefined;
+  const graph = networkGraph(cfg, names);
 
-  charts['00-namespace'] = chart('00-namespace');
-  new OrbNamespace(charts['00-namespace'], 'namespace', { name: ns, version: cfg.version });
-  if (cfg.priorityClasses) new PriorityClasses(charts['00-namespace'], 'priority-classes', { version: cfg.version });
+  if (opts.clusterObjects ?? true) {
+    chart('00-namespace');
+    new OrbNamespace(scopes['00-namespace'], 'namespace', { name: ns, version: cfg.version });
+    if (cfg.priorityClasses) new PriorityClasses(scopes['00-namespace'], 'priority-classes', { version: cfg.version });
+  }
 
-  charts['01-config'] = chart('01-config');
-  const orbConfig = new OrbConfig(charts['01-config'], 'orb-config', { environment: cfg.name, logLevel: cfg.logLevel, keyPrefix: cfg.keyPrefix, version: cfg.version });
+  let configChecksum = opts.configMap?.checksum;
+  if (!opts.configMap) {
+    chart('01-config');
+    configChecksum = new OrbConfig(scopes['01-config'], ORB_CONFIG_NAME, {
+      environment: cfg.name, logLevel: cfg.logLevel, keyPrefix, version: cfg.version, ...(names.prefix ? { name: names.orbConfig } : {}),
+    }).checksum;
+  }
 
-  charts['02-network'] = chart('02-network');
-  new NetworkPolicies(charts['02-network'], 'network-policies', {
-    graph, components: graph.components.filter((c) => c !== 'orb-smoke'), version: cfg.version,
+  chart('02-network');
+  new NetworkPolicies(scopes['02-network'], 'network-policies', {
+    graph, components: graph.components.filter((c) => c !== names.component.orbSmoke), version: cfg.version, ...(names.prefix ? { namePrefix: names.prefix } : {}),
   });
 
   if (cfg.vault.mode === 'in-cluster') {
-    charts['10-vault'] = chart('10-vault');
+    chart('10-vault');
     const single = (cfg.vault.replicas ?? 1) < 3;
-    new Vault(charts['10-vault'], 'vault', {
+    vault = new Vault(scopes['10-vault'], COMPONENTS.vault, {
       ...common('StatefulSet'),
       // A single-node vault (dev only: the config refuses it elsewhere) carries A1's exemption.
       policyExemptions: [...exemptionsFor(cfg, 'StatefulSet'), ...(single && cfg.exemptions.includes('A1') ? ['A1' as const] : [])],
@@ -101,13 +161,19 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       storage: cfg.vault.storage,
       storageClassName: cfg.vault.storageClassName,
       maxMemory: cfg.vault.maxMemory,
-      keyPrefix: cfg.keyPrefix,
+      keyPrefix,
       replicas: cfg.vault.replicas,
-    });
+    }).endpoint;
+  }
+  if (!vault) throw new Error(`${cfg.name}.vault: no endpoint (mode ${cfg.vault.mode})`);
+  if (cfg.vault.mode === 'external' && names.prefix) {
+    // A shared external vault: this stack's users and key patterns, for the vault's operator to load.
+    chart('10-vault');
+    new ExternalVaultAcl(scopes['10-vault'], 'external-vault-acl', { names, keyPrefix, version: cfg.version });
   }
   if (cfg.backup) {
-    charts['11-vault-backup'] = chart('11-vault-backup');
-    new VaultBackup(charts['11-vault-backup'], 'vault-backup', {
+    chart('11-vault-backup');
+    new VaultBackup(scopes['11-vault-backup'], COMPONENTS.vaultBackup, {
       ...common('Job'),
       scrapeAnnotations: false,
       image: cfg.images.redis,
@@ -123,15 +189,15 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       } : undefined,
     });
   }
-  charts['12-seed-vault'] = chart('12-seed-vault');
-  new SeedVault(charts['12-seed-vault'], 'seed-vault', {
+  chart('12-seed-vault');
+  new SeedVault(scopes['12-seed-vault'], COMPONENTS.seedVault, {
     ...common('Job'), scrapeAnnotations: false, image: cfg.images.app, priorityClassName: priority(PRIORITY_BATCH), vault, resources: cfg.jobResources,
     // One document: the same file the seed image bakes in.
     identity,
   });
 
-  charts['20-core4'] = chart('20-core4');
-  const cores = new CoreQuorum(charts['20-core4'], 'core4', {
+  chart('20-core4');
+  const cores = new CoreQuorum(scopes['20-core4'], COMPONENTS.coreQuorum, {
     ...common('StatefulSet'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_CRITICAL),
@@ -142,8 +208,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     vault,
   });
 
-  charts['21-cali'] = chart('21-cali');
-  new Cali(charts['21-cali'], 'cali', {
+  chart('21-cali');
+  new Cali(scopes['21-cali'], COMPONENTS.cali, {
     ...common('Deployment'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_SERVING),
@@ -156,8 +222,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
   });
 
   for (const [file, role] of [['22-whisperx', 'whisperx'], ['23-xtts', 'xtts']] as const) {
-    charts[file] = chart(file);
-    new SpeechWorker(charts[file], role, {
+    chart(file);
+    new SpeechWorker(scopes[file], role, {
       ...common('Deployment'),
       role,
       image: cfg.speech.gpu ? cfg.images.gpu : cfg.images.app,
@@ -170,7 +236,7 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
       modelProxy: cfg.speech.modelEgress?.proxy,
       modelLoadSeconds: cfg.speech.modelLoadSeconds,
       minAvailable: cfg.speech.minAvailable,
-      keyPrefix: cfg.keyPrefix,
+      keyPrefix,
       scaling: {
         ...cfg.speech.scaling,
         keda: cfg.keda ? { lagCount: cfg.keda.lagCount, activationLagCount: cfg.keda.activationLagCount } : undefined,
@@ -178,8 +244,8 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
     });
   }
 
-  charts['30-orb-core'] = chart('30-orb-core');
-  new OrbCore(charts['30-orb-core'], 'orb-core', {
+  chart('30-orb-core');
+  new OrbCore(scopes['30-orb-core'], COMPONENTS.orbCore, {
     ...common('Deployment'),
     image: cfg.images.app,
     priorityClassName: priority(PRIORITY_SERVING),
@@ -194,19 +260,72 @@ export function buildEnvironment(app: App, config: EnvironmentConfig): OrbStack 
   });
 
   if (cfg.monitoring.prometheusOperator) {
-    charts['40-monitoring'] = chart('40-monitoring');
-    new Observability(charts['40-monitoring'], 'observability', {
-      namespace: ns, services: SCRAPED, quorum: cores.quorum, speechLagThreshold: cfg.monitoring.speechLagThreshold, version: cfg.version,
+    chart('40-monitoring');
+    new Observability(scopes['40-monitoring'], 'observability', {
+      namespace: ns, services: names.prefix ? SCRAPED_ROLES.map((r) => names.component[r]) : SCRAPED, quorum: cores.quorum,
+      speechLagThreshold: cfg.monitoring.speechLagThreshold, version: cfg.version, ...(names.prefix ? { names } : {}),
     });
   }
-  return { config: cfg, graph, charts };
+  return { cfg, graph, scopes, names };
+}
+
+/** Builds every component chart of `config` into `app` (this repo's dist/). */
+export function buildEnvironment(app: App, config: EnvironmentConfig, opts: StackOptions = {}): OrbEnvironment {
+  const ns = config.namespace;
+  const { cfg, graph, scopes } = composeStack(config, opts, (file) => new Chart(app, file, { namespace: file === '00-namespace' ? undefined : ns }));
+  return { config: cfg, graph, charts: scopes as Record<string, Chart> };
+}
+
+export interface OrbStackProps extends StackOptions {
+  /** The environment: images, replicas, vault, resources… (validated; errors name the field). */
+  readonly config: EnvironmentConfig;
+  /**
+   * Also render the in-cluster smoke test Job (`<prefix>orb-smoke`) and its NetworkPolicy.
+   * @default false
+   */
+  readonly testPods?: boolean;
+}
+
+/**
+ * The whole stack as one construct, for a cdk8s app of your own: put it in a Chart whose
+ * namespace is `config.namespace`. Two stacks with different `namePrefix`es share a namespace;
+ * each gets its own vault unless `config.vault` points both at one external vault, where each
+ * keeps its own key prefix and ACL users.
+ *
+ * @example
+ * const chart = new Chart(app, 'orb', { namespace: 'orb' });
+ * new OrbStack(chart, 'blue', { config, namePrefix: 'blue-' });
+ * new OrbStack(chart, 'green', { config, namePrefix: 'green-', clusterObjects: false });
+ */
+export class OrbStack extends Construct {
+  /** The validated config. */
+  public readonly config: EnvironmentConfig;
+  /** The allowed connections its NetworkPolicies render. */
+  public readonly graph: NetworkGraph;
+  /** Every name the stack rendered. */
+  public readonly names: StackNames;
+
+  constructor(scope: Construct, id: string, props: OrbStackProps) {
+    super(scope, id);
+    const { cfg, graph, names } = composeStack(props.config, props, (file) => new Construct(this, file));
+    if (props.testPods) addTestPods(new Construct(this, TEST_PODS_FILE), cfg, names);
+    this.config = cfg;
+    this.graph = graph;
+    this.names = names;
+  }
 }
 
 /** The test chart: Job `orb-smoke` and its NetworkPolicy, applied after the stack is up. */
-export function buildTestPods(app: App, config: EnvironmentConfig): Chart {
+export function buildTestPods(app: App, config: EnvironmentConfig, opts: Pick<StackOptions, 'namePrefix'> = {}): Chart {
   const cfg = validateEnvironment(config);
   const chart = new Chart(app, TEST_PODS_FILE, { namespace: cfg.namespace });
-  new SmokeTest(chart, 'orb-smoke', {
+  addTestPods(chart, cfg, stackNames(opts.namePrefix ?? ''));
+  return chart;
+}
+
+function addTestPods(scope: Construct, cfg: EnvironmentConfig, names: StackNames): void {
+  new SmokeTest(scope, COMPONENTS.orbSmoke, {
+    ...(names.prefix ? { names } : {}),
     version: cfg.version,
     image: cfg.images.app,
     imagePullPolicy: cfg.imagePullPolicy,
@@ -215,6 +334,7 @@ export function buildTestPods(app: App, config: EnvironmentConfig): Chart {
     resources: cfg.jobResources,
     acceptance: cfg.acceptance.inJob ? cfg.acceptance : undefined,
   });
-  new NetworkPolicies(chart, 'network-policies', { graph: networkGraph(cfg), components: ['orb-smoke'], defaultDeny: false, version: cfg.version });
-  return chart;
+  new NetworkPolicies(scope, 'network-policies', {
+    graph: networkGraph(cfg, names), components: [names.component.orbSmoke], defaultDeny: false, version: cfg.version,
+  });
 }

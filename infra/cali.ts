@@ -1,12 +1,13 @@
 /** Cali: Deployment `cali` — waits for the verdict quorum, writes the reply, updates memory. */
+import { COMPONENTS, quorumProblems } from '../services/contract';
 import { Construct } from 'constructs';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CALI_ROLE_ENV, mergeEnv, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
-import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer } from './workload-support';
+import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer, namesOf } from './workload-support';
 
-export const CALI = 'cali';
+export const CALI: string = COMPONENTS.cali;
 
 /** An OpenAI-compatible chat endpoint for free-form replies (CALI falls back to offline replies without it). */
 export interface CaliChatProps {
@@ -49,8 +50,9 @@ export class Cali extends Construct {
     const replicas = props.replicas ?? 2;
     if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`'replicas' (${replicas}) must be an integer >= 1`);
     if (props.chat) chatPort(props.chat.url);
-    if (props.quorum > props.cores) throw new Error(`'quorum' (${props.quorum}) must be at most 'cores' (${props.cores})`);
-    const name = CALI;
+    const problem = quorumProblems(props.cores, props.quorum)[0];
+    if (problem) throw new Error(`'${problem.field}' (${props[problem.field]}) ${problem.message}`);
+    const name = namesOf(props).component.cali;
     const labels = componentLabels({ name, component: 'navigation', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
     const probes = httpProbes();

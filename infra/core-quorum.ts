@@ -1,12 +1,13 @@
 /** CoreQuorum: StatefulSet `core4` — five sovereign verdict cores, each ordinal with its own model. */
+import { COMPONENTS, DEFAULT_CORES, DEFAULT_QUORUM, quorumProblems } from '../services/contract';
 import { Construct } from 'constructs';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
-import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer } from './workload-support';
+import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer, namesOf } from './workload-support';
 
-export const CORE_QUORUM = 'core4';
+export const CORE_QUORUM: string = COMPONENTS.coreQuorum;
 
 export interface CoreQuorumProps extends WorkloadProps {
   /**
@@ -41,15 +42,14 @@ export class CoreQuorum extends Construct {
 
   constructor(scope: Construct, id: string, props: CoreQuorumProps) {
     super(scope, id);
-    const cores = props.cores ?? 5;
-    const quorum = props.quorum ?? 3;
-    if (!Number.isInteger(cores) || cores < 3 || cores % 2 === 0) throw new Error(`'cores' (${cores}) must be an odd integer >= 3`);
-    if (!Number.isInteger(quorum) || quorum > cores) throw new Error(`'quorum' (${quorum}) must be an integer at most 'cores' (${cores})`);
-    if (quorum <= cores / 2) throw new Error(`'quorum' (${quorum}) must be more than half of 'cores' (${cores})`);
+    const cores = props.cores ?? DEFAULT_CORES;
+    const quorum = props.quorum ?? DEFAULT_QUORUM;
+    const problem = quorumProblems(cores, quorum)[0];
+    if (problem) throw new Error(`'${problem.field}' (${problem.field === 'cores' ? cores : quorum}) ${problem.message}`);
     this.cores = cores;
     this.quorum = quorum;
 
-    const name = CORE_QUORUM;
+    const name = namesOf(props).component.coreQuorum;
     const labels = componentLabels({ name, component: 'verdict-core', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
 

@@ -2,6 +2,7 @@
  * Pod and container specs that pass the restricted Pod Security profile and the POLICY.md rules
  * by construction: every workload construct builds its pods here, so a rule is fixed once.
  */
+import { HTTP_PORT_NAME, PORTS } from '../services/contract';
 import { k8s } from './k8s';
 
 /** uid/gid every container runs as (POLICY S1: >= 10000; the images create it). */
@@ -48,8 +49,8 @@ export function renderResources(r: ResourceSpec): k8s.ResourceRequirements {
 }
 
 /** Name of the port every service listens on (contract: 8080 named `http`). */
-export const HTTP_PORT_NAME = 'http';
-export const HTTP_PORT = 8080;
+export { HTTP_PORT_NAME };
+export const HTTP_PORT: number = PORTS.http;
 
 /** `/readyz` for readiness and `/livez` for liveness: the two differ on purpose (POLICY P2). */
 export function httpProbes(opts: { startupFailureThreshold?: number; startupPeriodSeconds?: number; startupPath?: string } = {}): {

@@ -15,6 +15,8 @@ export interface NetworkPoliciesProps {
   readonly defaultDeny?: boolean;
   /** @default - no version label */
   readonly version?: string;
+  /** Name prefix of the stack (the default-deny policy's name). @default '' */
+  readonly namePrefix?: string;
 }
 
 function peerOf(graph: NetworkGraph, node: string): k8s.NetworkPolicyPeer {
@@ -48,7 +50,7 @@ export class NetworkPolicies extends Construct {
     const selected = props.components ?? g.components;
     if (props.defaultDeny ?? true) {
       new k8s.KubeNetworkPolicy(this, 'default-deny', {
-        metadata: { name: 'default-deny', labels: componentLabels({ name: 'default-deny', component: 'network', version: props.version }) },
+        metadata: { name: `${props.namePrefix ?? ''}default-deny`, labels: componentLabels({ name: `${props.namePrefix ?? ''}default-deny`, component: 'network', version: props.version }) },
         spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
       });
     }

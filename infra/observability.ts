@@ -3,6 +3,7 @@
  * PrometheusRule with the stack's alerts. CRDs are typed with @kubernetes-models/prometheus-operator
  * (schema-checked in tests) and rendered with a plain cdk8s ApiObject.
  */
+import { ACP_QUEUES, stackNames, type StackNames } from '../services/contract';
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
@@ -32,6 +33,8 @@ export interface ObservabilityProps {
   readonly scrapeInterval?: string;
   /** @default - no version label */
   readonly version?: string;
+  /** The stack's names (rule and workload names in the alerts). @default - the unprefixed names */
+  readonly names?: StackNames;
 }
 
 export class Observability extends Construct {
@@ -54,21 +57,22 @@ export class Observability extends Construct {
       new ApiObject(this, `service-monitor-${svc}`, sm.toJSON() as never);
     }
     const ns = props.namespace;
+    const names = props.names ?? stackNames();
     const lag = props.speechLagThreshold ?? 50;
     this.rule = new PrometheusRule({
-      metadata: { name: 'ucm4-core', labels: { ...componentLabels({ name: 'ucm4-core', component: 'monitoring', version: props.version }), ...extra } },
+      metadata: { name: `${names.prefix}ucm4-core`, labels: { ...componentLabels({ name: `${names.prefix}ucm4-core`, component: 'monitoring', version: props.version }), ...extra } },
       spec: {
         groups: [{
           name: 'ucm4-core',
           rules: [
             {
               alert: 'OrbCoreQuorumLost',
-              expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="core4"} < ${props.quorum}`,
+              expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="${names.component.coreQuorum}"} < ${props.quorum}`,
               for: '1m',
               labels: { severity: 'critical' },
               annotations: {
                 summary: 'Fewer than the quorum of verdict cores are ready',
-                description: `core4 has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
+                description: `${names.component.coreQuorum} has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
               },
             },
             {
@@ -83,7 +87,7 @@ export class Observability extends Construct {
             },
             {
               alert: 'OrbReplicaHeartbeatMissing',
-              expr: `max(orb_replicas_alive{namespace="${ns}"}) < min(kube_deployment_status_replicas_available{namespace="${ns}",deployment="orb-core"})`,
+              expr: `max(orb_replicas_alive{namespace="${ns}"}) < min(kube_deployment_status_replicas_available{namespace="${ns}",deployment="${names.component.orbCore}"})`,
               for: '2m',
               labels: { severity: 'warning' },
               annotations: {
@@ -93,7 +97,7 @@ export class Observability extends Construct {
             },
             {
               alert: 'OrbSpeechQueueLagHigh',
-              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"whisperx|xtts"}) > ${lag}`,
+              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"${ACP_QUEUES.whisperx}|${ACP_QUEUES.xtts}"}) > ${lag}`,
               for: '5m',
               labels: { severity: 'warning' },
               annotations: {

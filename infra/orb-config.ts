@@ -1,4 +1,5 @@
 /** OrbConfig: ConfigMap `orb-config` — non-secret settings every service reads (via envFrom). */
+import { ORB_CONFIG_NAME } from '../services/contract';
 import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { ORB_ENV } from '../services/config/orb';
@@ -6,7 +7,7 @@ import { VAULT_ENV } from '../services/config/vault';
 import { componentLabels } from './labels';
 import { k8s } from './k8s';
 
-export const ORB_CONFIG = 'orb-config';
+export const ORB_CONFIG: string = ORB_CONFIG_NAME;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export interface OrbConfigProps {
@@ -18,6 +19,8 @@ export interface OrbConfigProps {
   readonly keyPrefix?: string;
   /** @default - no version label */
   readonly version?: string;
+  /** The ConfigMap's name (a prefixed stack's `<prefix>orb-config`). @default 'orb-config' */
+  readonly name?: string;
 }
 
 export class OrbConfig extends Construct {
@@ -40,7 +43,7 @@ export class OrbConfig extends Construct {
     const sorted = Object.fromEntries(Object.entries(data).sort(([a], [b]) => a.localeCompare(b)));
     this.checksum = createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
     this.configMap = new k8s.KubeConfigMap(this, 'config-map', {
-      metadata: { name: ORB_CONFIG, labels: componentLabels({ name: ORB_CONFIG, component: 'config', version: props.version }) },
+      metadata: { name: props.name ?? ORB_CONFIG, labels: componentLabels({ name: props.name ?? ORB_CONFIG, component: 'config', version: props.version }) },
       data: sorted,
     });
   }

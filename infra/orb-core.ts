@@ -1,5 +1,5 @@
 /** OrbCore: the stateless gateway — Deployment `orb-core` (container `orb-field`), Service, Ingress, HPA, PDB. */
-import { PUBLIC_API_PREFIX, WEB_CLIENT_FILES } from '../services/contract';
+import { COMPONENTS, PUBLIC_API_PREFIX, WEB_CLIENT_FILES } from '../services/contract';
 import { Construct } from 'constructs';
 import { ORB_ENV } from '../services/config/orb';
 import { componentLabels, selectorLabels } from './labels';
@@ -8,11 +8,11 @@ import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSp
 import { mergeEnv, renderEnv, vaultEnv, type EnvBinding, type SecretKeyRef, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps, serviceContainer,
+  type ReplicaRange, type WorkloadProps, serviceContainer, namesOf,
 } from './workload-support';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
 
-export const ORB_CORE = 'orb-core';
+export const ORB_CORE: string = COMPONENTS.orbCore;
 export const ORB_CORE_CONTAINER = 'orb-field';
 
 export interface OrbCoreIngressProps {
@@ -60,7 +60,7 @@ export interface OrbCoreProps extends WorkloadProps {
   readonly settings?: EnvBinding<typeof ORB_ENV>['values'];
   /**
    * Where ORB_API_KEYS comes from.
-   * @default - Secret `orb-api-keys`, key `keys`
+   * @default - Secret `<prefix>orb-api-keys`, key `keys`
    */
   readonly apiKeys?: SecretKeyRef;
   /**
@@ -88,30 +88,31 @@ export class OrbCore extends Construct {
     const floor = props.autoscaling?.minReplicas ?? replicas;
     const budget = budgetFor(floor, floor > 1 ? (props.minAvailable ?? 2) : undefined, 'minAvailable');
 
-    const labels = componentLabels({ name: ORB_CORE, component: 'gateway', version: props.version });
-    const sa = workloadServiceAccount(this, ORB_CORE, labels);
+    const name = namesOf(props).component.orbCore;
+    const labels = componentLabels({ name, component: 'gateway', version: props.version });
+    const sa = workloadServiceAccount(this, name, labels);
 
     const env = mergeEnv(
       renderEnv(ORB_ENV, {
         // Behind the Ingress the client address is the one its hops appended; without one, no header is believed.
         values: { ...(props.ingress ? { trustProxyHops: props.ingress.proxyHops ?? 1 } : {}), ...props.settings, port: HTTP_PORT },
-        secrets: { apiKeys: props.apiKeys ?? { secret: 'orb-api-keys', key: 'keys' } },
+        secrets: { apiKeys: props.apiKeys ?? { secret: namesOf(props).apiKeysSecret, key: 'keys' } },
         fieldRefs: { podName: 'metadata.name' },
       }),
       vaultEnv(props.vault, 'orb'),
     );
     const probes = httpProbes();
     this.deployment = new k8s.KubeDeployment(this, 'deployment', {
-      metadata: { name: ORB_CORE, labels, annotations: workloadAnnotations(props) },
+      metadata: { name, labels, annotations: workloadAnnotations(props) },
       spec: {
         replicas: props.autoscaling ? undefined : replicas,
-        selector: { matchLabels: selectorLabels(ORB_CORE) },
+        selector: { matchLabels: selectorLabels(name) },
         // Surge first: a WebSocket gateway must never dip below its replica count during a rollout.
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromString('25%'), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
-            app: ORB_CORE,
+            app: name,
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
             // Contract: 45 s grace covers the 5 s preStop plus the gateway's drain of in-flight turns.
@@ -127,19 +128,19 @@ export class OrbCore extends Construct {
     });
 
     this.service = new k8s.KubeService(this, 'service', {
-      metadata: { name: ORB_CORE, labels },
+      metadata: { name, labels },
       spec: {
         type: 'ClusterIP',
-        selector: selectorLabels(ORB_CORE),
+        selector: selectorLabels(name),
         ports: [{ name: HTTP_PORT_NAME, port: HTTP_PORT, targetPort: k8s.IntOrString.fromString(HTTP_PORT_NAME), protocol: 'TCP' }],
       },
     });
 
     if (props.autoscaling) {
       this.autoscaler = new k8s.KubeHorizontalPodAutoscalerV2(this, 'autoscaler', {
-        metadata: { name: ORB_CORE, labels },
+        metadata: { name, labels },
         spec: {
-          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: ORB_CORE },
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
           minReplicas: props.autoscaling.minReplicas,
           maxReplicas: props.autoscaling.maxReplicas,
           metrics: [{
@@ -150,14 +151,14 @@ export class OrbCore extends Construct {
       });
     }
 
-    podDisruptionBudget(this, ORB_CORE, labels, budget);
+    podDisruptionBudget(this, name, labels, budget);
 
     if (props.ingress) {
       const ing = props.ingress;
       const timeout = String(ing.timeoutSeconds ?? 3600);
       this.ingress = new k8s.KubeIngress(this, 'ingress', {
         metadata: {
-          name: ORB_CORE,
+          name,
           labels,
           annotations: {
             // WebSockets live for a whole conversation: nginx's 60 s default would cut idle ones.
@@ -175,7 +176,7 @@ export class OrbCore extends Construct {
             http: {
               // Client paths only: metrics and probes answer on the same port and must stay in-cluster.
               paths: publicPaths().map(({ path, pathType }) => ({
-                path, pathType, backend: { service: { name: ORB_CORE, port: { name: HTTP_PORT_NAME } } },
+                path, pathType, backend: { service: { name, port: { name: HTTP_PORT_NAME } } },
               })),
             },
           }],

@@ -3,11 +3,12 @@
  * them, and only for rules POLICY.md lets dev exempt; the rule → tool-check mapping is the
  * policy engine's own (infra/policy/exemptions.ts), so the engine and the manifests agree.
  */
+import { EXEMPTABLE_RULES, type ExemptableRule } from '../services/contract';
 import { policyExemptions } from './policy/exemptions';
 
 /** Rule IDs (POLICY.md) an environment may exempt. */
-export type ExemptableRule = 'I2' | 'A1' | 'A7' | 'N4';
-const EXEMPTABLE: readonly ExemptableRule[] = ['I2', 'A1', 'A7', 'N4'];
+export type { ExemptableRule };
+const EXEMPTABLE: readonly string[] = EXEMPTABLE_RULES;
 
 /** Annotations exempting an object from `rules`; empty when none. */
 export function exemptionAnnotations(rules: readonly ExemptableRule[]): Record<string, string> {

@@ -2,15 +2,15 @@
  * SeedVault: ConfigMap `seed-vault-identity` (the identity document) + Job `seed-vault` loading it,
  * after its init container `functions` loaded the vault's FUNCTION library (as vault user `functions`).
  */
+import { COMPONENTS } from '../services/contract';
 import { Construct } from 'constructs';
-import { ORB_CONFIG } from './orb-config';
 import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, SMALL_RESOURCES, type ResourceSpec } from './hardened-pod';
 import { mergeEnv, renderEnv, SEED_ROLE_ENV, vaultEnv, type VaultEndpoint } from './service-env';
-import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps, configMapOf, namesOf } from './workload-support';
 
-export const SEED_VAULT = 'seed-vault';
+export const SEED_VAULT: string = COMPONENTS.seedVault;
 export const SEED_IDENTITY_CONFIG = 'seed-vault-identity';
 
 /** The identity document replicas read from `identity:seed`. */
@@ -37,11 +37,12 @@ export class SeedVault extends Construct {
     const doc = props.identity;
     if (!doc.name) throw new Error(`'identity.name' (${JSON.stringify(doc.name)}) must be set`);
     if (!/^\d+\.\d+(\.\d+)?$/.test(doc.version)) throw new Error(`'identity.version' (${doc.version}) must be a version like 1.12`);
-    const name = SEED_VAULT;
+    const names = namesOf(props);
+    const name = names.component.seedVault;
     const labels = componentLabels({ name, component: 'seed', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
     this.identity = new k8s.KubeConfigMap(this, 'identity', {
-      metadata: { name: SEED_IDENTITY_CONFIG, labels },
+      metadata: { name: `${names.prefix}${SEED_IDENTITY_CONFIG}`, labels },
       data: { 'identity.json': `${JSON.stringify(doc, null, 2)}\n` },
     });
     this.job = new k8s.KubeJob(this, 'job', {
@@ -65,7 +66,7 @@ export class SeedVault extends Construct {
               image: props.image,
               imagePullPolicy: props.imagePullPolicy ?? 'Always',
               command: ['node', 'build/services/seed/main.js', 'functions'],
-              envFromConfigMap: ORB_CONFIG,
+              envFromConfigMap: configMapOf(props),
               env: vaultEnv(props.vault, 'functions'),
               resources: props.resources ?? { ...SMALL_RESOURCES, memory: { request: '96Mi', limit: '192Mi' } },
             })],
@@ -74,7 +75,7 @@ export class SeedVault extends Construct {
               image: props.image,
               imagePullPolicy: props.imagePullPolicy ?? 'Always',
               command: ['node', 'build/services/seed/main.js'],
-              envFromConfigMap: ORB_CONFIG,
+              envFromConfigMap: configMapOf(props),
               env: mergeEnv(
                 renderEnv(SEED_ROLE_ENV, { values: { identityFile: '/etc/seed-vault/identity.json' } }),
                 vaultEnv(props.vault, 'seed'),
@@ -82,7 +83,7 @@ export class SeedVault extends Construct {
               resources: props.resources ?? { ...SMALL_RESOURCES, memory: { request: '96Mi', limit: '192Mi' } },
               volumeMounts: [{ name: 'identity', mountPath: '/etc/seed-vault', readOnly: true }],
             })],
-            volumes: [{ name: 'identity', configMap: { name: SEED_IDENTITY_CONFIG } }],
+            volumes: [{ name: 'identity', configMap: { name: `${names.prefix}${SEED_IDENTITY_CONFIG}` } }],
           }),
         },
       },

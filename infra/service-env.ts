@@ -3,6 +3,7 @@
  * (services/config/*): names come from the schema, values from the environment config, secret
  * fields only as `secretKeyRef`. A renamed variable therefore breaks synth, not production.
  */
+import { PORTS, VAULT_ACL_SECRET_NAME } from '../services/contract';
 import { renderEnvValue, type EnvSchema } from '../services/config/env';
 import { VAULT_ENV } from '../services/config/vault';
 import { k8s } from './k8s';
@@ -71,6 +72,10 @@ export type VaultEndpoint =
     readonly sentinels?: readonly string[];
     /** Sentinel master-set name (with `sentinels`). */
     readonly sentinelMaster?: string;
+    /** Secret with the ACL users' passwords. @default 'vault-acl' */
+    readonly aclSecret?: string;
+    /** Prefix of every ACL user name (the stack's name prefix). @default '' */
+    readonly userPrefix?: string;
   }
   | {
     readonly mode: 'external';
@@ -80,6 +85,10 @@ export type VaultEndpoint =
     readonly sentinels: readonly string[];
     readonly sentinelMaster: string;
     readonly tls: boolean;
+    /** Secret with the ACL users' passwords. @default 'vault-acl' */
+    readonly aclSecret?: string;
+    /** Prefix of every ACL user name (two stacks sharing one vault: their own users). @default '' */
+    readonly userPrefix?: string;
   };
 
 /** The Sentinels clients must go through, or undefined for a direct connection. */
@@ -91,7 +100,7 @@ export function vaultSentinels(endpoint: VaultEndpoint): { readonly sentinels: r
 }
 
 /** Secret holding every ACL user's password, key `<user>-password` (contract). */
-export const VAULT_ACL_SECRET = 'vault-acl';
+export const VAULT_ACL_SECRET: string = VAULT_ACL_SECRET_NAME;
 
 /** The Secret key holding an ACL user's password. */
 export function vaultPasswordKey(user: string): string {
@@ -99,8 +108,9 @@ export function vaultPasswordKey(user: string): string {
 }
 
 /** VAULT_ENV of a component connecting as ACL `user`. */
-export function vaultEnv(endpoint: VaultEndpoint, user: string): k8s.EnvVar[] {
-  const password = { secret: VAULT_ACL_SECRET, key: vaultPasswordKey(user) };
+export function vaultEnv(endpoint: VaultEndpoint, role: string): k8s.EnvVar[] {
+  const user = `${endpoint.userPrefix ?? ''}${role}`;
+  const password = { secret: endpoint.aclSecret ?? VAULT_ACL_SECRET, key: vaultPasswordKey(user) };
   if (endpoint.mode === 'in-cluster') {
     const sentinel = vaultSentinels(endpoint);
     return renderEnv(VAULT_ENV, {
@@ -158,7 +168,7 @@ export const SEED_ROLE_ENV = SEED_ENV;
  * reads ACCEPT_ENV with loadEnv.
  */
 export const SMOKE_ROLE_ENV = {
-  url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: 'http://127.0.0.1:8080' }),
+  url: str('ORB_URL', { doc: 'Base URL of the gateway under test', default: `http://127.0.0.1:${PORTS.http}` }),
   apiKey: str('ORB_API_KEY', { doc: 'API key the smoke test authenticates with', secret: true, default: '' }),
   ...ACCEPT_ENV,
 } as const;

@@ -1,13 +1,13 @@
 /** SmokeTest: Job `orb-smoke` — an in-cluster test against the `orb-core` Service (file test-pods). */
+import { COMPONENTS, PORTS } from '../services/contract';
 import { Construct } from 'constructs';
 import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
 import { renderEnv, SMOKE_ROLE_ENV, type SecretKeyRef } from './service-env';
-import { ORB_CORE } from './orb-core';
-import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps, namesOf } from './workload-support';
 
-export const ORB_SMOKE = 'orb-smoke';
+export const ORB_SMOKE: string = COMPONENTS.orbSmoke;
 
 export interface SmokeTestProps extends WorkloadProps {
   /** @default - Secret `orb-smoke`, key `api-key` */
@@ -26,7 +26,8 @@ export class SmokeTest extends Construct {
 
   constructor(scope: Construct, id: string, props: SmokeTestProps) {
     super(scope, id);
-    const name = ORB_SMOKE;
+    const names = namesOf(props);
+    const name = names.component.orbSmoke;
     const labels = componentLabels({ name, component: 'test', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
     this.job = new k8s.KubeJob(this, 'job', {
@@ -53,12 +54,12 @@ export class SmokeTest extends Construct {
               command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak', ...(props.acceptance ? ['--accept'] : [])],
               env: renderEnv(SMOKE_ROLE_ENV, {
                 values: {
-                  url: `http://${ORB_CORE}:8080`,
+                  url: `http://${names.component.orbCore}:${PORTS.http}`,
                   ...(props.acceptance ? {
                     maxWer: props.acceptance.maxWer, maxRoundTripWer: props.acceptance.maxRoundTripWer, testMode: props.acceptance.testMode,
                   } : {}),
                 },
-                secrets: { apiKey: props.apiKey ?? { secret: ORB_SMOKE, key: 'api-key' } },
+                secrets: { apiKey: props.apiKey ?? { secret: name, key: 'api-key' } },
               }),
               resources: props.resources,
             })],

@@ -10,7 +10,7 @@ import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSp
 import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, vaultSentinels, type VaultEndpoint } from './service-env';
 import {
   budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps, serviceContainer,
+  type ReplicaRange, type WorkloadProps, serviceContainer, namesOf,
 } from './workload-support';
 
 export type SpeechRole = 'whisperx' | 'xtts';
@@ -102,7 +102,7 @@ export class SpeechWorker extends Construct {
 
   constructor(scope: Construct, id: string, props: SpeechWorkerProps) {
     super(scope, id);
-    const name = props.role;
+    const name = `${namesOf(props).prefix}${props.role}`;
     checkReplicaRange('scaling', props.scaling);
     const modelLoadSeconds = props.modelLoadSeconds ?? 600;
     if (!Number.isInteger(modelLoadSeconds) || modelLoadSeconds < 10) throw new Error(`'modelLoadSeconds' (${modelLoadSeconds}) must be an integer >= 10`);
@@ -110,7 +110,7 @@ export class SpeechWorker extends Construct {
     if (props.gpu && (!Number.isInteger(gpus) || gpus < 1)) throw new Error(`'gpu.count' (${gpus}) must be an integer >= 1`);
     if (props.scaling.keda && !(props.scaling.keda.lagCount > 0)) throw new Error(`'scaling.keda.lagCount' (${props.scaling.keda.lagCount}) must be > 0`);
 
-    const labels = componentLabels({ name, component: name === 'whisperx' ? 'asr' : 'tts', version: props.version });
+    const labels = componentLabels({ name, component: props.role === 'whisperx' ? 'asr' : 'tts', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
     const model = props.modelVolume ?? { kind: 'emptyDir', sizeLimit: '1Gi' };
 
@@ -145,7 +145,7 @@ export class SpeechWorker extends Construct {
     // The startup probe passes once the models are loaded on the configured provider (/startupz), so it is sized to the load.
     const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod, startupPath: '/startupz' });
     const env = mergeEnv(
-      renderEnv(name === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
+      renderEnv(props.role === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
           port: HTTP_PORT,
           modelDir,
@@ -154,7 +154,7 @@ export class SpeechWorker extends Construct {
         },
         fieldRefs: { podName: 'metadata.name' },
       }),
-      vaultEnv(props.vault, name),
+      vaultEnv(props.vault, props.role),
     );
 
     this.deployment = new k8s.KubeDeployment(this, 'deployment', {
@@ -206,7 +206,7 @@ export class SpeechWorker extends Construct {
           scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
           minReplicaCount: scaling.minReplicas,
           maxReplicaCount: scaling.maxReplicas,
-          triggers: [kedaStreamTrigger(props.vault, name, props.keyPrefix ?? '', scaling.keda)],
+          triggers: [kedaStreamTrigger(props.vault, props.role, props.keyPrefix ?? '', scaling.keda)],
         },
       });
       new ApiObject(this, 'scaled-object', this.scaledObject.toJSON() as never);

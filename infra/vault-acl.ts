@@ -8,9 +8,11 @@
  * (`<user>-password`) into the ACL file.
  */
 
-export type VaultUser = 'orb' | 'whisperx' | 'xtts' | 'core' | 'cali' | 'seed' | 'functions' | 'backup';
+import { ACP_QUEUES, coreQueue, jobStreamKey, VAULT_USERS as CONTRACT_USERS, type VaultUser } from '../services/contract';
 
-export const VAULT_USERS: readonly VaultUser[] = ['orb', 'whisperx', 'xtts', 'core', 'cali', 'seed', 'functions', 'backup'];
+export type { VaultUser };
+/** The ACL users (the contract's list). */
+export const VAULT_USERS: readonly VaultUser[] = CONTRACT_USERS;
 
 /** How a scope may touch a key pattern: Redis 7 `%R~` (read), `%W~` (write) or `~` (both). */
 export type KeyAccess = 'read' | 'write' | 'readwrite';
@@ -91,24 +93,24 @@ const TURN_END = ['zrem'];
 const HEARTBEAT = ['multi', 'exec', 'set', 'zadd', 'expire', 'del'];
 
 /** The job queues of each role, and its dead-letter stream. */
-const QUEUE = {
-  whisperx: ['acp:jobs:whisperx', 'acp:dlq:whisperx'],
-  xtts: ['acp:jobs:xtts', 'acp:dlq:xtts'],
+const JOBS = {
+  whisperx: jobStreamKey(ACP_QUEUES.whisperx), xtts: jobStreamKey(ACP_QUEUES.xtts),
   // One user for all five ordinals: the StatefulSet's pods share one pod template, so they
   // cannot each hold a different Secret key.
-  core: ['acp:jobs:core:*', 'acp:dlq:core:*'],
-  cali: ['acp:jobs:cali', 'acp:dlq:cali'],
+  core: jobStreamKey(coreQueue('*')), cali: jobStreamKey(ACP_QUEUES.cali),
 } as const;
-const JOBS = {
-  whisperx: 'acp:jobs:whisperx', xtts: 'acp:jobs:xtts', core: 'acp:jobs:core:*', cali: 'acp:jobs:cali',
-} as const;
+const dlqOf = (jobs: string): string => jobs.replace(/^acp:jobs:/, 'acp:dlq:');
+const QUEUE: Record<keyof typeof JOBS, readonly string[]> = {
+  whisperx: [JOBS.whisperx, dlqOf(JOBS.whisperx)], xtts: [JOBS.xtts, dlqOf(JOBS.xtts)], core: [JOBS.core, dlqOf(JOBS.core)], cali: [JOBS.cali, dlqOf(JOBS.cali)],
+};
 /** The liveness index and per-pod keys of each role's queues. */
-const ALIVE = {
-  whisperx: ['acp:alive:whisperx', 'acp:alive:whisperx:*'],
-  xtts: ['acp:alive:xtts', 'acp:alive:xtts:*'],
-  core: ['acp:alive:core:*'],
-  cali: ['acp:alive:cali', 'acp:alive:cali:*'],
-} as const;
+const alive = (queue: string): string => `acp:alive:${queue}`;
+const ALIVE: Record<keyof typeof JOBS, readonly string[]> = {
+  whisperx: [alive(ACP_QUEUES.whisperx), alive(`${ACP_QUEUES.whisperx}:*`)],
+  xtts: [alive(ACP_QUEUES.xtts), alive(`${ACP_QUEUES.xtts}:*`)],
+  core: [alive(coreQueue('*'))],
+  cali: [alive(ACP_QUEUES.cali), alive(`${ACP_QUEUES.cali}:*`)],
+};
 
 /**
  * A worker role: its queue and DLQ, dedupe records, the turn streams it appends to (root); DEL

@@ -2,15 +2,16 @@
  * VaultBackup: CronJob `vault-backup` — BGSAVE, stream the snapshot to a backup PVC, keep the newest
  * N; with `offsite`, an upload step (app image) then copies it to an S3-compatible bucket.
  */
+import { COMPONENTS } from '../services/contract';
 import { Construct } from 'constructs';
 import { componentLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec } from './hardened-pod';
 import { BACKUP_UPLOAD_ENV } from '../services/config/backup';
 import { renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
-import { workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { workloadAnnotations, workloadServiceAccount, type WorkloadProps, namesOf } from './workload-support';
 
-export const VAULT_BACKUP = 'vault-backup';
+export const VAULT_BACKUP: string = COMPONENTS.vaultBackup;
 
 export interface VaultBackupProps extends WorkloadProps {
   readonly vault: VaultEndpoint;
@@ -82,14 +83,14 @@ export class VaultBackup extends Construct {
 
   constructor(scope: Construct, id: string, props: VaultBackupProps) {
     super(scope, id);
-    const name = VAULT_BACKUP;
+    const name = namesOf(props).component.vaultBackup;
     const keep = props.keep ?? 24;
     if (!Number.isInteger(keep) || keep < 1) throw new Error(`'keep' (${keep}) must be an integer >= 1`);
     const activeDeadlineSeconds = props.activeDeadlineSeconds ?? 1800;
     const labels = componentLabels({ name, component: 'backup', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
 
-    new k8s.KubeConfigMap(this, 'script', { metadata: { name: 'vault-backup-script', labels }, data: { 'backup.sh': BACKUP_SCRIPT } });
+    new k8s.KubeConfigMap(this, 'script', { metadata: { name: `${name}-script`, labels }, data: { 'backup.sh': BACKUP_SCRIPT } });
     new k8s.KubePersistentVolumeClaim(this, 'storage', {
       metadata: { name, labels },
       spec: {
@@ -144,7 +145,7 @@ export class VaultBackup extends Construct {
                 initContainers: props.offsite ? [snapshot] : undefined,
                 containers: props.offsite ? [uploadContainer(props.offsite, props)] : [snapshot],
                 volumes: [
-                  { name: 'script', configMap: { name: 'vault-backup-script' } },
+                  { name: 'script', configMap: { name: `${name}-script` } },
                   { name: 'backup', persistentVolumeClaim: { claimName: name } },
                 ],
               }),

@@ -14,14 +14,15 @@
  * - failover hook: a primary that is being stopped (drain, rollout) asks the Sentinels to fail
  *   over first and waits until it is a replica, so a planned restart is not an unplanned outage.
  */
+import { COMPONENTS, PORTS } from '../services/contract';
 
 /** ACL users that exist only on a replicated vault (passwords: Secret `vault-acl`). */
 export type VaultHaUser = 'replication' | 'sentinel';
 export const VAULT_HA_USERS: readonly VaultHaUser[] = ['replication', 'sentinel'];
 
 /** Sentinel's master-set name of the in-cluster vault. */
-export const VAULT_SENTINEL_MASTER = 'vault';
-export const SENTINEL_PORT = 26379;
+export const VAULT_SENTINEL_MASTER: string = COMPONENTS.vault;
+export const SENTINEL_PORT: number = PORTS.sentinel;
 
 /** Rules of the HA users on the Redis nodes (after `user <name> reset on #<hash>`). */
 export function haNodeAclRules(user: VaultHaUser): string {

@@ -4,21 +4,23 @@
  * With `replicas` >= 3 every pod runs a Redis node and a Sentinel (vault-sentinel.ts): one primary,
  * the others replicas, clients find the primary through the Sentinels.
  */
+import { COMPONENTS, PORTS } from '../services/contract';
 import { createHash } from 'node:crypto';
 import { Construct } from 'constructs';
 import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { hardenedContainer, hardenedPodSpec, type ResourceSpec, SMALL_RESOURCES } from './hardened-pod';
-import { VAULT_ACL_SECRET, type VaultEndpoint } from './service-env';
+import { type VaultEndpoint } from './service-env';
 import { aclRules, ASSEMBLE_ACL_SCRIPT, VAULT_USERS } from './vault-acl';
 import {
   haNodeAclRules, PRESTOP_SCRIPT, replicationConfLines, SENTINEL_PORT, sentinelAclRules, START_REDIS_SCRIPT, START_SENTINEL_SCRIPT,
   VAULT_HA_USERS, VAULT_SENTINEL_MASTER,
 } from './vault-sentinel';
-import { podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { namesOf, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
+import { stackNames, VAULT_ACL_SECRET_NAME, vaultReplicasProblem, type StackNames } from '../services/contract';
 
-export const VAULT = 'vault';
-export const VAULT_PORT = 6379;
+export const VAULT: string = COMPONENTS.vault;
+export const VAULT_PORT: number = PORTS.vault;
 
 export interface InClusterVaultProps extends WorkloadProps {
   readonly resources: ResourceSpec;
@@ -89,13 +91,17 @@ export function redisConf(maxMemory: string, replication?: { minReplicasToWrite:
 }
 
 /** How clients reach the in-cluster vault of `replicas` nodes: directly, or through its Sentinels. */
-export function inClusterVaultEndpoint(replicas = 1): VaultEndpoint {
-  if (replicas === 1) return { mode: 'in-cluster', serviceName: VAULT, port: VAULT_PORT };
+export function inClusterVaultEndpoint(replicas = 1, names: StackNames = stackNames()): VaultEndpoint {
+  const vault = names.component.vault;
+  // The unprefixed stack keeps the endpoint it always had (no ACL naming fields).
+  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  if (replicas === 1) return { mode: 'in-cluster', serviceName: vault, port: VAULT_PORT, ...acl };
   return {
-    mode: 'in-cluster', serviceName: VAULT, port: VAULT_PORT,
+    mode: 'in-cluster', serviceName: vault, port: VAULT_PORT,
     // Short names: clients live in the vault's namespace (search path); Sentinels answer with FQDNs.
-    sentinels: Array.from({ length: replicas }, (_, i) => `${VAULT}-${i}.${VAULT}:${SENTINEL_PORT}`),
+    sentinels: Array.from({ length: replicas }, (_, i) => `${vault}-${i}.${vault}:${SENTINEL_PORT}`),
     sentinelMaster: VAULT_SENTINEL_MASTER,
+    ...acl,
   };
 }
 
@@ -106,19 +112,19 @@ export class Vault extends Construct {
 
   constructor(scope: Construct, id: string, props: InClusterVaultProps) {
     super(scope, id);
-    const name = VAULT;
+    const names = namesOf(props);
+    const name = names.component.vault;
     const maxMemory = props.maxMemory ?? '256mb';
     if (!/^\d+(b|kb|mb|gb)$/i.test(maxMemory)) throw new Error(`'maxMemory' (${maxMemory}) must be a Redis size like 256mb`);
     const replicas = props.replicas ?? 1;
-    if (!Number.isInteger(replicas) || (replicas !== 1 && (replicas < 3 || replicas % 2 === 0))) {
-      throw new Error(`'replicas' (${replicas}) must be 1 or an odd integer >= 3 (Sentinel needs a majority)`);
-    }
+    const replicasProblem = vaultReplicasProblem(replicas);
+    if (replicasProblem) throw new Error(`'replicas' (${replicas}) ${replicasProblem}`);
     const ha = replicas > 1 ? resolveHa(props.ha ?? {}, replicas) : undefined;
     const labels = componentLabels({ name, component: 'vault', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
 
     const conf = new k8s.KubeConfigMap(this, 'config', {
-      metadata: { name: 'vault-config', labels },
+      metadata: { name: `${name}-config`, labels },
       data: {
         'redis.conf': redisConf(maxMemory, ha),
         ...(ha ? { 'start-redis.sh': START_REDIS_SCRIPT, 'start-sentinel.sh': START_SENTINEL_SCRIPT, 'prestop.sh': PRESTOP_SCRIPT } : {}),
@@ -126,15 +132,15 @@ export class Vault extends Construct {
     });
     // Every node assembles the same users from the same rules: ACLs are not replicated by Redis.
     const rulesData: Record<string, string> = { 'assemble-acl.sh': ASSEMBLE_ACL_SCRIPT };
-    for (const user of VAULT_USERS) rulesData[`${user}.rules`] = aclRules(user, props.keyPrefix ?? '');
+    for (const user of VAULT_USERS) rulesData[`${names.vaultUser(user)}.rules`] = aclRules(user, props.keyPrefix ?? '');
     if (ha) for (const user of VAULT_HA_USERS) rulesData[`${user}.rules`] = haNodeAclRules(user);
     const rules = new k8s.KubeConfigMap(this, 'acl-rules', {
-      metadata: { name: 'vault-acl-rules', labels },
+      metadata: { name: `${name}-acl-rules`, labels },
       data: rulesData,
     });
     const sentinelRules = ha ? new k8s.KubeConfigMap(this, 'sentinel-acl-rules', {
-      metadata: { name: 'vault-sentinel-acl-rules', labels },
-      data: Object.fromEntries([...VAULT_USERS, 'sentinel'].map((u) => [`${u}.rules`, sentinelAclRules(u)])),
+      metadata: { name: `${name}-sentinel-acl-rules`, labels },
+      data: Object.fromEntries([...VAULT_USERS.map((u) => names.vaultUser(u)), 'sentinel'].map((u) => [`${u}.rules`, sentinelAclRules(u)])),
     }) : undefined;
     // Config changes must restart Redis (it reads these files at start only).
     const checksum = createHash('sha256').update(JSON.stringify([conf.toJson(), rules.toJson(), ...(sentinelRules ? [sentinelRules.toJson()] : [])])).digest('hex');
@@ -171,8 +177,8 @@ export class Vault extends Construct {
         { name: 'acl', mountPath: '/etc/redis/acl' },
       ],
     })];
-    const containers = [redisContainer(props, pullPolicy, ha)];
-    if (ha) containers.push(sentinelContainer(props, pullPolicy, ha));
+    const containers = [redisContainer(props, pullPolicy, names, ha)];
+    if (ha) containers.push(sentinelContainer(props, pullPolicy, names, ha));
 
     this.statefulSet = new k8s.KubeStatefulSet(this, 'stateful-set', {
       metadata: { name, labels, annotations: workloadAnnotations(props) },
@@ -197,10 +203,10 @@ export class Vault extends Construct {
             initContainers,
             containers,
             volumes: [
-              { name: 'config', configMap: { name: 'vault-config' } },
-              { name: 'acl-rules', configMap: { name: 'vault-acl-rules' } },
-              ...(ha ? [{ name: 'sentinel-acl-rules', configMap: { name: 'vault-sentinel-acl-rules' } }] : []),
-              { name: 'acl-secret', secret: { secretName: VAULT_ACL_SECRET, defaultMode: 0o440 } },
+              { name: 'config', configMap: { name: `${name}-config` } },
+              { name: 'acl-rules', configMap: { name: `${name}-acl-rules` } },
+              ...(ha ? [{ name: 'sentinel-acl-rules', configMap: { name: `${name}-sentinel-acl-rules` } }] : []),
+              { name: 'acl-secret', secret: { secretName: names.vaultAclSecret, defaultMode: 0o440 } },
               // Memory-backed: the assembled ACL file (password hashes) never touches a node disk.
               { name: 'acl', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
               // Memory-backed: replication.conf holds masterauth, sentinel.conf the Sentinel's password.
@@ -226,7 +232,7 @@ export class Vault extends Construct {
       // One replica: a drain may move it (brief outage) rather than block the node forever.
       podDisruptionBudget(this, name, labels, { maxUnavailable: 1 });
     }
-    this.endpoint = inClusterVaultEndpoint(replicas);
+    this.endpoint = inClusterVaultEndpoint(replicas, names);
   }
 }
 
@@ -267,13 +273,13 @@ function resolveHa(p: VaultHaProps, replicas: number): ResolvedHa {
 }
 
 /** Env of both HA containers: this pod's announced name and every node's (k8s expands `$(VAR)`). */
-function haEnv(ha: ResolvedHa): k8s.EnvVar[] {
-  const host = (pod: string) => `${pod}.${VAULT}.$(POD_NAMESPACE).svc.${ha.clusterDomain}`;
+function haEnv(ha: ResolvedHa, vault: string): k8s.EnvVar[] {
+  const host = (pod: string) => `${pod}.${vault}.$(POD_NAMESPACE).svc.${ha.clusterDomain}`;
   return [
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     { name: 'VAULT_SELF', value: host('$(POD_NAME)') },
-    { name: 'VAULT_NODES', value: Array.from({ length: ha.replicas }, (_, i) => host(`${VAULT}-${i}`)).join(' ') },
+    { name: 'VAULT_NODES', value: Array.from({ length: ha.replicas }, (_, i) => host(`${vault}-${i}`)).join(' ') },
     { name: 'VAULT_PORT', value: String(VAULT_PORT) },
     { name: 'SENTINEL_PORT', value: String(SENTINEL_PORT) },
     { name: 'VAULT_MASTER_NAME', value: VAULT_SENTINEL_MASTER },
@@ -288,8 +294,9 @@ const DATA_MOUNTS_COMMON: k8s.VolumeMount[] = [
   { name: 'acl-secret', mountPath: '/secrets/vault-acl', readOnly: true },
 ];
 
-function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', ha?: ResolvedHa): k8s.Container {
-  const auth = 'REDISCLI_AUTH="$(cat /secrets/vault-acl/backup-password)" redis-cli --no-auth-warning --user backup';
+function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', names: StackNames, ha?: ResolvedHa): k8s.Container {
+  const backup = names.vaultUser('backup');
+  const auth = `REDISCLI_AUTH="$(cat /secrets/vault-acl/${backup}-password)" redis-cli --no-auth-warning --user ${backup}`;
   // A replica is ready once its link to the primary is up: before that it serves nothing current.
   const readiness = ha
     ? `${auth} ping | grep -q PONG && { ${auth} info replication | tr -d '\\r' | grep -q '^role:master' || ${auth} info replication | tr -d '\\r' | grep -q '^master_link_status:up'; }`
@@ -299,7 +306,7 @@ function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNo
     image: props.image,
     imagePullPolicy: pullPolicy,
     command: ha ? ['sh', '/etc/redis/conf/start-redis.sh', '/etc/redis/conf/redis.conf'] : ['redis-server', '/etc/redis/conf/redis.conf'],
-    env: ha ? haEnv(ha) : undefined,
+    env: ha ? haEnv(ha, names.component.vault) : undefined,
     ports: [{ name: 'redis', containerPort: VAULT_PORT, protocol: 'TCP' }],
     resources: props.resources,
     readinessProbe: { exec: { command: ['sh', '-c', readiness] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
@@ -314,7 +321,7 @@ function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNo
   });
 }
 
-function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', ha: ResolvedHa): k8s.Container {
+function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', names: StackNames, ha: ResolvedHa): k8s.Container {
   const ping = `REDISCLI_AUTH="$(cat /secrets/vault-acl/sentinel-password)" redis-cli --no-auth-warning --user sentinel -p ${SENTINEL_PORT}`;
   return hardenedContainer({
     name: 'sentinel',
@@ -322,7 +329,7 @@ function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'I
     imagePullPolicy: pullPolicy,
     command: ['sh', '/etc/redis/conf/start-sentinel.sh'],
     env: [
-      ...haEnv(ha),
+      ...haEnv(ha, names.component.vault),
       { name: 'SENTINEL_QUORUM', value: String(ha.quorum) },
       { name: 'SENTINEL_DOWN_AFTER_MS', value: String(ha.downAfterMilliseconds) },
       { name: 'SENTINEL_FAILOVER_TIMEOUT_MS', value: String(ha.failoverTimeoutMilliseconds) },
@@ -335,4 +342,35 @@ function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'I
     livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('sentinel') }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
     volumeMounts: [...DATA_MOUNTS_COMMON, { name: 'run', mountPath: RUN_DIR }],
   });
+}
+
+export interface ExternalVaultAclProps {
+  /** The stack's names: ConfigMap `<prefix>vault-acl-rules`, users `<prefix><user>`. @default - unprefixed */
+  readonly names?: StackNames;
+  /** VAULT_KEY_PREFIX of the stack: every key pattern carries it. @default '' */
+  readonly keyPrefix?: string;
+  /** @default - no version label */
+  readonly version?: string;
+}
+
+/**
+ * A stack on an external vault: the ACL rules its users need there, as a ConfigMap
+ * (`<user>.rules` plus the assemble script, the same files the in-cluster vault's init container
+ * reads), for whoever runs that vault to load. Two stacks sharing one vault get disjoint users
+ * and key patterns (their name and key prefixes).
+ */
+export class ExternalVaultAcl extends Construct {
+  public readonly configMap: k8s.KubeConfigMap;
+
+  constructor(scope: Construct, id: string, props: ExternalVaultAclProps = {}) {
+    super(scope, id);
+    const names = props.names ?? stackNames();
+    const data: Record<string, string> = { 'assemble-acl.sh': ASSEMBLE_ACL_SCRIPT };
+    for (const user of VAULT_USERS) data[`${names.vaultUser(user)}.rules`] = aclRules(user, props.keyPrefix ?? '');
+    const name = `${names.component.vault}-acl-rules`;
+    this.configMap = new k8s.KubeConfigMap(this, 'acl-rules', {
+      metadata: { name, labels: componentLabels({ name, component: 'vault', version: props.version }) },
+      data,
+    });
+  }
 }

@@ -1,4 +1,5 @@
 /** Pieces every workload construct shares: identity, disruption budget, common props. */
+import { PORTS, stackNames, type StackNames } from '../services/contract';
 import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { k8s } from './k8s';
@@ -37,10 +38,21 @@ export interface WorkloadProps {
    * @default - none
    */
   readonly configChecksum?: string;
+  /**
+   * The stack's names: every object, label, selector and vault ACL user of this workload takes
+   * the stack's name prefix (`stackNames('blue-')`), so two stacks can share a namespace.
+   * @default - the unprefixed names (`stackNames()`)
+   */
+  readonly names?: StackNames;
+  /**
+   * The ConfigMap the service containers load with envFrom (an OrbConfig's, or one passed in).
+   * @default - the stack's `orb-config` (`names.orbConfig`)
+   */
+  readonly configMapName?: string;
 }
 
 /** Pod annotations for annotation-based Prometheus scraping of the `http` port's /metrics. */
-export function scrapeAnnotations(enabled: boolean | undefined, port = 8080): Record<string, string> | undefined {
+export function scrapeAnnotations(enabled: boolean | undefined, port: number = PORTS.http): Record<string, string> | undefined {
   if (!enabled) return undefined;
   return { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': '/metrics' };
 }
@@ -128,7 +140,7 @@ export function serviceContainer(props: WorkloadProps, o: ServiceContainerOption
     imagePullPolicy: props.imagePullPolicy ?? 'Always',
     command: o.command,
     env: o.env,
-    envFromConfigMap: ORB_CONFIG,
+    envFromConfigMap: configMapOf(props),
     ports: [{ name: HTTP_PORT_NAME, containerPort: HTTP_PORT, protocol: 'TCP' }],
     resources: o.resources,
     readinessProbe: o.probes.readiness,
@@ -137,4 +149,14 @@ export function serviceContainer(props: WorkloadProps, o: ServiceContainerOption
     lifecycle: o.lifecycle,
     volumeMounts: o.volumeMounts,
   });
+}
+
+/** The stack names a workload renders under. */
+export function namesOf(props: { readonly names?: StackNames }): StackNames {
+  return props.names ?? stackNames();
+}
+
+/** The ConfigMap a workload's containers load with envFrom. */
+export function configMapOf(props: WorkloadProps): string {
+  return props.configMapName ?? (props.names ? props.names.orbConfig : ORB_CONFIG);
 }

@@ -4,6 +4,7 @@
  * cali, whisperx and xtts on CPU. Also a module: `startDevStack(opts)` returns handles (kill,
  * restart) per process so the e2e drills and the latency script run the very same stack.
  */
+import { COMPONENTS, PORTS } from '../services/contract';
 import { spawn, ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
@@ -285,9 +286,9 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
 
     // ---- seed vault: the FUNCTION library the services FCALL, then the identity ----------
-    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, ...vaultEnv('functions'), POD_NAME: 'seed-vault' }, log, 120_000);
+    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, ...vaultEnv('functions'), POD_NAME: COMPONENTS.seedVault }, log, 120_000);
     await runToCompletion('seed', ENTRY.seed, [], {
-      ...baseEnv, ...vaultEnv('seed'), POD_NAME: 'seed-vault', [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
+      ...baseEnv, ...vaultEnv('seed'), POD_NAME: COMPONENTS.seedVault, [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
     }, log, 120_000);
 
     const add = async (name: string, role: DevRole, port: number, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<ManagedProcess> => {
@@ -320,7 +321,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       const { buildWeb } = await import('../web/build');
       log('web', `built the ORB web client into ${await buildWeb()}`);
     }
-    const orbPorts = opts.orbPorts ?? [8080, 8081];
+    const orbPorts = opts.orbPorts ?? [PORTS.http, PORTS.http + 1];
     const orbs = await Promise.all(orbPorts.map(async (p, i) =>
       add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { [ORB_ENV.apiKeys.name]: `dev:${apiKey}` })));
 
@@ -354,7 +355,7 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
 }
 
 async function main(): Promise<void> {
-  const base = Number(process.env.ORB_DEV_PORT ?? 8080);
+  const base = Number(process.env.ORB_DEV_PORT ?? PORTS.http);
   const t0 = Date.now();
   let stack: DevStack;
   try {

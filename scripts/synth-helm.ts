@@ -5,6 +5,7 @@
  * environment in one run, so the charts are packaged from dist/ (drift-checked in CI, so equal
  * to the code). The smoke-test pods of dist/<env>/test/ become Helm tests (`helm test`).
  */
+import { COMPONENTS } from '../services/contract';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -37,7 +38,7 @@ function appVersionOf(envDir: string, fallback: string): string {
   for (const f of yamlFilesIn(envDir)) {
     for (const doc of parseAllDocuments(fs.readFileSync(path.join(envDir, f), 'utf8'))) {
       const o = doc.toJS();
-      if (o?.kind !== 'Deployment' || o.metadata?.name !== 'orb-core') continue;
+      if (o?.kind !== 'Deployment' || o.metadata?.name !== COMPONENTS.orbCore) continue;
       const image: string | undefined = o.spec?.template?.spec?.containers?.[0]?.image;
       const m = image ? /:([^:@/]+)(@|$)/.exec(image) : null;
       if (m) return m[1];

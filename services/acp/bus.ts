@@ -6,7 +6,7 @@
  */
 import Redis from 'ioredis';
 import { AcpEnvelope, AcpError, parseEnvelope } from './envelope';
-import { ACP_CONSUMER_GROUP } from '../contract';
+import { ACP_CONSUMER_GROUP, coreQueue } from '../contract';
 import { VaultKeys } from './keys';
 import { fcall } from './functions';
 
@@ -78,7 +78,7 @@ export class AcpBus {
 
   /** Publishes to every core ordinal 0..cores-1 (one envelope each, distinct ids), in one step. */
   async publishToCores(cores: number, make: (ordinal: number) => AcpEnvelope): Promise<string[]> {
-    return this.publishMany(Array.from({ length: cores }, (_, n) => ({ queue: `core:${n}`, envelope: make(n) })));
+    return this.publishMany(Array.from({ length: cores }, (_, n) => ({ queue: coreQueue(n), envelope: make(n) })));
   }
 
   /** Raw publish without validation: only for tests and tools that must inject malformed input. */

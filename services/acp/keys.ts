@@ -3,7 +3,7 @@
  * them in sync). Redis ACL users are granted these families' patterns, so a key outside them
  * would be refused in the cluster.
  */
-import { jobStreamKey } from '../contract';
+import { coreQueue, jobStreamKey } from '../contract';
 
 export interface VaultKeys {
   readonly prefix: string;
@@ -62,7 +62,7 @@ export function vaultKeys(prefix = ''): VaultKeys {
     orbFence: (pod) => `${p}orb:fence:${pod}`,
     rateLimit: (suffix) => `${p}orb:ratelimit:${suffix}`,
     jobs: (queue) => jobStreamKey(queue, p),
-    coreJobs: (ordinal) => jobStreamKey(`core:${ordinal}`, p),
+    coreJobs: (ordinal) => jobStreamKey(coreQueue(ordinal), p),
     dlq: (queue) => `${p}acp:dlq:${queue}`,
     done: (jobId) => `${p}acp:done:${jobId}`,
     alive: (queue) => `${p}acp:alive:${queue}`,

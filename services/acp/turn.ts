@@ -3,6 +3,7 @@
  * turn on its event stream, then fan the transcript out to every core and to CALI with one
  * deadline. The result arrives on the session's event stream (verdict…, reply, turn.end).
  */
+import { ACP_QUEUES, coreQueue } from '../contract';
 import { randomUUID } from 'node:crypto';
 import { AcpBus, asBacklogError } from './bus';
 import { AcpEnvelope, createEnvelope, jsonPart, parseEnvelope, textPart } from './envelope';
@@ -58,9 +59,9 @@ export function transcriptJobs(input: FanOutInput): { jobs: { queue: string; env
     ...(input.quorum !== undefined ? { quorum: input.quorum } : {}),
   };
   // CALI first: it starts listening while the cores work.
-  const jobs = [{ queue: 'cali', envelope: createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }) }];
+  const jobs: Array<{ queue: string; envelope: ReturnType<typeof createEnvelope> }> = [{ queue: ACP_QUEUES.cali, envelope: createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }) }];
   for (let n = 0; n < cores; n++) {
-    jobs.push({ queue: `core:${n}`, envelope: createEnvelope({
+    jobs.push({ queue: coreQueue(n), envelope: createEnvelope({
       ...base, id: coreJobs[n], kind: 'core.classify', deadlineMs: voteDeadline, parts: [textPart(input.text)],
     }) });
   }

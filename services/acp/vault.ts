@@ -2,6 +2,7 @@
  * Connections to the vault (Redis). Every service builds its clients here so that ACL user,
  * password, TLS, Sentinel and key prefix are applied the same way everywhere.
  */
+import { PORTS } from '../contract';
 import Redis, { RedisOptions } from 'ioredis';
 import { EnvValues } from '../config/env';
 import { VAULT_ENV } from '../config/vault';
@@ -31,7 +32,7 @@ export function connectVault(cfg: VaultConfig, opts: VaultConnectOptions = {}): 
       ...base,
       sentinels: cfg.sentinels.map((hp) => {
         const [host, port] = hp.split(':');
-        return { host, port: Number(port || 26379) };
+        return { host, port: Number(port || PORTS.sentinel) };
       }),
       name: cfg.sentinelMaster,
       role: 'master',

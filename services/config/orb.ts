@@ -1,4 +1,5 @@
 /** Environment of the ORB gateway (Deployment orb-core, container orb-field). Vault connection: VAULT_ENV. */
+import { PORTS } from '../contract';
 import { createHash } from 'node:crypto';
 import { bool, int, num, oneOf, str } from './env';
 
@@ -31,7 +32,7 @@ export function parseApiKeys(raw: string): { id: string; sha256: string }[] {
 }
 
 export const ORB_ENV = {
-  port: int('PORT', { doc: 'HTTP/WebSocket port', default: 8080, min: 0, max: 65535 }),
+  port: int('PORT', { doc: 'HTTP/WebSocket port', default: PORTS.http, min: 0, max: 65535 }),
   host: str('HOST', { doc: 'Listen address', default: '0.0.0.0' }),
   podName: str('POD_NAME', { doc: 'Replica name in heartbeats and logs (downward API metadata.name)', default: 'orb-local' }),
   version: str('ORB_VERSION', { doc: 'Build version reported in heartbeats', default: '0.1.0' }),

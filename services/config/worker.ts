@@ -2,10 +2,11 @@
  * Env of the worker runtime shared by every role (core, cali, whisperx, xtts). A worker
  * container gets VAULT_ENV + WORKER_ENV + its role's schema (CORE_ENV, CALI_ENV, ASR/TTS).
  */
+import { PORTS } from '../contract';
 import { int, oneOf, str } from './env';
 
 export const WORKER_ENV = {
-  port: int('PORT', { doc: 'HTTP port of /livez, /readyz, /metrics', default: 8080, min: 1, max: 65535 }),
+  port: int('PORT', { doc: 'HTTP port of /livez, /readyz, /metrics', default: PORTS.http, min: 1, max: 65535 }),
   podName: str('POD_NAME', { doc: 'Pod name (downward API): the consumer name in the job group, stable across restarts', default: '' }),
   logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { doc: 'pino log level', default: 'info' }),
   blockMs: int('ACP_BLOCK_MS', { doc: 'BLOCK of each blocking stream read, ms (bounds shutdown latency)', default: 2000, min: 10, max: 60000 }),

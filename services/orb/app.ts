@@ -2,6 +2,7 @@
  * The ORB gateway: a stateless Fastify app. Everything it knows lives in the vault, so any
  * replica serves any client and resumes any session (ARCHITECTURE.md).
  */
+import { ACP_QUEUES, coreQueue } from '../contract';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { FastifyError, FastifyInstance, FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
@@ -211,7 +212,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   // Queues a turn's first jobs go to: at their cap, turns are refused, so /readyz says not ready.
   await app.register(turnHealthPlugin, {
     intervalMs: config.sweepIntervalMs, graceMs: config.sweepGraceMs,
-    queues: ['cali', 'whisperx', ...Array.from({ length: config.cores }, (_, n) => `core:${n}`)],
+    queues: [ACP_QUEUES.cali, ACP_QUEUES.whisperx, ...Array.from({ length: config.cores }, (_, n) => coreQueue(n))],
   });
 
   await app.register(fastifyWebsocket, {

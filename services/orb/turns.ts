@@ -4,6 +4,7 @@
  * an `asr.transcribe` job points at it. Either way the outcome is read from the session's event
  * stream, up to a deadline; nothing is ever made up when the workers do not answer.
  */
+import { ACP_QUEUES } from '../contract';
 import type Redis from 'ioredis';
 import { createEnvelope, jsonPart, startTextTurn, startTurn } from '../acp';
 import { traceMark } from '../acp/trace';
@@ -71,7 +72,7 @@ export class TurnRunner {
     const { seq } = await startTurn(this.d.bus, this.d.events, {
       session, turn, deadlineMs,
       start: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
-      jobs: [{ queue: 'whisperx', envelope: createEnvelope({
+      jobs: [{ queue: ACP_QUEUES.whisperx, envelope: createEnvelope({
         id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq: 0, deadlineMs, traceparent: opts.traceparent,
         parts: [
           { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },

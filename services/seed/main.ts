@@ -7,6 +7,7 @@
  * container, as vault user `functions`): FUNCTION LOAD REPLACE of the `orb` library the services
  * FCALL (services/acp/functions.ts). It retries while the vault is not reachable yet.
  */
+import { COMPONENTS } from '../contract';
 import { readFile } from 'node:fs/promises';
 import { connectVault, loadOrbFunctions, ORB_LIBRARY_VERSION, vaultKeys } from '../acp';
 import { ConfigError, loadEnv } from '../config/env';
@@ -18,7 +19,7 @@ export async function seed(env: NodeJS.ProcessEnv = process.env): Promise<{ name
   const vault = loadEnv(VAULT_ENV, env);
   const cfg = loadEnv(SEED_ENV, env);
   const identity = parseIdentity(await readFile(cfg.identityFile, 'utf8'), cfg.identityFile);
-  const redis = connectVault(vault, { connectionName: 'seed-vault', options: { maxRetriesPerRequest: 3 } });
+  const redis = connectVault(vault, { connectionName: COMPONENTS.seedVault, options: { maxRetriesPerRequest: 3 } });
   try {
     await writeIdentity(redis, vaultKeys(vault.keyPrefix), identity);
   } finally {

@@ -35,8 +35,8 @@ describe('CoreQuorum', () => {
   test.each([
     [{ cores: 4 }, "'cores' (4) must be an odd integer >= 3"],
     [{ cores: 1 }, "'cores' (1) must be an odd integer >= 3"],
-    [{ quorum: 6 }, "'quorum' (6) must be an integer at most 'cores' (5)"],
-    [{ quorum: 2 }, "'quorum' (2) must be more than half of 'cores' (5)"],
+    [{ quorum: 6 }, "'quorum' (6) must be an integer above half of cores (5) and at most cores"],
+    [{ quorum: 2 }, "'quorum' (2) must be an integer above half of cores (5) and at most cores"],
   ])('invariant %j throws naming the prop', (bad, message) => {
     expect(() => new CoreQuorum(Testing.chart(), 'c', { image: IMAGE, resources: RES, vault: VAULT, ...bad })).toThrow(message);
   });
@@ -171,7 +171,7 @@ describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
     expect(env).toEqual(expect.arrayContaining([
       { name: 'CALI_CORES', value: '5' }, { name: 'CALI_QUORUM', value: '3' }, { name: 'CALI_TIEBREAK_CORE', value: '4' },
     ]));
-    expect(() => new Cali(Testing.chart(), 'c', { image: IMAGE, resources: RES, vault: VAULT, cores: 3, quorum: 4 })).toThrow("'quorum' (4) must be at most 'cores' (3)");
+    expect(() => new Cali(Testing.chart(), 'c', { image: IMAGE, resources: RES, vault: VAULT, cores: 3, quorum: 4 })).toThrow("'quorum' (4) must be an integer above half of cores (3) and at most cores");
   });
 
   test('seed-vault mounts the identity ConfigMap where IDENTITY_FILE points; invalid versions are refused', () => {

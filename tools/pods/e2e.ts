@@ -18,6 +18,7 @@
  * breakage (breakage.ts: keda-group, probe-path, netpol-edge, env-name) and must FAIL, naming the
  * object and the field; it exits 0 only when the failure output matches what the case expects.
  */
+import { COMPONENTS, PORTS } from '../../services/contract';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -84,7 +85,7 @@ async function main(): Promise<number> {
     for (const n of cluster.notes) say(`  note: ${n}`);
     const first = await cluster.waitReady(Number(process.env.ORBPODS_READY_TIMEOUT_S ?? (breakCase ? 120 : 300)) * 1000);
     say(`== every pod ready after ${secs()}`);
-    const seed = await cluster.jobResult('seed-vault');
+    const seed = await cluster.jobResult(COMPONENTS.seedVault);
     if (seed && seed.phase !== 'Succeeded') fail(`Job/seed-vault ${seed.phase}: ${seed.reason ?? ''}\n${tail(seed.pod.dir, 'seed')}`);
 
     if (variant === 'fetch') {
@@ -265,7 +266,7 @@ async function checkPolicies(cluster: Cluster): Promise<void> {
     const types: string[] = np.spec.policyTypes ?? ['Ingress'];
     const self = selected[0];
     if (types.includes('Ingress')) {
-      const port = self.ports[0]?.containerPort ?? 8080;
+      const port = self.ports[0]?.containerPort ?? PORTS.http;
       // Forbidden: from a namespace no policy trusts (so the packet reaches this pod's ingress).
       if (ev(intruder, self, port)) rows.push([ref(np), 'ingress', `intruder → ${self.name}:${port} is allowed by the policies`, '-', '-']);
       else {
@@ -310,10 +311,10 @@ async function checkPolicies(cluster: Cluster): Promise<void> {
 // ---- KEDA triggers of dist/prod against the running vault ------------------------------------------
 
 async function vaultClient(cluster: Cluster, user = 'orb'): Promise<Redis> {
-  const vault = cluster.netPods().find((p) => p.labels.app === 'vault' && p.ready);
+  const vault = cluster.netPods().find((p) => p.labels.app === COMPONENTS.vault && p.ready);
   if (!vault) throw new Error('no ready vault pod');
   const pw = readFileSync(join(stateDir, `secrets/vault-acl/${user}-password`), 'utf8');
-  return new Redis({ host: vault.ip, port: 6379, username: user, password: pw, maxRetriesPerRequest: 1, lazyConnect: false });
+  return new Redis({ host: vault.ip, port: PORTS.vault, username: user, password: pw, maxRetriesPerRequest: 1, lazyConnect: false });
 }
 
 /**
@@ -338,11 +339,11 @@ async function groupsOf(redis: Redis, stream: string): Promise<Array<{ name: str
 }
 
 async function orbCli(cluster: Cluster, args: string[], timeoutMs: number): Promise<string> {
-  const orb = cluster.netPods().find((p) => p.labels.app === 'orb-core' && p.ready);
+  const orb = cluster.netPods().find((p) => p.labels.app === COMPONENTS.orbCore && p.ready);
   if (!orb) throw new Error('no ready orb-core pod');
   const key = readFileSync(join(stateDir, 'secrets/orb-smoke/api-key'), 'utf8');
   return new Promise((resolveOut) => {
-    const child = spawn(process.execPath, [join(repo, 'build/services/cli/orb.js'), ...args, '--url', `http://${orb.ip}:8080`, '--timeout', String(timeoutMs)], { env: { ...process.env, ORB_API_KEY: key } });
+    const child = spawn(process.execPath, [join(repo, 'build/services/cli/orb.js'), ...args, '--url', `http://${orb.ip}:${PORTS.http}`, '--timeout', String(timeoutMs)], { env: { ...process.env, ORB_API_KEY: key } });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });

@@ -12,6 +12,7 @@
  * session's keys are deleted. The gateway never decodes audio: bad audio comes back from the worker as a
  * `turn.error` with its stable code and HTTP status.
  */
+import { ACP_QUEUES } from '../../contract';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import fastifyMultipart from '@fastify/multipart';
@@ -152,7 +153,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
    * Runs one job as an ephemeral session and yields its events (a `turn.error` is thrown as its 4xx) until the
    * caller stops iterating; then the session's keys are deleted.
    */
-  async function* jobEvents(queue: 'whisperx' | 'xtts', kind: string, build: (session: string, turn: string) => Promise<AcpPart[]>,
+  async function* jobEvents(queue: typeof ACP_QUEUES.whisperx | typeof ACP_QUEUES.xtts, kind: string, build: (session: string, turn: string) => Promise<AcpPart[]>,
     req: FastifyRequest, isLast: (ev: TurnEvent) => boolean): AsyncGenerator<TurnEvent> {
     const session = `audio-${randomUUID()}`;
     let finished = false;
@@ -277,7 +278,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     const language = up.fields.language || undefined;
     const rawPcm = rawPcmUpload(up.mimetype ?? '', up.file);
     const upload = rawPcm?.bytes ?? up.file;
-    const events = jobEvents('whisperx', 'asr.transcribe', async (session, turn) => {
+    const events = jobEvents(ACP_QUEUES.whisperx, 'asr.transcribe', async (session, turn) => {
       // The audio waits in the vault (like a voice turn's utterance) so the job entry stays small.
       const key = opts.keys.turnAudio(session, turn);
       await opts.redis.set(key, upload, 'PX', timeoutMs + 60_000);
@@ -389,7 +390,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       const missing = await ffmpegMissing(ffmpegPath);
       if (missing) throw withParam(new ORB_ERR_ENCODER_MISSING(format, missing), 'response_format');
     }
-    const events = jobEvents('xtts', 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], req,
+    const events = jobEvents(ACP_QUEUES.xtts, 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], req,
       (ev) => ev.type === 'audio' && (ev.data as AudioData).final);
     // ffmpeg starts while the first sentence is synthesized, so its start-up is not on the way to the first byte.
     const encoder = isEncoded(format) ? startSpeechEncoder(format, ffmpegPath) : undefined;

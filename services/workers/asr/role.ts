@@ -7,6 +7,7 @@
  * Bad audio is the caller's fault, not a retryable failure: `turn.error` {code, message, status} (+ `turn.end`
  * for voice turns) and the job is acknowledged.
  */
+import { ACP_QUEUES } from '../../contract';
 import { existsSync, readFileSync, statSync } from 'fs';
 import { basename, join } from 'path';
 import { AcpBus, AcpPart, dropIfAbandoned, fanOutTranscript, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
@@ -91,7 +92,7 @@ export const asrRole: RoleFactory = (ctx) => {
   let served: ServedModel | undefined;
   const role: WorkerRole = {
     name: 'whisperx',
-    queue: 'whisperx',
+    queue: ACP_QUEUES.whisperx,
     batchSize: cfg.batchSize,
     async load() {
       const ep = { executionProvider: cfg.executionProvider, intraOpThreads: cfg.intraOpThreads, interOpThreads: cfg.interOpThreads, logger: ctx.log };

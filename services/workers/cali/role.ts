@@ -6,6 +6,7 @@
  * CALI itself queues the `tts.speak` job: its own job is at-least-once, so the hand-off to xtts
  * survives the loss of any gateway replica (the job id `<turn>.tts` keeps redeliveries to one).
  */
+import { ACP_QUEUES, coreQueue } from '../../contract';
 import { Counter, Histogram } from 'prom-client';
 import { CaliTurnSpec, ConsumerLiveness, createEnvelope, Job, JobRejectedError, jsonPart, partContent, textPart, TurnEventStream } from '../../acp';
 import { loadEnv } from '../../config/env';
@@ -38,7 +39,7 @@ export type QuorumWatch = (voted: ReadonlySet<number>) => Promise<boolean>;
 
 /** A QuorumWatch over the cores' liveness heartbeats: a core never seen beating counts as alive. */
 export function heartbeatQuorumWatch(liveness: ConsumerLiveness, cores: number, quorum: number): QuorumWatch {
-  const queues = Array.from({ length: cores }, (_, n) => `core:${n}`);
+  const queues = Array.from({ length: cores }, (_, n) => coreQueue(n));
   return async (voted) => {
     const status = await liveness.status(queues);
     const possible = status.filter((alive, n) => voted.has(n) || alive !== false).length;
@@ -122,7 +123,7 @@ export const caliRole: RoleFactory = (ctx) => {
 
   const role: WorkerRole = {
     name: 'cali',
-    queue: 'cali',
+    queue: ACP_QUEUES.cali,
     async load() {
       const id = await readIdentity(redis, acp.keys).catch(() => undefined);
       ctx.log.info({ identity: id ? `${id.name} ${id.version}` : 'not seeded', quorum: cfg.quorum, cores: cfg.cores, chat: !!chat }, 'cali ready');
@@ -180,7 +181,7 @@ export const caliRole: RoleFactory = (ctx) => {
       // and move the turn's deadline with it so the sweeper does not end a turn xtts is still speaking.
       const speakDeadline = Math.max(env.deadline_ms, Date.now() + cfg.speakBudgetMs);
       await acp.events.extendTurn(env.session, env.turn, speakDeadline);
-      await acp.bus.publish('xtts', createEnvelope({
+      await acp.bus.publish(ACP_QUEUES.xtts, createEnvelope({
         id: `${env.turn}.tts`, kind: 'tts.speak', session: env.session, turn: env.turn, seq: replySeq,
         deadlineMs: speakDeadline,
         ...(env.traceparent !== undefined ? { traceparent: env.traceparent } : {}),

@@ -4,6 +4,7 @@
  * emits `verdict` {label, confidence, core} on the turn's event stream; micro-batches share one
  * ONNX run.
  */
+import { coreQueue } from '../../contract';
 import { join } from 'node:path';
 import { JobRejectedError, partContent } from '../../acp';
 import { loadEnv } from '../../config/env';
@@ -25,7 +26,7 @@ export const coreRole: RoleFactory = (ctx) => {
   let clf: IntentClassifier | undefined;
   const role: WorkerRole = {
     name: 'core',
-    queue: `core:${ordinal}`,
+    queue: coreQueue(ordinal),
     batchSize: cfg.batchSize,
     // classify + emit: a rerun only repeats the verdict emit, which the job's dedupe drops.
     idempotent: true,

@@ -5,6 +5,7 @@
  * synthesized, so the client hears the first sentence while the rest is produced; `end_turn` (spoken turns)
  * closes the turn with `turn.end`.
  */
+import { ACP_QUEUES } from '../../contract';
 import { statSync } from 'fs';
 import { dropIfAbandoned, Job, JobRejectedError, partContent, ServedModel } from '../../acp';
 import { loadEnv } from '../../config/env';
@@ -31,7 +32,7 @@ export const ttsRole: RoleFactory = (ctx) => {
   let loaded = false;
   const role: WorkerRole = {
     name: 'xtts',
-    queue: 'xtts',
+    queue: ACP_QUEUES.xtts,
     async load() {
       const voices = lib.list();
       if (!voices.length) throw new Error(`no Piper/VITS voices in MODEL_DIR ${cfg.modelDir}`);
