@@ -94,3 +94,15 @@ export async function startHello(root: string): Promise<{ url: string; proc: Ser
   const proc = await startTs(root, 'bench/fixtures/hello-fastify.ts', [], {}, port, '/');
   return { url: `http://127.0.0.1:${port}`, proc };
 }
+
+/**
+ * The session-read floor (bench/fixtures/session-read-floor.ts) in its own process, reading the
+ * gateway's own vault and keys with the gateway's API key.
+ */
+export async function startSessionReadFloor(root: string, gw: GatewayUnderTest): Promise<{ url: string; proc: ServiceHandle }> {
+  const port = await freePort();
+  const proc = await startTs(root, 'bench/fixtures/session-read-floor.ts', [], {
+    REDIS_URL: gw.vaultUrl, FLOOR_PREFIX: gw.prefix, FLOOR_API_KEY: gw.apiKey,
+  }, port, '/readyz');
+  return { url: `http://127.0.0.1:${port}`, proc };
+}
