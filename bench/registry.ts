@@ -3,6 +3,7 @@ import type { Benchmark } from './harness/result';
 import { synth } from './synth';
 import { gateway } from './gateway';
 import { ws } from './ws';
+import { memory } from './memory';
 import { vad } from './vad';
 import { vadBatch } from './vad-batch';
 import { bus } from './bus';
@@ -11,4 +12,4 @@ import { batching } from './batching';
 import { speech } from './speech';
 import { review } from './review';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, bus, vad, vadBatch, turn, batching, speech, review];
+export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, memory, bus, vad, vadBatch, turn, batching, speech, review];
