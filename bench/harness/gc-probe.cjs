@@ -5,6 +5,7 @@
  */
 'use strict';
 const { writeFileSync, renameSync } = require('node:fs');
+const { writeHeapSnapshot } = require('node:v8');
 
 const file = process.env.BENCH_MEM_FILE;
 if (file && typeof globalThis.gc === 'function') {
@@ -13,5 +14,8 @@ if (file && typeof globalThis.gc === 'function') {
     globalThis.gc();
     writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), at: Date.now() }));
     renameSync(`${file}.tmp`, file);
+    // For a closer look at what each session holds: BENCH_HEAP_SNAPSHOTS=<dir> also writes a heap snapshot per probe there.
+    const dir = process.env.BENCH_HEAP_SNAPSHOTS;
+    if (dir) writeHeapSnapshot(`${dir}/${require('node:path').basename(file, '.json')}-${Date.now()}.heapsnapshot`);
   });
 }

@@ -153,9 +153,11 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       ws.close(E.WS_CLOSE.idle, `no client frame for ${cfg.wsIdleMs} ms`);
     }, cfg.wsIdleMs);
     idle.unref();
-    const messages = new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2);
+    // The buckets start full whenever they are made, so making them at the first message/frame
+    // rather than at connect changes nothing but what an idle socket holds.
+    let messages: TokenBucket | null = null;
     const audioRate = REALTIME_BYTES_PER_S * cfg.wsAudioRealtime;
-    const audio = new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes));
+    let audio: TokenBucket | null = null;
     ws.on('close', () => {
       closed = true;
       clearInterval(pinger);
@@ -175,7 +177,7 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       let pace: Promise<void> | undefined;
       if (isBinary) {
         const size = rawLength(data);
-        const waitMs = audio.reserve(size);
+        const waitMs = (audio ??= new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes))).reserve(size);
         queuedAudio += size;
         if (queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
         const release = () => {
@@ -183,7 +185,7 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
           if (ws.isPaused && queuedAudio <= maxQueuedAudio / 2) ws.resume();
         };
         pace = (waitMs > 0 ? new Promise<void>((r) => setTimeout(r, waitMs)) : Promise.resolve()).then(release);
-      } else if (!messages.take()) {
+      } else if (!(messages ??= new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2)).take()) {
         // A message over the socket's rate is refused at once, before it queues any work; the socket stays open.
         sendError(ws, new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
         return;
@@ -198,9 +200,12 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
     let session = ctx.session;
     let utterance: { turn: string; bytes: number } | null = null;
     const speakDefault = req.query.speak ?? false;
-    const endpointer = orb.vad && req.query.vad !== false
-      ? new Endpointer(orb.vad.stream({ threshold: orb.config.vadThreshold, minSilenceMs: orb.config.vadSilenceMs }), Math.round(orb.config.vadPreRollMs * 32))
-      : null;
+    // VAD state (recurrent state, window buffers, tensors: ~6 KiB) is made at the first audio frame,
+    // not at connect: an idle or text-only socket never holds it.
+    const useVad = Boolean(orb.vad) && req.query.vad !== false;
+    let endpointer: Endpointer | null = null;
+    const endpointerOf = (vad: NonNullable<typeof orb.vad>) => (endpointer ??= new Endpointer(
+      vad.stream({ threshold: orb.config.vadThreshold, minSilenceMs: orb.config.vadSilenceMs }), Math.round(orb.config.vadPreRollMs * 32)));
 
     /** Appends to the open utterance (opening one if needed); the vault has it before the next frame is read. */
     const appendUtterance = async (sid: string, pcm: Buffer) => {
@@ -282,11 +287,11 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       if (isBinary) {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
         checkPcmFrame(buf);
-        if (!endpointer) {
+        if (!useVad || !orb.vad) {
           await appendUtterance(sid, buf);
           return;
         }
-        for (const act of await endpointer.push(buf)) {
+        for (const act of await endpointerOf(orb.vad).push(buf)) {
           if (act.type === 'speech_start') {
             await appendUtterance(sid, Buffer.alloc(0));
             // Also the barge-in signal: a client playing a reply stops it.
