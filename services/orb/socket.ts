@@ -156,7 +156,13 @@ function idleTick(s: SessionSocket): void { s.idleTimeout(); }
  * fields of this one object; what only audio needs (rate bucket, VAD state) is made at the first
  * frame, and the listeners and timers are shared functions, so an idle socket costs little.
  */
-export class SessionSocket {
+export class SessionSocket implements LiveSocket {
+  readonly id: string;
+  readonly keyId: string;
+  /** Null until setup has created the session (a resumed one is known from the start). */
+  sessionId: string | null;
+  /** Highest seq delivered to this client. */
+  lastSeq: number;
   alive = true;
   private closed = false;
   private sub: { close(): void } | null = null;
@@ -169,27 +175,34 @@ export class SessionSocket {
   /** Frames are handled strictly in arrival order (audio appends must not reorder); setup runs first on it. */
   private chain: Promise<void> = Promise.resolve();
   private queuedAudio = 0;
-  private session: SessionRecord | null;
+  /** What setup needs of the pre-upgrade checks (req.orbSocket, let go once read). */
+  private readonly resumed: boolean;
+  private readonly afterSeq: number;
   private utterance: { turn: string; bytes: number } | null = null;
   // VAD state (recurrent state, window buffers, tensors: ~6 KiB) is made at the first audio frame.
   private endpointer: Endpointer | null = null;
-  private readonly live: LiveSocket;
 
   static attach(app: FastifyInstance, ws: WebSocket, req: FastifyRequest<{ Querystring: SocketQuery }>, keyBudget: KeyBudget): SessionSocket {
-    return new SessionSocket(app, ws as CarryingSocket, req, req.orbSocket!, keyBudget);
+    const ctx = req.orbSocket!;
+    req.orbSocket = null;
+    return new SessionSocket(app, ws as CarryingSocket, req, ctx, keyBudget);
   }
 
   private constructor(
     private readonly app: FastifyInstance,
-    private readonly ws: CarryingSocket,
+    readonly ws: CarryingSocket,
     private readonly req: FastifyRequest<{ Querystring: SocketQuery }>,
-    private readonly ctx: SocketContext,
+    ctx: SocketContext,
     private readonly keyBudget: KeyBudget,
   ) {
     const cfg = app.orb.config;
-    this.session = ctx.session;
-    this.live = { id: ctx.socketId, keyId: req.apiKeyId, sessionId: ctx.session?.id ?? null, lastSeq: ctx.afterSeq, ws };
-    app.liveSessions.add(this.live);
+    this.id = ctx.socketId;
+    this.keyId = req.apiKeyId;
+    this.sessionId = ctx.session?.id ?? null;
+    this.lastSeq = ctx.afterSeq;
+    this.resumed = ctx.session !== null;
+    this.afterSeq = ctx.afterSeq;
+    app.liveSessions.add(this);
     ws[kSession] = this;
     // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
     ws.on('pong', onPong);
@@ -229,7 +242,7 @@ export class SessionSocket {
     clearInterval(this.pinger);
     clearTimeout(this.idle);
     this.sub?.close();
-    void this.app.liveSessions.remove(this.live);
+    void this.app.liveSessions.remove(this);
   }
 
   onMessage(data: RawData, isBinary: boolean): void {
@@ -313,40 +326,39 @@ export class SessionSocket {
   }
 
   private async setup(): Promise<void> {
-    const { orb, ctx, live } = this;
-    const session = this.session ?? (this.session = await orb.sessions.create(this.req.apiKeyId, orb.config.podName));
-    live.sessionId = session.id;
-    const open = await this.app.vault.redis.hget(orb.sessions.key(session.id), 'open_utterance');
-    if (open) this.utterance = { turn: open, bytes: await orb.turns.audioBytes(session.id, open) };
-    const lastSeq = await orb.events.lastSeq(session.id);
+    const { orb, afterSeq } = this;
+    const sid = this.sessionId ?? (this.sessionId = (await orb.sessions.create(this.req.apiKeyId, orb.config.podName)).id);
+    const open = await this.app.vault.redis.hget(orb.sessions.key(sid), 'open_utterance');
+    if (open) this.utterance = { turn: open, bytes: await orb.turns.audioBytes(sid, open) };
+    const lastSeq = await orb.events.lastSeq(sid);
     this.sendJson({
-      type: 'session.ready', session: session.id, resumed: Boolean(ctx.session), after_seq: ctx.afterSeq, last_seq: lastSeq,
+      type: 'session.ready', session: sid, resumed: this.resumed, after_seq: afterSeq, last_seq: lastSeq,
       replica: orb.config.podName, open_utterance: this.utterance,
       audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 }, max_frame_bytes: orb.config.maxFrameBytes,
     });
     // Trimmed history (MAXLEN on the event stream) is reported, never silently skipped.
-    if (ctx.afterSeq > 0) {
-      const first = (await orb.events.read(session.id, 0, 1))[0];
-      if (first && first.seq > ctx.afterSeq + 1) this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${ctx.afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
+    if (afterSeq > 0) {
+      const first = (await orb.events.read(sid, 0, 1))[0];
+      if (first && first.seq > afterSeq + 1) this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
     }
     if (this.closed) return;
-    const s = await orb.hub.subscribe(session.id, ctx.afterSeq, (events: TurnEvent[]) => this.deliver(events));
+    const s = await orb.hub.subscribe(sid, afterSeq, (events: TurnEvent[]) => this.deliver(events));
     if (this.closed) s.close(); else this.sub = s;
   }
 
   private deliver(events: TurnEvent[]): void {
-    const { app, ws, live } = this;
+    const { app, ws } = this;
     const now = Date.now();
     for (const ev of events) {
       this.sendJson(ev);
-      live.lastSeq = ev.seq;
+      this.lastSeq = ev.seq;
       if (ev.ts) app.metrics.busLag.observe(Math.max(0, now - ev.ts) / 1000);
     }
     app.metrics.eventsForwarded.inc(events.length);
     // A client that cannot keep up must not grow this replica's memory without bound: it resumes later from its seq.
     if (ws.bufferedAmount > SLOW_CLIENT_BYTES && ws.readyState === ws.OPEN) {
       app.metrics.wsRejected.inc({ reason: 'slow_client' });
-      ws.close(E.WS_CLOSE.tryAgainLater, resumeHint(live.sessionId, live.lastSeq));
+      ws.close(E.WS_CLOSE.tryAgainLater, resumeHint(this.sessionId, this.lastSeq));
     }
   }
 
@@ -357,8 +369,9 @@ export class SessionSocket {
 
   private async handle(data: RawData, isBinary: boolean): Promise<void> {
     const { orb } = this;
-    if (this.closed || !this.session) return;
-    const sid = this.session.id;
+    // Until setup has run there is no session to act on (frames wait on the chain behind it).
+    const sid = this.sessionId;
+    if (this.closed || !sid) return;
     if (isBinary) {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
       checkPcmFrame(buf);
