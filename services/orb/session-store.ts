@@ -63,6 +63,21 @@ export class SessionStore {
     return remainingMs === -1 || (remainingMs >= 0 && remainingMs < this.touchBelowMs);
   }
 
+  /** The utterance a socket left open on this session (any replica appends to it next), or null. */
+  async openUtterance(sid: string): Promise<string | null> {
+    return this.redis.hget(this.key(sid), 'open_utterance');
+  }
+
+  /** Records the session's open utterance, so a replica that takes the session over appends to the same one. */
+  async setOpenUtterance(sid: string, turn: string): Promise<void> {
+    await this.redis.hset(this.key(sid), 'open_utterance', turn);
+  }
+
+  /** The utterance was committed or cleared. */
+  async clearOpenUtterance(sid: string): Promise<void> {
+    await this.redis.hdel(this.key(sid), 'open_utterance');
+  }
+
   /** Keeps an active session (and its index entry) alive for another TTL. */
   async touch(sid: string, owner: string): Promise<void> {
     await this.redis.multi().expire(this.key(sid), this.ttlS).expire(this.indexKey(owner), this.ttlS).exec();

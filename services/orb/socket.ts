@@ -292,8 +292,7 @@ export class SessionSocket implements LiveSocket {
     const { orb } = this;
     if (!this.utterance) {
       this.utterance = { turn: randomUUID(), bytes: 0 };
-      // Recorded in the session so a replica that takes over appends to the same utterance.
-      await this.app.vault.redis.hset(orb.sessions.key(sid), 'open_utterance', this.utterance.turn);
+      await orb.sessions.setOpenUtterance(sid, this.utterance.turn);
     }
     if (!pcm.length) return;
     if (this.utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
@@ -311,7 +310,7 @@ export class SessionSocket implements LiveSocket {
     if (!this.utterance || this.utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
     const u: { turn: string; bytes: number } = this.utterance;
     this.utterance = null;
-    await this.app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
+    await orb.sessions.clearOpenUtterance(sid);
     this.sendJson({ type: 'input_audio.committed', turn: u.turn, bytes: u.bytes, by });
     try {
       await orb.turns.commitAudio(sid, u.turn, { speak });
@@ -328,7 +327,7 @@ export class SessionSocket implements LiveSocket {
   private async setup(): Promise<void> {
     const { orb, afterSeq } = this;
     const sid = this.sessionId ?? (this.sessionId = (await orb.sessions.create(this.req.apiKeyId, orb.config.podName)).id);
-    const open = await this.app.vault.redis.hget(orb.sessions.key(sid), 'open_utterance');
+    const open = await orb.sessions.openUtterance(sid);
     if (open) this.utterance = { turn: open, bytes: await orb.turns.audioBytes(sid, open) };
     const lastSeq = await orb.events.lastSeq(sid);
     this.sendJson({
@@ -416,7 +415,7 @@ export class SessionSocket implements LiveSocket {
       case 'input_audio.clear':
         if (this.utterance) {
           await orb.turns.discardAudio(sid, this.utterance.turn);
-          await this.app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
+          await orb.sessions.clearOpenUtterance(sid);
         }
         this.sendJson({ type: 'input_audio.cleared', turn: this.utterance?.turn ?? null });
         this.utterance = null;
