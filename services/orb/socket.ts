@@ -15,8 +15,8 @@ import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
 import type { LiveSocket } from './live-sessions';
 import { Endpointer } from './endpointing';
 import { resumeHint } from './drain';
-import { isVaultUnavailable } from './vault';
 import * as E from './errors';
+import { toOrbError } from './errors';
 
 interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string; ticket?: string }
 
@@ -130,12 +130,10 @@ function rawLength(data: RawData): number {
   return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
 }
 
+/** A socket error frame's fields, from the same mapper the HTTP error handler uses (errors.ts toOrbError). */
 function toClientError(err: unknown): { code: string; statusCode: number; message: string } {
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return { code: e.code, statusCode: e.statusCode ?? 400, message: e.message ?? '' };
-  if (typeof e.code === 'string' && e.code === 'ACP_ERR_BACKLOG') return { code: 'ORB_ERR_BUS_BACKLOG', statusCode: 503, message: e.message ?? '' };
-  if (isVaultUnavailable(err)) return { code: 'ORB_ERR_VAULT_UNAVAILABLE', statusCode: 503, message: e.message ?? '' };
-  return { code: 'ORB_ERR_INTERNAL', statusCode: 500, message: 'Internal error' };
+  const e = toOrbError(err instanceof Error ? err : new Error(String(err)));
+  return { code: e.code, statusCode: e.statusCode ?? 500, message: e.message };
 }
 
 type KeyBudget = ReturnType<FastifyInstance['createRateLimit']>;
