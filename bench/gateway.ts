@@ -1,13 +1,16 @@
 /**
- * gateway: req/s and p50/p99 of GET /v1/sessions/:id (auth + a vault read) and GET /readyz on one
- * orb-core replica vs a bare Fastify hello-world, same load tool (autocannon), same connections,
- * rounds interleaved. Both servers run in their own process; the load runs in this one.
+ * gateway: req/s and p50/p99 of GET /v1/sessions/:id (auth + rate limit + a vault read) on one
+ * orb-core replica vs its floor (bench/fixtures/session-read-floor.ts: Fastify 5, a bearer-token
+ * string compare, one auto-pipelined HGETALL + XREVRANGE COUNT 1 on ioredis, logging off) reading
+ * the same session from the same vault; and GET /readyz vs a bare Fastify hello-world. Same load
+ * tool (autocannon), same connections, rounds interleaved. Every server runs in its own process;
+ * the load runs in this one.
  */
 import { interleave } from './harness/interleave';
 import { load, type LoadResult } from './harness/load';
 import { figure, type Benchmark, type Figure } from './harness/result';
 import { median } from './harness/stats';
-import { startGateway, startHello } from './harness/stack';
+import { startGateway, startHello, startSessionReadFloor } from './harness/stack';
 
 /** The session id in whatever shape POST /v1/sessions answers ({id} or {session: {id}}). */
 export function sessionIdOf(body: unknown): string | undefined {
@@ -40,10 +43,11 @@ function compare(metric: string, subjectLabel: string, s: LoadResult[], baseline
 
 export const gateway: Benchmark = {
   name: 'gateway',
-  title: 'orb-core GET /v1/sessions/:id and GET /readyz vs a bare Fastify hello-world (autocannon)',
+  title: 'orb-core GET /v1/sessions/:id vs its Fastify + ioredis floor, GET /readyz vs a bare Fastify hello-world (autocannon)',
   async run({ quick, root, log }) {
     const gw = await startGateway(root);
     const hello = await startHello(root).catch(async (err) => { await gw.stop(); throw err; });
+    const floor = await startSessionReadFloor(root, gw).catch(async (err) => { await hello.proc.stop(); await gw.stop(); throw err; });
     try {
       const sid = await createSession(gw.url, gw.apiKey);
       const auth = { authorization: `Bearer ${gw.apiKey}` };
@@ -56,24 +60,26 @@ export const gateway: Benchmark = {
         return r;
       };
       // Warm-up: JIT and connection pools, not measured.
-      for (const [url, headers] of [[hello.url], [`${gw.url}/readyz`], [`${gw.url}/v1/sessions/${sid}`, auth]] as const) {
+      for (const [url, headers] of [[hello.url], [`${gw.url}/readyz`], [`${floor.url}/v1/sessions/${sid}`, auth], [`${gw.url}/v1/sessions/${sid}`, auth]] as const) {
         await load({ url, headers, connections, amount: 2000, maxSeconds: 1 });
       }
       const rounds = quick ? 1 : 3;
       const r = await interleave(rounds, [
         { name: 'hello', round: run(hello.url) },
         { name: 'readyz', round: run(`${gw.url}/readyz`) },
+        { name: 'floor', round: run(`${floor.url}/v1/sessions/${sid}`, auth) },
         { name: 'session', round: run(`${gw.url}/v1/sessions/${sid}`, auth) },
       ]);
       for (const [k, v] of Object.entries(r)) log(`${k}: ${v.map((x) => `${x.rps.toFixed(0)} req/s p50 ${x.latencyMs.p50.toFixed(2)} p99 ${x.latencyMs.p99.toFixed(2)} ms`).join(' | ')}`);
       return {
         figures: [
-          ...compare('GET /v1/sessions/:id', 'orb-core', r.session, 'Fastify hello-world', r.hello),
+          ...compare('GET /v1/sessions/:id', 'orb-core', r.session, 'floor: Fastify + ioredis HGETALL/XREVRANGE', r.floor),
           ...compare('GET /readyz', 'orb-core', r.readyz, 'Fastify hello-world', r.hello),
         ],
         details: { connections, maxSecondsPerRound: maxSeconds, rounds, samples: r },
       };
     } finally {
+      await floor.proc.stop();
       await hello.proc.stop();
       await gw.stop();
     }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
+import { loadOrbFunctions } from '../../services/acp/functions';
 import { freePort, startRedisServer, type RedisServerHandle } from '../../test/support/redis-server';
 import { httpOk, spawnService, type ServiceHandle } from './proc';
 import { NotAvailable } from './result';
@@ -18,8 +19,8 @@ export async function startVault(): Promise<RedisServerHandle> {
 }
 
 /** Runs a TypeScript entry under node with tsx's loader (as scripts/dev.ts does), ready on GET `readyPath`. */
-export async function startTs(root: string, entry: string, args: readonly string[], env: NodeJS.ProcessEnv, port: number, readyPath = '/readyz', readyTimeoutMs = 60_000): Promise<ServiceHandle> {
-  return spawnService(process.execPath, ['--import', 'tsx', join(root, entry), ...args], {
+export async function startTs(root: string, entry: string, args: readonly string[], env: NodeJS.ProcessEnv, port: number, readyPath = '/readyz', readyTimeoutMs = 60_000, nodeArgs: readonly string[] = []): Promise<ServiceHandle> {
+  return spawnService(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, entry), ...args], {
     cwd: root,
     env: { PORT: String(port), ...env },
     ready: httpOk(`http://127.0.0.1:${port}${readyPath}`),
@@ -36,10 +37,14 @@ export interface GatewayUnderTest {
   stop(): Promise<void>;
 }
 
-/** Writes the identity document the way the seed Job does, so the gateway's readiness can pass. */
+/**
+ * What the seed Job does before a gateway can be ready: loads the vault's `orb` FUNCTION library
+ * (without it /readyz answers turns: false) and writes the identity document.
+ */
 async function seedIdentity(vaultUrl: string, prefix: string): Promise<void> {
   const r = new Redis(vaultUrl);
   try {
+    await loadOrbFunctions(r);
     await r.set(`${prefix}identity:seed`, JSON.stringify({ name: 'CaleonGenesis', version: '1.12', source: 'bench' }));
     await r.set(`${prefix}identity:version`, '1.12');
   } finally {
@@ -53,7 +58,7 @@ async function seedIdentity(vaultUrl: string, prefix: string): Promise<void> {
  * under-pressure shedding is off); request
  * logging is at `warn` so log I/O is not part of either side.
  */
-export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<GatewayUnderTest> {
+export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = []): Promise<GatewayUnderTest> {
   if (!existsSync(join(root, 'services', 'orb', 'main.ts'))) throw new NotAvailable('services/orb/main.ts (the gateway) has not landed');
   const vault = await startVault();
   const prefix = `bench:${randomBytes(4).toString('hex')}:`;
@@ -73,7 +78,7 @@ export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {
       // Load shedding off: on a shared machine a stall should show as latency, not as a 503.
       ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
       ...extraEnv,
-    }, port);
+    }, port, '/readyz', 180_000, nodeArgs);
     return {
       url: `http://127.0.0.1:${port}`,
       apiKey,
@@ -92,5 +97,17 @@ export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {
 export async function startHello(root: string): Promise<{ url: string; proc: ServiceHandle }> {
   const port = await freePort();
   const proc = await startTs(root, 'bench/fixtures/hello-fastify.ts', [], {}, port, '/');
+  return { url: `http://127.0.0.1:${port}`, proc };
+}
+
+/**
+ * The session-read floor (bench/fixtures/session-read-floor.ts) in its own process, reading the
+ * gateway's own vault and keys with the gateway's API key.
+ */
+export async function startSessionReadFloor(root: string, gw: GatewayUnderTest): Promise<{ url: string; proc: ServiceHandle }> {
+  const port = await freePort();
+  const proc = await startTs(root, 'bench/fixtures/session-read-floor.ts', [], {
+    REDIS_URL: gw.vaultUrl, FLOOR_PREFIX: gw.prefix, FLOOR_API_KEY: gw.apiKey,
+  }, port, '/readyz');
   return { url: `http://127.0.0.1:${port}`, proc };
 }

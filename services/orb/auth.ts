@@ -51,6 +51,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { keys: readonly
   // preValidation, after the rate limiter's onRequest, so failed guesses count against the caller's IP.
   app.addHook('preValidation', async (req: FastifyRequest) => {
     if (req.routeOptions.config?.auth === false) return;
+    // Already identified by the route's own hook from these same credentials (session-read.ts); only code sets this.
+    if (req.apiKeyId) return;
     const ticket = !req.headers.authorization ? queryParam(req, 'ticket') : undefined;
     if (ticket !== undefined) {
       const owner = await app.wsTickets.redeem(ticket);

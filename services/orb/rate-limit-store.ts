@@ -7,6 +7,16 @@ import { fcall } from '../acp/functions';
 
 type Callback = (err: Error | null, res?: { current: number; ttl: number }) => void;
 
+/**
+ * One step of the shared fixed-window counter (`orb_rate_limit`): the count including this request
+ * and the window's remaining ms. Called by the plugin's store and by the session read's hot path
+ * (services/orb/session-read.ts), which issues it in the same pipeline as its reads.
+ */
+export function rateLimitIncr(redis: Redis, key: string, timeWindow: number, max: number, continueExceeding = false, exponentialBackoff = false): Promise<{ current: number; ttl: number }> {
+  return fcall<[number, number]>(redis, 'orb_rate_limit', [key], [timeWindow, max, String(continueExceeding), String(exponentialBackoff)])
+    .then(([current, ttl]) => ({ current: Number(current), ttl: Number(ttl) }));
+}
+
 /** A store class bound to one client and key namespace, as the plugin's `store` option expects. */
 export function vaultRateLimitStore(redis: Redis, nameSpace: string) {
   return class VaultRateLimitStore {
@@ -19,8 +29,8 @@ export function vaultRateLimitStore(redis: Redis, nameSpace: string) {
 
     // The plugin passes the window and the max of the route (declared optional in its types).
     incr(id: string, cb: Callback, timeWindow = 60_000, max = 1): void {
-      fcall<[number, number]>(redis, 'orb_rate_limit', [this.key + id], [timeWindow, max, String(this.continueExceeding), String(this.exponentialBackoff)])
-        .then(([current, ttl]) => cb(null, { current: Number(current), ttl: Number(ttl) }), (err: Error) => cb(err));
+      rateLimitIncr(redis, this.key + id, timeWindow, max, this.continueExceeding, this.exponentialBackoff)
+        .then((res) => cb(null, res), (err: Error) => cb(err));
     }
 
     // The plugin's types omit `routeInfo`, which it always passes (RedisStore keys children by it).

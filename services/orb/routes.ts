@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SESSION_ID_PATTERN, SESSION_ID_RE, SessionRecord } from './session-store';
 import { checkRawPcm, parseMediaType, pcmFromWav } from './audio';
+import { sessionReadHook, startSessionRead } from './session-read';
 import * as E from './errors';
 
 const open = { auth: false, rateLimit: false, pressureHandler: () => undefined } as const;
@@ -98,7 +99,11 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
     return { id: s.id, created_at: s.createdAt, last_seq: 0, metadata: s.metadata, websocket: `/v1/session?session=${s.id}` };
   });
 
+  app.decorateRequest('sessionRead', null);
   app.get<{ Params: { id: string }; Querystring: { after_seq?: string; limit?: number } }>('/v1/sessions/:id', {
+    // The hot read: its own hook rate-limits in the same vault round trip as the read (session-read.ts).
+    config: { rateLimit: false },
+    onRequest: sessionReadHook(app),
     schema: {
       params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } },
       querystring: { type: 'object', additionalProperties: false, properties: {
@@ -120,10 +125,13 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
     const sid = req.params.id;
     if (!SESSION_ID_RE.test(sid)) throw new E.ORB_ERR_UNKNOWN_SESSION(sid.slice(0, 64));
     const requested = parseSeq(req.query.after_seq, Number.MAX_SAFE_INTEGER);
-    // One auto-pipelined round trip; nothing read is returned unless the key owns the session.
-    const [s, lastSeq, events] = await Promise.all([
-      app.orb.sessions.get(sid, req.apiKeyId), app.orb.events.lastSeq(sid), app.orb.events.read(sid, requested, req.query.limit ?? 1000),
-    ]);
+    const limit = req.query.limit ?? 1000;
+    // Issued by the onRequest hook with the rate-limit step (one round trip); read now only if the
+    // hook could not tell what validation would make of the query.
+    let r = req.sessionRead;
+    if (!r || r.sid !== sid || r.afterSeq !== requested || r.limit !== limit) r = startSessionRead(app, sid, req.apiKeyId, requested, limit);
+    // Nothing read is returned unless the key owns the session.
+    const [s, lastSeq, events, remainingMs] = await Promise.all([r.session, r.lastSeq, r.events, r.remainingMs]);
     if (!s) throw new E.ORB_ERR_UNKNOWN_SESSION(sid.slice(0, 64));
     parseSeq(req.query.after_seq, lastSeq);
     // Turn history: one line per turn whose events are in this page.
@@ -137,8 +145,8 @@ export const httpRoutes = fp(async (app: FastifyInstance) => {
       if (ev.type === 'reply') t.reply = String(d.text ?? '');
       if (ev.type === 'turn.end') t.outcome = String(d.outcome ?? 'ok');
     }
-    // Reading keeps the session alive; the reply does not wait for it.
-    app.orb.sessions.touch(s.id, s.owner).catch((err) => req.log.warn({ err }, 'session touch failed'));
+    // Reading keeps the session alive, written only once a tenth of its TTL has run out; the reply does not wait for it.
+    if (app.orb.sessions.needsTouch(remainingMs)) app.orb.sessions.touch(s.id, s.owner).catch((err) => req.log.warn({ err }, 'session touch failed'));
     return { id: s.id, created_at: s.createdAt, last_seq: lastSeq, metadata: s.metadata, turns: [...turns.values()], events };
   });
 

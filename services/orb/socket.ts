@@ -15,8 +15,8 @@ import { SESSION_ID_PATTERN, SessionRecord } from './session-store';
 import type { LiveSocket } from './live-sessions';
 import { Endpointer } from './endpointing';
 import { resumeHint } from './drain';
-import { isVaultUnavailable } from './vault';
 import * as E from './errors';
+import { toOrbError } from './errors';
 
 interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string; ticket?: string }
 
@@ -88,12 +88,6 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
   const { orb } = app;
   app.decorateRequest('orbSocket', null);
 
-  const sendJson = (ws: WebSocket, msg: unknown) => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg)); };
-  const sendError = (ws: WebSocket, err: { code?: string; statusCode?: number; message: string }) => {
-    app.metrics.wsRejected.inc({ reason: err.code ?? 'unknown' });
-    sendJson(ws, { type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
-  };
-
   // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
   const keyBudget = app.createRateLimit();
 
@@ -128,219 +122,7 @@ export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
       req.orbSocket = { socketId, session, afterSeq, lastSeq };
     },
   }, async (ws, req) => {
-    const ctx = req.orbSocket!;
-    const live: LiveSocket = { id: ctx.socketId, keyId: req.apiKeyId, sessionId: ctx.session?.id ?? null, lastSeq: ctx.afterSeq, ws };
-    app.liveSessions.add(live);
-    let sub: { close(): void } | null = null;
-    let closed = false;
-    const cfg = orb.config;
-    // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
-    let alive = true;
-    ws.on('pong', () => { alive = true; });
-    const pinger = setInterval(() => {
-      if (!alive) {
-        app.metrics.wsRejected.inc({ reason: 'ping_timeout' });
-        ws.terminate();
-        return;
-      }
-      alive = false;
-      ws.ping();
-    }, cfg.wsPingMs);
-    pinger.unref();
-    // Idle: a client that sends nothing for wsIdleMs gives its slot under the key's socket cap back.
-    const idle = setTimeout(() => {
-      app.metrics.wsRejected.inc({ reason: 'idle' });
-      ws.close(E.WS_CLOSE.idle, `no client frame for ${cfg.wsIdleMs} ms`);
-    }, cfg.wsIdleMs);
-    idle.unref();
-    const messages = new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2);
-    const audioRate = REALTIME_BYTES_PER_S * cfg.wsAudioRealtime;
-    const audio = new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes));
-    ws.on('close', () => {
-      closed = true;
-      clearInterval(pinger);
-      clearTimeout(idle);
-      sub?.close();
-      void app.liveSessions.remove(live);
-    });
-    // Frames are handled strictly in arrival order (audio appends must not reorder).
-    let chain: Promise<void> = Promise.resolve();
-    // Frames that arrive while the session is being set up wait on the chain too.
-    // Audio beyond the socket's rate is slowed, not dropped: each frame waits for its share, and while
-    // more than a few seconds of it are queued the socket stops reading (TCP pushes back on the client).
-    let queuedAudio = 0;
-    const maxQueuedAudio = Math.max(4 * audioRate, 4 * cfg.maxFrameBytes);
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      idle.refresh();
-      let pace: Promise<void> | undefined;
-      if (isBinary) {
-        const size = rawLength(data);
-        const waitMs = audio.reserve(size);
-        queuedAudio += size;
-        if (queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
-        const release = () => {
-          queuedAudio -= size;
-          if (ws.isPaused && queuedAudio <= maxQueuedAudio / 2) ws.resume();
-        };
-        pace = (waitMs > 0 ? new Promise<void>((r) => setTimeout(r, waitMs)) : Promise.resolve()).then(release);
-      } else if (!messages.take()) {
-        // A message over the socket's rate is refused at once, before it queues any work; the socket stays open.
-        sendError(ws, new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
-        return;
-      }
-      chain = chain.then(() => pace).then(() => handle(data, isBinary)).catch((err) => {
-        const ce = toClientError(err);
-        if (ce.statusCode >= 500) req.log.error({ err }, 'socket message failed');
-        sendError(ws, ce);
-      });
-    });
-
-    let session = ctx.session;
-    let utterance: { turn: string; bytes: number } | null = null;
-    const speakDefault = req.query.speak ?? false;
-    const endpointer = orb.vad && req.query.vad !== false
-      ? new Endpointer(orb.vad.stream({ threshold: orb.config.vadThreshold, minSilenceMs: orb.config.vadSilenceMs }), Math.round(orb.config.vadPreRollMs * 32))
-      : null;
-
-    /** Appends to the open utterance (opening one if needed); the vault has it before the next frame is read. */
-    const appendUtterance = async (sid: string, pcm: Buffer) => {
-      if (!utterance) {
-        utterance = { turn: randomUUID(), bytes: 0 };
-        // Recorded in the session so a replica that takes over appends to the same utterance.
-        await app.vault.redis.hset(orb.sessions.key(sid), 'open_utterance', utterance.turn);
-      }
-      if (!pcm.length) return;
-      if (utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
-      utterance.bytes = await orb.turns.appendAudio(sid, utterance.turn, pcm);
-    };
-
-    /** A turn from this socket draws on the key's rate limit, the same budget its HTTP requests share on every replica. */
-    const spendKeyBudget = async () => {
-      const r = await keyBudget(req);
-      if (!r.isAllowed && r.isExceeded) throw new E.ORB_ERR_TOO_MANY_REQUESTS(`${r.ttlInSeconds} s`);
-    };
-
-    const commitUtterance = async (sid: string, speak: boolean, by: 'client' | 'vad') => {
-      if (!utterance || utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
-      const u: { turn: string; bytes: number } = utterance;
-      utterance = null;
-      await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
-      sendJson(ws, { type: 'input_audio.committed', turn: u.turn, bytes: u.bytes, by });
-      try {
-        await orb.turns.commitAudio(sid, u.turn, { speak });
-      } catch (err) {
-        // Refused before anything was written (no turn.start in the vault): the client that saw
-        // input_audio.committed still gets this turn's one turn.end.
-        const ce = toClientError(err);
-        sendJson(ws, { type: 'turn.end', session: sid, turn: u.turn, data: { outcome: 'refused', code: ce.code } });
-        throw err;
-      }
-      await orb.sessions.touch(sid, req.apiKeyId);
-    };
-
-    const setup = async () => {
-      if (!session) session = await orb.sessions.create(req.apiKeyId, orb.config.podName);
-      live.sessionId = session.id;
-      const open = await app.vault.redis.hget(orb.sessions.key(session.id), 'open_utterance');
-      if (open) utterance = { turn: open, bytes: await orb.turns.audioBytes(session.id, open) };
-      const lastSeq = await orb.events.lastSeq(session.id);
-      sendJson(ws, {
-        type: 'session.ready', session: session.id, resumed: Boolean(ctx.session), after_seq: ctx.afterSeq, last_seq: lastSeq,
-        replica: orb.config.podName, open_utterance: utterance,
-        audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 }, max_frame_bytes: orb.config.maxFrameBytes,
-      });
-      // Trimmed history (MAXLEN on the event stream) is reported, never silently skipped.
-      if (ctx.afterSeq > 0) {
-        const first = (await orb.events.read(session.id, 0, 1))[0];
-        if (first && first.seq > ctx.afterSeq + 1) sendError(ws, new E.ORB_ERR_BAD_SEQ(`events ${ctx.afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
-      }
-      if (closed) return;
-      const s = await orb.hub.subscribe(session.id, ctx.afterSeq, (events: TurnEvent[]) => {
-        const now = Date.now();
-        for (const ev of events) {
-          sendJson(ws, ev);
-          live.lastSeq = ev.seq;
-          if (ev.ts) app.metrics.busLag.observe(Math.max(0, now - ev.ts) / 1000);
-        }
-        app.metrics.eventsForwarded.inc(events.length);
-        // A client that cannot keep up must not grow this replica's memory without bound: it resumes later from its seq.
-        if (ws.bufferedAmount > SLOW_CLIENT_BYTES && ws.readyState === ws.OPEN) {
-          app.metrics.wsRejected.inc({ reason: 'slow_client' });
-          ws.close(E.WS_CLOSE.tryAgainLater, resumeHint(live.sessionId, live.lastSeq));
-        }
-      });
-      if (closed) s.close(); else sub = s;
-    };
-    chain = chain.then(setup).catch((err) => {
-      req.log.error({ err }, 'session socket setup failed');
-      if (ws.readyState === ws.OPEN) ws.close(E.WS_CLOSE.internalError, 'setup failed');
-    });
-
-    async function handle(data: RawData, isBinary: boolean): Promise<void> {
-      if (closed || !session) return;
-      const sid = session.id;
-      if (isBinary) {
-        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-        checkPcmFrame(buf);
-        if (!endpointer) {
-          await appendUtterance(sid, buf);
-          return;
-        }
-        for (const act of await endpointer.push(buf)) {
-          if (act.type === 'speech_start') {
-            await appendUtterance(sid, Buffer.alloc(0));
-            // Also the barge-in signal: a client playing a reply stops it.
-            sendJson(ws, { type: 'input_audio.speech_started', turn: utterance!.turn });
-          } else if (act.type === 'audio') {
-            await appendUtterance(sid, act.pcm);
-          } else {
-            sendJson(ws, { type: 'input_audio.speech_stopped', turn: utterance?.turn ?? null });
-            await commitUtterance(sid, speakDefault, 'vad');
-          }
-        }
-        return;
-      }
-      let msg: unknown;
-      try {
-        msg = JSON.parse(data.toString());
-      } catch (err) {
-        throw new E.ORB_ERR_MALFORMED_JSON((err as Error).message);
-      }
-      if (!validateClientEvent(msg)) {
-        const t = (msg as { type?: unknown } | null)?.type;
-        throw new E.ORB_ERR_BAD_EVENT(typeof t === 'string' ? `'${t.slice(0, 40)}' is unknown or has bad fields` : 'an object with a string "type" is required');
-      }
-      switch (msg.type) {
-        case 'ping':
-          sendJson(ws, { type: 'pong', id: msg.id });
-          return;
-        case 'input_audio.format':
-          if (msg.encoding !== 'pcm16le' || msg.sample_rate !== SAMPLE_RATE || msg.channels !== 1) {
-            throw new E.ORB_ERR_AUDIO_FORMAT(`${msg.encoding}, ${msg.sample_rate} Hz, ${msg.channels} channel(s)`);
-          }
-          sendJson(ws, { type: 'input_audio.format', encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 });
-          return;
-        case 'input_audio.clear':
-          if (utterance) {
-            await orb.turns.discardAudio(sid, utterance.turn);
-            await app.vault.redis.hdel(orb.sessions.key(sid), 'open_utterance');
-          }
-          sendJson(ws, { type: 'input_audio.cleared', turn: utterance?.turn ?? null });
-          utterance = null;
-          return;
-        case 'input_audio.commit':
-          await spendKeyBudget();
-          await commitUtterance(sid, msg.speak ?? speakDefault, 'client');
-          return;
-        case 'text': {
-          await spendKeyBudget();
-          const t = await orb.turns.startText(sid, msg.text, { speak: msg.speak ?? speakDefault });
-          sendJson(ws, { type: 'turn.accepted', turn: t.turn, start_seq: t.seq, deadline_ms: t.deadlineMs });
-          await orb.sessions.touch(sid, req.apiKeyId);
-          return;
-        }
-      }
-    }
+    SessionSocket.attach(app, ws, req, keyBudget);
   });
 }, { fastify: '5.x', name: 'orb-session-socket', dependencies: ['orb-http-routes'] });
 
@@ -348,10 +130,305 @@ function rawLength(data: RawData): number {
   return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
 }
 
+/** A socket error frame's fields, from the same mapper the HTTP error handler uses (errors.ts toOrbError). */
 function toClientError(err: unknown): { code: string; statusCode: number; message: string } {
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  if (typeof e.code === 'string' && e.code.startsWith('ORB_ERR_')) return { code: e.code, statusCode: e.statusCode ?? 400, message: e.message ?? '' };
-  if (typeof e.code === 'string' && e.code === 'ACP_ERR_BACKLOG') return { code: 'ORB_ERR_BUS_BACKLOG', statusCode: 503, message: e.message ?? '' };
-  if (isVaultUnavailable(err)) return { code: 'ORB_ERR_VAULT_UNAVAILABLE', statusCode: 503, message: e.message ?? '' };
-  return { code: 'ORB_ERR_INTERNAL', statusCode: 500, message: 'Internal error' };
+  const e = toOrbError(err instanceof Error ? err : new Error(String(err)));
+  return { code: e.code, statusCode: e.statusCode ?? 500, message: e.message };
+}
+
+type KeyBudget = ReturnType<FastifyInstance['createRateLimit']>;
+
+/** The SessionSocket a ws carries, so one listener function serves every socket (no closures per socket). */
+const kSession = Symbol('orb.sessionSocket');
+type CarryingSocket = WebSocket & { [kSession]?: SessionSocket };
+
+function onPong(this: CarryingSocket): void { const s = this[kSession]; if (s) s.alive = true; }
+function onClose(this: CarryingSocket): void { this[kSession]?.onClose(); }
+function onMessage(this: CarryingSocket, data: RawData, isBinary: boolean): void { this[kSession]?.onMessage(data, isBinary); }
+function pingTick(s: SessionSocket): void { s.pingTick(); }
+function idleTick(s: SessionSocket): void { s.idleTimeout(); }
+
+/**
+ * One client's WebSocket on this replica: its heartbeat, idle timer, rates, ordered frame chain,
+ * the open utterance and the session's event subscription. Everything an idle socket needs is
+ * fields of this one object; what only audio needs (rate bucket, VAD state) is made at the first
+ * frame, and the listeners and timers are shared functions, so an idle socket costs little.
+ */
+export class SessionSocket implements LiveSocket {
+  readonly id: string;
+  readonly keyId: string;
+  /** Null until setup has created the session (a resumed one is known from the start). */
+  sessionId: string | null;
+  /** Highest seq delivered to this client. */
+  lastSeq: number;
+  alive = true;
+  private closed = false;
+  private sub: { close(): void } | null = null;
+  private readonly pinger: NodeJS.Timeout;
+  private readonly idle: NodeJS.Timeout;
+  // The buckets start full whenever they are made, so making them at the first message/frame
+  // rather than at connect changes nothing but what an idle socket holds.
+  private messages: TokenBucket | null = null;
+  private audio: TokenBucket | null = null;
+  /** Frames are handled strictly in arrival order (audio appends must not reorder); setup runs first on it. */
+  private chain: Promise<void> = Promise.resolve();
+  private queuedAudio = 0;
+  /** What setup needs of the pre-upgrade checks (req.orbSocket, let go once read). */
+  private readonly resumed: boolean;
+  private readonly afterSeq: number;
+  private utterance: { turn: string; bytes: number } | null = null;
+  // VAD state (recurrent state, window buffers, tensors: ~6 KiB) is made at the first audio frame.
+  private endpointer: Endpointer | null = null;
+
+  static attach(app: FastifyInstance, ws: WebSocket, req: FastifyRequest<{ Querystring: SocketQuery }>, keyBudget: KeyBudget): SessionSocket {
+    const ctx = req.orbSocket!;
+    req.orbSocket = null;
+    return new SessionSocket(app, ws as CarryingSocket, req, ctx, keyBudget);
+  }
+
+  private constructor(
+    private readonly app: FastifyInstance,
+    readonly ws: CarryingSocket,
+    private readonly req: FastifyRequest<{ Querystring: SocketQuery }>,
+    ctx: SocketContext,
+    private readonly keyBudget: KeyBudget,
+  ) {
+    const cfg = app.orb.config;
+    this.id = ctx.socketId;
+    this.keyId = req.apiKeyId;
+    this.sessionId = ctx.session?.id ?? null;
+    this.lastSeq = ctx.afterSeq;
+    this.resumed = ctx.session !== null;
+    this.afterSeq = ctx.afterSeq;
+    app.liveSessions.add(this);
+    ws[kSession] = this;
+    // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
+    ws.on('pong', onPong);
+    this.pinger = setInterval(pingTick, cfg.wsPingMs, this);
+    this.pinger.unref();
+    // Idle: a client that sends nothing for wsIdleMs gives its slot under the key's socket cap back.
+    this.idle = setTimeout(idleTick, cfg.wsIdleMs, this);
+    this.idle.unref();
+    ws.on('close', onClose);
+    ws.on('message', onMessage);
+    // Frames that arrive while the session is being set up wait on the chain too.
+    this.chain = this.chain.then(() => this.setup()).catch((err) => {
+      req.log.error({ err }, 'session socket setup failed');
+      if (ws.readyState === ws.OPEN) ws.close(E.WS_CLOSE.internalError, 'setup failed');
+    });
+  }
+
+  private get orb() { return this.app.orb; }
+
+  pingTick(): void {
+    if (!this.alive) {
+      this.app.metrics.wsRejected.inc({ reason: 'ping_timeout' });
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  idleTimeout(): void {
+    this.app.metrics.wsRejected.inc({ reason: 'idle' });
+    this.ws.close(E.WS_CLOSE.idle, `no client frame for ${this.orb.config.wsIdleMs} ms`);
+  }
+
+  onClose(): void {
+    this.closed = true;
+    clearInterval(this.pinger);
+    clearTimeout(this.idle);
+    this.sub?.close();
+    void this.app.liveSessions.remove(this);
+  }
+
+  onMessage(data: RawData, isBinary: boolean): void {
+    const { ws } = this;
+    const cfg = this.orb.config;
+    this.idle.refresh();
+    let pace: Promise<void> | undefined;
+    if (isBinary) {
+      // Audio beyond the socket's rate is slowed, not dropped: each frame waits for its share, and while
+      // more than a few seconds of it are queued the socket stops reading (TCP pushes back on the client).
+      const audioRate = REALTIME_BYTES_PER_S * cfg.wsAudioRealtime;
+      const maxQueuedAudio = Math.max(4 * audioRate, 4 * cfg.maxFrameBytes);
+      const size = rawLength(data);
+      const waitMs = (this.audio ??= new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes))).reserve(size);
+      this.queuedAudio += size;
+      if (this.queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
+      const release = () => {
+        this.queuedAudio -= size;
+        if (ws.isPaused && this.queuedAudio <= maxQueuedAudio / 2) ws.resume();
+      };
+      pace = (waitMs > 0 ? new Promise<void>((r) => setTimeout(r, waitMs)) : Promise.resolve()).then(release);
+    } else if (!(this.messages ??= new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2)).take()) {
+      // A message over the socket's rate is refused at once, before it queues any work; the socket stays open.
+      this.sendError(new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
+      return;
+    }
+    this.chain = this.chain.then(() => pace).then(() => this.handle(data, isBinary)).catch((err) => {
+      const ce = toClientError(err);
+      if (ce.statusCode >= 500) this.req.log.error({ err }, 'socket message failed');
+      this.sendError(ce);
+    });
+  }
+
+  private sendJson(msg: unknown): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private sendError(err: { code?: string; statusCode?: number; message: string }): void {
+    this.app.metrics.wsRejected.inc({ reason: err.code ?? 'unknown' });
+    this.sendJson({ type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
+  }
+
+  private get speakDefault(): boolean { return this.req.query.speak ?? false; }
+
+  /** Appends to the open utterance (opening one if needed); the vault has it before the next frame is read. */
+  private async appendUtterance(sid: string, pcm: Buffer): Promise<void> {
+    const { orb } = this;
+    if (!this.utterance) {
+      this.utterance = { turn: randomUUID(), bytes: 0 };
+      await orb.sessions.setOpenUtterance(sid, this.utterance.turn);
+    }
+    if (!pcm.length) return;
+    if (this.utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
+    this.utterance.bytes = await orb.turns.appendAudio(sid, this.utterance.turn, pcm);
+  }
+
+  /** A turn from this socket draws on the key's rate limit, the same budget its HTTP requests share on every replica. */
+  private async spendKeyBudget(): Promise<void> {
+    const r = await this.keyBudget(this.req);
+    if (!r.isAllowed && r.isExceeded) throw new E.ORB_ERR_TOO_MANY_REQUESTS(`${r.ttlInSeconds} s`);
+  }
+
+  private async commitUtterance(sid: string, speak: boolean, by: 'client' | 'vad'): Promise<void> {
+    const { orb } = this;
+    if (!this.utterance || this.utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
+    const u: { turn: string; bytes: number } = this.utterance;
+    this.utterance = null;
+    await orb.sessions.clearOpenUtterance(sid);
+    this.sendJson({ type: 'input_audio.committed', turn: u.turn, bytes: u.bytes, by });
+    try {
+      await orb.turns.commitAudio(sid, u.turn, { speak });
+    } catch (err) {
+      // Refused before anything was written (no turn.start in the vault): the client that saw
+      // input_audio.committed still gets this turn's one turn.end.
+      const ce = toClientError(err);
+      this.sendJson({ type: 'turn.end', session: sid, turn: u.turn, data: { outcome: 'refused', code: ce.code } });
+      throw err;
+    }
+    await orb.sessions.touch(sid, this.req.apiKeyId);
+  }
+
+  private async setup(): Promise<void> {
+    const { orb, afterSeq } = this;
+    const sid = this.sessionId ?? (this.sessionId = (await orb.sessions.create(this.req.apiKeyId, orb.config.podName)).id);
+    const open = await orb.sessions.openUtterance(sid);
+    if (open) this.utterance = { turn: open, bytes: await orb.turns.audioBytes(sid, open) };
+    const lastSeq = await orb.events.lastSeq(sid);
+    this.sendJson({
+      type: 'session.ready', session: sid, resumed: this.resumed, after_seq: afterSeq, last_seq: lastSeq,
+      replica: orb.config.podName, open_utterance: this.utterance,
+      audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 }, max_frame_bytes: orb.config.maxFrameBytes,
+    });
+    // Trimmed history (MAXLEN on the event stream) is reported, never silently skipped.
+    if (afterSeq > 0) {
+      const first = (await orb.events.read(sid, 0, 1))[0];
+      if (first && first.seq > afterSeq + 1) this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
+    }
+    if (this.closed) return;
+    const s = await orb.hub.subscribe(sid, afterSeq, (events: TurnEvent[]) => this.deliver(events));
+    if (this.closed) s.close(); else this.sub = s;
+  }
+
+  private deliver(events: TurnEvent[]): void {
+    const { app, ws } = this;
+    const now = Date.now();
+    for (const ev of events) {
+      this.sendJson(ev);
+      this.lastSeq = ev.seq;
+      if (ev.ts) app.metrics.busLag.observe(Math.max(0, now - ev.ts) / 1000);
+    }
+    app.metrics.eventsForwarded.inc(events.length);
+    // A client that cannot keep up must not grow this replica's memory without bound: it resumes later from its seq.
+    if (ws.bufferedAmount > SLOW_CLIENT_BYTES && ws.readyState === ws.OPEN) {
+      app.metrics.wsRejected.inc({ reason: 'slow_client' });
+      ws.close(E.WS_CLOSE.tryAgainLater, resumeHint(this.sessionId, this.lastSeq));
+    }
+  }
+
+  private endpointerOf(vad: NonNullable<FastifyInstance['orb']['vad']>): Endpointer {
+    const cfg = this.orb.config;
+    return (this.endpointer ??= new Endpointer(vad.stream({ threshold: cfg.vadThreshold, minSilenceMs: cfg.vadSilenceMs }), Math.round(cfg.vadPreRollMs * 32)));
+  }
+
+  private async handle(data: RawData, isBinary: boolean): Promise<void> {
+    const { orb } = this;
+    // Until setup has run there is no session to act on (frames wait on the chain behind it).
+    const sid = this.sessionId;
+    if (this.closed || !sid) return;
+    if (isBinary) {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      checkPcmFrame(buf);
+      if (!orb.vad || this.req.query.vad === false) {
+        await this.appendUtterance(sid, buf);
+        return;
+      }
+      for (const act of await this.endpointerOf(orb.vad).push(buf)) {
+        if (act.type === 'speech_start') {
+          await this.appendUtterance(sid, Buffer.alloc(0));
+          // Also the barge-in signal: a client playing a reply stops it.
+          this.sendJson({ type: 'input_audio.speech_started', turn: this.utterance!.turn });
+        } else if (act.type === 'audio') {
+          await this.appendUtterance(sid, act.pcm);
+        } else {
+          this.sendJson({ type: 'input_audio.speech_stopped', turn: this.utterance?.turn ?? null });
+          await this.commitUtterance(sid, this.speakDefault, 'vad');
+        }
+      }
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data.toString());
+    } catch (err) {
+      throw new E.ORB_ERR_MALFORMED_JSON((err as Error).message);
+    }
+    if (!validateClientEvent(msg)) {
+      const t = (msg as { type?: unknown } | null)?.type;
+      throw new E.ORB_ERR_BAD_EVENT(typeof t === 'string' ? `'${t.slice(0, 40)}' is unknown or has bad fields` : 'an object with a string "type" is required');
+    }
+    switch (msg.type) {
+      case 'ping':
+        this.sendJson({ type: 'pong', id: msg.id });
+        return;
+      case 'input_audio.format':
+        if (msg.encoding !== 'pcm16le' || msg.sample_rate !== SAMPLE_RATE || msg.channels !== 1) {
+          throw new E.ORB_ERR_AUDIO_FORMAT(`${msg.encoding}, ${msg.sample_rate} Hz, ${msg.channels} channel(s)`);
+        }
+        this.sendJson({ type: 'input_audio.format', encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 });
+        return;
+      case 'input_audio.clear':
+        if (this.utterance) {
+          await orb.turns.discardAudio(sid, this.utterance.turn);
+          await orb.sessions.clearOpenUtterance(sid);
+        }
+        this.sendJson({ type: 'input_audio.cleared', turn: this.utterance?.turn ?? null });
+        this.utterance = null;
+        return;
+      case 'input_audio.commit':
+        await this.spendKeyBudget();
+        await this.commitUtterance(sid, msg.speak ?? this.speakDefault, 'client');
+        return;
+      case 'text': {
+        await this.spendKeyBudget();
+        const t = await orb.turns.startText(sid, msg.text, { speak: msg.speak ?? this.speakDefault });
+        this.sendJson({ type: 'turn.accepted', turn: t.turn, start_seq: t.seq, deadline_ms: t.deadlineMs });
+        await orb.sessions.touch(sid, this.req.apiKeyId);
+        return;
+      }
+    }
+  }
 }
