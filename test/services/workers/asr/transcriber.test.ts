@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { decodeForAsr } from '../../../../services/workers/audio/pcm';
-import { SileroVad } from '../../../../services/workers/inference/vad';
+import { SileroVad } from '../../../../services/inference/vad';
 import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';

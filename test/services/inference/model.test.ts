@@ -2,8 +2,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { ExecutionProviderError, OnnxModel, ort } from '../../../../services/workers/inference/model';
-import { DT, GraphBuilder } from '../../../support/tiny-models/onnx-builder';
+import { ExecutionProviderError, OnnxModel, ort } from '../../../services/inference/model';
+import { DT, GraphBuilder } from '../../support/tiny-models/onnx-builder';
 
 jest.setTimeout(120_000);
 
