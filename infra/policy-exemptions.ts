@@ -1,9 +1,9 @@
 /**
  * The annotations kube-score and Polaris read to skip one check on one object. Only dev uses
  * them, and only for rules POLICY.md lets dev exempt; the rule → tool-check mapping is the
- * policy engine's own (infra/policy/exemptions.ts), so the engine and the manifests agree.
+ * policy engine's own (policy/exemptions.ts), so the engine and the manifests agree.
  */
-import { policyExemptions } from './policy/exemptions';
+import { policyExemptions } from '../policy/exemptions';
 
 /** Rule IDs (POLICY.md) an environment may exempt. */
 export type ExemptableRule = 'I2' | 'A1' | 'A7' | 'N4';
