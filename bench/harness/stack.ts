@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { freePort, startRedisServer, type RedisServerHandle } from '../../test/support/redis-server';
+import { freePort, startRedisServer, type RedisServerHandle } from '../../tools/redis/redis-server';
 import { httpOk, spawnService, type ServiceHandle } from './proc';
 import { NotAvailable } from './result';
 

@@ -15,7 +15,7 @@ export function missingEntries(): string[] {
 
 /** Why speech workers cannot run yet, or undefined when whisperx and xtts are registered. */
 export function speechUnavailable(): string | undefined {
-  if (!existsSync(join(REPO_ROOT, 'scripts/make-tiny-models.ts'))) return 'scripts/make-tiny-models.ts has not landed';
+  if (!existsSync(join(REPO_ROOT, 'tools/tiny-models/cli.ts'))) return 'tools/tiny-models/cli.ts has not landed';
   const main = readFileSync(join(REPO_ROOT, 'services/workers/main.ts'), 'utf8');
   if (!/^\s*whisperx:/m.test(main) || !/^\s*xtts:/m.test(main)) return 'whisperx/xtts are not registered in services/workers/main.ts';
   return undefined;

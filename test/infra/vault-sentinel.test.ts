@@ -15,7 +15,7 @@ import { BACKUP_SCRIPT, Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
 import { connectVault } from '../../services/acp/vault';
 import { loadEnv } from '../../services/config/env';
 import { VAULT_ENV } from '../../services/config/vault';
-import { freePort } from '../support/redis-server';
+import { freePort } from '../../tools/redis/redis-server';
 
 const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

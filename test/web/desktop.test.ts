@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * The installable desktop client in a real headless Chromium app window (`orb desktop`'s own
  * launch: --app=URL, an own profile) against a real gateway on a real socket, with the five real

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, main } from '../../../services/cli/orb';
 import { BROWSER_NAMES, findBrowser } from '../../../services/cli/desktop';
-import { freePort } from '../../support/redis-server';
+import { freePort } from '../../../tools/redis/redis-server';
 
 const work = mkdtempSync(join(tmpdir(), 'orb-desktop-cli-'));
 const emptyBin = join(work, 'empty-bin');

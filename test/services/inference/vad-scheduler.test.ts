@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * Batched VAD (one Silero run per tick for the windows of every stream) must decide like the
  * per-stream path: same speech/non-speech frames, same speech_start/speech_end events, on the

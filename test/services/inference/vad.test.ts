@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { spawnSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { spawnSync } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
@@ -19,8 +19,8 @@ import { ttsRole } from '../../../services/workers/tts/role';
 import { PiperVoice } from '../../../services/workers/tts/voices';
 import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, writeTinyWhisper } from '../../support/tiny-models/whisper';
-import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../support/tiny-models/piper';
+import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, writeTinyWhisper } from '../../../tools/tiny-models/whisper';
+import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
 
 const fixture = readFileSync(join(__dirname, '../../fixtures/speech-16k.wav'));
 const prefix = uniquePrefix('oa');

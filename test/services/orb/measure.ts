@@ -12,7 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import WebSocket from 'ws';
-import { freePort, startRedisServer, RedisServerHandle } from '../../support/redis-server';
+import { freePort, startRedisServer, RedisServerHandle } from '../../../tools/redis/redis-server';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const QUICK = process.argv.includes('--quick');

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -10,7 +10,7 @@ import { WORKER_ENV } from '../../../../services/config/worker';
 import { asrRole, audioFormatOf } from '../../../../services/workers/asr/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../../support/vault';
-import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 const prefix = uniquePrefix('asr');

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -8,7 +8,7 @@ import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
 import { MixedRadixFft } from '../../../../services/workers/asr/fft';
-import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));

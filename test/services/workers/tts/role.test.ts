@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -10,7 +10,7 @@ import { WORKER_ENV } from '../../../../services/config/worker';
 import { ttsRole } from '../../../../services/workers/tts/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../../support/vault';
-import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../support/tiny-models/piper';
+import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../../tools/tiny-models/piper';
 
 jest.setTimeout(120_000);
 const prefix = uniquePrefix('tts');
