@@ -12,7 +12,8 @@ import type Redis from 'ioredis';
 import { createAcp, type Acp } from '../../../services/acp';
 import { loadEnv } from '../../../services/config/env';
 import { WORKER_ENV } from '../../../services/config/worker';
-import { openAiAudioPlugin, toSrt } from '../../../services/orb/plugins/openai-audio';
+import { openAiAudioPlugin } from '../../../services/orb/plugins/openai-audio';
+import { toSrt } from '../../../services/audio-format';
 import { asrRole } from '../../../services/workers/asr/role';
 import { WhisperModel } from '../../../services/workers/asr/whisper';
 import { ttsRole } from '../../../services/workers/tts/role';
@@ -644,6 +645,6 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
 
 describe('subtitle formatting', () => {
   it('writes SRT timestamps with hours and milliseconds', () => {
-    expect(toSrt([{ id: 0, start: 3661.5, end: 3662.25, text: ' hi ', tokens: [], avg_logprob: 0 }])).toBe('1\n01:01:01,500 --> 01:01:02,250\nhi\n');
+    expect(toSrt([{ start: 3661.5, end: 3662.25, text: ' hi ' }])).toBe('1\n01:01:01,500 --> 01:01:02,250\nhi\n');
   });
 });
