@@ -22,6 +22,7 @@ import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, writeTinyWhisper } from '../../../tools/tiny-models/whisper';
 import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
+import { waitUntil } from '../../support/wait';
 
 const fixture = readFileSync(join(__dirname, '../../fixtures/speech-16k.wav'));
 const prefix = uniquePrefix('oa');
@@ -72,14 +73,6 @@ function childFfmpegs(): number[] {
       return [];
     }
   });
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`still waiting for: ${what}`);
-    await delay(50);
-  }
 }
 
 /**
@@ -511,12 +504,12 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       expect(childFfmpegs()).toHaveLength(1);
       ac.abort();
       // The gateway marks the turn abandoned once it sees the hang-up; only then may sentence 2 finish.
-      await until(async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1, 'the turn to be marked abandoned');
+      await waitUntil('the turn to be marked abandoned', async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1);
       release();
-      await until(() => childFfmpegs().length === 0, 'ffmpeg to exit');
+      await waitUntil('ffmpeg to exit', () => childFfmpegs().length === 0);
       // The worker deletes the marker (and anything it wrote) when it sees it: then the session is gone for good.
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'the worker to drop the abandoned turn');
-      await until(async () => (await workers[1].count('ok')) > okBefore, 'the xtts job to be acknowledged');
+      await waitUntil('the worker to drop the abandoned turn', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
+      await waitUntil('the xtts job to be acknowledged', async () => (await workers[1].count('ok')) > okBefore);
       expect(order).toEqual(['synthesize 0 start', 'synthesize 0 end', 'synthesize 1 start', 'synthesize 1 end']);
     });
 
@@ -534,7 +527,7 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       jest.restoreAllMocks();
       const again = await openai.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'Hello.', response_format: 'mp3' });
       expect(probe(Buffer.from(await again.arrayBuffer())).codec).toBe('mp3');
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'session keys to be deleted');
+      await waitUntil('session keys to be deleted', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
     });
   });
 
@@ -585,9 +578,9 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
         expect(ev.type).toBe('transcript.text.delta');
         break; // leaves after the first delta: the client closes the connection
       }
-      await until(async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1, 'the turn to be marked abandoned');
+      await waitUntil('the turn to be marked abandoned', async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1);
       release();
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'the worker to drop the abandoned turn');
+      await waitUntil('the worker to drop the abandoned turn', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
     });
 
     it('wav over SSE: one delta carrying the whole wav', async () => {
