@@ -19,9 +19,8 @@ COPY web ./web
 RUN npm run build && npm run build:web
 # Tiny speech models in the real formats (no weights are downloaded): dev/kind speech workers on
 # the CPU image copy them into their /models volume (whisper/ for whisperx, voices/ for xtts).
-COPY scripts/make-tiny-models.ts ./scripts/
-COPY test/support/tiny-models ./test/support/tiny-models
-RUN npx tsx scripts/make-tiny-models.ts /src/tiny-models
+COPY tools/tiny-models ./tools/tiny-models
+RUN npx tsx tools/tiny-models/cli.ts /src/tiny-models
 
 # ---- production node_modules, CPU onnxruntime (the binaries ship inside the npm package) -----
 FROM node:${NODE_VERSION}-bookworm-slim AS deps-cpu

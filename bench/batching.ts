@@ -1,6 +1,6 @@
 /**
  * batching: ASR and TTS at batch 1 vs batch 8 — a HARNESS CHECK on the tiny models the test suite
- * builds (test/support/tiny-models), not a model figure. The same command runs unchanged on a GPU
+ * builds (tools/tiny-models), not a model figure. The same command runs unchanged on a GPU
  * machine with real models: BENCH_WHISPER_DIR (an optimum Whisper export), BENCH_PIPER_DIR (Piper
  * voices) and EXECUTION_PROVIDER=cuda.
  *   ASR: 8 speech chunks through WhisperModel — 8 runs of encode([c]) + decode vs one encode(8) + decode.
@@ -46,10 +46,10 @@ export const batching: Benchmark = {
       const asr = await subject('services/workers/asr/whisper.ts (WhisperModel)', () => import('../services/workers/asr/whisper'));
       let whisperDir = process.env.BENCH_WHISPER_DIR;
       if (!whisperDir) {
-        const tiny = await subject('test/support/tiny-models/whisper.ts', () => import('../test/support/tiny-models/whisper'));
+        const tiny = await subject('tools/tiny-models/whisper.ts', () => import('../tools/tiny-models/whisper'));
         whisperDir = tiny.writeTinyWhisper(join(scratch, 'whisper'));
       }
-      details.whisperDir = process.env.BENCH_WHISPER_DIR ? whisperDir : 'tiny (test/support/tiny-models)';
+      details.whisperDir = process.env.BENCH_WHISPER_DIR ? whisperDir : 'tiny (tools/tiny-models)';
       const whisper = await asr.WhisperModel.load({ dir: whisperDir, executionProvider: provider });
       try {
         const chunks = speechChunks(root, BATCH, 3);
@@ -71,10 +71,10 @@ export const batching: Benchmark = {
       const tts = await subject('services/workers/tts/voices.ts (PiperVoice)', () => import('../services/workers/tts/voices'));
       let piperDir = process.env.BENCH_PIPER_DIR;
       if (!piperDir) {
-        const tiny = await subject('test/support/tiny-models/piper.ts', () => import('../test/support/tiny-models/piper'));
+        const tiny = await subject('tools/tiny-models/piper.ts', () => import('../tools/tiny-models/piper'));
         piperDir = tiny.writeTinyPiperVoices(join(scratch, 'piper'));
       }
-      details.piperDir = process.env.BENCH_PIPER_DIR ? piperDir : 'tiny (test/support/tiny-models)';
+      details.piperDir = process.env.BENCH_PIPER_DIR ? piperDir : 'tiny (tools/tiny-models)';
       const info = tts.listVoices(piperDir)[0];
       if (!info) throw new Error(`no Piper voice in ${piperDir}`);
       const voice = await tts.PiperVoice.load(info, { executionProvider: provider });

@@ -171,7 +171,7 @@ export const capacity: Benchmark = {
   label: 'absolute capacity figures on a shared machine: see docs/capacity.md for how they are derived',
   async run({ quick, root, log }) {
     const dev = await subject('scripts/dev.ts (startDevStack)', () => import('../scripts/dev'));
-    const { startRedisServer } = await subject('test/support/redis-server.ts', () => import('../test/support/redis-server'));
+    const { startRedisServer } = await subject('tools/redis/redis-server.ts', () => import('../tools/redis/redis-server'));
     try { await run('redis-benchmark', ['--version']); } catch { throw new NotAvailable('redis-benchmark is not installed'); }
     const turns = quick ? 4 : 20;
     const idleMs = quick ? 4000 : 10_000;
@@ -299,7 +299,7 @@ export const capacity: Benchmark = {
           idle: { cpuShare: idleCpuShare, commandsPerS: idleCmdsPerS, calls: idle.stats.calls, sent: idleSent.sent, ms: idle.ms },
           turnsPerSFromCpu: { text: 1000 / textTurn.cpuMs, audio: 1000 / audioTurn.cpuMs },
           turnsPerSFromBenchmark: { text: estimate(textTurn.sent), audio: estimate(audioTurn.sent) },
-          speechModels: existsSync(join(root, 'scripts/make-tiny-models.ts')),
+          speechModels: existsSync(join(root, 'tools/tiny-models/cli.ts')),
         },
       };
     } catch (err) {

@@ -13,7 +13,7 @@ import { interleave } from './harness/interleave';
 import { figure, NotAvailable, type Benchmark } from './harness/result';
 import { freePort, startGateway, startTs } from './harness/stack';
 import { median } from './harness/stats';
-import { writeTinyPiperVoices } from '../test/support/tiny-models/piper';
+import { writeTinyPiperVoices } from '../tools/tiny-models/piper';
 
 const INPUT = Array.from({ length: 10 }, (_, i) => `This is sentence number ${i + 1} of the benchmark reply.`).join(' ');
 

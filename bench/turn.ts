@@ -89,7 +89,7 @@ export function traceStages(sentAt: number, receivedAt: number, marks: readonly 
 }
 
 function speechLanded(root: string): string | undefined {
-  const need = ['services/workers/asr', 'services/workers/tts', 'scripts/make-tiny-models.ts'];
+  const need = ['services/workers/asr', 'services/workers/tts', 'tools/tiny-models/cli.ts'];
   const missing = need.filter((p) => !existsSync(join(root, p)));
   if (missing.length) return `${missing.join(', ')} not landed`;
   const main = readFileSync(join(root, 'services/workers/main.ts'), 'utf8');

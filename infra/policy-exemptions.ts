@@ -1,17 +1,17 @@
 /**
  * The annotations kube-score and Polaris read to skip one check on one object. Only dev uses
- * them, and only for rules POLICY.md lets dev exempt; the rule → tool-check mapping is the
- * policy engine's own (infra/policy/exemptions.ts), so the engine and the manifests agree.
+ * them, and only for rules POLICY.md lets dev exempt. The rules and their tool checks are data
+ * (services/contract/policy-exemptions.ts) that the policy engine reads too, so the engine and
+ * the manifests agree without the constructs importing the engine.
  */
-import { EXEMPTABLE_RULES, type ExemptableRule } from '../services/contract';
-import { policyExemptions } from './policy/exemptions';
+import {
+  EXEMPTABLE_RULES, EXEMPTABLE_TOOL_CHECKS, isExemptableRule, toolExemptionAnnotations, type ExemptableRule,
+} from '../services/contract/policy-exemptions';
 
-/** Rule IDs (POLICY.md) an environment may exempt. */
 export type { ExemptableRule };
-const EXEMPTABLE: readonly string[] = EXEMPTABLE_RULES;
 
 /** Annotations exempting an object from `rules`; empty when none. */
 export function exemptionAnnotations(rules: readonly ExemptableRule[]): Record<string, string> {
-  for (const r of rules) if (!EXEMPTABLE.includes(r)) throw new Error(`rule '${r}' may not be exempted (only ${EXEMPTABLE.join(', ')})`);
-  return rules.length ? policyExemptions(...[...new Set(rules)].sort()) : {};
+  for (const r of rules) if (!isExemptableRule(r)) throw new Error(`rule '${r}' may not be exempted (only ${EXEMPTABLE_RULES.join(', ')})`);
+  return toolExemptionAnnotations([...new Set(rules)].sort().map((id) => EXEMPTABLE_TOOL_CHECKS[id]));
 }

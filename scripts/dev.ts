@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from '
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, startRedisServer, RedisServerHandle } from '../test/support/redis-server';
+import { freePort, startRedisServer, RedisServerHandle } from '../tools/redis/redis-server';
 import { VAULT_ENV } from '../services/config/vault';
 import { ORB_ENV } from '../services/config/orb';
 import { SEED_ENV } from '../services/config/seed';
@@ -43,7 +43,7 @@ export interface DevStackOptions {
   readonly apiKey?: string;
   /** Directory of the core models. @default <repo>/models/core */
   readonly coreModelsDir?: string;
-  /** Directory of the speech models; built with scripts/make-tiny-models.ts when missing. @default <tmp>/orb-tiny-models */
+  /** Directory of the speech models; built with tools/tiny-models/cli.ts when missing. @default <tmp>/orb-tiny-models */
   readonly speechModelsDir?: string;
   /** Build the web client into web/dist first (the gateways serve it at `/`). @default true */
   readonly web?: boolean;
@@ -94,7 +94,7 @@ const ENTRY = {
   orb: 'services/orb/main.ts',
   worker: 'services/workers/main.ts',
   seed: 'services/seed/main.ts',
-  tinyModels: 'scripts/make-tiny-models.ts',
+  tinyModels: 'tools/tiny-models/cli.ts',
 };
 
 function defaultLog(name: string, line: string): void {

@@ -11,8 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { diffRenderings, renderMarkdown, type Rendering } from '../infra/policy/diff';
-import { listEnvironments, loadEnvironment } from '../infra/policy/load';
+import { diffRenderings, renderMarkdown, type Rendering } from '../policy/diff';
+import { listEnvironments, loadEnvironment } from '../policy/load';
 
 const DEFAULT_SYNTH = 'npm run --silent synth';
 

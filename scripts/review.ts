@@ -19,11 +19,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { diffRenderings, renderMarkdown, type Rendering } from '../infra/policy/diff';
-import { formatFindings, runPolicy } from '../infra/policy/engine';
-import { listEnvironments, loadEnvironment } from '../infra/policy/load';
-import { renderTable, totals } from '../infra/policy/table';
-import type { K8sObject } from '../infra/policy/types';
+import { diffRenderings, renderMarkdown, type Rendering } from '../policy/diff';
+import { formatFindings, runPolicy } from '../policy/engine';
+import { listEnvironments, loadEnvironment } from '../policy/load';
+import { renderTable, totals } from '../policy/table';
+import type { K8sObject } from '../policy/types';
 import { renderCommit, resolveCommit, type Rendered } from './diff';
 
 /** The caller's mistake (exit 2), not a finding. */

@@ -9,7 +9,7 @@ import { COMPONENTS } from '../services/contract';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { listEnvironments } from '../infra/policy/load';
+import { listEnvironments } from '../policy/load';
 
 export const CHART_PREFIX = 'ucm4-orb';
 

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { loadOrbFunctions } from '../../services/acp/functions';
-import { freePort, startRedisServer, type RedisServerHandle } from '../../test/support/redis-server';
+import { freePort, startRedisServer, type RedisServerHandle } from '../../tools/redis/redis-server';
 import { httpOk, spawnService, type ServiceHandle } from './proc';
 import { NotAvailable } from './result';
 

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OrbHttpError, type OrbTarget } from './http';
-import type { WsFactory } from './session-client';
+import type { WsFactory } from '../client/session-client';
 import { runTurn } from './turn';
 import { wavToPcm16k } from './wav';
 

@@ -1,6 +1,6 @@
 /** REST side of the ORB gateway for the CLI: Bearer auth, JSON, errors carrying the ORB_ERR_* code. */
 import WebSocket from 'ws';
-import type { WsLike } from './session-client';
+import type { WsLike } from '../client/session-client';
 
 export class OrbHttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {

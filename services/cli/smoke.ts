@@ -4,7 +4,7 @@
  * the orb-smoke Job's log is this output.
  */
 import { OrbTarget, orbRequest } from './http';
-import { OrbEvent, WsFactory } from './session-client';
+import { OrbEvent, WsFactory } from '../client/session-client';
 import { runTurn } from './turn';
 
 export interface SmokeOptions {

@@ -2,7 +2,7 @@
  * One turn over the WebSocket, collected: the events in seq order, the reply audio, and the
  * times each stage arrived (used by `orb ask`, `orb smoke` and the latency measurement).
  */
-import { OrbEvent, OrbSession, WsFactory } from './session-client';
+import { OrbEvent, OrbSession, WsFactory } from '../client/session-client';
 
 export interface TurnResult {
   readonly session: string;

@@ -1,6 +1,9 @@
 /** WAV in and out for the CLI: any PCM WAV in, PCM16LE 16 kHz mono to the gateway; reply audio out. */
 import { WaveFile } from 'wavefile';
 
+// Reply audio is written by the shared writer, the same bytes the gateway and workers produce.
+export { pcm16ToWav } from '../audio-format';
+
 export const ORB_SAMPLE_RATE = 16_000;
 
 /** Decodes a WAV file and returns PCM16LE mono at 16 kHz (resampled and down-mixed when needed). */
@@ -26,12 +29,4 @@ export function wavToPcm16k(buf: Uint8Array): Buffer {
     out[i] = Math.round(sum / channels.length);
   }
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-}
-
-/** Wraps PCM16LE mono samples into a WAV file. */
-export function pcm16ToWav(pcm: Uint8Array, sampleRate: number): Buffer {
-  const samples = new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength - (pcm.byteLength % 2)));
-  const wav = new WaveFile();
-  wav.fromScratch(1, sampleRate, '16', samples);
-  return Buffer.from(wav.toBuffer());
 }

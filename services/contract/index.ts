@@ -143,8 +143,7 @@ export function vaultReplicasProblem(replicas: number): string | undefined {
 // ---- policy -----------------------------------------------------------------------------------------
 
 /** Rule IDs (POLICY.md) an environment may exempt; every other rule holds everywhere. */
-export const EXEMPTABLE_RULES = ['I2', 'A1', 'A7', 'N4'] as const;
-export type ExemptableRule = (typeof EXEMPTABLE_RULES)[number];
+export { EXEMPTABLE_RULES, type ExemptableRule } from './policy-exemptions';
 
 // ---- the public surface -------------------------------------------------------------------------
 /** The client API's path prefix (REST and the WebSocket): the public Ingress routes it. */

@@ -36,7 +36,7 @@ import { webClientPlugin } from './web';
 import { scrubHeaders, scrubUrl } from './redact';
 import { capabilitiesFrom } from './audio-params';
 import { ticketsPlugin } from './tickets';
-import { SileroVad } from '../workers/inference/vad';
+import { SileroVad } from '../inference/vad';
 import * as E from './errors';
 import { toOrbError } from './errors';
 

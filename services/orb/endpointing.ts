@@ -1,11 +1,11 @@
 /**
- * VAD endpointing of one audio stream: Silero VAD (services/workers/inference/vad.ts, the
+ * VAD endpointing of one audio stream: Silero VAD (services/inference/vad.ts, the
  * gateway's only model) over 512-sample windows. Silence before speech is not stored (only a
  * short pre-roll is kept in memory); from speech start, audio goes to the vault as it arrives;
  * speech end closes the utterance (end of turn). speech start while a reply plays is barge-in.
  */
-import type { VadStream } from '../workers/inference/vad';
-import { VAD_WINDOW } from '../workers/inference/vad';
+import type { VadStream } from '../inference/vad';
+import { VAD_WINDOW } from '../inference/vad';
 
 export type EndpointAction =
   | { type: 'speech_start' }

@@ -5,7 +5,7 @@
  */
 import Redis from 'ioredis';
 import { benchClass, family, parseInfo, perTurn } from '../../bench/capacity';
-import { startRedisServer } from '../support/redis-server';
+import { startRedisServer } from '../../tools/redis/redis-server';
 
 test('parseInfo reads commandstats, net bytes, main-thread CPU and memory from a real redis-server', async () => {
   const server = await startRedisServer({ args: ['--save', '', '--appendonly', 'no'] });

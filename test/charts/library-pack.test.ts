@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { prod } from '../../charts/environments';
-import { formatFindings, runPolicy } from '../../infra/policy/engine';
-import type { K8sObject } from '../../infra/policy/types';
+import { formatFindings, runPolicy } from '../../policy/engine';
+import type { K8sObject } from '../../policy/types';
 
 jest.setTimeout(600_000);
 

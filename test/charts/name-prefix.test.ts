@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * One contract, shown end to end: two OrbStacks (`blue-`, `green-`) share one namespace, and
  * everything of the blue stack — object names, labels, selectors, NetworkPolicies, ACL users,
@@ -28,7 +28,7 @@ import { seed } from '../../services/seed/main';
 import { caliRole } from '../../services/workers/cali/role';
 import { coreRole } from '../../services/workers/core/role';
 import { WorkerRuntime } from '../../services/workers/runtime';
-import { RedisServerHandle, startRedisServer } from '../support/redis-server';
+import { RedisServerHandle, startRedisServer } from '../../tools/redis/redis-server';
 import { REPO, workerConfig } from '../services/acp/helpers';
 import { API_KEYS_ENV, auth, Client, http, listen } from '../services/orb/support';
 import type { K8sObject } from '../infra/manifests';

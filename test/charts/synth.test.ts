@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { synthEnvironments } from '../../charts/main';
 import { ENVIRONMENTS } from '../../charts/environments';
-import { loadEnvironment } from '../../infra/policy/load';
+import { loadEnvironment } from '../../policy/load';
 
 jest.setTimeout(120_000);
 

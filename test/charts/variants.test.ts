@@ -4,7 +4,7 @@
  */
 import { validateEnvironment } from '../../charts/config';
 import { VARIANTS } from '../../charts/environments';
-import { runPolicy } from '../../infra/policy/engine';
+import { runPolicy } from '../../policy/engine';
 import { synthEnvironment, validateObject } from '../infra/manifests';
 
 describe.each(Object.entries(VARIANTS))('variant %s', (_name, cfg) => {

@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ENV_PROFILES } from '../../infra/policy/exemptions';
+import { ENV_PROFILES } from '../../policy/exemptions';
 import { VAULT_GRANTS } from '../../infra/vault-acl';
 import { vaultKeys } from '../../services/acp/keys';
 import { COMPONENTS, EXEMPTABLE_RULES, KEY_FAMILIES, VAULT_USERS, ORB_CONFIG_NAME, PORTS, quorumProblems, stackNames, VAULT_ACL_SECRET_NAME } from '../../services/contract';

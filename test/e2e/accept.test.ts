@@ -9,7 +9,7 @@ import { dev } from '../../charts/environments';
 import { DevStack, startDevStack } from '../../scripts/dev';
 import { synthEnvironment } from '../infra/manifests';
 import { main as orbCli } from '../../services/cli/orb';
-import { TINY_WHISPER_TRANSCRIPT } from '../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT } from '../../tools/tiny-models/whisper';
 import { uniquePrefix } from '../support/vault';
 import { missingEntries, speechUnavailable } from './support';
 

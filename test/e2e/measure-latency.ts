@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDevStack } from '../../scripts/dev';
 import { nodeWsFactory, sessionWsUrl } from '../../services/cli/http';
-import { OrbEvent } from '../../services/cli/session-client';
+import { OrbEvent } from '../../services/client/session-client';
 import { runTurn } from '../../services/cli/turn';
 import { ARTIFACTS, speechPcm16k } from './support';
 

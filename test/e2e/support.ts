@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WaveFile } from 'wavefile';
 import { REPO_ROOT } from '../../scripts/dev';
+import { waitUntil as pollUntil } from '../support/wait';
 
 export const ARTIFACTS = join(REPO_ROOT, 'test', 'e2e', 'artifacts');
 export const SPEECH_FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'speech-16k.wav');
@@ -15,7 +16,7 @@ export function missingEntries(): string[] {
 
 /** Why speech workers cannot run yet, or undefined when whisperx and xtts are registered. */
 export function speechUnavailable(): string | undefined {
-  if (!existsSync(join(REPO_ROOT, 'scripts/make-tiny-models.ts'))) return 'scripts/make-tiny-models.ts has not landed';
+  if (!existsSync(join(REPO_ROOT, 'tools/tiny-models/cli.ts'))) return 'tools/tiny-models/cli.ts has not landed';
   const main = readFileSync(join(REPO_ROOT, 'services/workers/main.ts'), 'utf8');
   if (!/^\s*whisperx:/m.test(main) || !/^\s*xtts:/m.test(main)) return 'whisperx/xtts are not registered in services/workers/main.ts';
   return undefined;
@@ -48,16 +49,7 @@ export function speechPcm16k(): Buffer {
   return Buffer.from(s.buffer, s.byteOffset, s.byteLength);
 }
 
-/** Polls `fn` until it returns a truthy value (no fixed sleeps in tests). */
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) { lastErr = err; }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** test/support/wait.ts's waitUntil with the e2e defaults (60 s, polled every 100 ms). */
+export function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<NonNullable<T>> {
+  return pollUntil(what, fn, timeoutMs, 100);
 }

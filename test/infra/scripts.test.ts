@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { VAULT_HA_USERS, VAULT_USERS } from '../../infra';
-import { freePort, startRedisServer } from '../support/redis-server';
+import { freePort, startRedisServer } from '../../tools/redis/redis-server';
 
 const ROOT = join(__dirname, '..', '..');
 

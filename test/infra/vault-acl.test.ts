@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import { aclRules, allowedCommands, VAULT_GRANTS, VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
 import { assembleAclFile } from '../support/acl-file';
-import { RedisServerHandle, startRedisServer } from '../support/redis-server';
+import { RedisServerHandle, startRedisServer } from '../../tools/redis/redis-server';
 
 jest.setTimeout(120_000);
 

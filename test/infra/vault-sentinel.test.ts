@@ -15,23 +15,12 @@ import { BACKUP_SCRIPT, Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
 import { connectVault } from '../../services/acp/vault';
 import { loadEnv } from '../../services/config/env';
 import { VAULT_ENV } from '../../services/config/vault';
-import { freePort } from '../support/redis-server';
+import { freePort } from '../../tools/redis/redis-server';
+import { waitUntil } from '../support/wait';
 
 const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(100);
-  }
-}
 
 describe('HA vault: rendered Sentinel set on real processes', () => {
   const app = Testing.chart();
@@ -90,7 +79,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
   const startPod = async (i: number) => {
     start('redis', i);
     start('sentinel', i);
-    await until(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i)))
+    await waitUntil(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i)))
       .catch((err: Error) => { throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`); });
   };
 
@@ -135,7 +124,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     for (let i = 0; i < 3; i++) expect(await masterOf(i)).toBe(hosts[0]);
     const info = (await ask(hosts[0], sentinelPort, 'sentinel', 'SENTINEL', 'master', 'vault')) as string[];
     const field = (k: string) => info[info.indexOf(k) + 1];
-    await until('Sentinels discover each other', async () => {
+    await waitUntil('Sentinels discover each other', async () => {
       const i2 = (await ask(hosts[0], sentinelPort, 'sentinel', 'SENTINEL', 'master', 'vault')) as string[];
       return i2[i2.indexOf('num-other-sentinels') + 1] === '2' && i2[i2.indexOf('num-slaves') + 1] === '2';
     });
@@ -176,7 +165,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     const info = String(await ask(hosts[0], port, 'sentinel', 'INFO', 'replication'));
     const target = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
     expect(target).toBeGreaterThan(0);
-    await until('a replica acknowledged every write', async () => {
+    await waitUntil('a replica acknowledged every write', async () => {
       const acked = [...String(await ask(hosts[0], port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g)].map((m) => Number(m[1]));
       return acked.some((o) => o >= target) || undefined;
     });
@@ -187,7 +176,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     // Keep writing through the failover: the client must land on the new primary by itself.
     let written = 50;
     let failedWrites = 0;
-    const newPrimary = await until('a replica is promoted', async () => {
+    const newPrimary = await waitUntil('a replica is promoted', async () => {
       try {
         await vault.set(`${prefix}${written}`, String(written));
         written += 1;
@@ -197,7 +186,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     // Two Sentinels left may split their vote; each retry waits 2 x failover-timeout (12 s here).
     }, 45_000);
     const promotedMs = Date.now() - killedAt;
-    await until('the client writes to the new primary', async () => {
+    await waitUntil('the client writes to the new primary', async () => {
       await vault.set(`${prefix}after`, 'yes');
       return true;
     }, 20_000);
@@ -213,7 +202,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     expect(await role(0)).toBe('slave');
     expect(logs['redis-0']).toContain(`starts as a replica of ${newPrimary}`);
     expect(await masterOf(0)).toBe(newPrimary);
-    await until('vault-0 has resynced', () => linkUp(0));
+    await waitUntil('vault-0 has resynced', () => linkUp(0));
     await vault.quit();
     // quit() leaves the failover detector's Sentinel subscriptions open; disconnect() closes them.
     vault.disconnect();
@@ -239,7 +228,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     const i = hosts.indexOf(primary);
     execFileSync('sh', [join(root, 'prestop.sh')], { env: env(i), timeout: 30_000 });
     expect(await role(i)).toBe('slave');
-    const next = await until('the Sentinels agree on a new primary', async () => {
+    const next = await waitUntil('the Sentinels agree on a new primary', async () => {
       const m = await masterOf((i + 1) % 3);
       return m !== primary ? m : undefined;
     });

@@ -11,7 +11,7 @@ import Redis from 'ioredis';
 import { Testing } from 'cdk8s';
 import { BACKUP_SCRIPT, redisConf, Vault, VAULT_USERS, VaultBackup } from '../../infra';
 import { assembleAclFile } from '../support/acl-file';
-import { startRedisServer, type RedisServerHandle } from '../support/redis-server';
+import { startRedisServer, type RedisServerHandle } from '../../tools/redis/redis-server';
 
 const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
 

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { PolicyValidation, envOfManifest } from '../../infra/policy/validation';
-import type { K8sObject } from '../../infra/policy/types';
+import { PolicyValidation, envOfManifest } from '../../policy/validation';
+import type { K8sObject } from '../../policy/types';
 import { find, goodStack } from './fixtures';
 
 // cdk8s-cli exports its plugin API as 'cdk8s-cli/plugins'; tsc (node10 resolution) sees only lib/.
@@ -16,7 +16,7 @@ import { find, goodStack } from './fixtures';
 const { ValidationContext } = require('cdk8s-cli/plugins') as typeof import('cdk8s-cli/lib/plugins');
 
 const ROOT = path.join(__dirname, '..', '..');
-const PLUGIN = path.join(ROOT, 'infra', 'policy', 'cdk8s-plugin');
+const PLUGIN = path.join(ROOT, 'policy', 'cdk8s-plugin');
 let tmp: string;
 
 function writeDist(dir: string, env: string, objects: K8sObject[]): string {
@@ -95,7 +95,7 @@ describe('PolicyValidation in process', () => {
 describe('cdk8s.yaml', () => {
   it('wires the plugin into cdk8s synth', () => {
     const cfg = parse(fs.readFileSync(path.join(ROOT, 'cdk8s.yaml'), 'utf8'));
-    expect(cfg.validations).toEqual([expect.objectContaining({ package: './infra/policy/cdk8s-plugin', class: 'PolicyValidation' })]);
+    expect(cfg.validations).toEqual([expect.objectContaining({ package: './policy/cdk8s-plugin', class: 'PolicyValidation' })]);
     // cdk8s-cli refuses version ranges; the local package's version is what it reports.
     const pkg = JSON.parse(fs.readFileSync(path.join(PLUGIN, 'package.json'), 'utf8'));
     expect(cfg.validations[0].version).toBe(pkg.version);

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import { main } from '../../infra/policy/cli';
-import type { K8sObject } from '../../infra/policy/types';
+import { main } from '../../policy/cli';
+import type { K8sObject } from '../../policy/types';
 import { find, goodStack } from './fixtures';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -25,7 +25,7 @@ function writeEnv(env: string, objects: K8sObject[]): void {
 
 /** The command as npm runs it: a real process through tsx. */
 function policyProcess(...args: string[]) {
-  return spawnSync(TSX, [path.join(ROOT, 'infra/policy/cli.ts'), '--dist', dist, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
+  return spawnSync(TSX, [path.join(ROOT, 'policy/cli.ts'), '--dist', dist, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
 }
 
 /** The same entry in process (no tsx start-up per case), capturing what it prints. */

@@ -2,8 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { diffRenderings, renderMarkdown } from '../../infra/policy/diff';
-import type { K8sObject } from '../../infra/policy/types';
+import { diffRenderings, renderMarkdown } from '../../policy/diff';
+import type { K8sObject } from '../../policy/types';
 import { manifestDiff } from '../../scripts/diff';
 import { find, goodStack } from './fixtures';
 import { gitIn, scratchRenderRepo } from './render-stand-in';

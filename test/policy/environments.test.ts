@@ -5,10 +5,10 @@
  */
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import { formatFindings, runPolicy } from '../../infra/policy/engine';
-import { ENV_PROFILES } from '../../infra/policy/exemptions';
-import { listEnvironments, loadEnvironment, parseManifests } from '../../infra/policy/load';
-import type { K8sObject } from '../../infra/policy/types';
+import { formatFindings, runPolicy } from '../../policy/engine';
+import { ENV_PROFILES } from '../../policy/exemptions';
+import { listEnvironments, loadEnvironment, parseManifests } from '../../policy/load';
+import type { K8sObject } from '../../policy/types';
 import { goodStack } from './fixtures';
 
 const DIST = path.join(__dirname, '..', '..', 'dist');

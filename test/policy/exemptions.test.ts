@@ -1,8 +1,8 @@
 /** Exemptions: the tools' own annotations, honoured per environment, any other reported. */
-import { runPolicy } from '../../infra/policy/engine';
-import { ENV_PROFILES, TOOL_CHECKS, declaredExemptions, exemptedRules, policyExemptions } from '../../infra/policy/exemptions';
-import { looksSecret, secretContent } from '../../infra/policy/rules/security';
-import type { K8sObject } from '../../infra/policy/types';
+import { runPolicy } from '../../policy/engine';
+import { ENV_PROFILES, TOOL_CHECKS, declaredExemptions, exemptedRules, policyExemptions } from '../../policy/exemptions';
+import { looksSecret, secretContent } from '../../policy/rules/security';
+import type { K8sObject } from '../../policy/types';
 import { find, goodStack } from './fixtures';
 
 /** dev's kind cluster: images loaded with `kind load` (IfNotPresent), one replica, no PriorityClass, no TLS. */

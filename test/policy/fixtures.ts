@@ -3,7 +3,7 @@
  * Shaped like the real one (gateway Deployment + HPA + Ingress, a StatefulSet with its headless
  * Service, a seed Job, a backup CronJob, a ScaledObject, a PrometheusRule, a Role for the API).
  */
-import type { K8sObject } from '../../infra/policy/types';
+import type { K8sObject } from '../../policy/types';
 
 export const NS = 'orb';
 const DIGEST = `sha256:${'a'.repeat(64)}`;

@@ -3,9 +3,9 @@
  * always, and `promtool check rules` when promtool is installed (CI: Debian `prometheus`).
  */
 import * as path from 'node:path';
-import { listEnvironments, loadEnvironment } from '../../infra/policy/load';
-import { checkRuleGroups, findPromtool, prometheusRules, promtoolCheck } from '../../infra/policy/prometheus';
-import type { K8sObject } from '../../infra/policy/types';
+import { listEnvironments, loadEnvironment } from '../../policy/load';
+import { checkRuleGroups, findPromtool, prometheusRules, promtoolCheck } from '../../policy/prometheus';
+import type { K8sObject } from '../../policy/types';
 import { find, goodStack } from './fixtures';
 import { hasTool } from '../support/system-tools';
 

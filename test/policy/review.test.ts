@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { K8sObject } from '../../infra/policy/types';
+import type { K8sObject } from '../../policy/types';
 import { review, synthByCommand } from '../../scripts/review';
 import { goodStack } from './fixtures';
 import { gitIn, scratchRenderRepo } from './render-stand-in';

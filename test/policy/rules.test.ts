@@ -2,10 +2,10 @@
  * Every rule, one at a time: the good stack passes it, and a copy with one field broken fails it
  * on the broken object (a rule that cannot fail is a defect).
  */
-import { runPolicy } from '../../infra/policy/engine';
-import { RULES } from '../../infra/policy/rules';
-import type { K8sObject, RuleId } from '../../infra/policy/types';
-import { RULE_IDS } from '../../infra/policy/types';
+import { runPolicy } from '../../policy/engine';
+import { RULES } from '../../policy/rules';
+import type { K8sObject, RuleId } from '../../policy/types';
+import { RULE_IDS } from '../../policy/types';
 import { NS, find, goodStack } from './fixtures';
 
 interface Case {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { listEnvironments } from '../../infra/policy/load';
+import { listEnvironments } from '../../policy/load';
 import { CHART_PREFIX, escapeForHelm, packageHelmCharts, unescapeHelm } from '../../scripts/synth-helm';
 import { goodStack } from './fixtures';
 

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * The services' real code paths, each component connected as its own vault ACL user (the users
  * the manifests render, loaded from an ACL file into a redis-server of this test's own): the seed
@@ -26,9 +26,9 @@ import { WorkerRuntime } from '../../services/workers/runtime';
 import { ttsRole } from '../../services/workers/tts/role';
 import { devAcl } from '../../scripts/vault-acl-dev';
 import { loadOrbFunctions } from '../../services/acp/functions';
-import { RedisServerHandle, startRedisServer } from '../support/redis-server';
-import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../support/tiny-models/whisper';
-import { writeTinyPiperVoices } from '../support/tiny-models/piper';
+import { RedisServerHandle, startRedisServer } from '../../tools/redis/redis-server';
+import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../tools/tiny-models/whisper';
+import { writeTinyPiperVoices } from '../../tools/tiny-models/piper';
 import { REPO, workerConfig } from './acp/helpers';
 import { API_KEYS_ENV, auth, Client, http, listen } from './orb/support';
 

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * Failover drills on real processes (issue #14): three `redis-server` (AOF, min-replicas-to-write 1,
  * the rendered per-service ACL users) and three `redis-server --sentinel` on loopback, and the real
@@ -40,7 +40,7 @@ import { coreRole } from '../../services/workers/core/role';
 import { WorkerRuntime } from '../../services/workers/runtime';
 import { VAULT_USERS, type VaultUser } from '../../infra/vault-acl';
 import { assembleAclFile } from '../support/acl-file';
-import { freePort } from '../support/redis-server';
+import { freePort } from '../../tools/redis/redis-server';
 import { hasTool } from '../support/system-tools';
 import { REPO, waitUntil, workerConfig } from './acp/helpers';
 import { API_KEYS_ENV, auth, http, listen } from './orb/support';

@@ -5,7 +5,7 @@
  */
 import Redis from 'ioredis';
 import { loadOrbFunctions } from '../../services/acp/functions';
-import { startRedisServer } from './redis-server';
+import { startRedisServer } from '../../tools/redis/redis-server';
 
 /** The bootstrap step of the stack (the seed Job's): the vault's FUNCTION library, loaded once per run. */
 async function bootstrap(url: string): Promise<void> {

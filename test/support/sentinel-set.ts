@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import { Testing } from 'cdk8s';
 import { Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
-import { freePort } from './redis-server';
+import { freePort } from '../../tools/redis/redis-server';
 
 const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

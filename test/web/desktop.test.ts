@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * The installable desktop client in a real headless Chromium app window (`orb desktop`'s own
  * launch: --app=URL, an own profile) against a real gateway on a real socket, with the five real
@@ -26,6 +26,7 @@ import { buildWeb, shellVersion, writeServiceWorker } from '../../web/build';
 import { AppWindow, PageGlobals, axeViolations, chromiumMissing, installabilityErrors, openAppWindow } from '../support/app-window';
 import { deletePrefix, testRedis, uniquePrefix } from '../support/vault';
 import { KEYS, makeApp } from '../services/orb/support';
+import { waitUntil } from '../support/wait';
 
 jest.setTimeout(300_000); // above the sum of the inner waits, so a failure names its step
 const REPO = join(__dirname, '..', '..');
@@ -42,17 +43,13 @@ const ui = (page: Page): Promise<Ui> => page.evaluate(() => (globalThis as unkno
   .then((o) => { if (!o) throw new Error('the page has no __orb (app.js did not run)'); return o; });
 /** Polls the page's UI state from here (the page's CSP forbids the eval that string predicates need). */
 async function waitUi(page: Page, what: string, pred: (o: Ui) => boolean, timeoutMs = 60_000): Promise<Ui> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Ui | undefined;
-  for (;;) {
-    last = await ui(page).catch(() => undefined); // undefined while the page (re)loads
+  return waitUntil(what, async () => {
+    const last = await ui(page).catch(() => undefined); // undefined while the page (re)loads
     if (last && pred(last)) return last;
-    if (Date.now() > deadline) {
-      const brief = last && { ...last, events: last.events.map((e) => `${e.seq} ${e.type}`).join(', ') };
-      throw new Error(`timed out after ${timeoutMs} ms: ${what}\nui: ${JSON.stringify(brief ?? null).slice(0, 3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    // Not yet: the thrown state is what the timeout reports.
+    const brief = last && { ...last, events: last.events.map((e) => `${e.seq} ${e.type}`).join(', ') };
+    throw new Error(`\nui: ${JSON.stringify(brief ?? null).slice(0, 3000)}`);
+  }, timeoutMs, 100);
 }
 /** Names the step that hangs instead of leaving it to the jest timeout. */
 async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {

@@ -13,7 +13,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'lock') {
     const lock = tinyHubLock(rest[0] ?? 'tiny-models');
-    const comment = 'The tiny test models (scripts/make-tiny-models.ts) as the pod runner\'s stand-in hub serves them (tools/pods/model-hub.ts): the dev-fetch variant fetches these and verifies each sha256. Each revision hashes its repository\'s tree. Regenerate: npx tsx scripts/make-tiny-models.ts /tmp/tiny && npx tsx tools/pods/hub-server.ts lock /tmp/tiny';
+    const comment = 'The tiny test models (tools/tiny-models/cli.ts) as the pod runner\'s stand-in hub serves them (tools/pods/model-hub.ts): the dev-fetch variant fetches these and verifies each sha256. Each revision hashes its repository\'s tree. Regenerate: npx tsx tools/tiny-models/cli.ts /tmp/tiny && npx tsx tools/pods/hub-server.ts lock /tmp/tiny';
     process.stdout.write(`${JSON.stringify({ $comment: comment, ...lock }, null, 2)}\n`);
     return 0;
   }

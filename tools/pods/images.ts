@@ -121,6 +121,6 @@ export class ImageTable {
       step('npm run build:web (web/dist)', 'npm', ['run', '-s', '--prefix', repo, 'build:web']);
     }
     const tiny = join(stateDir, 'image/tiny-models');
-    if (!existsSync(join(tiny, 'whisper'))) step('tiny speech models', 'npx', ['--prefix', repo, 'tsx', resolve(repo, 'scripts/make-tiny-models.ts'), tiny]);
+    if (!existsSync(join(tiny, 'whisper'))) step('tiny speech models', 'npx', ['--prefix', repo, 'tsx', resolve(repo, 'tools/tiny-models/cli.ts'), tiny]);
   }
 }

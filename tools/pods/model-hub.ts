@@ -1,6 +1,6 @@
 /**
  * The pod runner's stand-in model hub: a Hugging Face–compatible hub serving the tiny test models
- * (scripts/make-tiny-models.ts) as two repositories, so a rendered environment whose model-fetch
+ * (tools/tiny-models/cli.ts) as two repositories, so a rendered environment whose model-fetch
  * init containers name an in-cluster hub Service can be run here (no uplink, no downloads):
  *   HEAD|GET /{repo}/resolve/{revision}/{file}
  *     - LFS files (`.onnx`): 302 to /cdn/{sha256} with X-Linked-Etag (sha256), X-Linked-Size, X-Repo-Commit
@@ -65,7 +65,7 @@ export function loadHubRepos(specs: readonly HubRepoSpec[]): HubRepo[] {
   });
 }
 
-/** The stand-in's repositories, read from a folder written by scripts/make-tiny-models.ts. */
+/** The stand-in's repositories, read from a folder written by tools/tiny-models/cli.ts. */
 export function tinyHubSpecs(tinyDir: string): HubRepoSpec[] {
   return Object.values(TINY_HUB_REPOS).map((r) => ({ repo: r.repo, files: r.files.map((f) => ({ path: f.path, source: join(tinyDir, f.from) })) }));
 }

@@ -5,7 +5,7 @@
  * Installable (manifest + service worker, see sw.ts): offline, the window keeps its shell, says
  * so, queues typed turns, and resumes the session from its last seq when the network is back.
  */
-import { OrbEvent, OrbSession, WsLike } from '../../services/cli/session-client';
+import { OrbEvent, OrbSession, WsLike } from '../../services/client/session-client';
 import { fromBase64, Microphone, startMicrophone, StreamingPlayer } from './audio';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;

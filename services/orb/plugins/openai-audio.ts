@@ -26,13 +26,14 @@ import {
 } from './openai-errors';
 import { ModelCatalog, type OpenAiModel } from './openai-models';
 import {
-  ffmpegMissing, startSpeechEncoder, type SpeechEncoder, isEncoded, resamplePcm16, SPEECH_CONTENT_TYPES, SPEECH_FORMATS, SPEECH_OUTPUT_RATE, wavHeader,
+  ffmpegMissing, startSpeechEncoder, type SpeechEncoder, isEncoded, SPEECH_CONTENT_TYPES, SPEECH_FORMATS, SPEECH_OUTPUT_RATE,
   type SpeechFormat,
 } from './speech-encoder';
 
 export { ORB_ERR_AUDIO_REQUEST, ORB_ERR_AUDIO_TIMEOUT, ORB_ERR_AUDIO_UPSTREAM } from './openai-errors';
 import { AudioCapabilities, checkLanguage, DEFAULT_CAPABILITIES } from '../audio-params';
 import { rawPcmUpload } from '../audio';
+import { resamplePcm16, toSrt, toVtt, wavHeader } from '../../audio-format';
 
 
 export interface OpenAiAudioOptions {
@@ -69,23 +70,6 @@ const LANGUAGE_NAMES: Record<string, string> = {
   en: 'english', de: 'german', fr: 'french', es: 'spanish', it: 'italian', pt: 'portuguese', nl: 'dutch', ja: 'japanese',
   zh: 'chinese', ru: 'russian', ko: 'korean', pl: 'polish', tr: 'turkish', ar: 'arabic', hi: 'hindi', sv: 'swedish',
 };
-
-function timestamp(s: number, sep: ',' | '.'): string {
-  const ms = Math.round(s * 1000);
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const sec = Math.floor((ms % 60_000) / 1000);
-  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${pad(h)}:${pad(m)}:${pad(sec)}${sep}${pad(ms % 1000, 3)}`;
-}
-
-export function toSrt(segments: readonly Segment[]): string {
-  return segments.map((s, i) => `${i + 1}\n${timestamp(s.start, ',')} --> ${timestamp(s.end, ',')}\n${s.text.trim()}\n`).join('\n');
-}
-
-export function toVtt(segments: readonly Segment[]): string {
-  return `WEBVTT\n\n${segments.map((s) => `${timestamp(s.start, '.')} --> ${timestamp(s.end, '.')}\n${s.text.trim()}\n`).join('\n')}`;
-}
 
 function verboseJson(t: TranscriptData, granularities: Set<string>, task: string): object {
   const segments = granularities.has('segment') || !granularities.has('word');

@@ -1,5 +1,5 @@
 /**
- * Speech output formats. `wav` and `pcm` are written here; `mp3`, `opus`, `aac` and `flac` go through ffmpeg
+ * Speech output formats. `wav` and `pcm` are written by services/audio-format; `mp3`, `opus`, `aac` and `flac` go through ffmpeg
  * (Debian's build: libmp3lame, libopus, its native aac and flac), fed PCM16 on stdin as each sentence arrives and
  * read from stdout as it encodes, so the first compressed bytes leave while later sentences are still synthesized.
  */
@@ -107,37 +107,4 @@ export function startSpeechEncoder(format: EncodedFormat, ffmpegPath = 'ffmpeg')
     }
   }
   return { encode, kill };
-}
-
-export function wavHeader(dataBytes: number, sampleRate: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'latin1');
-  h.writeUInt32LE(36 + dataBytes, 4);
-  h.write('WAVEfmt ', 8, 'latin1');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(1, 22); // mono
-  h.writeUInt32LE(sampleRate, 24);
-  h.writeUInt32LE(sampleRate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'latin1');
-  h.writeUInt32LE(dataBytes, 40);
-  return h;
-}
-
-/** OpenAI's `pcm` is 24 kHz PCM16LE; voices have their own rate, so resample linearly (speech band is far below 12 kHz). */
-export function resamplePcm16(pcm: Buffer, from: number, to: number): Buffer {
-  if (from === to || pcm.length < 4) return pcm;
-  const n = pcm.length / 2;
-  const m = Math.max(1, Math.round((n * to) / from));
-  const out = Buffer.alloc(m * 2);
-  for (let j = 0; j < m; j++) {
-    const x = (j * from) / to;
-    const i = Math.min(n - 1, Math.floor(x));
-    const k = Math.min(n - 1, i + 1);
-    const f = x - i;
-    out.writeInt16LE(Math.round(pcm.readInt16LE(i * 2) * (1 - f) + pcm.readInt16LE(k * 2) * f), j * 2);
-  }
-  return out;
 }

@@ -1,5 +1,5 @@
 import { decodeForAsr, ASR_SAMPLE_RATE, type DecodeOptions } from '../audio/pcm';
-import { SileroVad, type SpeechSegment, type VadOptions } from '../inference/vad';
+import { SileroVad, type SpeechSegment, type VadOptions } from '../../inference/vad';
 import { WhisperModel, selectRows, type DecodeRequest } from './whisper';
 
 export interface TranscriptWord {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from '../inference/model';
+import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from '../../inference/model';
 import { LogMel, WHISPER_LOG_MEL } from './log-mel';
 
 export interface WhisperLoadOptions {

@@ -1,6 +1,9 @@
 import { WaveFile } from 'wavefile';
 import { AudioErrors } from './errors';
 
+// The writers (PCM16, WAV) are shared with the gateway and the CLI.
+export { encodePcm16, encodeWav, floatToInt16 } from '../../audio-format';
+
 /** Mono float samples in [-1, 1] at a known rate: the one in-memory audio shape the workers pass around. */
 export interface Pcm {
   samples: Float32Array;
@@ -160,27 +163,4 @@ export function resample(pcm: Pcm, targetRate: number = ASR_SAMPLE_RATE): Pcm {
 /** Decode anything accepted and bring it to Whisper/Silero's 16 kHz mono. */
 export function decodeForAsr(bytes: Uint8Array, opts: DecodeOptions = {}): Pcm {
   return resample(decodeAudio(bytes, opts), ASR_SAMPLE_RATE);
-}
-
-export function floatToInt16(samples: Float32Array): Int16Array {
-  const out = new Int16Array(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    const s = Math.max(-1, Math.min(1, samples[i]));
-    out[i] = s < 0 ? Math.round(s * 32768) : Math.round(s * 32767);
-  }
-  return out;
-}
-
-/** Raw little-endian PCM16 — what `response_format: pcm` returns and what WebSocket audio frames carry. */
-export function encodePcm16(samples: Float32Array): Buffer {
-  const ints = floatToInt16(samples);
-  const buf = Buffer.alloc(ints.length * 2);
-  for (let i = 0; i < ints.length; i++) buf.writeInt16LE(ints[i], i * 2);
-  return buf;
-}
-
-export function encodeWav(pcm: Pcm): Buffer {
-  const wav = new WaveFile();
-  wav.fromScratch(1, pcm.sampleRate, '16', floatToInt16(pcm.samples));
-  return Buffer.from(wav.toBuffer());
 }

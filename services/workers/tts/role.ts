@@ -12,7 +12,7 @@ import { loadEnv } from '../../config/env';
 import { TTS_ENV } from '../../config/tts';
 import { isCodedError } from '../audio/errors';
 import { encodePcm16 } from '../audio/pcm';
-import { OnnxModel } from '../inference/model';
+import { OnnxModel } from '../../inference/model';
 import { RoleFactory, WorkerRole } from '../runtime';
 import { VoiceLibrary, streamSpeech } from './voices';
 

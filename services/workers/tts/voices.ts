@@ -3,7 +3,7 @@ import { join } from 'path';
 import createError from '@fastify/error';
 import { phonemize } from 'phonemizer';
 import { OPENAI_VOICES } from '../../acp/models';
-import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from '../inference/model';
+import { OnnxModel, ort, type ExecutionProvider, type ModelLogger } from '../../inference/model';
 
 export interface VoiceInfo {
   name: string;

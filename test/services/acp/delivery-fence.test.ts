@@ -12,7 +12,7 @@ import { EventHub } from '../../../services/orb/event-hub';
 import { aclRules } from '../../../infra/vault-acl';
 import { toOrbError } from '../../../services/orb/errors';
 import { BlockingReadStuckError } from '../../../services/acp/blocking';
-import { startRedisServer, type RedisServerHandle } from '../../support/redis-server';
+import { startRedisServer, type RedisServerHandle } from '../../../tools/redis/redis-server';
 import { hasTool } from '../../support/system-tools';
 import { uniquePrefix } from '../../support/vault';
 import { waitUntil } from './helpers';

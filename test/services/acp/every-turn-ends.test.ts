@@ -16,7 +16,7 @@ import { createAcp, Acp, startTextTurn, TurnSweeper, loadOrbFunctions, TurnEvent
 import { caliRole } from '../../../services/workers/cali/role';
 import { RoleFactory, WorkerRuntime } from '../../../services/workers/runtime';
 import { prng } from '../../../scripts/train-core';
-import { RedisServerHandle, startRedisServer } from '../../support/redis-server';
+import { RedisServerHandle, startRedisServer } from '../../../tools/redis/redis-server';
 import { waitUntil, workerConfig } from './helpers';
 
 const STAGES = ['before_start', 'after_start', 'core_running', 'after_verdict', 'cali_collecting', 'after_reply'] as const;

@@ -10,7 +10,7 @@ import {
   AcpBus, AcpError, createAcp, createEnvelope, Job, JobConsumer, loadOrbFunctions, orbFunctionsVersion, startTextTurn, textPart, TurnEventStream,
   TurnSweeper, vaultKeys,
 } from '../../../services/acp';
-import { RedisServerHandle, startRedisServer } from '../../support/redis-server';
+import { RedisServerHandle, startRedisServer } from '../../../tools/redis/redis-server';
 import { waitUntil } from './helpers';
 
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];

@@ -7,21 +7,8 @@ import { WorkerConfig } from '../../../services/workers/runtime';
 
 export const REPO = join(__dirname, '..', '..', '..');
 
-/** Polls `check` until it returns a truthy value; fails with `what` after timeoutMs. */
-export async function waitUntil<T>(what: string, check: () => Promise<T> | T, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+/** The tests' one polling helper (test/support/wait.ts). */
+export { waitUntil } from '../../support/wait';
 
 /** Worker config for in-process runtimes: short BLOCK so stop() is prompt. */
 export function workerConfig(over: Partial<WorkerConfig> = {}): WorkerConfig {

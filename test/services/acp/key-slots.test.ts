@@ -14,7 +14,7 @@
 import { aclRules, VAULT_USERS } from '../../../infra/vault-acl';
 import { vaultKeys, type VaultKeys } from '../../../services/acp/keys';
 import { SessionStore } from '../../../services/orb/session-store';
-import { startRedisServer } from '../../support/redis-server';
+import { startRedisServer } from '../../../tools/redis/redis-server';
 import Redis from 'ioredis';
 
 /** CRC16-CCITT (XModem), the checksum of the Redis Cluster spec. */

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, main } from '../../../services/cli/orb';
 import { BROWSER_NAMES, findBrowser } from '../../../services/cli/desktop';
-import { freePort } from '../../support/redis-server';
+import { freePort } from '../../../tools/redis/redis-server';
+import { waitUntil } from '../../support/wait';
 
 const work = mkdtempSync(join(tmpdir(), 'orb-desktop-cli-'));
 const emptyBin = join(work, 'empty-bin');
@@ -27,11 +28,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numb
 
 /** Waits for the detached stand-in browser to have written its command line. */
 async function recordedArgv(): Promise<string[]> {
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(argvFile) || !readFileSync(argvFile, 'utf8').endsWith('END\n')) {
-    if (Date.now() > deadline) throw new Error('the stand-in browser never ran');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitUntil('the stand-in browser to run', () => existsSync(argvFile) && readFileSync(argvFile, 'utf8').endsWith('END\n'), 10_000);
   return readFileSync(argvFile, 'utf8').split('\n').slice(0, -2);
 }
 

@@ -9,7 +9,7 @@ import { DevStack, REPO_ROOT, startDevStack } from '../../../scripts/dev';
 import { EXIT, main } from '../../../services/cli/orb';
 import { seqProblems } from '../../../services/cli/smoke';
 import { pcm16ToWav, wavToPcm16k } from '../../../services/cli/wav';
-import { freePort } from '../../support/redis-server';
+import { freePort } from '../../../tools/redis/redis-server';
 import { deletePrefix, testRedis, testRedisUrl, uniquePrefix } from '../../support/vault';
 
 async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {

@@ -13,7 +13,7 @@ import type { ModelFile } from '../../../infra';
 import { find, synthEnvironment, type K8sObject } from '../../infra/manifests';
 import { startConnectProxy, startLocalHub, type LocalHub } from '../../support/local-hub';
 import { runContainer, type KubeletStandIn } from '../../support/rendered-container';
-import { writeTinyWhisper } from '../../support/tiny-models/whisper';
+import { writeTinyWhisper } from '../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 

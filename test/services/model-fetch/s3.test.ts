@@ -14,7 +14,7 @@ import type { EnvironmentConfig } from '../../../charts/config';
 import { signS3 } from '../../../services/model-fetch/sources';
 import { find, synthEnvironment, type K8sObject } from '../../infra/manifests';
 import { runContainer } from '../../support/rendered-container';
-import { writeTinyPiperVoices } from '../../support/tiny-models/piper';
+import { writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
 
 jest.setTimeout(120_000);
 // eslint-disable-next-line @typescript-eslint/no-require-imports

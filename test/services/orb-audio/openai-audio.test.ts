@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { spawnSync } from 'child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
@@ -12,15 +12,17 @@ import type Redis from 'ioredis';
 import { createAcp, type Acp } from '../../../services/acp';
 import { loadEnv } from '../../../services/config/env';
 import { WORKER_ENV } from '../../../services/config/worker';
-import { openAiAudioPlugin, toSrt } from '../../../services/orb/plugins/openai-audio';
+import { openAiAudioPlugin } from '../../../services/orb/plugins/openai-audio';
+import { toSrt } from '../../../services/audio-format';
 import { asrRole } from '../../../services/workers/asr/role';
 import { WhisperModel } from '../../../services/workers/asr/whisper';
 import { ttsRole } from '../../../services/workers/tts/role';
 import { PiperVoice } from '../../../services/workers/tts/voices';
 import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, writeTinyWhisper } from '../../support/tiny-models/whisper';
-import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../support/tiny-models/piper';
+import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, writeTinyWhisper } from '../../../tools/tiny-models/whisper';
+import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
+import { waitUntil } from '../../support/wait';
 
 const fixture = readFileSync(join(__dirname, '../../fixtures/speech-16k.wav'));
 const prefix = uniquePrefix('oa');
@@ -71,14 +73,6 @@ function childFfmpegs(): number[] {
       return [];
     }
   });
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`still waiting for: ${what}`);
-    await delay(50);
-  }
 }
 
 /**
@@ -510,12 +504,12 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       expect(childFfmpegs()).toHaveLength(1);
       ac.abort();
       // The gateway marks the turn abandoned once it sees the hang-up; only then may sentence 2 finish.
-      await until(async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1, 'the turn to be marked abandoned');
+      await waitUntil('the turn to be marked abandoned', async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1);
       release();
-      await until(() => childFfmpegs().length === 0, 'ffmpeg to exit');
+      await waitUntil('ffmpeg to exit', () => childFfmpegs().length === 0);
       // The worker deletes the marker (and anything it wrote) when it sees it: then the session is gone for good.
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'the worker to drop the abandoned turn');
-      await until(async () => (await workers[1].count('ok')) > okBefore, 'the xtts job to be acknowledged');
+      await waitUntil('the worker to drop the abandoned turn', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
+      await waitUntil('the xtts job to be acknowledged', async () => (await workers[1].count('ok')) > okBefore);
       expect(order).toEqual(['synthesize 0 start', 'synthesize 0 end', 'synthesize 1 start', 'synthesize 1 end']);
     });
 
@@ -533,7 +527,7 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
       jest.restoreAllMocks();
       const again = await openai.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'Hello.', response_format: 'mp3' });
       expect(probe(Buffer.from(await again.arrayBuffer())).codec).toBe('mp3');
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'session keys to be deleted');
+      await waitUntil('session keys to be deleted', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
     });
   });
 
@@ -584,9 +578,9 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
         expect(ev.type).toBe('transcript.text.delta');
         break; // leaves after the first delta: the client closes the connection
       }
-      await until(async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1, 'the turn to be marked abandoned');
+      await waitUntil('the turn to be marked abandoned', async () => (await redis.keys(`${prefix}turn:*:abandoned`)).length === 1);
       release();
-      await until(async () => (await redis.keys(`${prefix}turn:*`)).length === 0, 'the worker to drop the abandoned turn');
+      await waitUntil('the worker to drop the abandoned turn', async () => (await redis.keys(`${prefix}turn:*`)).length === 0);
     });
 
     it('wav over SSE: one delta carrying the whole wav', async () => {
@@ -644,6 +638,6 @@ describe('OpenAI-compatible audio routes through the bus to the whisperx and xtt
 
 describe('subtitle formatting', () => {
   it('writes SRT timestamps with hours and milliseconds', () => {
-    expect(toSrt([{ id: 0, start: 3661.5, end: 3662.25, text: ' hi ', tokens: [], avg_logprob: 0 }])).toBe('1\n01:01:01,500 --> 01:01:02,250\nhi\n');
+    expect(toSrt([{ start: 3661.5, end: 3662.25, text: ' hi ' }])).toBe('1\n01:01:01,500 --> 01:01:02,250\nhi\n');
   });
 });

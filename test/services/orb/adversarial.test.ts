@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * Adversarial input suite: a matrix of route × defect class (HTTP JSON, query and headers, multipart,
  * WebSocket frames, audio formats) against one real gateway with the real workers behind it (tiny
@@ -22,9 +22,9 @@ import { coreRole } from '../../../services/workers/core/role';
 import { caliRole } from '../../../services/workers/cali/role';
 import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { startRedisServer } from '../../support/redis-server';
-import { writeTinyWhisper } from '../../support/tiny-models/whisper';
-import { writeTinyPiperVoices } from '../../support/tiny-models/piper';
+import { startRedisServer } from '../../../tools/redis/redis-server';
+import { writeTinyWhisper } from '../../../tools/tiny-models/whisper';
+import { writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
 import { KEYS, listen, makeApp } from './support';
 import { buildWav, defaultPcm16le } from './wav-builder';
 import { readFileSync } from 'node:fs';

@@ -12,7 +12,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import WebSocket from 'ws';
-import { freePort, startRedisServer, RedisServerHandle } from '../../support/redis-server';
+import { freePort, startRedisServer, RedisServerHandle } from '../../../tools/redis/redis-server';
+import { waitUntil } from '../../support/wait';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const QUICK = process.argv.includes('--quick');
@@ -22,14 +23,6 @@ const SOCKETS = 1000;
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
-}
-
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function ok(url: string): Promise<boolean> {
@@ -82,8 +75,8 @@ app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
     const r = new Redis(redisUrl);
     await r.set('measure:identity:seed', '{"name":"CaleonGenesis"}');
     await r.set('measure:identity:version', '1.12');
-    await until(() => ok(`http://127.0.0.1:${orbPort}/readyz`), 'orb ready');
-    await until(() => ok(`http://127.0.0.1:${helloPort}/`), 'hello ready');
+    await waitUntil('orb ready', () => ok(`http://127.0.0.1:${orbPort}/readyz`), 60_000);
+    await waitUntil('hello ready', () => ok(`http://127.0.0.1:${helloPort}/`), 60_000);
     const auth = { authorization: `Bearer ${KEY}` };
     const createdRes = await fetch(`http://127.0.0.1:${orbPort}/v1/sessions`, { method: 'POST', headers: auth });
     const created = await createdRes.json() as { id: string };
@@ -104,9 +97,9 @@ app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
       ws.on('message', (d) => { if (String(d).includes('"session.ready"')) readyCount++; });
       ws.on('error', (e) => { throw e; });
       sockets.push(ws);
-      if (i % 100 === 99) await until(() => readyCount >= i + 1, `${i + 1} sessions ready`);
+      if (i % 100 === 99) await waitUntil(`${i + 1} sessions ready`, () => readyCount >= i + 1, 60_000);
     }
-    await until(() => readyCount >= SOCKETS, 'all sessions ready');
+    await waitUntil('all sessions ready', () => readyCount >= SOCKETS, 60_000);
     await new Promise((res) => setTimeout(res, 3000));
     const withSockets = rssMiB(orb.pid!);
     const replicas = await (await fetch(`http://127.0.0.1:${orbPort}/v1/replicas`, { headers: auth })).json();

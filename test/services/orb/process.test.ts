@@ -5,7 +5,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
-import { freePort } from '../../support/redis-server';
+import { freePort } from '../../../tools/redis/redis-server';
 import { auth, Client, gatewayEnv, http, seedIdentity, waitFor } from './support';
 
 const root = join(__dirname, '..', '..', '..');

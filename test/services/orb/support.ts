@@ -7,6 +7,7 @@ import { ORB_ENV } from '../../../services/config/orb';
 import { VAULT_ENV } from '../../../services/config/vault';
 import { buildApp, OrbAppOptions } from '../../../services/orb/app';
 import { testRedisUrl } from '../../support/vault';
+import { waitUntil } from '../../support/wait';
 
 export const KEYS = {
   alice: 'alice-key-0123456789abcdef',
@@ -44,15 +45,9 @@ export async function listen(app: FastifyInstance): Promise<string> {
   return `127.0.0.1:${addr.port}`;
 }
 
-/** Polls `check` until it returns a truthy value (no fixed sleeps in assertions). */
-export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** test/support/wait.ts's waitUntil with the argument order the orb tests use. */
+export function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  return waitUntil(what, check, timeoutMs, 25);
 }
 
 export interface WsMessage { type: string; seq?: number; [k: string]: unknown }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import WebSocket from 'ws';
-import { OrbSession, WsLike } from '../../../services/cli/session-client';
+import { OrbSession, WsLike } from '../../../services/client/session-client';
 import { auth, Client, http, listen, makeApp, waitFor } from './support';
 
 const prefix = uniquePrefix('ticket');

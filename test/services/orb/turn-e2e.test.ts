@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * Text turns end to end through the gateway: POST /v1/turns and the WebSocket on two replicas,
  * with the five real core workers (the committed ONNX models) and CALI running in-process on the

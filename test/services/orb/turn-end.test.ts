@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import Redis from 'ioredis';
 import { loadOrbFunctions, vaultKeys } from '../../../services/acp';
-import { freePort, RedisServerHandle, startRedisServer } from '../../support/redis-server';
+import { freePort, RedisServerHandle, startRedisServer } from '../../../tools/redis/redis-server';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { auth, Client, http, listen, makeApp, seedIdentity, waitFor } from './support';
 

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * End of turn by the gateway's Silero VAD: a spoken sentence streamed in 20 ms frames, then
  * silence, closes the utterance on its own (no client commit); silence alone opens nothing.

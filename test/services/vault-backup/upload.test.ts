@@ -14,7 +14,7 @@ import { loadEnv } from '../../../services/config/env';
 import { BACKUP_UPLOAD_ENV } from '../../../services/config/backup';
 import { s3ObjectUrl, signS3 } from '../../../services/model-fetch/sources';
 import { downloadSnapshot, newestSnapshot, uploadSnapshot } from '../../../services/vault-backup/upload';
-import { startRedisServer } from '../../support/redis-server';
+import { startRedisServer } from '../../../tools/redis/redis-server';
 
 jest.setTimeout(60_000);
 // eslint-disable-next-line @typescript-eslint/no-require-imports

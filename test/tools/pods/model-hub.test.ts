@@ -18,8 +18,8 @@ import {
 } from '../../../tools/pods/model-hub';
 import { find, synthEnvironment, type K8sObject } from '../../infra/manifests';
 import { runContainer } from '../../support/rendered-container';
-import { writeTinyPiperVoices } from '../../support/tiny-models/piper';
-import { writeTinyWhisper } from '../../support/tiny-models/whisper';
+import { writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
+import { writeTinyWhisper } from '../../../tools/tiny-models/whisper';
 
 const dir = mkdtempSync(join(tmpdir(), 'model-hub-'));
 const tiny = join(dir, 'tiny');

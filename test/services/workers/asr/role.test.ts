@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -10,7 +10,8 @@ import { WORKER_ENV } from '../../../../services/config/worker';
 import { asrRole, audioFormatOf } from '../../../../services/workers/asr/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../../support/vault';
-import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT, writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
+import { waitUntil } from '../../../support/wait';
 
 jest.setTimeout(120_000);
 const prefix = uniquePrefix('asr');
@@ -60,8 +61,7 @@ describe('whisperx role on the bus (voice turns as the gateway sends them)', () 
     const transcript = events.find((e) => e.type === 'transcript');
     expect(transcript?.data).toMatchObject({ text: TINY_WHISPER_TRANSCRIPT, final: true, source: 'audio', language: 'en' });
     // fanOutTranscript runs after the transcript event: wait for the queues to fill, not for time.
-    const deadline = Date.now() + 30_000;
-    while ((await acp.bus.backlog('cali')).length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil('the transcript on the cali queue', async () => (await acp.bus.backlog('cali')).length >= 1, 30_000);
     expect((await acp.bus.backlog('cali')).length).toBe(1);
     for (let n = 0; n < 5; n++) expect((await acp.bus.backlog(`core:${n}`)).length).toBe(1);
   });

@@ -1,14 +1,14 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { decodeForAsr } from '../../../../services/workers/audio/pcm';
-import { SileroVad } from '../../../../services/workers/inference/vad';
+import { SileroVad } from '../../../../services/inference/vad';
 import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
 import { MixedRadixFft } from '../../../../services/workers/asr/fft';
-import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));

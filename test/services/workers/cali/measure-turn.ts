@@ -9,7 +9,7 @@ import { createAcp, startTextTurn } from '../../../../services/acp';
 import { caliRole } from '../../../../services/workers/cali/role';
 import { coreRole } from '../../../../services/workers/core/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
-import { startRedisServer } from '../../../support/redis-server';
+import { startRedisServer } from '../../../../tools/redis/redis-server';
 import { REPO, workerConfig } from '../../acp/helpers';
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];

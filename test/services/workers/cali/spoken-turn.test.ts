@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * A spoken text turn on the real bus: five cores, CALI and xtts (tiny Piper voice). CALI queues
  * `tts.speak` after its reply, so the turn reads transcript → verdicts → reply → audio… → turn.end
@@ -14,7 +14,7 @@ import { caliRole } from '../../../../services/workers/cali/role';
 import { coreRole } from '../../../../services/workers/core/role';
 import { ttsRole } from '../../../../services/workers/tts/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
-import { writeTinyPiperVoices } from '../../../support/tiny-models/piper';
+import { writeTinyPiperVoices } from '../../../../tools/tiny-models/piper';
 import { deletePrefix, testRedis, uniquePrefix } from '../../../support/vault';
 import { REPO, workerConfig } from '../../acp/helpers';
 

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * A text turn end to end on a real Redis: five core workers (the shipped ONNX models) and CALI,
  * driven through the ACP API the gateway uses. Quorum with cores stopped, the +1 tie-break,

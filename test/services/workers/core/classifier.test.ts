@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * The five shipped core models: real ONNX files run by onnxruntime-node. They must be the
  * training script's output, disagree on some held-out utterances, and their CALI vote must be

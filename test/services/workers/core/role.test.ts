@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /** The core role on the bus: micro-batches through one ONNX run, bad jobs dead-lettered at once. */
 import { join } from 'node:path';
 import Redis from 'ioredis';

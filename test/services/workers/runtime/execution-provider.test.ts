@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * GPU workers fail fast: the prod whisperx container (EXECUTION_PROVIDER=cuda, as rendered) is run
  * with its own command and env; onnxruntime-node here has no CUDA binaries (.npmrc skips them), so
@@ -19,7 +19,7 @@ import { asrRole } from '../../../../services/workers/asr/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { runContainer } from '../../../support/rendered-container';
 import { testRedis, uniquePrefix } from '../../../support/vault';
-import { writeTinyWhisper } from '../../../support/tiny-models/whisper';
+import { writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 

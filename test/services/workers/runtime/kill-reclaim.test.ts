@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { ACP_GROUP, createAcp, createEnvelope, textPart } from '../../../../services/acp';
-import { freePort } from '../../../support/redis-server';
+import { freePort } from '../../../../tools/redis/redis-server';
 import { deletePrefix, testRedis, testRedisUrl, uniquePrefix } from '../../../support/vault';
 import { exited, spawnTs, waitUntil } from '../../acp/helpers';
 

@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import { join } from 'node:path';
 import { createAcp, createEnvelope, textPart } from '../../../../services/acp';
 import { RoleFactory, WorkerRuntime } from '../../../../services/workers/runtime';
-import { freePort } from '../../../support/redis-server';
+import { freePort } from '../../../../tools/redis/redis-server';
 import { deletePrefix, testRedis, testRedisUrl, uniquePrefix } from '../../../support/vault';
 import { exited, REPO, spawnTs, waitUntil, workerConfig } from '../../acp/helpers';
 
@@ -89,7 +89,7 @@ test('worker entry: a bad variable exits 2 naming it', async () => {
 });
 
 test('a worker started before the vault is live but not ready, becomes ready when the vault appears, and drains on SIGTERM', async () => {
-  const { startRedisServer } = await import('../../../support/redis-server');
+  const { startRedisServer } = await import('../../../../tools/redis/redis-server');
   const vaultPort = await freePort();
   const port = await freePort();
   const child = spawnTs(join(__dirname, 'fixtures', 'echo-role.ts'), [], {

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -10,7 +10,8 @@ import { WORKER_ENV } from '../../../../services/config/worker';
 import { ttsRole } from '../../../../services/workers/tts/role';
 import { WorkerRuntime } from '../../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../../support/vault';
-import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../support/tiny-models/piper';
+import { TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../../tools/tiny-models/piper';
+import { waitUntil } from '../../../support/wait';
 
 jest.setTimeout(120_000);
 const prefix = uniquePrefix('tts');
@@ -58,8 +59,7 @@ describe('xtts role on the bus', () => {
 
   it('dead-letters a job without text instead of retrying it', async () => {
     await acp.bus.publish('xtts', createEnvelope({ id: 't2.tts', kind: 'tts.speak', session: 's-empty', turn: 't2', timeoutMs: 60_000, parts: [jsonPart({})] }));
-    const deadline = Date.now() + 30_000;
-    while ((await acp.bus.dlqSize('xtts')) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil('the job in the xtts dead letters', async () => (await acp.bus.dlqSize('xtts')) >= 1, 30_000);
     const [dl] = await acp.bus.deadLetters('xtts');
     expect(dl).toMatchObject({ jobId: 't2.tts', code: 'ACP_ERR_REJECTED' });
   });

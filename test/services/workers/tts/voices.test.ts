@@ -1,9 +1,9 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { VoiceLibrary, splitSentences, streamSpeech } from '../../../../services/workers/tts/voices';
-import { TINY_PIPER_HOP, TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../support/tiny-models/piper';
+import { TINY_PIPER_HOP, TINY_PIPER_RATE, writeTinyPiperVoices } from '../../../../tools/tiny-models/piper';
 
 jest.setTimeout(120_000);
 describe('Piper/VITS voices on the tiny voice', () => {

@@ -1,6 +1,6 @@
 /**
  * The policy engine as a cdk8s-cli validation plugin, so a plain `cdk8s synth` with findings
- * fails. cdk8s.yaml names the local package ./infra/policy/cdk8s-plugin (class PolicyValidation).
+ * fails. cdk8s.yaml names the local package ./policy/cdk8s-plugin (class PolicyValidation).
  */
 import * as path from 'node:path';
 import type { Validation, ValidationContext } from 'cdk8s-cli/lib/plugins';

@@ -1,6 +1,6 @@
 // Jest runs each test file in its own vm realm, but onnxruntime-node's native binding returns typed arrays of
 // the main realm, which onnxruntime-common's `instanceof Float32Array` checks then reject. Test files that run
-// ONNX models opt in with `@jest-environment ./test/support/tiny-models/onnx-node-environment.js` so that both
+// ONNX models opt in with `@jest-environment ./test/support/onnx-node-environment.js` so that both
 // sides see the main realm's typed-array constructors.
 const { TestEnvironment } = require('jest-environment-node');
 

@@ -4,20 +4,20 @@
  * things when a team runs the real tools. Each rule ID maps to the checks those tools name for it
  * (Polaris pkg/config/default.yaml, kube-score README_CHECKS.md).
  */
+import {
+  EXEMPTABLE_RULES, EXEMPTABLE_TOOL_CHECKS, KUBE_SCORE_IGNORE, POLARIS_PREFIX, toolExemptionAnnotations, type ToolChecks,
+} from '../services/contract/policy-exemptions';
 import type { EnvProfile, K8sObject, RuleId } from './types';
 import { podTemplate } from './k8s';
 
-export interface ToolChecks {
-  readonly polaris: readonly string[];
-  readonly kubeScore: readonly string[];
-}
+export { KUBE_SCORE_IGNORE, POLARIS_PREFIX, type ToolChecks };
 
 /** Rule ID → the Polaris and kube-score checks it merges; rules only kube-linter or PSS carry have none. */
 export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
   R1: { polaris: ['cpuRequestsMissing', 'cpuLimitsMissing', 'memoryRequestsMissing', 'memoryLimitsMissing'], kubeScore: ['container-resources'] },
   R2: { polaris: [], kubeScore: ['container-ephemeral-storage-request-and-limit'] },
   I1: { polaris: ['tagNotSpecified'], kubeScore: ['container-image-tag'] },
-  I2: { polaris: ['pullPolicyNotAlways'], kubeScore: ['container-image-pull-policy'] },
+  I2: EXEMPTABLE_TOOL_CHECKS.I2,
   P1: { polaris: ['readinessProbeMissing', 'livenessProbeMissing'], kubeScore: ['pod-probes'] },
   P2: { polaris: [], kubeScore: ['pod-probes-identical'] },
   P3: { polaris: [], kubeScore: [] },
@@ -31,17 +31,17 @@ export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
   S9: { polaris: ['automountServiceAccountToken'], kubeScore: [] },
   S10: { polaris: ['sensitiveContainerEnvVar', 'sensitiveConfigmapContent'], kubeScore: [] },
   S11: { polaris: [], kubeScore: ['environment-variable-key-duplication'] },
-  A1: { polaris: ['deploymentMissingReplicas'], kubeScore: ['deployment-replicas', 'deployment-targeted-by-hpa-does-not-have-replicas-configured'] },
+  A1: EXEMPTABLE_TOOL_CHECKS.A1,
   A2: { polaris: ['missingPodDisruptionBudget'], kubeScore: ['deployment-has-poddisruptionbudget', 'statefulset-has-poddisruptionbudget'] },
   A3: { polaris: ['pdbDisruptionsIsZero', 'pdbMinAvailableGreaterThanOrEqualToHPAMinReplicas'], kubeScore: ['poddisruptionbudget-has-policy'] },
   A4: { polaris: [], kubeScore: ['deployment-has-host-podantiaffinity', 'statefulset-has-host-podantiaffinity'] },
   A5: { polaris: ['topologySpreadConstraint'], kubeScore: ['pod-topology-spread-constraints'] },
   A6: { polaris: [], kubeScore: ['deployment-strategy'] },
-  A7: { polaris: ['priorityClassNotSet'], kubeScore: [] },
+  A7: EXEMPTABLE_TOOL_CHECKS.A7,
   N1: { polaris: ['missingNetworkPolicy'], kubeScore: ['pod-networkpolicy'] },
   N2: { polaris: [], kubeScore: ['networkpolicy-targets-pod'] },
   N3: { polaris: [], kubeScore: ['service-targets-pod', 'service-type'] },
-  N4: { polaris: ['tlsSettingsMissing'], kubeScore: ['ingress-targets-service'] },
+  N4: EXEMPTABLE_TOOL_CHECKS.N4,
   M1: { polaris: [], kubeScore: ['deployment-pod-selector-labels-match-template-metadata-labels', 'statefulset-pod-selector-labels-match-template-metadata-labels'] },
   M2: { polaris: [], kubeScore: ['stable-version'] },
   M3: { polaris: ['metadataAndInstanceMismatched'], kubeScore: ['label-values'] },
@@ -57,13 +57,10 @@ export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
   K1: { polaris: [], kubeScore: [] },
 };
 
-export const POLARIS_PREFIX = 'polaris.fairwinds.com/';
-export const KUBE_SCORE_IGNORE = 'kube-score/ignore';
-
 /** Per-environment strictness: prod exempts nothing; dev only what kind/minikube cannot meet. */
 export const ENV_PROFILES: Readonly<Record<string, EnvProfile>> = {
   prod: { exemptible: [], requireDigests: true },
-  dev: { exemptible: ['I2', 'A1', 'A7', 'N4'], requireDigests: false },
+  dev: { exemptible: EXEMPTABLE_RULES, requireDigests: false },
 };
 
 /** An environment the engine does not know is held to prod's bar. */
@@ -76,19 +73,14 @@ export function profileFor(env: string): EnvProfile {
  * Put them on the workload's metadata (Polaris reads the controller, kube-score the object).
  */
 export function policyExemptions(...ruleIds: RuleId[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  const ignore: string[] = [];
-  for (const id of ruleIds) {
+  return toolExemptionAnnotations(ruleIds.map((id) => {
     const checks = TOOL_CHECKS[id];
     if (!checks) throw new Error(`unknown policy rule '${id}'`);
     if (checks.polaris.length === 0 && checks.kubeScore.length === 0) {
       throw new Error(`rule '${id}' has no Polaris or kube-score check, so no tool annotation can exempt it`);
     }
-    for (const c of checks.polaris) out[`${POLARIS_PREFIX}${c}-exempt`] = 'true';
-    for (const c of checks.kubeScore) if (!ignore.includes(c)) ignore.push(c);
-  }
-  if (ignore.length > 0) out[KUBE_SCORE_IGNORE] = ignore.join(',');
-  return out;
+    return checks;
+  }));
 }
 
 /** Tool check name → rule ID, for reading annotations back. */

@@ -1,13 +1,13 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { spawnSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { decodeForAsr } from '../../../../services/workers/audio/pcm';
-import { SileroVad, VAD_WINDOW, type VadEvent } from '../../../../services/workers/inference/vad';
-import { hasTool } from '../../../support/system-tools';
+import { decodeForAsr } from '../../../services/workers/audio/pcm';
+import { SileroVad, VAD_WINDOW, type VadEvent } from '../../../services/inference/vad';
+import { hasTool } from '../../support/system-tools';
 
 jest.setTimeout(120_000);
-const speech = decodeForAsr(readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'))).samples;
+const speech = decodeForAsr(readFileSync(join(__dirname, '../../fixtures/speech-16k.wav'))).samples;
 
 // A deterministic pseudo-random generator keeps the noise test reproducible.
 function noise(n: number, amp: number, seed = 12345): Float32Array {

@@ -1,9 +1,9 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { ExecutionProviderError, OnnxModel, ort } from '../../../../services/workers/inference/model';
-import { DT, GraphBuilder } from '../../../support/tiny-models/onnx-builder';
+import { ExecutionProviderError, OnnxModel, ort } from '../../../services/inference/model';
+import { DT, GraphBuilder } from '../../../tools/tiny-models/onnx-builder';
 
 jest.setTimeout(120_000);
 

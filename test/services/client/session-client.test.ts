@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { nodeWsFactory } from '../../../services/cli/http';
 import WebSocket from 'ws';
-import { OrbEvent, OrbSession, SessionState, WsLike } from '../../../services/cli/session-client';
+import { OrbEvent, OrbSession, SessionState, WsLike } from '../../../services/client/session-client';
 import { drainAndClose } from '../../../services/orb/drain';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { KEYS, makeApp, seedIdentity, waitFor } from '../orb/support';

@@ -1,4 +1,4 @@
-/** @jest-environment ./test/support/tiny-models/onnx-node-environment.js */
+/** @jest-environment ./test/support/onnx-node-environment.js */
 /**
  * Batched VAD (one Silero run per tick for the windows of every stream) must decide like the
  * per-stream path: same speech/non-speech frames, same speech_start/speech_end events, on the
@@ -12,16 +12,16 @@
 import { spawnSync } from 'child_process';
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { decodeForAsr } from '../../../../services/workers/audio/pcm';
-import { SileroVad, VAD_WINDOW, VadScheduler, type VadEvent, type VadStream } from '../../../../services/workers/inference/vad';
-import { hasTool } from '../../../support/system-tools';
+import { decodeForAsr } from '../../../services/workers/audio/pcm';
+import { SileroVad, VAD_WINDOW, VadScheduler, type VadEvent, type VadStream } from '../../../services/inference/vad';
+import { hasTool } from '../../support/system-tools';
 
 jest.setTimeout(180_000);
 const PROB_TOL = 1e-3;
 const THRESHOLD = 0.5;
 const NEG_THRESHOLD = 0.35;
 
-const fixture = decodeForAsr(readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'))).samples;
+const fixture = decodeForAsr(readFileSync(join(__dirname, '../../fixtures/speech-16k.wav'))).samples;
 
 function noise(n: number, amp: number, seed = 12345): Float32Array {
   let s = seed;
