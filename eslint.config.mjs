@@ -53,7 +53,12 @@ export const ZONES = [
 export default tseslint.config(
   {
     ignores: [
-      'dist/**', 'build/**', 'coverage/**', 'web/dist/**', 'bench/results/**', '.tsx/**',
+      'dist/**',
+      'build/**',
+      'coverage/**',
+      'web/dist/**',
+      'bench/results/**',
+      '.tsx/**',
       // One refused import per forbidden arrow; test/lint/boundaries.test.ts lints them on purpose.
       'test/lint/fixtures/**',
     ],

@@ -18,8 +18,14 @@ import { subject, timed } from './harness/subject';
 
 const BATCH = 8;
 const SENTENCES = [
-  'Hello from the orb.', 'The vault keeps every session.', 'Five cores vote on each turn.', 'A quorum of three decides.',
-  'The reply is spoken in chunks.', 'Any replica can resume a session.', 'Deadlines travel with every job.', 'Good night.',
+  'Hello from the orb.',
+  'The vault keeps every session.',
+  'Five cores vote on each turn.',
+  'A quorum of three decides.',
+  'The reply is spoken in chunks.',
+  'Any replica can resume a session.',
+  'Deadlines travel with every job.',
+  'Good night.',
 ];
 
 function speechChunks(root: string, n: number, seconds: number): Float32Array[] {
@@ -28,7 +34,9 @@ function speechChunks(root: string, n: number, seconds: number): Float32Array[] 
   const all = Float32Array.from(ints, (s) => s / 32768);
   const len = Math.min(all.length, seconds * 16000);
   // n windows spread over the file (overlapping when it is short): same audio for both arms.
-  return Array.from({ length: n }, (_, i) => all.slice(Math.floor(((all.length - len) * i) / Math.max(1, n - 1)), Math.floor(((all.length - len) * i) / Math.max(1, n - 1)) + len));
+  return Array.from({ length: n }, (_, i) =>
+    all.slice(Math.floor(((all.length - len) * i) / Math.max(1, n - 1)), Math.floor(((all.length - len) * i) / Math.max(1, n - 1)) + len),
+  );
 }
 
 export const batching: Benchmark = {
@@ -54,15 +62,32 @@ export const batching: Benchmark = {
       try {
         const chunks = speechChunks(root, BATCH, 3);
         const opts = { language: 'en', maxNewTokens: 32 };
-        const one = async () => { for (const c of chunks) await whisper.decode(await whisper.encode([c]), opts); };
-        const eight = async () => { await whisper.decode(await whisper.encode(chunks), opts); };
-        await one(); await eight(); // warm-up
+        const one = async () => {
+          for (const c of chunks) await whisper.decode(await whisper.encode([c]), opts);
+        };
+        const eight = async () => {
+          await whisper.decode(await whisper.encode(chunks), opts);
+        };
+        await one();
+        await eight(); // warm-up
         const r = await interleave(rounds, [
           { name: 'b1', round: () => timed(one) },
           { name: 'b8', round: () => timed(eight) },
         ]);
-        log(`asr: batch 1 ${r.b1.map((x) => x.toFixed(0)).join('/')} ms, batch 8 ${r.b8.map((x) => x.toFixed(0)).join('/')} ms per ${BATCH} chunks`);
-        figures.push(figure({ metric: `ASR time per chunk (${BATCH} x 3 s chunks)`, unit: 'ms', better: 'lower', subjectLabel: 'batch 8', subject: median(r.b8) / BATCH, baselineLabel: 'batch 1', baseline: median(r.b1) / BATCH }));
+        log(
+          `asr: batch 1 ${r.b1.map((x) => x.toFixed(0)).join('/')} ms, batch 8 ${r.b8.map((x) => x.toFixed(0)).join('/')} ms per ${BATCH} chunks`,
+        );
+        figures.push(
+          figure({
+            metric: `ASR time per chunk (${BATCH} x 3 s chunks)`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'batch 8',
+            subject: median(r.b8) / BATCH,
+            baselineLabel: 'batch 1',
+            baseline: median(r.b1) / BATCH,
+          }),
+        );
         details.asr = { samplesMsPer8: r };
       } finally {
         await whisper.dispose();
@@ -79,15 +104,32 @@ export const batching: Benchmark = {
       if (!info) throw new Error(`no Piper voice in ${piperDir}`);
       const voice = await tts.PiperVoice.load(info, { executionProvider: provider });
       try {
-        const seq = async () => { for (const s of SENTENCES) await voice.synthesize(s); };
-        const par = async () => { await Promise.all(SENTENCES.map((s) => voice.synthesize(s))); };
-        await seq(); await par();
+        const seq = async () => {
+          for (const s of SENTENCES) await voice.synthesize(s);
+        };
+        const par = async () => {
+          await Promise.all(SENTENCES.map((s) => voice.synthesize(s)));
+        };
+        await seq();
+        await par();
         const r = await interleave(rounds, [
           { name: 'b1', round: () => timed(seq) },
           { name: 'b8', round: () => timed(par) },
         ]);
-        log(`tts: batch 1 ${r.b1.map((x) => x.toFixed(0)).join('/')} ms, batch 8 ${r.b8.map((x) => x.toFixed(0)).join('/')} ms per ${BATCH} sentences`);
-        figures.push(figure({ metric: `TTS time per sentence (${BATCH} sentences, voice ${info.name})`, unit: 'ms', better: 'lower', subjectLabel: 'batch 8 (concurrent)', subject: median(r.b8) / BATCH, baselineLabel: 'batch 1', baseline: median(r.b1) / BATCH }));
+        log(
+          `tts: batch 1 ${r.b1.map((x) => x.toFixed(0)).join('/')} ms, batch 8 ${r.b8.map((x) => x.toFixed(0)).join('/')} ms per ${BATCH} sentences`,
+        );
+        figures.push(
+          figure({
+            metric: `TTS time per sentence (${BATCH} sentences, voice ${info.name})`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'batch 8 (concurrent)',
+            subject: median(r.b8) / BATCH,
+            baselineLabel: 'batch 1',
+            baseline: median(r.b1) / BATCH,
+          }),
+        );
         details.tts = { voice: info.name, samplesMsPer8: r };
       } finally {
         await voice.dispose();

@@ -32,12 +32,26 @@ export const bus: Benchmark = {
     const abort = new AbortController();
     const cleanup: Array<() => Promise<unknown>> = [];
     try {
-      for (const [queue, idem] of [['bench-echo', '1'], ['bench-echo-checked', '0']]) {
+      for (const [queue, idem] of [
+        ['bench-echo', '1'],
+        ['bench-echo-checked', '0'],
+      ]) {
         const wport = await freePort();
-        const worker = await startTs(root, 'bench/fixtures/echo-worker.ts', [], {
-          REDIS_URL: vault.url, VAULT_KEY_PREFIX: prefix, POD_NAME: `${queue}-0`, LOG_LEVEL: 'warn', ACP_TRIM_INTERVAL_MS: '0',
-          BENCH_ECHO_QUEUE: queue, BENCH_ECHO_IDEMPOTENT: idem,
-        }, wport);
+        const worker = await startTs(
+          root,
+          'bench/fixtures/echo-worker.ts',
+          [],
+          {
+            REDIS_URL: vault.url,
+            VAULT_KEY_PREFIX: prefix,
+            POD_NAME: `${queue}-0`,
+            LOG_LEVEL: 'warn',
+            ACP_TRIM_INTERVAL_MS: '0',
+            BENCH_ECHO_QUEUE: queue,
+            BENCH_ECHO_IDEMPOTENT: idem,
+          },
+          wport,
+        );
         cleanup.push(() => worker.stop());
       }
       const hport = await freePort();
@@ -51,7 +65,13 @@ export const bus: Benchmark = {
         for await (const ev of acp.events.tail(session, 0, { signal: abort.signal })) waiters.get(ev.job)?.();
       })().catch(() => undefined);
       const busTo = (queue: string) => async () => {
-        const env = acpMod.createEnvelope({ kind: 'bench.echo', session, turn: 'bench', parts: [acpMod.textPart('ping')], timeoutMs: 30_000 });
+        const env = acpMod.createEnvelope({
+          kind: 'bench.echo',
+          session,
+          turn: 'bench',
+          parts: [acpMod.textPart('ping')],
+          timeoutMs: 30_000,
+        });
         const seen = new Promise<void>((resolve) => waiters.set(env.id, resolve));
         await acp.bus.publish(queue, env);
         await seen;
@@ -75,16 +95,30 @@ export const bus: Benchmark = {
       // node:http with one kept-alive socket: the leanest direct call, as ioredis is on the bus side.
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       cleanup.push(async () => agent.destroy());
-      const viaHttp = () => new Promise<void>((resolve, reject) => {
-        const body = JSON.stringify({ id: randomUUID() });
-        const req = request({ host: '127.0.0.1', port: hport, path: '/echo', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (d: Buffer) => parts.push(d));
-          res.on('end', () => { JSON.parse(Buffer.concat(parts).toString()); resolve(); });
+      const viaHttp = () =>
+        new Promise<void>((resolve, reject) => {
+          const body = JSON.stringify({ id: randomUUID() });
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port: hport,
+              path: '/echo',
+              method: 'POST',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
+            (res) => {
+              const parts: Buffer[] = [];
+              res.on('data', (d: Buffer) => parts.push(d));
+              res.on('end', () => {
+                JSON.parse(Buffer.concat(parts).toString());
+                resolve();
+              });
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
         });
-        req.on('error', reject);
-        req.end(body);
-      });
       const block = (f: () => Promise<void>, n: number) => async () => {
         const ms: number[] = [];
         for (let i = 0; i < n; i++) ms.push(await timed(f));
@@ -110,19 +144,61 @@ export const bus: Benchmark = {
       const c = summarize(r.checked.flat());
       const b = summarize(r.http.flat());
       const f = summarize(r.raw.flat());
-      log(`bus p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; bus with done check first p50 ${c.p50.toFixed(3)} p99 ${c.p99.toFixed(3)} ms; ` +
-        `http p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms; raw XADD->XREAD p50 ${f.p50.toFixed(3)} p99 ${f.p99.toFixed(3)} ms (${s.n} round trips each)`);
+      log(
+        `bus p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; bus with done check first p50 ${c.p50.toFixed(3)} p99 ${c.p99.toFixed(3)} ms; ` +
+          `http p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms; raw XADD->XREAD p50 ${f.p50.toFixed(3)} p99 ${f.p99.toFixed(3)} ms (${s.n} round trips each)`,
+      );
       const sl = 'ACP via Redis Streams (idempotent handler, as the cores)';
       const cl = 'ACP hop with the done-record read first (pre-change path; CALI/ASR/TTS)';
       const bl = 'direct Fastify HTTP (keep-alive)';
       const fl = 'raw XADD -> XREAD round trip (floor)';
       return {
         figures: [
-          figure({ metric: 'round trip p50', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p50, baselineLabel: bl, baseline: b.p50 }),
-          figure({ metric: 'round trip p99', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p99, baselineLabel: bl, baseline: b.p99 }),
-          figure({ metric: 'ACP hop p99 vs the done-check-first hop', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p99, baselineLabel: cl, baseline: c.p99 }),
-          figure({ metric: 'ACP hop p50 vs the raw stream floor', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p50, baselineLabel: fl, baseline: f.p50 }),
-          figure({ metric: 'ACP hop p99 vs the raw stream floor', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p99, baselineLabel: fl, baseline: f.p99 }),
+          figure({
+            metric: 'round trip p50',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p50,
+            baselineLabel: bl,
+            baseline: b.p50,
+          }),
+          figure({
+            metric: 'round trip p99',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p99,
+            baselineLabel: bl,
+            baseline: b.p99,
+          }),
+          figure({
+            metric: 'ACP hop p99 vs the done-check-first hop',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p99,
+            baselineLabel: cl,
+            baseline: c.p99,
+          }),
+          figure({
+            metric: 'ACP hop p50 vs the raw stream floor',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p50,
+            baselineLabel: fl,
+            baseline: f.p50,
+          }),
+          figure({
+            metric: 'ACP hop p99 vs the raw stream floor',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p99,
+            baselineLabel: fl,
+            baseline: f.p99,
+          }),
         ],
         details: { roundTripsPerArm: s.n, bus: s, checked: c, http: b, raw: f },
       };

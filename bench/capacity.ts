@@ -50,14 +50,21 @@ export function parseInfo(text: string): ServerStats {
     usec[m[1]] = Number(m[3]);
   }
   return {
-    calls, usec,
-    inBytes: num('total_net_input_bytes'), outBytes: num('total_net_output_bytes'),
+    calls,
+    usec,
+    inBytes: num('total_net_input_bytes'),
+    outBytes: num('total_net_output_bytes'),
     cpuMain: num('used_cpu_user_main_thread') + num('used_cpu_sys_main_thread'),
     usedMemory: num('used_memory'),
   };
 }
 
-interface Window { stats: ServerStats; cpu: number; ms: number; mem: number }
+interface Window {
+  stats: ServerStats;
+  cpu: number;
+  ms: number;
+  mem: number;
+}
 
 /** Per-turn figures of a phase, net of the idle rate over the phase's length. */
 export function perTurn(phase: Window, idle: Window, turns: number) {
@@ -92,7 +99,11 @@ export function benchClass(cmd: string): string {
 
 async function redisBenchmark(port: number, n: number, log: (m: string) => void): Promise<Record<string, number>> {
   const bench = async (name: string, args: string[], count = n) => {
-    const { stdout } = await run('redis-benchmark', ['-p', String(port), '-c', '50', '-n', String(count), '-r', '100000', '--csv', ...args], { maxBuffer: 1 << 20 });
+    const { stdout } = await run(
+      'redis-benchmark',
+      ['-p', String(port), '-c', '50', '-n', String(count), '-r', '100000', '--csv', ...args],
+      { maxBuffer: 1 << 20 },
+    );
     // The first quoted number after the header: the test name (the command) may hold quotes itself.
     const rps = Number(/"([0-9]+(?:\.[0-9]+)?)","[0-9.]+","[0-9.]+"/.exec(stdout.split('\n').slice(1).join('\n'))?.[1]);
     if (!Number.isFinite(rps) || rps <= 0) throw new Error(`redis-benchmark ${name}: no rate in ${JSON.stringify(stdout.slice(0, 200))}`);
@@ -109,14 +120,43 @@ async function redisBenchmark(port: number, n: number, log: (m: string) => void)
     rates.ping = await bench('PING', ['PING']);
     // A session's event append as orb-core, the workers and CALI send it.
     // (One seq key: redis-benchmark draws each __rand_int__ on its own, and the entry id is the seq.)
-    rates.fcall = await bench('FCALL orb_append', ['FCALL', 'orb_append', '2', 'turn:bench:seq', 'turn:__rand_int__:events', '1000', '3600', 'transcript', 't1', '{"text":"what time is it in the orb"}', '1700000000000', '', '0', '']);
+    rates.fcall = await bench('FCALL orb_append', [
+      'FCALL',
+      'orb_append',
+      '2',
+      'turn:bench:seq',
+      'turn:__rand_int__:events',
+      '1000',
+      '3600',
+      'transcript',
+      't1',
+      '{"text":"what time is it in the orb"}',
+      '1700000000000',
+      '',
+      '0',
+      '',
+    ]);
     // A job onto a queue, then the consumers' reads of exactly those entries.
     rates.xadd = await bench('XADD', ['XADD', 'bench:q', '*', 'job', '{"turn":"t1","session":"s1","text":"what time is it in the orb"}']);
     rates.xreadgroup = await bench('XREADGROUP', ['XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', 'bench:q', '>']);
     rates.hset = await bench('HSET', ['HSET', 'session:__rand_int__', 'owner', 'dev', 'created', '1700000000000']);
     rates.hgetall = await bench('HGETALL', ['HGETALL', 'session:__rand_int__']);
     // A turn's events read back (about 10 entries).
-    for (let i = 0; i < 10; i++) await admin.xadd('bench:events', '*', 'type', 'verdict', 'turn', 't1', 'data', '{"label":"greeting","score":0.9}', 'ts', '1700000000000', 'job', '');
+    for (let i = 0; i < 10; i++)
+      await admin.xadd(
+        'bench:events',
+        '*',
+        'type',
+        'verdict',
+        'turn',
+        't1',
+        'data',
+        '{"label":"greeting","score":0.9}',
+        'ts',
+        '1700000000000',
+        'job',
+        '',
+      );
     rates.xrange = await bench('XRANGE (10 entries)', ['XRANGE', 'bench:events', '-', '+']);
     return rates;
   } finally {
@@ -152,7 +192,7 @@ async function retainedBytes(admin: Redis, sids: Record<'text' | 'audio', string
     const [next, keys] = await admin.scan(cursor, 'COUNT', 1000);
     cursor = next;
     for (const key of keys) {
-      const bytes = Number(await admin.memory('USAGE', key, 'SAMPLES', 0) ?? 0);
+      const bytes = Number((await admin.memory('USAGE', key, 'SAMPLES', 0)) ?? 0);
       const ttl = await admin.ttl(key);
       const f = (byFamily[family(key)] ??= { keys: 0, bytes: 0, text: 0, audio: 0, ttlS: -1 });
       f.keys += 1;
@@ -172,32 +212,61 @@ export const capacity: Benchmark = {
   async run({ quick, root, log }) {
     const dev = await subject('scripts/dev.ts (startDevStack)', () => import('../scripts/dev'));
     const { startRedisServer } = await subject('tools/redis/redis-server.ts', () => import('../tools/redis/redis-server'));
-    try { await run('redis-benchmark', ['--version']); } catch { throw new NotAvailable('redis-benchmark is not installed'); }
+    try {
+      await run('redis-benchmark', ['--version']);
+    } catch {
+      throw new NotAvailable('redis-benchmark is not installed');
+    }
     const turns = quick ? 4 : 20;
     const idleMs = quick ? 4000 : 10_000;
     const tail: string[] = [];
-    const stack = await dev.startDevStack({
-      redisUrl: '', orbPorts: [0], speech: true, web: false, keyPrefix: '',
-      env: { LOG_LEVEL: 'warn', ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_TURN_DEADLINE_MS: '30000' },
-      log: (name, line) => { tail.push(`${name} | ${line}`); if (tail.length > 200) tail.shift(); },
-      readyTimeoutMs: 240_000,
-    }).catch((err: Error) => { throw new Error(`dev stack did not start: ${err.message.split('\n').slice(0, 6).join(' / ')}`); });
+    const stack = await dev
+      .startDevStack({
+        redisUrl: '',
+        orbPorts: [0],
+        speech: true,
+        web: false,
+        keyPrefix: '',
+        env: { LOG_LEVEL: 'warn', ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_TURN_DEADLINE_MS: '30000' },
+        log: (name, line) => {
+          tail.push(`${name} | ${line}`);
+          if (tail.length > 200) tail.shift();
+        },
+        readyTimeoutMs: 240_000,
+      })
+      .catch((err: Error) => {
+        throw new Error(`dev stack did not start: ${err.message.split('\n').slice(0, 6).join(' / ')}`);
+      });
     const admin = new Redis(stack.vaultUrl);
     try {
       const url = stack.orbUrls[0];
       const auth = { authorization: `Bearer ${stack.apiKey}` };
       const wav = readFileSync(join(root, 'test/fixtures/speech-16k.wav'));
       const newSession = async () => {
-        const r = await fetch(`${url}/v1/sessions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+        const r = await fetch(`${url}/v1/sessions`, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: '{}',
+        });
         return ((await r.json()) as { id: string }).id;
       };
       let speak = true;
       const turn = async (kind: 'text' | 'audio', sid: string) => {
-        const res = kind === 'text'
-          ? await fetch(`${url}/v1/turns`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ session: sid, text: 'what time is it in the orb', speak: false }) })
-          : await fetch(`${url}/v1/turns?session=${sid}&speak=${speak}`, { method: 'POST', headers: { ...auth, 'content-type': 'audio/wav' }, body: wav });
+        const res =
+          kind === 'text'
+            ? await fetch(`${url}/v1/turns`, {
+                method: 'POST',
+                headers: { ...auth, 'content-type': 'application/json' },
+                body: JSON.stringify({ session: sid, text: 'what time is it in the orb', speak: false }),
+              })
+            : await fetch(`${url}/v1/turns?session=${sid}&speak=${speak}`, {
+                method: 'POST',
+                headers: { ...auth, 'content-type': 'audio/wav' },
+                body: wav,
+              });
         const body = (await res.json()) as { outcome?: string; events?: Array<{ type: string }>; message?: string };
-        if (res.status !== 200 || body.outcome !== 'ok') throw new Error(`${kind} turn: HTTP ${res.status} outcome ${body.outcome} ${body.message ?? ''}`);
+        if (res.status !== 200 || body.outcome !== 'ok')
+          throw new Error(`${kind} turn: HTTP ${res.status} outcome ${body.outcome} ${body.message ?? ''}`);
         return body.events?.length ?? 0;
       };
       // Warm-up: lazy paths in every process, and whether the spoken reply works here.
@@ -226,7 +295,9 @@ export const capacity: Benchmark = {
         const sids = await sessions();
         phaseSids[kind] = sids;
         const events: number[] = [];
-        const w = await window(async () => { for (let i = 0; i < turns; i++) events.push(await turn(kind, sids[Math.floor(i / 5)])); });
+        const w = await window(async () => {
+          for (let i = 0; i < turns; i++) events.push(await turn(kind, sids[Math.floor(i / 5)]));
+        });
         return { w, events: events.reduce((a, b) => a + b, 0) / turns };
       };
 
@@ -236,7 +307,12 @@ export const capacity: Benchmark = {
       monitor.on('monitor', (_time: string, args: string[], source: string) => {
         if (source === 'lua' || !args?.length) return;
         const c = args[0].toLowerCase();
-        const key = c === 'fcall' || c === 'fcall_ro' ? `${c} ${args[1]}` : c === 'client' || c === 'config' || c === 'xgroup' ? `${c}|${String(args[1]).toLowerCase()}` : c;
+        const key =
+          c === 'fcall' || c === 'fcall_ro'
+            ? `${c} ${args[1]}`
+            : c === 'client' || c === 'config' || c === 'xgroup'
+              ? `${c}|${String(args[1]).toLowerCase()}`
+              : c;
         sent[key] = (sent[key] ?? 0) + 1;
       });
       const count = async (body: () => Promise<unknown>) => {
@@ -247,9 +323,13 @@ export const capacity: Benchmark = {
       };
       const idleSent = await count(() => sleep(idleMs));
       const textSids = await sessions();
-      const textSent = await count(async () => { for (let i = 0; i < turns; i++) await turn('text', textSids[Math.floor(i / 5)]); });
+      const textSent = await count(async () => {
+        for (let i = 0; i < turns; i++) await turn('text', textSids[Math.floor(i / 5)]);
+      });
       const audioSids = await sessions();
-      const audioSent = await count(async () => { for (let i = 0; i < turns; i++) await turn('audio', audioSids[Math.floor(i / 5)]); });
+      const audioSent = await count(async () => {
+        for (let i = 0; i < turns; i++) await turn('audio', audioSids[Math.floor(i / 5)]);
+      });
       monitor.disconnect();
       const netSent = (p: { sent: Record<string, number>; ms: number }) => {
         const out: Record<string, number> = {};
@@ -275,18 +355,81 @@ export const capacity: Benchmark = {
       // redis-benchmark on a fresh server on this machine (no ACL, no persistence: the command cost alone).
       const server = await startRedisServer({ args: ['--save', '', '--appendonly', 'no'] });
       let rates: Record<string, number>;
-      try { rates = await redisBenchmark(server.port, quick ? 20_000 : 100_000, log); } finally { await server.stop(); }
-      const estimate = (sentPerTurn: Record<string, number>) => 1 / Object.entries(sentPerTurn)
-        .filter(([, n]) => n > 0).reduce((s, [c, n]) => s + n / rates[benchClass(c.split(' ')[0])], 0);
-      const total = (r: Record<string, number>) => Object.values(r).filter((v) => v > 0).reduce((a, b) => a + b, 0);
+      try {
+        rates = await redisBenchmark(server.port, quick ? 20_000 : 100_000, log);
+      } finally {
+        await server.stop();
+      }
+      const estimate = (sentPerTurn: Record<string, number>) =>
+        1 /
+        Object.entries(sentPerTurn)
+          .filter(([, n]) => n > 0)
+          .reduce((s, [c, n]) => s + n / rates[benchClass(c.split(' ')[0])], 0);
+      const total = (r: Record<string, number>) =>
+        Object.values(r)
+          .filter((v) => v > 0)
+          .reduce((a, b) => a + b, 0);
 
       const figures: Figure[] = [];
-      for (const [kind, t] of [['text', textTurn], ['audio', audioTurn]] as const) {
-        figures.push(figure({ metric: `${kind} turn: commands clients send per turn`, unit: 'commands', better: 'lower', subjectLabel: `${kind} turn`, subject: total(t.sent), baselineLabel: 'text turn', baseline: total(textTurn.sent) }));
-        figures.push(figure({ metric: `${kind} turn: commands Redis executes per turn (FCALL inner included)`, unit: 'commands', better: 'lower', subjectLabel: `${kind} turn`, subject: total(t.calls), baselineLabel: 'text turn', baseline: total(textTurn.calls) }));
-        figures.push(figure({ metric: `${kind} turn: bytes in + out per turn`, unit: 'bytes', better: 'lower', subjectLabel: `${kind} turn`, subject: t.inBytes + t.outBytes, baselineLabel: 'text turn', baseline: textTurn.inBytes + textTurn.outBytes }));
-        figures.push(figure({ metric: `${kind} turn: Redis main-thread CPU per turn`, unit: 'ms', better: 'lower', subjectLabel: `${kind} turn`, subject: t.cpuMs, baselineLabel: 'text turn', baseline: textTurn.cpuMs }));
-        figures.push(figure({ metric: `${kind} turns/s per primary: 1 / CPU per turn (measured) vs from redis-benchmark rates (estimated)`, unit: 'turns/s', better: 'higher', subjectLabel: 'from CPU', subject: 1000 / t.cpuMs, baselineLabel: 'from redis-benchmark', baseline: estimate(t.sent) }));
+      for (const [kind, t] of [
+        ['text', textTurn],
+        ['audio', audioTurn],
+      ] as const) {
+        figures.push(
+          figure({
+            metric: `${kind} turn: commands clients send per turn`,
+            unit: 'commands',
+            better: 'lower',
+            subjectLabel: `${kind} turn`,
+            subject: total(t.sent),
+            baselineLabel: 'text turn',
+            baseline: total(textTurn.sent),
+          }),
+        );
+        figures.push(
+          figure({
+            metric: `${kind} turn: commands Redis executes per turn (FCALL inner included)`,
+            unit: 'commands',
+            better: 'lower',
+            subjectLabel: `${kind} turn`,
+            subject: total(t.calls),
+            baselineLabel: 'text turn',
+            baseline: total(textTurn.calls),
+          }),
+        );
+        figures.push(
+          figure({
+            metric: `${kind} turn: bytes in + out per turn`,
+            unit: 'bytes',
+            better: 'lower',
+            subjectLabel: `${kind} turn`,
+            subject: t.inBytes + t.outBytes,
+            baselineLabel: 'text turn',
+            baseline: textTurn.inBytes + textTurn.outBytes,
+          }),
+        );
+        figures.push(
+          figure({
+            metric: `${kind} turn: Redis main-thread CPU per turn`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: `${kind} turn`,
+            subject: t.cpuMs,
+            baselineLabel: 'text turn',
+            baseline: textTurn.cpuMs,
+          }),
+        );
+        figures.push(
+          figure({
+            metric: `${kind} turns/s per primary: 1 / CPU per turn (measured) vs from redis-benchmark rates (estimated)`,
+            unit: 'turns/s',
+            better: 'higher',
+            subjectLabel: 'from CPU',
+            subject: 1000 / t.cpuMs,
+            baselineLabel: 'from redis-benchmark',
+            baseline: estimate(t.sent),
+          }),
+        );
       }
       log(`text turn: ${JSON.stringify(textTurn)}`);
       log(`audio turn: ${JSON.stringify(audioTurn)}`);
@@ -295,7 +438,14 @@ export const capacity: Benchmark = {
       return {
         figures,
         details: {
-          turns, idleMs, speak, text: textTurn, retained, allTurns, audio: audioTurn, rates,
+          turns,
+          idleMs,
+          speak,
+          text: textTurn,
+          retained,
+          allTurns,
+          audio: audioTurn,
+          rates,
           idle: { cpuShare: idleCpuShare, commandsPerS: idleCmdsPerS, calls: idle.stats.calls, sent: idleSent.sent, ms: idle.ms },
           turnsPerSFromCpu: { text: 1000 / textTurn.cpuMs, audio: 1000 / audioTurn.cpuMs },
           turnsPerSFromBenchmark: { text: estimate(textTurn.sent), audio: estimate(audioTurn.sent) },

@@ -35,9 +35,33 @@ export async function createSession(url: string, apiKey: string): Promise<string
 function compare(metric: string, subjectLabel: string, s: LoadResult[], baselineLabel: string, b: LoadResult[]): Figure[] {
   const med = (xs: LoadResult[], f: (x: LoadResult) => number) => median(xs.map(f));
   return [
-    figure({ metric: `${metric} throughput`, unit: 'req/s', better: 'higher', subjectLabel, subject: med(s, (x) => x.rps), baselineLabel, baseline: med(b, (x) => x.rps) }),
-    figure({ metric: `${metric} p50`, unit: 'ms', better: 'lower', subjectLabel, subject: med(s, (x) => x.latencyMs.p50), baselineLabel, baseline: med(b, (x) => x.latencyMs.p50) }),
-    figure({ metric: `${metric} p99`, unit: 'ms', better: 'lower', subjectLabel, subject: med(s, (x) => x.latencyMs.p99), baselineLabel, baseline: med(b, (x) => x.latencyMs.p99) }),
+    figure({
+      metric: `${metric} throughput`,
+      unit: 'req/s',
+      better: 'higher',
+      subjectLabel,
+      subject: med(s, (x) => x.rps),
+      baselineLabel,
+      baseline: med(b, (x) => x.rps),
+    }),
+    figure({
+      metric: `${metric} p50`,
+      unit: 'ms',
+      better: 'lower',
+      subjectLabel,
+      subject: med(s, (x) => x.latencyMs.p50),
+      baselineLabel,
+      baseline: med(b, (x) => x.latencyMs.p50),
+    }),
+    figure({
+      metric: `${metric} p99`,
+      unit: 'ms',
+      better: 'lower',
+      subjectLabel,
+      subject: med(s, (x) => x.latencyMs.p99),
+      baselineLabel,
+      baseline: med(b, (x) => x.latencyMs.p99),
+    }),
   ];
 }
 
@@ -46,8 +70,15 @@ export const gateway: Benchmark = {
   title: 'orb-core GET /v1/sessions/:id vs its Fastify + ioredis floor, GET /readyz vs a bare Fastify hello-world (autocannon)',
   async run({ quick, root, log }) {
     const gw = await startGateway(root);
-    const hello = await startHello(root).catch(async (err) => { await gw.stop(); throw err; });
-    const floor = await startSessionReadFloor(root, gw).catch(async (err) => { await hello.proc.stop(); await gw.stop(); throw err; });
+    const hello = await startHello(root).catch(async (err) => {
+      await gw.stop();
+      throw err;
+    });
+    const floor = await startSessionReadFloor(root, gw).catch(async (err) => {
+      await hello.proc.stop();
+      await gw.stop();
+      throw err;
+    });
     try {
       const sid = await createSession(gw.url, gw.apiKey);
       const auth = { authorization: `Bearer ${gw.apiKey}` };
@@ -60,7 +91,12 @@ export const gateway: Benchmark = {
         return r;
       };
       // Warm-up: JIT and connection pools, not measured.
-      for (const [url, headers] of [[hello.url], [`${gw.url}/readyz`], [`${floor.url}/v1/sessions/${sid}`, auth], [`${gw.url}/v1/sessions/${sid}`, auth]] as const) {
+      for (const [url, headers] of [
+        [hello.url],
+        [`${gw.url}/readyz`],
+        [`${floor.url}/v1/sessions/${sid}`, auth],
+        [`${gw.url}/v1/sessions/${sid}`, auth],
+      ] as const) {
         await load({ url, headers, connections, amount: 2000, maxSeconds: 1 });
       }
       const rounds = quick ? 1 : 3;
@@ -70,7 +106,10 @@ export const gateway: Benchmark = {
         { name: 'floor', round: run(`${floor.url}/v1/sessions/${sid}`, auth) },
         { name: 'session', round: run(`${gw.url}/v1/sessions/${sid}`, auth) },
       ]);
-      for (const [k, v] of Object.entries(r)) log(`${k}: ${v.map((x) => `${x.rps.toFixed(0)} req/s p50 ${x.latencyMs.p50.toFixed(2)} p99 ${x.latencyMs.p99.toFixed(2)} ms`).join(' | ')}`);
+      for (const [k, v] of Object.entries(r))
+        log(
+          `${k}: ${v.map((x) => `${x.rps.toFixed(0)} req/s p50 ${x.latencyMs.p50.toFixed(2)} p99 ${x.latencyMs.p99.toFixed(2)} ms`).join(' | ')}`,
+        );
       return {
         figures: [
           ...compare('GET /v1/sessions/:id', 'orb-core', r.session, 'floor: Fastify + ioredis HGETALL/XREVRANGE', r.floor),

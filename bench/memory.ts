@@ -14,9 +14,21 @@ import { figure, type Benchmark } from './harness/result';
 import { freePort, startGateway, startTs } from './harness/stack';
 import type { ServiceHandle } from './harness/proc';
 
-interface Mem { rss: number; heapUsed: number; external: number; arrayBuffers: number; at: number }
+interface Mem {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  at: number;
+}
 
-interface Side { name: string; wsUrl: string; headers: Record<string, string>; proc: ServiceHandle; memFile: string }
+interface Side {
+  name: string;
+  wsUrl: string;
+  headers: Record<string, string>;
+  proc: ServiceHandle;
+  memFile: string;
+}
 
 async function snapshot(s: Side): Promise<Mem> {
   const since = Date.now();
@@ -36,13 +48,26 @@ async function openOne(s: Side): Promise<WebSocket> {
   const ws = new WebSocket(s.wsUrl, { headers: s.headers, perMessageDeflate: false });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${s.name}: no session.ready within 30 s`)), 30_000);
-    ws.once('error', (e) => { clearTimeout(timer); reject(e); });
-    ws.once('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${s.name}: upgrade refused with HTTP ${res.statusCode}`)); });
+    ws.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      reject(new Error(`${s.name}: upgrade refused with HTTP ${res.statusCode}`));
+    });
     ws.on('message', function ready(data, isBinary) {
       if (isBinary) return;
       const m = JSON.parse(String(data)) as { type: string; message?: string };
-      if (m.type === 'session.ready') { clearTimeout(timer); ws.off('message', ready); resolve(); }
-      if (m.type === 'error') { clearTimeout(timer); reject(new Error(`${s.name}: ${m.message}`)); }
+      if (m.type === 'session.ready') {
+        clearTimeout(timer);
+        ws.off('message', ready);
+        resolve();
+      }
+      if (m.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(`${s.name}: ${m.message}`));
+      }
     });
   });
   return ws;
@@ -51,7 +76,8 @@ async function openOne(s: Side): Promise<WebSocket> {
 async function openMany(s: Side, n: number, parallel = 50): Promise<WebSocket[]> {
   const out: WebSocket[] = [];
   try {
-    for (let i = 0; i < n; i += parallel) out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openOne(s)))));
+    for (let i = 0; i < n; i += parallel)
+      out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openOne(s)))));
   } catch (err) {
     for (const ws of out) ws.terminate();
     throw err;
@@ -88,7 +114,13 @@ export const memory: Benchmark = {
     try {
       const bport = await freePort();
       bare = await startTs(root, 'bench/fixtures/ws-bare.ts', [], { BENCH_MEM_FILE: bareFile }, bport, '/readyz', 60_000, nodeArgs);
-      const orb: Side = { name: 'orb-core', wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${gw.apiKey}` }, proc: gw.proc, memFile: gwFile };
+      const orb: Side = {
+        name: 'orb-core',
+        wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`,
+        headers: { authorization: `Bearer ${gw.apiKey}` },
+        proc: gw.proc,
+        memFile: gwFile,
+      };
       const base: Side = { name: 'bare ws', wsUrl: `ws://127.0.0.1:${bport}/v1/session`, headers: {}, proc: bare, memFile: bareFile };
       const n = quick ? 300 : 1000;
       // Warm-up: JIT, pools and lazily built module state are not per-session cost.
@@ -100,11 +132,19 @@ export const memory: Benchmark = {
       const rss = (m: Mem) => m.rss;
       const heap = (m: Mem) => m.heapUsed;
       const all = (m: Mem) => m.heapUsed + m.external;
-      log(`orb-core: rss ${kib(o, rss).toFixed(1)} heap ${kib(o, heap).toFixed(1)} heap+external ${kib(o, all).toFixed(1)} KiB/session; bare: rss ${kib(b, rss).toFixed(1)} heap ${kib(b, heap).toFixed(1)} heap+external ${kib(b, all).toFixed(1)} KiB/session`);
-      const row = (metric: string, f: (m: Mem) => number) => figure({
-        metric: `${metric} per idle session (${n} sessions, after forced GC)`, unit: 'KiB', better: 'lower',
-        subjectLabel: 'orb-core', subject: kib(o, f), baselineLabel: 'bare @fastify/websocket', baseline: kib(b, f),
-      });
+      log(
+        `orb-core: rss ${kib(o, rss).toFixed(1)} heap ${kib(o, heap).toFixed(1)} heap+external ${kib(o, all).toFixed(1)} KiB/session; bare: rss ${kib(b, rss).toFixed(1)} heap ${kib(b, heap).toFixed(1)} heap+external ${kib(b, all).toFixed(1)} KiB/session`,
+      );
+      const row = (metric: string, f: (m: Mem) => number) =>
+        figure({
+          metric: `${metric} per idle session (${n} sessions, after forced GC)`,
+          unit: 'KiB',
+          better: 'lower',
+          subjectLabel: 'orb-core',
+          subject: kib(o, f),
+          baselineLabel: 'bare @fastify/websocket',
+          baseline: kib(b, f),
+        });
       return {
         figures: [row('RSS added', rss), row('V8 heap used', heap), row('heap + external memory', all)],
         details: { sessions: n, orb: o, bare: b },

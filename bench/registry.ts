@@ -14,4 +14,18 @@ import { review } from './review';
 import { capacity } from './capacity';
 import { vaultWait } from './vault-wait';
 
-export const BENCHMARKS: readonly Benchmark[] = [synth, gateway, ws, memory, bus, vad, vadBatch, turn, batching, speech, review, capacity, vaultWait];
+export const BENCHMARKS: readonly Benchmark[] = [
+  synth,
+  gateway,
+  ws,
+  memory,
+  bus,
+  vad,
+  vadBatch,
+  turn,
+  batching,
+  speech,
+  review,
+  capacity,
+  vaultWait,
+];

@@ -21,7 +21,10 @@ import { median } from './harness/stats';
 
 const GOAL_MS = 3000;
 
-interface Timing { wall: number; cpu: number }
+interface Timing {
+  wall: number;
+  cpu: number;
+}
 
 /** Wall and CPU milliseconds of one command, through /usr/bin/time (falls back to wall only). */
 async function timeWithCpu(args: readonly string[], cwd: string): Promise<Timing> {
@@ -93,18 +96,47 @@ export const review: Benchmark = {
       const loop = 'npm run review (synth once, policy dev+prod, diff)';
       const today = `npm run synth + policy prod + diff ${ref}`;
       const figures = [];
-      for (const [m, what] of [['wall', 'wall time'], ['cpu', 'CPU time (user+sys, children included)']] as const) {
+      for (const [m, what] of [
+        ['wall', 'wall time'],
+        ['cpu', 'CPU time (user+sys, children included)'],
+      ] as const) {
         if (m === 'cpu' && Number.isNaN(med('warm', 'cpu'))) continue;
         figures.push(
-          figure({ metric: `PR loop ${what}, cache warm, median (ref ${ref})`, unit: 'ms', better: 'lower', subjectLabel: `${loop}, warm`, subject: med('warm', m), baselineLabel: today, baseline: med('three', m) }),
-          figure({ metric: `PR loop ${what}, cache cold, median (ref ${ref})`, unit: 'ms', better: 'lower', subjectLabel: `${loop}, cold`, subject: med('cold', m), baselineLabel: today, baseline: med('three', m) }),
-          figure({ metric: `PR loop ${what}, cache warm, against the goal`, unit: 'ms', better: 'lower', subjectLabel: `${loop}, warm`, subject: med('warm', m), baselineLabel: 'goal (issue 17)', baseline: GOAL_MS }),
+          figure({
+            metric: `PR loop ${what}, cache warm, median (ref ${ref})`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: `${loop}, warm`,
+            subject: med('warm', m),
+            baselineLabel: today,
+            baseline: med('three', m),
+          }),
+          figure({
+            metric: `PR loop ${what}, cache cold, median (ref ${ref})`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: `${loop}, cold`,
+            subject: med('cold', m),
+            baselineLabel: today,
+            baseline: med('three', m),
+          }),
+          figure({
+            metric: `PR loop ${what}, cache warm, against the goal`,
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: `${loop}, warm`,
+            subject: med('warm', m),
+            baselineLabel: 'goal (issue 17)',
+            baseline: GOAL_MS,
+          }),
         );
       }
       return {
         figures,
         details: {
-          ref, rounds, samplesMs: r,
+          ref,
+          rounds,
+          samplesMs: r,
           steps: Object.fromEntries((['synth', 'policy', 'diff'] as const).map((k) => [k, { wall: step(k, 'wall'), cpu: step(k, 'cpu') }])),
         },
       };

@@ -11,7 +11,13 @@ import { writeFileSync } from 'node:fs';
 
 /** The first two non-empty lines of an error, bounded: enough for a table cell. */
 function brief(msg: string): string {
-  return msg.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' / ').slice(0, 240);
+  return msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, 2)
+    .join(' / ')
+    .slice(0, 240);
 }
 
 async function main(): Promise<number> {
@@ -36,29 +42,61 @@ async function main(): Promise<number> {
     const ranAt = new Date().toISOString();
     try {
       const { figures, details } = await b.run({ quick, root, log });
-      results.push({ name: b.name, title: b.title, label: b.label, status: 'ok', figures, details, ranAt, seconds: (Date.now() - started) / 1000, quick });
+      results.push({
+        name: b.name,
+        title: b.title,
+        label: b.label,
+        status: 'ok',
+        figures,
+        details,
+        ranAt,
+        seconds: (Date.now() - started) / 1000,
+        quick,
+      });
     } catch (err) {
       const missing = err instanceof NotAvailable;
       if (!missing) failed++;
       const reason = missing ? (err as Error).message : `failed: ${(err as Error).stack ?? String(err)}`;
       process.stderr.write(`[bench] ${b.name}: not available: ${reason}\n`);
-      results.push({ name: b.name, title: b.title, label: b.label, status: 'not available', reason: missing ? reason : `failed: ${brief((err as Error).message)}`, figures: [], ranAt, seconds: (Date.now() - started) / 1000, quick });
+      results.push({
+        name: b.name,
+        title: b.title,
+        label: b.label,
+        status: 'not available',
+        reason: missing ? reason : `failed: ${brief((err as Error).message)}`,
+        figures: [],
+        ranAt,
+        seconds: (Date.now() - started) / 1000,
+        quick,
+      });
     }
     process.stderr.write(`[bench] ${b.name}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   }
   machine.date = new Date().toISOString();
   const out = argv.find((a) => a.startsWith('--out='))?.slice(6) ?? join(root, 'bench', 'results', 'latest.json');
-  const written = writeResults(out, { machine, quick, results }, BENCHMARKS.map((b) => b.name));
+  const written = writeResults(
+    out,
+    { machine, quick, results },
+    BENCHMARKS.map((b) => b.name),
+  );
   if (argv.includes('--docs')) {
     const docs = join(root, 'docs', 'performance.md');
     writeFileSync(docs, performanceDoc(written));
     console.log(`docs: ${docs}`);
   }
-  console.log(`\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}, load ${machine.load1} at start${quick ? ', QUICK mode' : ''}`);
+  console.log(
+    `\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}, load ${machine.load1} at start${quick ? ', QUICK mode' : ''}`,
+  );
   console.log(`this run: ${chosen.map((b) => b.name).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   console.log(table(results));
   console.log(`\nwritten to ${out}`);
   return failed ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -17,30 +17,49 @@ import { writeTinyPiperVoices } from '../tools/tiny-models/piper';
 
 const INPUT = Array.from({ length: 10 }, (_, i) => `This is sentence number ${i + 1} of the benchmark reply.`).join(' ');
 
-interface Sample { ttfb: number; total: number; bytes: number }
+interface Sample {
+  ttfb: number;
+  total: number;
+  bytes: number;
+}
 
 export const speech: Benchmark = {
   name: 'speech',
   title: 'POST /v1/audio/speech time to first audio byte: mp3 (ffmpeg, streamed) and pcm vs wav (whole reply)',
   label: 'tiny Piper voice on CPU: synthesis is far cheaper than a real voice, so this mostly prices ffmpeg and the streaming path',
   async run({ quick, root, log }) {
-    if (spawnSync('ffmpeg', ['-version']).status !== 0) throw new NotAvailable('ffmpeg missing (apt-get install ffmpeg): mp3 cannot be measured');
+    if (spawnSync('ffmpeg', ['-version']).status !== 0)
+      throw new NotAvailable('ffmpeg missing (apt-get install ffmpeg): mp3 cannot be measured');
     const dir = mkdtempSync(join(tmpdir(), 'bench-speech-'));
     const gw = await startGateway(root);
     const cleanup: Array<() => Promise<unknown>> = [() => gw.stop()];
     try {
       writeTinyPiperVoices(join(dir, 'voices'));
       const port = await freePort();
-      const worker = await startTs(root, 'services/workers/main.ts', ['xtts'], {
-        REDIS_URL: gw.vaultUrl, VAULT_KEY_PREFIX: gw.prefix, POD_NAME: 'bench-xtts-0', MODEL_DIR: join(dir, 'voices'), LOG_LEVEL: 'warn',
-        ACP_TRIM_INTERVAL_MS: '0', EXECUTION_PROVIDER: 'cpu',
-      }, port, '/readyz', 120_000);
+      const worker = await startTs(
+        root,
+        'services/workers/main.ts',
+        ['xtts'],
+        {
+          REDIS_URL: gw.vaultUrl,
+          VAULT_KEY_PREFIX: gw.prefix,
+          POD_NAME: 'bench-xtts-0',
+          MODEL_DIR: join(dir, 'voices'),
+          LOG_LEVEL: 'warn',
+          ACP_TRIM_INTERVAL_MS: '0',
+          EXECUTION_PROVIDER: 'cpu',
+        },
+        port,
+        '/readyz',
+        120_000,
+      );
       cleanup.unshift(() => worker.stop());
       const auth = { authorization: `Bearer ${gw.apiKey}` };
       const once = async (format: string): Promise<Sample> => {
         const t0 = performance.now();
         const res = await fetch(`${gw.url}/v1/audio/speech`, {
-          method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json' },
           body: JSON.stringify({ model: 'tts-1', voice: 'alloy', input: INPUT, response_format: format }),
         });
         if (res.status !== 200) throw new Error(`${format}: ${res.status} ${await res.text()}`);
@@ -67,11 +86,40 @@ export const speech: Benchmark = {
       for (const [k, v] of Object.entries(r)) log(`${k}: ttfb ${v.map((x) => x.ttfb.toFixed(0)).join('/')} ms`);
       return {
         figures: [
-          figure({ metric: 'speech time to first audio byte, median', unit: 'ms', better: 'lower', subjectLabel: 'mp3 (ffmpeg, streamed)', subject: med(r.mp3, 'ttfb'), baselineLabel: 'wav (whole reply)', baseline: med(r.wav, 'ttfb') }),
-          figure({ metric: 'speech time to first audio byte, median', unit: 'ms', better: 'lower', subjectLabel: 'pcm (streamed)', subject: med(r.pcm, 'ttfb'), baselineLabel: 'wav (whole reply)', baseline: med(r.wav, 'ttfb') }),
-          figure({ metric: 'speech time to last audio byte, median', unit: 'ms', better: 'lower', subjectLabel: 'mp3 (ffmpeg, streamed)', subject: med(r.mp3, 'total'), baselineLabel: 'wav (whole reply)', baseline: med(r.wav, 'total') }),
+          figure({
+            metric: 'speech time to first audio byte, median',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'mp3 (ffmpeg, streamed)',
+            subject: med(r.mp3, 'ttfb'),
+            baselineLabel: 'wav (whole reply)',
+            baseline: med(r.wav, 'ttfb'),
+          }),
+          figure({
+            metric: 'speech time to first audio byte, median',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'pcm (streamed)',
+            subject: med(r.pcm, 'ttfb'),
+            baselineLabel: 'wav (whole reply)',
+            baseline: med(r.wav, 'ttfb'),
+          }),
+          figure({
+            metric: 'speech time to last audio byte, median',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'mp3 (ffmpeg, streamed)',
+            subject: med(r.mp3, 'total'),
+            baselineLabel: 'wav (whole reply)',
+            baseline: med(r.wav, 'total'),
+          }),
         ],
-        details: { rounds, sentences: 10, samples: r, bytes: { wav: med(r.wav, 'bytes'), mp3: med(r.mp3, 'bytes'), pcm: med(r.pcm, 'bytes') } },
+        details: {
+          rounds,
+          sentences: 10,
+          samples: r,
+          bytes: { wav: med(r.wav, 'bytes'), mp3: med(r.mp3, 'bytes'), pcm: med(r.pcm, 'bytes') },
+        },
       };
     } finally {
       for (const c of cleanup) await c().catch(() => undefined);

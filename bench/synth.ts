@@ -48,16 +48,52 @@ export const synth: Benchmark = {
       const files = countYaml(out);
       const rounds = quick ? 1 : 3;
       const r = await interleave(rounds, [
-        { name: 'ours', round: async () => { rmSync(out, { recursive: true, force: true }); return timeCommand(tsx, ['charts/main.ts'], dir); } },
-        { name: 'template', round: async () => { rmSync(out, { recursive: true, force: true }); return timeCommand(cli, ['synth', '--output', out], dir); } },
-        { name: 'one', round: async () => { rmSync(oneOut, { recursive: true, force: true }); return timeCommand(tsx, [fixture], dir, { CDK8S_OUTDIR: oneOut }); } },
+        {
+          name: 'ours',
+          round: async () => {
+            rmSync(out, { recursive: true, force: true });
+            return timeCommand(tsx, ['charts/main.ts'], dir);
+          },
+        },
+        {
+          name: 'template',
+          round: async () => {
+            rmSync(out, { recursive: true, force: true });
+            return timeCommand(cli, ['synth', '--output', out], dir);
+          },
+        },
+        {
+          name: 'one',
+          round: async () => {
+            rmSync(oneOut, { recursive: true, force: true });
+            return timeCommand(tsx, [fixture], dir, { CDK8S_OUTDIR: oneOut });
+          },
+        },
       ]);
-      log(`ours ${r.ours.map((x) => x.toFixed(0)).join('/')} ms; template ${r.template.map((x) => x.toFixed(0)).join('/')} ms; one ${r.one.map((x) => x.toFixed(0)).join('/')} ms`);
+      log(
+        `ours ${r.ours.map((x) => x.toFixed(0)).join('/')} ms; template ${r.template.map((x) => x.toFixed(0)).join('/')} ms; one ${r.one.map((x) => x.toFixed(0)).join('/')} ms`,
+      );
       const ours = summarize(r.ours).p50;
       return {
         figures: [
-          figure({ metric: 'synth wall time, median', unit: 'ms', better: 'lower', subjectLabel: 'tsx charts/main.ts', subject: ours, baselineLabel: 'cdk8s synth + ts-node (init template)', baseline: summarize(r.template).p50 }),
-          figure({ metric: 'synth wall time, median', unit: 'ms', better: 'lower', subjectLabel: 'tsx charts/main.ts', subject: ours, baselineLabel: 'one-Deployment app (tsx)', baseline: summarize(r.one).p50 }),
+          figure({
+            metric: 'synth wall time, median',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'tsx charts/main.ts',
+            subject: ours,
+            baselineLabel: 'cdk8s synth + ts-node (init template)',
+            baseline: summarize(r.template).p50,
+          }),
+          figure({
+            metric: 'synth wall time, median',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: 'tsx charts/main.ts',
+            subject: ours,
+            baselineLabel: 'one-Deployment app (tsx)',
+            baseline: summarize(r.one).p50,
+          }),
         ],
         details: { rounds, samplesMs: r, manifestFiles: files },
       };

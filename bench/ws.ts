@@ -30,19 +30,37 @@ const SCHEDULE_SLACK_MS = 100;
 
 type Side = 'orb' | 'bare' | 'single';
 
-interface Target { name: string; wsUrl: string; headers: Record<string, string>; proc: ServiceHandle }
+interface Target {
+  name: string;
+  wsUrl: string;
+  headers: Record<string, string>;
+  proc: ServiceHandle;
+}
 
 async function openSocket(t: Target): Promise<WebSocket> {
   const ws = new WebSocket(t.wsUrl, { headers: t.headers, perMessageDeflate: false });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${t.name}: no session.ready within 30 s`)), 30_000);
-    ws.once('error', (e) => { clearTimeout(timer); reject(e); });
-    ws.once('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${t.name}: upgrade refused with HTTP ${res.statusCode}`)); });
+    ws.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      reject(new Error(`${t.name}: upgrade refused with HTTP ${res.statusCode}`));
+    });
     ws.on('message', function ready(data, isBinary) {
       if (isBinary) return;
       const m = JSON.parse(String(data)) as { type: string; message?: string };
-      if (m.type === 'session.ready') { clearTimeout(timer); ws.off('message', ready); resolve(); }
-      if (m.type === 'error') { clearTimeout(timer); reject(new Error(`${t.name}: ${m.message}`)); }
+      if (m.type === 'session.ready') {
+        clearTimeout(timer);
+        ws.off('message', ready);
+        resolve();
+      }
+      if (m.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(`${t.name}: ${m.message}`));
+      }
     });
   });
   return ws;
@@ -51,7 +69,8 @@ async function openSocket(t: Target): Promise<WebSocket> {
 async function openMany(t: Target, n: number, parallel = 50): Promise<WebSocket[]> {
   const out: WebSocket[] = [];
   try {
-    for (let i = 0; i < n; i += parallel) out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openSocket(t)))));
+    for (let i = 0; i < n; i += parallel)
+      out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openSocket(t)))));
   } catch (err) {
     closeAll(out);
     throw err;
@@ -81,7 +100,12 @@ async function idleRss(t: Target, n: number): Promise<{ before: number; after: n
   }
 }
 
-interface ProbeResult { ok: boolean; pongP95: number; lastPong: number; scheduleLagMs: number }
+interface ProbeResult {
+  ok: boolean;
+  pongP95: number;
+  lastPong: number;
+  scheduleLagMs: number;
+}
 
 /** `n` streams for `seconds`, frames paced on a shared 20 ms clock, a ping every 250 ms per stream. */
 async function streams(t: Target, n: number, seconds: number): Promise<ProbeResult> {
@@ -113,7 +137,10 @@ async function streams(t: Target, n: number, seconds: number): Promise<ProbeResu
     for (let f = 0; f < frames; f++) {
       const due = t0 + f * FRAME_MS;
       // A ping unanswered for a second means this N has already failed: stop paying for it.
-      if (f % 25 === 0 && [...pending].some((id) => performance.now() - sentAt.get(id)! > 1000)) { abandoned = true; break; }
+      if (f % 25 === 0 && [...pending].some((id) => performance.now() - sentAt.get(id)! > 1000)) {
+        abandoned = true;
+        break;
+      }
       const wait = due - performance.now();
       if (wait > 1) await settle(wait);
       maxLag = Math.max(maxLag, performance.now() - due);
@@ -130,13 +157,24 @@ async function streams(t: Target, n: number, seconds: number): Promise<ProbeResu
       if (pingNow) pingNo++;
     }
     // The final ping, behind the last frame of every stream.
-    const lastIds = sockets.map((ws, i) => { const id = `${i}:last`; sentAt.set(id, performance.now()); pending.add(id); ws.send(JSON.stringify({ type: 'ping', id })); return id; });
+    const lastIds = sockets.map((ws, i) => {
+      const id = `${i}:last`;
+      sentAt.set(id, performance.now());
+      pending.add(id);
+      ws.send(JSON.stringify({ type: 'ping', id }));
+      return id;
+    });
     const deadline = performance.now() + (abandoned ? 0 : 3000);
     while (lastIds.some((id) => pending.has(id)) && performance.now() < deadline) await settle(10);
     const lastPong = lastIds.some((id) => pending.has(id)) ? Infinity : Math.max(...lastIds.map((id) => rttOf.get(id)!));
     const pongP95 = pending.size ? Infinity : percentile(rtts, 95);
     if (abandoned) return { ok: false, pongP95: Infinity, lastPong: Infinity, scheduleLagMs: maxLag };
-    return { ok: pongP95 <= PONG_OK_MS && lastPong <= LAST_PONG_OK_MS && maxLag <= SCHEDULE_SLACK_MS, pongP95, lastPong, scheduleLagMs: maxLag };
+    return {
+      ok: pongP95 <= PONG_OK_MS && lastPong <= LAST_PONG_OK_MS && maxLag <= SCHEDULE_SLACK_MS,
+      pongP95,
+      lastPong,
+      scheduleLagMs: maxLag,
+    };
   } finally {
     closeAll(sockets);
     await settle(300);
@@ -154,9 +192,19 @@ export const ws: Benchmark = {
       single = await startGateway(root, { ORB_VAD_BATCH: 'false' });
       const bport = await freePort();
       bare = await startTs(root, 'bench/fixtures/ws-bare.ts', [], {}, bport);
-      const orbT: Target = { name: 'orb-core', wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${gw.apiKey}` }, proc: gw.proc };
+      const orbT: Target = {
+        name: 'orb-core',
+        wsUrl: `${gw.url.replace('http', 'ws')}/v1/session`,
+        headers: { authorization: `Bearer ${gw.apiKey}` },
+        proc: gw.proc,
+      };
       const bareT: Target = { name: 'bare ws', wsUrl: `ws://127.0.0.1:${bport}/v1/session`, headers: {}, proc: bare };
-      const singleT: Target = { name: 'orb-core per-stream VAD', wsUrl: `${single.url.replace('http', 'ws')}/v1/session`, headers: { authorization: `Bearer ${single.apiKey}` }, proc: single.proc };
+      const singleT: Target = {
+        name: 'orb-core per-stream VAD',
+        wsUrl: `${single.url.replace('http', 'ws')}/v1/session`,
+        headers: { authorization: `Bearer ${single.apiKey}` },
+        proc: single.proc,
+      };
       // Warm both: JIT and allocator pools, so the idle figure is per-session cost, not first-use cost.
       closeAll(await openMany(orbT, 20));
       closeAll(await openMany(bareT, 20));
@@ -169,7 +217,9 @@ export const ws: Benchmark = {
         { name: 'orb', round: () => idleRss(orbT, idleN) },
       ]);
       const perSession = (xs: { before: number; after: number }[]) => median(xs.map((x) => (x.after - x.before) / idleN / 1024));
-      log(`idle: orb ${idle.orb.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}; bare ${idle.bare.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}`);
+      log(
+        `idle: orb ${idle.orb.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}; bare ${idle.bare.map((x) => `${(x.before / 2 ** 20).toFixed(0)}->${(x.after / 2 ** 20).toFixed(0)} MiB`).join(', ')}`,
+      );
 
       const seconds = quick ? 2 : 4;
       const hi = quick ? 256 : 512;
@@ -177,15 +227,23 @@ export const ws: Benchmark = {
       const probesLog: Record<Side, Array<{ n: number } & ProbeResult>> = { orb: [], bare: [], single: [] };
       // A failing probe is tried once more: on a shared machine one stall of a neighbour would
       // otherwise set a side's figure (each side gets the same second chance).
-      const search = (t: Target, key: Side) => largestPassingGrowing(4, hi, async (n) => {
-        for (let attempt = 1; attempt <= 2; attempt++) {
-          const r = await streams(t, n, seconds);
-          probesLog[key].push({ n, ...r });
-          log(`${t.name} N=${n}${attempt > 1 ? ' (again)' : ''}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`);
-          if (r.ok) return true;
-        }
-        return false;
-      }, maxProbes);
+      const search = (t: Target, key: Side) =>
+        largestPassingGrowing(
+          4,
+          hi,
+          async (n) => {
+            for (let attempt = 1; attempt <= 2; attempt++) {
+              const r = await streams(t, n, seconds);
+              probesLog[key].push({ n, ...r });
+              log(
+                `${t.name} N=${n}${attempt > 1 ? ' (again)' : ''}: ${r.ok ? 'keeps up' : 'falls behind'} (pong p95 ${r.pongP95.toFixed(1)} ms, last ${r.lastPong.toFixed(1)} ms, sender lag ${r.scheduleLagMs.toFixed(1)} ms)`,
+              );
+              if (r.ok) return true;
+            }
+            return false;
+          },
+          maxProbes,
+        );
       const sBare = await search(bareT, 'bare');
       const sSingle = await search(singleT, 'single');
       const sOrb = await search(orbT, 'orb');
@@ -201,23 +259,65 @@ export const ws: Benchmark = {
       const failedAt = (key: Side) => probesLog[key].filter((p) => !p.ok && !probesLog[key].some((q) => q.ok && q.n === p.n));
       const open = { orb: !failedAt('orb').length, bare: !failedAt('bare').length, single: !failedAt('single').length };
       const bound = (subjectOpen: boolean, baselineOpen: boolean) =>
-        (baselineOpen && !subjectOpen ? { bound: '<=' } : subjectOpen && !baselineOpen ? { bound: '>=' } : subjectOpen ? { bound: '~' } : {});
+        baselineOpen && !subjectOpen ? { bound: '<=' } : subjectOpen && !baselineOpen ? { bound: '>=' } : subjectOpen ? { bound: '~' } : {};
       const mib = (b: number) => b / 2 ** 20;
       return {
         figures: [
-          figure({ metric: `RSS added per idle session (${idleN} sessions)`, unit: 'KiB', better: 'lower', subjectLabel: 'orb-core', subject: perSession(idle.orb), baselineLabel: 'bare @fastify/websocket', baseline: perSession(idle.bare) }),
-          figure({ metric: `RSS with ${idleN} idle sessions`, unit: 'MiB', better: 'lower', subjectLabel: 'orb-core', subject: median(idle.orb.map((x) => mib(x.after))), baselineLabel: 'bare @fastify/websocket', baseline: median(idle.bare.map((x) => mib(x.after))) }),
+          figure({
+            metric: `RSS added per idle session (${idleN} sessions)`,
+            unit: 'KiB',
+            better: 'lower',
+            subjectLabel: 'orb-core',
+            subject: perSession(idle.orb),
+            baselineLabel: 'bare @fastify/websocket',
+            baseline: perSession(idle.bare),
+          }),
+          figure({
+            metric: `RSS with ${idleN} idle sessions`,
+            unit: 'MiB',
+            better: 'lower',
+            subjectLabel: 'orb-core',
+            subject: median(idle.orb.map((x) => mib(x.after))),
+            baselineLabel: 'bare @fastify/websocket',
+            baseline: median(idle.bare.map((x) => mib(x.after))),
+          }),
           {
-            ...figure({ metric: `largest N real-time audio streams that keep up (search 4..${hi})`, unit: 'streams', better: 'higher', subjectLabel: `orb-core (limit: ${limitedBy.orb})`, subject: sOrb.n, baselineLabel: `bare @fastify/websocket (limit: ${limitedBy.bare})`, baseline: sBare.n }),
+            ...figure({
+              metric: `largest N real-time audio streams that keep up (search 4..${hi})`,
+              unit: 'streams',
+              better: 'higher',
+              subjectLabel: `orb-core (limit: ${limitedBy.orb})`,
+              subject: sOrb.n,
+              baselineLabel: `bare @fastify/websocket (limit: ${limitedBy.bare})`,
+              baseline: sBare.n,
+            }),
             // A side that never failed is a lower bound, so the ratio is one too (or unknown if both are).
             ...bound(open.orb, open.bare),
           },
           {
-            ...figure({ metric: `real-time audio streams per replica, batched vs per-stream VAD (search 4..${hi})`, unit: 'streams', better: 'higher', subjectLabel: `batched VAD (limit: ${limitedBy.orb})`, subject: sOrb.n, baselineLabel: `per-stream VAD (limit: ${limitedBy.single})`, baseline: sSingle.n }),
+            ...figure({
+              metric: `real-time audio streams per replica, batched vs per-stream VAD (search 4..${hi})`,
+              unit: 'streams',
+              better: 'higher',
+              subjectLabel: `batched VAD (limit: ${limitedBy.orb})`,
+              subject: sOrb.n,
+              baselineLabel: `per-stream VAD (limit: ${limitedBy.single})`,
+              baseline: sSingle.n,
+            }),
             ...bound(open.orb, open.single),
           },
         ],
-        details: { idleSessions: idleN, idle, streamSeconds: seconds, frameMs: FRAME_MS, pongOkMs: PONG_OK_MS, lastPongOkMs: LAST_PONG_OK_MS, scheduleSlackMs: SCHEDULE_SLACK_MS, limitedBy, probes: probesLog },
+        details: {
+          idleSessions: idleN,
+          idle,
+          streamSeconds: seconds,
+          frameMs: FRAME_MS,
+          pongOkMs: PONG_OK_MS,
+          lastPongOkMs: LAST_PONG_OK_MS,
+          scheduleSlackMs: SCHEDULE_SLACK_MS,
+          limitedBy,
+          probes: probesLog,
+        },
       };
     } finally {
       await bare?.stop();

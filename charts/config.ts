@@ -5,7 +5,14 @@
 import { EXEMPTABLE_RULES, quorumProblems, vaultReplicasProblem } from '../services/contract';
 import { chatPort } from '../infra/cali';
 import {
-  modelSourceProblems, type CaliChatProps, type ExemptableRule, type ExternalPeer, type ModelSource, type ModelVolume, type ResourceSpec, type VaultEndpoint,
+  modelSourceProblems,
+  type CaliChatProps,
+  type ExemptableRule,
+  type ExternalPeer,
+  type ModelSource,
+  type ModelVolume,
+  type ResourceSpec,
+  type VaultEndpoint,
 } from '../infra';
 
 const CIDR = /^\d+\.\d+\.\d+\.\d+\/\d+$/;
@@ -17,22 +24,22 @@ export interface ReplicaBounds {
 
 export type VaultConfig =
   | {
-    readonly mode: 'in-cluster';
-    readonly storage: string;
-    readonly storageClassName?: string;
-    readonly maxMemory: string;
-    readonly resources: ResourceSpec;
-    /**
-     * Redis nodes: 1, or an odd number >= 3 under Sentinel (prod). Fewer than 3 needs the 'A1'
-     * exemption (dev).
-     * @default 1
-     */
-    readonly replicas?: number;
-  }
+      readonly mode: 'in-cluster';
+      readonly storage: string;
+      readonly storageClassName?: string;
+      readonly maxMemory: string;
+      readonly resources: ResourceSpec;
+      /**
+       * Redis nodes: 1, or an odd number >= 3 under Sentinel (prod). Fewer than 3 needs the 'A1'
+       * exemption (dev).
+       * @default 1
+       */
+      readonly replicas?: number;
+    }
   | (Extract<VaultEndpoint, { readonly mode: 'external' }> & {
-    /** Address block of the external Redis (egress NetworkPolicy). */
-    readonly cidr: string;
-  });
+      /** Address block of the external Redis (egress NetworkPolicy). */
+      readonly cidr: string;
+    });
 
 /** Where backups leave the cluster (the upload step runs in the app image). */
 export interface OffsiteBackupConfig {
@@ -153,7 +160,10 @@ export interface EnvironmentConfig {
 }
 
 export class EnvironmentConfigError extends Error {
-  constructor(readonly env: string, readonly problems: readonly string[]) {
+  constructor(
+    readonly env: string,
+    readonly problems: readonly string[],
+  ) {
     super(`invalid environment '${env}':\n  - ${problems.join('\n  - ')}`);
     this.name = 'EnvironmentConfigError';
   }
@@ -168,12 +178,15 @@ const EXEMPTABLE: readonly string[] = EXEMPTABLE_RULES;
 export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   const problems: string[] = [];
   const at = (field: string, value: unknown, msg: string) => problems.push(`${cfg.name}.${field} (${JSON.stringify(value)}): ${msg}`);
-  const int = (field: string, v: number, min: number) => { if (!Number.isInteger(v) || v < min) at(field, v, `must be an integer >= ${min}`); };
+  const int = (field: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) at(field, v, `must be an integer >= ${min}`);
+  };
   const resources = (field: string, r: ResourceSpec) => {
     for (const kind of ['cpu', 'memory', 'ephemeralStorage'] as const) {
       for (const side of ['request', 'limit'] as const) {
         const v = r[kind]?.[side];
-        if (typeof v !== 'string' || !QUANTITY.test(v)) at(`${field}.${kind}.${side}`, v, 'must be a Kubernetes quantity string like 250m or 512Mi');
+        if (typeof v !== 'string' || !QUANTITY.test(v))
+          at(`${field}.${kind}.${side}`, v, 'must be a Kubernetes quantity string like 250m or 512Mi');
       }
     }
   };
@@ -196,36 +209,48 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     // The release workflow tags what it pushes with the version; another tag would label a different build.
     for (const k of ['app', 'gpu'] as const) {
       const tag = /:([^/:@]+)(@|$)/.exec(cfg.images[k])?.[1];
-      if (tag !== cfg.version) at(`images.${k}`, cfg.images[k], `must carry the release version '${cfg.version}' as its tag (charts/images.json)`);
+      if (tag !== cfg.version)
+        at(`images.${k}`, cfg.images[k], `must carry the release version '${cfg.version}' as its tag (charts/images.json)`);
     }
   }
-  if (!['Always', 'IfNotPresent'].includes(cfg.imagePullPolicy)) at('imagePullPolicy', cfg.imagePullPolicy, 'must be Always or IfNotPresent');
-  if (cfg.imagePullPolicy !== 'Always' && !cfg.exemptions.includes('I2')) at('imagePullPolicy', cfg.imagePullPolicy, "needs the 'I2' exemption unless Always");
+  if (!['Always', 'IfNotPresent'].includes(cfg.imagePullPolicy))
+    at('imagePullPolicy', cfg.imagePullPolicy, 'must be Always or IfNotPresent');
+  if (cfg.imagePullPolicy !== 'Always' && !cfg.exemptions.includes('I2'))
+    at('imagePullPolicy', cfg.imagePullPolicy, "needs the 'I2' exemption unless Always");
   if (!cfg.priorityClasses && !cfg.exemptions.includes('A7')) at('priorityClasses', cfg.priorityClasses, "false needs the 'A7' exemption");
   for (const e of cfg.exemptions) if (!EXEMPTABLE.includes(e)) at('exemptions', e, `only ${EXEMPTABLE.join(', ')} may be exempted`);
 
   if (cfg.cali.chat) {
-    try { chatPort(cfg.cali.chat.url); } catch { at('cali.chat.url', cfg.cali.chat.url, 'must be an http(s) URL'); }
-    if (!CIDR.test(cfg.cali.chat.cidr)) at('cali.chat.cidr', cfg.cali.chat.cidr, 'must be an IPv4 CIDR block (NetworkPolicies cannot name hosts)');
+    try {
+      chatPort(cfg.cali.chat.url);
+    } catch {
+      at('cali.chat.url', cfg.cali.chat.url, 'must be an http(s) URL');
+    }
+    if (!CIDR.test(cfg.cali.chat.cidr))
+      at('cali.chat.cidr', cfg.cali.chat.cidr, 'must be an IPv4 CIDR block (NetworkPolicies cannot name hosts)');
   }
 
   const oc = cfg.orbCore;
   if (oc.autoscaling) {
     bounds('orbCore.autoscaling', oc.autoscaling);
-    if (!(oc.autoscaling.targetCpuUtilization > 0 && oc.autoscaling.targetCpuUtilization <= 100)) at('orbCore.autoscaling.targetCpuUtilization', oc.autoscaling.targetCpuUtilization, 'must be in 1..100');
+    if (!(oc.autoscaling.targetCpuUtilization > 0 && oc.autoscaling.targetCpuUtilization <= 100))
+      at('orbCore.autoscaling.targetCpuUtilization', oc.autoscaling.targetCpuUtilization, 'must be in 1..100');
     if (oc.replicas !== undefined) at('orbCore.replicas', oc.replicas, 'must be unset when autoscaling is set (the HPA owns replicas)');
   } else {
     int('orbCore.replicas', oc.replicas ?? NaN, 1);
-    if ((oc.replicas ?? 0) < 2 && !cfg.exemptions.includes('A1')) at('orbCore.replicas', oc.replicas, "must be >= 2 unless 'A1' is exempted");
+    if ((oc.replicas ?? 0) < 2 && !cfg.exemptions.includes('A1'))
+      at('orbCore.replicas', oc.replicas, "must be >= 2 unless 'A1' is exempted");
   }
   const floor = oc.autoscaling?.minReplicas ?? oc.replicas ?? 0;
   if (floor > 1 && !(oc.minAvailable < floor)) at('orbCore.minAvailable', oc.minAvailable, `must be below the replica floor (${floor})`);
   resources('orbCore.resources', oc.resources);
   if (!/^[a-z0-9.-]+$/.test(oc.ingress.host)) at('orbCore.ingress.host', oc.ingress.host, 'must be a host name');
-  if (!oc.ingress.tlsSecretName && !cfg.exemptions.includes('N4')) at('orbCore.ingress.tlsSecretName', oc.ingress.tlsSecretName, "is required unless 'N4' is exempted");
+  if (!oc.ingress.tlsSecretName && !cfg.exemptions.includes('N4'))
+    at('orbCore.ingress.tlsSecretName', oc.ingress.tlsSecretName, "is required unless 'N4' is exempted");
 
   bounds('speech.scaling', cfg.speech.scaling);
-  if (cfg.speech.scaling.minReplicas < 2 && !cfg.exemptions.includes('A1')) at('speech.scaling.minReplicas', cfg.speech.scaling.minReplicas, "must be >= 2 unless 'A1' is exempted");
+  if (cfg.speech.scaling.minReplicas < 2 && !cfg.exemptions.includes('A1'))
+    at('speech.scaling.minReplicas', cfg.speech.scaling.minReplicas, "must be >= 2 unless 'A1' is exempted");
   int('speech.modelLoadSeconds', cfg.speech.modelLoadSeconds, 10);
   resources('speech.resources.whisperx', cfg.speech.resources.whisperx);
   resources('speech.resources.xtts', cfg.speech.resources.xtts);
@@ -236,14 +261,24 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
       if (!QUANTITY.test(m.volume.size)) at(`${f}.volume.size`, m.volume.size, 'must be a quantity like 20Gi');
       // Few clusters have a default class that can do RWX: the claim would stay Pending.
       if ((m.volume.accessMode ?? 'ReadWriteMany') === 'ReadWriteMany' && !m.volume.storageClassName) {
-        at(`${f}.volume.storageClassName`, m.volume.storageClassName, 'is required for a ReadWriteMany claim (name a class that provides RWX, or use an emptyDir volume)');
+        at(
+          `${f}.volume.storageClassName`,
+          m.volume.storageClassName,
+          'is required for a ReadWriteMany claim (name a class that provides RWX, or use an emptyDir volume)',
+        );
       }
     }
-    if (m.volume.kind === 'emptyDir' && !QUANTITY.test(m.volume.sizeLimit)) at(`${f}.volume.sizeLimit`, m.volume.sizeLimit, 'must be a quantity like 4Gi');
+    if (m.volume.kind === 'emptyDir' && !QUANTITY.test(m.volume.sizeLimit))
+      at(`${f}.volume.sizeLimit`, m.volume.sizeLimit, 'must be a quantity like 4Gi');
     if (m.source) {
       for (const p of modelSourceProblems(`${cfg.name}.${f}.source`, m.source)) problems.push(p);
       if (m.volume.kind === 'image') at(`${f}.volume.kind`, 'image', 'cannot take a source: use pvc or emptyDir');
-      if (m.source.kind !== 'volume' && !cfg.speech.modelEgress) at('speech.modelEgress', undefined, `is required: ${f}.source (${m.source.kind}) is fetched through the default-deny NetworkPolicies`);
+      if (m.source.kind !== 'volume' && !cfg.speech.modelEgress)
+        at(
+          'speech.modelEgress',
+          undefined,
+          `is required: ${f}.source (${m.source.kind}) is fetched through the default-deny NetworkPolicies`,
+        );
     }
   }
   for (const k of ['maxWer', 'maxRoundTripWer'] as const) {
@@ -252,10 +287,15 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   const eg = cfg.speech.modelEgress;
   if (eg) {
     int('speech.modelEgress.port', eg.port, 1);
-    if ('cidr' in eg.peer && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(eg.peer.cidr)) at('speech.modelEgress.peer.cidr', eg.peer.cidr, 'must be an IPv4 CIDR');
+    if ('cidr' in eg.peer && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(eg.peer.cidr))
+      at('speech.modelEgress.peer.cidr', eg.peer.cidr, 'must be an IPv4 CIDR');
     if (eg.proxy !== undefined) {
       let url: URL | undefined;
-      try { url = new URL(eg.proxy); } catch { /* reported below */ }
+      try {
+        url = new URL(eg.proxy);
+      } catch {
+        /* reported below */
+      }
       if (!url || url.protocol !== 'http:') at('speech.modelEgress.proxy', eg.proxy, 'must be an http://host:port URL (a CONNECT proxy)');
       else if (Number(url.port || 80) !== eg.port) at('speech.modelEgress.port', eg.port, `must be the proxy's port (${url.port || 80})`);
     }
@@ -266,7 +306,8 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   resources('cores.resources', c.resources);
 
   int('cali.replicas', cfg.cali.replicas, 1);
-  if (cfg.cali.replicas < 2 && !cfg.exemptions.includes('A1')) at('cali.replicas', cfg.cali.replicas, "must be >= 2 unless 'A1' is exempted");
+  if (cfg.cali.replicas < 2 && !cfg.exemptions.includes('A1'))
+    at('cali.replicas', cfg.cali.replicas, "must be >= 2 unless 'A1' is exempted");
   resources('cali.resources', cfg.cali.resources);
 
   const v = cfg.vault;
@@ -277,7 +318,12 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
     const n = v.replicas ?? 1;
     const replicasProblem = vaultReplicasProblem(n);
     if (replicasProblem) at('vault.replicas', v.replicas, replicasProblem);
-    else if (n < 3 && !cfg.exemptions.includes('A1')) at('vault.replicas', v.replicas, "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external");
+    else if (n < 3 && !cfg.exemptions.includes('A1'))
+      at(
+        'vault.replicas',
+        v.replicas,
+        "must be >= 3 (a primary, 2 replicas, 3 Sentinels) unless 'A1' is exempted or the vault is external",
+      );
     if (!cfg.backup) at('backup', cfg.backup, 'is required for an in-cluster vault');
   } else {
     if (!v.host) at('vault.host', v.host, 'must be set');
@@ -287,15 +333,22 @@ export function validateEnvironment(cfg: EnvironmentConfig): EnvironmentConfig {
   }
   if (cfg.backup) {
     int('backup.keep', cfg.backup.keep, 1);
-    if (cfg.backup.schedule.trim().split(/\s+/).length !== 5) at('backup.schedule', cfg.backup.schedule, 'must be a 5-field cron expression');
+    if (cfg.backup.schedule.trim().split(/\s+/).length !== 5)
+      at('backup.schedule', cfg.backup.schedule, 'must be a 5-field cron expression');
     if (!QUANTITY.test(cfg.backup.storage)) at('backup.storage', cfg.backup.storage, 'must be a quantity like 20Gi');
     resources('backup.resources', cfg.backup.resources);
     const o = cfg.backup.offsite;
     if (o) {
       let url: URL | undefined;
-      try { url = new URL(o.endpoint); } catch { /* reported below */ }
-      if (!url || !['http:', 'https:'].includes(url.protocol) || (url.pathname !== '/' && url.pathname !== '')) at('backup.offsite.endpoint', o.endpoint, 'must be http(s)://host[:port]');
-      else if (Number(url.port || (url.protocol === 'https:' ? 443 : 80)) !== o.port) at('backup.offsite.port', o.port, `must be the endpoint's port (${url.port || (url.protocol === 'https:' ? 443 : 80)})`);
+      try {
+        url = new URL(o.endpoint);
+      } catch {
+        /* reported below */
+      }
+      if (!url || !['http:', 'https:'].includes(url.protocol) || (url.pathname !== '/' && url.pathname !== ''))
+        at('backup.offsite.endpoint', o.endpoint, 'must be http(s)://host[:port]');
+      else if (Number(url.port || (url.protocol === 'https:' ? 443 : 80)) !== o.port)
+        at('backup.offsite.port', o.port, `must be the endpoint's port (${url.port || (url.protocol === 'https:' ? 443 : 80)})`);
       if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) at('backup.offsite.bucket', o.bucket, 'must be an S3 bucket name');
       if ('cidr' in o.peer && !CIDR.test(o.peer.cidr)) at('backup.offsite.peer.cidr', o.peer.cidr, 'must be an IPv4 CIDR');
     }

@@ -45,7 +45,10 @@ export const dev: EnvironmentConfig = {
       xtts: { volume: { kind: 'image', dir: '/app/models/tiny/voices' } },
     },
     modelLoadSeconds: 120,
-    resources: { whisperx: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']), xtts: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']) },
+    resources: {
+      whisperx: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']),
+      xtts: res(['100m', '2'], ['256Mi', '1Gi'], ['64Mi', '1Gi']),
+    },
   },
   cores: { cores: 5, quorum: 3, hostSpread: 'preferred', resources: res(['50m', '500m'], ['128Mi', '384Mi']) },
   cali: { replicas: 1, resources: res(['50m', '500m'], ['128Mi', '384Mi']) },
@@ -97,7 +100,11 @@ export const prod: EnvironmentConfig = {
       xtts: { volume: { kind: 'emptyDir', sizeLimit: '1Gi' }, source: lockedHubSource('xtts', PINS, HUB_TOKEN) },
     },
     // The hub's CDN has no stable address block: model-fetch tunnels through the cluster's egress proxy.
-    modelEgress: { proxy: 'http://egress-proxy.egress.svc.cluster.local:3128', peer: { namespace: 'egress', podLabels: { 'app.kubernetes.io/name': 'egress-proxy' } }, port: 3128 },
+    modelEgress: {
+      proxy: 'http://egress-proxy.egress.svc.cluster.local:3128',
+      peer: { namespace: 'egress', podLabels: { 'app.kubernetes.io/name': 'egress-proxy' } },
+      port: 3128,
+    },
     // Large Whisper/XTTS ONNX graphs plus CUDA initialisation.
     modelLoadSeconds: 600,
     resources: {
@@ -108,14 +115,26 @@ export const prod: EnvironmentConfig = {
   cores: { cores: 5, quorum: 3, hostSpread: 'required', resources: res(['500m', '2'], ['1Gi', '2Gi'], ['128Mi', '512Mi']) },
   cali: { replicas: 3, resources: res(['250m', '1'], ['512Mi', '1Gi'], ['128Mi', '512Mi']) },
   // Three nodes under Sentinel: one primary, two replicas, a Sentinel in every pod.
-  vault: { mode: 'in-cluster', replicas: 3, storage: '50Gi', maxMemory: '6gb', resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']) },
+  vault: {
+    mode: 'in-cluster',
+    replicas: 3,
+    storage: '50Gi',
+    maxMemory: '6gb',
+    resources: res(['1', '2'], ['7Gi', '8Gi'], ['256Mi', '1Gi']),
+  },
   backup: {
-    schedule: '17 * * * *', keep: 48, storage: '200Gi', resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']),
+    schedule: '17 * * * *',
+    keep: 48,
+    storage: '200Gi',
+    resources: res(['100m', '500m'], ['64Mi', '256Mi'], ['64Mi', '256Mi']),
     // Off the cluster: an S3-compatible store in another failure domain; keys from Secret vault-backup-s3.
     offsite: {
-      endpoint: 'https://objects.ucm4.example.com', bucket: 'ucm4-vault-backups', prefix: 'prod/vault/',
+      endpoint: 'https://objects.ucm4.example.com',
+      bucket: 'ucm4-vault-backups',
+      prefix: 'prod/vault/',
       credentialsSecret: { secret: 'vault-backup-s3', accessKeyIdKey: 'access-key-id', secretAccessKeyKey: 'secret-access-key' },
-      peer: { cidr: '10.40.0.0/16' }, port: 443,
+      peer: { cidr: '10.40.0.0/16' },
+      port: 443,
     },
   },
   jobResources: res(['100m', '500m'], ['128Mi', '256Mi']),
@@ -133,7 +152,12 @@ export const prod: EnvironmentConfig = {
 export const ENVIRONMENTS: Record<string, EnvironmentConfig> = { dev, prod };
 
 /** The in-cluster hub `dev-fetch` fetches from: a Service in its own namespace, reached on one port. */
-export const STAND_IN_HUB = { service: 'model-hub', namespace: 'model-hub', port: 8080, podLabels: { 'app.kubernetes.io/name': 'model-hub' } } as const;
+export const STAND_IN_HUB = {
+  service: 'model-hub',
+  namespace: 'model-hub',
+  port: 8080,
+  podLabels: { 'app.kubernetes.io/name': 'model-hub' },
+} as const;
 
 /**
  * `dev` with model delivery switched on: each speech worker's model-fetch init container pulls
@@ -149,7 +173,10 @@ export const devFetch: EnvironmentConfig = {
   speech: {
     ...dev.speech,
     models: {
-      whisperx: { volume: { kind: 'emptyDir', sizeLimit: '64Mi' }, source: lockedHubSource('whisperx', TINY_MODEL_PINS, undefined, hubUrl) },
+      whisperx: {
+        volume: { kind: 'emptyDir', sizeLimit: '64Mi' },
+        source: lockedHubSource('whisperx', TINY_MODEL_PINS, undefined, hubUrl),
+      },
       xtts: { volume: { kind: 'emptyDir', sizeLimit: '64Mi' }, source: lockedHubSource('xtts', TINY_MODEL_PINS, undefined, hubUrl) },
     },
     // NetworkPolicies cannot name the Service: egress goes to the hub's pods in their namespace.

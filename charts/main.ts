@@ -31,11 +31,18 @@ function chartObjects(app: App): Record<string, unknown>[] {
  * Renders `names` into `<outRoot>/<env>/` and returns the objects, so an in-process caller
  * (`npm run review`) hands them on without reading the YAML back.
  */
-export function synthEnvironments(names: readonly string[], outRoot: string, log: (msg: string) => void = console.log): SynthesizedEnvironment[] {
+export function synthEnvironments(
+  names: readonly string[],
+  outRoot: string,
+  log: (msg: string) => void = console.log,
+): SynthesizedEnvironment[] {
   const out: SynthesizedEnvironment[] = [];
   for (const name of names) {
     const config = ENVIRONMENTS[name] ?? VARIANTS[name];
-    if (!config) throw new Error(`SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}; variants: ${Object.keys(VARIANTS).join(', ')}`);
+    if (!config)
+      throw new Error(
+        `SYNTH_ENVS names '${name}'; known environments: ${Object.keys(ENVIRONMENTS).join(', ')}; variants: ${Object.keys(VARIANTS).join(', ')}`,
+      );
     const outdir = join(outRoot, name);
     // Stale files of renamed components must not linger in a committed dist/.
     rmSync(outdir, { recursive: true, force: true });
@@ -47,11 +54,16 @@ export function synthEnvironments(names: readonly string[], outRoot: string, log
     tests.synth();
     const placeholders = config.releasePins ? placeholderPins() : [];
     if (placeholders.length) {
-      console.warn(`synth ${name}: WARNING placeholder release pins (npm run release-check will refuse this output):\n  - ${placeholders.join('\n  - ')}`);
+      console.warn(
+        `synth ${name}: WARNING placeholder release pins (npm run release-check will refuse this output):\n  - ${placeholders.join('\n  - ')}`,
+      );
     }
     for (const dir of [outdir, join(outdir, 'test')]) {
-      const files = readdirSync(dir).filter((f) => f.endsWith('.k8s.yaml')).sort();
-      if (placeholders.length) for (const f of files) writeFileSync(join(dir, f), placeholderHeader(placeholders) + readFileSync(join(dir, f), 'utf8'));
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.k8s.yaml'))
+        .sort();
+      if (placeholders.length)
+        for (const f of files) writeFileSync(join(dir, f), placeholderHeader(placeholders) + readFileSync(join(dir, f), 'utf8'));
       writeFileSync(join(dir, 'kustomization.yaml'), kustomization(files, dir === outdir ? name : `${name} test pods`));
     }
     const count = app.charts.reduce((n, c) => n + c.node.findAll().filter((x) => 'apiVersion' in x).length, 0);
@@ -63,7 +75,10 @@ export function synthEnvironments(names: readonly string[], outRoot: string, log
 
 function main(): void {
   const started = performance.now();
-  const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (process.env.SYNTH_ENVS ?? Object.keys(ENVIRONMENTS).join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   synthEnvironments(names, process.env.SYNTH_OUT ?? 'dist');
   console.log(`synth: ${Math.round(performance.now() - started)} ms`);
 }

@@ -11,9 +11,29 @@ import { App, Chart } from 'cdk8s';
 import { Construct } from 'constructs';
 import { COMPONENTS, ORB_CONFIG_NAME, stackNames, VAULT_ACL_SECRET_NAME, type StackNames } from '../services/contract';
 import {
-  Cali, CoreQuorum, ExternalVaultAcl, NetworkPolicies, Observability, OrbConfig, OrbCore, OrbNamespace, orbNetworkGraph, PRIORITY_BATCH,
-  PRIORITY_CRITICAL, PRIORITY_SERVING, PriorityClasses, SCRAPED, SCRAPED_ROLES, SeedVault, SmokeTest, SpeechWorker, Vault, VaultBackup,
-  type ExemptableRule, type NetworkGraph, type VaultEndpoint,
+  Cali,
+  CoreQuorum,
+  ExternalVaultAcl,
+  NetworkPolicies,
+  Observability,
+  OrbConfig,
+  OrbCore,
+  OrbNamespace,
+  orbNetworkGraph,
+  PRIORITY_BATCH,
+  PRIORITY_CRITICAL,
+  PRIORITY_SERVING,
+  PriorityClasses,
+  SCRAPED,
+  SCRAPED_ROLES,
+  SeedVault,
+  SmokeTest,
+  SpeechWorker,
+  Vault,
+  VaultBackup,
+  type ExemptableRule,
+  type NetworkGraph,
+  type VaultEndpoint,
 } from '../infra';
 import { chatPort } from '../infra/cali';
 import identity from '../services/seed/identity.json';
@@ -21,8 +41,18 @@ import { validateEnvironment, type EnvironmentConfig } from './config';
 
 /** File names (without .k8s.yaml) of the component charts, in apply order. */
 export const COMPONENT_FILES = [
-  '00-namespace', '01-config', '02-network', '10-vault', '11-vault-backup', '12-seed-vault',
-  '20-core4', '21-cali', '22-whisperx', '23-xtts', '30-orb-core', '40-monitoring',
+  '00-namespace',
+  '01-config',
+  '02-network',
+  '10-vault',
+  '11-vault-backup',
+  '12-seed-vault',
+  '20-core4',
+  '21-cali',
+  '22-whisperx',
+  '23-xtts',
+  '30-orb-core',
+  '40-monitoring',
 ] as const;
 
 /** Name of the test chart's file (its own App, applied separately). */
@@ -39,7 +69,10 @@ export interface OrbEnvironment {
 function externalVaultEndpoint(cfg: EnvironmentConfig, names: StackNames): VaultEndpoint {
   const v = cfg.vault;
   if (v.mode === 'in-cluster') throw new Error('externalVaultEndpoint: the vault is in-cluster');
-  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  const acl =
+    names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME
+      ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') }
+      : {};
   return { mode: 'external', host: v.host, port: v.port, sentinels: v.sentinels, sentinelMaster: v.sentinelMaster, tls: v.tls, ...acl };
 }
 
@@ -47,8 +80,14 @@ export function networkGraph(cfg: EnvironmentConfig, names: StackNames = stackNa
   const v = cfg.vault;
   return orbNetworkGraph({
     names,
-    vault: v.mode === 'in-cluster' ? { mode: 'in-cluster', sentinel: (v.replicas ?? 1) > 1 }
-      : { mode: 'external', cidr: v.cidr, ports: [...new Set([v.port, ...v.sentinels.map((s) => Number(s.split(':')[1]))])].sort((a, b) => a - b) },
+    vault:
+      v.mode === 'in-cluster'
+        ? { mode: 'in-cluster', sentinel: (v.replicas ?? 1) > 1 }
+        : {
+            mode: 'external',
+            cidr: v.cidr,
+            ports: [...new Set([v.port, ...v.sentinels.map((s) => Number(s.split(':')[1]))])].sort((a, b) => a - b),
+          },
     ingressController: cfg.ingressController,
     prometheus: cfg.monitoring.prometheus,
     keda: cfg.keda?.operator,
@@ -62,7 +101,10 @@ export function networkGraph(cfg: EnvironmentConfig, names: StackNames = stackNa
 /** Exemptions that apply to a kind of object (A1 concerns Deployments, N4 the Ingress only; the vault's A1 is its own). */
 function exemptionsFor(cfg: EnvironmentConfig, kind: 'Deployment' | 'StatefulSet' | 'Job' | 'Ingress'): ExemptableRule[] {
   const applies: Record<ExemptableRule, readonly string[]> = {
-    I2: ['Deployment', 'StatefulSet', 'Job'], A7: ['Deployment', 'StatefulSet', 'Job'], A1: ['Deployment'], N4: ['Ingress'],
+    I2: ['Deployment', 'StatefulSet', 'Job'],
+    A7: ['Deployment', 'StatefulSet', 'Job'],
+    A1: ['Deployment'],
+    N4: ['Ingress'],
   };
   return cfg.exemptions.filter((r) => applies[r].includes(kind));
 }
@@ -97,13 +139,22 @@ export interface StackOptions {
 }
 
 /** The objects of a stack rendered under a scope factory: one scope per component file. */
-function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (file: string) => Construct): {
-  cfg: EnvironmentConfig; graph: NetworkGraph; scopes: Record<string, Construct>; names: StackNames;
+function composeStack(
+  config: EnvironmentConfig,
+  opts: StackOptions,
+  scope: (file: string) => Construct,
+): {
+  cfg: EnvironmentConfig;
+  graph: NetworkGraph;
+  scopes: Record<string, Construct>;
+  names: StackNames;
 } {
   const cfg = validateEnvironment(config);
   const base = stackNames(opts.namePrefix ?? '');
   const names: StackNames = {
-    ...base, vaultAclSecret: opts.secrets?.vaultAcl ?? base.vaultAclSecret, apiKeysSecret: opts.secrets?.apiKeys ?? base.apiKeysSecret,
+    ...base,
+    vaultAclSecret: opts.secrets?.vaultAcl ?? base.vaultAclSecret,
+    apiKeysSecret: opts.secrets?.apiKeys ?? base.apiKeysSecret,
   };
   // Props carry the names only where they differ from the contract's, so default renders stay as they were.
   const custom = names.prefix !== '' || opts.secrets !== undefined;
@@ -138,13 +189,20 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   if (!opts.configMap) {
     chart('01-config');
     configChecksum = new OrbConfig(scopes['01-config'], ORB_CONFIG_NAME, {
-      environment: cfg.name, logLevel: cfg.logLevel, keyPrefix, version: cfg.version, ...(names.prefix ? { name: names.orbConfig } : {}),
+      environment: cfg.name,
+      logLevel: cfg.logLevel,
+      keyPrefix,
+      version: cfg.version,
+      ...(names.prefix ? { name: names.orbConfig } : {}),
     }).checksum;
   }
 
   chart('02-network');
   new NetworkPolicies(scopes['02-network'], 'network-policies', {
-    graph, components: graph.components.filter((c) => c !== names.component.orbSmoke), version: cfg.version, ...(names.prefix ? { namePrefix: names.prefix } : {}),
+    graph,
+    components: graph.components.filter((c) => c !== names.component.orbSmoke),
+    version: cfg.version,
+    ...(names.prefix ? { namePrefix: names.prefix } : {}),
   });
 
   if (cfg.vault.mode === 'in-cluster') {
@@ -183,15 +241,26 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
       keep: cfg.backup.keep,
       storage: cfg.backup.storage,
       resources: cfg.backup.resources,
-      offsite: cfg.backup.offsite ? {
-        endpoint: cfg.backup.offsite.endpoint, bucket: cfg.backup.offsite.bucket, prefix: cfg.backup.offsite.prefix,
-        region: cfg.backup.offsite.region, credentialsSecret: cfg.backup.offsite.credentialsSecret, image: cfg.images.app,
-      } : undefined,
+      offsite: cfg.backup.offsite
+        ? {
+            endpoint: cfg.backup.offsite.endpoint,
+            bucket: cfg.backup.offsite.bucket,
+            prefix: cfg.backup.offsite.prefix,
+            region: cfg.backup.offsite.region,
+            credentialsSecret: cfg.backup.offsite.credentialsSecret,
+            image: cfg.images.app,
+          }
+        : undefined,
     });
   }
   chart('12-seed-vault');
   new SeedVault(scopes['12-seed-vault'], COMPONENTS.seedVault, {
-    ...common('Job'), scrapeAnnotations: false, image: cfg.images.app, priorityClassName: priority(PRIORITY_BATCH), vault, resources: cfg.jobResources,
+    ...common('Job'),
+    scrapeAnnotations: false,
+    image: cfg.images.app,
+    priorityClassName: priority(PRIORITY_BATCH),
+    vault,
+    resources: cfg.jobResources,
     // One document: the same file the seed image bakes in.
     identity,
   });
@@ -221,7 +290,10 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
     vault,
   });
 
-  for (const [file, role] of [['22-whisperx', 'whisperx'], ['23-xtts', 'xtts']] as const) {
+  for (const [file, role] of [
+    ['22-whisperx', 'whisperx'],
+    ['23-xtts', 'xtts'],
+  ] as const) {
     chart(file);
     new SpeechWorker(scopes[file], role, {
       ...common('Deployment'),
@@ -262,8 +334,12 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
   if (cfg.monitoring.prometheusOperator) {
     chart('40-monitoring');
     new Observability(scopes['40-monitoring'], 'observability', {
-      namespace: ns, services: names.prefix ? SCRAPED_ROLES.map((r) => names.component[r]) : SCRAPED, quorum: cores.quorum,
-      speechLagThreshold: cfg.monitoring.speechLagThreshold, version: cfg.version, ...(names.prefix ? { names } : {}),
+      namespace: ns,
+      services: names.prefix ? SCRAPED_ROLES.map((r) => names.component[r]) : SCRAPED,
+      quorum: cores.quorum,
+      speechLagThreshold: cfg.monitoring.speechLagThreshold,
+      version: cfg.version,
+      ...(names.prefix ? { names } : {}),
     });
   }
   return { cfg, graph, scopes, names };
@@ -272,7 +348,11 @@ function composeStack(config: EnvironmentConfig, opts: StackOptions, scope: (fil
 /** Builds every component chart of `config` into `app` (this repo's dist/). */
 export function buildEnvironment(app: App, config: EnvironmentConfig, opts: StackOptions = {}): OrbEnvironment {
   const ns = config.namespace;
-  const { cfg, graph, scopes } = composeStack(config, opts, (file) => new Chart(app, file, { namespace: file === '00-namespace' ? undefined : ns }));
+  const { cfg, graph, scopes } = composeStack(
+    config,
+    opts,
+    (file) => new Chart(app, file, { namespace: file === '00-namespace' ? undefined : ns }),
+  );
   return { config: cfg, graph, charts: scopes as Record<string, Chart> };
 }
 
@@ -335,6 +415,9 @@ function addTestPods(scope: Construct, cfg: EnvironmentConfig, names: StackNames
     acceptance: cfg.acceptance.inJob ? cfg.acceptance : undefined,
   });
   new NetworkPolicies(scope, 'network-policies', {
-    graph: networkGraph(cfg, names), components: [names.component.orbSmoke], defaultDeny: false, version: cfg.version,
+    graph: networkGraph(cfg, names),
+    components: [names.component.orbSmoke],
+    defaultDeny: false,
+    version: cfg.version,
   });
 }

@@ -39,7 +39,10 @@ export function imageRef(pin: ImagePin): string {
 
 /** The hub source of a role as the lock pins it. */
 export function lockedHubSource(
-  role: 'whisperx' | 'xtts', pins: Pins = PINS, tokenSecret?: { secret: string; key: string }, endpoint = 'https://huggingface.co',
+  role: 'whisperx' | 'xtts',
+  pins: Pins = PINS,
+  tokenSecret?: { secret: string; key: string },
+  endpoint = 'https://huggingface.co',
 ): ModelSource {
   const m = pins.models[role];
   return { kind: 'hub', endpoint, repo: m.repo, revision: m.revision, files: m.files, tokenSecret };

@@ -5,7 +5,16 @@ import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CALI_ROLE_ENV, mergeEnv, renderEnv, vaultEnv, type VaultEndpoint } from './service-env';
-import { budgetFor, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer, namesOf } from './workload-support';
+import {
+  budgetFor,
+  podAnnotations,
+  podDisruptionBudget,
+  workloadAnnotations,
+  workloadServiceAccount,
+  type WorkloadProps,
+  serviceContainer,
+  namesOf,
+} from './workload-support';
 
 export const CALI: string = COMPONENTS.cali;
 
@@ -24,7 +33,11 @@ export interface CaliChatProps {
 /** The TCP port a chat URL connects to (its explicit port, else 443 for https and 80 for http). */
 export function chatPort(url: string): number {
   let u: URL;
-  try { u = new URL(url); } catch { throw new Error(`'chat.url' (${url}) is not a URL`); }
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`'chat.url' (${url}) is not a URL`);
+  }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error(`'chat.url' (${url}) must be http or https`);
   return u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
 }
@@ -76,16 +89,25 @@ export class Cali extends Construct {
       spec: {
         replicas,
         selector: { matchLabels: selectorLabels(name) },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        strategy: {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+        },
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
             app: name,
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
-            containers: [serviceContainer(props, {
-              name, command: ['node', 'build/services/workers/main.js', 'cali'], env, resources: props.resources, probes,
-            })],
+            containers: [
+              serviceContainer(props, {
+                name,
+                command: ['node', 'build/services/workers/main.js', 'cali'],
+                env,
+                resources: props.resources,
+                probes,
+              }),
+            ],
           }),
         },
       },

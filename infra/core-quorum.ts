@@ -5,7 +5,15 @@ import { componentLabels, selectorLabels } from './labels';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { CORE_ROLE_ENV, mergeEnv, POD_INDEX_FIELD, renderEnv, threadsFor, vaultEnv, type VaultEndpoint } from './service-env';
-import { podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps, serviceContainer, namesOf } from './workload-support';
+import {
+  podAnnotations,
+  podDisruptionBudget,
+  workloadAnnotations,
+  workloadServiceAccount,
+  type WorkloadProps,
+  serviceContainer,
+  namesOf,
+} from './workload-support';
 
 export const CORE_QUORUM: string = COMPONENTS.coreQuorum;
 
@@ -93,9 +101,15 @@ export class CoreQuorum extends Construct {
             serviceAccountName: sa.name,
             priorityClassName: props.priorityClassName,
             hostSpread: props.hostSpread ?? 'required',
-            containers: [serviceContainer(props, {
-              name: 'core', command: ['node', 'build/services/workers/main.js', 'core'], env, resources: props.resources, probes,
-            })],
+            containers: [
+              serviceContainer(props, {
+                name: 'core',
+                command: ['node', 'build/services/workers/main.js', 'core'],
+                env,
+                resources: props.resources,
+                probes,
+              }),
+            ],
           }),
         },
       },

@@ -54,7 +54,9 @@ export const HTTP_PORT: number = PORTS.http;
 
 /** `/readyz` for readiness and `/livez` for liveness: the two differ on purpose (POLICY P2). */
 export function httpProbes(opts: { startupFailureThreshold?: number; startupPeriodSeconds?: number; startupPath?: string } = {}): {
-  readiness: k8s.Probe; liveness: k8s.Probe; startup?: k8s.Probe;
+  readiness: k8s.Probe;
+  liveness: k8s.Probe;
+  startup?: k8s.Probe;
 } {
   const port = k8s.IntOrString.fromString(HTTP_PORT_NAME);
   const out: { readiness: k8s.Probe; liveness: k8s.Probe; startup?: k8s.Probe } = {
@@ -175,19 +177,25 @@ export function hardenedPodSpec(o: HardenedPodOptions): k8s.PodSpec {
   const hostSpread = o.hostSpread ?? 'preferred';
   const antiTerm: k8s.PodAffinityTerm = { labelSelector: selector, topologyKey: 'kubernetes.io/hostname' };
   const podAntiAffinity: k8s.PodAntiAffinity | undefined =
-    hostSpread === 'required' ? { requiredDuringSchedulingIgnoredDuringExecution: [antiTerm] }
-      : hostSpread === 'preferred' ? { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: antiTerm }] }
+    hostSpread === 'required'
+      ? { requiredDuringSchedulingIgnoredDuringExecution: [antiTerm] }
+      : hostSpread === 'preferred'
+        ? { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: antiTerm }] }
         : undefined;
-  const nodeAffinity: k8s.NodeAffinity | undefined = o.requiredNodeLabels && Object.keys(o.requiredNodeLabels).length
-    ? {
-      requiredDuringSchedulingIgnoredDuringExecution: {
-        nodeSelectorTerms: [{
-          matchExpressions: Object.entries(o.requiredNodeLabels).sort(([a], [b]) => a.localeCompare(b))
-            .map(([key, value]) => ({ key, operator: 'In', values: [value] })),
-        }],
-      },
-    }
-    : undefined;
+  const nodeAffinity: k8s.NodeAffinity | undefined =
+    o.requiredNodeLabels && Object.keys(o.requiredNodeLabels).length
+      ? {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: Object.entries(o.requiredNodeLabels)
+                  .sort(([a], [b]) => a.localeCompare(b))
+                  .map(([key, value]) => ({ key, operator: 'In', values: [value] })),
+              },
+            ],
+          },
+        }
+      : undefined;
   return {
     serviceAccountName: o.serviceAccountName,
     automountServiceAccountToken: false,
@@ -202,12 +210,14 @@ export function hardenedPodSpec(o: HardenedPodOptions): k8s.PodSpec {
       seccompProfile: { type: 'RuntimeDefault' },
     },
     affinity: podAntiAffinity || nodeAffinity ? { podAntiAffinity, nodeAffinity } : undefined,
-    topologySpreadConstraints: [{
-      maxSkew: 1,
-      topologyKey: 'topology.kubernetes.io/zone',
-      whenUnsatisfiable: (o.zoneSpread ?? 'preferred') === 'required' ? 'DoNotSchedule' : 'ScheduleAnyway',
-      labelSelector: selector,
-    }],
+    topologySpreadConstraints: [
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: (o.zoneSpread ?? 'preferred') === 'required' ? 'DoNotSchedule' : 'ScheduleAnyway',
+        labelSelector: selector,
+      },
+    ],
     tolerations: o.tolerations,
     initContainers: o.initContainers,
     containers: o.containers,

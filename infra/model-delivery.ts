@@ -14,30 +14,30 @@ export type ModelFile = ModelFileSpec;
 /** Where a speech role's model files come from. */
 export type ModelSource =
   | {
-    readonly kind: 'hub';
-    /** @default 'https://huggingface.co' */
-    readonly endpoint?: string;
-    /** e.g. `onnx-community/whisper-base`. */
-    readonly repo: string;
-    /** A commit hash (40 hex): a branch name could change under a running deployment. */
-    readonly revision: string;
-    readonly files: readonly ModelFile[];
-    /** Access token for gated or private repositories. @default - anonymous */
-    readonly tokenSecret?: SecretKeyRef;
-  }
+      readonly kind: 'hub';
+      /** @default 'https://huggingface.co' */
+      readonly endpoint?: string;
+      /** e.g. `onnx-community/whisper-base`. */
+      readonly repo: string;
+      /** A commit hash (40 hex): a branch name could change under a running deployment. */
+      readonly revision: string;
+      readonly files: readonly ModelFile[];
+      /** Access token for gated or private repositories. @default - anonymous */
+      readonly tokenSecret?: SecretKeyRef;
+    }
   | {
-    readonly kind: 's3';
-    /** S3-compatible endpoint, path-style (`https://s3.eu-west-1.amazonaws.com`, a MinIO Service). */
-    readonly endpoint: string;
-    readonly bucket: string;
-    /** @default '' */
-    readonly prefix?: string;
-    /** @default 'us-east-1' */
-    readonly region?: string;
-    readonly files: readonly ModelFile[];
-    /** Secret keys of the access key pair. @default - anonymous */
-    readonly credentialsSecret?: { readonly secret: string; readonly accessKeyIdKey: string; readonly secretAccessKeyKey: string };
-  }
+      readonly kind: 's3';
+      /** S3-compatible endpoint, path-style (`https://s3.eu-west-1.amazonaws.com`, a MinIO Service). */
+      readonly endpoint: string;
+      readonly bucket: string;
+      /** @default '' */
+      readonly prefix?: string;
+      /** @default 'us-east-1' */
+      readonly region?: string;
+      readonly files: readonly ModelFile[];
+      /** Secret keys of the access key pair. @default - anonymous */
+      readonly credentialsSecret?: { readonly secret: string; readonly accessKeyIdKey: string; readonly secretAccessKeyKey: string };
+    }
   /** The volume is filled by the operator: the files are only verified against the lock (sha256 required). */
   | { readonly kind: 'volume'; readonly files: readonly ModelFile[] };
 
@@ -61,7 +61,8 @@ export function modelSourceProblems(field: string, s: ModelSource): string[] {
     if (bad) at(`files[${i}].path`, f.path, bad);
     if (f.as !== undefined && checkModelPath(f.as)) at(`files[${i}].as`, f.as, checkModelPath(f.as) as string);
     if (f.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(f.sha256)) at(`files[${i}].sha256`, f.sha256, 'must be 64 lower-case hex digits');
-    if (s.kind === 'volume' && !f.sha256) at(`files[${i}].sha256`, f.sha256, 'is required for a pre-filled volume (nothing else vouches for the bytes)');
+    if (s.kind === 'volume' && !f.sha256)
+      at(`files[${i}].sha256`, f.sha256, 'is required for a pre-filled volume (nothing else vouches for the bytes)');
   });
   if (s.kind === 'hub') {
     if (!/^[^/\s]+\/[^/\s]+$/.test(s.repo)) at('repo', s.repo, "must be 'owner/name'");
@@ -86,22 +87,28 @@ export function modelFetchContainer(o: {
   readonly proxy?: string;
 }): k8s.Container {
   const s = o.source;
-  const files = JSON.stringify(s.files.map((f) => ({ path: f.path, ...(f.as ? { as: f.as } : {}), ...(f.sha256 ? { sha256: f.sha256 } : {}) })));
+  const files = JSON.stringify(
+    s.files.map((f) => ({ path: f.path, ...(f.as ? { as: f.as } : {}), ...(f.sha256 ? { sha256: f.sha256 } : {}) })),
+  );
   const env = renderEnv(MODEL_FETCH_ENV, {
     values: {
       source: s.kind,
       modelDir: MODEL_MOUNT,
       files,
       ...(s.kind === 'hub' ? { hubEndpoint: s.endpoint ?? 'https://huggingface.co', repo: s.repo, revision: s.revision } : {}),
-      ...(s.kind === 's3' ? { s3Endpoint: s.endpoint, s3Bucket: s.bucket, s3Prefix: s.prefix ?? '', s3Region: s.region ?? 'us-east-1' } : {}),
+      ...(s.kind === 's3'
+        ? { s3Endpoint: s.endpoint, s3Bucket: s.bucket, s3Prefix: s.prefix ?? '', s3Region: s.region ?? 'us-east-1' }
+        : {}),
       ...(o.proxy && s.kind !== 'volume' ? { proxy: o.proxy } : {}),
     },
     secrets: {
       ...(s.kind === 'hub' && s.tokenSecret ? { hubToken: s.tokenSecret } : {}),
-      ...(s.kind === 's3' && s.credentialsSecret ? {
-        s3AccessKeyId: { secret: s.credentialsSecret.secret, key: s.credentialsSecret.accessKeyIdKey },
-        s3SecretAccessKey: { secret: s.credentialsSecret.secret, key: s.credentialsSecret.secretAccessKeyKey },
-      } : {}),
+      ...(s.kind === 's3' && s.credentialsSecret
+        ? {
+            s3AccessKeyId: { secret: s.credentialsSecret.secret, key: s.credentialsSecret.accessKeyIdKey },
+            s3SecretAccessKey: { secret: s.credentialsSecret.secret, key: s.credentialsSecret.secretAccessKeyKey },
+          }
+        : {}),
     },
     fieldRefs: { podName: 'metadata.name' },
   });

@@ -7,9 +7,7 @@
 import { COMPONENTS, PORTS, stackNames, type StackNames } from '../services/contract';
 
 /** A peer outside the stack's namespace: pods by namespace + labels, or an address block. */
-export type ExternalPeer =
-  | { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>> }
-  | { readonly cidr: string };
+export type ExternalPeer = { readonly namespace: string; readonly podLabels: Readonly<Record<string, string>> } | { readonly cidr: string };
 
 export interface Edge {
   readonly from: string;
@@ -33,7 +31,9 @@ export interface OrbNetworkOptions {
    * The vault: in-cluster `vault` pods (with `sentinel`: replicated, clients go through the
    * Sentinels' port), or an external address block with its ports.
    */
-  readonly vault: { readonly mode: 'in-cluster'; readonly sentinel?: boolean } | { readonly mode: 'external'; readonly cidr: string; readonly ports: readonly number[] };
+  readonly vault:
+    | { readonly mode: 'in-cluster'; readonly sentinel?: boolean }
+    | { readonly mode: 'external'; readonly cidr: string; readonly ports: readonly number[] };
   /** The ingress controller's pods. @default ingress-nginx in namespace ingress-nginx */
   readonly ingressController?: ExternalPeer;
   /** Prometheus' pods. @default prometheus in namespace monitoring */
@@ -95,7 +95,7 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   if (o.keda) {
     externals.keda = o.keda;
     // An external vault is outside the namespace on both ends: KEDA's egress is not ours to police.
-    if (o.vault.mode === 'in-cluster') tcp('keda', n.vault, vaultPort, 'KEDA reads the speech streams\' consumer-group lag');
+    if (o.vault.mode === 'in-cluster') tcp('keda', n.vault, vaultPort, "KEDA reads the speech streams' consumer-group lag");
     if (sentinel) tcp('keda', n.vault, sentinelPort, 'KEDA finds the primary through the Sentinels');
   }
   if (o.vault.mode === 'external') externals['vault-external'] = { cidr: o.vault.cidr };
@@ -105,7 +105,8 @@ export function orbNetworkGraph(o: OrbNetworkOptions): NetworkGraph {
   }
   if (o.modelSource) {
     externals['model-source'] = o.modelSource.peer;
-    for (const role of [n.whisperx, n.xtts]) tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
+    for (const role of [n.whisperx, n.xtts])
+      tcp(role, 'model-source', o.modelSource.port, 'model-fetch downloads the speech models (directly or through the egress proxy)');
   }
   if (o.backupStore) {
     externals['backup-store'] = o.backupStore.peer;
@@ -125,8 +126,10 @@ export function checkGraph(g: NetworkGraph): void {
   const known = new Set([...g.components, ...Object.keys(g.externals)]);
   for (const e of g.edges) {
     for (const end of [e.from, e.to]) if (!known.has(end)) throw new Error(`edge ${e.from} -> ${e.to}: unknown node '${end}'`);
-    if (!g.components.includes(e.from) && !g.components.includes(e.to)) throw new Error(`edge ${e.from} -> ${e.to}: neither end is a component of the stack`);
-    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`edge ${e.from} -> ${e.to}: port ${e.port} is not a TCP/UDP port`);
+    if (!g.components.includes(e.from) && !g.components.includes(e.to))
+      throw new Error(`edge ${e.from} -> ${e.to}: neither end is a component of the stack`);
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
+      throw new Error(`edge ${e.from} -> ${e.to}: port ${e.port} is not a TCP/UDP port`);
   }
 }
 

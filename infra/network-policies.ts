@@ -31,7 +31,11 @@ function peerOf(graph: NetworkGraph, node: string): k8s.NetworkPolicyPeer {
 }
 
 /** One rule per peer, its ports sorted: stable output and one place to read who talks to whom. */
-function rules(graph: NetworkGraph, edges: readonly Edge[], peerEnd: 'from' | 'to'): { peer: k8s.NetworkPolicyPeer; ports: k8s.NetworkPolicyPort[] }[] {
+function rules(
+  graph: NetworkGraph,
+  edges: readonly Edge[],
+  peerEnd: 'from' | 'to',
+): { peer: k8s.NetworkPolicyPeer; ports: k8s.NetworkPolicyPort[] }[] {
   const byPeer = new Map<string, Edge[]>();
   for (const e of edges) byPeer.set(e[peerEnd], [...(byPeer.get(e[peerEnd]) ?? []), e]);
   return [...byPeer.keys()].sort().map((node) => ({
@@ -50,14 +54,25 @@ export class NetworkPolicies extends Construct {
     const selected = props.components ?? g.components;
     if (props.defaultDeny ?? true) {
       new k8s.KubeNetworkPolicy(this, 'default-deny', {
-        metadata: { name: `${props.namePrefix ?? ''}default-deny`, labels: componentLabels({ name: `${props.namePrefix ?? ''}default-deny`, component: 'network', version: props.version }) },
+        metadata: {
+          name: `${props.namePrefix ?? ''}default-deny`,
+          labels: componentLabels({ name: `${props.namePrefix ?? ''}default-deny`, component: 'network', version: props.version }),
+        },
         spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
       });
     }
     for (const c of selected) {
       if (!g.components.includes(c)) throw new Error(`'components' names '${c}', which is not in the network graph`);
-      const ingress = rules(g, g.edges.filter((e) => e.to === c), 'from').map((r) => ({ from: [r.peer], ports: r.ports }));
-      const egress = rules(g, g.edges.filter((e) => e.from === c), 'to').map((r) => ({ to: [r.peer], ports: r.ports }));
+      const ingress = rules(
+        g,
+        g.edges.filter((e) => e.to === c),
+        'from',
+      ).map((r) => ({ from: [r.peer], ports: r.ports }));
+      const egress = rules(
+        g,
+        g.edges.filter((e) => e.from === c),
+        'to',
+      ).map((r) => ({ to: [r.peer], ports: r.ports }));
       new k8s.KubeNetworkPolicy(this, c, {
         metadata: { name: c, labels: componentLabels({ name: c, component: 'network', version: props.version }) },
         spec: {

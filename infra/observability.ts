@@ -60,53 +60,59 @@ export class Observability extends Construct {
     const names = props.names ?? stackNames();
     const lag = props.speechLagThreshold ?? 50;
     this.rule = new PrometheusRule({
-      metadata: { name: `${names.prefix}ucm4-core`, labels: { ...componentLabels({ name: `${names.prefix}ucm4-core`, component: 'monitoring', version: props.version }), ...extra } },
+      metadata: {
+        name: `${names.prefix}ucm4-core`,
+        labels: { ...componentLabels({ name: `${names.prefix}ucm4-core`, component: 'monitoring', version: props.version }), ...extra },
+      },
       spec: {
-        groups: [{
-          name: 'ucm4-core',
-          rules: [
-            {
-              alert: 'OrbCoreQuorumLost',
-              expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="${names.component.coreQuorum}"} < ${props.quorum}`,
-              for: '1m',
-              labels: { severity: 'critical' },
-              annotations: {
-                summary: 'Fewer than the quorum of verdict cores are ready',
-                description: `${names.component.coreQuorum} has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
+        groups: [
+          {
+            name: 'ucm4-core',
+            rules: [
+              {
+                alert: 'OrbCoreQuorumLost',
+                expr: `kube_statefulset_status_replicas_ready{namespace="${ns}",statefulset="${names.component.coreQuorum}"} < ${props.quorum}`,
+                for: '1m',
+                labels: { severity: 'critical' },
+                annotations: {
+                  summary: 'Fewer than the quorum of verdict cores are ready',
+                  description: `${names.component.coreQuorum} has {{ $value }} ready cores; turns need ${props.quorum}. No reply can be produced.`,
+                },
               },
-            },
-            {
-              alert: 'OrbDeadLetterGrowing',
-              expr: `max by (queue) (delta(acp_dlq_size{namespace="${ns}"}[15m])) > 0`,
-              for: '5m',
-              labels: { severity: 'warning' },
-              annotations: {
-                summary: 'Jobs are being dead-lettered',
-                description: 'The dead-letter stream of {{ $labels.queue }} grew by {{ $value }} in 15 minutes: a worker fails the same jobs repeatedly.',
+              {
+                alert: 'OrbDeadLetterGrowing',
+                expr: `max by (queue) (delta(acp_dlq_size{namespace="${ns}"}[15m])) > 0`,
+                for: '5m',
+                labels: { severity: 'warning' },
+                annotations: {
+                  summary: 'Jobs are being dead-lettered',
+                  description:
+                    'The dead-letter stream of {{ $labels.queue }} grew by {{ $value }} in 15 minutes: a worker fails the same jobs repeatedly.',
+                },
               },
-            },
-            {
-              alert: 'OrbReplicaHeartbeatMissing',
-              expr: `max(orb_replicas_alive{namespace="${ns}"}) < min(kube_deployment_status_replicas_available{namespace="${ns}",deployment="${names.component.orbCore}"})`,
-              for: '2m',
-              labels: { severity: 'warning' },
-              annotations: {
-                summary: 'An orb-core replica stopped reporting to the vault',
-                description: 'Fewer heartbeats ({{ $value }}) are in the vault than orb-core replicas are available.',
+              {
+                alert: 'OrbReplicaHeartbeatMissing',
+                expr: `max(orb_replicas_alive{namespace="${ns}"}) < min(kube_deployment_status_replicas_available{namespace="${ns}",deployment="${names.component.orbCore}"})`,
+                for: '2m',
+                labels: { severity: 'warning' },
+                annotations: {
+                  summary: 'An orb-core replica stopped reporting to the vault',
+                  description: 'Fewer heartbeats ({{ $value }}) are in the vault than orb-core replicas are available.',
+                },
               },
-            },
-            {
-              alert: 'OrbSpeechQueueLagHigh',
-              expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"${ACP_QUEUES.whisperx}|${ACP_QUEUES.xtts}"}) > ${lag}`,
-              for: '5m',
-              labels: { severity: 'warning' },
-              annotations: {
-                summary: 'Speech jobs are queueing',
-                description: 'acp:jobs:{{ $labels.queue }} lags by {{ $value }} entries: the speech workers cannot keep up.',
+              {
+                alert: 'OrbSpeechQueueLagHigh',
+                expr: `max by (queue) (acp_consumer_lag{namespace="${ns}",queue=~"${ACP_QUEUES.whisperx}|${ACP_QUEUES.xtts}"}) > ${lag}`,
+                for: '5m',
+                labels: { severity: 'warning' },
+                annotations: {
+                  summary: 'Speech jobs are queueing',
+                  description: 'acp:jobs:{{ $labels.queue }} lags by {{ $value }} entries: the speech workers cannot keep up.',
+                },
               },
-            },
-          ],
-        }],
+            ],
+          },
+        ],
       },
     });
     new ApiObject(this, 'prometheus-rule', this.rule.toJSON() as never);

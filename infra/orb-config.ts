@@ -43,7 +43,10 @@ export class OrbConfig extends Construct {
     const sorted = Object.fromEntries(Object.entries(data).sort(([a], [b]) => a.localeCompare(b)));
     this.checksum = createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
     this.configMap = new k8s.KubeConfigMap(this, 'config-map', {
-      metadata: { name: props.name ?? ORB_CONFIG, labels: componentLabels({ name: props.name ?? ORB_CONFIG, component: 'config', version: props.version }) },
+      metadata: {
+        name: props.name ?? ORB_CONFIG,
+        labels: componentLabels({ name: props.name ?? ORB_CONFIG, component: 'config', version: props.version }),
+      },
       data: sorted,
     });
   }

@@ -7,8 +7,16 @@ import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { mergeEnv, renderEnv, vaultEnv, type EnvBinding, type SecretKeyRef, type VaultEndpoint } from './service-env';
 import {
-  budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps, serviceContainer, namesOf,
+  budgetFor,
+  checkReplicaRange,
+  podAnnotations,
+  podDisruptionBudget,
+  workloadAnnotations,
+  workloadServiceAccount,
+  type ReplicaRange,
+  type WorkloadProps,
+  serviceContainer,
+  namesOf,
 } from './workload-support';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
 
@@ -84,7 +92,8 @@ export class OrbCore extends Construct {
     if (props.autoscaling) checkReplicaRange('autoscaling', props.autoscaling);
     else if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`'replicas' (${replicas}) must be an integer >= 1`);
     const hops = props.ingress?.proxyHops;
-    if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 8)) throw new Error(`'ingress.proxyHops' (${hops}) must be an integer from 1 to 8`);
+    if (hops !== undefined && (!Number.isInteger(hops) || hops < 1 || hops > 8))
+      throw new Error(`'ingress.proxyHops' (${hops}) must be an integer from 1 to 8`);
     const floor = props.autoscaling?.minReplicas ?? replicas;
     const budget = budgetFor(floor, floor > 1 ? (props.minAvailable ?? 2) : undefined, 'minAvailable');
 
@@ -108,7 +117,10 @@ export class OrbCore extends Construct {
         replicas: props.autoscaling ? undefined : replicas,
         selector: { matchLabels: selectorLabels(name) },
         // Surge first: a WebSocket gateway must never dip below its replica count during a rollout.
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromString('25%'), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        strategy: {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxSurge: k8s.IntOrString.fromString('25%'), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+        },
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
@@ -117,11 +129,17 @@ export class OrbCore extends Construct {
             priorityClassName: props.priorityClassName,
             // Contract: 45 s grace covers the 5 s preStop plus the gateway's drain of in-flight turns.
             terminationGracePeriodSeconds: 45,
-            containers: [serviceContainer(props, {
-              name: ORB_CORE_CONTAINER, command: ['node', 'build/services/orb/main.js'], env, resources: props.resources, probes,
-              // Endpoints controllers need a moment to drop the pod before it starts draining.
-              lifecycle: { preStop: { exec: { command: ['sleep', '5'] } } },
-            })],
+            containers: [
+              serviceContainer(props, {
+                name: ORB_CORE_CONTAINER,
+                command: ['node', 'build/services/orb/main.js'],
+                env,
+                resources: props.resources,
+                probes,
+                // Endpoints controllers need a moment to drop the pod before it starts draining.
+                lifecycle: { preStop: { exec: { command: ['sleep', '5'] } } },
+              }),
+            ],
           }),
         },
       },
@@ -143,10 +161,12 @@ export class OrbCore extends Construct {
           scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
           minReplicas: props.autoscaling.minReplicas,
           maxReplicas: props.autoscaling.maxReplicas,
-          metrics: [{
-            type: 'Resource',
-            resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: props.autoscaling.targetCpuUtilization ?? 70 } },
-          }],
+          metrics: [
+            {
+              type: 'Resource',
+              resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: props.autoscaling.targetCpuUtilization ?? 70 } },
+            },
+          ],
         },
       });
     }
@@ -171,15 +191,19 @@ export class OrbCore extends Construct {
         spec: {
           ingressClassName: ing.className ?? 'nginx',
           tls: ing.tlsSecretName ? [{ hosts: [ing.host], secretName: ing.tlsSecretName }] : undefined,
-          rules: [{
-            host: ing.host,
-            http: {
-              // Client paths only: metrics and probes answer on the same port and must stay in-cluster.
-              paths: publicPaths().map(({ path, pathType }) => ({
-                path, pathType, backend: { service: { name, port: { name: HTTP_PORT_NAME } } },
-              })),
+          rules: [
+            {
+              host: ing.host,
+              http: {
+                // Client paths only: metrics and probes answer on the same port and must stay in-cluster.
+                paths: publicPaths().map(({ path, pathType }) => ({
+                  path,
+                  pathType,
+                  backend: { service: { name, port: { name: HTTP_PORT_NAME } } },
+                })),
+              },
             },
-          }],
+          ],
         },
       });
     }

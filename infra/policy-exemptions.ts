@@ -5,7 +5,11 @@
  * the manifests agree without the constructs importing the engine.
  */
 import {
-  EXEMPTABLE_RULES, EXEMPTABLE_TOOL_CHECKS, isExemptableRule, toolExemptionAnnotations, type ExemptableRule,
+  EXEMPTABLE_RULES,
+  EXEMPTABLE_TOOL_CHECKS,
+  isExemptableRule,
+  toolExemptionAnnotations,
+  type ExemptableRule,
 } from '../services/contract/policy-exemptions';
 
 export type { ExemptableRule };

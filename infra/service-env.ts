@@ -65,31 +65,31 @@ export function renderEnv<S extends EnvSchema>(schema: S, binding: EnvBinding<S>
 /** Where the services find the vault. */
 export type VaultEndpoint =
   | {
-    readonly mode: 'in-cluster';
-    readonly serviceName: string;
-    readonly port: number;
-    /** host:port of the vault's Sentinels (a replicated vault); absent for a single node. */
-    readonly sentinels?: readonly string[];
-    /** Sentinel master-set name (with `sentinels`). */
-    readonly sentinelMaster?: string;
-    /** Secret with the ACL users' passwords. @default 'vault-acl' */
-    readonly aclSecret?: string;
-    /** Prefix of every ACL user name (the stack's name prefix). @default '' */
-    readonly userPrefix?: string;
-  }
+      readonly mode: 'in-cluster';
+      readonly serviceName: string;
+      readonly port: number;
+      /** host:port of the vault's Sentinels (a replicated vault); absent for a single node. */
+      readonly sentinels?: readonly string[];
+      /** Sentinel master-set name (with `sentinels`). */
+      readonly sentinelMaster?: string;
+      /** Secret with the ACL users' passwords. @default 'vault-acl' */
+      readonly aclSecret?: string;
+      /** Prefix of every ACL user name (the stack's name prefix). @default '' */
+      readonly userPrefix?: string;
+    }
   | {
-    readonly mode: 'external';
-    readonly host: string;
-    readonly port: number;
-    /** host:port of Sentinels; empty for a direct connection. */
-    readonly sentinels: readonly string[];
-    readonly sentinelMaster: string;
-    readonly tls: boolean;
-    /** Secret with the ACL users' passwords. @default 'vault-acl' */
-    readonly aclSecret?: string;
-    /** Prefix of every ACL user name (two stacks sharing one vault: their own users). @default '' */
-    readonly userPrefix?: string;
-  };
+      readonly mode: 'external';
+      readonly host: string;
+      readonly port: number;
+      /** host:port of Sentinels; empty for a direct connection. */
+      readonly sentinels: readonly string[];
+      readonly sentinelMaster: string;
+      readonly tls: boolean;
+      /** Secret with the ACL users' passwords. @default 'vault-acl' */
+      readonly aclSecret?: string;
+      /** Prefix of every ACL user name (two stacks sharing one vault: their own users). @default '' */
+      readonly userPrefix?: string;
+    };
 
 /** The Sentinels clients must go through, or undefined for a direct connection. */
 export function vaultSentinels(endpoint: VaultEndpoint): { readonly sentinels: readonly string[]; readonly master: string } | undefined {
@@ -114,7 +114,12 @@ export function vaultEnv(endpoint: VaultEndpoint, role: string): k8s.EnvVar[] {
   if (endpoint.mode === 'in-cluster') {
     const sentinel = vaultSentinels(endpoint);
     return renderEnv(VAULT_ENV, {
-      values: { host: endpoint.serviceName, port: endpoint.port, username: user, ...(sentinel ? { sentinels: [...sentinel.sentinels], sentinelMaster: sentinel.master } : {}) },
+      values: {
+        host: endpoint.serviceName,
+        port: endpoint.port,
+        username: user,
+        ...(sentinel ? { sentinels: [...sentinel.sentinels], sentinelMaster: sentinel.master } : {}),
+      },
       secrets: { password },
     });
   }

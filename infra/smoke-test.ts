@@ -46,23 +46,29 @@ export class SmokeTest extends Construct {
             priorityClassName: props.priorityClassName,
             restartPolicy: 'Never',
             hostSpread: 'none',
-            containers: [hardenedContainer({
-              name: 'smoke',
-              image: props.image,
-              imagePullPolicy: props.imagePullPolicy ?? 'Always',
-              // --speak: the audio turn must also come back as reply audio (xtts), not only text.
-              command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak', ...(props.acceptance ? ['--accept'] : [])],
-              env: renderEnv(SMOKE_ROLE_ENV, {
-                values: {
-                  url: `http://${names.component.orbCore}:${PORTS.http}`,
-                  ...(props.acceptance ? {
-                    maxWer: props.acceptance.maxWer, maxRoundTripWer: props.acceptance.maxRoundTripWer, testMode: props.acceptance.testMode,
-                  } : {}),
-                },
-                secrets: { apiKey: props.apiKey ?? { secret: name, key: 'api-key' } },
+            containers: [
+              hardenedContainer({
+                name: 'smoke',
+                image: props.image,
+                imagePullPolicy: props.imagePullPolicy ?? 'Always',
+                // --speak: the audio turn must also come back as reply audio (xtts), not only text.
+                command: ['node', 'build/services/cli/orb.js', 'smoke', '--speak', ...(props.acceptance ? ['--accept'] : [])],
+                env: renderEnv(SMOKE_ROLE_ENV, {
+                  values: {
+                    url: `http://${names.component.orbCore}:${PORTS.http}`,
+                    ...(props.acceptance
+                      ? {
+                          maxWer: props.acceptance.maxWer,
+                          maxRoundTripWer: props.acceptance.maxRoundTripWer,
+                          testMode: props.acceptance.testMode,
+                        }
+                      : {}),
+                  },
+                  secrets: { apiKey: props.apiKey ?? { secret: name, key: 'api-key' } },
+                }),
+                resources: props.resources,
               }),
-              resources: props.resources,
-            })],
+            ],
           }),
         },
       },

@@ -4,13 +4,28 @@ import { Construct } from 'constructs';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { ACP_CONSUMER_GROUP, jobStreamKey } from '../services/contract';
 import { componentLabels, selectorLabels } from './labels';
-import { MODEL_FETCH_RESOURCES, MODEL_MOUNT, modelFetchContainer, modelSourceProblems, quantityBytes, type ModelSource } from './model-delivery';
+import {
+  MODEL_FETCH_RESOURCES,
+  MODEL_MOUNT,
+  modelFetchContainer,
+  modelSourceProblems,
+  quantityBytes,
+  type ModelSource,
+} from './model-delivery';
 import { k8s } from './k8s';
 import { HTTP_PORT, HTTP_PORT_NAME, hardenedPodSpec, httpProbes, type ResourceSpec } from './hardened-pod';
 import { ASR_ROLE_ENV, mergeEnv, renderEnv, threadsFor, TTS_ROLE_ENV, vaultEnv, vaultSentinels, type VaultEndpoint } from './service-env';
 import {
-  budgetFor, checkReplicaRange, podAnnotations, podDisruptionBudget, workloadAnnotations, workloadServiceAccount,
-  type ReplicaRange, type WorkloadProps, serviceContainer, namesOf,
+  budgetFor,
+  checkReplicaRange,
+  podAnnotations,
+  podDisruptionBudget,
+  workloadAnnotations,
+  workloadServiceAccount,
+  type ReplicaRange,
+  type WorkloadProps,
+  serviceContainer,
+  namesOf,
 } from './workload-support';
 
 export type SpeechRole = 'whisperx' | 'xtts';
@@ -22,13 +37,13 @@ export type ModelVolume =
    * model-fetch fills once and verifies; without one, operators load it.
    */
   | {
-    readonly kind: 'pvc';
-    readonly size: string;
-    /** @default - the cluster's default class (few clusters have an RWX default) */
-    readonly storageClassName?: string;
-    /** ReadWriteMany shares one claim between replicas on many nodes. @default 'ReadWriteMany' */
-    readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadWriteOncePod';
-  }
+      readonly kind: 'pvc';
+      readonly size: string;
+      /** @default - the cluster's default class (few clusters have an RWX default) */
+      readonly storageClassName?: string;
+      /** ReadWriteMany shares one claim between replicas on many nodes. @default 'ReadWriteMany' */
+      readonly accessMode?: 'ReadWriteMany' | 'ReadWriteOnce' | 'ReadWriteOncePod';
+    }
   /** An emptyDir per pod, filled by the model-fetch init container (its size counts as pod ephemeral storage). */
   | { readonly kind: 'emptyDir'; readonly sizeLimit: string }
   /** Models baked into the image at `dir` (dev: the CPU image's tiny models); no volume. */
@@ -105,10 +120,12 @@ export class SpeechWorker extends Construct {
     const name = `${namesOf(props).prefix}${props.role}`;
     checkReplicaRange('scaling', props.scaling);
     const modelLoadSeconds = props.modelLoadSeconds ?? 600;
-    if (!Number.isInteger(modelLoadSeconds) || modelLoadSeconds < 10) throw new Error(`'modelLoadSeconds' (${modelLoadSeconds}) must be an integer >= 10`);
+    if (!Number.isInteger(modelLoadSeconds) || modelLoadSeconds < 10)
+      throw new Error(`'modelLoadSeconds' (${modelLoadSeconds}) must be an integer >= 10`);
     const gpus = props.gpu ? (props.gpu.count ?? 1) : 0;
     if (props.gpu && (!Number.isInteger(gpus) || gpus < 1)) throw new Error(`'gpu.count' (${gpus}) must be an integer >= 1`);
-    if (props.scaling.keda && !(props.scaling.keda.lagCount > 0)) throw new Error(`'scaling.keda.lagCount' (${props.scaling.keda.lagCount}) must be > 0`);
+    if (props.scaling.keda && !(props.scaling.keda.lagCount > 0))
+      throw new Error(`'scaling.keda.lagCount' (${props.scaling.keda.lagCount}) must be > 0`);
 
     const labels = componentLabels({ name, component: props.role === 'whisperx' ? 'asr' : 'tts', version: props.version });
     const sa = workloadServiceAccount(this, name, labels);
@@ -121,7 +138,8 @@ export class SpeechWorker extends Construct {
       { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString(props.shmSize ?? '1Gi') } },
     ];
     // The claim itself is writable only when model-fetch fills it; the worker's mount is read-only either way.
-    if (model.kind === 'pvc') volumes.unshift({ name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: !fetches } });
+    if (model.kind === 'pvc')
+      volumes.unshift({ name: 'models', persistentVolumeClaim: { claimName: `${name}-models`, readOnly: !fetches } });
     if (model.kind === 'emptyDir') volumes.unshift({ name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(model.sizeLimit) } });
     const modelDir = model.kind === 'image' ? model.dir : MODEL_MOUNT;
     if (model.kind === 'pvc') {
@@ -135,15 +153,25 @@ export class SpeechWorker extends Construct {
       });
     }
     const initContainers = source
-      ? [modelFetchContainer({
-        image: props.image, imagePullPolicy: props.imagePullPolicy ?? 'Always', source, volumeName: 'models',
-        resources: props.modelFetchResources, proxy: props.modelProxy,
-      })]
+      ? [
+          modelFetchContainer({
+            image: props.image,
+            imagePullPolicy: props.imagePullPolicy ?? 'Always',
+            source,
+            volumeName: 'models',
+            resources: props.modelFetchResources,
+            proxy: props.modelProxy,
+          }),
+        ]
       : undefined;
 
     const startupPeriod = 10;
     // The startup probe passes once the models are loaded on the configured provider (/startupz), so it is sized to the load.
-    const probes = httpProbes({ startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod), startupPeriodSeconds: startupPeriod, startupPath: '/startupz' });
+    const probes = httpProbes({
+      startupFailureThreshold: Math.ceil(modelLoadSeconds / startupPeriod),
+      startupPeriodSeconds: startupPeriod,
+      startupPath: '/startupz',
+    });
     const env = mergeEnv(
       renderEnv(props.role === 'whisperx' ? ASR_ROLE_ENV : TTS_ROLE_ENV, {
         values: {
@@ -162,7 +190,10 @@ export class SpeechWorker extends Construct {
       spec: {
         // Left to the autoscaler (HPA or KEDA's HPA), which owns the replica count.
         selector: { matchLabels: selectorLabels(name) },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        strategy: {
+          type: 'RollingUpdate',
+          rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+        },
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({
@@ -174,15 +205,23 @@ export class SpeechWorker extends Construct {
             requiredNodeLabels: gpus > 0 ? (props.gpu?.nodeLabels ?? { 'nvidia.com/gpu.present': 'true' }) : undefined,
             volumes,
             initContainers,
-            containers: [{ ...serviceContainer(props, {
-              name, command: ['node', 'build/services/workers/main.js', name], env, resources: { ...props.resources, gpus }, probes,
-              volumeMounts: [
-                ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: MODEL_MOUNT, readOnly: true }]),
-                { name: 'dshm', mountPath: '/dev/shm' },
-              ],
-            }),
-            // A provider that cannot load exits with one line saying so: `kubectl describe pod` shows it.
-            terminationMessagePolicy: 'FallbackToLogsOnError' }],
+            containers: [
+              {
+                ...serviceContainer(props, {
+                  name,
+                  command: ['node', 'build/services/workers/main.js', name],
+                  env,
+                  resources: { ...props.resources, gpus },
+                  probes,
+                  volumeMounts: [
+                    ...(model.kind === 'image' ? [] : [{ name: 'models', mountPath: MODEL_MOUNT, readOnly: true }]),
+                    { name: 'dshm', mountPath: '/dev/shm' },
+                  ],
+                }),
+                // A provider that cannot load exits with one line saying so: `kubectl describe pod` shows it.
+                terminationMessagePolicy: 'FallbackToLogsOnError',
+              },
+            ],
           }),
         },
       },
@@ -217,7 +256,12 @@ export class SpeechWorker extends Construct {
           scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
           minReplicas: scaling.minReplicas,
           maxReplicas: scaling.maxReplicas,
-          metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: scaling.targetCpuUtilization ?? 70 } } }],
+          metrics: [
+            {
+              type: 'Resource',
+              resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: scaling.targetCpuUtilization ?? 70 } },
+            },
+          ],
         },
       });
     }
@@ -236,20 +280,30 @@ function checkModelDelivery(props: SpeechWorkerProps, model: ModelVolume): void 
     if (problems.length) throw new Error(problems.join('; '));
   }
   if (model.kind === 'pvc' && model.accessMode && model.accessMode !== 'ReadWriteMany' && props.scaling.maxReplicas > 1) {
-    throw new Error(`'modelVolume.accessMode' (${model.accessMode}) cannot serve 'scaling.maxReplicas' (${props.scaling.maxReplicas}) pods on several nodes: use ReadWriteMany or an emptyDir`);
+    throw new Error(
+      `'modelVolume.accessMode' (${model.accessMode}) cannot serve 'scaling.maxReplicas' (${props.scaling.maxReplicas}) pods on several nodes: use ReadWriteMany or an emptyDir`,
+    );
   }
   if (model.kind === 'emptyDir' && source) {
     // The kubelet evicts a pod whose emptyDirs and writable layers exceed its ephemeral-storage limit.
-    const limit = Math.max(quantityBytes(props.resources.ephemeralStorage.limit), quantityBytes((props.modelFetchResources ?? MODEL_FETCH_RESOURCES).ephemeralStorage.limit));
+    const limit = Math.max(
+      quantityBytes(props.resources.ephemeralStorage.limit),
+      quantityBytes((props.modelFetchResources ?? MODEL_FETCH_RESOURCES).ephemeralStorage.limit),
+    );
     if (!(quantityBytes(model.sizeLimit) < limit)) {
-      throw new Error(`'modelVolume.sizeLimit' (${model.sizeLimit}) must stay below 'resources.ephemeralStorage.limit' (${props.resources.ephemeralStorage.limit}): the pod would be evicted once the models are in`);
+      throw new Error(
+        `'modelVolume.sizeLimit' (${model.sizeLimit}) must stay below 'resources.ephemeralStorage.limit' (${props.resources.ephemeralStorage.limit}): the pod would be evicted once the models are in`,
+      );
     }
   }
 }
 
 /** KEDA trigger on the consumer-group lag of the role's job stream (XINFO GROUPS, Redis >= 7). */
 function kedaStreamTrigger(
-  vault: VaultEndpoint, role: string, keyPrefix: string, keda: { lagCount: number; activationLagCount?: number },
+  vault: VaultEndpoint,
+  role: string,
+  keyPrefix: string,
+  keda: { lagCount: number; activationLagCount?: number },
 ): ScaledObject['spec']['triggers'][number] {
   const common: Record<string, string> = {
     stream: jobStream(role, keyPrefix),

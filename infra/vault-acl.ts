@@ -71,8 +71,20 @@ const EVENT_READ = ['xrange', 'xread', 'get'];
  * backlog/DLQ gauges and KEDA's lag trigger (XINFO GROUPS, XLEN).
  */
 const CONSUMER = [
-  'xgroup|create', 'xreadgroup', 'xautoclaim', 'xclaim', 'xpending', 'xack', 'xadd', 'xtrim',
-  'xinfo|groups', 'xlen', 'xrange', 'hmget', 'hset', 'expire',
+  'xgroup|create',
+  'xreadgroup',
+  'xautoclaim',
+  'xclaim',
+  'xpending',
+  'xack',
+  'xadd',
+  'xtrim',
+  'xinfo|groups',
+  'xlen',
+  'xrange',
+  'hmget',
+  'hset',
+  'expire',
 ];
 /** Publishing a job to another role's queue (services/acp/bus.ts publish: XLEN cap, XADD; group at 0). */
 const PUBLISH = ['xadd', 'xlen', 'xgroup|create'];
@@ -94,14 +106,19 @@ const HEARTBEAT = ['multi', 'exec', 'set', 'zadd', 'expire', 'del'];
 
 /** The job queues of each role, and its dead-letter stream. */
 const JOBS = {
-  whisperx: jobStreamKey(ACP_QUEUES.whisperx), xtts: jobStreamKey(ACP_QUEUES.xtts),
+  whisperx: jobStreamKey(ACP_QUEUES.whisperx),
+  xtts: jobStreamKey(ACP_QUEUES.xtts),
   // One user for all five ordinals: the StatefulSet's pods share one pod template, so they
   // cannot each hold a different Secret key.
-  core: jobStreamKey(coreQueue('*')), cali: jobStreamKey(ACP_QUEUES.cali),
+  core: jobStreamKey(coreQueue('*')),
+  cali: jobStreamKey(ACP_QUEUES.cali),
 } as const;
 const dlqOf = (jobs: string): string => jobs.replace(/^acp:jobs:/, 'acp:dlq:');
 const QUEUE: Record<keyof typeof JOBS, readonly string[]> = {
-  whisperx: [JOBS.whisperx, dlqOf(JOBS.whisperx)], xtts: [JOBS.xtts, dlqOf(JOBS.xtts)], core: [JOBS.core, dlqOf(JOBS.core)], cali: [JOBS.cali, dlqOf(JOBS.cali)],
+  whisperx: [JOBS.whisperx, dlqOf(JOBS.whisperx)],
+  xtts: [JOBS.xtts, dlqOf(JOBS.xtts)],
+  core: [JOBS.core, dlqOf(JOBS.core)],
+  cali: [JOBS.cali, dlqOf(JOBS.cali)],
 };
 /** The liveness index and per-pod keys of each role's queues. */
 const alive = (queue: string): string => `acp:alive:${queue}`;
@@ -116,9 +133,20 @@ const ALIVE: Record<keyof typeof JOBS, readonly string[]> = {
  * A worker role: its queue and DLQ, dedupe records, the turn streams it appends to (root); DEL
  * and EXISTS only on `turn:*` (a selector), so DEL never reaches a queue.
  */
-function worker(role: keyof typeof QUEUE, extra: { keys?: KeyGrant[]; commands?: string[]; publishTo?: Array<keyof typeof JOBS>; models?: boolean; abandon?: boolean }): Omit<VaultUserGrant, 'purpose'> {
+function worker(
+  role: keyof typeof QUEUE,
+  extra: { keys?: KeyGrant[]; commands?: string[]; publishTo?: Array<keyof typeof JOBS>; models?: boolean; abandon?: boolean },
+): Omit<VaultUserGrant, 'purpose'> {
   const own = [...rw(...QUEUE[role], 'acp:done:*', 'turn:*'), ...(extra.models ? rw('acp:models') : []), ...(extra.keys ?? [])];
-  const commands = unique([...CONNECTION, ...FUNCTIONS, ...CONSUMER, ...EVENT_APPEND, ...TURN_END, ...(extra.models ? MODEL_ANNOUNCE : []), ...(extra.commands ?? [])]);
+  const commands = unique([
+    ...CONNECTION,
+    ...FUNCTIONS,
+    ...CONSUMER,
+    ...EVENT_APPEND,
+    ...TURN_END,
+    ...(extra.models ? MODEL_ANNOUNCE : []),
+    ...(extra.commands ?? []),
+  ]);
   const selectors: AclScope[] = [{ keys: rw(...ALIVE[role]), commands: HEARTBEAT }];
   if (extra.abandon) selectors.push({ keys: rw('turn:*'), commands: ABANDON });
   if (extra.publishTo?.length) selectors.push(publishScope(own, extra.publishTo));
@@ -142,21 +170,43 @@ const ORB_OWN: KeyGrant[] = [...rw('session:*', 'turn:*', 'orb:*', 'acp:models')
 
 export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
   orb: {
-    purpose: 'orb-core gateway: sessions, turn streams and audio, replica heartbeats, socket leases, tickets, rate limits; queues jobs for every worker role',
+    purpose:
+      'orb-core gateway: sessions, turn streams and audio, replica heartbeats, socket leases, tickets, rate limits; queues jobs for every worker role',
     root: {
       keys: ORB_OWN,
       commands: unique([
-        ...CONNECTION, ...FUNCTIONS, ...TRANSACTION, ...EVENT_APPEND, ...EVENT_READ,
+        ...CONNECTION,
+        ...FUNCTIONS,
+        ...TRANSACTION,
+        ...EVENT_APPEND,
+        ...EVENT_READ,
         // session-store.ts, socket.ts (open utterance)
-        'hset', 'hgetall', 'hget', 'hdel', 'sadd', 'expire',
+        'hset',
+        'hgetall',
+        'hget',
+        'hdel',
+        'sadd',
+        'expire',
         // turns.ts / openai-audio.ts: utterance audio; abandon.ts: the abandoned mark (SET PX)
-        'append', 'strlen', 'set', 'del',
+        'append',
+        'strlen',
+        'set',
+        'del',
         // replicas.ts heartbeats (SET PX + index zset), tickets.ts (SET PX, GET+DEL in MULTI)
-        'get', 'mget', 'zadd', 'zrem', 'zremrangebyscore', 'zrangebyscore',
+        'get',
+        'mget',
+        'zadd',
+        'zrem',
+        'zremrangebyscore',
+        'zrangebyscore',
         // live-sessions.ts socket leases; @fastify/rate-limit's store (INCR, PEXPIRE, PTTL)
-        'zcard', 'pexpireat', 'pexpire', 'pttl',
+        'zcard',
+        'pexpireat',
+        'pexpire',
+        'pttl',
         // models.ts: GET /v1/models reads acp:models and drops expired entries
-        'hgetall', 'hdel',
+        'hgetall',
+        'hdel',
         // acp/replication.ts: the delivery fence (SET PX of orb:fence:{pod}, then WAIT)
         'wait',
       ]),
@@ -176,9 +226,14 @@ export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
     ...worker('core', {}),
   },
   cali: {
-    purpose: 'CALI: its queue, reply events, session memory; reads verdicts, the cores\' liveness and the identity; moves a spoken turn\'s deadline; queues speech for xtts',
+    purpose:
+      "CALI: its queue, reply events, session memory; reads verdicts, the cores' liveness and the identity; moves a spoken turn's deadline; queues speech for xtts",
     // zcount/zcard/zrange: the cores' liveness index (no_quorum); zadd: orb_turn_extend moves the turn's deadline.
-    ...worker('cali', { keys: [...rw('memory:*'), ...ro('identity:*', 'acp:alive:core:*')], commands: [...EVENT_READ, 'hgetall', 'zcount', 'zcard', 'zrange', 'zadd'], publishTo: ['xtts'] }),
+    ...worker('cali', {
+      keys: [...rw('memory:*'), ...ro('identity:*', 'acp:alive:core:*')],
+      commands: [...EVENT_READ, 'hgetall', 'zcount', 'zcard', 'zrange', 'zadd'],
+      publishTo: ['xtts'],
+    }),
   },
   seed: {
     purpose: 'seed-vault Job: writes the identity document (SET in MULTI), reads it back',
@@ -186,7 +241,8 @@ export const VAULT_GRANTS: Readonly<Record<VaultUser, VaultUserGrant>> = {
     selectors: [],
   },
   functions: {
-    purpose: 'seed-vault Job\'s init container `functions`: loads the `orb` FUNCTION library (FUNCTION LOAD REPLACE) and reads its version back; no keys',
+    purpose:
+      "seed-vault Job's init container `functions`: loads the `orb` FUNCTION library (FUNCTION LOAD REPLACE) and reads its version back; no keys",
     root: { keys: [], commands: [...CONNECTION, 'function|load', 'function|list', 'fcall_ro'] },
     selectors: [],
   },
@@ -212,12 +268,16 @@ function keyRule(k: KeyGrant, keyPrefix: string): string {
 export function aclRules(user: VaultUser, keyPrefix = ''): string {
   const g = VAULT_GRANTS[user];
   const root = [
-    'resetkeys', ...g.root.keys.map((k) => keyRule(k, keyPrefix)),
+    'resetkeys',
+    ...g.root.keys.map((k) => keyRule(k, keyPrefix)),
     // No Pub/Sub anywhere: nothing in services/ publishes or subscribes.
     'resetchannels',
-    '-@all', ...g.root.commands.map((c) => `+${c}`),
+    '-@all',
+    ...g.root.commands.map((c) => `+${c}`),
   ];
-  const selectors = g.selectors.map((s) => `(${[...s.keys.map((k) => keyRule(k, keyPrefix)), ...s.commands.map((c) => `+${c}`)].join(' ')})`);
+  const selectors = g.selectors.map(
+    (s) => `(${[...s.keys.map((k) => keyRule(k, keyPrefix)), ...s.commands.map((c) => `+${c}`)].join(' ')})`,
+  );
   return [...root, ...selectors].join(' ');
 }
 

@@ -105,11 +105,7 @@ export class VaultBackup extends Construct {
       image: props.image,
       imagePullPolicy: props.imagePullPolicy ?? 'Always',
       command: ['sh', '/scripts/backup.sh'],
-      env: [
-        ...vaultEnv(props.vault, 'backup'),
-        { name: 'BACKUP_DIR', value: '/backup' },
-        { name: 'KEEP', value: String(keep) },
-      ],
+      env: [...vaultEnv(props.vault, 'backup'), { name: 'BACKUP_DIR', value: '/backup' }, { name: 'KEEP', value: String(keep) }],
       resources: props.resources,
       volumeMounts: [
         { name: 'script', mountPath: '/scripts', readOnly: true },

@@ -32,9 +32,23 @@ export function haNodeAclRules(user: VaultHaUser): string {
   }
   // What Sentinel sends a monitored node (redis.io ACL docs, "ACL rules for Sentinel and Replicas").
   return [
-    'resetkeys', 'resetchannels', '&__sentinel__:hello', '-@all',
-    '+ping', '+info', '+role', '+subscribe', '+publish', '+multi', '+exec',
-    '+slaveof', '+replicaof', '+config|rewrite', '+client|setname', '+client|kill', '+script|kill',
+    'resetkeys',
+    'resetchannels',
+    '&__sentinel__:hello',
+    '-@all',
+    '+ping',
+    '+info',
+    '+role',
+    '+subscribe',
+    '+publish',
+    '+multi',
+    '+exec',
+    '+slaveof',
+    '+replicaof',
+    '+config|rewrite',
+    '+client|setname',
+    '+client|kill',
+    '+script|kill',
   ].join(' ');
 }
 
@@ -43,12 +57,26 @@ export function haNodeAclRules(user: VaultHaUser): string {
  * scripts'); every client user may only discover the primary and follow failovers.
  */
 export function sentinelAclRules(user: string): string {
-  if (user === 'sentinel') return 'resetkeys resetchannels allchannels -@all +@connection +sentinel +info +role +publish +subscribe +client';
+  if (user === 'sentinel')
+    return 'resetkeys resetchannels allchannels -@all +@connection +sentinel +info +role +publish +subscribe +client';
   return [
-    'resetkeys', 'resetchannels', '&+switch-master', '-@all',
-    '+auth', '+hello', '+ping', '+client|setname', '+client|getname', '+client|id',
-    '+sentinel|get-master-addr-by-name', '+sentinel|sentinels', '+sentinel|replicas', '+sentinel|master',
-    '+subscribe', '+unsubscribe', '+psubscribe',
+    'resetkeys',
+    'resetchannels',
+    '&+switch-master',
+    '-@all',
+    '+auth',
+    '+hello',
+    '+ping',
+    '+client|setname',
+    '+client|getname',
+    '+client|id',
+    '+sentinel|get-master-addr-by-name',
+    '+sentinel|sentinels',
+    '+sentinel|replicas',
+    '+sentinel|master',
+    '+subscribe',
+    '+unsubscribe',
+    '+psubscribe',
   ].join(' ');
 }
 

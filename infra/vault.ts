@@ -13,8 +13,15 @@ import { hardenedContainer, hardenedPodSpec, type ResourceSpec, SMALL_RESOURCES 
 import { type VaultEndpoint } from './service-env';
 import { aclRules, ASSEMBLE_ACL_SCRIPT, VAULT_USERS } from './vault-acl';
 import {
-  haNodeAclRules, PRESTOP_SCRIPT, replicationConfLines, SENTINEL_PORT, sentinelAclRules, START_REDIS_SCRIPT, START_SENTINEL_SCRIPT,
-  VAULT_HA_USERS, VAULT_SENTINEL_MASTER,
+  haNodeAclRules,
+  PRESTOP_SCRIPT,
+  replicationConfLines,
+  SENTINEL_PORT,
+  sentinelAclRules,
+  START_REDIS_SCRIPT,
+  START_SENTINEL_SCRIPT,
+  VAULT_HA_USERS,
+  VAULT_SENTINEL_MASTER,
 } from './vault-sentinel';
 import { namesOf, podDisruptionBudget, workloadAnnotations, workloadServiceAccount, type WorkloadProps } from './workload-support';
 import { stackNames, VAULT_ACL_SECRET_NAME, vaultReplicasProblem, type StackNames } from '../services/contract';
@@ -94,10 +101,15 @@ export function redisConf(maxMemory: string, replication?: { minReplicasToWrite:
 export function inClusterVaultEndpoint(replicas = 1, names: StackNames = stackNames()): VaultEndpoint {
   const vault = names.component.vault;
   // The unprefixed stack keeps the endpoint it always had (no ACL naming fields).
-  const acl = names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') } : {};
+  const acl =
+    names.prefix || names.vaultAclSecret !== VAULT_ACL_SECRET_NAME
+      ? { aclSecret: names.vaultAclSecret, userPrefix: names.vaultUser('') }
+      : {};
   if (replicas === 1) return { mode: 'in-cluster', serviceName: vault, port: VAULT_PORT, ...acl };
   return {
-    mode: 'in-cluster', serviceName: vault, port: VAULT_PORT,
+    mode: 'in-cluster',
+    serviceName: vault,
+    port: VAULT_PORT,
     // Short names: clients live in the vault's namespace (search path); Sentinels answer with FQDNs.
     sentinels: Array.from({ length: replicas }, (_, i) => `${vault}-${i}.${vault}:${SENTINEL_PORT}`),
     sentinelMaster: VAULT_SENTINEL_MASTER,
@@ -138,12 +150,18 @@ export class Vault extends Construct {
       metadata: { name: `${name}-acl-rules`, labels },
       data: rulesData,
     });
-    const sentinelRules = ha ? new k8s.KubeConfigMap(this, 'sentinel-acl-rules', {
-      metadata: { name: `${name}-sentinel-acl-rules`, labels },
-      data: Object.fromEntries([...VAULT_USERS.map((u) => names.vaultUser(u)), 'sentinel'].map((u) => [`${u}.rules`, sentinelAclRules(u)])),
-    }) : undefined;
+    const sentinelRules = ha
+      ? new k8s.KubeConfigMap(this, 'sentinel-acl-rules', {
+          metadata: { name: `${name}-sentinel-acl-rules`, labels },
+          data: Object.fromEntries(
+            [...VAULT_USERS.map((u) => names.vaultUser(u)), 'sentinel'].map((u) => [`${u}.rules`, sentinelAclRules(u)]),
+          ),
+        })
+      : undefined;
     // Config changes must restart Redis (it reads these files at start only).
-    const checksum = createHash('sha256').update(JSON.stringify([conf.toJson(), rules.toJson(), ...(sentinelRules ? [sentinelRules.toJson()] : [])])).digest('hex');
+    const checksum = createHash('sha256')
+      .update(JSON.stringify([conf.toJson(), rules.toJson(), ...(sentinelRules ? [sentinelRules.toJson()] : [])]))
+      .digest('hex');
 
     this.service = new k8s.KubeService(this, 'service', {
       metadata: { name, labels },
@@ -162,21 +180,27 @@ export class Vault extends Construct {
 
     const pullPolicy = props.imagePullPolicy ?? 'Always';
     const assemble = (rulesDir: string, out: string) => `sh /etc/redis/acl-rules/assemble-acl.sh ${rulesDir} /secrets/vault-acl ${out}`;
-    const initContainers = [hardenedContainer({
-      name: 'assemble-acl',
-      image: props.image,
-      imagePullPolicy: pullPolicy,
-      command: ha
-        ? ['sh', '-c', `${assemble('/etc/redis/acl-rules', '/etc/redis/acl/users.acl')} && ${assemble('/etc/redis/sentinel-acl-rules', '/etc/redis/acl/sentinel.acl')}`]
-        : ['sh', '/etc/redis/acl-rules/assemble-acl.sh', '/etc/redis/acl-rules', '/secrets/vault-acl', '/etc/redis/acl/users.acl'],
-      resources: SMALL_RESOURCES,
-      volumeMounts: [
-        { name: 'acl-rules', mountPath: '/etc/redis/acl-rules', readOnly: true },
-        ...(ha ? [{ name: 'sentinel-acl-rules', mountPath: '/etc/redis/sentinel-acl-rules', readOnly: true }] : []),
-        { name: 'acl-secret', mountPath: '/secrets/vault-acl', readOnly: true },
-        { name: 'acl', mountPath: '/etc/redis/acl' },
-      ],
-    })];
+    const initContainers = [
+      hardenedContainer({
+        name: 'assemble-acl',
+        image: props.image,
+        imagePullPolicy: pullPolicy,
+        command: ha
+          ? [
+              'sh',
+              '-c',
+              `${assemble('/etc/redis/acl-rules', '/etc/redis/acl/users.acl')} && ${assemble('/etc/redis/sentinel-acl-rules', '/etc/redis/acl/sentinel.acl')}`,
+            ]
+          : ['sh', '/etc/redis/acl-rules/assemble-acl.sh', '/etc/redis/acl-rules', '/secrets/vault-acl', '/etc/redis/acl/users.acl'],
+        resources: SMALL_RESOURCES,
+        volumeMounts: [
+          { name: 'acl-rules', mountPath: '/etc/redis/acl-rules', readOnly: true },
+          ...(ha ? [{ name: 'sentinel-acl-rules', mountPath: '/etc/redis/sentinel-acl-rules', readOnly: true }] : []),
+          { name: 'acl-secret', mountPath: '/secrets/vault-acl', readOnly: true },
+          { name: 'acl', mountPath: '/etc/redis/acl' },
+        ],
+      }),
+    ];
     const containers = [redisContainer(props, pullPolicy, names, ha)];
     if (ha) containers.push(sentinelContainer(props, pullPolicy, names, ha));
 
@@ -214,14 +238,16 @@ export class Vault extends Construct {
             ],
           }),
         },
-        volumeClaimTemplates: [{
-          metadata: { name: 'data', labels },
-          spec: {
-            accessModes: ['ReadWriteOnce'],
-            storageClassName: props.storageClassName,
-            resources: { requests: { storage: k8s.Quantity.fromString(props.storage) } },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data', labels },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              storageClassName: props.storageClassName,
+              resources: { requests: { storage: k8s.Quantity.fromString(props.storage) } },
+            },
           },
-        }],
+        ],
       },
     });
 
@@ -263,12 +289,17 @@ function resolveHa(p: VaultHaProps, replicas: number): ResolvedHa {
   if (!Number.isInteger(ha.minReplicasToWrite) || ha.minReplicasToWrite < 1 || ha.minReplicasToWrite > replicas - 1) {
     throw new Error(`'ha.minReplicasToWrite' (${ha.minReplicasToWrite}) must be an integer in 1..${replicas - 1} ('replicas' - 1)`);
   }
-  if (!Number.isInteger(ha.minReplicasMaxLag) || ha.minReplicasMaxLag < 1) throw new Error(`'ha.minReplicasMaxLag' (${ha.minReplicasMaxLag}) must be an integer >= 1`);
-  if (!Number.isInteger(ha.downAfterMilliseconds) || ha.downAfterMilliseconds < 1000) throw new Error(`'ha.downAfterMilliseconds' (${ha.downAfterMilliseconds}) must be an integer >= 1000`);
+  if (!Number.isInteger(ha.minReplicasMaxLag) || ha.minReplicasMaxLag < 1)
+    throw new Error(`'ha.minReplicasMaxLag' (${ha.minReplicasMaxLag}) must be an integer >= 1`);
+  if (!Number.isInteger(ha.downAfterMilliseconds) || ha.downAfterMilliseconds < 1000)
+    throw new Error(`'ha.downAfterMilliseconds' (${ha.downAfterMilliseconds}) must be an integer >= 1000`);
   if (!(ha.failoverTimeoutMilliseconds > ha.downAfterMilliseconds)) {
-    throw new Error(`'ha.failoverTimeoutMilliseconds' (${ha.failoverTimeoutMilliseconds}) must exceed 'ha.downAfterMilliseconds' (${ha.downAfterMilliseconds})`);
+    throw new Error(
+      `'ha.failoverTimeoutMilliseconds' (${ha.failoverTimeoutMilliseconds}) must exceed 'ha.downAfterMilliseconds' (${ha.downAfterMilliseconds})`,
+    );
   }
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(ha.clusterDomain)) throw new Error(`'ha.clusterDomain' (${ha.clusterDomain}) must be a DNS name`);
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(ha.clusterDomain))
+    throw new Error(`'ha.clusterDomain' (${ha.clusterDomain}) must be a DNS name`);
   return ha;
 }
 
@@ -294,7 +325,12 @@ const DATA_MOUNTS_COMMON: k8s.VolumeMount[] = [
   { name: 'acl-secret', mountPath: '/secrets/vault-acl', readOnly: true },
 ];
 
-function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', names: StackNames, ha?: ResolvedHa): k8s.Container {
+function redisContainer(
+  props: InClusterVaultProps,
+  pullPolicy: 'Always' | 'IfNotPresent',
+  names: StackNames,
+  ha?: ResolvedHa,
+): k8s.Container {
   const backup = names.vaultUser('backup');
   const auth = `REDISCLI_AUTH="$(cat /secrets/vault-acl/${backup}-password)" redis-cli --no-auth-warning --user ${backup}`;
   // A replica is ready once its link to the primary is up: before that it serves nothing current.
@@ -311,17 +347,24 @@ function redisContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNo
     resources: props.resources,
     readinessProbe: { exec: { command: ['sh', '-c', readiness] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
     // Liveness only asks whether the port answers: a busy AOF rewrite must not get Redis killed.
-    livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('redis') }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
+    livenessProbe: {
+      tcpSocket: { port: k8s.IntOrString.fromString('redis') },
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      failureThreshold: 6,
+    },
     lifecycle: ha ? { preStop: { exec: { command: ['sh', '/etc/redis/conf/prestop.sh'] } } } : undefined,
-    volumeMounts: [
-      { name: 'data', mountPath: '/data' },
-      ...DATA_MOUNTS_COMMON,
-      ...(ha ? [{ name: 'run', mountPath: RUN_DIR }] : []),
-    ],
+    volumeMounts: [{ name: 'data', mountPath: '/data' }, ...DATA_MOUNTS_COMMON, ...(ha ? [{ name: 'run', mountPath: RUN_DIR }] : [])],
   });
 }
 
-function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'IfNotPresent', names: StackNames, ha: ResolvedHa): k8s.Container {
+function sentinelContainer(
+  props: InClusterVaultProps,
+  pullPolicy: 'Always' | 'IfNotPresent',
+  names: StackNames,
+  ha: ResolvedHa,
+): k8s.Container {
   const ping = `REDISCLI_AUTH="$(cat /secrets/vault-acl/sentinel-password)" redis-cli --no-auth-warning --user sentinel -p ${SENTINEL_PORT}`;
   return hardenedContainer({
     name: 'sentinel',
@@ -338,8 +381,19 @@ function sentinelContainer(props: InClusterVaultProps, pullPolicy: 'Always' | 'I
     ports: [{ name: 'sentinel', containerPort: SENTINEL_PORT, protocol: 'TCP' }],
     resources: ha.sentinelResources,
     // Ready once it monitors a primary; alive while the port answers.
-    readinessProbe: { exec: { command: ['sh', '-c', `${ping} SENTINEL get-master-addr-by-name ${VAULT_SENTINEL_MASTER} | grep -q .`] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
-    livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('sentinel') }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
+    readinessProbe: {
+      exec: { command: ['sh', '-c', `${ping} SENTINEL get-master-addr-by-name ${VAULT_SENTINEL_MASTER} | grep -q .`] },
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
+    livenessProbe: {
+      tcpSocket: { port: k8s.IntOrString.fromString('sentinel') },
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      failureThreshold: 6,
+    },
     volumeMounts: [...DATA_MOUNTS_COMMON, { name: 'run', mountPath: RUN_DIR }],
   });
 }

@@ -4,7 +4,14 @@ import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { k8s } from './k8s';
 import { exemptionAnnotations, type ExemptableRule } from './policy-exemptions';
-import { HTTP_PORT, HTTP_PORT_NAME, hardenedContainer, type HardenedContainerOptions, type httpProbes, type ResourceSpec } from './hardened-pod';
+import {
+  HTTP_PORT,
+  HTTP_PORT_NAME,
+  hardenedContainer,
+  type HardenedContainerOptions,
+  type httpProbes,
+  type ResourceSpec,
+} from './hardened-pod';
 import { ORB_CONFIG } from './orb-config';
 
 /** Props common to every workload construct. */
@@ -59,7 +66,10 @@ export function scrapeAnnotations(enabled: boolean | undefined, port: number = P
 
 /** Pod template annotations: scrape hints and the config checksum. */
 export function podAnnotations(props: WorkloadProps): Record<string, string> | undefined {
-  const a = { ...scrapeAnnotations(props.scrapeAnnotations), ...(props.configChecksum ? { 'ucm4.dev/config-checksum': props.configChecksum } : {}) };
+  const a = {
+    ...scrapeAnnotations(props.scrapeAnnotations),
+    ...(props.configChecksum ? { 'ucm4.dev/config-checksum': props.configChecksum } : {}),
+  };
   return Object.keys(a).length ? a : undefined;
 }
 
@@ -103,7 +113,8 @@ export interface ReplicaRange {
 }
 
 export function checkReplicaRange(what: string, r: ReplicaRange): void {
-  if (!Number.isInteger(r.minReplicas) || r.minReplicas < 1) throw new Error(`'${what}.minReplicas' (${r.minReplicas}) must be an integer >= 1`);
+  if (!Number.isInteger(r.minReplicas) || r.minReplicas < 1)
+    throw new Error(`'${what}.minReplicas' (${r.minReplicas}) must be an integer >= 1`);
   if (!Number.isInteger(r.maxReplicas) || r.maxReplicas <= r.minReplicas) {
     throw new Error(`'${what}.maxReplicas' (${r.maxReplicas}) must be an integer greater than 'minReplicas' (${r.minReplicas})`);
   }

@@ -34,10 +34,15 @@ export function runPolicy(objects: readonly K8sObject[], opts: RunOptions): Poli
     for (const e of declaredExemptions(obj)) {
       if (e.rule && !running.has(e.rule)) continue;
       if (!e.rule) {
-        if (running.has('K1')) findings.push({ rule: 'K1', ...id, message: `exemption annotation ${e.annotation} names a check this policy does not know` });
+        if (running.has('K1'))
+          findings.push({ rule: 'K1', ...id, message: `exemption annotation ${e.annotation} names a check this policy does not know` });
       } else if (!profile.exemptible.includes(e.rule)) {
         const may = profile.exemptible.length ? profile.exemptible.join(', ') : 'none';
-        findings.push({ rule: e.rule, ...id, message: `exemption ${e.annotation} is not allowed in ${opts.env} (exemptible here: ${may})` });
+        findings.push({
+          rule: e.rule,
+          ...id,
+          message: `exemption ${e.annotation} is not allowed in ${opts.env} (exemptible here: ${may})`,
+        });
       }
     }
     for (const rule of rules) {

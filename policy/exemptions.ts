@@ -5,7 +5,12 @@
  * (Polaris pkg/config/default.yaml, kube-score README_CHECKS.md).
  */
 import {
-  EXEMPTABLE_RULES, EXEMPTABLE_TOOL_CHECKS, KUBE_SCORE_IGNORE, POLARIS_PREFIX, toolExemptionAnnotations, type ToolChecks,
+  EXEMPTABLE_RULES,
+  EXEMPTABLE_TOOL_CHECKS,
+  KUBE_SCORE_IGNORE,
+  POLARIS_PREFIX,
+  toolExemptionAnnotations,
+  type ToolChecks,
 } from '../services/contract/policy-exemptions';
 import type { EnvProfile, K8sObject, RuleId } from './types';
 import { podTemplate } from './k8s';
@@ -14,7 +19,10 @@ export { KUBE_SCORE_IGNORE, POLARIS_PREFIX, type ToolChecks };
 
 /** Rule ID → the Polaris and kube-score checks it merges; rules only kube-linter or PSS carry have none. */
 export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
-  R1: { polaris: ['cpuRequestsMissing', 'cpuLimitsMissing', 'memoryRequestsMissing', 'memoryLimitsMissing'], kubeScore: ['container-resources'] },
+  R1: {
+    polaris: ['cpuRequestsMissing', 'cpuLimitsMissing', 'memoryRequestsMissing', 'memoryLimitsMissing'],
+    kubeScore: ['container-resources'],
+  },
   R2: { polaris: [], kubeScore: ['container-ephemeral-storage-request-and-limit'] },
   I1: { polaris: ['tagNotSpecified'], kubeScore: ['container-image-tag'] },
   I2: EXEMPTABLE_TOOL_CHECKS.I2,
@@ -33,7 +41,10 @@ export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
   S11: { polaris: [], kubeScore: ['environment-variable-key-duplication'] },
   A1: EXEMPTABLE_TOOL_CHECKS.A1,
   A2: { polaris: ['missingPodDisruptionBudget'], kubeScore: ['deployment-has-poddisruptionbudget', 'statefulset-has-poddisruptionbudget'] },
-  A3: { polaris: ['pdbDisruptionsIsZero', 'pdbMinAvailableGreaterThanOrEqualToHPAMinReplicas'], kubeScore: ['poddisruptionbudget-has-policy'] },
+  A3: {
+    polaris: ['pdbDisruptionsIsZero', 'pdbMinAvailableGreaterThanOrEqualToHPAMinReplicas'],
+    kubeScore: ['poddisruptionbudget-has-policy'],
+  },
   A4: { polaris: [], kubeScore: ['deployment-has-host-podantiaffinity', 'statefulset-has-host-podantiaffinity'] },
   A5: { polaris: ['topologySpreadConstraint'], kubeScore: ['pod-topology-spread-constraints'] },
   A6: { polaris: [], kubeScore: ['deployment-strategy'] },
@@ -42,15 +53,27 @@ export const TOOL_CHECKS: Readonly<Record<RuleId, ToolChecks>> = {
   N2: { polaris: [], kubeScore: ['networkpolicy-targets-pod'] },
   N3: { polaris: [], kubeScore: ['service-targets-pod', 'service-type'] },
   N4: EXEMPTABLE_TOOL_CHECKS.N4,
-  M1: { polaris: [], kubeScore: ['deployment-pod-selector-labels-match-template-metadata-labels', 'statefulset-pod-selector-labels-match-template-metadata-labels'] },
+  M1: {
+    polaris: [],
+    kubeScore: [
+      'deployment-pod-selector-labels-match-template-metadata-labels',
+      'statefulset-pod-selector-labels-match-template-metadata-labels',
+    ],
+  },
   M2: { polaris: [], kubeScore: ['stable-version'] },
   M3: { polaris: ['metadataAndInstanceMismatched'], kubeScore: ['label-values'] },
   M5: { polaris: [], kubeScore: ['statefulset-has-servicename'] },
   M6: { polaris: [], kubeScore: ['cronjob-has-deadline', 'cronjob-restartpolicy'] },
   B1: {
     polaris: [
-      'clusterrolePodExecAttach', 'rolePodExecAttach', 'clusterrolebindingPodExecAttach', 'rolebindingClusterRolePodExecAttach',
-      'rolebindingRolePodExecAttach', 'clusterrolebindingClusterAdmin', 'rolebindingClusterAdminClusterRole', 'rolebindingClusterAdminRole',
+      'clusterrolePodExecAttach',
+      'rolePodExecAttach',
+      'clusterrolebindingPodExecAttach',
+      'rolebindingClusterRolePodExecAttach',
+      'rolebindingRolePodExecAttach',
+      'clusterrolebindingClusterAdmin',
+      'rolebindingClusterAdminClusterRole',
+      'rolebindingClusterAdminRole',
     ],
     kubeScore: [],
   },
@@ -73,14 +96,16 @@ export function profileFor(env: string): EnvProfile {
  * Put them on the workload's metadata (Polaris reads the controller, kube-score the object).
  */
 export function policyExemptions(...ruleIds: RuleId[]): Record<string, string> {
-  return toolExemptionAnnotations(ruleIds.map((id) => {
-    const checks = TOOL_CHECKS[id];
-    if (!checks) throw new Error(`unknown policy rule '${id}'`);
-    if (checks.polaris.length === 0 && checks.kubeScore.length === 0) {
-      throw new Error(`rule '${id}' has no Polaris or kube-score check, so no tool annotation can exempt it`);
-    }
-    return checks;
-  }));
+  return toolExemptionAnnotations(
+    ruleIds.map((id) => {
+      const checks = TOOL_CHECKS[id];
+      if (!checks) throw new Error(`unknown policy rule '${id}'`);
+      if (checks.polaris.length === 0 && checks.kubeScore.length === 0) {
+        throw new Error(`rule '${id}' has no Polaris or kube-score check, so no tool annotation can exempt it`);
+      }
+      return checks;
+    }),
+  );
 }
 
 /** Tool check name → rule ID, for reading annotations back. */
@@ -113,7 +138,10 @@ export function declaredExemptions(obj: K8sObject): DeclaredExemption[] {
         const check = key.slice(POLARIS_PREFIX.length, -'-exempt'.length);
         out.push({ rule: POLARIS_TO_RULE.get(check), annotation: `${key}: "${value}"` });
       } else if (key === KUBE_SCORE_IGNORE) {
-        for (const check of String(value).split(',').map((s) => s.trim()).filter(Boolean)) {
+        for (const check of String(value)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)) {
           out.push({ rule: KUBE_SCORE_TO_RULE.get(check), annotation: `${key}: ${check}` });
         }
       }

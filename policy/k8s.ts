@@ -92,11 +92,20 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
     const has = Object.prototype.hasOwnProperty.call(labels, e.key);
     const vals = e.values ?? [];
     switch (e.operator) {
-      case 'In': if (!has || !vals.includes(labels[e.key])) return false; break;
-      case 'NotIn': if (has && vals.includes(labels[e.key])) return false; break;
-      case 'Exists': if (!has) return false; break;
-      case 'DoesNotExist': if (has) return false; break;
-      default: return false;
+      case 'In':
+        if (!has || !vals.includes(labels[e.key])) return false;
+        break;
+      case 'NotIn':
+        if (has && vals.includes(labels[e.key])) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
     }
   }
   return true;

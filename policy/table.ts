@@ -36,14 +36,22 @@ export function renderTable(report: PolicyReport, opts: TableOptions = {}): stri
   const head = ['RULE', 'OBJECT', 'RESULT', 'DETAIL'];
   const w = [0, 1, 2].map((i) => Math.max(head[i].length, ...rows.map((r) => r[i].length)));
   lines.push(head.map((h, i) => (i < 3 ? pad(h, w[i]) : h)).join('  '));
-  for (const r of rows) lines.push(r.map((c, i) => (i < 3 ? pad(c, w[i]) : c)).join('  ').trimEnd());
+  for (const r of rows)
+    lines.push(
+      r
+        .map((c, i) => (i < 3 ? pad(c, w[i]) : c))
+        .join('  ')
+        .trimEnd(),
+    );
   lines.push('', 'RULE  PASS  FAIL  EXEMPT  TITLE');
   for (const rule of RULES) {
     const mine = report.results.filter((r) => r.rule === rule.id);
     const n = (v: string) => String(mine.filter((r) => r.verdict === v).length);
     lines.push(`${pad(rule.id, 4)}  ${pad(n('pass'), 4)}  ${pad(n('fail'), 4)}  ${pad(n('exempt'), 6)}  ${rule.title}`);
   }
-  const cellKeys = new Set(report.results.filter((r) => r.verdict === 'fail').flatMap((r) => r.messages.map((m) => `${r.rule}|${r.kind}|${r.name}|${m}`)));
+  const cellKeys = new Set(
+    report.results.filter((r) => r.verdict === 'fail').flatMap((r) => r.messages.map((m) => `${r.rule}|${r.kind}|${r.name}|${m}`)),
+  );
   const extra = report.findings.filter((f) => !cellKeys.has(`${f.rule}|${f.kind}|${f.name}|${f.message}`));
   if (extra.length > 0) {
     lines.push('', 'EXEMPTION FINDINGS');

@@ -75,7 +75,9 @@ export class PolicyValidation implements Validation {
           recommendation: rule.title,
           fix: `see POLICY.md rule ${rule.id}; run 'npm run policy ${env}' for the table (only dev may exempt I2, A1, A7, N4)`,
           violatingResources: [...byObject.values()].map((fs) => {
-            const obj = objects.find((o) => o.kind === fs[0].kind && o.metadata?.name === fs[0].name && o.metadata?.namespace === fs[0].namespace);
+            const obj = objects.find(
+              (o) => o.kind === fs[0].kind && o.metadata?.name === fs[0].name && o.metadata?.namespace === fs[0].namespace,
+            );
             return {
               resourceName: fs[0].name,
               locations: fs.map((f) => `${f.kind}/${f.name}: ${f.message}`),

@@ -22,9 +22,13 @@ export const LIBRARY_NAME = '@ucm4/orb-constructs';
 
 function main(): void {
   rmSync(OUT, { recursive: true, force: true });
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json')], { stdio: 'inherit', cwd: ROOT });
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json')], {
+    stdio: 'inherit',
+    cwd: ROOT,
+  });
   const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  const versionOf = (name: string): string => root.dependencies?.[name] ?? root.devDependencies?.[name] ?? fail(`${name} is not in the root package.json`);
+  const versionOf = (name: string): string =>
+    root.dependencies?.[name] ?? root.devDependencies?.[name] ?? fail(`${name} is not in the root package.json`);
   const pkg = {
     name: LIBRARY_NAME,
     version: root.version,
@@ -50,10 +54,17 @@ function main(): void {
 
 /** Every bare module the compiled JS requires is a declared dependency, a peer, or a node: builtin. */
 function checkImports(declared: Set<string>): void {
-  const out = execFileSync('grep', ['-rhoE', "require\\(\"[^\".][^\"]*\"\\)", OUT, '--include=*.js'], { encoding: 'utf8' });
-  const mods = new Set(out.split('\n').filter(Boolean).map((l) => l.slice(9, -2)));
+  const out = execFileSync('grep', ['-rhoE', 'require\\("[^".][^"]*"\\)', OUT, '--include=*.js'], { encoding: 'utf8' });
+  const mods = new Set(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(9, -2)),
+  );
   const pkgOf = (m: string) => (m.startsWith('@') ? m.split('/').slice(0, 2).join('/') : m.split('/')[0]);
-  const undeclared = [...mods].filter((m) => !m.startsWith('node:') && !declared.has(pkgOf(m)) && !require('node:module').builtinModules.includes(m));
+  const undeclared = [...mods].filter(
+    (m) => !m.startsWith('node:') && !declared.has(pkgOf(m)) && !require('node:module').builtinModules.includes(m),
+  );
   if (undeclared.length) fail(`the library requires undeclared modules: ${undeclared.join(', ')}`);
 }
 

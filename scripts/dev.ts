@@ -114,9 +114,14 @@ function spawnTs(entry: string, args: readonly string[], env: NodeJS.ProcessEnv)
 async function assertPortFree(port: number, name: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const srv = createServer();
-    srv.once('error', (err: NodeJS.ErrnoException) => reject(new Error(
-      `${name}: port ${port} is ${err.code === 'EADDRINUSE' ? 'already in use by another program' : `not usable (${err.code})`}; ` +
-      'pick other ports (npm run dev: ORB_DEV_PORT=<base>)')));
+    srv.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          `${name}: port ${port} is ${err.code === 'EADDRINUSE' ? 'already in use by another program' : `not usable (${err.code})`}; ` +
+            'pick other ports (npm run dev: ORB_DEV_PORT=<base>)',
+        ),
+      ),
+    );
     srv.listen(port, '0.0.0.0', () => srv.close(() => resolve()));
   });
 }
@@ -130,7 +135,9 @@ async function waitReady(url: string, child: ChildProcess, timeoutMs: number, na
     try {
       const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > deadline) throw new Error(`${name} not ready at ${url}/readyz within ${timeoutMs} ms:\n${tail()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -154,9 +161,15 @@ class ManagedProcess implements DevProcess {
     this.url = `http://127.0.0.1:${port}`;
   }
 
-  pid(): number | undefined { return this.running() ? this.child?.pid : undefined; }
-  running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
-  tail(n = 40): string { return this.lines.slice(-n).join('\n'); }
+  pid(): number | undefined {
+    return this.running() ? this.child?.pid : undefined;
+  }
+  running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+  tail(n = 40): string {
+    return this.lines.slice(-n).join('\n');
+  }
 
   async start(): Promise<void> {
     await assertPortFree(this.port, this.name);
@@ -192,18 +205,31 @@ class ManagedProcess implements DevProcess {
   }
 }
 
-async function runToCompletion(name: string, entry: string, args: readonly string[], env: NodeJS.ProcessEnv,
-  log: (name: string, line: string) => void, timeoutMs: number): Promise<void> {
+async function runToCompletion(
+  name: string,
+  entry: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  log: (name: string, line: string) => void,
+  timeoutMs: number,
+): Promise<void> {
   const child = spawnTs(entry, args, env);
   const lines: string[] = [];
   const onData = (buf: Buffer): void => {
-    for (const line of String(buf).split('\n')) if (line) { lines.push(line); log(name, line); }
+    for (const line of String(buf).split('\n'))
+      if (line) {
+        lines.push(line);
+        log(name, line);
+      }
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   const code = await new Promise<number | string>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (c, s) => { clearTimeout(timer); resolve(c ?? s ?? -1); });
+    child.once('exit', (c, s) => {
+      clearTimeout(timer);
+      resolve(c ?? s ?? -1);
+    });
   });
   if (code !== 0) throw new Error(`${name} failed (${code}):\n${lines.slice(-40).join('\n')}`);
 }
@@ -249,8 +275,11 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       const port = redis.port;
       vaultUrl = `redis://admin:${adminPassword}@127.0.0.1:${port}`;
       vaultEnv = (user) => ({
-        [VAULT_ENV.url.name]: '', [VAULT_ENV.host.name]: '127.0.0.1', [VAULT_ENV.port.name]: String(port),
-        [VAULT_ENV.username.name]: user, [VAULT_ENV.password.name]: acl.passwords[user],
+        [VAULT_ENV.url.name]: '',
+        [VAULT_ENV.host.name]: '127.0.0.1',
+        [VAULT_ENV.port.name]: String(port),
+        [VAULT_ENV.username.name]: user,
+        [VAULT_ENV.password.name]: acl.passwords[user],
       });
       log('vault', `redis-server 127.0.0.1:${port} (AOF in ${vaultDir}); ACL users as in the manifests, one per service`);
     } else {
@@ -276,7 +305,10 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const speechModelsDir = opts.speechModelsDir ?? join(tmpdir(), 'orb-tiny-models');
     if (speech && !hasModels(speechModelsDir) && !existsSync(join(REPO_ROOT, ENTRY.tinyModels))) {
       // Text turns still work; say loudly why voice turns will not.
-      log('models', `WARNING: ${ENTRY.tinyModels} is missing and ${speechModelsDir} is empty: starting without whisperx/xtts (text turns only)`);
+      log(
+        'models',
+        `WARNING: ${ENTRY.tinyModels} is missing and ${speechModelsDir} is empty: starting without whisperx/xtts (text turns only)`,
+      );
       speech = false;
     }
     if (speech && !hasModels(speechModelsDir)) {
@@ -286,15 +318,48 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const coreModelsDir = opts.coreModelsDir ?? join(REPO_ROOT, 'models', 'core');
 
     // ---- seed vault: the FUNCTION library the services FCALL, then the identity ----------
-    await runToCompletion('seed', ENTRY.seed, ['functions'], { ...baseEnv, ...vaultEnv('functions'), POD_NAME: COMPONENTS.seedVault }, log, 120_000);
-    await runToCompletion('seed', ENTRY.seed, [], {
-      ...baseEnv, ...vaultEnv('seed'), POD_NAME: COMPONENTS.seedVault, [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
-    }, log, 120_000);
+    await runToCompletion(
+      'seed',
+      ENTRY.seed,
+      ['functions'],
+      { ...baseEnv, ...vaultEnv('functions'), POD_NAME: COMPONENTS.seedVault },
+      log,
+      120_000,
+    );
+    await runToCompletion(
+      'seed',
+      ENTRY.seed,
+      [],
+      {
+        ...baseEnv,
+        ...vaultEnv('seed'),
+        POD_NAME: COMPONENTS.seedVault,
+        [SEED_ENV.identityFile.name]: opts.identityFile ?? join(REPO_ROOT, 'services', 'seed', 'identity.json'),
+      },
+      log,
+      120_000,
+    );
 
-    const add = async (name: string, role: DevRole, port: number, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<ManagedProcess> => {
-      const user: VaultUser = role === 'orb' || role === 'core' || role === 'cali' || role === 'whisperx' || role === 'xtts' ? role : 'seed';
-      const p = new ManagedProcess(name, role, port, entry, args,
-        { ...baseEnv, ...vaultEnv(user), ...env, [WORKER_ENV.port.name]: String(port), [WORKER_ENV.podName.name]: name }, log, readyTimeoutMs);
+    const add = async (
+      name: string,
+      role: DevRole,
+      port: number,
+      entry: string,
+      args: string[],
+      env: NodeJS.ProcessEnv,
+    ): Promise<ManagedProcess> => {
+      const user: VaultUser =
+        role === 'orb' || role === 'core' || role === 'cali' || role === 'whisperx' || role === 'xtts' ? role : 'seed';
+      const p = new ManagedProcess(
+        name,
+        role,
+        port,
+        entry,
+        args,
+        { ...baseEnv, ...vaultEnv(user), ...env, [WORKER_ENV.port.name]: String(port), [WORKER_ENV.podName.name]: name },
+        log,
+        readyTimeoutMs,
+      );
       started.push(p);
       await p.start();
       return p;
@@ -304,15 +369,27 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
     const coreCount = opts.cores ?? 5;
     const workerStarts: Promise<ManagedProcess>[] = [];
     for (let i = 0; i < coreCount; i++) {
-      workerStarts.push(freePort().then((port) => add(`core4-${i}`, 'core', port, ENTRY.worker, ['core'],
-        { [CORE_ENV.ordinal.name]: String(i), [CORE_ENV.modelsDir.name]: coreModelsDir })));
+      workerStarts.push(
+        freePort().then((port) =>
+          add(`core4-${i}`, 'core', port, ENTRY.worker, ['core'], {
+            [CORE_ENV.ordinal.name]: String(i),
+            [CORE_ENV.modelsDir.name]: coreModelsDir,
+          }),
+        ),
+      );
     }
     workerStarts.push(freePort().then((port) => add('cali', 'cali', port, ENTRY.worker, ['cali'], {})));
     if (speech) {
-      workerStarts.push(freePort().then((port) => add('whisperx', 'whisperx', port, ENTRY.worker, ['whisperx'],
-        { [ASR_ENV.modelDir.name]: join(speechModelsDir, 'whisper') })));
-      workerStarts.push(freePort().then((port) => add('xtts', 'xtts', port, ENTRY.worker, ['xtts'],
-        { [TTS_ENV.modelDir.name]: join(speechModelsDir, 'voices') })));
+      workerStarts.push(
+        freePort().then((port) =>
+          add('whisperx', 'whisperx', port, ENTRY.worker, ['whisperx'], { [ASR_ENV.modelDir.name]: join(speechModelsDir, 'whisper') }),
+        ),
+      );
+      workerStarts.push(
+        freePort().then((port) =>
+          add('xtts', 'xtts', port, ENTRY.worker, ['xtts'], { [TTS_ENV.modelDir.name]: join(speechModelsDir, 'voices') }),
+        ),
+      );
     }
     await Promise.all(workerStarts);
 
@@ -322,18 +399,26 @@ export async function startDevStack(opts: DevStackOptions = {}): Promise<DevStac
       log('web', `built the ORB web client into ${await buildWeb()}`);
     }
     const orbPorts = opts.orbPorts ?? [PORTS.http, PORTS.http + 1];
-    const orbs = await Promise.all(orbPorts.map(async (p, i) =>
-      add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { [ORB_ENV.apiKeys.name]: `dev:${apiKey}` })));
+    const orbs = await Promise.all(
+      orbPorts.map(async (p, i) =>
+        add(`orb-core-${i}`, 'orb', p || (await freePort()), ENTRY.orb, [], { [ORB_ENV.apiKeys.name]: `dev:${apiKey}` }),
+      ),
+    );
 
-    const vault = redis && vaultDir ? {
-      dir: vaultDir,
-      port: redis.port,
-      async restart(): Promise<void> {
-        await redis!.stop();
-        redis = await startRedisServer({ dir: vaultDir!, port: redis!.port, args: vaultArgs });
-      },
-      async stop(): Promise<void> { await redis!.stop(); },
-    } : undefined;
+    const vault =
+      redis && vaultDir
+        ? {
+            dir: vaultDir,
+            port: redis.port,
+            async restart(): Promise<void> {
+              await redis!.stop();
+              redis = await startRedisServer({ dir: vaultDir!, port: redis!.port, args: vaultArgs });
+            },
+            async stop(): Promise<void> {
+              await redis!.stop();
+            },
+          }
+        : undefined;
 
     return {
       vaultUrl,
@@ -381,7 +466,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`\n${sig}: stopping the dev stack…\n`);
-    stack.stop().then(() => process.exit(0), (err) => { process.stderr.write(String(err) + '\n'); process.exit(1); });
+    stack.stop().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(String(err) + '\n');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

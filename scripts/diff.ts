@@ -42,7 +42,10 @@ function render(treeDir: string, outDir: string, synth: string, label: string, c
     if (listEnvironments(own).length > 0) return { rendering: readRendering(own) };
     return { rendering: new Map(), note: `${label}: \`${synth}\` rendered no manifests` };
   }
-  const output = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const output = `${r.stderr ?? ''}\n${r.stdout ?? ''}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const why = (output.find((l) => /error/i.test(l)) ?? output[output.length - 1] ?? `exit ${r.status}`).slice(0, 300);
   if (committedDist && listEnvironments(committedDist).length > 0) {
     return { rendering: readRendering(committedDist), note: `${label}: could not render (${why}); using its committed dist/` };
@@ -73,7 +76,8 @@ export function renderCommit(root: string, sha: string, label: string, synth: st
     git(root, 'worktree', 'add', '--detach', tree, sha);
     const modules = path.join(root, 'node_modules');
     // The ref renders with today's dependencies: installing old ones is slow and rarely matters here.
-    if (fs.existsSync(modules) && !fs.existsSync(path.join(tree, 'node_modules'))) fs.symlinkSync(modules, path.join(tree, 'node_modules'), 'dir');
+    if (fs.existsSync(modules) && !fs.existsSync(path.join(tree, 'node_modules')))
+      fs.symlinkSync(modules, path.join(tree, 'node_modules'), 'dir');
     const committed = path.join(tmp, 'ref-committed-dist');
     if (fs.existsSync(path.join(tree, 'dist'))) fs.renameSync(path.join(tree, 'dist'), committed);
     return render(tree, path.join(tmp, 'out-ref'), synth, label, committed);

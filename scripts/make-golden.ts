@@ -27,5 +27,8 @@ for (const [id, text] of Object.entries(GOLDEN_TEXTS)) {
   writeFileSync(join(out, `${id}.wav`), wav.toBuffer());
 }
 const voice = /\d+\.\d+(\.\d+)?/.exec(spawnSync('espeak-ng', ['--version'], { encoding: 'utf8' }).stdout)?.[0] ?? '?';
-writeFileSync(join(out, 'golden.json'), `${JSON.stringify({ generator: `espeak-ng ${voice} -v en-us -s 150`, utterances: Object.entries(GOLDEN_TEXTS).map(([id, text]) => ({ id, file: `${id}.wav`, text })) }, null, 2)}\n`);
+writeFileSync(
+  join(out, 'golden.json'),
+  `${JSON.stringify({ generator: `espeak-ng ${voice} -v en-us -s 150`, utterances: Object.entries(GOLDEN_TEXTS).map(([id, text]) => ({ id, file: `${id}.wav`, text })) }, null, 2)}\n`,
+);
 process.stdout.write(`wrote ${Object.keys(GOLDEN_TEXTS).length} golden utterances to ${out}\n`);

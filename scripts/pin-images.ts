@@ -11,7 +11,8 @@ export function pinImages(json: string, version: string, digests: Record<string,
   for (const [name, digest] of Object.entries(digests)) {
     const pin = doc[name];
     if (!pin || typeof pin === 'string') throw new Error(`charts/images.json has no image '${name}'`);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest) || /^sha256:0{64}$/.test(digest)) throw new Error(`${name}: '${digest}' is not a pushed image digest`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest) || /^sha256:0{64}$/.test(digest))
+      throw new Error(`${name}: '${digest}' is not a pushed image digest`);
     pin.digest = digest;
     if (name !== 'redis') pin.tag = version;
   }

@@ -13,18 +13,23 @@ import { imageRef, PINS, placeholderPins, type Pins } from '../charts/pins';
 import { PLACEHOLDER_MARK } from '../charts/render';
 
 function manifests(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) return manifests(p);
-    return e.endsWith('.k8s.yaml') ? [p] : [];
-  }).sort();
+  return readdirSync(dir)
+    .flatMap((e) => {
+      const p = join(dir, e);
+      if (statSync(p).isDirectory()) return manifests(p);
+      return e.endsWith('.k8s.yaml') ? [p] : [];
+    })
+    .sort();
 }
 
 /** Every image a manifest runs (containers and initContainers of pods, Jobs and CronJobs). */
 export function imagesIn(text: string): string[] {
   const out: string[] = [];
   const visit = (v: unknown): void => {
-    if (Array.isArray(v)) { v.forEach(visit); return; }
+    if (Array.isArray(v)) {
+      v.forEach(visit);
+      return;
+    }
     if (!v || typeof v !== 'object') return;
     for (const [k, x] of Object.entries(v)) {
       if ((k === 'containers' || k === 'initContainers') && Array.isArray(x)) for (const c of x) out.push((c as { image: string }).image);
@@ -38,7 +43,11 @@ export function imagesIn(text: string): string[] {
 export function releaseCheck(o: { pins?: Pins; distDir?: string; envs?: readonly string[] } = {}): string[] {
   const pins = o.pins ?? PINS;
   const distDir = o.distDir ?? 'dist';
-  const envs = o.envs ?? Object.values(ENVIRONMENTS).filter((e) => e.releasePins).map((e) => e.name);
+  const envs =
+    o.envs ??
+    Object.values(ENVIRONMENTS)
+      .filter((e) => e.releasePins)
+      .map((e) => e.name);
   const problems = placeholderPins(pins);
   const pinned = new Set(Object.values(pins.images).map(imageRef));
   for (const env of envs) {

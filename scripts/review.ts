@@ -76,13 +76,20 @@ function depsKey(root: string): string {
 }
 
 /** The base rendering of commit `sha`: from the cache when it holds one for today's dependencies, else rendered (and stored). */
-export function baseRendering(root: string, sha: string, label: string, cacheDir: string | null, synth?: string): Rendered & { cache: ReviewResult['cache'] } {
+export function baseRendering(
+  root: string,
+  sha: string,
+  label: string,
+  cacheDir: string | null,
+  synth?: string,
+): Rendered & { cache: ReviewResult['cache'] } {
   const deps = depsKey(root);
   const file = cacheDir ? path.join(cacheDir, `${sha}.json`) : null;
   if (file && fs.existsSync(file)) {
     try {
       const e = JSON.parse(fs.readFileSync(file, 'utf8')) as CacheEntry;
-      if (e.format === CACHE_FORMAT && e.sha === sha && e.deps === deps) return { rendering: new Map(Object.entries(e.rendering)), cache: 'hit' };
+      if (e.format === CACHE_FORMAT && e.sha === sha && e.deps === deps)
+        return { rendering: new Map(Object.entries(e.rendering)), cache: 'hit' };
     } catch {
       // A torn or foreign file is a miss; it is rewritten below.
     }
@@ -91,7 +98,7 @@ export function baseRendering(root: string, sha: string, label: string, cacheDir
   // A base that could not render (a note says why) is not cached: the next review tries again.
   if (file && r.note === undefined) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const entry: CacheEntry = { format: CACHE_FORMAT, sha, deps, rendering: Object.fromEntries(r.rendering)  };
+    const entry: CacheEntry = { format: CACHE_FORMAT, sha, deps, rendering: Object.fromEntries(r.rendering) };
     // Write then rename: a concurrent review never reads half a file.
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(entry));
@@ -117,7 +124,8 @@ export function synthByCommand(cmd: string): (root: string) => Rendering {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'orb-review-'));
     try {
       const r = spawnSync(cmd, { cwd: root, shell: true, encoding: 'utf8', env: { ...process.env, SYNTH_OUT: out }, timeout: 300_000 });
-      if (r.status !== 0) throw new Error(`\`${cmd}\` failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' / ')}`);
+      if (r.status !== 0)
+        throw new Error(`\`${cmd}\` failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' / ')}`);
       return new Map(listEnvironments(out).map((env) => [env, loadEnvironment(path.join(out, env)).objects]));
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
@@ -135,7 +143,8 @@ export function review(opts: ReviewOptions): ReviewResult {
 
   const envs = opts.envs?.length ? [...opts.envs] : [...head.keys()].sort();
   const missing = envs.filter((e) => !head.has(e));
-  if (missing.length) throw new UsageError(`no rendered environment ${missing.join(', ')} (have: ${[...head.keys()].join(', ') || 'none'})`);
+  if (missing.length)
+    throw new UsageError(`no rendered environment ${missing.join(', ')} (have: ${[...head.keys()].join(', ') || 'none'})`);
   const policy: string[] = [];
   const summary: string[] = [];
   let findings = 0;
@@ -160,13 +169,24 @@ export function review(opts: ReviewOptions): ReviewResult {
   const t4 = performance.now();
 
   const markdown = [
-    `# Review: working tree against \`${ref}\` (${sha.slice(0, 7)})`, '',
-    '## Policy', '', ...summary, '', '```', policy.join('\n\n'), '```', '',
+    `# Review: working tree against \`${ref}\` (${sha.slice(0, 7)})`,
+    '',
+    '## Policy',
+    '',
+    ...summary,
+    '',
+    '```',
+    policy.join('\n\n'),
+    '```',
+    '',
     diff,
   ].join('\n');
   const s = (a: number, b: number) => (b - a) / 1000;
   return {
-    markdown, sha, findings, cache: base.cache,
+    markdown,
+    sha,
+    findings,
+    cache: base.cache,
     seconds: { synth: s(t0, t1), policy: s(t1, t2), base: s(t2, t3), diff: s(t3, t4), total: s(t0, t4) },
     exitCode: findings > 0 ? 1 : 0,
   };
@@ -196,7 +216,9 @@ function main(argv: string[]): number {
       else if (a === '--out') out = value();
       else if (a === '--full') full = true;
       else if (a === '-h' || a === '--help') {
-        process.stdout.write('usage: npm run review -- [git-ref] [--env ENV]… [--synth CMD] [--base-synth CMD] [--cache DIR | --no-cache] [--full] [--out FILE]\n');
+        process.stdout.write(
+          'usage: npm run review -- [git-ref] [--env ENV]… [--synth CMD] [--base-synth CMD] [--cache DIR | --no-cache] [--full] [--out FILE]\n',
+        );
         return 0;
       } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
       else ref = a;
@@ -216,7 +238,9 @@ function main(argv: string[]): number {
   process.stdout.write(`${r.markdown}\n`);
   if (out) fs.writeFileSync(out, `${r.markdown}\n`);
   const f = (x: number) => x.toFixed(2);
-  process.stderr.write(`review: synth ${f(r.seconds.synth)} s, policy ${f(r.seconds.policy)} s, base ${f(r.seconds.base)} s (cache ${r.cache} ${r.sha.slice(0, 7)}), diff ${f(r.seconds.diff)} s; ${f(r.seconds.total)} s in all; ${r.findings} policy finding(s)\n`);
+  process.stderr.write(
+    `review: synth ${f(r.seconds.synth)} s, policy ${f(r.seconds.policy)} s, base ${f(r.seconds.base)} s (cache ${r.cache} ${r.sha.slice(0, 7)}), diff ${f(r.seconds.diff)} s; ${f(r.seconds.total)} s in all; ${r.findings} policy finding(s)\n`,
+  );
   return r.exitCode;
 }
 

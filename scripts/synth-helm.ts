@@ -30,7 +30,10 @@ export function unescapeHelm(text: string): string {
 function yamlFilesIn(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
   // kustomization.yaml is kustomize's input, not a template.
-  return fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .sort();
 }
 
 /** appVersion: the image tag orb-core runs (what a release upgrades), else the chart version. */
@@ -54,7 +57,11 @@ function asHelmTests(text: string): string {
     .filter((o) => o)
     .map((o) => {
       o.metadata = o.metadata ?? {};
-      o.metadata.annotations = { ...(o.metadata.annotations ?? {}), 'helm.sh/hook': 'test', 'helm.sh/hook-delete-policy': 'before-hook-creation' };
+      o.metadata.annotations = {
+        ...(o.metadata.annotations ?? {}),
+        'helm.sh/hook': 'test',
+        'helm.sh/hook-delete-policy': 'before-hook-creation',
+      };
       return stringify(o);
     })
     .join('---\n');
@@ -101,7 +108,10 @@ export function packageHelmCharts(opts: HelmOptions): string[] {
     const tests = yamlFilesIn(path.join(src, 'test'));
     if (tests.length > 0) fs.mkdirSync(path.join(chart, 'templates', 'tests'), { recursive: true });
     for (const f of tests) {
-      fs.writeFileSync(path.join(chart, 'templates', 'tests', f), escapeForHelm(asHelmTests(fs.readFileSync(path.join(src, 'test', f), 'utf8'))));
+      fs.writeFileSync(
+        path.join(chart, 'templates', 'tests', f),
+        escapeForHelm(asHelmTests(fs.readFileSync(path.join(src, 'test', f), 'utf8'))),
+      );
     }
     out.push(chart);
   }
@@ -122,7 +132,8 @@ function main(argv: string[]): number {
     } else envs.push(a);
   }
   try {
-    for (const c of packageHelmCharts({ distDir, outDir, envs: envs.length ? envs : undefined })) process.stdout.write(`helm chart: ${c}/\n`);
+    for (const c of packageHelmCharts({ distDir, outDir, envs: envs.length ? envs : undefined }))
+      process.stdout.write(`helm chart: ${c}/\n`);
   } catch (e) {
     process.stderr.write(`synth:helm: ${(e as Error).message}\n`);
     return 1;

@@ -18,14 +18,20 @@ import { DEFAULT_FEATURES, HashedNgramSpec, sparseFeatures } from '../services/w
 
 export const LABELS = ['greeting', 'question', 'command', 'memory_request', 'smalltalk', 'farewell', 'unknown'] as const;
 
-export interface Example { readonly label: string; readonly text: string }
+export interface Example {
+  readonly label: string;
+  readonly text: string;
+}
 
 export function readTsv(path: string): Example[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')).map((l) => {
-    const [label, text] = l.split('\t');
-    if (!(LABELS as readonly string[]).includes(label) || !text) throw new Error(`${path}: bad line ${JSON.stringify(l)}`);
-    return { label, text };
-  });
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('#'))
+    .map((l) => {
+      const [label, text] = l.split('\t');
+      if (!(LABELS as readonly string[]).includes(label) || !text) throw new Error(`${path}: bad line ${JSON.stringify(l)}`);
+      return { label, text };
+    });
 }
 
 /** mulberry32: small seeded PRNG so every core's bootstrap sample is reproducible. */
@@ -40,7 +46,11 @@ export function prng(seed: number): () => number {
   };
 }
 
-interface Trained { W: Float32Array; B: Float32Array; trainAcc: number }
+interface Trained {
+  W: Float32Array;
+  B: Float32Array;
+  trainAcc: number;
+}
 
 export function trainSoftmax(data: Example[], spec: HashedNgramSpec, opts: { epochs: number; lr: number; l2: number }): Trained {
   const K = LABELS.length;
@@ -57,7 +67,10 @@ export function trainSoftmax(data: Example[], spec: HashedNgramSpec, opts: { epo
     for (const [i, v] of x) for (let k = 0; k < K; k++) p[k] += W[i * K + k] * v;
     const m = Math.max(...p);
     let s = 0;
-    for (let k = 0; k < K; k++) { p[k] = Math.exp(p[k] - m); s += p[k]; }
+    for (let k = 0; k < K; k++) {
+      p[k] = Math.exp(p[k] - m);
+      s += p[k];
+    }
     for (let k = 0; k < K; k++) p[k] /= s;
   };
   for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -90,7 +103,12 @@ function tensor(name: string, dims: number[], data: Float32Array): onnx.ITensorP
 function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: {
+      tensorType: {
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
+    },
   };
 }
 
@@ -110,8 +128,13 @@ export function exportOnnx(W: Float32Array, B: Float32Array, dim: number, classe
       node: [
         { opType: 'MatMul', input: ['features', 'W'], output: ['logits_raw'], name: 'matmul' },
         { opType: 'Add', input: ['logits_raw', 'B'], output: ['logits'], name: 'bias' },
-        { opType: 'Softmax', input: ['logits'], output: ['probabilities'], name: 'softmax',
-          attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }] },
+        {
+          opType: 'Softmax',
+          input: ['logits'],
+          output: ['probabilities'],
+          name: 'softmax',
+          attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
+        },
       ],
     },
   };
@@ -166,16 +189,37 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'model.onnx'), exportOnnx(t.W, t.B, spec.dim, LABELS.length, `UCM 4 Core intent classifier, core ${c}`));
     const unique = new Set(sample.map((e) => e.text)).size;
-    writeFileSync(join(dir, 'config.json'), `${JSON.stringify({
-      labels: LABELS, features: spec, input: 'features', output: 'probabilities',
-      training: { core: c, seed, bootstrap_size: sample.length, unique_examples: unique, ...hyper, train_accuracy: Number(t.trainAcc.toFixed(4)) },
-    }, null, 2)}\n`);
-    process.stdout.write(`core-${c}: seed ${seed}, ${unique}/${train.length} unique examples, train accuracy ${(t.trainAcc * 100).toFixed(1)}%\n`);
+    writeFileSync(
+      join(dir, 'config.json'),
+      `${JSON.stringify(
+        {
+          labels: LABELS,
+          features: spec,
+          input: 'features',
+          output: 'probabilities',
+          training: {
+            core: c,
+            seed,
+            bootstrap_size: sample.length,
+            unique_examples: unique,
+            ...hyper,
+            train_accuracy: Number(t.trainAcc.toFixed(4)),
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    process.stdout.write(
+      `core-${c}: seed ${seed}, ${unique}/${train.length} unique examples, train accuracy ${(t.trainAcc * 100).toFixed(1)}%\n`,
+    );
   }
   const ev = await evaluate(out, cores, heldOut);
   for (const c of ev.cores) process.stdout.write(`held-out core-${c.core}: ${(c.accuracy * 100).toFixed(1)}%\n`);
-  process.stdout.write(`held-out median core: ${(ev.medianCore * 100).toFixed(1)}%  ensemble (CALI vote): ${(ev.ensemble * 100).toFixed(1)}%  ` +
-    `cores disagree on ${ev.disagreements}/${ev.heldOut}\n`);
+  process.stdout.write(
+    `held-out median core: ${(ev.medianCore * 100).toFixed(1)}%  ensemble (CALI vote): ${(ev.ensemble * 100).toFixed(1)}%  ` +
+      `cores disagree on ${ev.disagreements}/${ev.heldOut}\n`,
+  );
   writeFileSync(join(out, 'eval.json'), `${JSON.stringify(ev, null, 2)}\n`);
 }
 

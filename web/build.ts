@@ -41,7 +41,11 @@ export async function buildWeb(outDir = WEB_DIST): Promise<string> {
 /** Shell version: a hash of the shell files as built, so any change to them is a new sw.js. */
 export function shellVersion(outDir: string): string {
   const h = createHash('sha256');
-  for (const f of SHELL_FILES) h.update(f).update('\0').update(readFileSync(join(outDir, f))).update('\0');
+  for (const f of SHELL_FILES)
+    h.update(f)
+      .update('\0')
+      .update(readFileSync(join(outDir, f)))
+      .update('\0');
   return h.digest('hex').slice(0, 16);
 }
 
@@ -63,8 +67,11 @@ export async function writeServiceWorker(outDir: string): Promise<string> {
 }
 
 if (require.main === module) {
-  buildWeb().then((dir) => process.stdout.write(`web client built into ${dir} (shell ${shellVersion(dir)})\n`), (err) => {
-    process.stderr.write(`${(err as Error).message}\n`);
-    process.exit(1);
-  });
+  buildWeb().then(
+    (dir) => process.stdout.write(`web client built into ${dir} (shell ${shellVersion(dir)})\n`),
+    (err) => {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
 }

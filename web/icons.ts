@@ -52,7 +52,11 @@ export function encodePng(rgba: Uint8Array, size: number): Buffer {
 type Rgb = readonly [number, number, number];
 const BACKGROUND: Rgb = [0x0d, 0x10, 0x17];
 // The gradient of .orb in orb.css: highlight at 35 %/35 %, #bfe6ff -> #2a6fb0 (60 %) -> #0b2540.
-const STOPS: ReadonlyArray<readonly [number, Rgb]> = [[0, [0xbf, 0xe6, 0xff]], [0.6, [0x2a, 0x6f, 0xb0]], [1, [0x0b, 0x25, 0x40]]];
+const STOPS: ReadonlyArray<readonly [number, Rgb]> = [
+  [0, [0xbf, 0xe6, 0xff]],
+  [0.6, [0x2a, 0x6f, 0xb0]],
+  [1, [0x0b, 0x25, 0x40]],
+];
 
 function gradient(t: number): Rgb {
   const x = Math.min(1, Math.max(0, t));

@@ -45,5 +45,11 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
   // Up to the last response: the instance's own shutdown after a stop is not part of the load.
   const seconds = Number((lastAt || process.hrtime.bigint()) - t0) / 1e9;
   if (!latencies.length) throw new Error(`no 2xx response from ${opts.url} (non2xx ${r.non2xx}, errors ${r.errors})`);
-  return { requests: latencies.length, rps: latencies.length / seconds, latencyMs: summarize(latencies), non2xx: r.non2xx, errors: r.errors };
+  return {
+    requests: latencies.length,
+    rps: latencies.length / seconds,
+    latencyMs: summarize(latencies),
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
 }

@@ -32,7 +32,9 @@ export function tsxBin(root: string): string {
 export async function spawnService(cmd: string, args: readonly string[], opts: SpawnOptions): Promise<ServiceHandle> {
   const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const keep = (d: Buffer) => { out = (out + String(d)).slice(-8000); };
+  const keep = (d: Buffer) => {
+    out = (out + String(d)).slice(-8000);
+  };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -92,7 +94,9 @@ export async function timeCommand(cmd: string, args: readonly string[], cwd: str
   await new Promise<void>((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const keep = (d: Buffer) => { out = (out + String(d)).slice(-8000); };
+    const keep = (d: Buffer) => {
+      out = (out + String(d)).slice(-8000);
+    };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.once('error', reject);

@@ -19,7 +19,16 @@ export async function startVault(): Promise<RedisServerHandle> {
 }
 
 /** Runs a TypeScript entry under node with tsx's loader (as scripts/dev.ts does), ready on GET `readyPath`. */
-export async function startTs(root: string, entry: string, args: readonly string[], env: NodeJS.ProcessEnv, port: number, readyPath = '/readyz', readyTimeoutMs = 60_000, nodeArgs: readonly string[] = []): Promise<ServiceHandle> {
+export async function startTs(
+  root: string,
+  entry: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  port: number,
+  readyPath = '/readyz',
+  readyTimeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
+): Promise<ServiceHandle> {
   return spawnService(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, entry), ...args], {
     cwd: root,
     env: { PORT: String(port), ...env },
@@ -58,7 +67,11 @@ async function seedIdentity(vaultUrl: string, prefix: string): Promise<void> {
  * under-pressure shedding is off); request
  * logging is at `warn` so log I/O is not part of either side.
  */
-export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = []): Promise<GatewayUnderTest> {
+export async function startGateway(
+  root: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+  nodeArgs: readonly string[] = [],
+): Promise<GatewayUnderTest> {
   if (!existsSync(join(root, 'services', 'orb', 'main.ts'))) throw new NotAvailable('services/orb/main.ts (the gateway) has not landed');
   const vault = await startVault();
   const prefix = `bench:${randomBytes(4).toString('hex')}:`;
@@ -66,26 +79,38 @@ export async function startGateway(root: string, extraEnv: NodeJS.ProcessEnv = {
   try {
     await seedIdentity(vault.url, prefix);
     const port = await freePort();
-    const proc = await startTs(root, 'services/orb/main.ts', [], {
-      HOST: '127.0.0.1',
-      REDIS_URL: vault.url,
-      VAULT_KEY_PREFIX: prefix,
-      POD_NAME: 'orb-bench-0',
-      ORB_API_KEYS: `bench:${apiKey}`,
-      ORB_RATE_LIMIT_MAX: '1000000000',
-      ORB_MAX_SOCKETS_PER_KEY: '100000',
-      LOG_LEVEL: 'warn',
-      // Load shedding off: on a shared machine a stall should show as latency, not as a 503.
-      ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
-      ...extraEnv,
-    }, port, '/readyz', 180_000, nodeArgs);
+    const proc = await startTs(
+      root,
+      'services/orb/main.ts',
+      [],
+      {
+        HOST: '127.0.0.1',
+        REDIS_URL: vault.url,
+        VAULT_KEY_PREFIX: prefix,
+        POD_NAME: 'orb-bench-0',
+        ORB_API_KEYS: `bench:${apiKey}`,
+        ORB_RATE_LIMIT_MAX: '1000000000',
+        ORB_MAX_SOCKETS_PER_KEY: '100000',
+        LOG_LEVEL: 'warn',
+        // Load shedding off: on a shared machine a stall should show as latency, not as a 503.
+        ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
+        ...extraEnv,
+      },
+      port,
+      '/readyz',
+      180_000,
+      nodeArgs,
+    );
     return {
       url: `http://127.0.0.1:${port}`,
       apiKey,
       proc,
       vaultUrl: vault.url,
       prefix,
-      stop: async () => { await proc.stop(); await vault.stop({ removeDir: true }); },
+      stop: async () => {
+        await proc.stop();
+        await vault.stop({ removeDir: true });
+      },
     };
   } catch (err) {
     await vault.stop({ removeDir: true });
@@ -106,8 +131,17 @@ export async function startHello(root: string): Promise<{ url: string; proc: Ser
  */
 export async function startSessionReadFloor(root: string, gw: GatewayUnderTest): Promise<{ url: string; proc: ServiceHandle }> {
   const port = await freePort();
-  const proc = await startTs(root, 'bench/fixtures/session-read-floor.ts', [], {
-    REDIS_URL: gw.vaultUrl, FLOOR_PREFIX: gw.prefix, FLOOR_API_KEY: gw.apiKey,
-  }, port, '/readyz');
+  const proc = await startTs(
+    root,
+    'bench/fixtures/session-read-floor.ts',
+    [],
+    {
+      REDIS_URL: gw.vaultUrl,
+      FLOOR_PREFIX: gw.prefix,
+      FLOOR_API_KEY: gw.apiKey,
+    },
+    port,
+    '/readyz',
+  );
   return { url: `http://127.0.0.1:${port}`, proc };
 }

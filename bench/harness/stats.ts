@@ -52,16 +52,26 @@ export function ratio(subject: number, baseline: number): number | undefined {
  * Largest n in [lo, hi] for which `ok(n)` holds, assuming monotonicity (ok for small n, then not).
  * Bounded: at most ~log2(hi - lo) + 2 probes. Returns lo - 1 when even `lo` fails.
  */
-export async function largestPassing(lo: number, hi: number, ok: (n: number) => Promise<boolean>, maxProbes = 12): Promise<{ n: number; probes: Array<{ n: number; ok: boolean }> }> {
+export async function largestPassing(
+  lo: number,
+  hi: number,
+  ok: (n: number) => Promise<boolean>,
+  maxProbes = 12,
+): Promise<{ n: number; probes: Array<{ n: number; ok: boolean }> }> {
   const probes: Array<{ n: number; ok: boolean }> = [];
-  const probe = async (n: number) => { const r = await ok(n); probes.push({ n, ok: r }); return r; };
+  const probe = async (n: number) => {
+    const r = await ok(n);
+    probes.push({ n, ok: r });
+    return r;
+  };
   if (!(await probe(lo))) return { n: lo - 1, probes };
   if (await probe(hi)) return { n: hi, probes };
   let good = lo;
   let bad = hi;
   while (bad - good > 1 && probes.length < maxProbes) {
     const mid = Math.floor((good + bad) / 2);
-    if (await probe(mid)) good = mid; else bad = mid;
+    if (await probe(mid)) good = mid;
+    else bad = mid;
   }
   return { n: good, probes };
 }
@@ -71,19 +81,30 @@ export async function largestPassing(lo: number, hi: number, ok: (n: number) => 
  * when failing probes are the expensive ones (an overloaded server), only one of them is paid
  * for per doubling step instead of starting at the far end.
  */
-export async function largestPassingGrowing(lo: number, hi: number, ok: (n: number) => Promise<boolean>, maxProbes = 12): Promise<{ n: number; probes: Array<{ n: number; ok: boolean }> }> {
+export async function largestPassingGrowing(
+  lo: number,
+  hi: number,
+  ok: (n: number) => Promise<boolean>,
+  maxProbes = 12,
+): Promise<{ n: number; probes: Array<{ n: number; ok: boolean }> }> {
   const probes: Array<{ n: number; ok: boolean }> = [];
-  const probe = async (n: number) => { const r = await ok(n); probes.push({ n, ok: r }); return r; };
+  const probe = async (n: number) => {
+    const r = await ok(n);
+    probes.push({ n, ok: r });
+    return r;
+  };
   if (!(await probe(lo))) return { n: lo - 1, probes };
   let good = lo;
   let bad: number | undefined;
   while (bad === undefined && good < hi && probes.length < maxProbes) {
     const next = Math.min(hi, good * 2);
-    if (await probe(next)) good = next; else bad = next;
+    if (await probe(next)) good = next;
+    else bad = next;
   }
   while (bad !== undefined && bad - good > 1 && probes.length < maxProbes) {
     const mid = Math.floor((good + bad) / 2);
-    if (await probe(mid)) good = mid; else bad = mid;
+    if (await probe(mid)) good = mid;
+    else bad = mid;
   }
   return { n: good, probes };
 }

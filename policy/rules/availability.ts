@@ -1,7 +1,17 @@
 /** Availability: replicas, PDBs, spreading, rollout, priority (A1 A2 A3 A4 A5 A6 A7). */
 import type { K8sObject, Rule, RuleContext } from '../types';
 import {
-  REPLICATED_KINDS, hasPods, minReplicas, nsOf, podLabels, podSpec, podWorkloads, scaledValue, scalerFor, selectorMatches, type Json,
+  REPLICATED_KINDS,
+  hasPods,
+  minReplicas,
+  nsOf,
+  podLabels,
+  podSpec,
+  podWorkloads,
+  scaledValue,
+  scalerFor,
+  selectorMatches,
+  type Json,
 } from '../k8s';
 
 /**
@@ -19,7 +29,8 @@ function hasSentinel(obj: K8sObject): boolean {
 
 export const A1: Rule = {
   id: 'A1',
-  title: 'Deployments and StatefulSets not targeted by an HPA set replicas >= 2 (the vault: >= 3 under Sentinel); targeted ones leave replicas unset and min >= 2, max > min',
+  title:
+    'Deployments and StatefulSets not targeted by an HPA set replicas >= 2 (the vault: >= 3 under Sentinel); targeted ones leave replicas unset and min >= 2, max > min',
   applies: (obj) => obj.kind === 'Deployment' || obj.kind === 'StatefulSet',
   check: (obj, ctx) => {
     const scaler = scalerFor(ctx, obj);
@@ -27,8 +38,12 @@ export const A1: Rule = {
     if (!scaler && isStatefulStore(obj)) {
       const out: string[] = [];
       // Every client fails with a one-node store; two nodes cannot elect a new primary on their own.
-      if (!(typeof replicas === 'number' && replicas >= 3)) out.push(`replicas is ${replicas ?? 'unset (1)'}: the in-cluster vault needs at least 3 nodes with a failover quorum (or an external vault)`);
-      else if (!hasSentinel(obj)) out.push(`${replicas} nodes but no Sentinel container (port named sentinel): nothing promotes a replica when the primary fails`);
+      if (!(typeof replicas === 'number' && replicas >= 3))
+        out.push(
+          `replicas is ${replicas ?? 'unset (1)'}: the in-cluster vault needs at least 3 nodes with a failover quorum (or an external vault)`,
+        );
+      else if (!hasSentinel(obj))
+        out.push(`${replicas} nodes but no Sentinel container (port named sentinel): nothing promotes a replica when the primary fails`);
       return out;
     }
     if (!scaler) {
@@ -39,14 +54,17 @@ export const A1: Rule = {
     // Each apply would reset the autoscaler's choice to the manifest's count.
     if (replicas !== undefined) out.push(`replicas is set (${replicas}) although ${by} scales it`);
     if ((scaler.min ?? 1) < 2) out.push(`${by} min replicas is ${scaler.min}, needs at least 2`);
-    if (scaler.max === undefined || scaler.max <= (scaler.min ?? 1)) out.push(`${by} max replicas ${scaler.max} is not above min ${scaler.min}`);
+    if (scaler.max === undefined || scaler.max <= (scaler.min ?? 1))
+      out.push(`${by} max replicas ${scaler.max} is not above min ${scaler.min}`);
     return out;
   },
 };
 
 function pdbsSelecting(ctx: RuleContext, workload: K8sObject): K8sObject[] {
   const labels = podLabels(workload);
-  return ctx.objects.filter((o) => o.kind === 'PodDisruptionBudget' && nsOf(o) === nsOf(workload) && selectorMatches(o.spec?.selector, labels));
+  return ctx.objects.filter(
+    (o) => o.kind === 'PodDisruptionBudget' && nsOf(o) === nsOf(workload) && selectorMatches(o.spec?.selector, labels),
+  );
 }
 
 export const A2: Rule = {
@@ -68,14 +86,20 @@ export const A3: Rule = {
       out.push(`maxUnavailable is ${spec.maxUnavailable}: no voluntary eviction can ever happen (node drains hang)`);
     }
     // Without AlwaysAllow a crash-looping pod blocks every drain of its node.
-    if (spec.unhealthyPodEvictionPolicy !== 'AlwaysAllow') out.push(`unhealthyPodEvictionPolicy is ${spec.unhealthyPodEvictionPolicy ?? 'unset'}, not AlwaysAllow`);
-    const targets = podWorkloads(ctx, nsOf(obj)).filter((w) => REPLICATED_KINDS.has(w.kind) && selectorMatches(spec.selector, podLabels(w)));
+    if (spec.unhealthyPodEvictionPolicy !== 'AlwaysAllow')
+      out.push(`unhealthyPodEvictionPolicy is ${spec.unhealthyPodEvictionPolicy ?? 'unset'}, not AlwaysAllow`);
+    const targets = podWorkloads(ctx, nsOf(obj)).filter(
+      (w) => REPLICATED_KINDS.has(w.kind) && selectorMatches(spec.selector, podLabels(w)),
+    );
     if (targets.length === 0) out.push('selects no Deployment or StatefulSet');
     if (spec.minAvailable !== undefined) {
       for (const w of targets) {
         const n = minReplicas(ctx, w);
         const need = scaledValue(spec.minAvailable, n);
-        if (need >= n) out.push(`minAvailable ${spec.minAvailable} (${need}) is not below the ${n} replica(s) of ${w.kind}/${w.metadata.name}: no eviction possible`);
+        if (need >= n)
+          out.push(
+            `minAvailable ${spec.minAvailable} (${need}) is not below the ${n} replica(s) of ${w.kind}/${w.metadata.name}: no eviction possible`,
+          );
       }
     }
     return out;
@@ -95,10 +119,13 @@ export const A4: Rule = {
   id: 'A4',
   title: 'podAntiAffinity on own labels with topologyKey kubernetes.io/hostname (replicas > 1, and always on the vault)',
   // The vault is checked at any size: a single node is already an A1 finding, and its spread is what a scale-up relies on.
-  applies: (obj, ctx) => REPLICATED_KINDS.has(obj.kind) && (isStatefulStore(obj) || scalerFor(ctx, obj) !== undefined || (obj.spec?.replicas ?? 1) > 1),
+  applies: (obj, ctx) =>
+    REPLICATED_KINDS.has(obj.kind) && (isStatefulStore(obj) || scalerFor(ctx, obj) !== undefined || (obj.spec?.replicas ?? 1) > 1),
   check: (obj) => {
     const labels = podLabels(obj);
-    const ok = termsOf(podSpec(obj)?.affinity?.podAntiAffinity).some((t) => t.topologyKey === HOSTNAME && selectorMatches(t.labelSelector, labels));
+    const ok = termsOf(podSpec(obj)?.affinity?.podAntiAffinity).some(
+      (t) => t.topologyKey === HOSTNAME && selectorMatches(t.labelSelector, labels),
+    );
     return ok ? [] : [`no podAntiAffinity term on its own labels with topologyKey ${HOSTNAME}`];
   },
 };
@@ -113,10 +140,12 @@ export const A5: Rule = {
     const labels = podLabels(obj);
     return tsc.flatMap((c, i) => {
       const out: string[] = [];
-      if (!selectorMatches(c.labelSelector, labels)) out.push(`topologySpreadConstraints[${i}]: labelSelector does not select its own pods`);
+      if (!selectorMatches(c.labelSelector, labels))
+        out.push(`topologySpreadConstraints[${i}]: labelSelector does not select its own pods`);
       if (!(typeof c.maxSkew === 'number' && c.maxSkew > 0)) out.push(`topologySpreadConstraints[${i}]: maxSkew ${c.maxSkew} is not > 0`);
       if (!c.topologyKey) out.push(`topologySpreadConstraints[${i}]: no topologyKey`);
-      if (!['DoNotSchedule', 'ScheduleAnyway'].includes(c.whenUnsatisfiable)) out.push(`topologySpreadConstraints[${i}]: whenUnsatisfiable is ${c.whenUnsatisfiable ?? 'unset'}`);
+      if (!['DoNotSchedule', 'ScheduleAnyway'].includes(c.whenUnsatisfiable))
+        out.push(`topologySpreadConstraints[${i}]: whenUnsatisfiable is ${c.whenUnsatisfiable ?? 'unset'}`);
       return out;
     });
   },
@@ -139,6 +168,8 @@ export const A7: Rule = {
   check: (obj, ctx) => {
     const name = podSpec(obj).priorityClassName;
     if (!name) return ['no priorityClassName'];
-    return ctx.objects.some((o) => o.kind === 'PriorityClass' && o.metadata.name === name) ? [] : [`priorityClassName ${name} is not a PriorityClass of this chart`];
+    return ctx.objects.some((o) => o.kind === 'PriorityClass' && o.metadata.name === name)
+      ? []
+      : [`priorityClassName ${name} is not a PriorityClass of this chart`];
   },
 };

@@ -61,7 +61,8 @@ export const I1: Rule = {
       if (!tag) out.push(`${label}: image '${image}' has no tag`);
       else if (tag === 'latest') out.push(`${label}: image '${image}' uses the 'latest' tag`);
       if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) out.push(`${label}: image '${image}' has a malformed digest`);
-      if (ctx.profile.requireDigests && digest === undefined) out.push(`${label}: image '${image}' is not pinned by @sha256: digest (required in ${ctx.env})`);
+      if (ctx.profile.requireDigests && digest === undefined)
+        out.push(`${label}: image '${image}' is not pinned by @sha256: digest (required in ${ctx.env})`);
       return out;
     }),
 };
@@ -103,7 +104,9 @@ export const P1: Rule = {
       if (gpu !== undefined && Number(gpu) > 0) {
         if (!c.startupProbe) out.push(`${label}: GPU worker has no startupProbe to cover model load`);
         else if (startupBudget(c.startupProbe) < GPU_STARTUP_BUDGET_S) {
-          out.push(`${label}: startupProbe allows ${startupBudget(c.startupProbe)} s, less than the ${GPU_STARTUP_BUDGET_S} s a model load needs`);
+          out.push(
+            `${label}: startupProbe allows ${startupBudget(c.startupProbe)} s, less than the ${GPU_STARTUP_BUDGET_S} s a model load needs`,
+          );
         }
       }
       return out;
@@ -134,7 +137,12 @@ export const P2: Rule = {
 
 function sortKeys(v: Json): Json {
   if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys(v[k])]),
+    );
   return v;
 }
 

@@ -16,12 +16,30 @@ export const M1: Rule = {
 
 /** group/version pairs removed or deprecated upstream (kube-score stable-version, Pluto's list). */
 export const DEPRECATED_API_VERSIONS = new Set([
-  'extensions/v1beta1', 'apps/v1beta1', 'apps/v1beta2', 'policy/v1beta1', 'batch/v1beta1', 'batch/v2alpha1',
-  'autoscaling/v2beta1', 'autoscaling/v2beta2', 'networking.k8s.io/v1beta1', 'rbac.authorization.k8s.io/v1beta1',
-  'rbac.authorization.k8s.io/v1alpha1', 'scheduling.k8s.io/v1beta1', 'scheduling.k8s.io/v1alpha1', 'storage.k8s.io/v1beta1',
-  'apiextensions.k8s.io/v1beta1', 'admissionregistration.k8s.io/v1beta1', 'certificates.k8s.io/v1beta1',
-  'coordination.k8s.io/v1beta1', 'discovery.k8s.io/v1beta1', 'events.k8s.io/v1beta1', 'node.k8s.io/v1beta1',
-  'flowcontrol.apiserver.k8s.io/v1beta1', 'flowcontrol.apiserver.k8s.io/v1beta2', 'flowcontrol.apiserver.k8s.io/v1beta3',
+  'extensions/v1beta1',
+  'apps/v1beta1',
+  'apps/v1beta2',
+  'policy/v1beta1',
+  'batch/v1beta1',
+  'batch/v2alpha1',
+  'autoscaling/v2beta1',
+  'autoscaling/v2beta2',
+  'networking.k8s.io/v1beta1',
+  'rbac.authorization.k8s.io/v1beta1',
+  'rbac.authorization.k8s.io/v1alpha1',
+  'scheduling.k8s.io/v1beta1',
+  'scheduling.k8s.io/v1alpha1',
+  'storage.k8s.io/v1beta1',
+  'apiextensions.k8s.io/v1beta1',
+  'admissionregistration.k8s.io/v1beta1',
+  'certificates.k8s.io/v1beta1',
+  'coordination.k8s.io/v1beta1',
+  'discovery.k8s.io/v1beta1',
+  'events.k8s.io/v1beta1',
+  'node.k8s.io/v1beta1',
+  'flowcontrol.apiserver.k8s.io/v1beta1',
+  'flowcontrol.apiserver.k8s.io/v1beta2',
+  'flowcontrol.apiserver.k8s.io/v1beta3',
   'monitoring.coreos.com/v1alpha1',
 ]);
 
@@ -43,7 +61,8 @@ function labelProblems(where: string, labels: Record<string, unknown>): string[]
     const slash = k.lastIndexOf('/');
     const prefix = slash >= 0 ? k.slice(0, slash) : undefined;
     const name = k.slice(slash + 1);
-    if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) out.push(`${where} label key '${k}' has an invalid prefix`);
+    if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix)))
+      out.push(`${where} label key '${k}' has an invalid prefix`);
     if (name.length > 63 || !LABEL_NAME.test(name)) out.push(`${where} label key '${k}' is not a valid name`);
     if (typeof v !== 'string') out.push(`${where} label ${k} is ${JSON.stringify(v)}, not a string`);
     else if (v.length > 63 || !LABEL_VALUE.test(v)) out.push(`${where} label ${k}=${JSON.stringify(v)} is not a valid label value`);
@@ -61,7 +80,8 @@ export const M3: Rule = {
     if (tpl && obj.kind !== 'Pod') out.push(...labelProblems('pod template', tpl.metadata?.labels ?? {}));
     if (WORKLOAD_KINDS.has(obj.kind)) {
       const instance = obj.metadata.labels?.['app.kubernetes.io/instance'];
-      if (instance !== obj.metadata.name) out.push(`label app.kubernetes.io/instance is ${instance ?? 'unset'}, not the name ${obj.metadata.name}`);
+      if (instance !== obj.metadata.name)
+        out.push(`label app.kubernetes.io/instance is ${instance ?? 'unset'}, not the name ${obj.metadata.name}`);
     }
     return out;
   },
@@ -90,7 +110,8 @@ export const M6: Rule = {
   check: (obj) => {
     const out: string[] = [];
     const jobSpec = obj.kind === 'Job' ? obj.spec : obj.spec?.jobTemplate?.spec;
-    if (obj.kind === 'Job' && typeof jobSpec?.ttlSecondsAfterFinished !== 'number') out.push('ttlSecondsAfterFinished is not set: finished Jobs pile up');
+    if (obj.kind === 'Job' && typeof jobSpec?.ttlSecondsAfterFinished !== 'number')
+      out.push('ttlSecondsAfterFinished is not set: finished Jobs pile up');
     if (obj.kind === 'CronJob') {
       const d = obj.spec?.startingDeadlineSeconds;
       if (!(typeof d === 'number' && d > 0)) out.push(`startingDeadlineSeconds is ${d ?? 'unset'}: missed runs pile up after an outage`);
@@ -176,7 +197,11 @@ export const K1: Rule = {
     try {
       new Model(obj).validate();
     } catch (e) {
-      out.push(...String((e as Error).message).split(', ').map((m) => m.replace(/^data\//, '')));
+      out.push(
+        ...String((e as Error).message)
+          .split(', ')
+          .map((m) => m.replace(/^data\//, '')),
+      );
     }
     // kubernetes-models skips the cross-field rules of the API server that bite most often.
     for (const r of containersOf(obj)) {

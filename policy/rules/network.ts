@@ -14,7 +14,9 @@ const isEmptySelector = (s: Json) =>
 
 /** A policy over every pod of the namespace, both directions, allowing nothing. */
 export function isDefaultDeny(np: K8sObject): boolean {
-  return isEmptySelector(np.spec?.podSelector) && bothTypes(np) && (np.spec?.ingress ?? []).length === 0 && (np.spec?.egress ?? []).length === 0;
+  return (
+    isEmptySelector(np.spec?.podSelector) && bothTypes(np) && (np.spec?.ingress ?? []).length === 0 && (np.spec?.egress ?? []).length === 0
+  );
 }
 
 export const N1: Rule = {
@@ -24,7 +26,8 @@ export const N1: Rule = {
   check: (obj, ctx) => {
     const out: string[] = [];
     const nps = policiesIn(ctx, nsOf(obj));
-    if (!nps.some(isDefaultDeny)) out.push(`namespace ${nsOf(obj)} has no default-deny NetworkPolicy (podSelector {}, Ingress+Egress, no rules)`);
+    if (!nps.some(isDefaultDeny))
+      out.push(`namespace ${nsOf(obj)} has no default-deny NetworkPolicy (podSelector {}, Ingress+Egress, no rules)`);
     const labels = podLabels(obj);
     const own = nps.filter((np) => {
       const sel = np.spec?.podSelector ?? {};
@@ -43,7 +46,9 @@ export const N2: Rule = {
   title: 'every NetworkPolicy selects at least one pod',
   applies: (obj) => obj.kind === 'NetworkPolicy',
   check: (obj, ctx) =>
-    podWorkloads(ctx, nsOf(obj)).some((w) => selectorMatches(obj.spec?.podSelector ?? {}, podLabels(w))) ? [] : ['selects no pod of its namespace'],
+    podWorkloads(ctx, nsOf(obj)).some((w) => selectorMatches(obj.spec?.podSelector ?? {}, podLabels(w)))
+      ? []
+      : ['selects no pod of its namespace'],
 };
 
 /** DNS-1123 label: what a Service port name must be. */
@@ -64,11 +69,13 @@ export const N3: Rule = {
     const ports: Json[] = spec.ports ?? [];
     if (ports.length > 1 && ports.some((p) => !p.name)) out.push('has several ports, not all named');
     for (const p of ports) {
-      if (p.name !== undefined && (!DNS_LABEL.test(p.name) || p.name.length > 63)) out.push(`port name '${p.name}' is not a DNS-1123 label`);
+      if (p.name !== undefined && (!DNS_LABEL.test(p.name) || p.name.length > 63))
+        out.push(`port name '${p.name}' is not a DNS-1123 label`);
       const target = p.targetPort ?? p.port;
       if (targets.length > 0) {
         const declared = targets.flatMap((w) => containersOf(w).flatMap((r) => (r.container.ports ?? []) as Json[]));
-        const found = typeof target === 'string' ? declared.some((d) => d.name === target) : declared.some((d) => d.containerPort === target);
+        const found =
+          typeof target === 'string' ? declared.some((d) => d.name === target) : declared.some((d) => d.containerPort === target);
         if (!found) out.push(`port ${p.name ?? p.port}: targetPort ${JSON.stringify(target)} is not a containerPort of the selected pods`);
       }
     }
@@ -97,7 +104,12 @@ export const N4: Rule = {
       }
       const target = ctx.objects.find((o) => o.kind === 'Service' && o.metadata.name === svc.name && nsOf(o) === nsOf(obj));
       if (!target) out.push(`backend Service ${svc.name} does not exist`);
-      else if (svc.port && !((target.spec?.ports ?? []) as Json[]).some((p) => (svc.port.name !== undefined ? p.name === svc.port.name : p.port === svc.port.number))) {
+      else if (
+        svc.port &&
+        !((target.spec?.ports ?? []) as Json[]).some((p) =>
+          svc.port.name !== undefined ? p.name === svc.port.name : p.port === svc.port.number,
+        )
+      ) {
         out.push(`backend Service ${svc.name} has no port ${JSON.stringify(svc.port)}`);
       }
     }

@@ -33,7 +33,9 @@ export const S2: Rule = {
     containersOf(obj).flatMap((r) =>
       r.container.securityContext?.allowPrivilegeEscalation === false
         ? []
-        : [`${containerLabel(r)}: securityContext.allowPrivilegeEscalation is ${r.container.securityContext?.allowPrivilegeEscalation ?? 'unset'}, not false`],
+        : [
+            `${containerLabel(r)}: securityContext.allowPrivilegeEscalation is ${r.container.securityContext?.allowPrivilegeEscalation ?? 'unset'}, not false`,
+          ],
     ),
 };
 
@@ -42,7 +44,9 @@ export const S3: Rule = {
   title: 'not privileged',
   applies: withContainers,
   check: (obj) =>
-    containersOf(obj).flatMap((r) => (effectiveSecurity(obj, r.container).privileged === true ? [`${containerLabel(r)}: runs privileged`] : [])),
+    containersOf(obj).flatMap((r) =>
+      effectiveSecurity(obj, r.container).privileged === true ? [`${containerLabel(r)}: runs privileged`] : [],
+    ),
 };
 
 export const S4: Rule = {
@@ -51,7 +55,9 @@ export const S4: Rule = {
   applies: withContainers,
   check: (obj) =>
     containersOf(obj).flatMap((r) =>
-      r.container.securityContext?.readOnlyRootFilesystem === true ? [] : [`${containerLabel(r)}: securityContext.readOnlyRootFilesystem is not true`],
+      r.container.securityContext?.readOnlyRootFilesystem === true
+        ? []
+        : [`${containerLabel(r)}: securityContext.readOnlyRootFilesystem is not true`],
     ),
 };
 
@@ -63,7 +69,8 @@ export const S5: Rule = {
     containersOf(obj).flatMap((r) => {
       const caps = r.container.securityContext?.capabilities ?? {};
       const out: string[] = [];
-      if (!((caps.drop ?? []) as string[]).some((c) => c.toUpperCase() === 'ALL')) out.push(`${containerLabel(r)}: capabilities.drop does not contain ALL`);
+      if (!((caps.drop ?? []) as string[]).some((c) => c.toUpperCase() === 'ALL'))
+        out.push(`${containerLabel(r)}: capabilities.drop does not contain ALL`);
       if ((caps.add ?? []).length > 0) out.push(`${containerLabel(r)}: capabilities.add is ${JSON.stringify(caps.add)}, must be empty`);
       return out;
     }),
@@ -97,11 +104,13 @@ export const S7: Rule = {
     const out: string[] = [];
     for (const f of ['hostNetwork', 'hostPID', 'hostIPC']) if (spec[f] === true) out.push(`pod sets ${f}: true`);
     for (const r of containersOf(obj)) {
-      for (const p of r.container.ports ?? []) if (p.hostPort !== undefined) out.push(`${containerLabel(r)}: port ${p.containerPort} sets hostPort ${p.hostPort}`);
+      for (const p of r.container.ports ?? [])
+        if (p.hostPort !== undefined) out.push(`${containerLabel(r)}: port ${p.containerPort} sets hostPort ${p.hostPort}`);
     }
     for (const v of (spec.volumes ?? []) as Json[]) {
       const types = Object.keys(v).filter((k) => k !== 'name');
-      for (const t of types) if (!ALLOWED_VOLUMES.includes(t)) out.push(`volume ${v.name} is of type ${t}, not one of ${ALLOWED_VOLUMES.join(', ')}`);
+      for (const t of types)
+        if (!ALLOWED_VOLUMES.includes(t)) out.push(`volume ${v.name} is of type ${t}, not one of ${ALLOWED_VOLUMES.join(', ')}`);
     }
     return out;
   },
@@ -131,7 +140,9 @@ export const S9: Rule = {
     if (obj.kind === 'ServiceAccount') {
       const key = `${nsOf(obj)}/${obj.metadata.name}`;
       if (bound.has(key)) return [];
-      return obj.automountServiceAccountToken === false ? [] : ['ServiceAccount does not set automountServiceAccountToken: false and no Role binds it'];
+      return obj.automountServiceAccountToken === false
+        ? []
+        : ['ServiceAccount does not set automountServiceAccountToken: false and no Role binds it'];
     }
     const out: string[] = [];
     const sa = serviceAccountOf(obj);
@@ -142,7 +153,8 @@ export const S9: Rule = {
         out.push(`ServiceAccount ${sa} is not defined`);
       }
       const sharers = ctx.objects.filter((o) => o !== obj && hasPods(o) && nsOf(o) === nsOf(obj) && serviceAccountOf(o) === sa);
-      if (sharers.length > 0) out.push(`ServiceAccount ${sa} is shared with ${sharers.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
+      if (sharers.length > 0)
+        out.push(`ServiceAccount ${sa} is shared with ${sharers.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
     }
     if (!bound.has(key) && podSpec(obj).automountServiceAccountToken !== false) {
       out.push('pod does not set automountServiceAccountToken: false but its ServiceAccount has no Role');
@@ -151,9 +163,38 @@ export const S9: Rule = {
   },
 };
 
-const SECRET_WORDS = new Set(['secret', 'secrets', 'password', 'passwords', 'passwd', 'pwd', 'token', 'tokens', 'key', 'keys', 'apikey', 'apikeys', 'credentials']);
+const SECRET_WORDS = new Set([
+  'secret',
+  'secrets',
+  'password',
+  'passwords',
+  'passwd',
+  'pwd',
+  'token',
+  'tokens',
+  'key',
+  'keys',
+  'apikey',
+  'apikeys',
+  'credentials',
+]);
 /** A trailing word that makes the name describe a secret rather than hold one (VAULT_KEY_PREFIX, TOKEN_PATH). */
-const METADATA_SUFFIXES = new Set(['prefix', 'path', 'file', 'dir', 'name', 'ref', 'id', 'ttl', 'pattern', 'patterns', 'header', 'length', 'bits', 'algorithm']);
+const METADATA_SUFFIXES = new Set([
+  'prefix',
+  'path',
+  'file',
+  'dir',
+  'name',
+  'ref',
+  'id',
+  'ttl',
+  'pattern',
+  'patterns',
+  'header',
+  'length',
+  'bits',
+  'algorithm',
+]);
 
 /** Whether a variable or config key name says it holds a secret. */
 export function looksSecret(name: string): boolean {

@@ -18,6 +18,12 @@ export async function markAbandoned(redis: Redis, keys: VaultKeys, session: stri
  */
 export async function dropIfAbandoned(redis: Redis, keys: VaultKeys, session: string, turn: string): Promise<boolean> {
   if (!(await redis.exists(keys.turnAbandoned(session, turn)))) return false;
-  await redis.del(keys.turnEvents(session), keys.turnSeq(session), keys.turnAbandoned(session, turn), keys.turnAudio(session, turn), keys.turn(session, turn));
+  await redis.del(
+    keys.turnEvents(session),
+    keys.turnSeq(session),
+    keys.turnAbandoned(session, turn),
+    keys.turnAudio(session, turn),
+    keys.turn(session, turn),
+  );
   return true;
 }

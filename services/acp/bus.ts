@@ -37,7 +37,11 @@ export class AcpBus {
   readonly maxBacklog: number;
   private readonly groups = new Set<string>();
 
-  constructor(readonly redis: Redis, readonly keys: VaultKeys, opts: AcpBusOptions = {}) {
+  constructor(
+    readonly redis: Redis,
+    readonly keys: VaultKeys,
+    opts: AcpBusOptions = {},
+  ) {
     this.maxBacklog = opts.maxBacklog ?? 10_000;
   }
 
@@ -70,7 +74,12 @@ export class AcpBus {
     const envs = jobs.map((j) => JSON.stringify(parseEnvelope(j.envelope)));
     await Promise.all(jobs.map((j) => this.ensureGroup(j.queue)));
     try {
-      return await fcall<string[]>(this.redis, 'orb_publish', jobs.map((j) => this.keys.jobs(j.queue)), [this.maxBacklog, ...envs]);
+      return await fcall<string[]>(
+        this.redis,
+        'orb_publish',
+        jobs.map((j) => this.keys.jobs(j.queue)),
+        [this.maxBacklog, ...envs],
+      );
     } catch (err) {
       throw asBacklogError(err, this.maxBacklog) ?? err;
     }
@@ -108,8 +117,14 @@ export class AcpBus {
     return raw.map(([id, fields]) => {
       const f = pairs(fields);
       return {
-        streamId: id, jobEntry: String(f.entry ?? ''), jobId: String(f.job ?? ''), code: String(f.code ?? ''),
-        error: String(f.error ?? ''), deliveries: Number(f.deliveries ?? 0), raw: String(f.raw ?? ''), ts: Number(f.ts ?? 0),
+        streamId: id,
+        jobEntry: String(f.entry ?? ''),
+        jobId: String(f.job ?? ''),
+        code: String(f.code ?? ''),
+        error: String(f.error ?? ''),
+        deliveries: Number(f.deliveries ?? 0),
+        raw: String(f.raw ?? ''),
+        ts: Number(f.ts ?? 0),
       };
     });
   }

@@ -19,7 +19,10 @@ export type JobOutcome = 'ok' | 'error' | 'expired' | 'duplicate' | 'dead_letter
  * the dead-letter stream at once instead of being retried.
  */
 export class JobRejectedError extends Error {
-  constructor(message: string, readonly code = 'ACP_ERR_REJECTED') {
+  constructor(
+    message: string,
+    readonly code = 'ACP_ERR_REJECTED',
+  ) {
     super(message);
     this.name = 'JobRejectedError';
   }
@@ -196,7 +199,13 @@ export class JobConsumer {
     this.reader?.disconnect(); // interrupts the blocking XREADGROUP now instead of after BLOCK
     const all = Promise.allSettled([...this.inFlight.values()]);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise((r) => { timer = setTimeout(r, drainMs); timer.unref(); })]);
+    await Promise.race([
+      all,
+      new Promise((r) => {
+        timer = setTimeout(r, drainMs);
+        timer.unref();
+      }),
+    ]);
     clearTimeout(timer);
     this.hard.abort();
     await Promise.allSettled(this.loops);
@@ -214,8 +223,9 @@ export class JobConsumer {
       try {
         const reader = this.reader!;
         // Bounded: a read issued while the connection reconnects may never settle (issue 13's outage).
-        const res = (await boundedRead(reader, this.blockMs, () => reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', capacity,
-          'BLOCK', this.blockMs, 'STREAMS', this.stream, '>'))) as [string, RawEntry[]][] | null;
+        const res = (await boundedRead(reader, this.blockMs, () =>
+          reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', capacity, 'BLOCK', this.blockMs, 'STREAMS', this.stream, '>'),
+        )) as [string, RawEntry[]][] | null;
         this.lastBusOk = Date.now();
         const entries = res?.[0]?.[1] ?? [];
         if (entries.length) this.dispatch(entries.map((e) => ({ entry: e, deliveries: 1, at: TRACE_ENABLED ? preciseNow() : 0 })));
@@ -291,7 +301,12 @@ export class JobConsumer {
       this.inFlight.delete(entryId);
       n++;
       await this.commit(entryId, r.jobId, 'expired');
-      this.hooks.onOutcome?.('expired', r.env, now - r.deadline, new Error(`still running ${now - r.deadline} ms past its deadline: released`));
+      this.hooks.onOutcome?.(
+        'expired',
+        r.env,
+        now - r.deadline,
+        new Error(`still running ${now - r.deadline} ms past its deadline: released`),
+      );
       this.wake?.();
     }
     return n;
@@ -304,8 +319,11 @@ export class JobConsumer {
     let total = 0;
     do {
       const capacity = Math.max(1, this.concurrency - this.inFlight.size);
-      const res = (await r.xautoclaim(this.stream, ACP_GROUP, this.opts.consumer, this.reclaimIdleMs, cursor, 'COUNT', capacity)) as
-        [string, RawEntry[], string[]?];
+      const res = (await r.xautoclaim(this.stream, ACP_GROUP, this.opts.consumer, this.reclaimIdleMs, cursor, 'COUNT', capacity)) as [
+        string,
+        RawEntry[],
+        string[]?,
+      ];
       cursor = res[0];
       const claimed = res[1].filter((e) => !this.inFlight.has(e[0]));
       if (claimed.length) {
@@ -320,8 +338,9 @@ export class JobConsumer {
 
   private async readOwnPending(): Promise<void> {
     const reader = this.reader!;
-    const res = (await boundedRead(reader, 0, () => reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000,
-      'STREAMS', this.stream, '0'))) as [string, RawEntry[]][] | null;
+    const res = (await boundedRead(reader, 0, () =>
+      reader.xreadgroup('GROUP', ACP_GROUP, this.opts.consumer, 'COUNT', 1000, 'STREAMS', this.stream, '0'),
+    )) as [string, RawEntry[]][] | null;
     const entries = (res?.[0]?.[1] ?? []).filter((e) => e[1] !== null && !this.inFlight.has(e[0]));
     if (!entries.length) return;
     const counts = await this.deliveryCounts(entries.map((e) => e[0]));
@@ -331,8 +350,12 @@ export class JobConsumer {
 
   private async deliveryCounts(ids: string[]): Promise<Map<string, number>> {
     const sorted = [...ids].sort(cmpId);
-    const rows = (await this.bus.redis.xpending(this.stream, ACP_GROUP, sorted[0], sorted[sorted.length - 1], ids.length + 1000)) as
-      [string, string, number, number][];
+    const rows = (await this.bus.redis.xpending(this.stream, ACP_GROUP, sorted[0], sorted[sorted.length - 1], ids.length + 1000)) as [
+      string,
+      string,
+      number,
+      number,
+    ][];
     return new Map(rows.map((row) => [row[0], Number(row[3])]));
   }
 
@@ -375,25 +398,27 @@ export class JobConsumer {
       results = runnable.map(() => err);
     }
     const ms = Date.now() - started;
-    await Promise.all(runnable.map(async (job, i) => {
-      const err = results[i];
-      // Released as an overrun meanwhile: already acknowledged as expired.
-      if (!this.running_.has(job.entryId)) return;
-      if (err === undefined) {
-        traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
-        await this.commit(job.entryId, job.envelope.id);
-        this.hooks.onOutcome?.('ok', job.envelope, ms);
-      } else if (err instanceof JobRejectedError) {
-        await this.deadLetter(job.entryId, job.envelope.id, err.code, err.message, job.deliveries, JSON.stringify(job.envelope));
-        await this.reportGiveUp(job.envelope, err.code, err.message);
-        this.hooks.onOutcome?.('dead_letter', job.envelope, ms, err);
-      } else {
-        // Left pending: the reclaimer retries it after reclaimIdleMs, up to maxDeliveries.
-        await this.bus.redis.hset(this.bus.keys.done(job.envelope.id), 'error', errorText(err)).catch(() => undefined);
-        await this.bus.redis.expire(this.bus.keys.done(job.envelope.id), this.doneTtlS).catch(() => undefined);
-        this.hooks.onOutcome?.('error', job.envelope, ms, err);
-      }
-    }));
+    await Promise.all(
+      runnable.map(async (job, i) => {
+        const err = results[i];
+        // Released as an overrun meanwhile: already acknowledged as expired.
+        if (!this.running_.has(job.entryId)) return;
+        if (err === undefined) {
+          traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
+          await this.commit(job.entryId, job.envelope.id);
+          this.hooks.onOutcome?.('ok', job.envelope, ms);
+        } else if (err instanceof JobRejectedError) {
+          await this.deadLetter(job.entryId, job.envelope.id, err.code, err.message, job.deliveries, JSON.stringify(job.envelope));
+          await this.reportGiveUp(job.envelope, err.code, err.message);
+          this.hooks.onOutcome?.('dead_letter', job.envelope, ms, err);
+        } else {
+          // Left pending: the reclaimer retries it after reclaimIdleMs, up to maxDeliveries.
+          await this.bus.redis.hset(this.bus.keys.done(job.envelope.id), 'error', errorText(err)).catch(() => undefined);
+          await this.bus.redis.expire(this.bus.keys.done(job.envelope.id), this.doneTtlS).catch(() => undefined);
+          this.hooks.onOutcome?.('error', job.envelope, ms, err);
+        }
+      }),
+    );
   }
 
   /** Decides what to do with one delivery; returns a Job only when the handler should run. */
@@ -414,8 +439,8 @@ export class JobConsumer {
     const doneKey = this.bus.keys.done(env.id);
     // A first delivery has no earlier error, and an idempotent handler's rerun of a done job only
     // repeats emits the dedupe drops: the read is needed for redeliveries and other handlers.
-    const [done, lastError] = deliveries === 1 && this.opts.idempotent ? [null, null]
-      : await this.bus.redis.hmget(doneKey, 'done', 'error');
+    const [done, lastError] =
+      deliveries === 1 && this.opts.idempotent ? [null, null] : await this.bus.redis.hmget(doneKey, 'done', 'error');
     if (done) {
       await this.bus.redis.xack(this.stream, ACP_GROUP, entryId);
       this.hooks.onOutcome?.('duplicate', env, Date.now() - t0);
@@ -437,11 +462,17 @@ export class JobConsumer {
     const ac = new AbortController();
     this.running_.set(entryId, { deadline: env.deadline_ms, jobId: env.id, env, ac });
     return {
-      entryId, envelope: env, deliveries, signal: AbortSignal.any([this.hard.signal, ac.signal]),
+      entryId,
+      envelope: env,
+      deliveries,
+      signal: AbortSignal.any([this.hard.signal, ac.signal]),
       emit: async (type, data) => {
         const field = `e${emitted++}`;
-        const res = await this.events.append(env.session, { type, turn: env.turn, data, job: env.id },
-          { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } });
+        const res = await this.events.append(
+          env.session,
+          { type, turn: env.turn, data, job: env.id },
+          { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } },
+        );
         traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
         return res.seq;
       },
@@ -457,9 +488,17 @@ export class JobConsumer {
   private async reportGiveUp(env: AcpEnvelope, code: string, message: string): Promise<void> {
     const dedupe = (field: string) => ({ dedupe: { key: this.bus.keys.done(env.id), field, ttlS: this.doneTtlS } });
     try {
-      await this.events.append(env.session, { type: 'turn.error', turn: env.turn, job: env.id, data: { code, message, kind: env.kind, job: env.id } }, dedupe('giveup'));
+      await this.events.append(
+        env.session,
+        { type: 'turn.error', turn: env.turn, job: env.id, data: { code, message, kind: env.kind, job: env.id } },
+        dedupe('giveup'),
+      );
       if (!isCoreQueue(this.opts.queue)) {
-        await this.events.append(env.session, { type: 'turn.end', turn: env.turn, job: env.id, data: { outcome: 'error', code } }, dedupe('giveup_end'));
+        await this.events.append(
+          env.session,
+          { type: 'turn.end', turn: env.turn, job: env.id, data: { outcome: 'error', code } },
+          dedupe('giveup_end'),
+        );
       }
     } catch (err) {
       this.hooks.onError?.(err as Error, 'report');
@@ -471,19 +510,30 @@ export class JobConsumer {
   }
 
   private async deadLetter(entryId: string, jobId: string, code: string, error: string, deliveries: number, raw: string): Promise<void> {
-    await fcall(this.bus.redis, 'orb_dead_letter', [this.stream, this.bus.keys.dlq(this.opts.queue)],
-      [entryId, jobId, code, error.slice(0, 2000), deliveries, raw.slice(0, 64_000), 10_000, Date.now(), ACP_GROUP]);
+    await fcall(
+      this.bus.redis,
+      'orb_dead_letter',
+      [this.stream, this.bus.keys.dlq(this.opts.queue)],
+      [entryId, jobId, code, error.slice(0, 2000), deliveries, raw.slice(0, 64_000), 10_000, Date.now(), ACP_GROUP],
+    );
   }
 
   private waitForSlot(): Promise<void> {
     return new Promise((resolve) => {
-      this.wake = () => { this.wake = undefined; resolve(); };
+      this.wake = () => {
+        this.wake = undefined;
+        resolve();
+      };
     });
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); this.sleepers.delete(done); resolve(); };
+      const done = () => {
+        clearTimeout(t);
+        this.sleepers.delete(done);
+        resolve();
+      };
       const t = setTimeout(done, ms);
       t.unref();
       this.sleepers.add(done);

@@ -41,7 +41,11 @@ export type AcpErrorCode = 'ACP_ERR_PROTOCOL' | 'ACP_ERR_ENVELOPE' | 'ACP_ERR_BA
 
 /** Typed bus error; `code` is stable (the gateway maps it to an HTTP status). */
 export class AcpError extends Error {
-  constructor(readonly code: AcpErrorCode, message: string, readonly details?: unknown) {
+  constructor(
+    readonly code: AcpErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(`${code}: ${message}`);
     this.name = 'AcpError';
   }

@@ -12,7 +12,14 @@ import type { DeliveryFence } from './replication';
 
 /** Event types on the stream; docs/acp.md describes each one's `data`. */
 export const TURN_EVENT_TYPES = [
-  'turn.start', 'transcript', 'verdict', 'reply', 'audio', 'turn.no_quorum', 'turn.error', 'turn.end',
+  'turn.start',
+  'transcript',
+  'verdict',
+  'reply',
+  'audio',
+  'turn.no_quorum',
+  'turn.error',
+  'turn.end',
 ] as const;
 export type TurnEventType = (typeof TURN_EVENT_TYPES)[number];
 
@@ -97,7 +104,11 @@ export class TurnEventStream {
   private closed = false;
   private readonly fence: DeliveryFence | undefined;
 
-  constructor(private readonly redis: Redis, private readonly keys: VaultKeys, opts: TurnEventStreamOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: VaultKeys,
+    opts: TurnEventStreamOptions = {},
+  ) {
     this.fence = opts.fence?.enabled ? opts.fence : undefined;
     this.maxLen = opts.maxLen ?? 2000;
     this.retentionS = opts.retentionS ?? 86_400;
@@ -114,8 +125,15 @@ export class TurnEventStream {
     const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session)];
     if (opts.dedupe) keys.push(opts.dedupe.key);
     const args = [
-      this.maxLen, this.retentionS, ev.type, ev.turn, JSON.stringify(ev.data ?? null), Date.now(),
-      opts.dedupe?.field ?? '', opts.dedupe?.ttlS ?? 0, ev.job ?? '',
+      this.maxLen,
+      this.retentionS,
+      ev.type,
+      ev.turn,
+      JSON.stringify(ev.data ?? null),
+      Date.now(),
+      opts.dedupe?.field ?? '',
+      opts.dedupe?.ttlS ?? 0,
+      ev.job ?? '',
     ];
     const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append', keys, args);
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
@@ -125,14 +143,27 @@ export class TurnEventStream {
    * Ends a turn exactly once (orb_turn_end): `turn.end` with `data.outcome`. `onlyIfStarted` is the
    * sweeper's: a turn whose record has expired is just dropped from the deadline index (seq 0).
    */
-  async endTurn(session: string, ev: Omit<AppendInput, 'type'>, opts: AppendOptions & { onlyIfStarted?: boolean } = {}): Promise<AppendResult> {
+  async endTurn(
+    session: string,
+    ev: Omit<AppendInput, 'type'>,
+    opts: AppendOptions & { onlyIfStarted?: boolean } = {},
+  ): Promise<AppendResult> {
     const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session), this.keys.turn(session, ev.turn), this.keys.turnDeadlines];
     if (opts.dedupe) keys.push(opts.dedupe.key);
     const outcome = String((ev.data as { outcome?: unknown } | null | undefined)?.outcome ?? 'ok');
     const args = [
-      this.maxLen, this.retentionS, ev.turn, JSON.stringify(ev.data ?? { outcome }), Date.now(),
-      opts.dedupe?.field ?? '', opts.dedupe?.ttlS ?? 0, ev.job ?? '', deadlineMember(session, ev.turn), outcome,
-      this.retentionS, opts.onlyIfStarted ? '1' : '0',
+      this.maxLen,
+      this.retentionS,
+      ev.turn,
+      JSON.stringify(ev.data ?? { outcome }),
+      Date.now(),
+      opts.dedupe?.field ?? '',
+      opts.dedupe?.ttlS ?? 0,
+      ev.job ?? '',
+      deadlineMember(session, ev.turn),
+      outcome,
+      this.retentionS,
+      opts.onlyIfStarted ? '1' : '0',
     ];
     const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_turn_end', keys, args);
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
@@ -140,7 +171,12 @@ export class TurnEventStream {
 
   /** Moves an open turn's deadline later (never earlier), e.g. for the spoken reply's own budget. */
   async extendTurn(session: string, turn: string, deadlineMs: number): Promise<boolean> {
-    const r = await fcall<number>(this.redis, 'orb_turn_extend', [this.keys.turn(session, turn), this.keys.turnDeadlines], [deadlineMember(session, turn), deadlineMs]);
+    const r = await fcall<number>(
+      this.redis,
+      'orb_turn_extend',
+      [this.keys.turn(session, turn), this.keys.turnDeadlines],
+      [deadlineMember(session, turn), deadlineMs],
+    );
     return Number(r) === 1;
   }
 
@@ -200,14 +236,18 @@ export class TurnEventStream {
         let res: [string, RawEventEntry[]][] | null;
         try {
           const c = conn;
-          res = (await boundedRead(c, block, () => c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`))) as
-            [string, RawEventEntry[]][] | null;
+          res = (await boundedRead(c, block, () =>
+            c.xread('COUNT', 500, 'BLOCK', block, 'STREAMS', this.keys.turnEvents(session), `${last}-0`),
+          )) as [string, RawEventEntry[]][] | null;
           // Delivered only once a replica has them; on a lag the same events are read again below.
           const fence = this.fence;
           const mark = fence?.mark(c);
           if (fence && res?.[0]?.[1]?.length) await boundedRead(c, fence.opts.timeoutMs, () => fence.sync(c, mark));
         } catch {
-          if (opts.signal?.aborted || this.closed) { healthy = false; return; }
+          if (opts.signal?.aborted || this.closed) {
+            healthy = false;
+            return;
+          }
           // Replace the connection and retry after a pause (the caller's signal bounds the wait).
           this.release(conn, false);
           await pause(Math.min(250, block), opts.signal);
@@ -230,15 +270,22 @@ export class TurnEventStream {
    * Waits for the first event after `afterSeq` matching `predicate`, or undefined at the timeout.
    * `collect` sees every event read on the way (e.g. CALI gathering verdicts).
    */
-  async waitFor(session: string, afterSeq: number, predicate: (ev: TurnEvent) => boolean,
-    opts: { timeoutMs: number; signal?: AbortSignal }): Promise<TurnEvent | undefined> {
+  async waitFor(
+    session: string,
+    afterSeq: number,
+    predicate: (ev: TurnEvent) => boolean,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<TurnEvent | undefined> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), Math.max(0, opts.timeoutMs));
     timer.unref();
     const outer = () => ac.abort();
     opts.signal?.addEventListener('abort', outer, { once: true });
     try {
-      for await (const ev of this.tail(session, afterSeq, { signal: ac.signal, blockMs: Math.min(this.blockMs, Math.max(1, opts.timeoutMs)) })) {
+      for await (const ev of this.tail(session, afterSeq, {
+        signal: ac.signal,
+        blockMs: Math.min(this.blockMs, Math.max(1, opts.timeoutMs)),
+      })) {
         if (predicate(ev)) return ev;
       }
       return undefined;
@@ -279,7 +326,11 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return resolve();
     const t = setTimeout(done, ms);
     t.unref();
-    function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
     signal?.addEventListener('abort', done, { once: true });
   });
 }

@@ -11,12 +11,16 @@ import type { VaultKeys } from './keys';
 const INDEX_TTL_S = 86_400;
 
 export class ConsumerLiveness {
-  constructor(private readonly redis: Redis, private readonly keys: VaultKeys) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: VaultKeys,
+  ) {}
 
   /** This consumer is alive until now + ttlMs. */
   async beat(queue: string, pod: string, ttlMs: number, now = Date.now()): Promise<void> {
     const index = this.keys.alive(queue);
-    await this.redis.multi()
+    await this.redis
+      .multi()
       .set(`${index}:${pod}`, String(now + ttlMs), 'PX', ttlMs)
       .zadd(index, now + ttlMs, pod)
       .expire(index, INDEX_TTL_S)

@@ -8,7 +8,21 @@ import type Redis from 'ioredis';
 import type { VaultKeys } from './keys';
 
 /** OpenAI's built-in voice names: clients send them unchanged, so xtts speaks them with its default voice. */
-export const OPENAI_VOICES: readonly string[] = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'nova', 'onyx', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
+export const OPENAI_VOICES: readonly string[] = [
+  'alloy',
+  'ash',
+  'ballad',
+  'coral',
+  'echo',
+  'fable',
+  'nova',
+  'onyx',
+  'sage',
+  'shimmer',
+  'verse',
+  'marin',
+  'cedar',
+];
 
 /** One model a worker serves. `id` is what a client names in `model`. */
 export interface ServedModel {
@@ -33,7 +47,10 @@ export interface Announcement {
 }
 
 export class ModelRegistry {
-  constructor(private readonly redis: Redis, private readonly keys: VaultKeys) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: VaultKeys,
+  ) {}
 
   /** Records (or refreshes) what `consumer` of `role` serves, valid for `ttlMs`. */
   async announce(role: string, consumer: string, models: readonly ServedModel[], ttlMs: number): Promise<void> {

@@ -40,7 +40,12 @@ export interface DeliveryFenceOptions {
 
 /** A read's events were not acknowledged by enough replicas in time: they are held back. */
 export class ReplicationLagError extends Error {
-  constructor(readonly acked: number, readonly wanted: number, readonly timeoutMs: number, why?: string) {
+  constructor(
+    readonly acked: number,
+    readonly wanted: number,
+    readonly timeoutMs: number,
+    why?: string,
+  ) {
     super(`${why ?? `only ${acked} of ${wanted} replica(s) acknowledged within ${timeoutMs} ms`}: events held back until they do`);
     this.name = 'ReplicationLagError';
   }

@@ -20,7 +20,12 @@ export class TurnSweeper {
   private readonly graceMs: number;
   private readonly batch: number;
 
-  constructor(private readonly redis: Redis, private readonly keys: VaultKeys, private readonly events: TurnEventStream, opts: TurnSweeperOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: VaultKeys,
+    private readonly events: TurnEventStream,
+    opts: TurnSweeperOptions = {},
+  ) {
     this.graceMs = opts.graceMs ?? 2000;
     this.batch = opts.batch ?? 200;
   }
@@ -36,7 +41,11 @@ export class TurnSweeper {
           await this.redis.zrem(this.keys.turnDeadlines, member);
           continue;
         }
-        const r = await this.events.endTurn(t.session, { turn: t.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } }, { onlyIfStarted: true });
+        const r = await this.events.endTurn(
+          t.session,
+          { turn: t.turn, data: { outcome: 'timeout', code: 'ORB_ERR_TURN_TIMEOUT' } },
+          { onlyIfStarted: true },
+        );
         if (!r.duplicate) ended++;
       }
       if (due.length < this.batch) return ended;

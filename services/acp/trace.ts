@@ -27,7 +27,10 @@ let timer: NodeJS.Timeout | undefined;
 function flush(): void {
   timer = undefined;
   if (!buffer.length) return;
-  const lines = buffer.splice(0).map((m) => `${TRACE_PREFIX}${JSON.stringify(m)}\n`).join('');
+  const lines = buffer
+    .splice(0)
+    .map((m) => `${TRACE_PREFIX}${JSON.stringify(m)}\n`)
+    .join('');
   process.stderr.write(lines);
 }
 

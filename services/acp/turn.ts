@@ -55,15 +55,30 @@ export function transcriptJobs(input: FanOutInput): { jobs: { queue: string; env
   const coreJobs = Array.from({ length: cores }, (_, n) => `${input.turn}.core${n}`);
   const caliJob = `${input.turn}.cali`;
   const spec: CaliTurnSpec = {
-    text: input.text, cores, speak: input.speak ?? false, vote_deadline_ms: voteDeadline,
+    text: input.text,
+    cores,
+    speak: input.speak ?? false,
+    vote_deadline_ms: voteDeadline,
     ...(input.quorum !== undefined ? { quorum: input.quorum } : {}),
   };
   // CALI first: it starts listening while the cores work.
-  const jobs: Array<{ queue: string; envelope: ReturnType<typeof createEnvelope> }> = [{ queue: ACP_QUEUES.cali, envelope: createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }) }];
+  const jobs: Array<{ queue: string; envelope: ReturnType<typeof createEnvelope> }> = [
+    {
+      queue: ACP_QUEUES.cali,
+      envelope: createEnvelope({ ...base, id: caliJob, kind: 'cali.turn', deadlineMs: input.deadlineMs, parts: [jsonPart(spec)] }),
+    },
+  ];
   for (let n = 0; n < cores; n++) {
-    jobs.push({ queue: coreQueue(n), envelope: createEnvelope({
-      ...base, id: coreJobs[n], kind: 'core.classify', deadlineMs: voteDeadline, parts: [textPart(input.text)],
-    }) });
+    jobs.push({
+      queue: coreQueue(n),
+      envelope: createEnvelope({
+        ...base,
+        id: coreJobs[n],
+        kind: 'core.classify',
+        deadlineMs: voteDeadline,
+        parts: [textPart(input.text)],
+      }),
+    });
   }
   return { jobs, result: { coreJobs, caliJob } };
 }
@@ -103,14 +118,30 @@ export async function startTurn(bus: AcpBus, events: TurnEventStream, input: Sta
   await Promise.all(input.jobs.map((j) => bus.ensureGroup(j.queue)));
   traceMark(input.turn, 'gw.fcall');
   try {
-    const [seq, dup] = await fcall<[number, number]>(bus.redis, 'orb_turn_start', [
-      keys.turnSeq(input.session), keys.turnEvents(input.session), keys.turn(input.session, input.turn), keys.turnDeadlines,
-      ...input.jobs.map((j) => keys.jobs(j.queue)),
-    ], [
-      events.maxLength, events.retention, input.turn, JSON.stringify(input.start ?? null), Date.now(),
-      input.transcript === undefined ? '' : JSON.stringify(input.transcript), bus.maxBacklog, input.deadlineMs,
-      deadlineMember(input.session, input.turn), events.retention, ...envs,
-    ]);
+    const [seq, dup] = await fcall<[number, number]>(
+      bus.redis,
+      'orb_turn_start',
+      [
+        keys.turnSeq(input.session),
+        keys.turnEvents(input.session),
+        keys.turn(input.session, input.turn),
+        keys.turnDeadlines,
+        ...input.jobs.map((j) => keys.jobs(j.queue)),
+      ],
+      [
+        events.maxLength,
+        events.retention,
+        input.turn,
+        JSON.stringify(input.start ?? null),
+        Date.now(),
+        input.transcript === undefined ? '' : JSON.stringify(input.transcript),
+        bus.maxBacklog,
+        input.deadlineMs,
+        deadlineMember(input.session, input.turn),
+        events.retention,
+        ...envs,
+      ],
+    );
     traceMark(input.turn, 'gw.started');
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
   } catch (err) {
@@ -149,11 +180,21 @@ export async function startTextTurn(bus: AcpBus, events: TurnEventStream, input:
   const deadlineMs = Date.now() + (input.timeoutMs ?? 10_000);
   const cores = input.cores ?? 5;
   const { jobs, result } = transcriptJobs({
-    session: input.session, turn, text: input.text, deadlineMs, afterSeq: 0, cores,
-    quorum: input.quorum, speak: input.speak, traceparent: input.traceparent,
+    session: input.session,
+    turn,
+    text: input.text,
+    deadlineMs,
+    afterSeq: 0,
+    cores,
+    quorum: input.quorum,
+    speak: input.speak,
+    traceparent: input.traceparent,
   });
   const { seq } = await startTurn(bus, events, {
-    session: input.session, turn, deadlineMs, jobs,
+    session: input.session,
+    turn,
+    deadlineMs,
+    jobs,
     start: { source: 'text', cores, deadline_ms: deadlineMs },
     transcript: { text: input.text, final: true, source: 'text' },
   });

@@ -61,7 +61,11 @@ export interface AcceptReport {
 
 /** Lower case, punctuation out (apostrophes kept), split on whitespace. */
 export function words(s: string): string[] {
-  return s.toLowerCase().replace(/[^\p{L}\p{N}'\s]+/gu, ' ').split(/\s+/).filter(Boolean);
+  return s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}'\s]+/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean);
 }
 
 /** Word-level edit distance (substitutions + deletions + insertions). */
@@ -109,7 +113,11 @@ async function call(t: OrbTarget, path: string, init: { body: FormData | string;
   if (!res.ok) {
     const text = await res.text();
     let b: { code?: string; message?: string } = {};
-    try { b = JSON.parse(text); } catch { /* not JSON */ }
+    try {
+      b = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
     throw new OrbHttpError(res.status, b.code ?? `HTTP_${res.status}`, b.message ?? text.slice(0, 200));
   }
   return res;
@@ -128,7 +136,10 @@ export async function transcribe(t: OrbTarget, wav: Buffer): Promise<string> {
 
 /** The deployed TTS: a WAV of `text`. */
 export async function synthesize(t: OrbTarget, text: string, voice?: string): Promise<Buffer> {
-  const res = await call(t, 'v1/audio/speech', { body: JSON.stringify({ model: 'tts-1', input: text, voice: voice || 'alloy', response_format: 'wav' }), json: true });
+  const res = await call(t, 'v1/audio/speech', {
+    body: JSON.stringify({ model: 'tts-1', input: text, voice: voice || 'alloy', response_format: 'wav' }),
+    json: true,
+  });
   return Buffer.from(await res.arrayBuffer());
 }
 
@@ -156,7 +167,13 @@ function corpusWer(results: readonly UtteranceResult[], hyp: (r: UtteranceResult
 }
 
 /** What must hold: every stage answered; outside test mode, the WERs within their thresholds. */
-function judge(o: AcceptOptions, results: readonly UtteranceResult[], w: number | undefined, rtw: number | undefined, turn: AcceptReport['turn']): string[] {
+function judge(
+  o: AcceptOptions,
+  results: readonly UtteranceResult[],
+  w: number | undefined,
+  rtw: number | undefined,
+  turn: AcceptReport['turn'],
+): string[] {
   const p: string[] = [];
   for (const r of results) {
     if (r.error) p.push(`${r.id}: ${r.error}`);
@@ -170,9 +187,11 @@ function judge(o: AcceptOptions, results: readonly UtteranceResult[], w: number 
   if (turn.error) p.push(`spoken turn: ${turn.error}`);
   if (o.testMode) return p;
   if (w !== undefined && w > o.maxWer) p.push(`ASR word error rate ${w.toFixed(3)} is above the threshold ${o.maxWer}`);
-  if (rtw !== undefined && rtw > o.maxRoundTripWer) p.push(`TTS round-trip word error rate ${rtw.toFixed(3)} is above the threshold ${o.maxRoundTripWer}`);
+  if (rtw !== undefined && rtw > o.maxRoundTripWer)
+    p.push(`TTS round-trip word error rate ${rtw.toFixed(3)} is above the threshold ${o.maxRoundTripWer}`);
   const texts = new Set(results.map((r) => r.asrText).filter(Boolean));
-  if (results.length > 1 && texts.size === 1) p.push(`every utterance was transcribed as "${[...texts][0]}": are these the tiny test models? (--test-mode)`);
+  if (results.length > 1 && texts.size === 1)
+    p.push(`every utterance was transcribed as "${[...texts][0]}": are these the tiny test models? (--test-mode)`);
   return p;
 }
 
@@ -180,25 +199,41 @@ const pad = (s: string | number | undefined, n: number) => String(s ?? '-').padS
 const fmt = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2));
 
 function printTable(o: AcceptOptions, r: AcceptReport): void {
-  o.log(`utterance  ${'asr ms'.padStart(7)} ${'wer'.padStart(5)} ${'tts ms'.padStart(7)} ${'audio s'.padStart(7)} ${'rt-asr ms'.padStart(9)} ${'rt wer'.padStart(6)}  asr transcript / round-trip transcript`);
+  o.log(
+    `utterance  ${'asr ms'.padStart(7)} ${'wer'.padStart(5)} ${'tts ms'.padStart(7)} ${'audio s'.padStart(7)} ${'rt-asr ms'.padStart(9)} ${'rt wer'.padStart(6)}  asr transcript / round-trip transcript`,
+  );
   for (const u of r.utterances) {
     const texts = u.error ? `ERROR ${u.error}` : `${JSON.stringify(u.asrText)} / ${JSON.stringify(u.roundTripText)}`;
-    o.log(`${u.id.padEnd(10)} ${pad(u.asrMs, 7)} ${pad(fmt(u.wer), 5)} ${pad(u.ttsMs, 7)} ${pad(fmt(u.ttsSeconds), 7)} ${pad(u.roundTripMs, 9)} ${pad(fmt(u.roundTripWer), 6)}  ${texts}`);
+    o.log(
+      `${u.id.padEnd(10)} ${pad(u.asrMs, 7)} ${pad(fmt(u.wer), 5)} ${pad(u.ttsMs, 7)} ${pad(fmt(u.ttsSeconds), 7)} ${pad(u.roundTripMs, 9)} ${pad(fmt(u.roundTripWer), 6)}  ${texts}`,
+    );
   }
-  o.log(`corpus     ${''.padStart(7)} ${pad(fmt(r.wer), 5)} ${''.padStart(7)} ${''.padStart(7)} ${''.padStart(9)} ${pad(fmt(r.roundTripWer), 6)}  thresholds: wer <= ${o.maxWer}, rt wer <= ${o.maxRoundTripWer}${r.testMode ? ' (not applied: test mode)' : ''}`);
+  o.log(
+    `corpus     ${''.padStart(7)} ${pad(fmt(r.wer), 5)} ${''.padStart(7)} ${''.padStart(7)} ${''.padStart(9)} ${pad(fmt(r.roundTripWer), 6)}  thresholds: wer <= ${o.maxWer}, rt wer <= ${o.maxRoundTripWer}${r.testMode ? ' (not applied: test mode)' : ''}`,
+  );
   const t = r.turn;
-  o.log(`spoken turn (ms from the end of speech): transcript ${pad(t.transcript, 5)}  reply ${pad(t.reply, 5)}  first audio ${pad(t.first_audio, 5)}  end ${pad(t['turn.end'], 5)}${t.error ? `  ERROR ${t.error}` : ''}`);
+  o.log(
+    `spoken turn (ms from the end of speech): transcript ${pad(t.transcript, 5)}  reply ${pad(t.reply, 5)}  first audio ${pad(t.first_audio, 5)}  end ${pad(t['turn.end'], 5)}${t.error ? `  ERROR ${t.error}` : ''}`,
+  );
 }
 
 export async function runAcceptance(o: AcceptOptions): Promise<AcceptReport> {
-  if (o.testMode) o.log('accept: TEST MODE: tiny models (they always say one sentence): the plumbing is checked, word error rates are shown but not judged');
+  if (o.testMode)
+    o.log(
+      'accept: TEST MODE: tiny models (they always say one sentence): the plumbing is checked, word error rates are shown but not judged',
+    );
   o.log(`accept: ${o.golden.length} golden utterance(s) through ASR, TTS and the ASR again; one spoken turn`);
   const utterances: UtteranceResult[] = [];
   for (const u of o.golden) utterances.push(await checkUtterance(o, u));
   let turn: AcceptReport['turn'];
   try {
     const r = await runTurn({ urls: o.wsUrls, connect: o.connect, pcm: wavToPcm16k(o.golden[0].wav), timeoutMs: o.timeoutMs, speak: true });
-    turn = { transcript: r.timings.transcript, reply: r.timings.reply, first_audio: r.timings.first_audio, 'turn.end': r.timings['turn.end'] };
+    turn = {
+      transcript: r.timings.transcript,
+      reply: r.timings.reply,
+      first_audio: r.timings.first_audio,
+      'turn.end': r.timings['turn.end'],
+    };
     if (r.outcome !== 'ok') turn.error = `turn ${r.outcome}: ${r.error ?? ''}`;
     else if (!r.audio.length) turn.error = 'no reply audio';
   } catch (err) {
@@ -207,11 +242,21 @@ export async function runAcceptance(o: AcceptOptions): Promise<AcceptReport> {
   const w = corpusWer(utterances, (r) => r.asrText);
   const rtw = corpusWer(utterances, (r) => r.roundTripText);
   const problems = judge(o, utterances, w, rtw, turn);
-  const report: AcceptReport = { passed: problems.length === 0, testMode: o.testMode, utterances, wer: w, roundTripWer: rtw, turn, problems };
+  const report: AcceptReport = {
+    passed: problems.length === 0,
+    testMode: o.testMode,
+    utterances,
+    wer: w,
+    roundTripWer: rtw,
+    turn,
+    problems,
+  };
   printTable(o, report);
   for (const p of problems) o.log(`FAIL  ${p}`);
-  o.log(report.passed
-    ? `accept: PASSED${o.testMode ? ' in TEST MODE (plumbing only; rerun without --test-mode on real weights)' : ''}`
-    : `accept: FAILED (${problems.length} problem(s))`);
+  o.log(
+    report.passed
+      ? `accept: PASSED${o.testMode ? ' in TEST MODE (plumbing only; rerun without --test-mode on real weights)' : ''}`
+      : `accept: FAILED (${problems.length} problem(s))`,
+  );
   return report;
 }

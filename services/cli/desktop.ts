@@ -10,7 +10,15 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 /** Executable names of Chromium-family browsers looked up on PATH, in this order. */
-export const BROWSER_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable', 'microsoft-edge', 'microsoft-edge-stable', 'brave-browser'] as const;
+export const BROWSER_NAMES = [
+  'chromium',
+  'chromium-browser',
+  'google-chrome',
+  'google-chrome-stable',
+  'microsoft-edge',
+  'microsoft-edge-stable',
+  'brave-browser',
+] as const;
 
 /** Where macOS and Windows install them (not on PATH there). */
 function installedPaths(env: NodeJS.ProcessEnv): string[] {
@@ -19,7 +27,10 @@ function installedPaths(env: NodeJS.ProcessEnv): string[] {
     '/Applications/Chromium.app/Contents/MacOS/Chromium',
     '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome',
     '/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge',
-    ...win.flatMap((d) => [join(d, 'Google', 'Chrome', 'Application', 'chrome.exe'), join(d, 'Microsoft', 'Edge', 'Application', 'msedge.exe')]),
+    ...win.flatMap((d) => [
+      join(d, 'Google', 'Chrome', 'Application', 'chrome.exe'),
+      join(d, 'Microsoft', 'Edge', 'Application', 'msedge.exe'),
+    ]),
   ];
 }
 
@@ -50,8 +61,8 @@ export function findBrowser(env: NodeJS.ProcessEnv, explicit?: string): string {
   }
   for (const p of installedPaths(env)) if (executable(p)) return p;
   throw new BrowserNotFoundError(
-    `no Chromium-family browser found: looked for ${BROWSER_NAMES.join(', ')} on PATH and in the usual install folders. `
-    + 'Install one (Debian/Ubuntu: apt-get install chromium) or name it with --browser PATH or ORB_BROWSER.',
+    `no Chromium-family browser found: looked for ${BROWSER_NAMES.join(', ')} on PATH and in the usual install folders. ` +
+      'Install one (Debian/Ubuntu: apt-get install chromium) or name it with --browser PATH or ORB_BROWSER.',
   );
 }
 

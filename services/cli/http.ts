@@ -3,14 +3,21 @@ import WebSocket from 'ws';
 import type { WsLike } from '../client/session-client';
 
 export class OrbHttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(`${status} ${code}: ${message}`);
     this.name = 'OrbHttpError';
   }
 }
 
 export class OrbUnreachableError extends Error {
-  constructor(readonly url: string, cause: unknown) {
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
     super(`cannot reach ${url}: ${(cause as Error)?.cause ? String((cause as { cause: unknown }).cause) : String(cause)}`);
     this.name = 'OrbUnreachableError';
   }
@@ -24,8 +31,13 @@ export interface OrbTarget {
   readonly timeoutMs?: number;
 }
 
-export async function orbRequest<T = unknown>(t: OrbTarget, method: string, path: string,
-  body?: unknown, opts: { auth?: boolean; contentType?: string; accept?: string } = {}): Promise<{ status: number; body: T; headers: Headers }> {
+export async function orbRequest<T = unknown>(
+  t: OrbTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { auth?: boolean; contentType?: string; accept?: string } = {},
+): Promise<{ status: number; body: T; headers: Headers }> {
   const url = new URL(path, t.url.endsWith('/') ? t.url : `${t.url}/`).toString();
   const headers: Record<string, string> = {};
   if (opts.auth !== false) headers.authorization = `Bearer ${t.apiKey}`;
@@ -44,12 +56,17 @@ export async function orbRequest<T = unknown>(t: OrbTarget, method: string, path
   try {
     res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(t.timeoutMs ?? 60_000) });
   } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new OrbHttpError(0, 'ORB_CLI_TIMEOUT', `${method} ${path} got no answer within ${t.timeoutMs ?? 60_000} ms`);
+    if ((err as Error).name === 'TimeoutError')
+      throw new OrbHttpError(0, 'ORB_CLI_TIMEOUT', `${method} ${path} got no answer within ${t.timeoutMs ?? 60_000} ms`);
     throw new OrbUnreachableError(url, err);
   }
   const text = await res.text();
   let parsed: unknown = text;
-  try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON */
+  }
   if (!res.ok) {
     const b = (parsed ?? {}) as { code?: string; message?: string };
     throw new OrbHttpError(res.status, b.code ?? 'HTTP_' + res.status, b.message ?? text.slice(0, 300));
@@ -77,11 +94,18 @@ export function nodeWsFactory(apiKey: string): (url: string) => WsLike {
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${apiKey}` }, maxPayload: 16 * 1024 * 1024 });
     ws.on('unexpected-response', (req, res) => {
       let body = '';
-      res.on('data', (c: Buffer) => { body += String(c); });
+      res.on('data', (c: Buffer) => {
+        body += String(c);
+      });
       res.on('end', () => {
         req.destroy();
         let detail = body.slice(0, 200);
-        try { const j = JSON.parse(body) as { code?: string; message?: string }; detail = `${j.code ?? ''} ${j.message ?? ''}`.trim(); } catch { /* not JSON */ }
+        try {
+          const j = JSON.parse(body) as { code?: string; message?: string };
+          detail = `${j.code ?? ''} ${j.message ?? ''}`.trim();
+        } catch {
+          /* not JSON */
+        }
         const code = REFUSAL_CLOSE[res.statusCode ?? 0] ?? 1013;
         (ws as unknown as WsLike).onclose?.({ code, reason: `HTTP ${res.statusCode} ${detail}`.slice(0, 120) });
       });

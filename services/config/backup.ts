@@ -7,7 +7,11 @@ export const BACKUP_UPLOAD_ENV = {
     ...str('BACKUP_S3_ENDPOINT', { doc: 'S3-compatible endpoint, http(s)://host[:port] (path-style requests)' }),
     parse: (raw: string) => {
       let u: URL;
-      try { u = new URL(raw); } catch { throw new Error('must be an http(s)://host[:port] URL'); }
+      try {
+        u = new URL(raw);
+      } catch {
+        throw new Error('must be an http(s)://host[:port] URL');
+      }
       if (!['http:', 'https:'].includes(u.protocol)) throw new Error('must be an http(s)://host[:port] URL');
       return raw.replace(/\/+$/, '');
     },

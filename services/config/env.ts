@@ -60,7 +60,8 @@ export function str(name: string, o: Opts<string>): EnvVar<string> {
 export function int(name: string, o: Opts<number> & { min?: number; max?: number }): EnvVar<number> {
   const { min, max, ...rest } = o;
   return {
-    name, ...rest,
+    name,
+    ...rest,
     parse: (raw) => {
       if (!/^-?\d+$/.test(raw.trim())) throw new Error('must be an integer');
       const n = Number(raw);
@@ -74,7 +75,8 @@ export function int(name: string, o: Opts<number> & { min?: number; max?: number
 export function num(name: string, o: Opts<number> & { min?: number; max?: number }): EnvVar<number> {
   const { min, max, ...rest } = o;
   return {
-    name, ...rest,
+    name,
+    ...rest,
     parse: (raw) => {
       const n = Number(raw);
       if (!Number.isFinite(n)) throw new Error('must be a number');
@@ -87,7 +89,8 @@ export function num(name: string, o: Opts<number> & { min?: number; max?: number
 
 export function bool(name: string, o: Opts<boolean>): EnvVar<boolean> {
   return {
-    name, ...o,
+    name,
+    ...o,
     parse: (raw) => {
       const v = raw.trim().toLowerCase();
       if (['1', 'true', 'yes', 'on'].includes(v)) return true;
@@ -99,7 +102,8 @@ export function bool(name: string, o: Opts<boolean>): EnvVar<boolean> {
 
 export function oneOf<T extends string>(name: string, values: readonly T[], o: Opts<T>): EnvVar<T> {
   return {
-    name, ...o,
+    name,
+    ...o,
     parse: (raw) => {
       if (!(values as readonly string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
       return raw as T;
@@ -108,7 +112,15 @@ export function oneOf<T extends string>(name: string, values: readonly T[], o: O
 }
 
 export function list(name: string, o: Opts<string[]>): EnvVar<string[]> {
-  return { name, ...o, parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean) };
+  return {
+    name,
+    ...o,
+    parse: (raw) =>
+      raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+  };
 }
 
 /** Renders a value the way `parse` reads it back (used by infra/ to write env values). */

@@ -50,9 +50,13 @@ export const NAME_PREFIX_PATTERN = /^([a-z]([a-z0-9-]{0,14}[a-z0-9])?-)?$/;
 /** The names of a stack rendered under `prefix`. */
 export function stackNames(prefix = ''): StackNames {
   if (!NAME_PREFIX_PATTERN.test(prefix)) {
-    throw new Error(`namePrefix '${prefix}' must be empty or a lower-case DNS label of at most 16 characters followed by '-' (e.g. 'blue-')`);
+    throw new Error(
+      `namePrefix '${prefix}' must be empty or a lower-case DNS label of at most 16 characters followed by '-' (e.g. 'blue-')`,
+    );
   }
-  const component = Object.fromEntries(Object.entries(COMPONENTS).map(([role, name]) => [role, `${prefix}${name}`])) as StackNames['component'];
+  const component = Object.fromEntries(
+    Object.entries(COMPONENTS).map(([role, name]) => [role, `${prefix}${name}`]),
+  ) as StackNames['component'];
   return {
     prefix,
     component,
@@ -136,7 +140,8 @@ export function quorumProblems(cores: number, quorum: number): Array<{ field: 'c
  * in each pod, so a majority of Sentinels can always be found). The problem, or undefined.
  */
 export function vaultReplicasProblem(replicas: number): string | undefined {
-  if (!Number.isInteger(replicas) || (replicas !== 1 && (replicas < 3 || replicas % 2 === 0))) return 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)';
+  if (!Number.isInteger(replicas) || (replicas !== 1 && (replicas < 3 || replicas % 2 === 0)))
+    return 'must be 1 or an odd integer >= 3 (Sentinel needs a majority)';
   return undefined;
 }
 
@@ -155,7 +160,14 @@ export const PUBLIC_API_PREFIX = '/v1';
  * the cluster; a test builds the web client and fails when this list and the build disagree.
  */
 export const WEB_CLIENT_FILES: readonly string[] = [
-  'index.html', 'app.js', 'orb.css', 'capture-worklet.js',
+  'index.html',
+  'app.js',
+  'orb.css',
+  'capture-worklet.js',
   // The installable app: manifest, icons, and the app-shell service worker (scope /).
-  'manifest.webmanifest', 'sw.js', 'icon-192.png', 'icon-512.png', 'icon-maskable-512.png',
+  'manifest.webmanifest',
+  'sw.js',
+  'icon-192.png',
+  'icon-512.png',
+  'icon-maskable-512.png',
 ];

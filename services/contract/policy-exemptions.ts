@@ -20,7 +20,10 @@ export interface ToolChecks {
 /** The checks each exemptable rule merges (the engine's TOOL_CHECKS uses these entries). */
 export const EXEMPTABLE_TOOL_CHECKS: Readonly<Record<ExemptableRule, ToolChecks>> = {
   I2: { polaris: ['pullPolicyNotAlways'], kubeScore: ['container-image-pull-policy'] },
-  A1: { polaris: ['deploymentMissingReplicas'], kubeScore: ['deployment-replicas', 'deployment-targeted-by-hpa-does-not-have-replicas-configured'] },
+  A1: {
+    polaris: ['deploymentMissingReplicas'],
+    kubeScore: ['deployment-replicas', 'deployment-targeted-by-hpa-does-not-have-replicas-configured'],
+  },
   A7: { polaris: ['priorityClassNotSet'], kubeScore: [] },
   N4: { polaris: ['tlsSettingsMissing'], kubeScore: ['ingress-targets-service'] },
 };

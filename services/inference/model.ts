@@ -7,9 +7,15 @@ export type ExecutionProvider = 'cpu' | 'cuda';
  * than the one asked for: a GPU pod on CPU holds a GPU and misses every latency target silently.
  */
 export class ExecutionProviderError extends Error {
-  constructor(readonly requested: ExecutionProvider, readonly model: string, readonly cause: string) {
-    super(`${requested.toUpperCase()} execution provider could not be loaded for ${model}: ${cause} `
-      + `(EXECUTION_PROVIDER=${requested}; no CPU fallback: set EXECUTION_PROVIDER=cpu where CPU is meant, or install the ${requested} binaries)`);
+  constructor(
+    readonly requested: ExecutionProvider,
+    readonly model: string,
+    readonly cause: string,
+  ) {
+    super(
+      `${requested.toUpperCase()} execution provider could not be loaded for ${model}: ${cause} ` +
+        `(EXECUTION_PROVIDER=${requested}; no CPU fallback: set EXECUTION_PROVIDER=cpu where CPU is meant, or install the ${requested} binaries)`,
+    );
     this.name = 'ExecutionProviderError';
   }
 }
@@ -112,7 +118,9 @@ export class OnnxModel {
   checkInputs(feeds: Record<string, ort.Tensor>): void {
     const missing = this.session.inputNames.filter((n) => !(n in feeds));
     if (missing.length) {
-      const given = Object.entries(feeds).map(([k, t]) => `${k}:${t.type}[${t.dims.join(',')}]`).join(' ');
+      const given = Object.entries(feeds)
+        .map(([k, t]) => `${k}:${t.type}[${t.dims.join(',')}]`)
+        .join(' ');
       throw new Error(`${this.path}: missing inputs ${missing.join(', ')} (given ${given || 'nothing'})`);
     }
   }

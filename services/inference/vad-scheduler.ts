@@ -58,7 +58,10 @@ export class VadScheduler {
   private readonly stateBuf: Float32Array;
   private readonly srTensor = new ort.Tensor('int64', BigInt64Array.from([16000n]), []);
 
-  constructor(private readonly model: OnnxModel, opts: VadBatchOptions = {}) {
+  constructor(
+    private readonly model: OnnxModel,
+    opts: VadBatchOptions = {},
+  ) {
     this.maxBatch = opts.maxBatch ?? DEFAULTS.maxBatch;
     this.tickMs = opts.tickMs ?? DEFAULTS.tickMs;
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new Error(`'maxBatch' (${this.maxBatch}) must be a positive integer`);
@@ -74,7 +77,11 @@ export class VadScheduler {
   probability(input: Float32Array, state: Float32Array): Promise<number> {
     if (this.closed) return Promise.reject(new Error('VAD scheduler is closed'));
     if (input.length !== VAD_ROW || state.length !== 2 * VAD_STATE_ROW) {
-      return Promise.reject(new Error(`VAD row must be float32[${VAD_ROW}] with state float32[${2 * VAD_STATE_ROW}], got [${input.length}] and [${state.length}]`));
+      return Promise.reject(
+        new Error(
+          `VAD row must be float32[${VAD_ROW}] with state float32[${2 * VAD_STATE_ROW}], got [${input.length}] and [${state.length}]`,
+        ),
+      );
     }
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ input, state, resolve, reject });
@@ -93,13 +100,17 @@ export class VadScheduler {
 
   private schedule(): void {
     if (this.tick || this.running || !this.queue.length) return;
-    const fire = () => { this.tick = null; void this.runTick(); };
+    const fire = () => {
+      this.tick = null;
+      void this.runTick();
+    };
     // Not unref'd: a caller awaits this tick, and an unref'd immediate waits for other I/O to wake the loop.
     this.tick = this.tickMs > 0 ? setTimeout(fire, this.tickMs) : setImmediate(fire);
   }
 
   private clearTick(): void {
-    if (this.tickMs > 0) clearTimeout(this.tick as NodeJS.Timeout); else clearImmediate(this.tick as NodeJS.Immediate);
+    if (this.tickMs > 0) clearTimeout(this.tick as NodeJS.Timeout);
+    else clearImmediate(this.tick as NodeJS.Immediate);
     this.tick = null;
   }
 

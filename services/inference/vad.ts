@@ -69,7 +69,8 @@ export class SileroVad {
       logger: opts.logger,
     });
     for (const n of ['input', 'state', 'sr']) {
-      if (!model.inputNames.includes(n)) throw new Error(`${model.path} is not Silero VAD v5: no input '${n}' (has ${model.inputNames.join(', ')})`);
+      if (!model.inputNames.includes(n))
+        throw new Error(`${model.path} is not Silero VAD v5: no input '${n}' (has ${model.inputNames.join(', ')})`);
     }
     return new SileroVad(model, opts.batch ? new VadScheduler(model, opts.batch) : null);
   }
@@ -84,7 +85,8 @@ export class SileroVad {
     const s = this.stream(opts);
     const raw: SpeechSegment[] = [];
     for (let off = 0; off < samples.length; off += VAD_WINDOW) {
-      for (const ev of await s.pushWindow(samples.subarray(off, off + VAD_WINDOW))) if (ev.type === 'speech_end') raw.push({ start: ev.start, end: ev.end });
+      for (const ev of await s.pushWindow(samples.subarray(off, off + VAD_WINDOW)))
+        if (ev.type === 'speech_end') raw.push({ start: ev.start, end: ev.end });
     }
     const last = s.flush(samples.length);
     if (last) raw.push(last);
@@ -117,7 +119,11 @@ export class VadStream {
   private start = 0;
   private tempEnd = 0;
 
-  constructor(private readonly model: OnnxModel, opts: VadOptions, private readonly scheduler: VadScheduler | null = null) {
+  constructor(
+    private readonly model: OnnxModel,
+    opts: VadOptions,
+    private readonly scheduler: VadScheduler | null = null,
+  ) {
     this.threshold = opts.threshold ?? 0.5;
     this.negThreshold = opts.negThreshold ?? Math.max(0.01, this.threshold - 0.15);
     this.minSpeech = ((opts.minSpeechMs ?? 250) * VAD_SAMPLE_RATE) / 1000;

@@ -5,7 +5,19 @@
  * reused without a transfer, and every failure names the file and the reason.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
 import { destinationOf, VERIFIED_MARKER, type ModelFileSpec, type MODEL_FETCH_ENV } from '../config/model-fetch';
@@ -17,7 +29,10 @@ export type ModelFetchConfig = EnvValues<typeof MODEL_FETCH_ENV>;
 
 /** A failure of one file, for the one line the operator reads: `<file>: <reason>`. */
 export class ModelFetchError extends Error {
-  constructor(readonly file: string, readonly reason: string) {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
     super(`${file}: ${reason}`);
     this.name = 'ModelFetchError';
   }
@@ -80,7 +95,10 @@ export class ModelFetcher {
   private readonly marker: Marker | undefined;
   private readonly partialRoot: string;
 
-  constructor(private readonly c: ModelFetchConfig, private readonly log: (line: string) => void = () => {}) {
+  constructor(
+    private readonly c: ModelFetchConfig,
+    private readonly log: (line: string) => void = () => {},
+  ) {
     this.partialRoot = join(c.modelDir, '.partial', c.podName.replace(/[^A-Za-z0-9._-]/g, '_'));
     this.marker = this.readMarker();
   }
@@ -103,7 +121,11 @@ export class ModelFetcher {
       renameSync(tmp, join(this.c.modelDir, VERIFIED_MARKER));
       rmSync(this.partialRoot, { recursive: true, force: true });
       // Other pods sharing the volume may still be downloading: only an empty .partial goes.
-      try { rmdirSync(dirname(this.partialRoot)); } catch { /* not empty or gone */ }
+      try {
+        rmdirSync(dirname(this.partialRoot));
+      } catch {
+        /* not empty or gone */
+      }
     }
     return reports;
   }
@@ -142,14 +164,20 @@ export class ModelFetcher {
     const got = await hashFile(partial, expected.algorithm);
     if (got !== expected.hex) {
       rmSync(partial, { force: true });
-      throw new ModelFetchError(f.path, `${expected.algorithm} mismatch: expected ${expected.hex} (${expected.from}), got ${got}; the download was deleted`);
+      throw new ModelFetchError(
+        f.path,
+        `${expected.algorithm} mismatch: expected ${expected.hex} (${expected.from}), got ${got}; the download was deleted`,
+      );
     }
     const bytes = statSync(partial).size;
-    if (size !== undefined && bytes !== size) throw new ModelFetchError(f.path, `size ${bytes} differs from the ${size} bytes the source announced`);
+    if (size !== undefined && bytes !== size)
+      throw new ModelFetchError(f.path, `size ${bytes} differs from the ${size} bytes the source announced`);
     const dest = join(this.c.modelDir, destinationOf(f));
     mkdirSync(dirname(dest), { recursive: true });
     renameSync(partial, dest);
-    this.log(`${f.path}: fetched ${bytes} bytes${resumedFrom ? ` (resumed from byte ${resumedFrom})` : ''}, ${label(expected)} verified against the ${expected.from}`);
+    this.log(
+      `${f.path}: fetched ${bytes} bytes${resumedFrom ? ` (resumed from byte ${resumedFrom})` : ''}, ${label(expected)} verified against the ${expected.from}`,
+    );
     return { file: destinationOf(f), outcome: 'fetched', bytes, resumedFrom, attempts, hash: label(expected) };
   }
 
@@ -165,12 +193,20 @@ export class ModelFetcher {
   private request(url: URL, method: 'GET' | 'HEAD', headers: Record<string, string> = {}, maxRedirects?: number): Promise<HttpResponse> {
     const c = this.c;
     const r: HttpRequest = {
-      url, method, headers, maxRedirects, idleTimeoutMs: c.timeoutMs,
+      url,
+      method,
+      headers,
+      maxRedirects,
+      idleTimeoutMs: c.timeoutMs,
       proxy: c.proxy ? new URL(c.proxy) : undefined,
       originHeaders: c.source === 'hub' && c.hubToken ? { authorization: `Bearer ${c.hubToken}` } : undefined,
-      sign: c.source === 's3' && c.s3AccessKeyId
-        ? (u, h) => (u.origin === url.origin ? signS3(method, u, h, { accessKeyId: c.s3AccessKeyId, secretAccessKey: c.s3SecretAccessKey, region: c.s3Region }) : h)
-        : undefined,
+      sign:
+        c.source === 's3' && c.s3AccessKeyId
+          ? (u, h) =>
+              u.origin === url.origin
+                ? signS3(method, u, h, { accessKeyId: c.s3AccessKeyId, secretAccessKey: c.s3SecretAccessKey, region: c.s3Region })
+                : h
+          : undefined,
     };
     return httpRequest(r);
   }
@@ -178,7 +214,10 @@ export class ModelFetcher {
   /** The file's URL, the hash it must have (lock first, else the source's own) and its size if announced. */
   private async locate(f: ModelFileSpec): Promise<{ url: URL; expected: ExpectedHash; size?: number }> {
     const c = this.c;
-    const url = c.source === 'hub' ? hubFileUrl(c.hubEndpoint, c.repo, c.revision, f.path) : s3ObjectUrl(c.s3Endpoint, c.s3Bucket, c.s3Prefix, f.path);
+    const url =
+      c.source === 'hub'
+        ? hubFileUrl(c.hubEndpoint, c.repo, c.revision, f.path)
+        : s3ObjectUrl(c.s3Endpoint, c.s3Bucket, c.s3Prefix, f.path);
     const lock: ExpectedHash | undefined = f.sha256 ? { algorithm: 'sha256', hex: f.sha256, from: 'lock file' } : undefined;
     let head: HttpResponse;
     try {
@@ -192,7 +231,11 @@ export class ModelFetcher {
     const h = head.headers;
     const own = c.source === 'hub' ? hubHash(h) : s3Hash(h);
     const expected = lock ?? own;
-    if (!expected) throw new ModelFetchError(f.path, `no sha256 in the lock file and the source sent no content hash (ETag ${JSON.stringify(h.etag ?? null)}): add it to the lock`);
+    if (!expected)
+      throw new ModelFetchError(
+        f.path,
+        `no sha256 in the lock file and the source sent no content hash (ETag ${JSON.stringify(h.etag ?? null)}): add it to the lock`,
+      );
     const sizeHeader = h['x-linked-size'] ?? (head.status === 200 ? h['content-length'] : undefined);
     const size = sizeHeader !== undefined && /^\d+$/.test(String(sizeHeader)) ? Number(sizeHeader) : undefined;
     return { url, expected, size };
@@ -201,8 +244,14 @@ export class ModelFetcher {
   private checkStatus(file: string, url: URL, status: number, method: string): void {
     if (status === 404) throw new ModelFetchError(file, `not found (404 on ${method} ${url.href})`);
     if (status === 401 || status === 403) {
-      const cred = this.c.source === 'hub' ? (this.c.hubToken ? 'the token in MODEL_HUB_TOKEN was rejected' : 'MODEL_HUB_TOKEN is empty')
-        : (this.c.s3AccessKeyId ? 'the S3 keys were rejected' : 'no S3 keys are set');
+      const cred =
+        this.c.source === 'hub'
+          ? this.c.hubToken
+            ? 'the token in MODEL_HUB_TOKEN was rejected'
+            : 'MODEL_HUB_TOKEN is empty'
+          : this.c.s3AccessKeyId
+            ? 'the S3 keys were rejected'
+            : 'no S3 keys are set';
       throw new ModelFetchError(file, `access denied (${status} on ${method} ${url.href}): ${cred}`);
     }
     if (status >= 500) throw new TransientError(`${status} from ${url.host}`);
@@ -216,7 +265,10 @@ export class ModelFetcher {
     let last = '';
     for (let attempt = 1; attempt <= this.c.retries; attempt++) {
       let have = existsSync(partial) ? statSync(partial).size : 0;
-      if (size !== undefined && have > size) { truncateSync(partial, 0); have = 0; }
+      if (size !== undefined && have > size) {
+        truncateSync(partial, 0);
+        have = 0;
+      }
       if (firstOffset < 0) firstOffset = have;
       if (size !== undefined && have === size) return { resumedFrom: firstOffset, attempts: attempt - 1 };
       try {
@@ -261,11 +313,15 @@ export class ModelFetcher {
     const length = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
     const out = createWriteStream(partial, { flags: res.status === 206 ? 'a' : 'w' });
     let received = 0;
-    res.body.on('data', (chunk: Buffer) => { received += chunk.length; });
+    res.body.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
     // Not pipeline(): it destroys the file stream on a cut, dropping bytes already received that a resume needs.
     res.body.pipe(out, { end: false });
     let cut: Error | undefined;
-    await finished(res.body).catch((err: Error) => { cut = err; });
+    await finished(res.body).catch((err: Error) => {
+      cut = err;
+    });
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     if (cut) throw new TransientError(`transfer cut after ${received} bytes: ${cut.message}`);
     if (length !== undefined && received < length) throw new TransientError(`transfer cut after ${received} of ${length} bytes`);

@@ -60,15 +60,25 @@ const hmac = (key: Buffer | string, s: string) => createHmac('sha256', key).upda
  * hash defaults to UNSIGNED-PAYLOAD, which S3 accepts for GET/HEAD.
  */
 export function signS3(
-  method: string, url: URL, headers: Record<string, string>,
-  creds: { accessKeyId: string; secretAccessKey: string; region: string }, now = new Date(), payloadHash = 'UNSIGNED-PAYLOAD',
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  creds: { accessKeyId: string; secretAccessKey: string; region: string },
+  now = new Date(),
+  payloadHash = 'UNSIGNED-PAYLOAD',
 ): Record<string, string> {
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
   const signed: Record<string, string> = { host: url.host, 'x-amz-content-sha256': payloadHash, 'x-amz-date': amzDate };
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === 'range') signed.range = v.trim();
   const names = Object.keys(signed).sort();
-  const query = [...url.searchParams.entries()].map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).sort().join('&');
+  const query = [...url.searchParams.entries()]
+    .map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`)
+    .sort()
+    .join('&');
   const canonical = [method, url.pathname, query, ...names.map((n) => `${n}:${signed[n]}`), '', names.join(';'), payloadHash].join('\n');
   const scope = `${day}/${creds.region}/s3/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonical)].join('\n');
@@ -76,7 +86,8 @@ export function signS3(
   const signature = createHmac('sha256', key).update(toSign).digest('hex');
   const { host: _host, ...sent } = signed; // node sets Host itself from the URL
   return {
-    ...headers, ...sent,
+    ...headers,
+    ...sent,
     authorization: `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope},SignedHeaders=${names.join(';')},Signature=${signature}`,
   };
 }

@@ -35,7 +35,10 @@ function tunnel(proxy: URL, target: URL, idleTimeoutMs: number): Promise<Duplex>
   const port = target.port || (target.protocol === 'https:' ? '443' : '80');
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: proxy.hostname, port: proxy.port || 80, method: 'CONNECT', path: `${target.hostname}:${port}`,
+      host: proxy.hostname,
+      port: proxy.port || 80,
+      method: 'CONNECT',
+      path: `${target.hostname}:${port}`,
       headers: { host: `${target.hostname}:${port}` },
     });
     req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`proxy ${proxy.host} did not answer CONNECT within ${idleTimeoutMs} ms`)));
@@ -57,7 +60,11 @@ async function once(r: HttpRequest, url: URL, headers: Record<string, string>): 
   if (!mod) throw new Error(`unsupported URL scheme ${url.protocol} (${url.href})`);
   const socket = r.proxy ? await tunnel(r.proxy, url, r.idleTimeoutMs) : undefined;
   const options: https.RequestOptions = {
-    method: r.method, hostname: url.hostname, port: url.port || undefined, path: `${url.pathname}${url.search}`, headers,
+    method: r.method,
+    hostname: url.hostname,
+    port: url.port || undefined,
+    path: `${url.pathname}${url.search}`,
+    headers,
   };
   if (socket) {
     options.createConnection = () => (url.protocol === 'https:' ? tls.connect({ socket, servername: url.hostname }) : socket) as never;

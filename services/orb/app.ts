@@ -80,7 +80,8 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 function validatorCompilers(): FastifySchemaCompiler<AnySchema> {
   const strict = new Ajv({ coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: true, strict: false });
   const text = new Ajv({ coerceTypes: true, removeAdditional: false, allErrors: false, useDefaults: true, strict: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? strict : text).compile(schema as AnySchema) as ReturnType<FastifySchemaCompiler<AnySchema>>;
+  return ({ schema, httpPart }) =>
+    (httpPart === 'body' ? strict : text).compile(schema as AnySchema) as ReturnType<FastifySchemaCompiler<AnySchema>>;
 }
 
 export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
@@ -91,7 +92,11 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     base: { pod: config.podName, version: config.version },
     serializers: {
       req: (req: { id: string; method: string; url: string; headers: Record<string, unknown>; ip?: string }) => ({
-        id: req.id, method: req.method, url: scrubUrl(req.url), headers: scrubHeaders(req.headers), remoteAddress: req.ip,
+        id: req.id,
+        method: req.method,
+        url: scrubUrl(req.url),
+        headers: scrubHeaders(req.headers),
+        remoteAddress: req.ip,
       }),
     },
   };
@@ -119,7 +124,9 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   });
   app.setValidatorCompiler(validatorCompilers());
 
-  app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
   // JSON is UTF-8 (RFC 8259): a body labelled with another charset would be read as something it is not.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -131,8 +138,11 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     }
     jsonParser(req, body as string, done);
   });
-  app.addContentTypeParser(['audio/wav', 'audio/x-wav', 'audio/wave', 'audio/pcm', 'audio/l16', 'application/octet-stream'],
-    { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['audio/wav', 'audio/x-wav', 'audio/wave', 'audio/pcm', 'audio/l16', 'application/octet-stream'],
+    { parseAs: 'buffer' },
+    (_req, body, done) => done(null, body),
+  );
 
   app.setNotFoundHandler((req, reply) => {
     const err = new E.ORB_ERR_NOT_FOUND(`${req.method} ${scrubUrl(req.url)}`);
@@ -155,11 +165,15 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   // under-pressure starts sampling, so the load's event-loop stall is not read as overload.
   const vad = config.vad
     ? await SileroVad.load({
-      modelPath: config.vadModelPath || undefined, intraOpThreads: 1, interOpThreads: 1,
-      batch: config.vadBatch ? { maxBatch: config.vadBatchMax, tickMs: config.vadBatchTickMs } : false,
-    })
+        modelPath: config.vadModelPath || undefined,
+        intraOpThreads: 1,
+        interOpThreads: 1,
+        batch: config.vadBatch ? { maxBatch: config.vadBatchMax, tickMs: config.vadBatchTickMs } : false,
+      })
     : null;
-  app.addHook('onClose', async () => { await vad?.dispose(); });
+  app.addHook('onClose', async () => {
+    await vad?.dispose();
+  });
 
   await app.register(vaultPlugin, { config: opts.vault, connectionName: `orb-core:${config.podName}` });
   const keys = vaultKeys(opts.vault.keyPrefix);
@@ -186,15 +200,28 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
   });
   await app.register(authPlugin, { keys: config.apiKeys });
   await app.register(ticketsPlugin, { ttlMs: config.wsTicketTtlMs, prefix: opts.vault.keyPrefix });
-  await app.register(liveSessionsPlugin, { pod: config.podName, maxSocketsPerKey: config.maxSocketsPerKey, leaseMs: config.heartbeatTtlMs });
+  await app.register(liveSessionsPlugin, {
+    pod: config.podName,
+    maxSocketsPerKey: config.maxSocketsPerKey,
+    leaseMs: config.heartbeatTtlMs,
+  });
   await app.register(drainPlugin);
   await app.register(identityPlugin, { refreshMs: config.heartbeatMs });
-  await app.register(heartbeatPlugin, { pod: config.podName, version: config.version, periodMs: config.heartbeatMs, ttlMs: config.heartbeatTtlMs });
+  await app.register(heartbeatPlugin, {
+    pod: config.podName,
+    version: config.version,
+    periodMs: config.heartbeatMs,
+    ttlMs: config.heartbeatTtlMs,
+  });
   await app.register(metricsPlugin, { pod: config.podName });
 
   // Delivery after replication (services/acp/replication.ts): on by default with a replicated vault.
   const waitOn = config.deliveryWait === 'on' || (config.deliveryWait === 'auto' && opts.vault.sentinels.length > 0);
-  const fence = new DeliveryFence({ key: keys.orbFence(config.podName), replicas: waitOn ? config.deliveryWaitReplicas : 0, timeoutMs: config.deliveryWaitTimeoutMs });
+  const fence = new DeliveryFence({
+    key: keys.orbFence(config.podName),
+    replicas: waitOn ? config.deliveryWaitReplicas : 0,
+    timeoutMs: config.deliveryWaitTimeoutMs,
+  });
   const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS, fence });
   const bus = new AcpBus(redis, keys);
   const hub = new EventHub(redis, keys, events, {
@@ -203,26 +230,44 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     onError: (err) => app.log.warn({ err }, 'event tail read failed; retrying'),
   });
   const sessions = new SessionStore(redis, opts.vault.keyPrefix, config.sessionTtlS);
-  const turns = new TurnRunner({ redis, keys, events, bus, metrics: app.metrics, deadlineMs: config.turnDeadlineMs, ttlS: config.sessionTtlS, cores: config.cores,
-    endWaitMs: config.sweepGraceMs + config.sweepIntervalMs + 1000 });
+  const turns = new TurnRunner({
+    redis,
+    keys,
+    events,
+    bus,
+    metrics: app.metrics,
+    deadlineMs: config.turnDeadlineMs,
+    ttlS: config.sessionTtlS,
+    cores: config.cores,
+    endWaitMs: config.sweepGraceMs + config.sweepIntervalMs + 1000,
+  });
   app.decorate('orb', { config, keys, sessions, events, bus, hub, turns, vad });
   // Runs before the vault's onClose (hooks close in reverse order), so the tails stop first.
-  app.addHook('onClose', async () => { await hub.close(); await events.close(); });
+  app.addHook('onClose', async () => {
+    await hub.close();
+    await events.close();
+  });
 
   // Queues a turn's first jobs go to: at their cap, turns are refused, so /readyz says not ready.
   await app.register(turnHealthPlugin, {
-    intervalMs: config.sweepIntervalMs, graceMs: config.sweepGraceMs,
+    intervalMs: config.sweepIntervalMs,
+    graceMs: config.sweepGraceMs,
     queues: [ACP_QUEUES.cali, ACP_QUEUES.whisperx, ...Array.from({ length: config.cores }, (_, n) => coreQueue(n))],
   });
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxFrameBytes },
     // Plain app.close() also tells clients to reconnect elsewhere (the drain does it earlier).
-    preClose: async function preClose() { await app.drain.closeSockets(); },
+    preClose: async function preClose() {
+      await app.drain.closeSockets();
+    },
     // ws already answers protocol errors (e.g. a frame over maxPayload: close 1009); do not cut that close frame off.
     errorHandler: (err, socket, req) => {
       const code = (err as { code?: string }).code ?? '';
-      if (code.startsWith('WS_ERR_')) { req.log.info({ code, msg: err.message }, 'websocket protocol error'); return; }
+      if (code.startsWith('WS_ERR_')) {
+        req.log.info({ code, msg: err.message }, 'websocket protocol error');
+        return;
+      }
       req.log.warn({ err }, 'websocket error');
       socket.terminate();
     },

@@ -5,10 +5,13 @@
 import { ORB_ERR_UNSUPPORTED_PARAMETER } from './errors';
 
 /** Whisper's language tokens (multilingual checkpoints, large-v3 adds `yue`): what `language` may name. */
-export const WHISPER_LANGUAGES: ReadonlySet<string> = new Set((
-  'en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt la mi ml cy sk te fa ' +
-  'lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn ' +
-  'mt sa lb my bo tl mg as tt haw ln ha ba jw su yue').split(' '));
+export const WHISPER_LANGUAGES: ReadonlySet<string> = new Set(
+  (
+    'en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt la mi ml cy sk te fa ' +
+    'lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn ' +
+    'mt sa lb my bo tl mg as tt haw ln ha ba jw su yue'
+  ).split(' '),
+);
 
 /** What the deployed speech models accept. */
 export interface AudioCapabilities {
@@ -20,7 +23,10 @@ export const DEFAULT_CAPABILITIES: AudioCapabilities = { languages: WHISPER_LANG
 
 /** Capabilities from ORB_ASR_LANGUAGES: empty means the full Whisper set; a code outside it is a config error. */
 export function capabilitiesFrom(languages: string): AudioCapabilities {
-  const list = languages.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = languages
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!list.length) return DEFAULT_CAPABILITIES;
   const unknown = list.filter((l) => !WHISPER_LANGUAGES.has(l));
   if (unknown.length) throw new Error(`ORB_ASR_LANGUAGES names languages Whisper has no token for: ${unknown.join(', ')}`);

@@ -29,18 +29,24 @@ export interface WavInfo {
   readonly data: Buffer;
 }
 
-interface Reader { u16(o: number): number; u32(o: number): number }
+interface Reader {
+  u16(o: number): number;
+  u32(o: number): number;
+}
 
-const readerOf = (buf: Buffer, order: 'LE' | 'BE'): Reader => order === 'LE'
-  ? { u16: (o) => buf.readUInt16LE(o), u32: (o) => buf.readUInt32LE(o) }
-  : { u16: (o) => buf.readUInt16BE(o), u32: (o) => buf.readUInt32BE(o) };
+const readerOf = (buf: Buffer, order: 'LE' | 'BE'): Reader =>
+  order === 'LE'
+    ? { u16: (o) => buf.readUInt16LE(o), u32: (o) => buf.readUInt32LE(o) }
+    : { u16: (o) => buf.readUInt16BE(o), u32: (o) => buf.readUInt32BE(o) };
 
 /** Parses a RIFF/RIFX WAVE container; throws ORB_ERR_AUDIO_MALFORMED when sizes or fields disagree. */
 export function parseWav(buf: Buffer): WavInfo {
   if (buf.length === 0) throw new ORB_ERR_AUDIO_FORMAT('empty audio');
   const magic = buf.subarray(0, 4).toString('latin1');
-  if (magic !== 'RIFF' && magic !== 'RIFX') throw new ORB_ERR_AUDIO_FORMAT(magic === 'RF64' ? 'RF64 WAV' : 'not a WAV file (no RIFF header)');
-  if (buf.length < 12 || buf.subarray(8, 12).toString('latin1') !== 'WAVE') throw new ORB_ERR_AUDIO_FORMAT('RIFF file of another form than WAVE');
+  if (magic !== 'RIFF' && magic !== 'RIFX')
+    throw new ORB_ERR_AUDIO_FORMAT(magic === 'RF64' ? 'RF64 WAV' : 'not a WAV file (no RIFF header)');
+  if (buf.length < 12 || buf.subarray(8, 12).toString('latin1') !== 'WAVE')
+    throw new ORB_ERR_AUDIO_FORMAT('RIFF file of another form than WAVE');
   const byteOrder = magic === 'RIFF' ? 'LE' : 'BE';
   const r = readerOf(buf, byteOrder);
   const riffEnd = 8 + r.u32(4);
@@ -54,7 +60,8 @@ export function parseWav(buf: Buffer): WavInfo {
     const id = buf.subarray(at, at + 4).toString('latin1');
     const size = r.u32(at + 4);
     const body = at + 8;
-    if (body + size > riffEnd) throw new ORB_ERR_AUDIO_MALFORMED(`'${printable(id)}' chunk declares ${size} bytes, ${riffEnd - body} remain`);
+    if (body + size > riffEnd)
+      throw new ORB_ERR_AUDIO_MALFORMED(`'${printable(id)}' chunk declares ${size} bytes, ${riffEnd - body} remain`);
     if (id === 'fmt ') {
       if (fmt) throw new ORB_ERR_AUDIO_MALFORMED('two fmt chunks');
       fmt = parseFmt(buf, r, body, size);
@@ -67,7 +74,8 @@ export function parseWav(buf: Buffer): WavInfo {
   }
   if (!fmt) throw new ORB_ERR_AUDIO_MALFORMED('no fmt chunk');
   if (!data) throw new ORB_ERR_AUDIO_MALFORMED('no data chunk');
-  if (data.length % fmt.blockAlign !== 0) throw new ORB_ERR_AUDIO_MALFORMED(`data size ${data.length} is not whole frames of ${fmt.blockAlign} bytes`);
+  if (data.length % fmt.blockAlign !== 0)
+    throw new ORB_ERR_AUDIO_MALFORMED(`data size ${data.length} is not whole frames of ${fmt.blockAlign} bytes`);
   return { byteOrder, ...fmt, data };
 }
 
@@ -79,11 +87,13 @@ function parseFmt(buf: Buffer, r: Reader, at: number, size: number): Omit<WavInf
   const byteRate = r.u32(at + 8);
   const blockAlign = r.u16(at + 12);
   const bitsPerSample = r.u16(at + 14);
-  if (channels === 0 || sampleRate === 0 || bitsPerSample === 0) throw new ORB_ERR_AUDIO_MALFORMED(`fmt says ${channels} channels, ${sampleRate} Hz, ${bitsPerSample} bits`);
+  if (channels === 0 || sampleRate === 0 || bitsPerSample === 0)
+    throw new ORB_ERR_AUDIO_MALFORMED(`fmt says ${channels} channels, ${sampleRate} Hz, ${bitsPerSample} bits`);
   if (blockAlign !== channels * Math.ceil(bitsPerSample / 8)) {
     throw new ORB_ERR_AUDIO_MALFORMED(`block align ${blockAlign} does not match ${channels} channel(s) of ${bitsPerSample} bits`);
   }
-  if (byteRate !== sampleRate * blockAlign) throw new ORB_ERR_AUDIO_MALFORMED(`byte rate ${byteRate} is not ${sampleRate} Hz x ${blockAlign} bytes`);
+  if (byteRate !== sampleRate * blockAlign)
+    throw new ORB_ERR_AUDIO_MALFORMED(`byte rate ${byteRate} is not ${sampleRate} Hz x ${blockAlign} bytes`);
   let formatTag = tag;
   let validBitsPerSample = bitsPerSample;
   const extensible = tag === WAVE_FORMAT_EXTENSIBLE;
@@ -92,10 +102,13 @@ function parseFmt(buf: Buffer, r: Reader, at: number, size: number): Omit<WavInf
     if (size < 40 || r.u16(at + 16) < 22) throw new ORB_ERR_AUDIO_MALFORMED('WAVE_FORMAT_EXTENSIBLE fmt chunk shorter than 40 bytes');
     validBitsPerSample = r.u16(at + 18);
     const mask = r.u32(at + 20);
-    if (validBitsPerSample === 0 || validBitsPerSample > bitsPerSample) throw new ORB_ERR_AUDIO_MALFORMED(`${validBitsPerSample} valid bits in ${bitsPerSample}-bit samples`);
-    if (mask !== 0 && popcount(mask) !== channels) throw new ORB_ERR_AUDIO_MALFORMED(`channel mask 0x${mask.toString(16)} names ${popcount(mask)} channels, fmt says ${channels}`);
+    if (validBitsPerSample === 0 || validBitsPerSample > bitsPerSample)
+      throw new ORB_ERR_AUDIO_MALFORMED(`${validBitsPerSample} valid bits in ${bitsPerSample}-bit samples`);
+    if (mask !== 0 && popcount(mask) !== channels)
+      throw new ORB_ERR_AUDIO_MALFORMED(`channel mask 0x${mask.toString(16)} names ${popcount(mask)} channels, fmt says ${channels}`);
     const d1 = r.u32(at + 24);
-    const guidOk = d1 <= 0xffff && r.u16(at + 28) === 0x0000 && r.u16(at + 30) === 0x0010 && buf.subarray(at + 32, at + 40).equals(KSDATAFORMAT_TAIL);
+    const guidOk =
+      d1 <= 0xffff && r.u16(at + 28) === 0x0000 && r.u16(at + 30) === 0x0010 && buf.subarray(at + 32, at + 40).equals(KSDATAFORMAT_TAIL);
     if (!guidOk) throw new ORB_ERR_AUDIO_FORMAT('WAVE_FORMAT_EXTENSIBLE with a subformat that is not a KSDATAFORMAT_SUBTYPE');
     formatTag = d1;
   }
@@ -106,7 +119,8 @@ function parseFmt(buf: Buffer, r: Reader, at: number, size: number): Omit<WavInf
 export function pcmFromWav(buf: Buffer): Buffer {
   const w = parseWav(buf);
   if (w.formatTag !== WAVE_FORMAT_PCM) throw new ORB_ERR_AUDIO_FORMAT(`WAV audio format ${w.formatTag} is not integer PCM`);
-  if (w.bitsPerSample !== 16 || w.validBitsPerSample !== 16) throw new ORB_ERR_AUDIO_FORMAT(`${w.validBitsPerSample}-bit samples in ${w.bitsPerSample}-bit containers`);
+  if (w.bitsPerSample !== 16 || w.validBitsPerSample !== 16)
+    throw new ORB_ERR_AUDIO_FORMAT(`${w.validBitsPerSample}-bit samples in ${w.bitsPerSample}-bit containers`);
   if (w.channels !== 1) throw new ORB_ERR_AUDIO_FORMAT(`${w.channels} channels`);
   if (w.sampleRate !== SAMPLE_RATE) throw new ORB_ERR_AUDIO_FORMAT(`sample rate ${w.sampleRate} Hz`);
   if (w.data.length === 0) throw new ORB_ERR_AUDIO_FORMAT('empty audio');
@@ -139,11 +153,13 @@ export function checkRawPcm(contentType: string, buf: Buffer): Buffer {
   const { type, params } = parseMediaType(contentType);
   const l16 = type === 'audio/l16';
   for (const k of params.keys()) {
-    if (!['rate', 'channels', 'encoding'].includes(k)) throw new ORB_ERR_AUDIO_FORMAT(`unknown ${type} parameter '${printable(k).slice(0, 40)}'`);
+    if (!['rate', 'channels', 'encoding'].includes(k))
+      throw new ORB_ERR_AUDIO_FORMAT(`unknown ${type} parameter '${printable(k).slice(0, 40)}'`);
   }
   const rate = params.get('rate');
   if (rate === undefined && l16) throw new ORB_ERR_AUDIO_FORMAT('audio/L16 needs a rate parameter (RFC 2586)');
-  if (rate !== undefined && (!/^\d{1,6}$/.test(rate) || Number(rate) !== SAMPLE_RATE)) throw new ORB_ERR_AUDIO_FORMAT(`sample rate ${printable(rate).slice(0, 20)} Hz`);
+  if (rate !== undefined && (!/^\d{1,6}$/.test(rate) || Number(rate) !== SAMPLE_RATE))
+    throw new ORB_ERR_AUDIO_FORMAT(`sample rate ${printable(rate).slice(0, 20)} Hz`);
   const channels = params.get('channels');
   if (channels !== undefined && channels !== '1') throw new ORB_ERR_AUDIO_FORMAT(`${printable(channels).slice(0, 20)} channels`);
   const enc = params.get('encoding')?.toLowerCase();
@@ -165,13 +181,16 @@ export function rawPcmUpload(contentType: string, buf: Buffer): { bytes: Buffer;
   if (type !== 'audio/pcm' && type !== 'audio/l16') return undefined;
   const l16 = type === 'audio/l16';
   for (const k of params.keys()) {
-    if (!['rate', 'channels', 'encoding'].includes(k)) throw new ORB_ERR_AUDIO_FORMAT(`unknown ${type} parameter '${printable(k).slice(0, 40)}'`);
+    if (!['rate', 'channels', 'encoding'].includes(k))
+      throw new ORB_ERR_AUDIO_FORMAT(`unknown ${type} parameter '${printable(k).slice(0, 40)}'`);
   }
   const rawRate = params.get('rate');
   if (rawRate === undefined && l16) throw new ORB_ERR_AUDIO_FORMAT('audio/L16 needs a rate parameter (RFC 2586)');
   const rate = rawRate === undefined ? SAMPLE_RATE : /^\d{1,6}$/.test(rawRate) ? Number(rawRate) : NaN;
   if (!(rate >= UPLOAD_RATES.min && rate <= UPLOAD_RATES.max)) {
-    throw new ORB_ERR_AUDIO_FORMAT(`sample rate ${printable(rawRate ?? '').slice(0, 20)} Hz (${UPLOAD_RATES.min}..${UPLOAD_RATES.max} for raw PCM)`);
+    throw new ORB_ERR_AUDIO_FORMAT(
+      `sample rate ${printable(rawRate ?? '').slice(0, 20)} Hz (${UPLOAD_RATES.min}..${UPLOAD_RATES.max} for raw PCM)`,
+    );
   }
   const channels = params.get('channels');
   if (channels !== undefined && channels !== '1') throw new ORB_ERR_AUDIO_FORMAT(`${printable(channels).slice(0, 20)} channels`);

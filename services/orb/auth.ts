@@ -7,7 +7,10 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ORB_ERR_UNAUTHORIZED } from './errors';
 
-export interface ApiKeyEntry { readonly id: string; readonly sha256: string }
+export interface ApiKeyEntry {
+  readonly id: string;
+  readonly sha256: string;
+}
 
 export class ApiKeyRing {
   private readonly byDigest = new Map<string, { id: string; digest: Buffer }>();
@@ -33,8 +36,12 @@ export class ApiKeyRing {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance { apiKeys: ApiKeyRing }
-  interface FastifyRequest { apiKeyId: string }
+  interface FastifyInstance {
+    apiKeys: ApiKeyRing;
+  }
+  interface FastifyRequest {
+    apiKeyId: string;
+  }
   interface FastifyContextConfig {
     auth?: boolean;
     /** Also accept `?token=<key>`: browsers cannot set headers on a WebSocket. */
@@ -45,26 +52,29 @@ declare module 'fastify' {
 }
 
 /** Every route needs a key unless its config says `auth: false` (probes, metrics). */
-export const authPlugin = fp(async (app: FastifyInstance, opts: { keys: readonly ApiKeyEntry[] }) => {
-  app.decorate('apiKeys', new ApiKeyRing(opts.keys));
-  app.decorateRequest('apiKeyId', '');
-  // preValidation, after the rate limiter's onRequest, so failed guesses count against the caller's IP.
-  app.addHook('preValidation', async (req: FastifyRequest) => {
-    if (req.routeOptions.config?.auth === false) return;
-    // Already identified by the route's own hook from these same credentials (session-read.ts); only code sets this.
-    if (req.apiKeyId) return;
-    const ticket = !req.headers.authorization ? queryParam(req, 'ticket') : undefined;
-    if (ticket !== undefined) {
-      const owner = await app.wsTickets.redeem(ticket);
-      if (!owner) throw new ORB_ERR_UNAUTHORIZED('ticket unknown, expired or already used');
-      req.apiKeyId = owner;
-      return;
-    }
-    const id = keyIdOf(app.apiKeys, req);
-    if (!id) throw new ORB_ERR_UNAUTHORIZED(presented(req) ? 'key not recognised' : 'no Authorization: Bearer header');
-    req.apiKeyId = id;
-  });
-}, { fastify: '5.x', name: 'orb-auth' });
+export const authPlugin = fp(
+  async (app: FastifyInstance, opts: { keys: readonly ApiKeyEntry[] }) => {
+    app.decorate('apiKeys', new ApiKeyRing(opts.keys));
+    app.decorateRequest('apiKeyId', '');
+    // preValidation, after the rate limiter's onRequest, so failed guesses count against the caller's IP.
+    app.addHook('preValidation', async (req: FastifyRequest) => {
+      if (req.routeOptions.config?.auth === false) return;
+      // Already identified by the route's own hook from these same credentials (session-read.ts); only code sets this.
+      if (req.apiKeyId) return;
+      const ticket = !req.headers.authorization ? queryParam(req, 'ticket') : undefined;
+      if (ticket !== undefined) {
+        const owner = await app.wsTickets.redeem(ticket);
+        if (!owner) throw new ORB_ERR_UNAUTHORIZED('ticket unknown, expired or already used');
+        req.apiKeyId = owner;
+        return;
+      }
+      const id = keyIdOf(app.apiKeys, req);
+      if (!id) throw new ORB_ERR_UNAUTHORIZED(presented(req) ? 'key not recognised' : 'no Authorization: Bearer header');
+      req.apiKeyId = id;
+    });
+  },
+  { fastify: '5.x', name: 'orb-auth' },
+);
 
 function queryParam(req: FastifyRequest, name: 'token' | 'ticket'): string | undefined {
   const allowed = name === 'token' ? req.routeOptions.config?.queryToken : req.routeOptions.config?.ticket;

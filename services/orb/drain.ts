@@ -22,29 +22,47 @@ export function resumeHint(sessionId: string | null, lastSeq: number): string {
   return JSON.stringify({ reconnect: true, ...(sessionId ? { session: sessionId, last_seq: lastSeq } : {}) });
 }
 
-export const drainPlugin = fp(async (app: FastifyInstance) => {
-  const state = {
-    draining: false,
-    begin() { state.draining = true; },
-    async closeSockets() {
-      // Sessions get the resume hint; every other socket of the ws server (one still upgrading or
-      // authenticating, one already CLOSING) is waited on too. A peer that never answers the close
-      // handshake (gone, offline) would otherwise hold app.close() for ws's own 30 s close timeout.
-      const hints = new Map(app.liveSessions.all().map((s) => [s.ws, resumeHint(s.sessionId, s.lastSeq)] as const));
-      const sockets = new Set<WebSocket>([...hints.keys(), ...(app.websocketServer?.clients ?? [])]);
-      await Promise.all([...sockets].map((ws) => new Promise<void>((resolve) => {
-        if (ws.readyState === ws.CLOSED) return resolve();
-        const timer = setTimeout(() => { ws.terminate(); resolve(); }, WS_CLOSE_GRACE_MS);
-        timer.unref();
-        ws.once('close', () => { clearTimeout(timer); resolve(); });
-        if (ws.readyState === ws.OPEN) ws.close(WS_CLOSE.serviceRestart, hints.get(ws) ?? resumeHint(null, 0));
-      })));
-    },
-  };
-  app.decorate('drain', state);
-  // Keep-alive clients must not pin a draining replica: answer, then hang up.
-  app.addHook('onSend', async (_req, reply) => { if (state.draining) reply.header('connection', 'close'); });
-}, { fastify: '5.x', name: 'orb-drain', dependencies: ['orb-live-sessions'] });
+export const drainPlugin = fp(
+  async (app: FastifyInstance) => {
+    const state = {
+      draining: false,
+      begin() {
+        state.draining = true;
+      },
+      async closeSockets() {
+        // Sessions get the resume hint; every other socket of the ws server (one still upgrading or
+        // authenticating, one already CLOSING) is waited on too. A peer that never answers the close
+        // handshake (gone, offline) would otherwise hold app.close() for ws's own 30 s close timeout.
+        const hints = new Map(app.liveSessions.all().map((s) => [s.ws, resumeHint(s.sessionId, s.lastSeq)] as const));
+        const sockets = new Set<WebSocket>([...hints.keys(), ...(app.websocketServer?.clients ?? [])]);
+        await Promise.all(
+          [...sockets].map(
+            (ws) =>
+              new Promise<void>((resolve) => {
+                if (ws.readyState === ws.CLOSED) return resolve();
+                const timer = setTimeout(() => {
+                  ws.terminate();
+                  resolve();
+                }, WS_CLOSE_GRACE_MS);
+                timer.unref();
+                ws.once('close', () => {
+                  clearTimeout(timer);
+                  resolve();
+                });
+                if (ws.readyState === ws.OPEN) ws.close(WS_CLOSE.serviceRestart, hints.get(ws) ?? resumeHint(null, 0));
+              }),
+          ),
+        );
+      },
+    };
+    app.decorate('drain', state);
+    // Keep-alive clients must not pin a draining replica: answer, then hang up.
+    app.addHook('onSend', async (_req, reply) => {
+      if (state.draining) reply.header('connection', 'close');
+    });
+  },
+  { fastify: '5.x', name: 'orb-drain', dependencies: ['orb-live-sessions'] },
+);
 
 /** SIGTERM path: readiness first, then sockets, then the app (in-flight HTTP, vault flush). */
 export async function drainAndClose(app: FastifyInstance, delayMs: number): Promise<void> {

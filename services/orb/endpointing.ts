@@ -7,10 +7,7 @@
 import type { VadStream } from '../inference/vad';
 import { VAD_WINDOW } from '../inference/vad';
 
-export type EndpointAction =
-  | { type: 'speech_start' }
-  | { type: 'audio'; pcm: Buffer }
-  | { type: 'speech_end' };
+export type EndpointAction = { type: 'speech_start' } | { type: 'audio'; pcm: Buffer } | { type: 'speech_end' };
 
 const WINDOW_BYTES = VAD_WINDOW * 2;
 
@@ -21,9 +18,14 @@ export class Endpointer {
   private speaking = false;
   private readonly window = new Float32Array(VAD_WINDOW);
 
-  constructor(private readonly vad: VadStream, private readonly preRollBytes: number) {}
+  constructor(
+    private readonly vad: VadStream,
+    private readonly preRollBytes: number,
+  ) {}
 
-  get inSpeech(): boolean { return this.speaking; }
+  get inSpeech(): boolean {
+    return this.speaking;
+  }
 
   /** Feeds PCM16LE bytes; returns what to do, in order. Bytes short of a window wait for the next call. */
   async push(pcm: Buffer): Promise<EndpointAction[]> {

@@ -29,7 +29,10 @@ interface Sub {
   closed: boolean;
 }
 
-interface Group { cursor: number; subs: Set<Sub> }
+interface Group {
+  cursor: number;
+  subs: Set<Sub>;
+}
 
 export class EventHub {
   private readonly groups = new Map<string, Group>();
@@ -45,7 +48,9 @@ export class EventHub {
     private readonly opts: { blockMs: number; onError: (err: unknown) => void; fence?: DeliveryFence },
   ) {}
 
-  sessions(): number { return this.groups.size; }
+  sessions(): number {
+    return this.groups.size;
+  }
 
   /**
    * Delivers every event of `session` with seq > afterSeq, in order, each exactly once: first the
@@ -119,7 +124,9 @@ export class EventHub {
   private async loop(): Promise<void> {
     while (this.running) {
       if (!this.groups.size) {
-        await new Promise<void>((resolve) => { this.wake = resolve; });
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
         this.wake = null;
         continue;
       }
@@ -130,8 +137,9 @@ export class EventHub {
       try {
         const conn = this.conn!;
         // Bounded: an XREAD issued while the vault restarts may never settle (services/acp/blocking.ts).
-        res = (await boundedRead(conn, this.opts.blockMs, () => conn.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids))) as
-          [string, RawEventEntry[]][] | null;
+        res = (await boundedRead(conn, this.opts.blockMs, () =>
+          conn.xread('COUNT', 500, 'BLOCK', this.opts.blockMs, 'STREAMS', ...streamKeys, ...ids),
+        )) as [string, RawEventEntry[]][] | null;
         // One fence for the whole batch, on the connection that read it (see the header).
         const fence = this.opts.fence;
         if (fence?.enabled && res?.some(([, entries]) => entries.length)) {

@@ -31,32 +31,42 @@ declare module 'fastify' {
   }
 }
 
-export const liveSessionsPlugin = fp(async (app: FastifyInstance, opts: { pod: string; maxSocketsPerKey: number; leaseMs: number }) => {
-  const { redis, prefix } = app.vault;
-  const sockets = new Map<string, LiveSocket>();
-  const leaseKey = (keyId: string) => `${prefix}orb:sockets:${keyId}`;
-  const member = (socketId: string) => `${opts.pod}:${socketId}`;
+export const liveSessionsPlugin = fp(
+  async (app: FastifyInstance, opts: { pod: string; maxSocketsPerKey: number; leaseMs: number }) => {
+    const { redis, prefix } = app.vault;
+    const sockets = new Map<string, LiveSocket>();
+    const leaseKey = (keyId: string) => `${prefix}orb:sockets:${keyId}`;
+    const member = (socketId: string) => `${opts.pod}:${socketId}`;
 
-  app.decorate('liveSessions', {
-    async acquire(keyId: string, socketId: string) {
-      const now = Date.now();
-      // Atomic "prune expired, check count, add": two replicas racing for the last slot cannot both win.
-      const ok = await fcall<number>(redis, 'orb_socket_acquire', [leaseKey(keyId)], [now, now + opts.leaseMs, opts.maxSocketsPerKey, member(socketId)]);
-      return ok === 1;
-    },
-    add(s: LiveSocket) { sockets.set(s.id, s); },
-    async remove(s: LiveSocket) {
-      if (!sockets.delete(s.id)) return;
-      await redis.zrem(leaseKey(s.keyId), member(s.id)).catch((err) => app.log.warn({ err }, 'socket lease release failed'));
-    },
-    all: () => [...sockets.values()],
-    socketCount: () => sockets.size,
-    sessionCount: () => new Set([...sockets.values()].map((s) => s.sessionId).filter(Boolean)).size,
-    async renewLeases(expiresAt: number) {
-      if (!sockets.size) return;
-      const m = redis.multi();
-      for (const s of sockets.values()) m.zadd(leaseKey(s.keyId), 'XX', expiresAt, member(s.id)).pexpireat(leaseKey(s.keyId), expiresAt);
-      await m.exec();
-    },
-  });
-}, { fastify: '5.x', name: 'orb-live-sessions', dependencies: ['orb-vault'] });
+    app.decorate('liveSessions', {
+      async acquire(keyId: string, socketId: string) {
+        const now = Date.now();
+        // Atomic "prune expired, check count, add": two replicas racing for the last slot cannot both win.
+        const ok = await fcall<number>(
+          redis,
+          'orb_socket_acquire',
+          [leaseKey(keyId)],
+          [now, now + opts.leaseMs, opts.maxSocketsPerKey, member(socketId)],
+        );
+        return ok === 1;
+      },
+      add(s: LiveSocket) {
+        sockets.set(s.id, s);
+      },
+      async remove(s: LiveSocket) {
+        if (!sockets.delete(s.id)) return;
+        await redis.zrem(leaseKey(s.keyId), member(s.id)).catch((err) => app.log.warn({ err }, 'socket lease release failed'));
+      },
+      all: () => [...sockets.values()],
+      socketCount: () => sockets.size,
+      sessionCount: () => new Set([...sockets.values()].map((s) => s.sessionId).filter(Boolean)).size,
+      async renewLeases(expiresAt: number) {
+        if (!sockets.size) return;
+        const m = redis.multi();
+        for (const s of sockets.values()) m.zadd(leaseKey(s.keyId), 'XX', expiresAt, member(s.id)).pexpireat(leaseKey(s.keyId), expiresAt);
+        await m.exec();
+      },
+    });
+  },
+  { fastify: '5.x', name: 'orb-live-sessions', dependencies: ['orb-vault'] },
+);

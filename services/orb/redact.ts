@@ -10,7 +10,10 @@ const SECRET_NAME = /(auth|token|key|secret|passw|pwd|cookie|ticket|credential|s
 /** Values that carry a credential whatever their name (`Bearer …`, `Basic …`). */
 const SECRET_VALUE = /^\s*(bearer|basic|token|digest|negotiate)\s/i;
 
-const normalise = (name: string) => decodeFully(name).toLowerCase().replace(/[^a-z0-9-]/g, '');
+const normalise = (name: string) =>
+  decodeFully(name)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '');
 
 /** Decodes percent-escapes until stable (double-encoded names too), never throwing on a bad escape. */
 function decodeFully(s: string): string {
@@ -38,25 +41,31 @@ export function scrubUrl(url: string): string {
   const path = q < 0 ? url : url.slice(0, q);
   const scrubbedPath = scrubPath(path);
   if (q < 0) return scrubbedPath;
-  const query = url.slice(q + 1).split(/([&;])/).map((part) => {
-    if (part === '&' || part === ';') return part;
-    const eq = part.indexOf('=');
-    const name = eq < 0 ? part : part.slice(0, eq);
-    const value = eq < 0 ? '' : part.slice(eq + 1);
-    if (isSecretName(name) || SECRET_VALUE.test(decodeFully(value))) return `${name}=${REDACTED}`;
-    return part;
-  });
+  const query = url
+    .slice(q + 1)
+    .split(/([&;])/)
+    .map((part) => {
+      if (part === '&' || part === ';') return part;
+      const eq = part.indexOf('=');
+      const name = eq < 0 ? part : part.slice(0, eq);
+      const value = eq < 0 ? '' : part.slice(eq + 1);
+      if (isSecretName(name) || SECRET_VALUE.test(decodeFully(value))) return `${name}=${REDACTED}`;
+      return part;
+    });
   return `${scrubbedPath}?${query.join('')}`;
 }
 
 /** Path segments that are `Bearer …` or look like a key given in the path (`/key=…`) are redacted too. */
 function scrubPath(path: string): string {
-  return path.split('/').map((seg) => {
-    const d = decodeFully(seg);
-    if (SECRET_VALUE.test(d)) return REDACTED;
-    const eq = d.indexOf('=');
-    return eq > 0 && isSecretName(d.slice(0, eq)) ? REDACTED : seg;
-  }).join('/');
+  return path
+    .split('/')
+    .map((seg) => {
+      const d = decodeFully(seg);
+      if (SECRET_VALUE.test(d)) return REDACTED;
+      const eq = d.indexOf('=');
+      return eq > 0 && isSecretName(d.slice(0, eq)) ? REDACTED : seg;
+    })
+    .join('/');
 }
 
 /** Headers for a log line: credential headers by name, and any value that is an auth scheme, redacted. */
@@ -64,7 +73,8 @@ export function scrubHeaders(headers: Record<string, unknown>): Record<string, u
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (isSecretName(name)) out[name] = REDACTED;
-    else if (name === 'referer' || name === 'origin' || name === 'location') out[name] = typeof value === 'string' ? scrubUrl(value) : REDACTED;
+    else if (name === 'referer' || name === 'origin' || name === 'location')
+      out[name] = typeof value === 'string' ? scrubUrl(value) : REDACTED;
     else if ([value].flat().some((v) => typeof v === 'string' && SECRET_VALUE.test(v))) out[name] = REDACTED;
     else out[name] = value;
   }

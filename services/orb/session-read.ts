@@ -30,7 +30,9 @@ export interface SessionRead {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest { sessionRead: SessionRead | null }
+  interface FastifyRequest {
+    sessionRead: SessionRead | null;
+  }
 }
 
 const DEFAULT_LIMIT = 1000;
@@ -39,8 +41,13 @@ const DEFAULT_LIMIT = 1000;
 export function startSessionRead(app: FastifyInstance, sid: string, owner: string, afterSeq: number, limit: number): SessionRead {
   const { sessions, events } = app.orb;
   const read: SessionRead = {
-    sid, afterSeq, limit,
-    session: sessions.get(sid, owner), lastSeq: events.lastSeq(sid), events: events.read(sid, afterSeq, limit), remainingMs: sessions.remainingMs(sid),
+    sid,
+    afterSeq,
+    limit,
+    session: sessions.get(sid, owner),
+    lastSeq: events.lastSeq(sid),
+    events: events.read(sid, afterSeq, limit),
+    remainingMs: sessions.remainingMs(sid),
   };
   // A read abandoned (429, bad query) must not surface as an unhandled rejection.
   for (const p of [read.session, read.lastSeq, read.events, read.remainingMs]) p.catch(() => undefined);
@@ -64,7 +71,10 @@ export function sessionReadHook(app: FastifyInstance) {
   const limiter = app.rateLimit();
   return async function sessionReadOnRequest(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const keyId = keyIdOf(app.apiKeys, req);
-    if (!keyId) { await limiter.call(app, req, reply); return; }
+    if (!keyId) {
+      await limiter.call(app, req, reply);
+      return;
+    }
     // Auth's own hook sees the id and does not hash the token a second time.
     req.apiKeyId = keyId;
     const counted = rateLimitIncr(redis, keys.rateLimit('') + keyId, config.rateLimitWindowMs, config.rateLimitMax);

@@ -31,12 +31,17 @@ export class SessionStore {
     this.touchBelowMs = Math.floor(ttlS * 1000 * (1 - SESSION_TOUCH_AFTER));
   }
 
-  key(sid: string): string { return `${this.prefix}session:${sid}`; }
-  indexKey(keyId: string): string { return `${this.prefix}session:index:${keyId}`; }
+  key(sid: string): string {
+    return `${this.prefix}session:${sid}`;
+  }
+  indexKey(keyId: string): string {
+    return `${this.prefix}session:index:${keyId}`;
+  }
 
   async create(owner: string, replica: string, metadata: Record<string, string> = {}): Promise<SessionRecord> {
     const rec: SessionRecord = { id: randomUUID(), owner, createdAt: new Date().toISOString(), createdBy: replica, metadata };
-    await this.redis.multi()
+    await this.redis
+      .multi()
       .hset(this.key(rec.id), { owner, created_at: rec.createdAt, created_by: replica, metadata: JSON.stringify(metadata) })
       .expire(this.key(rec.id), this.ttlS)
       .sadd(this.indexKey(owner), rec.id)
@@ -85,5 +90,9 @@ export class SessionStore {
 }
 
 function safeJson(s: string | undefined): Record<string, string> {
-  try { return s ? JSON.parse(s) : {}; } catch { return {}; }
+  try {
+    return s ? JSON.parse(s) : {};
+  } catch {
+    return {};
+  }
 }

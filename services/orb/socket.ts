@@ -18,7 +18,14 @@ import { resumeHint } from './drain';
 import * as E from './errors';
 import { toOrbError } from './errors';
 
-interface SocketQuery { session?: string; last_seq?: string; speak?: boolean; vad?: boolean; token?: string; ticket?: string }
+interface SocketQuery {
+  session?: string;
+  last_seq?: string;
+  speak?: boolean;
+  vad?: boolean;
+  token?: string;
+  ticket?: string;
+}
 
 interface SocketContext {
   socketId: string;
@@ -28,7 +35,9 @@ interface SocketContext {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest { orbSocket: SocketContext | null }
+  interface FastifyRequest {
+    orbSocket: SocketContext | null;
+  }
 }
 
 const CLIENT_EVENT_SCHEMA = {
@@ -36,9 +45,25 @@ const CLIENT_EVENT_SCHEMA = {
   required: ['type'],
   oneOf: [
     { properties: { type: { const: 'ping' }, id: {} }, additionalProperties: false },
-    { properties: { type: { const: 'text' }, text: { type: 'string', minLength: 1, maxLength: 4000, pattern: '\\S' }, speak: { type: 'boolean' } }, required: ['text'], additionalProperties: false },
-    { properties: { type: { const: 'input_audio.format' }, encoding: { type: 'string' }, sample_rate: { type: 'integer' }, channels: { type: 'integer' } },
-      required: ['encoding', 'sample_rate', 'channels'], additionalProperties: false },
+    {
+      properties: {
+        type: { const: 'text' },
+        text: { type: 'string', minLength: 1, maxLength: 4000, pattern: '\\S' },
+        speak: { type: 'boolean' },
+      },
+      required: ['text'],
+      additionalProperties: false,
+    },
+    {
+      properties: {
+        type: { const: 'input_audio.format' },
+        encoding: { type: 'string' },
+        sample_rate: { type: 'integer' },
+        channels: { type: 'integer' },
+      },
+      required: ['encoding', 'sample_rate', 'channels'],
+      additionalProperties: false,
+    },
     { properties: { type: { const: 'input_audio.commit' }, speak: { type: 'boolean' } }, additionalProperties: false },
     { properties: { type: { const: 'input_audio.clear' } }, additionalProperties: false },
   ],
@@ -60,7 +85,12 @@ const validateClientEvent = new Ajv({ allErrors: false, strict: false, coerceTyp
 export class TokenBucket {
   private tokens: number;
   private at = Date.now();
-  constructor(private readonly rate: number, private readonly burst: number) { this.tokens = burst; }
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
   private refill(): void {
     const now = Date.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
@@ -84,47 +114,65 @@ export class TokenBucket {
 /** PCM16 mono 16 kHz: bytes per second of real-time audio. */
 const REALTIME_BYTES_PER_S = 32_000;
 
-export const sessionSocketRoute = fp(async (app: FastifyInstance) => {
-  const { orb } = app;
-  app.decorateRequest('orbSocket', null);
+export const sessionSocketRoute = fp(
+  async (app: FastifyInstance) => {
+    const { orb } = app;
+    app.decorateRequest('orbSocket', null);
 
-  // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
-  const keyBudget = app.createRateLimit();
+    // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
+    const keyBudget = app.createRateLimit();
 
-  app.get<{ Querystring: SocketQuery }>('/v1/session', {
-    websocket: true,
-    config: { queryToken: true, ticket: true },
-    schema: {
-      querystring: { type: 'object', additionalProperties: false, properties: {
-        session: { type: 'string', pattern: SESSION_ID_PATTERN }, last_seq: { type: 'string', maxLength: 20 },
-        speak: { type: 'boolean' }, vad: { type: 'boolean' }, token: { type: 'string' }, ticket: { type: 'string', maxLength: 64 },
-      } },
-    },
-    preHandler: async (req: FastifyRequest<{ Querystring: SocketQuery }>, reply) => {
-      if (!req.ws) { reply.header('upgrade', 'websocket'); throw new E.ORB_ERR_UPGRADE_REQUIRED('send Connection: Upgrade and Upgrade: websocket'); }
-      if (app.drain.draining) throw new E.ORB_ERR_DRAINING();
-      let session: SessionRecord | null = null;
-      let lastSeq = 0;
-      let afterSeq = 0;
-      if (req.query.session) {
-        session = (await orb.sessions.get(req.query.session, req.apiKeyId)) ?? null;
-        if (!session) throw new E.ORB_ERR_UNKNOWN_SESSION(req.query.session);
-        lastSeq = await orb.events.lastSeq(session.id);
-        afterSeq = parseSeq(req.query.last_seq, lastSeq, 'last_seq');
-      } else if (req.query.last_seq !== undefined) {
-        throw new E.ORB_ERR_BAD_SEQ('last_seq needs a session to resume');
-      }
-      const socketId = randomUUID();
-      if (!(await app.liveSessions.acquire(req.apiKeyId, socketId))) {
-        app.metrics.wsRejected.inc({ reason: 'ORB_ERR_TOO_MANY_SOCKETS' });
-        throw new E.ORB_ERR_TOO_MANY_SOCKETS(app.orb.config.maxSocketsPerKey);
-      }
-      req.orbSocket = { socketId, session, afterSeq, lastSeq };
-    },
-  }, async (ws, req) => {
-    SessionSocket.attach(app, ws, req, keyBudget);
-  });
-}, { fastify: '5.x', name: 'orb-session-socket', dependencies: ['orb-http-routes'] });
+    app.get<{ Querystring: SocketQuery }>(
+      '/v1/session',
+      {
+        websocket: true,
+        config: { queryToken: true, ticket: true },
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              session: { type: 'string', pattern: SESSION_ID_PATTERN },
+              last_seq: { type: 'string', maxLength: 20 },
+              speak: { type: 'boolean' },
+              vad: { type: 'boolean' },
+              token: { type: 'string' },
+              ticket: { type: 'string', maxLength: 64 },
+            },
+          },
+        },
+        preHandler: async (req: FastifyRequest<{ Querystring: SocketQuery }>, reply) => {
+          if (!req.ws) {
+            reply.header('upgrade', 'websocket');
+            throw new E.ORB_ERR_UPGRADE_REQUIRED('send Connection: Upgrade and Upgrade: websocket');
+          }
+          if (app.drain.draining) throw new E.ORB_ERR_DRAINING();
+          let session: SessionRecord | null = null;
+          let lastSeq = 0;
+          let afterSeq = 0;
+          if (req.query.session) {
+            session = (await orb.sessions.get(req.query.session, req.apiKeyId)) ?? null;
+            if (!session) throw new E.ORB_ERR_UNKNOWN_SESSION(req.query.session);
+            lastSeq = await orb.events.lastSeq(session.id);
+            afterSeq = parseSeq(req.query.last_seq, lastSeq, 'last_seq');
+          } else if (req.query.last_seq !== undefined) {
+            throw new E.ORB_ERR_BAD_SEQ('last_seq needs a session to resume');
+          }
+          const socketId = randomUUID();
+          if (!(await app.liveSessions.acquire(req.apiKeyId, socketId))) {
+            app.metrics.wsRejected.inc({ reason: 'ORB_ERR_TOO_MANY_SOCKETS' });
+            throw new E.ORB_ERR_TOO_MANY_SOCKETS(app.orb.config.maxSocketsPerKey);
+          }
+          req.orbSocket = { socketId, session, afterSeq, lastSeq };
+        },
+      },
+      async (ws, req) => {
+        SessionSocket.attach(app, ws, req, keyBudget);
+      },
+    );
+  },
+  { fastify: '5.x', name: 'orb-session-socket', dependencies: ['orb-http-routes'] },
+);
 
 function rawLength(data: RawData): number {
   return Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
@@ -142,11 +190,22 @@ type KeyBudget = ReturnType<FastifyInstance['createRateLimit']>;
 const kSession = Symbol('orb.sessionSocket');
 type CarryingSocket = WebSocket & { [kSession]?: SessionSocket };
 
-function onPong(this: CarryingSocket): void { const s = this[kSession]; if (s) s.alive = true; }
-function onClose(this: CarryingSocket): void { this[kSession]?.onClose(); }
-function onMessage(this: CarryingSocket, data: RawData, isBinary: boolean): void { this[kSession]?.onMessage(data, isBinary); }
-function pingTick(s: SessionSocket): void { s.pingTick(); }
-function idleTick(s: SessionSocket): void { s.idleTimeout(); }
+function onPong(this: CarryingSocket): void {
+  const s = this[kSession];
+  if (s) s.alive = true;
+}
+function onClose(this: CarryingSocket): void {
+  this[kSession]?.onClose();
+}
+function onMessage(this: CarryingSocket, data: RawData, isBinary: boolean): void {
+  this[kSession]?.onMessage(data, isBinary);
+}
+function pingTick(s: SessionSocket): void {
+  s.pingTick();
+}
+function idleTick(s: SessionSocket): void {
+  s.idleTimeout();
+}
 
 /**
  * One client's WebSocket on this replica: its heartbeat, idle timer, rates, ordered frame chain,
@@ -180,7 +239,12 @@ export class SessionSocket implements LiveSocket {
   // VAD state (recurrent state, window buffers, tensors: ~6 KiB) is made at the first audio frame.
   private endpointer: Endpointer | null = null;
 
-  static attach(app: FastifyInstance, ws: WebSocket, req: FastifyRequest<{ Querystring: SocketQuery }>, keyBudget: KeyBudget): SessionSocket {
+  static attach(
+    app: FastifyInstance,
+    ws: WebSocket,
+    req: FastifyRequest<{ Querystring: SocketQuery }>,
+    keyBudget: KeyBudget,
+  ): SessionSocket {
     const ctx = req.orbSocket!;
     req.orbSocket = null;
     return new SessionSocket(app, ws as CarryingSocket, req, ctx, keyBudget);
@@ -212,13 +276,17 @@ export class SessionSocket implements LiveSocket {
     ws.on('close', onClose);
     ws.on('message', onMessage);
     // Frames that arrive while the session is being set up wait on the chain too.
-    this.chain = this.chain.then(() => this.setup()).catch((err) => {
-      req.log.error({ err }, 'session socket setup failed');
-      if (ws.readyState === ws.OPEN) ws.close(E.WS_CLOSE.internalError, 'setup failed');
-    });
+    this.chain = this.chain
+      .then(() => this.setup())
+      .catch((err) => {
+        req.log.error({ err }, 'session socket setup failed');
+        if (ws.readyState === ws.OPEN) ws.close(E.WS_CLOSE.internalError, 'setup failed');
+      });
   }
 
-  private get orb() { return this.app.orb; }
+  private get orb() {
+    return this.app.orb;
+  }
 
   pingTick(): void {
     if (!this.alive) {
@@ -267,11 +335,14 @@ export class SessionSocket implements LiveSocket {
       this.sendError(new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
       return;
     }
-    this.chain = this.chain.then(() => pace).then(() => this.handle(data, isBinary)).catch((err) => {
-      const ce = toClientError(err);
-      if (ce.statusCode >= 500) this.req.log.error({ err }, 'socket message failed');
-      this.sendError(ce);
-    });
+    this.chain = this.chain
+      .then(() => pace)
+      .then(() => this.handle(data, isBinary))
+      .catch((err) => {
+        const ce = toClientError(err);
+        if (ce.statusCode >= 500) this.req.log.error({ err }, 'socket message failed');
+        this.sendError(ce);
+      });
   }
 
   private sendJson(msg: unknown): void {
@@ -283,7 +354,9 @@ export class SessionSocket implements LiveSocket {
     this.sendJson({ type: 'error', code: err.code ?? 'ORB_ERR_INTERNAL', status: err.statusCode ?? 500, message: err.message });
   }
 
-  private get speakDefault(): boolean { return this.req.query.speak ?? false; }
+  private get speakDefault(): boolean {
+    return this.req.query.speak ?? false;
+  }
 
   /** Appends to the open utterance (opening one if needed); the vault has it before the next frame is read. */
   private async appendUtterance(sid: string, pcm: Buffer): Promise<void> {
@@ -293,7 +366,8 @@ export class SessionSocket implements LiveSocket {
       await orb.sessions.setOpenUtterance(sid, this.utterance.turn);
     }
     if (!pcm.length) return;
-    if (this.utterance.bytes + pcm.length > orb.config.maxUtteranceBytes) throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
+    if (this.utterance.bytes + pcm.length > orb.config.maxUtteranceBytes)
+      throw new E.ORB_ERR_UTTERANCE_TOO_LONG(orb.config.maxUtteranceBytes);
     this.utterance.bytes = await orb.turns.appendAudio(sid, this.utterance.turn, pcm);
   }
 
@@ -305,7 +379,8 @@ export class SessionSocket implements LiveSocket {
 
   private async commitUtterance(sid: string, speak: boolean, by: 'client' | 'vad'): Promise<void> {
     const { orb } = this;
-    if (!this.utterance || this.utterance.bytes === 0) throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
+    if (!this.utterance || this.utterance.bytes === 0)
+      throw new E.ORB_ERR_BAD_EVENT('input_audio.commit with no audio since the last commit');
     const u: { turn: string; bytes: number } = this.utterance;
     this.utterance = null;
     await orb.sessions.clearOpenUtterance(sid);
@@ -329,18 +404,26 @@ export class SessionSocket implements LiveSocket {
     if (open) this.utterance = { turn: open, bytes: await orb.turns.audioBytes(sid, open) };
     const lastSeq = await orb.events.lastSeq(sid);
     this.sendJson({
-      type: 'session.ready', session: sid, resumed: this.resumed, after_seq: afterSeq, last_seq: lastSeq,
-      replica: orb.config.podName, open_utterance: this.utterance,
-      audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 }, max_frame_bytes: orb.config.maxFrameBytes,
+      type: 'session.ready',
+      session: sid,
+      resumed: this.resumed,
+      after_seq: afterSeq,
+      last_seq: lastSeq,
+      replica: orb.config.podName,
+      open_utterance: this.utterance,
+      audio: { encoding: 'pcm16le', sample_rate: SAMPLE_RATE, channels: 1 },
+      max_frame_bytes: orb.config.maxFrameBytes,
     });
     // Trimmed history (MAXLEN on the event stream) is reported, never silently skipped.
     if (afterSeq > 0) {
       const first = (await orb.events.read(sid, 0, 1))[0];
-      if (first && first.seq > afterSeq + 1) this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
+      if (first && first.seq > afterSeq + 1)
+        this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
     }
     if (this.closed) return;
     const s = await orb.hub.subscribe(sid, afterSeq, (events: TurnEvent[]) => this.deliver(events));
-    if (this.closed) s.close(); else this.sub = s;
+    if (this.closed) s.close();
+    else this.sub = s;
   }
 
   private deliver(events: TurnEvent[]): void {
@@ -361,7 +444,10 @@ export class SessionSocket implements LiveSocket {
 
   private endpointerOf(vad: NonNullable<FastifyInstance['orb']['vad']>): Endpointer {
     const cfg = this.orb.config;
-    return (this.endpointer ??= new Endpointer(vad.stream({ threshold: cfg.vadThreshold, minSilenceMs: cfg.vadSilenceMs }), Math.round(cfg.vadPreRollMs * 32)));
+    return (this.endpointer ??= new Endpointer(
+      vad.stream({ threshold: cfg.vadThreshold, minSilenceMs: cfg.vadSilenceMs }),
+      Math.round(cfg.vadPreRollMs * 32),
+    ));
   }
 
   private async handle(data: RawData, isBinary: boolean): Promise<void> {
@@ -398,7 +484,9 @@ export class SessionSocket implements LiveSocket {
     }
     if (!validateClientEvent(msg)) {
       const t = (msg as { type?: unknown } | null)?.type;
-      throw new E.ORB_ERR_BAD_EVENT(typeof t === 'string' ? `'${t.slice(0, 40)}' is unknown or has bad fields` : 'an object with a string "type" is required');
+      throw new E.ORB_ERR_BAD_EVENT(
+        typeof t === 'string' ? `'${t.slice(0, 40)}' is unknown or has bad fields` : 'an object with a string "type" is required',
+      );
     }
     switch (msg.type) {
       case 'ping':

@@ -32,18 +32,31 @@ export interface TurnOptions {
 const isEnd = (turn: string) => (ev: TurnEvent) => ev.turn === turn && ev.type === 'turn.end';
 
 export class TurnRunner {
-  constructor(private readonly d: {
-    redis: Redis; keys: VaultKeys; events: TurnEventStream; bus: AcpBus; metrics: OrbMetrics; deadlineMs: number; ttlS: number;
-    /** Cores each turn fans out to; must match the core4 StatefulSet (ORB_CORES). */
-    cores: number;
-    /** How long past the deadline to wait for the sweeper's turn.end before ending the turn here. @default 3000 */
-    endWaitMs?: number;
-  }) {}
+  constructor(
+    private readonly d: {
+      redis: Redis;
+      keys: VaultKeys;
+      events: TurnEventStream;
+      bus: AcpBus;
+      metrics: OrbMetrics;
+      deadlineMs: number;
+      ttlS: number;
+      /** Cores each turn fans out to; must match the core4 StatefulSet (ORB_CORES). */
+      cores: number;
+      /** How long past the deadline to wait for the sweeper's turn.end before ending the turn here. @default 3000 */
+      endWaitMs?: number;
+    },
+  ) {}
 
   /** Starts a text turn; the caller follows the event stream for its outcome. */
   async startText(session: string, text: string, opts: TurnOptions = {}): Promise<{ turn: string; seq: number; deadlineMs: number }> {
     const t = await startTextTurn(this.d.bus, this.d.events, {
-      session, text, timeoutMs: this.d.deadlineMs, cores: this.d.cores, speak: opts.speak ?? false, traceparent: opts.traceparent,
+      session,
+      text,
+      timeoutMs: this.d.deadlineMs,
+      cores: this.d.cores,
+      speak: opts.speak ?? false,
+      traceparent: opts.traceparent,
     });
     return { turn: t.turn, seq: t.seq, deadlineMs: t.deadlineMs };
   }
@@ -70,15 +83,28 @@ export class TurnRunner {
     const bytes = await this.audioBytes(session, turn);
     // turn.start and the ASR job are one atomic step: a gateway killed in between leaves neither.
     const { seq } = await startTurn(this.d.bus, this.d.events, {
-      session, turn, deadlineMs,
+      session,
+      turn,
+      deadlineMs,
       start: { source: 'audio', cores: this.d.cores, deadline_ms: deadlineMs, audio_bytes: bytes },
-      jobs: [{ queue: ACP_QUEUES.whisperx, envelope: createEnvelope({
-        id: `${turn}.asr`, kind: 'asr.transcribe', session, turn, seq: 0, deadlineMs, traceparent: opts.traceparent,
-        parts: [
-          { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
-          jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
-        ],
-      }) }],
+      jobs: [
+        {
+          queue: ACP_QUEUES.whisperx,
+          envelope: createEnvelope({
+            id: `${turn}.asr`,
+            kind: 'asr.transcribe',
+            session,
+            turn,
+            seq: 0,
+            deadlineMs,
+            traceparent: opts.traceparent,
+            parts: [
+              { content_type: PCM_CONTENT_TYPE, content_ref: this.d.keys.turnAudio(session, turn) },
+              jsonPart({ speak: opts.speak ?? false, cores: this.d.cores }),
+            ],
+          }),
+        },
+      ],
     });
     return { turn, seq, deadlineMs };
   }
@@ -88,7 +114,12 @@ export class TurnRunner {
    * (`timeout`); if none did by endWaitMs, this replica ends the turn itself (still once: a later
    * or concurrent end is answered with the first). A timeout answers 504.
    */
-  async collect(session: string, started: { turn: string; seq: number; deadlineMs: number }, mode: 'text' | 'audio', signal?: AbortSignal): Promise<TurnResult> {
+  async collect(
+    session: string,
+    started: { turn: string; seq: number; deadlineMs: number },
+    mode: 'text' | 'audio',
+    signal?: AbortSignal,
+  ): Promise<TurnResult> {
     const endWait = this.d.endWaitMs ?? 3000;
     let deadline = started.deadlineMs;
     let end: TurnEvent | undefined;
@@ -97,7 +128,15 @@ export class TurnRunner {
     const endOf = isEnd(started.turn);
     for (;;) {
       seen = [];
-      end = await this.d.events.waitFor(session, started.seq - 1, (ev) => { seen.push(ev); return endOf(ev); }, { timeoutMs: deadline - Date.now() + endWait, signal });
+      end = await this.d.events.waitFor(
+        session,
+        started.seq - 1,
+        (ev) => {
+          seen.push(ev);
+          return endOf(ev);
+        },
+        { timeoutMs: deadline - Date.now() + endWait, signal },
+      );
       if (end) traceMark(started.turn, 'gw.end_seen');
       if (end || signal?.aborted) break;
       // CALI moves the deadline of a spoken turn (xtts gets its own budget): keep waiting for that one.
@@ -115,14 +154,18 @@ export class TurnRunner {
       this.d.metrics.turns.inc({ mode, outcome: 'timeout' });
       throw new ORB_ERR_TURN_TIMEOUT(started.turn, this.d.deadlineMs);
     }
-    const events = (tailed ? seen : await this.d.events.read(session, started.seq - 1, 10_000)).filter((e) => e.turn === started.turn && e.seq <= end.seq);
+    const events = (tailed ? seen : await this.d.events.read(session, started.seq - 1, 10_000)).filter(
+      (e) => e.turn === started.turn && e.seq <= end.seq,
+    );
     traceMark(started.turn, 'gw.collected');
     const outcome = String((end.data as { outcome?: string } | null)?.outcome ?? 'ok');
     this.d.metrics.turns.inc({ mode, outcome });
     const transcript = events.find((e) => e.type === 'transcript');
     const reply = events.find((e) => e.type === 'reply');
     return {
-      session, turn: started.turn, outcome,
+      session,
+      turn: started.turn,
+      outcome,
       transcript: (transcript?.data as { text?: string } | null)?.text ?? null,
       reply: reply?.data ?? null,
       events,

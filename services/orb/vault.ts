@@ -6,37 +6,54 @@ import { connectVault, VaultConfig } from '../acp/vault';
 import { ORB_ERR_VAULT_UNAVAILABLE } from './errors';
 
 declare module 'fastify' {
-  interface FastifyInstance { vault: { redis: Redis; prefix: string; readonly available: boolean; ping(): Promise<boolean> } }
+  interface FastifyInstance {
+    vault: { redis: Redis; prefix: string; readonly available: boolean; ping(): Promise<boolean> };
+  }
 }
 
-export const vaultPlugin = fp(async (app: FastifyInstance, opts: { config: VaultConfig; connectionName: string }) => {
-  const redis = connectVault(opts.config, {
-    connectionName: opts.connectionName,
-    // Fail requests fast while the vault is away instead of queueing them without bound.
-    options: { maxRetriesPerRequest: 2, enableOfflineQueue: true },
-  });
-  // Up from 'ready' until the connection drops: while it is down, requests get 503 at once instead of
-  // each waiting out ioredis' reconnect attempts (seconds per command once the backoff has grown).
-  let up = false;
-  redis.on('ready', () => { up = true; });
-  redis.on('close', () => { up = false; });
-  redis.on('error', (err) => app.log.warn({ err: err.message }, 'vault connection error'));
-  app.decorate('vault', {
-    redis,
-    prefix: opts.config.keyPrefix,
-    get available() { return up; },
-    async ping() {
-      if (!up) return false;
-      try { return (await redis.ping()) === 'PONG'; } catch { return false; }
-    },
-  });
-  // Probes (auth: false) still answer: /readyz reports the vault as down, /livez stays alive.
-  app.addHook('onRequest', async (req) => {
-    if (!up && req.routeOptions.config?.auth !== false) throw new ORB_ERR_VAULT_UNAVAILABLE('not connected; retry shortly');
-  });
-  // QUIT waits for replies to every command already sent: the "flush to the vault" of the drain.
-  app.addHook('onClose', async () => { await redis.quit().catch(() => redis.disconnect()); });
-}, { fastify: '5.x', name: 'orb-vault' });
+export const vaultPlugin = fp(
+  async (app: FastifyInstance, opts: { config: VaultConfig; connectionName: string }) => {
+    const redis = connectVault(opts.config, {
+      connectionName: opts.connectionName,
+      // Fail requests fast while the vault is away instead of queueing them without bound.
+      options: { maxRetriesPerRequest: 2, enableOfflineQueue: true },
+    });
+    // Up from 'ready' until the connection drops: while it is down, requests get 503 at once instead of
+    // each waiting out ioredis' reconnect attempts (seconds per command once the backoff has grown).
+    let up = false;
+    redis.on('ready', () => {
+      up = true;
+    });
+    redis.on('close', () => {
+      up = false;
+    });
+    redis.on('error', (err) => app.log.warn({ err: err.message }, 'vault connection error'));
+    app.decorate('vault', {
+      redis,
+      prefix: opts.config.keyPrefix,
+      get available() {
+        return up;
+      },
+      async ping() {
+        if (!up) return false;
+        try {
+          return (await redis.ping()) === 'PONG';
+        } catch {
+          return false;
+        }
+      },
+    });
+    // Probes (auth: false) still answer: /readyz reports the vault as down, /livez stays alive.
+    app.addHook('onRequest', async (req) => {
+      if (!up && req.routeOptions.config?.auth !== false) throw new ORB_ERR_VAULT_UNAVAILABLE('not connected; retry shortly');
+    });
+    // QUIT waits for replies to every command already sent: the "flush to the vault" of the drain.
+    app.addHook('onClose', async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+  },
+  { fastify: '5.x', name: 'orb-vault' },
+);
 
 const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const DOWN_REPLIES = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|BUSY)\b/;

@@ -14,7 +14,8 @@ import fastifyStatic from '@fastify/static';
  * Same-origin only: the page talks to this gateway's REST and WebSocket routes and plays blob
  * audio; its manifest and service worker are files of this origin too (named, not left to default-src).
  */
-const CSP = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:; style-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:; style-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 export interface WebClientOptions {
   /** Directory holding index.html and its assets; relative paths resolve against the working directory. */

@@ -20,7 +20,8 @@ export function parseIdentity(raw: string, source = 'identity'): Identity {
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${source}: must be a JSON object`);
   const d = doc as Record<string, unknown>;
   if (typeof d.name !== 'string' || !d.name.trim()) throw new Error(`${source}: 'name' must be a non-empty string`);
-  if (typeof d.version !== 'string' || !/^\d+(\.\d+)*$/.test(d.version)) throw new Error(`${source}: 'version' must be a version string like "1.12"`);
+  if (typeof d.version !== 'string' || !/^\d+(\.\d+)*$/.test(d.version))
+    throw new Error(`${source}: 'version' must be a version string like "1.12"`);
   return d as Identity;
 }
 

@@ -31,7 +31,9 @@ const SINGLE_PUT_LIMIT = 5 * 1024 ** 3;
 
 /** The newest vault-<stamp>.rdb in `dir` (stamps sort as time). */
 export function newestSnapshot(dir: string): string {
-  const names = readdirSync(dir).filter((n) => /^vault-\d{8}T\d{6}Z\.rdb$/.test(n)).sort();
+  const names = readdirSync(dir)
+    .filter((n) => /^vault-\d{8}T\d{6}Z\.rdb$/.test(n))
+    .sort();
   if (!names.length) throw new Error(`no vault-<stamp>.rdb in ${dir}`);
   return join(dir, names[names.length - 1]);
 }
@@ -39,23 +41,36 @@ export function newestSnapshot(dir: string): string {
 async function digests(path: string): Promise<{ md5: Buffer; sha256: string }> {
   const md5 = createHash('md5');
   const sha = createHash('sha256');
-  for await (const chunk of createReadStream(path)) { md5.update(chunk as Buffer); sha.update(chunk as Buffer); }
+  for await (const chunk of createReadStream(path)) {
+    md5.update(chunk as Buffer);
+    sha.update(chunk as Buffer);
+  }
   return { md5: md5.digest(), sha256: sha.digest('hex') };
 }
 
-function send(method: string, url: URL, headers: Record<string, string>, body?: Readable | Buffer): Promise<{ status: number; headers: IncomingMessage['headers']; text: string }> {
+function send(
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  body?: Readable | Buffer,
+): Promise<{ status: number; headers: IncomingMessage['headers']; text: string }> {
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d) => { if (text.length < 4096) text += d; });
+      res.on('data', (d) => {
+        if (text.length < 4096) text += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
     });
     req.on('error', reject);
     if (body === undefined) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);
-    else { body.on('error', reject); body.pipe(req); }
+    else {
+      body.on('error', reject);
+      body.pipe(req);
+    }
   });
 }
 
@@ -63,14 +78,22 @@ function send(method: string, url: URL, headers: Record<string, string>, body?: 
 export async function uploadSnapshot(cfg: UploadConfig, path: string, now = new Date()): Promise<UploadResult> {
   const bytes = statSync(path).size;
   if (bytes === 0) throw new Error(`${path} is empty`);
-  if (bytes > SINGLE_PUT_LIMIT) throw new Error(`${path} is ${bytes} bytes: above the 5 GiB single-PUT limit (multipart is not implemented)`);
+  if (bytes > SINGLE_PUT_LIMIT)
+    throw new Error(`${path} is ${bytes} bytes: above the 5 GiB single-PUT limit (multipart is not implemented)`);
   const { md5, sha256 } = await digests(path);
   const creds = { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey, region: cfg.region };
   const name = basename(path);
   const url = s3ObjectUrl(cfg.endpoint, cfg.bucket, cfg.prefix, name);
   const key = decodeURIComponent(url.pathname.split('/').slice(2).join('/'));
   const put = async (target: URL, body: Readable | Buffer, length: number, bodyMd5: Buffer, bodySha: string, type: string) => {
-    const headers = signS3('PUT', target, { 'content-length': String(length), 'content-md5': bodyMd5.toString('base64'), 'content-type': type }, creds, now, bodySha);
+    const headers = signS3(
+      'PUT',
+      target,
+      { 'content-length': String(length), 'content-md5': bodyMd5.toString('base64'), 'content-type': type },
+      creds,
+      now,
+      bodySha,
+    );
     const res = await send('PUT', target, headers, body);
     if (res.status !== 200) throw new Error(`PUT ${target.pathname}: HTTP ${res.status} ${res.text.slice(0, 300)}`);
   };
@@ -78,11 +101,20 @@ export async function uploadSnapshot(cfg: UploadConfig, path: string, now = new 
   const head = await send('HEAD', url, signS3('HEAD', url, {}, creds, now));
   const etag = String(head.headers.etag ?? '').replace(/"/g, '');
   if (head.status !== 200) throw new Error(`HEAD ${url.pathname}: HTTP ${head.status}`);
-  if (Number(head.headers['content-length']) !== bytes) throw new Error(`HEAD ${url.pathname}: ${head.headers['content-length']} bytes stored, ${bytes} sent`);
-  if (etag !== md5.toString('hex')) throw new Error(`HEAD ${url.pathname}: ETag ${etag} is not the MD5 ${md5.toString('hex')} of the snapshot`);
+  if (Number(head.headers['content-length']) !== bytes)
+    throw new Error(`HEAD ${url.pathname}: ${head.headers['content-length']} bytes stored, ${bytes} sent`);
+  if (etag !== md5.toString('hex'))
+    throw new Error(`HEAD ${url.pathname}: ETag ${etag} is not the MD5 ${md5.toString('hex')} of the snapshot`);
   const sumUrl = s3ObjectUrl(cfg.endpoint, cfg.bucket, cfg.prefix, `${name}.sha256`);
   const line = Buffer.from(`${sha256}  ${name}\n`);
-  await put(sumUrl, line, line.length, createHash('md5').update(line).digest(), createHash('sha256').update(line).digest('hex'), 'text/plain');
+  await put(
+    sumUrl,
+    line,
+    line.length,
+    createHash('md5').update(line).digest(),
+    createHash('sha256').update(line).digest('hex'),
+    'text/plain',
+  );
   return { key, bytes, md5: md5.toString('hex'), sha256 };
 }
 

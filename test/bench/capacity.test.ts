@@ -30,7 +30,14 @@ test('parseInfo reads commandstats, net bytes, main-thread CPU and memory from a
 });
 
 test('perTurn subtracts the idle rate scaled to the phase length, per turn', () => {
-  const stats = (calls: Record<string, number>, inBytes: number, outBytes: number) => ({ calls, usec: {}, inBytes, outBytes, cpuMain: 0, usedMemory: 0 });
+  const stats = (calls: Record<string, number>, inBytes: number, outBytes: number) => ({
+    calls,
+    usec: {},
+    inBytes,
+    outBytes,
+    cpuMain: 0,
+    usedMemory: 0,
+  });
   const idle = { stats: stats({ xreadgroup: 10, ping: 1 }, 1000, 500), cpu: 0.01, ms: 1000, mem: 0 };
   // A 2 s phase of 4 turns: twice the idle background in it.
   const phase = { stats: stats({ xreadgroup: 28, fcall: 8, ping: 2 }, 6000, 1000), cpu: 0.06, ms: 2000, mem: 4000 };
@@ -43,14 +50,48 @@ test('perTurn subtracts the idle rate scaled to the phase length, per turn', () 
 });
 
 test('command classes and key families', () => {
-  expect(['fcall', 'FCALL_RO', 'xadd', 'xread', 'xautoclaim', 'hgetall', 'xrange', 'client', 'expire', 'hmget'].map(benchClass))
-    .toEqual(['fcall', 'fcall', 'xadd', 'xreadgroup', 'xreadgroup', 'hgetall', 'xrange', 'ping', 'hset', 'hset']);
+  expect(['fcall', 'FCALL_RO', 'xadd', 'xread', 'xautoclaim', 'hgetall', 'xrange', 'client', 'expire', 'hmget'].map(benchClass)).toEqual([
+    'fcall',
+    'fcall',
+    'xadd',
+    'xreadgroup',
+    'xreadgroup',
+    'hgetall',
+    'xrange',
+    'ping',
+    'hset',
+    'hset',
+  ]);
   const sid = '0b6f3c1e-1b2c-4d3e-8f40-000000000001';
-  expect([
-    `session:${sid}`, 'session:index:dev', `turn:${sid}:events`, `turn:${sid}:seq`, `turn:${sid}:t1`, `turn:${sid}:t1:audio`,
-    'turn:deadlines', `memory:${sid}`, 'acp:jobs:core:3', 'acp:done:j1', 'acp:alive:core:0:core4-0', 'orb:replica:orb-0', 'identity:seed',
-  ].map(family)).toEqual([
-    'session:{sid}', 'session:index:{keyId}', 'turn:{sid}:events', 'turn:{sid}:seq', 'turn:{sid}:{turn}', 'turn:{sid}:{turn}:audio',
-    'turn:deadlines', 'memory:{sid}', 'acp:jobs:*', 'acp:done:{jobId}', 'acp:alive:*', 'orb:replica:*', 'identity:*',
+  expect(
+    [
+      `session:${sid}`,
+      'session:index:dev',
+      `turn:${sid}:events`,
+      `turn:${sid}:seq`,
+      `turn:${sid}:t1`,
+      `turn:${sid}:t1:audio`,
+      'turn:deadlines',
+      `memory:${sid}`,
+      'acp:jobs:core:3',
+      'acp:done:j1',
+      'acp:alive:core:0:core4-0',
+      'orb:replica:orb-0',
+      'identity:seed',
+    ].map(family),
+  ).toEqual([
+    'session:{sid}',
+    'session:index:{keyId}',
+    'turn:{sid}:events',
+    'turn:{sid}:seq',
+    'turn:{sid}:{turn}',
+    'turn:{sid}:{turn}:audio',
+    'turn:deadlines',
+    'memory:{sid}',
+    'acp:jobs:*',
+    'acp:done:{jobId}',
+    'acp:alive:*',
+    'orb:replica:*',
+    'identity:*',
   ]);
 });

@@ -40,8 +40,12 @@ describe('ratio', () => {
     expect(ratio(3, 2)).toBe(1.5);
     expect(ratio(1, 0)).toBeUndefined();
     expect(ratio(NaN, 1)).toBeUndefined();
-    expect(figure({ metric: 'm', unit: 'ms', better: 'lower', subjectLabel: 's', subject: 6, baselineLabel: 'b', baseline: 4 }).ratio).toBe(1.5);
-    expect(figure({ metric: 'm', unit: 'ms', better: 'lower', subjectLabel: 's', subject: 6, baselineLabel: 'b', baseline: 0 }).ratio).toBeNull();
+    expect(figure({ metric: 'm', unit: 'ms', better: 'lower', subjectLabel: 's', subject: 6, baselineLabel: 'b', baseline: 4 }).ratio).toBe(
+      1.5,
+    );
+    expect(
+      figure({ metric: 'm', unit: 'ms', better: 'lower', subjectLabel: 's', subject: 6, baselineLabel: 'b', baseline: 0 }).ratio,
+    ).toBeNull();
   });
 });
 
@@ -49,8 +53,20 @@ describe('interleave', () => {
   it('alternates arm order every round (ABBA) and keeps each arm’s samples apart', async () => {
     const visited: string[] = [];
     const out = await interleave(3, [
-      { name: 'base', round: async (i) => { visited.push('base'); return i; } },
-      { name: 'subj', round: async (i) => { visited.push('subj'); return 10 + i; } },
+      {
+        name: 'base',
+        round: async (i) => {
+          visited.push('base');
+          return i;
+        },
+      },
+      {
+        name: 'subj',
+        round: async (i) => {
+          visited.push('subj');
+          return 10 + i;
+        },
+      },
     ]);
     expect(visited).toEqual(['base', 'subj', 'subj', 'base', 'base', 'subj']);
     expect(visited).toEqual(interleaveOrder(3, ['base', 'subj']));
@@ -88,7 +104,15 @@ describe('largestPassingGrowing (doubling, then bisection)', () => {
 });
 
 describe('report', () => {
-  const f = figure({ metric: 'GET /readyz p99', unit: 'ms', better: 'lower', subjectLabel: 'orb', subject: 2.5, baselineLabel: 'hello', baseline: 1.25 });
+  const f = figure({
+    metric: 'GET /readyz p99',
+    unit: 'ms',
+    better: 'lower',
+    subjectLabel: 'orb',
+    subject: 2.5,
+    baselineLabel: 'hello',
+    baseline: 1.25,
+  });
 
   it('prints every figure with both absolutes and the ratio, and a reason for a missing subject', () => {
     const t = table([
@@ -106,11 +130,23 @@ describe('report', () => {
     try {
       const path = join(dir, 'latest.json');
       const machine = machineInfo();
-      writeResults(path, { machine, quick: false, results: [
-        { name: 'synth', title: 's', status: 'ok', figures: [f], ranAt: 'old', seconds: 1 },
-        { name: 'gateway', title: 'g', status: 'ok', figures: [f], ranAt: 'old', seconds: 1 },
-      ] }, ['synth', 'gateway']);
-      writeResults(path, { machine, quick: false, results: [{ name: 'gateway', title: 'g', status: 'ok', figures: [f], ranAt: 'new', seconds: 1 }] }, ['synth', 'gateway']);
+      writeResults(
+        path,
+        {
+          machine,
+          quick: false,
+          results: [
+            { name: 'synth', title: 's', status: 'ok', figures: [f], ranAt: 'old', seconds: 1 },
+            { name: 'gateway', title: 'g', status: 'ok', figures: [f], ranAt: 'old', seconds: 1 },
+          ],
+        },
+        ['synth', 'gateway'],
+      );
+      writeResults(
+        path,
+        { machine, quick: false, results: [{ name: 'gateway', title: 'g', status: 'ok', figures: [f], ranAt: 'new', seconds: 1 }] },
+        ['synth', 'gateway'],
+      );
       const saved = JSON.parse(readFileSync(path, 'utf8'));
       expect(saved.results.map((r: { name: string; ranAt: string }) => `${r.name}:${r.ranAt}`)).toEqual(['synth:old', 'gateway:new']);
       expect(saved.machine.cores).toBeGreaterThan(0);
@@ -124,24 +160,51 @@ describe('turn stage split', () => {
   it('splits a turn at its milestones, taking the last verdict before the reply', () => {
     const ev = (seq: number, type: string, ts: number) => ({ seq, type, ts });
     const stages = stagesOf(1000, 1100, [
-      ev(1, 'turn.start', 1010), ev(2, 'transcript', 1030), ev(3, 'verdict', 1040), ev(4, 'verdict', 1055),
-      ev(6, 'reply', 1070), ev(5, 'verdict', 1060), ev(7, 'verdict', 1080), ev(8, 'audio', 1085), ev(9, 'turn.end', 1090),
+      ev(1, 'turn.start', 1010),
+      ev(2, 'transcript', 1030),
+      ev(3, 'verdict', 1040),
+      ev(4, 'verdict', 1055),
+      ev(6, 'reply', 1070),
+      ev(5, 'verdict', 1060),
+      ev(7, 'verdict', 1080),
+      ev(8, 'audio', 1085),
+      ev(9, 'turn.end', 1090),
     ]);
     expect(stages).toEqual({
-      'sent -> turn.start': 10, 'turn.start -> transcript': 20, 'transcript -> verdicts': 30, 'verdicts -> reply': 10,
-      'reply -> first audio': 15, 'first audio -> turn.end': 5, 'turn.end -> received': 10, total: 100,
+      'sent -> turn.start': 10,
+      'turn.start -> transcript': 20,
+      'transcript -> verdicts': 30,
+      'verdicts -> reply': 10,
+      'reply -> first audio': 15,
+      'first audio -> turn.end': 5,
+      'turn.end -> received': 10,
+      total: 100,
     });
   });
 
   it('skips milestones a text turn does not have', () => {
-    const stages = stagesOf(0, 50, [{ seq: 1, type: 'turn.start', ts: 5 }, { seq: 2, type: 'reply', ts: 30 }, { seq: 3, type: 'turn.end', ts: 40 }]);
-    expect(Object.keys(stages)).toEqual(['sent -> turn.start', 'turn.start -> reply', 'reply -> turn.end', 'turn.end -> received', 'total']);
+    const stages = stagesOf(0, 50, [
+      { seq: 1, type: 'turn.start', ts: 5 },
+      { seq: 2, type: 'reply', ts: 30 },
+      { seq: 3, type: 'turn.end', ts: 40 },
+    ]);
+    expect(Object.keys(stages)).toEqual([
+      'sent -> turn.start',
+      'turn.start -> reply',
+      'reply -> turn.end',
+      'turn.end -> received',
+      'total',
+    ]);
   });
 });
 
 describe('turn trace (ORB_TRACE marks)', () => {
   it('reads a mark out of a process line and ignores every other line', () => {
-    expect(parseTraceLine('core-3 | ORB_TRACE {"turn":"t1","stage":"core:3.pickup","t":1000.25}')).toEqual({ turn: 't1', stage: 'core:3.pickup', t: 1000.25 });
+    expect(parseTraceLine('core-3 | ORB_TRACE {"turn":"t1","stage":"core:3.pickup","t":1000.25}')).toEqual({
+      turn: 't1',
+      stage: 'core:3.pickup',
+      t: 1000.25,
+    });
     expect(parseTraceLine('{"level":40,"msg":"ORB_TRACE is not JSON here"}')).toBeUndefined();
     expect(parseTraceLine('ORB_TRACE {"turn":"t1","stage":"x"}')).toBeUndefined();
     expect(parseTraceLine('plain log line')).toBeUndefined();
@@ -150,11 +213,24 @@ describe('turn trace (ORB_TRACE marks)', () => {
   it('follows the core whose verdict came last, and leaves out a turn with a missing mark', () => {
     const m = (stage: string, t: number) => ({ turn: 't1', stage, t });
     const marks = [
-      m('gw.accept', 2), m('gw.fcall', 3), m('gw.started', 8),
-      m('core:0.pickup', 4), m('core:0.admitted', 5), m('core:0.classified', 6), m('core:0.emitted.verdict', 7),
-      m('core:1.pickup', 6), m('core:1.admitted', 7), m('core:1.classified', 9), m('core:1.emitted.verdict', 12),
-      m('cali.pickup', 5), m('cali.voted', 13), m('cali.composed', 14), m('cali.emitted.reply', 15), m('cali.emitted.turn.end', 16),
-      m('gw.end_seen', 17), m('gw.collected', 17.5),
+      m('gw.accept', 2),
+      m('gw.fcall', 3),
+      m('gw.started', 8),
+      m('core:0.pickup', 4),
+      m('core:0.admitted', 5),
+      m('core:0.classified', 6),
+      m('core:0.emitted.verdict', 7),
+      m('core:1.pickup', 6),
+      m('core:1.admitted', 7),
+      m('core:1.classified', 9),
+      m('core:1.emitted.verdict', 12),
+      m('cali.pickup', 5),
+      m('cali.voted', 13),
+      m('cali.composed', 14),
+      m('cali.emitted.reply', 15),
+      m('cali.emitted.turn.end', 16),
+      m('gw.end_seen', 17),
+      m('gw.collected', 17.5),
     ];
     const s = traceStages(0, 20, marks)!;
     expect(s['turn.start FCALL answered -> last core pickup']).toBe(-2);
@@ -162,6 +238,12 @@ describe('turn trace (ORB_TRACE marks)', () => {
     expect(s['(off path) FCALL sent -> first core pickup']).toBe(1);
     expect(s['(off path) FCALL sent -> CALI pickup']).toBe(2);
     expect(s.total).toBe(20);
-    expect(traceStages(0, 20, marks.filter((x) => x.stage !== 'cali.voted'))).toBeUndefined();
+    expect(
+      traceStages(
+        0,
+        20,
+        marks.filter((x) => x.stage !== 'cali.voted'),
+      ),
+    ).toBeUndefined();
   });
 });

@@ -23,15 +23,19 @@ describe.each(Object.entries(envs))('%s environment', (name, cfg) => {
     expect(synthYaml(cfg)).toBe(synthYaml(cfg));
   });
 
-  test('the seed\'s commands work: deployments orb-core, whisperx, xtts; container orb-field under app=orb-core', () => {
-    for (const d of ['orb-core', 'whisperx', 'xtts', 'cali']) expect(find(objects, 'Deployment', d).spec.template.metadata.labels.app).toBe(d);
+  test("the seed's commands work: deployments orb-core, whisperx, xtts; container orb-field under app=orb-core", () => {
+    for (const d of ['orb-core', 'whisperx', 'xtts', 'cali'])
+      expect(find(objects, 'Deployment', d).spec.template.metadata.labels.app).toBe(d);
     const orb = find(objects, 'Deployment', 'orb-core');
     expect(orb.spec.template.spec.containers.map((c: { name: string }) => c.name)).toEqual(['orb-field']);
     const core4 = find(objects, 'StatefulSet', 'core4');
     expect(core4.spec.replicas).toBe(5);
     expect(find(objects, 'Service', 'core4').spec.clusterIP).toBe('None');
     expect(find(objects, 'ConfigMap', 'seed-vault-identity').data['identity.json']).toContain('"CaleonGenesis"');
-    expect(JSON.parse(find(objects, 'ConfigMap', 'seed-vault-identity').data['identity.json'])).toMatchObject({ name: 'CaleonGenesis', version: '1.12' });
+    expect(JSON.parse(find(objects, 'ConfigMap', 'seed-vault-identity').data['identity.json'])).toMatchObject({
+      name: 'CaleonGenesis',
+      version: '1.12',
+    });
     find(objects, 'Job', 'seed-vault');
     find(objects, 'ConfigMap', 'orb-config');
     find(testPods, 'Job', 'orb-smoke');
@@ -57,7 +61,11 @@ describe.each(Object.entries(envs))('%s environment', (name, cfg) => {
     for (const { owner, template } of podSpecs(all)) {
       for (const c of [...template.spec.containers, ...(template.spec.initContainers ?? [])]) {
         const pod = c.env.filter((e: { name: string }) => e.name === 'POD_NAME');
-        expect([owner.metadata.name, c.name, pod]).toEqual([owner.metadata.name, c.name, [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]]);
+        expect([owner.metadata.name, c.name, pod]).toEqual([
+          owner.metadata.name,
+          c.name,
+          [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+        ]);
       }
     }
   });
@@ -86,7 +94,8 @@ describe.each(Object.entries(envs))('%s environment', (name, cfg) => {
     const firstWorkload = order.findIndex((f) => files[f].some((o) => ['Deployment', 'StatefulSet', 'Job', 'CronJob'].includes(o.kind)));
     expect(firstWorkload).toBeGreaterThan(order.indexOf('01-config'));
     // Every namespaced object lands in the environment's namespace.
-    for (const o of all.filter((x: K8sObject) => !['Namespace', 'PriorityClass'].includes(x.kind))) expect(o.metadata.namespace).toBe(cfg.namespace);
+    for (const o of all.filter((x: K8sObject) => !['Namespace', 'PriorityClass'].includes(x.kind)))
+      expect(o.metadata.namespace).toBe(cfg.namespace);
   });
 
   test(`${name}: the PDB escape hatch (unhealthyPodEvictionPolicy) reaches the output`, () => {
@@ -107,7 +116,9 @@ describe('dev vs prod', () => {
       const pc = find(p, 'Deployment', role).spec.template.spec;
       expect(pc.containers[0].resources.limits['nvidia.com/gpu']).toBe(1);
       expect(pc.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
-      expect(pc.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key).toBe('nvidia.com/gpu.present');
+      expect(pc.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key).toBe(
+        'nvidia.com/gpu.present',
+      );
       expect(pc.containers[0].startupProbe.failureThreshold * pc.containers[0].startupProbe.periodSeconds).toBeGreaterThanOrEqual(600);
       expect(pc.containers[0].env).toContainEqual({ name: 'EXECUTION_PROVIDER', value: 'cuda' });
       const dc = find(d, 'Deployment', role).spec.template.spec;
@@ -136,32 +147,49 @@ describe('dev vs prod', () => {
   test('prod scales speech workers with KEDA on the stream lag; dev with a plain HPA', () => {
     for (const role of ['whisperx', 'xtts']) {
       const so = find(p, 'ScaledObject', role);
-      expect(so.spec.triggers).toEqual([{
-        // The HA vault: KEDA finds the primary through the Sentinels, as the workers do.
-        type: 'redis-sentinel-streams',
-        metadata: expect.objectContaining({
-          stream: `acp:jobs:${role}`, consumerGroup: ACP_GROUP, lagCount: '10',
-          addresses: 'vault-0.vault:26379,vault-1.vault:26379,vault-2.vault:26379', sentinelMaster: 'vault',
-        }),
-      }]);
+      expect(so.spec.triggers).toEqual([
+        {
+          // The HA vault: KEDA finds the primary through the Sentinels, as the workers do.
+          type: 'redis-sentinel-streams',
+          metadata: expect.objectContaining({
+            stream: `acp:jobs:${role}`,
+            consumerGroup: ACP_GROUP,
+            lagCount: '10',
+            addresses: 'vault-0.vault:26379,vault-1.vault:26379,vault-2.vault:26379',
+            sentinelMaster: 'vault',
+          }),
+        },
+      ]);
       expect(p.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === role)).toBeUndefined();
-      expect(find(d, 'HorizontalPodAutoscaler', role).spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: role });
+      expect(find(d, 'HorizontalPodAutoscaler', role).spec.scaleTargetRef).toEqual({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: role,
+      });
       expect(d.find((o) => o.kind === 'ScaledObject')).toBeUndefined();
     }
   });
 
   test('prod has ServiceMonitors + PrometheusRule; dev scrape annotations instead', () => {
-    expect(p.filter((o) => o.kind === 'ServiceMonitor').map((o) => o.metadata.name).sort()).toEqual(['cali', 'core4', 'orb-core', 'whisperx', 'xtts']);
+    expect(
+      p
+        .filter((o) => o.kind === 'ServiceMonitor')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['cali', 'core4', 'orb-core', 'whisperx', 'xtts']);
     const alerts = find(p, 'PrometheusRule', 'ucm4-core').spec.groups[0].rules.map((r: { alert: string }) => r.alert);
     expect(alerts).toEqual(['OrbCoreQuorumLost', 'OrbDeadLetterGrowing', 'OrbReplicaHeartbeatMissing', 'OrbSpeechQueueLagHigh']);
     expect(find(d, 'Deployment', 'orb-core').spec.template.metadata.annotations).toMatchObject({
-      'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080', 'prometheus.io/path': '/metrics',
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '8080',
+      'prometheus.io/path': '/metrics',
     });
     expect(d.find((o) => o.kind === 'ServiceMonitor')).toBeUndefined();
   });
 
   test('pods that load orb-config carry its checksum, so a config change rolls them; Jobs do not (immutable template)', () => {
-    const sum = (objs: typeof d, kind: string, name: string) => find(objs, kind, name).spec.template.metadata.annotations?.['ucm4.dev/config-checksum'];
+    const sum = (objs: typeof d, kind: string, name: string) =>
+      find(objs, kind, name).spec.template.metadata.annotations?.['ucm4.dev/config-checksum'];
     expect(sum(d, 'Deployment', 'orb-core')).toMatch(/^[0-9a-f]{64}$/);
     expect(sum(d, 'StatefulSet', 'core4')).toBe(sum(d, 'Deployment', 'orb-core'));
     expect(sum(p, 'Deployment', 'orb-core')).not.toBe(sum(d, 'Deployment', 'orb-core'));

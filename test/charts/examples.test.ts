@@ -11,9 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const REPO = join(__dirname, '..', '..');
-const DOCS = ['README.md', ...readdirSync(join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f)),
+];
 
-interface Example { readonly file: string; readonly line: number; readonly code: string }
+interface Example {
+  readonly file: string;
+  readonly line: number;
+  readonly code: string;
+}
 
 function examples(): Example[] {
   const out: Example[] = [];
@@ -37,15 +46,22 @@ function runnable(code: string, outdir: string): string {
     .replace(/from '(cdk8s|constructs)'/g, (_m, mod: string) => `from ${abs(mod)}`);
   // A block written inside charts/environments.ts uses that file's own names.
   if (/^\/\/ charts\/environments\.ts/m.test(code)) {
-    imports.push(`import { dev, prod } from ${abs('./charts/environments.ts')};`, `import type { EnvironmentConfig } from ${abs('./charts/config.ts')};`);
+    imports.push(
+      `import { dev, prod } from ${abs('./charts/environments.ts')};`,
+      `import type { EnvironmentConfig } from ${abs('./charts/config.ts')};`,
+    );
     body = body.replace(/^export const ENVIRONMENTS = .*$/m, '');
   }
   const declared = [...code.matchAll(/^export const (\w+): EnvironmentConfig/gm)].map((m) => m[1]);
-  const synth = declared.length ? [
-    `import { App as SynthApp } from ${abs('cdk8s')};`,
-    `import { buildEnvironment as synthEnvironment } from ${abs('./charts/orb-stack.ts')};`,
-    ...declared.map((d) => `{ const app = new SynthApp({ outdir: ${JSON.stringify(join(outdir, d))} }); synthEnvironment(app, ${d}); app.synth(); }`),
-  ] : [];
+  const synth = declared.length
+    ? [
+        `import { App as SynthApp } from ${abs('cdk8s')};`,
+        `import { buildEnvironment as synthEnvironment } from ${abs('./charts/orb-stack.ts')};`,
+        ...declared.map(
+          (d) => `{ const app = new SynthApp({ outdir: ${JSON.stringify(join(outdir, d))} }); synthEnvironment(app, ${d}); app.synth(); }`,
+        ),
+      ]
+    : [];
   return [...imports, body, ...synth].join('\n');
 }
 
@@ -55,20 +71,34 @@ test('the README holds the staging example and the OrbStack example', () => {
   expect(found.filter((e) => e.file === 'README.md').length).toBeGreaterThanOrEqual(2);
 });
 
-test.each(found.map((e) => [`${e.file}:${e.line}`, e] as const))('%s runs and synthesizes', (_where, e) => {
-  const dir = mkdtempSync(join(tmpdir(), 'orb-example-'));
-  try {
-    writeFileSync(join(dir, 'example.ts'), runnable(e.code, join(dir, 'out')));
-    let error = '';
+test.each(found.map((e) => [`${e.file}:${e.line}`, e] as const))(
+  '%s runs and synthesizes',
+  (_where, e) => {
+    const dir = mkdtempSync(join(tmpdir(), 'orb-example-'));
     try {
-      execFileSync(process.execPath, [require.resolve('tsx/cli', { paths: [REPO] }), join(dir, 'example.ts')], { cwd: dir, stdio: 'pipe', encoding: 'utf8' });
-    } catch (err) {
-      error = String((err as { stderr?: string }).stderr || err).split('\n').filter((l) => /Error|must/.test(l)).slice(0, 5).join('\n');
+      writeFileSync(join(dir, 'example.ts'), runnable(e.code, join(dir, 'out')));
+      let error = '';
+      try {
+        execFileSync(process.execPath, [require.resolve('tsx/cli', { paths: [REPO] }), join(dir, 'example.ts')], {
+          cwd: dir,
+          stdio: 'pipe',
+          encoding: 'utf8',
+        });
+      } catch (err) {
+        error = String((err as { stderr?: string }).stderr || err)
+          .split('\n')
+          .filter((l) => /Error|must/.test(l))
+          .slice(0, 5)
+          .join('\n');
+      }
+      expect(error).toBe('');
+      const written = readdirSync(dir, { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith('.k8s.yaml'));
+      expect(written.length).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    expect(error).toBe('');
-    const written = readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.k8s.yaml'));
-    expect(written.length).toBeGreaterThan(0);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}, 120_000);
+  },
+  120_000,
+);

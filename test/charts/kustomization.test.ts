@@ -12,25 +12,36 @@ import { imagesIn } from '../../scripts/release-check';
 
 const ROOT = join(__dirname, '..', '..');
 const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
-if (!kubectl) console.log('SKIPPED: kubectl missing (apt-get install kubectl, or the kubernetes.io binary): kustomize rendering not checked');
+if (!kubectl)
+  console.log('SKIPPED: kubectl missing (apt-get install kubectl, or the kubernetes.io binary): kustomize rendering not checked');
 const it = kubectl ? test : test.skip;
 
 let tmp: string;
-beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'kustomize-')); });
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'kustomize-'));
+});
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function kustomize(dir: string): { kind: string; metadata: { name: string } }[] {
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`kubectl kustomize ${dir}: ${r.stderr}`);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS()).filter(Boolean);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS())
+    .filter(Boolean);
 }
 
 const imageName = (ref: string) => ref.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/:[^/:]+$/, '');
 
 describe.each(['dev', 'dev/test', 'prod', 'prod/test'])('dist/%s', (env) => {
   const dir = join(ROOT, 'dist', env);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.k8s.yaml')).sort();
-  const committed = files.flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS()).filter(Boolean));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.k8s.yaml'))
+    .sort();
+  const committed = files.flatMap((f) =>
+    parseAllDocuments(readFileSync(join(dir, f), 'utf8'))
+      .map((d) => d.toJS())
+      .filter(Boolean),
+  );
 
   test('kustomization.yaml lists every manifest file, in apply order', () => {
     const k = parse(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'));

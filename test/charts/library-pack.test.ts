@@ -43,23 +43,45 @@ fs.writeFileSync(path.join(__dirname, 'loaded.json'), JSON.stringify(Object.keys
 beforeAll(() => {
   scratch = realpathSync(mkdtempSync(join(tmpdir(), 'orb-lib-app-')));
   execFileSync(process.execPath, [require.resolve('tsx/cli'), join(REPO, 'scripts', 'build-lib.ts')], { cwd: REPO, stdio: 'pipe' });
-  const packed = execFileSync('npm', ['pack', join(REPO, 'build', 'lib'), '--pack-destination', scratch, '--silent'], { cwd: scratch, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const packed = execFileSync('npm', ['pack', join(REPO, 'build', 'lib'), '--pack-destination', scratch, '--silent'], {
+    cwd: scratch,
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
   const tarball = join(scratch, packed);
   const app = join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch-orb-app', version: '0.0.0', private: true }));
   const env = { ...process.env, NODE_PATH: '' };
-  execFileSync('npm', [
-    'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error',
-    tarball, `cdk8s@${rootPkg.dependencies.cdk8s}`, `constructs@${rootPkg.dependencies.constructs}`,
-  ], { cwd: app, env, stdio: 'pipe' });
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--loglevel=error',
+      tarball,
+      `cdk8s@${rootPkg.dependencies.cdk8s}`,
+      `constructs@${rootPkg.dependencies.constructs}`,
+    ],
+    { cwd: app, env, stdio: 'pipe' },
+  );
   writeFileSync(join(app, 'config.json'), JSON.stringify({ ...prod, namespace: 'orb-shared' }));
   writeFileSync(join(app, 'app.js'), APP);
   execFileSync(process.execPath, [join(app, 'app.js')], { cwd: app, env, stdio: 'pipe' });
   loaded = JSON.parse(readFileSync(join(app, 'loaded.json'), 'utf8'));
   const out = join(app, 'out');
-  for (const f of readdirSync(out).filter((x) => x.endsWith('.k8s.yaml')).sort()) {
-    objects.push(...parseAllDocuments(readFileSync(join(out, f), 'utf8')).map((d) => d.toJS() as K8sObject).filter(Boolean));
+  for (const f of readdirSync(out)
+    .filter((x) => x.endsWith('.k8s.yaml'))
+    .sort()) {
+    objects.push(
+      ...parseAllDocuments(readFileSync(join(out, f), 'utf8'))
+        .map((d) => d.toJS() as K8sObject)
+        .filter(Boolean),
+    );
   }
 });
 
@@ -75,18 +97,21 @@ test('every module the scratch app loaded comes from the scratch app, none from 
   expect(loaded.length).toBeGreaterThan(50);
   expect(loaded.filter((p) => !p.startsWith(`${scratch}/`))).toEqual([]);
   const of = (pkg: string) => loaded.some((p) => p.includes(`/node_modules/${pkg}/`));
-  for (const pkg of ['cdk8s', 'constructs', 'cdk8s-plus-28', '@ucm4/orb-constructs']) expect({ pkg, loaded: of(pkg) }).toEqual({ pkg, loaded: true });
+  for (const pkg of ['cdk8s', 'constructs', 'cdk8s-plus-28', '@ucm4/orb-constructs'])
+    expect({ pkg, loaded: of(pkg) }).toEqual({ pkg, loaded: true });
 });
 
 test('two stacks with their own prefixes in one chart: no name collides, each has its own vault', () => {
   const ids = objects.map((o) => `${o.kind}/${o.metadata.name}`);
   expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
-  const vaults = objects.filter((o) => o.kind === 'StatefulSet' && o.metadata.labels?.['app.kubernetes.io/component'] === 'vault').map((o) => o.metadata.name);
+  const vaults = objects
+    .filter((o) => o.kind === 'StatefulSet' && o.metadata.labels?.['app.kubernetes.io/component'] === 'vault')
+    .map((o) => o.metadata.name);
   expect(vaults.sort()).toEqual(['blue-vault', 'green-vault']);
   expect(objects.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name)).toEqual(['orb-shared']);
 });
 
-test('the policy engine passes the packed library\'s output (prod profile)', () => {
+test("the policy engine passes the packed library's output (prod profile)", () => {
   const report = runPolicy(objects, { env: 'prod' });
   expect(report.results.length).toBeGreaterThan(100);
   expect(formatFindings(report.findings)).toBe(formatFindings([]));

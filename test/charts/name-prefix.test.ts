@@ -47,7 +47,13 @@ function render(): { chart: Chart; objects: K8sObject[]; blue: OrbStack } {
 const { objects, blue } = render();
 const named = (kind: string, name: string): K8sObject => {
   const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  if (!o) throw new Error(`no ${kind}/${name} rendered (have: ${objects.filter((x) => x.kind === kind).map((x) => x.metadata.name).join(', ')})`);
+  if (!o)
+    throw new Error(
+      `no ${kind}/${name} rendered (have: ${objects
+        .filter((x) => x.kind === kind)
+        .map((x) => x.metadata.name)
+        .join(', ')})`,
+    );
   return o;
 };
 const containerOf = (kind: string, name: string, container?: string): K8sObject => {
@@ -64,13 +70,27 @@ describe('two prefixed stacks in one namespace', () => {
   });
 
   test('every namespaced object of a stack carries its prefix in its name, and its app label and selector follow', () => {
-    for (const [prefix, other] of [['blue-', 'green-'], ['green-', 'blue-']]) {
+    for (const [prefix, other] of [
+      ['blue-', 'green-'],
+      ['green-', 'blue-'],
+    ]) {
       const mine = objects.filter((o) => o.kind !== 'Namespace' && o.kind !== 'PriorityClass' && o.metadata.name.startsWith(prefix));
       expect(mine.length).toBeGreaterThan(20);
       for (const o of mine) {
-        if (o.metadata.labels?.app) expect({ o: `${o.kind}/${o.metadata.name}`, app: o.metadata.labels.app.startsWith(prefix) }).toEqual({ o: `${o.kind}/${o.metadata.name}`, app: true });
-        const sel = o.spec?.selector?.matchLabels?.app ?? (o.kind === 'Service' ? o.spec.selector?.app : undefined) ?? o.spec?.podSelector?.matchLabels?.app;
-        if (sel) expect({ o: `${o.kind}/${o.metadata.name}`, sel: sel.startsWith(prefix) && !sel.startsWith(other) }).toEqual({ o: `${o.kind}/${o.metadata.name}`, sel: true });
+        if (o.metadata.labels?.app)
+          expect({ o: `${o.kind}/${o.metadata.name}`, app: o.metadata.labels.app.startsWith(prefix) }).toEqual({
+            o: `${o.kind}/${o.metadata.name}`,
+            app: true,
+          });
+        const sel =
+          o.spec?.selector?.matchLabels?.app ??
+          (o.kind === 'Service' ? o.spec.selector?.app : undefined) ??
+          o.spec?.podSelector?.matchLabels?.app;
+        if (sel)
+          expect({ o: `${o.kind}/${o.metadata.name}`, sel: sel.startsWith(prefix) && !sel.startsWith(other) }).toEqual({
+            o: `${o.kind}/${o.metadata.name}`,
+            sel: true,
+          });
       }
     }
     const unprefixed = objects.filter((o) => !['Namespace', 'PriorityClass'].includes(o.kind) && !/^(blue|green)-/.test(o.metadata.name));
@@ -82,7 +102,9 @@ describe('two prefixed stacks in one namespace', () => {
     expect(graphAllows(blue.graph, 'blue-orb-core', 'green-vault', PORTS.vault)).toBe(false);
     const vaultPolicy = named('NetworkPolicy', 'blue-vault');
     expect(vaultPolicy.spec.podSelector.matchLabels).toEqual({ app: 'blue-vault' });
-    const from = vaultPolicy.spec.ingress.flatMap((r: K8sObject) => r.from.map((p: K8sObject) => p.podSelector?.matchLabels?.app)).filter(Boolean);
+    const from = vaultPolicy.spec.ingress
+      .flatMap((r: K8sObject) => r.from.map((p: K8sObject) => p.podSelector?.matchLabels?.app))
+      .filter(Boolean);
     expect(from).toContain('blue-orb-core');
     expect(from.some((a: string) => a.startsWith('green-'))).toBe(false);
     expect(named('NetworkPolicy', 'blue-default-deny')).toBeDefined();
@@ -90,13 +112,20 @@ describe('two prefixed stacks in one namespace', () => {
 
   test('the ACL users, their Secret keys and the KEDA triggers follow the prefix', () => {
     const rules = named('ConfigMap', 'blue-vault-acl-rules').data as Record<string, string>;
-    expect(Object.keys(rules).filter((k) => k.endsWith('.rules')).sort()).toEqual(VAULT_USERS.map((u) => `blue-${u}.rules`).sort());
+    expect(
+      Object.keys(rules)
+        .filter((k) => k.endsWith('.rules'))
+        .sort(),
+    ).toEqual(VAULT_USERS.map((u) => `blue-${u}.rules`).sort());
     // Key patterns carry the stack's key prefix.
     expect(rules['blue-orb.rules']).toContain('~blue:session:*');
     const env = containerOf('Deployment', 'blue-orb-core').env as K8sObject[];
     expect(env.find((e) => e.name === 'REDIS_USERNAME')?.value).toBe('blue-orb');
     expect(env.find((e) => e.name === 'REDIS_HOST')?.value).toBe('blue-vault');
-    expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({ name: 'blue-vault-acl', key: 'blue-orb-password' });
+    expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({
+      name: 'blue-vault-acl',
+      key: 'blue-orb-password',
+    });
     expect(containerOf('Deployment', 'blue-orb-core').envFrom).toEqual([{ configMapRef: { name: 'blue-orb-config' } }]);
     expect(named('ConfigMap', 'blue-orb-config').data.VAULT_KEY_PREFIX).toBe('blue:');
     for (const so of objects.filter((o) => o.kind === 'ScaledObject' && o.metadata.name.startsWith('blue-'))) {
@@ -129,7 +158,13 @@ describe('a text turn through the renamed pieces', () => {
     return { ...env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port) };
   }
   const user = (env: Record<string, string>): Redis => {
-    const c = new Redis({ host: '127.0.0.1', port: server.port, username: env.REDIS_USERNAME, password: env.REDIS_PASSWORD, maxRetriesPerRequest: 2 });
+    const c = new Redis({
+      host: '127.0.0.1',
+      port: server.port,
+      username: env.REDIS_USERNAME,
+      password: env.REDIS_PASSWORD,
+      maxRetriesPerRequest: 2,
+    });
     clients.push(c);
     return c;
   };
@@ -162,17 +197,35 @@ describe('a text turn through the renamed pieces', () => {
     const w = (podName: string) => workerConfig({ podName });
     const coreEnv = renderedEnv(containerOf('StatefulSet', 'blue-core4'));
     for (let n = 0; n < Number(named('StatefulSet', 'blue-core4').spec.replicas); n++) {
-      workers.push(new WorkerRuntime(coreRole, {
-        redis: user(coreEnv), keyPrefix: coreEnv.VAULT_KEY_PREFIX, http: false, worker: w(`blue-core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-      }));
+      workers.push(
+        new WorkerRuntime(coreRole, {
+          redis: user(coreEnv),
+          keyPrefix: coreEnv.VAULT_KEY_PREFIX,
+          http: false,
+          worker: w(`blue-core4-${n}`),
+          env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+        }),
+      );
     }
     const caliEnv = renderedEnv(containerOf('Deployment', 'blue-cali'));
-    workers.push(new WorkerRuntime(caliRole, { redis: user(caliEnv), keyPrefix: caliEnv.VAULT_KEY_PREFIX, http: false, worker: w('blue-cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
+    workers.push(
+      new WorkerRuntime(caliRole, {
+        redis: user(caliEnv),
+        keyPrefix: caliEnv.VAULT_KEY_PREFIX,
+        http: false,
+        worker: w('blue-cali-0'),
+        env: { CALI_QUORUM_GRACE_MS: '3000' },
+      }),
+    );
     await Promise.all(workers.map((x) => x.start()));
 
     const env = {
       ...renderedEnv(containerOf('Deployment', 'blue-orb-core')),
-      POD_NAME: 'blue-orb-core-0', ORB_API_KEYS: API_KEYS_ENV, LOG_LEVEL: 'silent', ORB_VAD: 'false', ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
+      POD_NAME: 'blue-orb-core-0',
+      ORB_API_KEYS: API_KEYS_ENV,
+      LOG_LEVEL: 'silent',
+      ORB_VAD: 'false',
+      ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
     };
     app = await buildApp({ config: loadEnv(ORB_ENV, env), vault: loadEnv(VAULT_ENV, env), logger: false, tailBlockMs: 100 });
     host = await listen(app);
@@ -187,7 +240,7 @@ describe('a text turn through the renamed pieces', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the gateway, the cores and CALI, each as its prefixed ACL user, end a text turn; every key is under the stack\'s prefix; the ACL refused nothing', async () => {
+  test("the gateway, the cores and CALI, each as its prefixed ACL user, end a text turn; every key is under the stack's prefix; the ACL refused nothing", async () => {
     const res = await http(host, { method: 'POST', url: '/v1/session/tickets', headers: auth('alice') });
     expect(res.statusCode).toBe(201);
     const c = new Client(host, `/v1/session?ticket=${(res.json() as { ticket: string }).ticket}&vad=false`);
@@ -212,8 +265,17 @@ describe('a text turn through the renamed pieces', () => {
 
 describe('two prefixed stacks sharing one external vault', () => {
   const external: EnvironmentConfig = {
-    ...dev, backup: undefined,
-    vault: { mode: 'external', host: 'redis.shared.internal', port: 6379, sentinels: [], sentinelMaster: 'mymaster', tls: true, cidr: '10.40.0.0/24' },
+    ...dev,
+    backup: undefined,
+    vault: {
+      mode: 'external',
+      host: 'redis.shared.internal',
+      port: 6379,
+      sentinels: [],
+      sentinelMaster: 'mymaster',
+      tls: true,
+      cidr: '10.40.0.0/24',
+    },
   };
   const chart = new Chart(Testing.app(), 'shared-vault', { namespace: dev.namespace });
   new OrbStack(chart, 'blue', { config: external, namePrefix: 'blue-' });
@@ -235,19 +297,25 @@ describe('two prefixed stacks sharing one external vault', () => {
     // Every key pattern of a blue user starts with blue's key prefix.
     for (const [file, rules] of Object.entries(blueRules)) {
       if (!file.endsWith('.rules')) continue;
-      for (const m of rules.matchAll(/(?:%[RW])?~(\S+)/g)) expect({ file, pattern: m[1].replace(/\)$/, '').startsWith('blue:') }).toEqual({ file, pattern: true });
+      for (const m of rules.matchAll(/(?:%[RW])?~(\S+)/g))
+        expect({ file, pattern: m[1].replace(/\)$/, '').startsWith('blue:') }).toEqual({ file, pattern: true });
     }
-    const env = (get('Deployment', 'green-orb-core').spec.template.spec.containers[0].env as K8sObject[]);
+    const env = get('Deployment', 'green-orb-core').spec.template.spec.containers[0].env as K8sObject[];
     expect(env.find((e) => e.name === 'REDIS_USERNAME')?.value).toBe('green-orb');
     expect(env.find((e) => e.name === 'REDIS_HOST')?.value).toBe('redis.shared.internal');
-    expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({ name: 'green-vault-acl', key: 'green-orb-password' });
+    expect(env.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom.secretKeyRef).toEqual({
+      name: 'green-vault-acl',
+      key: 'green-orb-password',
+    });
   });
 });
 
 describe('ConfigMaps and Secrets are passed in or created, never assumed', () => {
   const chart = new Chart(Testing.app(), 'passed-in', { namespace: dev.namespace });
   new OrbStack(chart, 'stack', {
-    config: dev, namePrefix: 'red-', configMap: { name: 'platform-orb-settings', checksum: 'abc123' },
+    config: dev,
+    namePrefix: 'red-',
+    configMap: { name: 'platform-orb-settings', checksum: 'abc123' },
     secrets: { vaultAcl: 'platform-vault-passwords', apiKeys: 'platform-api-keys' },
   });
   const out = Testing.synth(chart) as K8sObject[];
@@ -284,11 +352,20 @@ test('a prefixed replicated vault: its nodes, Sentinels and clients all use the 
   const vault = out.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'blue-vault')!;
   const redis = vault.spec.template.spec.containers.find((c: K8sObject) => c.name === 'redis');
   const nodes = (redis.env as K8sObject[]).find((e) => e.name === 'VAULT_NODES')!.value as string;
-  expect(nodes.split(' ').map((h) => h.split('.').slice(0, 2).join('.'))).toEqual(['blue-vault-0.blue-vault', 'blue-vault-1.blue-vault', 'blue-vault-2.blue-vault']);
+  expect(nodes.split(' ').map((h) => h.split('.').slice(0, 2).join('.'))).toEqual([
+    'blue-vault-0.blue-vault',
+    'blue-vault-1.blue-vault',
+    'blue-vault-2.blue-vault',
+  ]);
   expect(redis.readinessProbe.exec.command.join(' ')).toContain('--user blue-backup');
   const orb = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'blue-orb-core')!;
   const env = orb.spec.template.spec.containers[0].env as K8sObject[];
-  expect(env.find((e) => e.name === 'REDIS_SENTINELS')!.value).toBe(`blue-vault-0.blue-vault:${PORTS.sentinel},blue-vault-1.blue-vault:${PORTS.sentinel},blue-vault-2.blue-vault:${PORTS.sentinel}`);
-  const sentinelRules = out.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'blue-vault-sentinel-acl-rules')!.data as Record<string, string>;
+  expect(env.find((e) => e.name === 'REDIS_SENTINELS')!.value).toBe(
+    `blue-vault-0.blue-vault:${PORTS.sentinel},blue-vault-1.blue-vault:${PORTS.sentinel},blue-vault-2.blue-vault:${PORTS.sentinel}`,
+  );
+  const sentinelRules = out.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'blue-vault-sentinel-acl-rules')!.data as Record<
+    string,
+    string
+  >;
   expect(Object.keys(sentinelRules)).toContain('blue-orb.rules');
 });

@@ -28,7 +28,9 @@ const RELEASED: Pins = {
 };
 
 let tmp: string;
-beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'release-')); });
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'release-'));
+});
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('the committed pins are placeholders: synth warns and marks every prod file, dev is untouched', () => {
@@ -46,10 +48,15 @@ test('the committed pins are placeholders: synth warns and marks every prod file
   expect(r.stderr).not.toContain('synth dev: WARNING');
   for (const dir of ['prod', 'prod/test']) {
     for (const f of readdirSync(join(out, dir)).filter((n) => n.endsWith('.k8s.yaml'))) {
-      expect(readFileSync(join(out, dir, f), 'utf8').startsWith(`${PLACEHOLDER_MARK}: not deployable as rendered.\n#   - charts/images.json app:`)).toBe(true);
+      expect(
+        readFileSync(join(out, dir, f), 'utf8').startsWith(
+          `${PLACEHOLDER_MARK}: not deployable as rendered.\n#   - charts/images.json app:`,
+        ),
+      ).toBe(true);
     }
   }
-  for (const f of readdirSync(join(out, 'dev')).filter((n) => n.endsWith('.k8s.yaml'))) expect(readFileSync(join(out, 'dev', f), 'utf8')).not.toContain(PLACEHOLDER_MARK);
+  for (const f of readdirSync(join(out, 'dev')).filter((n) => n.endsWith('.k8s.yaml')))
+    expect(readFileSync(join(out, 'dev', f), 'utf8')).not.toContain(PLACEHOLDER_MARK);
 });
 
 test('npm run release-check fails on the placeholders, naming each', () => {

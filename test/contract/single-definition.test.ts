@@ -9,7 +9,17 @@ import { join, relative } from 'node:path';
 import { ENV_PROFILES } from '../../policy/exemptions';
 import { VAULT_GRANTS } from '../../infra/vault-acl';
 import { vaultKeys } from '../../services/acp/keys';
-import { COMPONENTS, EXEMPTABLE_RULES, KEY_FAMILIES, VAULT_USERS, ORB_CONFIG_NAME, PORTS, quorumProblems, stackNames, VAULT_ACL_SECRET_NAME } from '../../services/contract';
+import {
+  COMPONENTS,
+  EXEMPTABLE_RULES,
+  KEY_FAMILIES,
+  VAULT_USERS,
+  ORB_CONFIG_NAME,
+  PORTS,
+  quorumProblems,
+  stackNames,
+  VAULT_ACL_SECRET_NAME,
+} from '../../services/contract';
 
 const REPO = join(__dirname, '..', '..');
 const ROOTS = ['infra', 'charts', 'services', 'scripts', 'tools/pods'];
@@ -27,7 +37,9 @@ function sources(): string[] {
   const walk = (dir: string) => {
     for (const name of readdirSync(dir)) {
       const p = join(dir, name);
-      if (statSync(p).isDirectory()) { if (name !== 'node_modules') walk(p); } else if (p.endsWith('.ts')) out.push(p);
+      if (statSync(p).isDirectory()) {
+        if (name !== 'node_modules') walk(p);
+      } else if (p.endsWith('.ts')) out.push(p);
     }
   };
   for (const r of ROOTS) walk(join(REPO, r));
@@ -52,7 +64,8 @@ test('the consumer group, the ports and the component names are written once (in
     const rel = relative(REPO, file);
     for (const [n, line] of codeLines(readFileSync(file, 'utf8'))) {
       if (OTHER_FACTS.some(([f, re]) => f === rel && re.test(line))) continue;
-      if (/['"`]workers['"`]/.test(line) && !/build\/services\/workers|services\/workers/.test(line)) found.push(`${rel}:${n}: consumer group literal: ${line.trim()}`);
+      if (/['"`]workers['"`]/.test(line) && !/build\/services\/workers|services\/workers/.test(line))
+        found.push(`${rel}:${n}: consumer group literal: ${line.trim()}`);
       for (const p of ports) if (new RegExp(`(?<![\\w.-])${p}(?![\\w])`).test(line)) found.push(`${rel}:${n}: port ${p}: ${line.trim()}`);
       for (const name of names) if (new RegExp(`['"\`]${name}['"\`]`).test(line)) found.push(`${rel}:${n}: name '${name}': ${line.trim()}`);
     }
@@ -60,7 +73,7 @@ test('the consumer group, the ports and the component names are written once (in
   expect(found).toEqual([]);
 });
 
-test('the policy engine lets dev exempt exactly the contract\'s exemptable rules', () => {
+test("the policy engine lets dev exempt exactly the contract's exemptable rules", () => {
   expect([...ENV_PROFILES.dev.exemptible].sort()).toEqual([...EXEMPTABLE_RULES].sort());
 });
 
@@ -71,7 +84,7 @@ test('the quorum rule names the field it refuses', () => {
   expect(quorumProblems(5, 6).map((p) => p.field)).toEqual(['quorum']);
 });
 
-test('stack names: the unprefixed names are the contract\'s; a prefix must be a DNS label start ending in -', () => {
+test("stack names: the unprefixed names are the contract's; a prefix must be a DNS label start ending in -", () => {
   expect(stackNames().component).toEqual(COMPONENTS);
   expect(stackNames('blue-').component.orbCore).toBe('blue-orb-core');
   expect(stackNames('blue-').vaultUser('orb')).toBe('blue-orb');
@@ -79,17 +92,23 @@ test('stack names: the unprefixed names are the contract\'s; a prefix must be a 
 });
 
 test('cdk8s-plus-28 stays behind infra/k8s.ts: no other source imports it', () => {
-  const importers = sources().filter((f) => /from 'cdk8s-plus-28'|require\('cdk8s-plus-28'\)/.test(readFileSync(f, 'utf8'))).map((f) => relative(REPO, f));
+  const importers = sources()
+    .filter((f) => /from 'cdk8s-plus-28'|require\('cdk8s-plus-28'\)/.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(REPO, f));
   expect(importers).toEqual(['infra/k8s.ts']);
 });
 
-test('the key families: every ACL key pattern and every key the services build is in one of the contract\'s families', () => {
+test("the key families: every ACL key pattern and every key the services build is in one of the contract's families", () => {
   const inFamily = (k: string) => KEY_FAMILIES.some((f) => k.startsWith(f));
-  const patterns = Object.values(VAULT_GRANTS).flatMap((g) => [g.root, ...g.selectors]).flatMap((s) => s.keys.map((k) => k.pattern));
+  const patterns = Object.values(VAULT_GRANTS)
+    .flatMap((g) => [g.root, ...g.selectors])
+    .flatMap((s) => s.keys.map((k) => k.pattern));
   expect(patterns.length).toBeGreaterThan(10);
   expect(patterns.filter((p) => !inFamily(p))).toEqual([]);
   const keys = vaultKeys('');
-  const built = Object.values(keys).flatMap((v) => (typeof v === 'function' ? [(v as (a: string, b: string) => string)('x', 'y')] : typeof v === 'string' && v ? [v] : []));
+  const built = Object.values(keys).flatMap((v) =>
+    typeof v === 'function' ? [(v as (a: string, b: string) => string)('x', 'y')] : typeof v === 'string' && v ? [v] : [],
+  );
   expect(built.length).toBeGreaterThan(15);
   expect(built.filter((k) => !inFamily(k))).toEqual([]);
   expect(Object.keys(VAULT_GRANTS).sort()).toEqual([...VAULT_USERS].sort());

@@ -25,9 +25,16 @@ suite('orb smoke --accept on the dev stack', () => {
 
   beforeAll(async () => {
     stack = await startDevStack({
-      redisUrl: '', orbPorts: [0], speech: true, web: false, keyPrefix: uniquePrefix('accept'),
+      redisUrl: '',
+      orbPorts: [0],
+      speech: true,
+      web: false,
+      keyPrefix: uniquePrefix('accept'),
       env: { LOG_LEVEL: 'warn' },
-      log: (name, line) => { lines.push(`${name} | ${line}`); if (lines.length > 2000) lines.splice(0, 1000); },
+      log: (name, line) => {
+        lines.push(`${name} | ${line}`);
+        if (lines.length > 2000) lines.splice(0, 1000);
+      },
       readyTimeoutMs: 240_000,
     });
   }, 600_000);
@@ -41,8 +48,23 @@ suite('orb smoke --accept on the dev stack', () => {
     // --speak as in system.test.ts: the resume step then drops a turn that is still streaming audio.
     // Without it a text turn can arrive in one TCP read, and the session client processes the
     // buffered turn.end after drop(), so it never reconnects (a race in the shared session client).
-    const code = await orbCli(['smoke', '--accept', '--speak', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--timeout', '120000', '--golden', GOLDEN, ...extra],
-      { out: (s) => out.push(s), err: (s) => out.push(s), env });
+    const code = await orbCli(
+      [
+        'smoke',
+        '--accept',
+        '--speak',
+        '--url',
+        stack.orbUrls[0],
+        '--api-key',
+        stack.apiKey,
+        '--timeout',
+        '120000',
+        '--golden',
+        GOLDEN,
+        ...extra,
+      ],
+      { out: (s) => out.push(s), err: (s) => out.push(s), env },
+    );
     return { code, out: out.join('\n') };
   }
 
@@ -56,7 +78,9 @@ suite('orb smoke --accept on the dev stack', () => {
     // Every stage answered: the tiny whisper's one sentence, a second or so of tiny-voice audio, and
     // a round-trip transcription (empty: the tiny voice's buzz holds no speech for the VAD).
     for (const id of ['golden-1', 'golden-2', 'golden-3']) {
-      expect(out).toMatch(new RegExp(`^${id} +\\d+ +\\d+\\.\\d\\d +\\d+ +[1-9]\\.\\d\\d +\\d+ +\\d+\\.\\d\\d +"${TINY_WHISPER_TRANSCRIPT}" / ""$`, 'm'));
+      expect(out).toMatch(
+        new RegExp(`^${id} +\\d+ +\\d+\\.\\d\\d +\\d+ +[1-9]\\.\\d\\d +\\d+ +\\d+\\.\\d\\d +"${TINY_WHISPER_TRANSCRIPT}" / ""$`, 'm'),
+      );
     }
     expect(out).toMatch(/spoken turn \(ms from the end of speech\): transcript +\d+ +reply +\d+ +first audio +\d+ +end +\d+$/m);
     expect(out).toContain('(not applied: test mode)');
@@ -67,13 +91,19 @@ suite('orb smoke --accept on the dev stack', () => {
     const job = synthEnvironment(dev).testPods.find((o) => o.kind === 'Job')!;
     const c = job.spec.template.spec.containers[0];
     expect(c.command).toEqual(['node', 'build/services/cli/orb.js', 'smoke', '--speak', '--accept']);
-    const env = Object.fromEntries(c.env.filter((e: { value?: string }) => e.value !== undefined && e.value !== '').map((e: { name: string; value: string }) => [e.name, e.value]));
+    const env = Object.fromEntries(
+      c.env
+        .filter((e: { value?: string }) => e.value !== undefined && e.value !== '')
+        .map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
     expect(env).toMatchObject({ ORB_ACCEPT_TEST_MODE: 'true', ORB_ACCEPT_MAX_WER: '0.25' });
     const out: string[] = [];
     // ORB_URL names the in-cluster Service: the flag points it at the local gateway; the golden
     // folder is the image's /app/share/golden there, the committed fixtures here.
-    const code = await orbCli([...c.command.slice(2), '--speak', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--golden', GOLDEN, '--timeout', '120000'],
-      { out: (x) => out.push(x), err: (x) => out.push(x), env });
+    const code = await orbCli(
+      [...c.command.slice(2), '--speak', '--url', stack.orbUrls[0], '--api-key', stack.apiKey, '--golden', GOLDEN, '--timeout', '120000'],
+      { out: (x) => out.push(x), err: (x) => out.push(x), env },
+    );
     expect(out.join('\n')).toContain('accept: PASSED in TEST MODE');
     expect(code).toBe(0);
   });

@@ -14,7 +14,14 @@ import { OrbEvent } from '../../services/client/session-client';
 import { runTurn } from '../../services/cli/turn';
 import { ARTIFACTS, speechPcm16k } from './support';
 
-const STAGES = ['speech end -> transcript', 'transcript -> quorum', 'quorum -> reply', 'reply -> first audio', 'first audio -> client', 'speech end -> first audio byte'] as const;
+const STAGES = [
+  'speech end -> transcript',
+  'transcript -> quorum',
+  'quorum -> reply',
+  'reply -> first audio',
+  'first audio -> client',
+  'speech end -> first audio byte',
+] as const;
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -28,8 +35,14 @@ async function main(): Promise<void> {
   const logs: string[] = [];
   const t0 = Date.now();
   const stack = await startDevStack({
-    redisUrl: '', orbPorts: [0], web: false, env: { LOG_LEVEL: 'warn' },
-    log: (n, l) => { logs.push(`${n} | ${l}`); }, readyTimeoutMs: 300_000,
+    redisUrl: '',
+    orbPorts: [0],
+    web: false,
+    env: { LOG_LEVEL: 'warn' },
+    log: (n, l) => {
+      logs.push(`${n} | ${l}`);
+    },
+    readyTimeoutMs: 300_000,
   });
   process.stdout.write(`dev stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${warmup} warm-up + ${turns} measured voice turns\n`);
   const pcm = speechPcm16k();
@@ -38,20 +51,30 @@ async function main(): Promise<void> {
     for (let i = 0; i < warmup + turns; i++) {
       let firstAudioRecv = 0;
       const r = await runTurn({
-        urls: [sessionWsUrl(stack.orbUrls[0])], connect: nodeWsFactory(stack.apiKey), pcm, speak: true, timeoutMs: 120_000,
+        urls: [sessionWsUrl(stack.orbUrls[0])],
+        connect: nodeWsFactory(stack.apiKey),
+        pcm,
+        speak: true,
+        timeoutMs: 120_000,
         onState: () => undefined,
-        onEvent: (ev: OrbEvent) => { if (ev.type === 'audio' && !firstAudioRecv) firstAudioRecv = Date.now(); },
+        onEvent: (ev: OrbEvent) => {
+          if (ev.type === 'audio' && !firstAudioRecv) firstAudioRecv = Date.now();
+        },
       });
       if (r.outcome !== 'ok') throw new Error(`turn ${i}: ${r.outcome} ${r.error}\n${logs.slice(-30).join('\n')}`);
       const first = (t: string) => r.events.find((e) => e.type === t)?.ts;
-      const verdictTs = r.events.filter((e) => e.type === 'verdict').map((e) => e.ts ?? 0).sort((a, b) => a - b);
+      const verdictTs = r.events
+        .filter((e) => e.type === 'verdict')
+        .map((e) => e.ts ?? 0)
+        .sort((a, b) => a - b);
       const transcript = first('transcript');
       const quorum = verdictTs[2];
       const reply = first('reply');
       const audio = first('audio');
       const start = first('turn.start');
       // The gateway stamps turn.start when it takes the commit: that is "speech end" on the server clock.
-      if (!start || !transcript || !quorum || !reply || !audio) throw new Error(`turn ${i}: missing stage events: ${r.events.map((e) => e.type).join(',')}`);
+      if (!start || !transcript || !quorum || !reply || !audio)
+        throw new Error(`turn ${i}: missing stage events: ${r.events.map((e) => e.type).join(',')}`);
       if (i < warmup) continue;
       samples['speech end -> transcript'].push(transcript - start);
       samples['transcript -> quorum'].push(quorum - transcript);
@@ -72,4 +95,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nwrote ${out}\n`);
 }
 
-main().catch((err) => { process.stderr.write(`${(err as Error).stack ?? err}\n`); process.exit(1); });
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

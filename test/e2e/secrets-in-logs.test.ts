@@ -16,7 +16,7 @@ const missing = missingEntries();
 if (missing.length) console.warn(`SKIPPED secrets-in-logs e2e: ${missing.join(', ')} not landed yet`);
 const suite = missing.length ? describe.skip : describe;
 
-suite('secrets stay out of the dev stack\'s logs', () => {
+suite("secrets stay out of the dev stack's logs", () => {
   const KEY = `planted-${randomBytes(16).toString('hex')}`;
   const lines: string[] = [];
   let stack: DevStack;
@@ -31,7 +31,9 @@ suite('secrets stay out of the dev stack\'s logs', () => {
       apiKey: KEY,
       keyPrefix: uniquePrefix('leak'),
       env: { LOG_LEVEL: 'debug' },
-      log: (name, line) => { lines.push(`${name} | ${line}`); },
+      log: (name, line) => {
+        lines.push(`${name} | ${line}`);
+      },
       readyTimeoutMs: 240_000,
     });
   }, 600_000);
@@ -56,7 +58,11 @@ suite('secrets stay out of the dev stack\'s logs', () => {
         await fetch(`${base}/v1/identity`, { headers: h }).then((r) => r.arrayBuffer());
         tried++;
       }
-      const turn = await fetch(`${base}/v1/turns`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/json' }, body: '{"text":"hello there"}' });
+      const turn = await fetch(`${base}/v1/turns`, {
+        method: 'POST',
+        headers: { ...bearer, 'content-type': 'application/json' },
+        body: '{"text":"hello there"}',
+      });
       expect(turn.status).toBe(200);
       tried++;
       // A WebSocket by ticket (as the web client does) and one by ?token=, each running a text turn.
@@ -69,7 +75,11 @@ suite('secrets stay out of the dev stack\'s logs', () => {
           ws.on('message', (d) => {
             const m = JSON.parse(d.toString()) as { type: string };
             if (m.type === 'session.ready') ws.send(JSON.stringify({ type: 'text', text: 'hello' }));
-            if (m.type === 'turn.end') { clearTimeout(timer); ws.close(); ok(); }
+            if (m.type === 'turn.end') {
+              clearTimeout(timer);
+              ws.close();
+              ok();
+            }
           });
           ws.on('error', fail);
         });
@@ -81,8 +91,10 @@ suite('secrets stay out of the dev stack\'s logs', () => {
     const log = lines.join('\n');
     const needles = [KEY, encodeURIComponent(KEY), enc(KEY), Buffer.from(KEY).toString('base64'), ...tickets];
     const leaks = lines.filter((l) => needles.some((n) => l.includes(n)));
-    console.log(`dev-stack log grep: ${tried} requests carrying the key to ${stack.orbUrls.length} replicas; ` +
-      `${lines.length} lines from ${new Set(lines.map((l) => l.split(' | ')[0].trim())).size} processes; ${log.split('[Redacted]').length - 1} redactions; leaked lines ${leaks.length}`);
+    console.log(
+      `dev-stack log grep: ${tried} requests carrying the key to ${stack.orbUrls.length} replicas; ` +
+        `${lines.length} lines from ${new Set(lines.map((l) => l.split(' | ')[0].trim())).size} processes; ${log.split('[Redacted]').length - 1} redactions; leaked lines ${leaks.length}`,
+    );
     expect(lines.length).toBeGreaterThan(tried);
     expect(leaks.slice(0, 5)).toEqual([]);
   }, 600_000);

@@ -10,8 +10,7 @@ export const SPEECH_FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'speech-16k.wa
 
 /** Entry points the stack needs; a missing one means its engineer has not landed it yet. */
 export function missingEntries(): string[] {
-  return ['services/orb/main.ts', 'services/workers/main.ts', 'services/seed/main.ts']
-    .filter((p) => !existsSync(join(REPO_ROOT, p)));
+  return ['services/orb/main.ts', 'services/workers/main.ts', 'services/seed/main.ts'].filter((p) => !existsSync(join(REPO_ROOT, p)));
 }
 
 /** Why speech workers cannot run yet, or undefined when whisperx and xtts are registered. */
@@ -50,6 +49,10 @@ export function speechPcm16k(): Buffer {
 }
 
 /** test/support/wait.ts's waitUntil with the e2e defaults (60 s, polled every 100 ms). */
-export function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<NonNullable<T>> {
+export function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 60_000,
+): Promise<NonNullable<T>> {
   return pollUntil(what, fn, timeoutMs, 100);
 }

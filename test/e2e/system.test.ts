@@ -44,7 +44,10 @@ suite('whole system on the dev stack', () => {
       speech: !noSpeech,
       keyPrefix: prefix,
       env: { LOG_LEVEL: 'warn' },
-      log: (name, line) => { lines.push(`${name} | ${line}`); if (lines.length > 2000) lines.splice(0, 1000); },
+      log: (name, line) => {
+        lines.push(`${name} | ${line}`);
+        if (lines.length > 2000) lines.splice(0, 1000);
+      },
       readyTimeoutMs: 240_000,
     });
   }, 600_000);
@@ -62,7 +65,20 @@ suite('whole system on the dev stack', () => {
     expect(noSpeech).toBeUndefined();
     const out: string[] = [];
     const code = await orbCli(
-      ['smoke', '--speak', '--url', stack.orbUrls[0], '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000', '--wav', SPEECH_FIXTURE],
+      [
+        'smoke',
+        '--speak',
+        '--url',
+        stack.orbUrls[0],
+        '--url',
+        stack.orbUrls[1],
+        '--api-key',
+        stack.apiKey,
+        '--timeout',
+        '120000',
+        '--wav',
+        SPEECH_FIXTURE,
+      ],
       { out: (s) => out.push(s), err: (s) => out.push(s), env: {} },
     );
     const report = out.join('\n');
@@ -77,63 +93,83 @@ suite('whole system on the dev stack', () => {
     const outWav = join(ARTIFACTS, 'orb-ask-reply.wav');
     rmSync(outWav, { force: true });
     const out: string[] = [];
-    const code = await orbCli(['ask', SPEECH_FIXTURE, '-o', outWav, '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000'],
-      { out: (s) => out.push(s), err: (s) => out.push(s), env: {} });
+    const code = await orbCli(
+      ['ask', SPEECH_FIXTURE, '-o', outWav, '--url', stack.orbUrls[1], '--api-key', stack.apiKey, '--timeout', '120000'],
+      { out: (s) => out.push(s), err: (s) => out.push(s), env: {} },
+    );
     if (code !== 0) throw new Error(`orb ask exited ${code}:\n${out.join('\n')}\n--- stack ---\n${tail()}`);
     expect(out.join('\n')).toMatch(/transcript .+\n[\s\S]*reply .+/);
     const wav = new WaveFile(readFileSync(outWav));
     expect((wav.getSamples(false, Int16Array) as unknown as Int16Array).length).toBeGreaterThan(1000);
   }, 300_000);
 
-  browserTest('a spoken turn in a Chromium app window shows transcript, verdicts and reply; installable, no axe violations', async () => {
-    expect(noSpeech).toBeUndefined();
-    mkdirSync(ARTIFACTS, { recursive: true });
-    const work = mkdtempSync(join(tmpdir(), 'orb-web-'));
-    const wav = fakeMicWav(join(work, 'mic.wav'));
-    // The window `orb desktop` opens (--app, own profile) on the gateway's own page (web/dist, built by startDevStack).
-    const win = await openAppWindow(`${stack.orbUrls[0]}/?mic=1#key=${stack.apiKey}`, [
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      // Looped: on a busy machine the capture graph may be wired after a single pass has played.
-      `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
-    ]);
-    const { page } = win;
-    try {
-      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).matchMedia('(display-mode: standalone)').matches)).toBe(true);
+  browserTest(
+    'a spoken turn in a Chromium app window shows transcript, verdicts and reply; installable, no axe violations',
+    async () => {
+      expect(noSpeech).toBeUndefined();
+      mkdirSync(ARTIFACTS, { recursive: true });
+      const work = mkdtempSync(join(tmpdir(), 'orb-web-'));
+      const wav = fakeMicWav(join(work, 'mic.wav'));
+      // The window `orb desktop` opens (--app, own profile) on the gateway's own page (web/dist, built by startDevStack).
+      const win = await openAppWindow(`${stack.orbUrls[0]}/?mic=1#key=${stack.apiKey}`, [
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
+        // Looped: on a busy machine the capture graph may be wired after a single pass has played.
+        `--use-file-for-fake-audio-capture=${wav}`,
+        '--autoplay-policy=no-user-gesture-required',
+      ]);
+      const { page } = win;
       try {
-        await page.waitForFunction(() => {
-          const o = (globalThis as unknown as { __orb: { reply: string; verdicts: Record<string, unknown> } }).__orb;
-          return o.reply.length > 0 && Object.keys(o.verdicts).length >= 3;
-        }, undefined, { timeout: 180_000, polling: 250 });
-      } catch (err) {
-        await page.screenshot({ path: join(ARTIFACTS, 'orb-web-turn-failed.png'), fullPage: true });
-        const ui = await page.evaluate(() => JSON.stringify((globalThis as unknown as { __orb: unknown }).__orb)).catch(() => '?');
-        throw new Error(`no spoken turn in the page: ${(err as Error).message}\nui: ${ui.slice(0, 2000)}\nconsole:\n${win.console.join('\n')}\n--- stack ---\n${tail()}`);
+        expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).matchMedia('(display-mode: standalone)').matches)).toBe(
+          true,
+        );
+        try {
+          await page.waitForFunction(
+            () => {
+              const o = (globalThis as unknown as { __orb: { reply: string; verdicts: Record<string, unknown> } }).__orb;
+              return o.reply.length > 0 && Object.keys(o.verdicts).length >= 3;
+            },
+            undefined,
+            { timeout: 180_000, polling: 250 },
+          );
+        } catch (err) {
+          await page.screenshot({ path: join(ARTIFACTS, 'orb-web-turn-failed.png'), fullPage: true });
+          const ui = await page.evaluate(() => JSON.stringify((globalThis as unknown as { __orb: unknown }).__orb)).catch(() => '?');
+          throw new Error(
+            `no spoken turn in the page: ${(err as Error).message}\nui: ${ui.slice(0, 2000)}\nconsole:\n${win.console.join('\n')}\n--- stack ---\n${tail()}`,
+          );
+        }
+        // The spoken reply streams into the page's player chunk by chunk.
+        await page.waitForFunction(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks > 0, undefined, {
+          timeout: 120_000,
+          polling: 250,
+        });
+        const audioChunks = await page.evaluate(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks);
+        const transcript = (await page.textContent('#transcript'))?.trim() ?? '';
+        const reply = (await page.textContent('#reply'))?.trim() ?? '';
+        const verdictRows = await page.locator('#verdicts tbody tr').count();
+        const consensus = (await page.textContent('#consensus'))?.trim() ?? '';
+        const shot = join(ARTIFACTS, 'orb-web-turn.png');
+        await page.screenshot({ path: shot, fullPage: true });
+        const installErrors = await installabilityErrors(win);
+        const violations = await axeViolations(page);
+        console.log(
+          `web turn (app window): transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}", ${audioChunks} audio chunks played; ` +
+            `${installErrors.length} installability errors, ${violations.length} axe violations; screenshot ${shot}`,
+        );
+        expect(transcript.length).toBeGreaterThan(0);
+        expect(verdictRows).toBeGreaterThanOrEqual(3);
+        expect(consensus).toMatch(/consensus/);
+        expect(reply.length).toBeGreaterThan(0);
+        expect(installErrors).toEqual([]);
+        expect(violations).toEqual([]);
+      } finally {
+        await win.close();
+        rmSync(work, { recursive: true, force: true });
       }
-      // The spoken reply streams into the page's player chunk by chunk.
-      await page.waitForFunction(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks > 0,
-        undefined, { timeout: 120_000, polling: 250 });
-      const audioChunks = await page.evaluate(() => (globalThis as unknown as { __orb: { audioChunks: number } }).__orb.audioChunks);
-      const transcript = (await page.textContent('#transcript'))?.trim() ?? '';
-      const reply = (await page.textContent('#reply'))?.trim() ?? '';
-      const verdictRows = await page.locator('#verdicts tbody tr').count();
-      const consensus = (await page.textContent('#consensus'))?.trim() ?? '';
-      const shot = join(ARTIFACTS, 'orb-web-turn.png');
-      await page.screenshot({ path: shot, fullPage: true });
-      const installErrors = await installabilityErrors(win);
-      const violations = await axeViolations(page);
-      console.log(`web turn (app window): transcript "${transcript}", ${verdictRows} verdicts, ${consensus}, reply "${reply}", ${audioChunks} audio chunks played; `
-        + `${installErrors.length} installability errors, ${violations.length} axe violations; screenshot ${shot}`);
-      expect(transcript.length).toBeGreaterThan(0);
-      expect(verdictRows).toBeGreaterThanOrEqual(3);
-      expect(consensus).toMatch(/consensus/);
-      expect(reply.length).toBeGreaterThan(0);
-      expect(installErrors).toEqual([]);
-      expect(violations).toEqual([]);
-    } finally {
-      await win.close();
-      rmSync(work, { recursive: true, force: true });
-    }
-  }, 300_000);
+    },
+    300_000,
+  );
 
   test('drill: SIGKILL the serving orb-core mid-turn — the client resumes on the other replica, every event once', async () => {
     const victim = stack.proc('orb-core-0');
@@ -176,11 +212,16 @@ suite('whole system on the dev stack', () => {
       connect: connect(),
       text: 'Good morning! Can you tell me something nice?',
       timeoutMs: 120_000,
-      onEvent: (ev) => { if (!killed && ev.type === 'turn.start') killed = victim.kill('SIGKILL'); },
+      onEvent: (ev) => {
+        if (!killed && ev.type === 'turn.start') killed = victim.kill('SIGKILL');
+      },
     });
     await killed;
     expect(victim.running()).toBe(false);
-    if (r.outcome !== 'ok') { await victim.restart(); throw new Error(`turn with a core killed: ${r.outcome} ${r.error}\n${tail()}`); }
+    if (r.outcome !== 'ok') {
+      await victim.restart();
+      throw new Error(`turn with a core killed: ${r.outcome} ${r.error}\n${tail()}`);
+    }
     expect(r.verdicts.length).toBeGreaterThanOrEqual(3);
     expect(r.reply).toBeTruthy();
     // And a whole turn with that core down: four cores still make a quorum of three.
@@ -204,8 +245,11 @@ suite('whole system on the dev stack', () => {
     for (const url of stack.orbUrls) {
       await waitUntil(`${url}/readyz after the vault restart`, async () => (await fetch(`${url}/readyz`)).ok, 120_000);
     }
-    const after = await waitUntil('the session after the restart', async () =>
-      (await orbRequest<{ last_seq: number; turns: unknown[] }>(target(), 'GET', `/v1/sessions/${sid}`)).body, 60_000);
+    const after = await waitUntil(
+      'the session after the restart',
+      async () => (await orbRequest<{ last_seq: number; turns: unknown[] }>(target(), 'GET', `/v1/sessions/${sid}`)).body,
+      60_000,
+    );
     expect(after.last_seq).toBe(before.body.last_seq);
     expect(after.turns).toEqual(before.body.turns);
     const redis = new Redis(stack.vaultUrl);
@@ -215,7 +259,14 @@ suite('whole system on the dev stack', () => {
       redis.disconnect();
     }
     // The workers reconnected too: a new turn on the same session recalls the name.
-    const recall = await runTurn({ urls: wsUrls(), connect: connect(), sessionId: sid, lastSeq: after.last_seq, text: 'What is my name?', timeoutMs: 180_000 });
+    const recall = await runTurn({
+      urls: wsUrls(),
+      connect: connect(),
+      sessionId: sid,
+      lastSeq: after.last_seq,
+      text: 'What is my name?',
+      timeoutMs: 180_000,
+    });
     if (recall.outcome !== 'ok') throw new Error(`turn after the vault restart: ${recall.outcome} ${recall.error}\n${tail()}`);
     expect(recall.reply).toMatch(/Ada/);
   }, 400_000);

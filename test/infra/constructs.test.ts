@@ -1,13 +1,30 @@
 import { Testing } from 'cdk8s';
 import {
-  Cali, CoreQuorum, OrbConfig, OrbCore, OrbNamespace, renderEnv, SeedVault, SmokeTest, SpeechWorker, mergeEnv, vaultEnv,
-  exemptionAnnotations, threadsFor, type ResourceSpec, type VaultEndpoint,
+  Cali,
+  CoreQuorum,
+  OrbConfig,
+  OrbCore,
+  OrbNamespace,
+  renderEnv,
+  SeedVault,
+  SmokeTest,
+  SpeechWorker,
+  mergeEnv,
+  vaultEnv,
+  exemptionAnnotations,
+  threadsFor,
+  type ResourceSpec,
+  type VaultEndpoint,
 } from '../../infra';
 import { ORB_ENV } from '../../services/config/orb';
 import { VAULT_ENV } from '../../services/config/vault';
 import { ACP_GROUP } from '../../services/acp/bus';
 
-const RES: ResourceSpec = { cpu: { request: '10m', limit: '1500m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
+const RES: ResourceSpec = {
+  cpu: { request: '10m', limit: '1500m' },
+  memory: { request: '16Mi', limit: '64Mi' },
+  ephemeralStorage: { request: '1Mi', limit: '8Mi' },
+};
 const VAULT: VaultEndpoint = { mode: 'in-cluster', serviceName: 'vault', port: 6379 };
 const IMAGE = 'ucm4/orb:0.1.0';
 
@@ -25,11 +42,19 @@ describe('CoreQuorum', () => {
     expect(sts.spec.serviceName).toBe('core4');
     expect(objs.find((o) => o.kind === 'Service').spec.clusterIP).toBe('None');
     const env = sts.spec.template.spec.containers[0].env;
-    expect(env).toContainEqual({ name: 'CORE_ORDINAL', valueFrom: { fieldRef: { fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" } } });
+    expect(env).toContainEqual({
+      name: 'CORE_ORDINAL',
+      valueFrom: { fieldRef: { fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" } },
+    });
     expect(env).toContainEqual({ name: 'CORE_MODELS_DIR', value: '/app/models/core' });
     expect(env).toContainEqual({ name: 'CORE_THREADS', value: '1' });
-    expect(sts.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe('kubernetes.io/hostname');
-    expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 3, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(sts.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe(
+      'kubernetes.io/hostname',
+    );
+    expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec).toMatchObject({
+      minAvailable: 3,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    });
   });
 
   test.each([
@@ -44,7 +69,10 @@ describe('CoreQuorum', () => {
 
 describe('OrbCore', () => {
   test('replicas default 3; container orb-field; API keys and vault password only by secretKeyRef; drain hooks', () => {
-    const objs = synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, ingress: { host: 'orb.example.com', tlsSecretName: 'tls' } }));
+    const objs = synth(
+      (c) =>
+        new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, ingress: { host: 'orb.example.com', tlsSecretName: 'tls' } }),
+    );
     const dep = objs.find((o) => o.kind === 'Deployment');
     expect(dep.spec.replicas).toBe(3);
     const c = dep.spec.template.spec.containers[0];
@@ -55,29 +83,39 @@ describe('OrbCore', () => {
     expect(c.lifecycle.preStop.exec.command).toEqual(['sleep', '5']);
     expect(dep.spec.template.spec.terminationGracePeriodSeconds).toBe(45);
     const ing = objs.find((o) => o.kind === 'Ingress');
-    expect(ing.metadata.annotations).toMatchObject({ 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600', 'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600' });
+    expect(ing.metadata.annotations).toMatchObject({
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
+    });
     expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(2);
   });
 
   test('X-Forwarded-For is believed from the Ingress hops only: ORB_TRUST_PROXY_HOPS 1 behind it, unset (0) without one', () => {
-    const env = (props: object) => synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, ...props }))
-      .find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    const env = (props: object) =>
+      synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, ...props })).find((o) => o.kind === 'Deployment')
+        .spec.template.spec.containers[0].env as { name: string; value?: string }[];
     expect(env({ ingress: { host: 'orb.example.com' } })).toContainEqual({ name: 'ORB_TRUST_PROXY_HOPS', value: '1' });
     expect(env({ ingress: { host: 'orb.example.com', proxyHops: 2 } })).toContainEqual({ name: 'ORB_TRUST_PROXY_HOPS', value: '2' });
     expect(env({}).find((e) => e.name === 'ORB_TRUST_PROXY_HOPS')).toBeUndefined();
-    expect(() => new OrbCore(Testing.chart(), 'o', { image: IMAGE, resources: RES, vault: VAULT, ingress: { host: 'h', proxyHops: 0 } }))
-      .toThrow("'ingress.proxyHops' (0) must be an integer from 1 to 8");
+    expect(
+      () => new OrbCore(Testing.chart(), 'o', { image: IMAGE, resources: RES, vault: VAULT, ingress: { host: 'h', proxyHops: 0 } }),
+    ).toThrow("'ingress.proxyHops' (0) must be an integer from 1 to 8");
   });
 
   test('an HPA leaves replicas unset', () => {
-    const objs = synth((c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, autoscaling: { minReplicas: 3, maxReplicas: 6 } }));
+    const objs = synth(
+      (c) => new OrbCore(c, 'orb', { image: IMAGE, resources: RES, vault: VAULT, autoscaling: { minReplicas: 3, maxReplicas: 6 } }),
+    );
     expect(objs.find((o) => o.kind === 'Deployment').spec.replicas).toBeUndefined();
     expect(objs.find((o) => o.kind === 'HorizontalPodAutoscaler').spec).toMatchObject({ minReplicas: 3, maxReplicas: 6 });
   });
 
   test.each([
     [{ replicas: 0 }, "'replicas' (0) must be an integer >= 1"],
-    [{ autoscaling: { minReplicas: 3, maxReplicas: 3 } }, "'autoscaling.maxReplicas' (3) must be an integer greater than 'minReplicas' (3)"],
+    [
+      { autoscaling: { minReplicas: 3, maxReplicas: 3 } },
+      "'autoscaling.maxReplicas' (3) must be an integer greater than 'minReplicas' (3)",
+    ],
     [{ replicas: 2, minAvailable: 2 }, "'minAvailable' (2) must be below the replica floor (2)"],
   ])('invariant %j throws naming the prop', (bad, message) => {
     expect(() => new OrbCore(Testing.chart(), 'o', { image: IMAGE, resources: RES, vault: VAULT, ...bad })).toThrow(message);
@@ -88,10 +126,19 @@ const HUB_SOURCE = { kind: 'hub', repo: 'o/r', revision: 'a'.repeat(40), files: 
 
 describe('SpeechWorker', () => {
   test('gpu adds the nvidia.com/gpu limit as a number (Quantity, not a null JsonPatch), toleration, affinity, startupProbe and /dev/shm', () => {
-    const objs = synth((c) => new SpeechWorker(c, 'w', {
-      role: 'whisperx', image: IMAGE, resources: RES, vault: VAULT, gpu: { count: 2 }, modelLoadSeconds: 900,
-      scaling: { minReplicas: 2, maxReplicas: 4 }, modelVolume: { kind: 'pvc', size: '10Gi' },
-    }));
+    const objs = synth(
+      (c) =>
+        new SpeechWorker(c, 'w', {
+          role: 'whisperx',
+          image: IMAGE,
+          resources: RES,
+          vault: VAULT,
+          gpu: { count: 2 },
+          modelLoadSeconds: 900,
+          scaling: { minReplicas: 2, maxReplicas: 4 },
+          modelVolume: { kind: 'pvc', size: '10Gi' },
+        }),
+    );
     const spec = objs.find((o) => o.kind === 'Deployment').spec.template.spec;
     expect(spec.containers[0].resources.limits['nvidia.com/gpu']).toBe(2);
     expect(spec.containers[0].startupProbe).toMatchObject({ periodSeconds: 10, failureThreshold: 90 });
@@ -102,43 +149,84 @@ describe('SpeechWorker', () => {
   });
 
   test('models baked into the image: MODEL_DIR points there and no models volume is mounted', () => {
-    const objs = synth((c) => new SpeechWorker(c, 'w', {
-      role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 1, maxReplicas: 2 },
-      modelVolume: { kind: 'image', dir: '/app/models/tiny/voices' },
-    }));
+    const objs = synth(
+      (c) =>
+        new SpeechWorker(c, 'w', {
+          role: 'xtts',
+          image: IMAGE,
+          resources: RES,
+          vault: VAULT,
+          scaling: { minReplicas: 1, maxReplicas: 2 },
+          modelVolume: { kind: 'image', dir: '/app/models/tiny/voices' },
+        }),
+    );
     const c = objs.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0];
     expect(c.env).toContainEqual({ name: 'MODEL_DIR', value: '/app/models/tiny/voices' });
     expect(c.volumeMounts.map((m: { name: string }) => m.name)).toEqual(['tmp', 'dshm']);
-    expect(() => new SpeechWorker(Testing.chart(), 'w', { role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 1, maxReplicas: 2 }, modelVolume: { kind: 'image', dir: 'models' } }))
-      .toThrow("'modelVolume.dir' (models) must be an absolute path");
+    expect(
+      () =>
+        new SpeechWorker(Testing.chart(), 'w', {
+          role: 'xtts',
+          image: IMAGE,
+          resources: RES,
+          vault: VAULT,
+          scaling: { minReplicas: 1, maxReplicas: 2 },
+          modelVolume: { kind: 'image', dir: 'models' },
+        }),
+    ).toThrow("'modelVolume.dir' (models) must be an absolute path");
   });
 
   test('KEDA ScaledObject on the lag of acp:jobs:<role> (with the key prefix), credentials from the container env', () => {
-    const objs = synth((c) => new SpeechWorker(c, 'w', {
-      role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, keyPrefix: 't1:',
-      scaling: { minReplicas: 2, maxReplicas: 4, keda: { lagCount: 7 } },
-    }));
+    const objs = synth(
+      (c) =>
+        new SpeechWorker(c, 'w', {
+          role: 'xtts',
+          image: IMAGE,
+          resources: RES,
+          vault: VAULT,
+          keyPrefix: 't1:',
+          scaling: { minReplicas: 2, maxReplicas: 4, keda: { lagCount: 7 } },
+        }),
+    );
     const so = objs.find((o) => o.kind === 'ScaledObject');
     expect(so.spec).toMatchObject({ minReplicaCount: 2, maxReplicaCount: 4, scaleTargetRef: { name: 'xtts', kind: 'Deployment' } });
     expect(so.spec.triggers[0]).toEqual({
       type: 'redis-streams',
       metadata: {
         // The group the workers really read as (services/acp/bus), not the role name: KEDA reads its lag.
-        address: 'vault:6379', stream: 't1:acp:jobs:xtts', consumerGroup: ACP_GROUP, lagCount: '7', enableTLS: 'false',
-        usernameFromEnv: 'REDIS_USERNAME', passwordFromEnv: 'REDIS_PASSWORD',
+        address: 'vault:6379',
+        stream: 't1:acp:jobs:xtts',
+        consumerGroup: ACP_GROUP,
+        lagCount: '7',
+        enableTLS: 'false',
+        usernameFromEnv: 'REDIS_USERNAME',
+        passwordFromEnv: 'REDIS_PASSWORD',
       },
     });
     expect(objs.find((o) => o.kind === 'HorizontalPodAutoscaler')).toBeUndefined();
   });
 
   test('Sentinel vaults use the redis-sentinel-streams trigger', () => {
-    const objs = synth((c) => new SpeechWorker(c, 'w', {
-      role: 'xtts', image: IMAGE, resources: RES,
-      vault: { mode: 'external', host: 'redis.example', port: 6379, sentinels: ['s1:26379', 's2:26379'], sentinelMaster: 'orb', tls: true },
-      scaling: { minReplicas: 2, maxReplicas: 4, keda: { lagCount: 7 } },
-    }));
+    const objs = synth(
+      (c) =>
+        new SpeechWorker(c, 'w', {
+          role: 'xtts',
+          image: IMAGE,
+          resources: RES,
+          vault: {
+            mode: 'external',
+            host: 'redis.example',
+            port: 6379,
+            sentinels: ['s1:26379', 's2:26379'],
+            sentinelMaster: 'orb',
+            tls: true,
+          },
+          scaling: { minReplicas: 2, maxReplicas: 4, keda: { lagCount: 7 } },
+        }),
+    );
     expect(objs.find((o) => o.kind === 'ScaledObject').spec.triggers[0]).toMatchObject({
-      type: 'redis-sentinel-streams', metadata: { addresses: 's1:26379,s2:26379', sentinelMaster: 'orb', enableTLS: 'true' },
+      type: 'redis-sentinel-streams',
+      metadata: { addresses: 's1:26379,s2:26379', sentinelMaster: 'orb', enableTLS: 'true' },
     });
     const env = objs.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].env;
     expect(env).toContainEqual({ name: 'REDIS_SENTINELS', value: 's1:26379,s2:26379' });
@@ -152,26 +240,53 @@ describe('SpeechWorker', () => {
     [{ modelLoadSeconds: 5 }, "'modelLoadSeconds' (5)"],
     [{ scaling: { minReplicas: 1, maxReplicas: 2, keda: { lagCount: 0 } } }, "'scaling.keda.lagCount' (0)"],
     [{ minAvailable: 2 }, "'minAvailable' (2) must be below the replica floor (2)"],
-    [{ modelSource: HUB_SOURCE, modelVolume: { kind: 'image' as const, dir: '/app/models' } }, "'modelSource' (hub) needs a 'modelVolume' of kind pvc or emptyDir, not image"],
+    [
+      { modelSource: HUB_SOURCE, modelVolume: { kind: 'image' as const, dir: '/app/models' } },
+      "'modelSource' (hub) needs a 'modelVolume' of kind pvc or emptyDir, not image",
+    ],
     [{ modelSource: { ...HUB_SOURCE, revision: 'main' } }, `'modelSource.revision' ("main") must be a pinned 40-hex commit hash`],
-    [{ modelSource: HUB_SOURCE, modelVolume: { kind: 'emptyDir' as const, sizeLimit: '2Gi' }, resources: { ...RES, ephemeralStorage: { request: '1Gi', limit: '2Gi' } } },
-      "'modelVolume.sizeLimit' (2Gi) must stay below 'resources.ephemeralStorage.limit' (2Gi)"],
-    [{ modelVolume: { kind: 'pvc' as const, size: '5Gi', storageClassName: 'ssd', accessMode: 'ReadWriteOnce' as const } },
-      "'modelVolume.accessMode' (ReadWriteOnce) cannot serve 'scaling.maxReplicas' (3) pods on several nodes"],
+    [
+      {
+        modelSource: HUB_SOURCE,
+        modelVolume: { kind: 'emptyDir' as const, sizeLimit: '2Gi' },
+        resources: { ...RES, ephemeralStorage: { request: '1Gi', limit: '2Gi' } },
+      },
+      "'modelVolume.sizeLimit' (2Gi) must stay below 'resources.ephemeralStorage.limit' (2Gi)",
+    ],
+    [
+      { modelVolume: { kind: 'pvc' as const, size: '5Gi', storageClassName: 'ssd', accessMode: 'ReadWriteOnce' as const } },
+      "'modelVolume.accessMode' (ReadWriteOnce) cannot serve 'scaling.maxReplicas' (3) pods on several nodes",
+    ],
   ])('invariant %j throws naming the prop', (bad, message) => {
-    expect(() => new SpeechWorker(Testing.chart(), 'w', { role: 'xtts', image: IMAGE, resources: RES, vault: VAULT, scaling: { minReplicas: 2, maxReplicas: 3 }, ...bad }))
-      .toThrow(message);
+    expect(
+      () =>
+        new SpeechWorker(Testing.chart(), 'w', {
+          role: 'xtts',
+          image: IMAGE,
+          resources: RES,
+          vault: VAULT,
+          scaling: { minReplicas: 2, maxReplicas: 3 },
+          ...bad,
+        }),
+    ).toThrow(message);
   });
 });
 
 describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
   test('cali gets the quorum from the cores and the last ordinal as tie breaker', () => {
-    const env = synth((c) => new Cali(c, 'cali', { image: IMAGE, resources: RES, vault: VAULT, cores: 5, quorum: 3 }))
-      .find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].env;
-    expect(env).toEqual(expect.arrayContaining([
-      { name: 'CALI_CORES', value: '5' }, { name: 'CALI_QUORUM', value: '3' }, { name: 'CALI_TIEBREAK_CORE', value: '4' },
-    ]));
-    expect(() => new Cali(Testing.chart(), 'c', { image: IMAGE, resources: RES, vault: VAULT, cores: 3, quorum: 4 })).toThrow("'quorum' (4) must be an integer above half of cores (3) and at most cores");
+    const env = synth((c) => new Cali(c, 'cali', { image: IMAGE, resources: RES, vault: VAULT, cores: 5, quorum: 3 })).find(
+      (o) => o.kind === 'Deployment',
+    ).spec.template.spec.containers[0].env;
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: 'CALI_CORES', value: '5' },
+        { name: 'CALI_QUORUM', value: '3' },
+        { name: 'CALI_TIEBREAK_CORE', value: '4' },
+      ]),
+    );
+    expect(() => new Cali(Testing.chart(), 'c', { image: IMAGE, resources: RES, vault: VAULT, cores: 3, quorum: 4 })).toThrow(
+      "'quorum' (4) must be an integer above half of cores (3) and at most cores",
+    );
   });
 
   test('seed-vault mounts the identity ConfigMap where IDENTITY_FILE points; invalid versions are refused', () => {
@@ -179,8 +294,14 @@ describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
     const job = objs.find((o) => o.kind === 'Job');
     expect(job.spec.ttlSecondsAfterFinished).toBeGreaterThan(0);
     expect(job.spec.template.spec.containers[0].env).toContainEqual({ name: 'IDENTITY_FILE', value: '/etc/seed-vault/identity.json' });
-    expect(job.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'identity', mountPath: '/etc/seed-vault', readOnly: true });
-    expect(() => new SeedVault(Testing.chart(), 's', { image: IMAGE, vault: VAULT, identity: { name: 'X', version: 'one' } })).toThrow("'identity.version' (one)");
+    expect(job.spec.template.spec.containers[0].volumeMounts).toContainEqual({
+      name: 'identity',
+      mountPath: '/etc/seed-vault',
+      readOnly: true,
+    });
+    expect(() => new SeedVault(Testing.chart(), 's', { image: IMAGE, vault: VAULT, identity: { name: 'X', version: 'one' } })).toThrow(
+      "'identity.version' (one)",
+    );
   });
 
   test('orb-smoke targets the orb-core Service with its key from a Secret', () => {
@@ -195,7 +316,9 @@ describe('Cali, SeedVault, SmokeTest, OrbConfig, OrbNamespace', () => {
   });
 
   test('orb-config names come from the schemas; bad values throw naming the prop', () => {
-    const cm = synth((c) => new OrbConfig(c, 'c', { environment: 'dev', logLevel: 'debug', keyPrefix: 'a:' })).find((o) => o.kind === 'ConfigMap');
+    const cm = synth((c) => new OrbConfig(c, 'c', { environment: 'dev', logLevel: 'debug', keyPrefix: 'a:' })).find(
+      (o) => o.kind === 'ConfigMap',
+    );
     expect(cm.data).toEqual({ LOG_LEVEL: 'debug', ORB_ENVIRONMENT: 'dev', VAULT_KEY_PREFIX: 'a:' });
     expect(() => new OrbConfig(Testing.chart(), 'c', { environment: 'dev', logLevel: 'loud' })).toThrow("'logLevel' (loud)");
     expect(() => new OrbConfig(Testing.chart(), 'c', { environment: 'dev', keyPrefix: 'a b' })).toThrow("'keyPrefix' (a b)");
@@ -214,15 +337,17 @@ describe('env rendering from the service schemas', () => {
     expect(() => renderEnv(ORB_ENV, {})).toThrow('ORB_API_KEYS is a required secret');
   });
 
-  test('literal values are checked with the schema\'s own parser; unknown keys are refused', () => {
+  test("literal values are checked with the schema's own parser; unknown keys are refused", () => {
     expect(() => renderEnv(VAULT_ENV, { values: { port: 70000 } })).toThrow('REDIS_PORT="70000": must be at most 65535');
     expect(() => renderEnv(VAULT_ENV, { values: { nope: 1 } as never })).toThrow("env binding 'nope' is not a field");
   });
 
-  test('duplicate names fail (POLICY S11) and vault env points at the component\'s ACL user', () => {
+  test("duplicate names fail (POLICY S11) and vault env points at the component's ACL user", () => {
     expect(() => mergeEnv(vaultEnv(VAULT, 'orb'), vaultEnv(VAULT, 'cali'))).toThrow('env REDIS_HOST is set twice');
     expect(vaultEnv(VAULT, 'cali')).toEqual([
-      { name: 'REDIS_HOST', value: 'vault' }, { name: 'REDIS_PORT', value: '6379' }, { name: 'REDIS_USERNAME', value: 'cali' },
+      { name: 'REDIS_HOST', value: 'vault' },
+      { name: 'REDIS_PORT', value: '6379' },
+      { name: 'REDIS_USERNAME', value: 'cali' },
       { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'vault-acl', key: 'cali-password' } } },
     ]);
   });
@@ -232,7 +357,10 @@ describe('env rendering from the service schemas', () => {
   });
 
   test('exemption annotations speak Polaris and kube-score; only I2, A1, A7, N4', () => {
-    expect(exemptionAnnotations(['I2'])).toEqual({ 'polaris.fairwinds.com/pullPolicyNotAlways-exempt': 'true', 'kube-score/ignore': 'container-image-pull-policy' });
+    expect(exemptionAnnotations(['I2'])).toEqual({
+      'polaris.fairwinds.com/pullPolicyNotAlways-exempt': 'true',
+      'kube-score/ignore': 'container-image-pull-policy',
+    });
     expect(() => exemptionAnnotations(['S1' as never])).toThrow("rule 'S1' may not be exempted");
   });
 });

@@ -13,7 +13,12 @@ import type { EnvironmentConfig } from '../../charts/config';
 import { buildEnvironment, buildTestPods } from '../../charts/orb-stack';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+};
 
 export interface Synthesized {
   /** Objects per file name (chart id), in file order. */
@@ -51,8 +56,15 @@ export function find(objects: K8sObject[], kind: string, name: string): K8sObjec
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const MODELS: Record<string, Record<string, any>> = {
-  v1: core, 'apps/v1': apps, 'batch/v1': batch, 'policy/v1': policy, 'networking.k8s.io/v1': networking,
-  'autoscaling/v2': autoscaling, 'scheduling.k8s.io/v1': scheduling, 'keda.sh/v1alpha1': keda, 'monitoring.coreos.com/v1': monitoring,
+  v1: core,
+  'apps/v1': apps,
+  'batch/v1': batch,
+  'policy/v1': policy,
+  'networking.k8s.io/v1': networking,
+  'autoscaling/v2': autoscaling,
+  'scheduling.k8s.io/v1': scheduling,
+  'keda.sh/v1alpha1': keda,
+  'monitoring.coreos.com/v1': monitoring,
 };
 
 /** Validates one object with its kubernetes-models class (schema types, required fields, enums). */

@@ -32,13 +32,20 @@ function allowedByPolicies(policies: K8sObject[], graph: NetworkGraph, from: str
     if (!graph.components.includes(node)) return true; // outside our namespace: not ours to police
     const selecting = policies.filter((p) => matches(p.spec.podSelector.matchLabels, { app: node }));
     if (!selecting.some((p) => p.spec.policyTypes.includes(dir === 'ingress' ? 'Ingress' : 'Egress'))) return true;
-    return selecting.some((p) => (p.spec[dir] ?? []).some((rule: K8sObject) =>
-      portOk(rule.ports) && (rule[dir === 'ingress' ? 'from' : 'to'] ?? []).some((peer: K8sObject) => peerMatches(peer, other))));
+    return selecting.some((p) =>
+      (p.spec[dir] ?? []).some(
+        (rule: K8sObject) =>
+          portOk(rule.ports) && (rule[dir === 'ingress' ? 'from' : 'to'] ?? []).some((peer: K8sObject) => peerMatches(peer, other)),
+      ),
+    );
   };
   return side(from, 'egress', to) && side(to, 'ingress', from);
 }
 
-describe.each([['dev', dev], ['prod', prod]] as const)('%s network policies', (_name, cfg) => {
+describe.each([
+  ['dev', dev],
+  ['prod', prod],
+] as const)('%s network policies', (_name, cfg) => {
   const { objects, testPods } = synthEnvironment(cfg);
   const policies = [...objects, ...testPods].filter((o) => o.kind === 'NetworkPolicy');
   const graph = networkGraph(cfg);
@@ -59,18 +66,26 @@ describe.each([['dev', dev], ['prod', prod]] as const)('%s network policies', (_
 
   test('every edge of the graph is allowed by the rendered policies', () => {
     for (const e of graph.edges) {
-      expect([e.from, e.to, e.port, e.protocol, allowedByPolicies(policies, graph, e.from, e.to, e.port, e.protocol)])
-        .toEqual([e.from, e.to, e.port, e.protocol, true]);
+      expect([e.from, e.to, e.port, e.protocol, allowedByPolicies(policies, graph, e.from, e.to, e.port, e.protocol)]).toEqual([
+        e.from,
+        e.to,
+        e.port,
+        e.protocol,
+        true,
+      ]);
     }
   });
 
   test('nothing else: no pair of nodes off the graph can connect on any port the stack uses', () => {
     const ports = [...new Set(graph.edges.map((e) => e.port)), 22, 80, 443];
-    for (const from of nodes) for (const to of nodes) for (const port of ports) for (const proto of ['TCP', 'UDP'] as const) {
-      if (from === to || (!graph.components.includes(from) && !graph.components.includes(to))) continue;
-      const allowed = allowedByPolicies(policies, graph, from, to, port, proto);
-      if (allowed) expect([from, to, port, proto, graphAllows(graph, from, to, port, proto)]).toEqual([from, to, port, proto, true]);
-    }
+    for (const from of nodes)
+      for (const to of nodes)
+        for (const port of ports)
+          for (const proto of ['TCP', 'UDP'] as const) {
+            if (from === to || (!graph.components.includes(from) && !graph.components.includes(to))) continue;
+            const allowed = allowedByPolicies(policies, graph, from, to, port, proto);
+            if (allowed) expect([from, to, port, proto, graphAllows(graph, from, to, port, proto)]).toEqual([from, to, port, proto, true]);
+          }
   });
 
   test('the speech workers and cores are isolated from each other: xtts cannot reach cali, whisperx, core4 or orb-core', () => {
@@ -98,14 +113,22 @@ describe('network graph', () => {
     const chart = Testing.chart();
     new NetworkPolicies(chart, 'np', { graph: g });
     const cali = Testing.synth(chart).find((o) => o.metadata.name === 'cali');
-    expect(cali.spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '10.20.0.0/24' } }], ports: [{ port: 6380, protocol: 'TCP' }, { port: 26379, protocol: 'TCP' }] });
+    expect(cali.spec.egress).toContainEqual({
+      to: [{ ipBlock: { cidr: '10.20.0.0/24' } }],
+      ports: [
+        { port: 6380, protocol: 'TCP' },
+        { port: 26379, protocol: 'TCP' },
+      ],
+    });
   });
 
   test('a graph edge to an unknown node is refused', () => {
-    expect(() => checkGraph({ components: ['a'], externals: {}, edges: [{ from: 'a', to: 'b', port: 1, protocol: 'TCP', why: 'x' }] }))
-      .toThrow("unknown node 'b'");
+    expect(() =>
+      checkGraph({ components: ['a'], externals: {}, edges: [{ from: 'a', to: 'b', port: 1, protocol: 'TCP', why: 'x' }] }),
+    ).toThrow("unknown node 'b'");
     const chart = Testing.chart();
-    expect(() => new NetworkPolicies(chart, 'np', { graph: orbNetworkGraph({ vault: { mode: 'in-cluster' } }), components: ['nope'] }))
-      .toThrow("'components' names 'nope'");
+    expect(
+      () => new NetworkPolicies(chart, 'np', { graph: orbNetworkGraph({ vault: { mode: 'in-cluster' } }), components: ['nope'] }),
+    ).toThrow("'components' names 'nope'");
   });
 });

@@ -19,7 +19,10 @@ import { envProblems } from '../../tools/pods/env-contract';
 import { BREAKAGES } from '../../tools/pods/breakage';
 import { find, synthEnvironment, type K8sObject } from './manifests';
 
-const ENVS: Array<[string, EnvironmentConfig]> = [['dev', dev], ['prod', prod]];
+const ENVS: Array<[string, EnvironmentConfig]> = [
+  ['dev', dev],
+  ['prod', prod],
+];
 
 describe.each(ENVS)('%s', (_name, cfg) => {
   const { objects, testPods } = synthEnvironment(cfg);
@@ -37,10 +40,14 @@ describe.each(ENVS)('%s', (_name, cfg) => {
   test('the public Ingress routes the client API and the web client, never metrics or probes', () => {
     for (const ing of objects.filter((o) => o.kind === 'Ingress')) {
       const paths = ing.spec.rules.flatMap((r: K8sObject) => r.http.paths) as Array<{ path: string; pathType: string }>;
-      const routed = (p: string) => paths.some((x) => (x.pathType === 'Exact' ? p === x.path
-        : x.path === '/' || p === x.path || p.startsWith(`${x.path.replace(/\/$/, '')}/`)));
-      for (const p of ['/metrics', '/livez', '/readyz', '/metrics/', '/debug']) expect({ p, routed: routed(p) }).toEqual({ p, routed: false });
-      for (const p of ['/v1/session', '/v1/sessions/abc', '/v1/audio/speech', '/', '/app.js']) expect({ p, routed: routed(p) }).toEqual({ p, routed: true });
+      const routed = (p: string) =>
+        paths.some((x) =>
+          x.pathType === 'Exact' ? p === x.path : x.path === '/' || p === x.path || p.startsWith(`${x.path.replace(/\/$/, '')}/`),
+        );
+      for (const p of ['/metrics', '/livez', '/readyz', '/metrics/', '/debug'])
+        expect({ p, routed: routed(p) }).toEqual({ p, routed: false });
+      for (const p of ['/v1/session', '/v1/sessions/abc', '/v1/audio/speech', '/', '/app.js'])
+        expect({ p, routed: routed(p) }).toEqual({ p, routed: true });
     }
   });
 
@@ -76,7 +83,9 @@ test("the web client's files are exactly the ones the Ingress routes (services/c
   const out = mkdtempSync(join(tmpdir(), 'web-'));
   try {
     await buildWeb(out);
-    const built = readdirSync(out).filter((f) => !f.endsWith('.map')).sort();
+    const built = readdirSync(out)
+      .filter((f) => !f.endsWith('.map'))
+      .sort();
     expect(built).toEqual([...WEB_CLIENT_FILES].sort());
   } finally {
     rmSync(out, { recursive: true, force: true });
@@ -86,24 +95,35 @@ test("the web client's files are exactly the ones the Ingress routes (services/c
 describe("CALI's chat endpoint", () => {
   const chatCfg: EnvironmentConfig = {
     ...prod,
-    cali: { ...prod.cali, chat: { url: 'https://llm.internal.example/v1', cidr: '10.60.0.0/24', apiKey: { secret: 'cali-chat', key: 'token' } } },
+    cali: {
+      ...prod.cali,
+      chat: { url: 'https://llm.internal.example/v1', cidr: '10.60.0.0/24', apiKey: { secret: 'cali-chat', key: 'token' } },
+    },
   };
 
   test('sets CALI_CHAT_URL and opens CALI egress to exactly that block and port', () => {
     const { objects } = synthEnvironment(chatCfg);
     const env = find(objects, 'Deployment', 'cali').spec.template.spec.containers[0].env;
-    expect(env).toEqual(expect.arrayContaining([
-      { name: 'CALI_CHAT_URL', value: 'https://llm.internal.example/v1' },
-      { name: 'CALI_CHAT_API_KEY', valueFrom: { secretKeyRef: { name: 'cali-chat', key: 'token' } } },
-    ]));
+    expect(env).toEqual(
+      expect.arrayContaining([
+        { name: 'CALI_CHAT_URL', value: 'https://llm.internal.example/v1' },
+        { name: 'CALI_CHAT_API_KEY', valueFrom: { secretKeyRef: { name: 'cali-chat', key: 'token' } } },
+      ]),
+    );
     const np = find(objects, 'NetworkPolicy', 'cali');
-    expect(np.spec.egress).toEqual(expect.arrayContaining([{ to: [{ ipBlock: { cidr: '10.60.0.0/24' } }], ports: [{ port: 443, protocol: 'TCP' }] }]));
+    expect(np.spec.egress).toEqual(
+      expect.arrayContaining([{ to: [{ ipBlock: { cidr: '10.60.0.0/24' } }], ports: [{ port: 443, protocol: 'TCP' }] }]),
+    );
     const plain = find(synthEnvironment(prod).objects, 'NetworkPolicy', 'cali');
     expect(JSON.stringify(plain.spec.egress)).not.toContain('ipBlock');
   });
 
   test('a bad endpoint fails at synth time naming the field', () => {
-    expect(() => synthEnvironment({ ...chatCfg, cali: { ...chatCfg.cali, chat: { url: 'ftp://x', cidr: '10.0.0.0/8' } } })).toThrow('prod.cali.chat.url');
-    expect(() => synthEnvironment({ ...chatCfg, cali: { ...chatCfg.cali, chat: { url: 'https://x/v1', cidr: 'llm.example' } } })).toThrow('prod.cali.chat.cidr');
+    expect(() => synthEnvironment({ ...chatCfg, cali: { ...chatCfg.cali, chat: { url: 'ftp://x', cidr: '10.0.0.0/8' } } })).toThrow(
+      'prod.cali.chat.url',
+    );
+    expect(() => synthEnvironment({ ...chatCfg, cali: { ...chatCfg.cali, chat: { url: 'https://x/v1', cidr: 'llm.example' } } })).toThrow(
+      'prod.cali.chat.cidr',
+    );
   });
 });

@@ -35,15 +35,21 @@ describe('scripts/dev-secrets.sh', () => {
     mkdirSync(state);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const run = (...args: string[]) => execFileSync('bash', [join(ROOT, 'scripts', 'dev-secrets.sh'), ...args], {
-    encoding: 'utf8', env: { ...process.env, KUBECTL: kubectl, FAKE_DIR: state },
-  });
+  const run = (...args: string[]) =>
+    execFileSync('bash', [join(ROOT, 'scripts', 'dev-secrets.sh'), ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECTL: kubectl, FAKE_DIR: state },
+    });
   const secret = (name: string) => JSON.parse(readFileSync(join(state, `${name}.json`), 'utf8'));
 
   test('creates a random password per vault ACL user and a paired gateway/smoke API key, printing no value', () => {
     const out = run('ucm4-dev');
     const acl = secret('vault-acl');
-    expect(Object.keys(acl).filter((k) => k !== 'name').sort()).toEqual([...VAULT_USERS, ...VAULT_HA_USERS].map((u) => `${u}-password`).sort());
+    expect(
+      Object.keys(acl)
+        .filter((k) => k !== 'name')
+        .sort(),
+    ).toEqual([...VAULT_USERS, ...VAULT_HA_USERS].map((u) => `${u}-password`).sort());
     const values = [...VAULT_USERS, ...VAULT_HA_USERS].map((u) => acl[`${u}-password`]);
     for (const v of values) expect(v).toMatch(/^[0-9a-f]{48}$/);
     expect(new Set(values).size).toBe(values.length);
@@ -86,7 +92,8 @@ describe('scripts/vault-restore.sh data step', () => {
       expect(existsSync(join(data, 'appendonlydir'))).toBe(true);
 
       const out = execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'src-data', 'dump.rdb')], {
-        encoding: 'utf8', timeout: 60_000,
+        encoding: 'utf8',
+        timeout: 60_000,
       });
       expect(out).toMatch(/restore: loaded 2 keys from dump\.rdb/);
       expect(readdirSync(data).some((f) => f.startsWith('appendonlydir.before-restore-'))).toBe(true);
@@ -134,7 +141,10 @@ describe('scripts/vault-restore.sh data step', () => {
       const rdb = readFileSync(join(dir, 'src', 'dump.rdb'));
       writeFileSync(join(dir, 'cut.rdb'), rdb.subarray(0, Math.floor(rdb.length / 2)));
       const data = vaultData(dir);
-      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'cut.rdb')], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'cut.rdb')], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.status).toBe(1);
       expect(r.stderr).toContain('is not a valid RDB (redis-check-rdb)');
       untouched(data);
@@ -163,7 +173,10 @@ describe('scripts/vault-restore.sh data step', () => {
       writeFileSync(join(dir, 'broken.rdb'), rdb);
       expect(spawnSync('redis-check-rdb', [join(dir, 'broken.rdb')]).status).toBe(0);
       const data = vaultData(dir);
-      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'broken.rdb')], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', data, join(dir, 'broken.rdb')], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.status).toBe(1);
       expect(r.stdout + r.stderr).toContain('Failed loading library');
       expect(r.stderr).toContain('restore: redis-server exited while loading');

@@ -49,14 +49,39 @@ const vaults: Redis[] = [];
 
 const sentinels = () => set.hosts.map((h) => `${h}:${set.sentinelPort}`).join(',');
 const vaultAs = (user: string) => {
-  const v = connectVault(loadEnv(VAULT_ENV, { REDIS_SENTINELS: sentinels(), REDIS_SENTINEL_MASTER: 'vault', REDIS_USERNAME: user, REDIS_PASSWORD: set.passwords[user] }), { connectionName: `restore-${user}` });
+  const v = connectVault(
+    loadEnv(VAULT_ENV, {
+      REDIS_SENTINELS: sentinels(),
+      REDIS_SENTINEL_MASTER: 'vault',
+      REDIS_USERNAME: user,
+      REDIS_PASSWORD: set.passwords[user],
+    }),
+    { connectionName: `restore-${user}` },
+  );
   v.on('error', () => {});
   vaults.push(v);
   return v;
 };
-const append = (v: Redis, n: number) => v.call('FCALL', 'orb_append', '2', K.seq, K.events, '1000', '3600', 'transcript', 't1', JSON.stringify({ n }), String(1_700_000_000_000 + n), '', '0', '');
+const append = (v: Redis, n: number) =>
+  v.call(
+    'FCALL',
+    'orb_append',
+    '2',
+    K.seq,
+    K.events,
+    '1000',
+    '3600',
+    'transcript',
+    't1',
+    JSON.stringify({ n }),
+    String(1_700_000_000_000 + n),
+    '',
+    '0',
+    '',
+  );
 const infoField = (info: string, field: string) => new RegExp(`^${field}:(.*)$`, 'm').exec(info.replace(/\r/g, ''))?.[1];
-const keyCount = async (i: number) => Number(/^db0:keys=(\d+)/m.exec(String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'keyspace')))?.[1] ?? 0);
+const keyCount = async (i: number) =>
+  Number(/^db0:keys=(\d+)/m.exec(String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'keyspace')))?.[1] ?? 0);
 
 /** What one node holds of the known data, read as the services' users (orb: session/turn keys, cali: memory and its queue). */
 async function contents(i: number) {
@@ -84,7 +109,13 @@ let expected: Awaited<ReturnType<typeof contents>>;
 beforeAll(async () => {
   set = await prepareSentinelSet('vault-restore-ha');
   for (const d of ['backup', 'restore-backup', 's3']) mkdirSync(join(set.root, d));
-  s3 = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: join(set.root, 's3'), configureBuckets: [{ name: 'vault-backups', configs: [] }] });
+  s3 = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: join(set.root, 's3'),
+    configureBuckets: [{ name: 'vault-backups', configs: [] }],
+  });
   const { port } = await s3.run();
   process.env.RESTORE_TEST_S3 = `http://127.0.0.1:${port}`;
   // OrderedReady, as the StatefulSet starts them.
@@ -97,12 +128,17 @@ afterAll(async () => {
   await s3?.close();
 });
 
-const s3Config = () => loadEnv(BACKUP_UPLOAD_ENV, {
-  BACKUP_DIR: join(set.root, 'backup'), BACKUP_S3_ENDPOINT: process.env.RESTORE_TEST_S3!, BACKUP_S3_BUCKET: 'vault-backups',
-  BACKUP_S3_PREFIX: 'prod/vault/', BACKUP_S3_ACCESS_KEY_ID: 'S3RVER', BACKUP_S3_SECRET_ACCESS_KEY: 'S3RVER',
-});
+const s3Config = () =>
+  loadEnv(BACKUP_UPLOAD_ENV, {
+    BACKUP_DIR: join(set.root, 'backup'),
+    BACKUP_S3_ENDPOINT: process.env.RESTORE_TEST_S3!,
+    BACKUP_S3_BUCKET: 'vault-backups',
+    BACKUP_S3_PREFIX: 'prod/vault/',
+    BACKUP_S3_ACCESS_KEY_ID: 'S3RVER',
+    BACKUP_S3_SECRET_ACCESS_KEY: 'S3RVER',
+  });
 
-test('known data through the services\' users, a snapshot by the CronJob\'s script, uploaded and downloaded with its checksum', async () => {
+test("known data through the services' users, a snapshot by the CronJob's script, uploaded and downloaded with its checksum", async () => {
   // The bootstrap step: the functions user loads the library on the primary; it replicates.
   const fn = vaultAs('functions');
   expect(await loadOrbFunctions(fn)).toBe('orb');
@@ -117,7 +153,9 @@ test('known data through the services\' users, a snapshot by the CronJob\'s scri
   // Every write acknowledged by both replicas before the snapshot.
   const target = Number(infoField(String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')), 'master_repl_offset'));
   await until('both replicas acknowledged', async () => {
-    const acked = [...String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g)].map((m) => Number(m[1]));
+    const acked = [
+      ...String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g),
+    ].map((m) => Number(m[1]));
     return acked.length === 2 && acked.every((o) => o >= target);
   });
   expected = await contents(0);
@@ -129,8 +167,15 @@ test('known data through the services\' users, a snapshot by the CronJob\'s scri
   const out = execFileSync('sh', ['-c', BACKUP_SCRIPT], {
     encoding: 'utf8',
     env: {
-      ...process.env, REDIS_HOST: 'vault', REDIS_PORT: String(set.port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: set.passwords.backup,
-      REDIS_SENTINELS: sentinels(), REDIS_SENTINEL_MASTER: 'vault', BACKUP_DIR: join(set.root, 'backup'), KEEP: '2',
+      ...process.env,
+      REDIS_HOST: 'vault',
+      REDIS_PORT: String(set.port),
+      REDIS_USERNAME: 'backup',
+      REDIS_PASSWORD: set.passwords.backup,
+      REDIS_SENTINELS: sentinels(),
+      REDIS_SENTINEL_MASTER: 'vault',
+      BACKUP_DIR: join(set.root, 'backup'),
+      KEEP: '2',
     },
   });
   expect(out).toMatch(/vault-backup: wrote vault-\d{8}T\d{6}Z\.rdb; kept 1/);
@@ -148,7 +193,9 @@ test('known data through the services\' users, a snapshot by the CronJob\'s scri
   expect(await append(orb, 21)).toEqual([21, 0]);
   const late = Number(infoField(String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')), 'master_repl_offset'));
   await until('the post-snapshot writes reached both replicas', async () => {
-    const acked = [...String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g)].map((m) => Number(m[1]));
+    const acked = [
+      ...String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g),
+    ].map((m) => Number(m[1]));
     return acked.length === 2 && acked.every((o) => o >= late);
   });
   for (let i = 0; i < 3; i++) expect((await contents(i)).seq).toBe('21');
@@ -171,9 +218,14 @@ async function downRestoreUp(fresh: boolean): Promise<string> {
     rmSync(set.dataDir(0), { recursive: true, force: true });
     mkdirSync(set.dataDir(0));
   }
-  const out = execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', set.dataDir(0), join(set.root, 'restore-backup', snapshotName)], {
-    encoding: 'utf8', timeout: 60_000,
-  });
+  const out = execFileSync(
+    'bash',
+    [join(ROOT, 'scripts', 'vault-restore.sh'), '--local', set.dataDir(0), join(set.root, 'restore-backup', snapshotName)],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   for (let i = 0; i < 3; i++) await set.startPod(i);
   return out;
 }
@@ -189,13 +241,21 @@ async function expectStartedAsRestored() {
 async function expectResynced() {
   const primaryInfo = () => set.ask(set.hosts[0], set.port, 'sentinel', 'INFO').then(String);
   // Both replicas took a full sync (their own AOFs held the post-snapshot writes: a partial one would keep them).
-  await until('both replicas fully synced', async () => Number(infoField(await primaryInfo(), 'sync_full')) === 2 && Number(infoField(await primaryInfo(), 'connected_slaves')) === 2);
+  await until(
+    'both replicas fully synced',
+    async () =>
+      Number(infoField(await primaryInfo(), 'sync_full')) === 2 && Number(infoField(await primaryInfo(), 'connected_slaves')) === 2,
+  );
   const offset = Number(infoField(await primaryInfo(), 'master_repl_offset'));
   const replid = infoField(await primaryInfo(), 'master_replid');
   for (const i of [1, 2]) {
     await until(`vault-${i} at the primary's offset`, async () => {
       const info = String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'replication'));
-      return infoField(info, 'master_link_status') === 'up' && Number(infoField(info, 'slave_repl_offset')) >= offset && infoField(info, 'master_replid') === replid;
+      return (
+        infoField(info, 'master_link_status') === 'up' &&
+        Number(infoField(info, 'slave_repl_offset')) >= offset &&
+        infoField(info, 'master_replid') === replid
+      );
     });
   }
   for (let i = 0; i < 3; i++) {
@@ -207,7 +267,7 @@ async function expectResynced() {
   }
 }
 
-test('scale to 0 (reverse order, preStop, SIGTERM), vault-restore.sh --local into vault-0\'s data, scale back up in order', async () => {
+test("scale to 0 (reverse order, preStop, SIGTERM), vault-restore.sh --local into vault-0's data, scale back up in order", async () => {
   expect(snapshotName).toMatch(/^vault-\d{8}T\d{6}Z\.rdb$/);
   const out = await downRestoreUp(false);
   expect(out).toContain(`restore: loaded ${keysAtBackup} keys from ${snapshotName}`);
@@ -236,12 +296,16 @@ test('every ACL user authenticates on every node, a wrong password does not, and
   expect(await append(orb, 21)).toEqual([21, 0]);
   const offset = Number(infoField(String(await set.ask(set.hosts[0], set.port, 'sentinel', 'INFO', 'replication')), 'master_repl_offset'));
   for (const i of [1, 2]) {
-    await until(`vault-${i} has the new write`, async () => Number(infoField(String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'replication')), 'slave_repl_offset')) >= offset);
+    await until(
+      `vault-${i} has the new write`,
+      async () =>
+        Number(infoField(String(await set.ask(set.hosts[i], set.port, 'sentinel', 'INFO', 'replication')), 'slave_repl_offset')) >= offset,
+    );
     expect((await contents(i)).events.at(-1)).toEqual(['21-0', JSON.stringify({ n: 21 })]);
   }
 });
 
-test('again into a fresh primary (vault-0\'s data dir empty, as a new PVC): the replicas resync from it and the writes after the snapshot are gone', async () => {
+test("again into a fresh primary (vault-0's data dir empty, as a new PVC): the replicas resync from it and the writes after the snapshot are gone", async () => {
   const out = await downRestoreUp(true);
   expect(out).toContain(`restore: loaded ${keysAtBackup} keys from ${snapshotName}`);
   expect(readdirSync(set.dataDir(0)).filter((f) => f.startsWith('appendonlydir.before-restore-'))).toHaveLength(0);

@@ -31,11 +31,16 @@ esac
 exit 0
 `;
 
-interface Call { args: string[]; body?: string }
+interface Call {
+  args: string[];
+  body?: string;
+}
 
 function objects(env: string): any[] {
   const dir = join(ROOT, 'dist', env);
-  return readdirSync(dir).filter((f) => f.endsWith('.k8s.yaml')).flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS()));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.k8s.yaml'))
+    .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => d.toJS()));
 }
 
 describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env) => {
@@ -53,9 +58,18 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     chmodSync(join(dir, 'kubectl'), 0o755);
     execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), ns], {
       encoding: 'utf8',
-      env: { ...process.env, KUBECTL: join(dir, 'kubectl'), FAKE_LOG: join(dir, 'log'), FAKE_IMAGE: redis.image, FAKE_REPLICAS: String(replicas) },
+      env: {
+        ...process.env,
+        KUBECTL: join(dir, 'kubectl'),
+        FAKE_LOG: join(dir, 'log'),
+        FAKE_IMAGE: redis.image,
+        FAKE_REPLICAS: String(replicas),
+      },
     });
-    calls = readFileSync(join(dir, 'log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    calls = readFileSync(join(dir, 'log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -66,14 +80,18 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     for (const c of calls) expect(c.args.slice(0, 2)).toEqual(['-n', ns]);
     expect(find('CronJob', 'vault-backup')).toBeDefined();
     expect(find('PersistentVolumeClaim', 'vault-backup')).toBeDefined();
-    for (const c of calls.filter((x) => ['scale', 'rollout'].includes(x.args[2]) || (x.args[2] === 'get' && x.args[3] !== 'pods'))) expect(c.args).toContain('vault');
+    for (const c of calls.filter((x) => ['scale', 'rollout'].includes(x.args[2]) || (x.args[2] === 'get' && x.args[3] !== 'pods')))
+      expect(c.args).toContain('vault');
     expect(calls.some((c) => has(c, 'patch', 'cronjob', 'vault-backup'))).toBe(true);
   });
 
-  test('the restore pod mounts the PVCs the StatefulSet and the CronJob use, with the vault\'s redis image', () => {
+  test("the restore pod mounts the PVCs the StatefulSet and the CronJob use, with the vault's redis image", () => {
     const pods = calls.filter((c) => c.body).map((c) => JSON.parse(c.body!));
     const restore = pods[pods.length - 1];
-    const claims = restore.spec.volumes.filter((v: any) => v.persistentVolumeClaim).map((v: any) => v.persistentVolumeClaim.claimName).sort();
+    const claims = restore.spec.volumes
+      .filter((v: any) => v.persistentVolumeClaim)
+      .map((v: any) => v.persistentVolumeClaim.claimName)
+      .sort();
     // volumeClaimTemplates 'data' of StatefulSet 'vault', ordinal 0: the PVC the primary-to-be mounts.
     const template = sts.spec.volumeClaimTemplates[0].metadata.name;
     expect(claims).toEqual([`${template}-vault-0`, 'vault-backup'].sort());
@@ -88,7 +106,11 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     expect(cron.volumes.find((v: any) => v.name === 'backup').persistentVolumeClaim.claimName).toBe('vault-backup');
     // Same restricted profile as the workloads.
     expect(restore.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(restore.spec.containers[0].securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(restore.spec.containers[0].securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   test('order: suspend backups, scale to 0, wait for every pod, restore, scale back to the rendered replicas', () => {
@@ -96,7 +118,9 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     const down = index((c) => has(c, 'scale', 'statefulset', 'vault', '--replicas=0'));
     const waits = [...Array(replicas).keys()].map((i) => index((c) => has(c, 'wait', `pod/vault-${i}`) && c.args.includes('--for=delete')));
     // After the waits (which may time out), a check that no pod of the StatefulSet is left, by its own selector.
-    const selector = Object.entries(sts.spec.selector.matchLabels).map(([k, v]) => `${k}=${v}`).join(',');
+    const selector = Object.entries(sts.spec.selector.matchLabels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     const leftCheck = index((c) => has(c, 'get', 'pods', '-l', selector));
     const restoreApply = calls.map((c, i) => (c.body && c.body.includes('data-vault-0') ? i : -1)).filter((i) => i >= 0);
     const up = index((c) => has(c, 'scale', 'statefulset', 'vault', `--replicas=${replicas}`));
@@ -118,13 +142,26 @@ describe.each(['prod', 'dev'])('scripts/vault-restore.sh against dist/%s', (env)
     let failed: { status: number; stderr: string } | undefined;
     try {
       execFileSync('bash', [join(ROOT, 'scripts', 'vault-restore.sh'), ns], {
-        encoding: 'utf8', stdio: 'pipe',
-        env: { ...process.env, KUBECTL: join(dir, 'kubectl'), FAKE_LOG: log, FAKE_IMAGE: redis.image, FAKE_REPLICAS: String(replicas), FAKE_LEFT_PODS: 'pod/vault-0' },
+        encoding: 'utf8',
+        stdio: 'pipe',
+        env: {
+          ...process.env,
+          KUBECTL: join(dir, 'kubectl'),
+          FAKE_LOG: log,
+          FAKE_IMAGE: redis.image,
+          FAKE_REPLICAS: String(replicas),
+          FAKE_LEFT_PODS: 'pod/vault-0',
+        },
       });
-    } catch (err) { failed = err as { status: number; stderr: string }; }
+    } catch (err) {
+      failed = err as { status: number; stderr: string };
+    }
     expect(failed?.status).toBe(1);
     expect(failed?.stderr).toContain('vault pod(s) still present after scale-down: pod/vault-0');
-    const left: Call[] = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const left: Call[] = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(left.some((c) => c.body?.includes('data-vault-0'))).toBe(false);
     expect(left.some((c) => has(c, 'scale', 'statefulset', 'vault', `--replicas=${replicas}`))).toBe(false);
     expect(left.at(-1)!.args.join(' ')).toContain('"suspend":false');

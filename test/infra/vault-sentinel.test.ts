@@ -18,9 +18,12 @@ import { VAULT_ENV } from '../../services/config/vault';
 import { freePort } from '../../tools/redis/redis-server';
 import { waitUntil } from '../support/wait';
 
-const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
+const RES = {
+  cpu: { request: '10m', limit: '100m' },
+  memory: { request: '16Mi', limit: '64Mi' },
+  ephemeralStorage: { request: '1Mi', limit: '8Mi' },
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 describe('HA vault: rendered Sentinel set on real processes', () => {
   const app = Testing.chart();
@@ -44,22 +47,45 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
 
   const env = (i: number) => ({
     ...process.env,
-    VAULT_SELF: hosts[i], VAULT_NODES: hosts.join(' '), VAULT_PORT: String(port), SENTINEL_PORT: String(sentinelPort),
-    VAULT_MASTER_NAME: 'vault', VAULT_ACL_DIR: join(root, 'secrets'), VAULT_RUN_DIR: join(root, `run-${i}`),
-    SENTINEL_QUORUM: '2', SENTINEL_DOWN_AFTER_MS: '1000', SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
-    SENTINEL_ACL_FILE: join(root, 'sentinel.acl'), SENTINEL_BIND: hosts[i], PRESTOP_WAIT_S: '15',
+    VAULT_SELF: hosts[i],
+    VAULT_NODES: hosts.join(' '),
+    VAULT_PORT: String(port),
+    SENTINEL_PORT: String(sentinelPort),
+    VAULT_MASTER_NAME: 'vault',
+    VAULT_ACL_DIR: join(root, 'secrets'),
+    VAULT_RUN_DIR: join(root, `run-${i}`),
+    SENTINEL_QUORUM: '2',
+    SENTINEL_DOWN_AFTER_MS: '1000',
+    SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
+    SENTINEL_ACL_FILE: join(root, 'sentinel.acl'),
+    SENTINEL_BIND: hosts[i],
+    PRESTOP_WAIT_S: '15',
   });
   const start = (kind: 'redis' | 'sentinel', i: number) => {
     const key = `${kind}-${i}`;
     const args = kind === 'redis' ? [join(root, 'start-redis.sh'), join(root, `redis-${i}.conf`)] : [join(root, 'start-sentinel.sh')];
     const child = spawn('sh', args, { env: env(i), stdio: ['ignore', 'pipe', 'pipe'] });
     logs[key] = '';
-    child.stdout?.on('data', (d) => { logs[key] += String(d); });
-    child.stderr?.on('data', (d) => { logs[key] += String(d); });
+    child.stdout?.on('data', (d) => {
+      logs[key] += String(d);
+    });
+    child.stderr?.on('data', (d) => {
+      logs[key] += String(d);
+    });
     procs[key] = child;
   };
   const cli = (host: string, p: number, user: string) => {
-    const c = new Redis({ host, port: p, username: user, password: passwords[user], lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => null });
+    const c = new Redis({
+      host,
+      port: p,
+      username: user,
+      password: passwords[user],
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
     c.on('error', () => {});
     clients.push(c);
     return c;
@@ -75,18 +101,24 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
   };
   const role = async (i: number) => ((await ask(hosts[i], port, 'sentinel', 'ROLE')) as unknown[])[0] as string;
   const linkUp = async (i: number) => /master_link_status:up/.test(String(await ask(hosts[i], port, 'sentinel', 'INFO', 'replication')));
-  const masterOf = async (i: number) => ((await ask(hosts[i], sentinelPort, 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[0];
+  const masterOf = async (i: number) =>
+    ((await ask(hosts[i], sentinelPort, 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[0];
   const startPod = async (i: number) => {
     start('redis', i);
     start('sentinel', i);
-    await waitUntil(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i)))
-      .catch((err: Error) => { throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`); });
+    await waitUntil(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i))).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`);
+      },
+    );
   };
 
   beforeAll(async () => {
     port = await freePort();
-    do sentinelPort = await freePort(); while (sentinelPort === port);
-    for (const d of ['backup', 'node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2']) mkdirSync(join(root, d));
+    do sentinelPort = await freePort();
+    while (sentinelPort === port);
+    for (const d of ['backup', 'node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2'])
+      mkdirSync(join(root, d));
     for (const [f, text] of Object.entries(conf)) writeFileSync(join(root, f), text);
     for (const [f, text] of Object.entries(nodeRules)) writeFileSync(join(root, 'node-rules', f), text);
     for (const [f, text] of Object.entries(sentinelRules)) writeFileSync(join(root, 'sentinel-rules', f), text);
@@ -99,10 +131,15 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     execFileSync('sh', [assemble, join(root, 'sentinel-rules'), join(root, 'secrets'), join(root, 'sentinel.acl')]);
     // The rendered redis.conf with this node's address, port and paths instead of the pod's.
     for (let i = 0; i < 3; i++) {
-      writeFileSync(join(root, `redis-${i}.conf`), conf['redis.conf']
-        .replace(/^bind .*$/m, `bind ${hosts[i]}`).replace(/^port .*$/m, `port ${port}`)
-        .replace(/^dir .*$/m, `dir ${join(root, `data-${i}`)}`).replace(/^aclfile .*$/m, `aclfile ${join(root, 'users.acl')}`)
-        .replace(/^include .*$/m, `include ${join(root, `run-${i}`, 'replication.conf')}`));
+      writeFileSync(
+        join(root, `redis-${i}.conf`),
+        conf['redis.conf']
+          .replace(/^bind .*$/m, `bind ${hosts[i]}`)
+          .replace(/^port .*$/m, `port ${port}`)
+          .replace(/^dir .*$/m, `dir ${join(root, `data-${i}`)}`)
+          .replace(/^aclfile .*$/m, `aclfile ${join(root, 'users.acl')}`)
+          .replace(/^include .*$/m, `include ${join(root, `run-${i}`, 'replication.conf')}`),
+      );
     }
     // OrderedReady, as the StatefulSet starts them.
     for (let i = 0; i < 3; i++) await startPod(i);
@@ -110,8 +147,17 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
 
   afterAll(async () => {
     // Servers first: the clients' sockets then close at once instead of waiting out ioredis' disconnect timer.
-    await Promise.all(Object.values(procs).filter((p) => p.exitCode === null && p.signalCode === null)
-      .map((p) => new Promise((resolve) => { p.once('exit', resolve); p.kill('SIGKILL'); })));
+    await Promise.all(
+      Object.values(procs)
+        .filter((p) => p.exitCode === null && p.signalCode === null)
+        .map(
+          (p) =>
+            new Promise((resolve) => {
+              p.once('exit', resolve);
+              p.kill('SIGKILL');
+            }),
+        ),
+    );
     for (const c of clients) if (c.status !== 'end') c.disconnect();
     await sleep(200);
     rmSync(root, { recursive: true, force: true });
@@ -142,7 +188,14 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     await expect(ask(hosts[1], sentinelPort, 'orb', 'SENTINEL', 'FAILOVER', 'vault')).rejects.toThrow(/NOPERM/);
     await expect(ask(hosts[1], sentinelPort, 'orb', 'SENTINEL', 'SET', 'vault', 'quorum', '1')).rejects.toThrow(/NOPERM/);
     // No anonymous access anywhere.
-    const anon = new Redis({ host: hosts[1], port: sentinelPort, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
+    const anon = new Redis({
+      host: hosts[1],
+      port: sentinelPort,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
     clients.push(anon);
     await anon.connect();
     await expect(anon.call('SENTINEL', 'get-master-addr-by-name', 'vault')).rejects.toThrow(/NOAUTH|NOPERM/);
@@ -151,7 +204,10 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
 
   test('SIGKILL of the primary pod: a replica is promoted, the Sentinel-aware client follows, the pod rejoins as a replica', async () => {
     const cfg = loadEnv(VAULT_ENV, {
-      REDIS_SENTINELS: hosts.map((h) => `${h}:${sentinelPort}`).join(','), REDIS_SENTINEL_MASTER: 'vault', REDIS_USERNAME: 'orb', REDIS_PASSWORD: passwords.orb,
+      REDIS_SENTINELS: hosts.map((h) => `${h}:${sentinelPort}`).join(','),
+      REDIS_SENTINEL_MASTER: 'vault',
+      REDIS_USERNAME: 'orb',
+      REDIS_PASSWORD: passwords.orb,
     });
     const vault = connectVault(cfg, { connectionName: 'ha-test' });
     const errors: string[] = [];
@@ -166,7 +222,9 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     const target = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
     expect(target).toBeGreaterThan(0);
     await waitUntil('a replica acknowledged every write', async () => {
-      const acked = [...String(await ask(hosts[0], port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g)].map((m) => Number(m[1]));
+      const acked = [...String(await ask(hosts[0], port, 'sentinel', 'INFO', 'replication')).matchAll(/slave\d+:.*?offset=(\d+)/g)].map(
+        (m) => Number(m[1]),
+      );
       return acked.some((o) => o >= target) || undefined;
     });
 
@@ -176,26 +234,38 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     // Keep writing through the failover: the client must land on the new primary by itself.
     let written = 50;
     let failedWrites = 0;
-    const newPrimary = await waitUntil('a replica is promoted', async () => {
-      try {
-        await vault.set(`${prefix}${written}`, String(written));
-        written += 1;
-      } catch { failedWrites += 1; }
-      const m = await masterOf(1).catch(() => undefined);
-      return m && m !== hosts[0] ? m : undefined;
-    // Two Sentinels left may split their vote; each retry waits 2 x failover-timeout (12 s here).
-    }, 45_000);
+    const newPrimary = await waitUntil(
+      'a replica is promoted',
+      async () => {
+        try {
+          await vault.set(`${prefix}${written}`, String(written));
+          written += 1;
+        } catch {
+          failedWrites += 1;
+        }
+        const m = await masterOf(1).catch(() => undefined);
+        return m && m !== hosts[0] ? m : undefined;
+        // Two Sentinels left may split their vote; each retry waits 2 x failover-timeout (12 s here).
+      },
+      45_000,
+    );
     const promotedMs = Date.now() - killedAt;
-    await waitUntil('the client writes to the new primary', async () => {
-      await vault.set(`${prefix}after`, 'yes');
-      return true;
-    }, 20_000);
+    await waitUntil(
+      'the client writes to the new primary',
+      async () => {
+        await vault.set(`${prefix}after`, 'yes');
+        return true;
+      },
+      20_000,
+    );
     const followedMs = Date.now() - killedAt;
     expect([hosts[1], hosts[2]]).toContain(newPrimary);
     for (let n = 0; n < 50; n++) expect(await vault.get(`${prefix}${n}`)).toBe(String(n));
     expect(await vault.get(`${prefix}after`)).toBe('yes');
     // eslint-disable-next-line no-console
-    console.log(`HA vault failover: promoted after ${promotedMs} ms, client writing again after ${followedMs} ms (${written - 50} writes during, ${failedWrites} failed attempts, client errors: ${[...new Set(errors)].join('; ') || 'none'})`);
+    console.log(
+      `HA vault failover: promoted after ${promotedMs} ms, client writing again after ${followedMs} ms (${written - 50} writes during, ${failedWrites} failed attempts, client errors: ${[...new Set(errors)].join('; ') || 'none'})`,
+    );
 
     // The pod comes back: both scripts ask the peer Sentinels and rejoin under the new primary.
     await startPod(0);
@@ -213,13 +283,24 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     const out = execFileSync('sh', ['-c', BACKUP_SCRIPT], {
       encoding: 'utf8',
       env: {
-        ...process.env, REDIS_HOST: 'vault', REDIS_PORT: String(port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: passwords.backup,
-        REDIS_SENTINELS: hosts.map((h) => `${h}:${sentinelPort}`).join(','), REDIS_SENTINEL_MASTER: 'vault', BACKUP_DIR: join(root, 'backup'), KEEP: '2',
+        ...process.env,
+        REDIS_HOST: 'vault',
+        REDIS_PORT: String(port),
+        REDIS_USERNAME: 'backup',
+        REDIS_PASSWORD: passwords.backup,
+        REDIS_SENTINELS: hosts.map((h) => `${h}:${sentinelPort}`).join(','),
+        REDIS_SENTINEL_MASTER: 'vault',
+        BACKUP_DIR: join(root, 'backup'),
+        KEEP: '2',
       },
     });
     expect(out).toMatch(/vault-backup: wrote vault-\d{8}T\d{6}Z\.rdb; kept 1/);
     const [rdb] = readdirSync(join(root, 'backup'));
-    expect(readFileSync(join(root, 'backup', rdb)).subarray(0, 5).toString()).toBe('REDIS');
+    expect(
+      readFileSync(join(root, 'backup', rdb))
+        .subarray(0, 5)
+        .toString(),
+    ).toBe('REDIS');
     expect(hosts).toContain(primary);
   }, 30_000);
 

@@ -13,7 +13,11 @@ import { BACKUP_SCRIPT, redisConf, Vault, VAULT_USERS, VaultBackup } from '../..
 import { assembleAclFile } from '../support/acl-file';
 import { startRedisServer, type RedisServerHandle } from '../../tools/redis/redis-server';
 
-const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
+const RES = {
+  cpu: { request: '10m', limit: '100m' },
+  memory: { request: '16Mi', limit: '64Mi' },
+  ephemeralStorage: { request: '1Mi', limit: '8Mi' },
+};
 
 describe('vault ACL users on a real redis-server', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vault-acl-'));
@@ -22,7 +26,15 @@ describe('vault ACL users on a real redis-server', () => {
   let serverArgs: string[] = [];
   const clients: Redis[] = [];
   const as = async (user: string) => {
-    const c = new Redis({ port: server.port, host: '127.0.0.1', username: user, password: passwords[user], lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: true });
+    const c = new Redis({
+      port: server.port,
+      host: '127.0.0.1',
+      username: user,
+      password: passwords[user],
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: true,
+    });
     clients.push(c);
     await c.connect();
     return c;
@@ -33,8 +45,13 @@ describe('vault ACL users on a real redis-server', () => {
     Object.assign(passwords, assembleAclFile(dir, { newlineFor: ['cali'] }));
     // The rendered redis.conf as arguments (they override the helper's defaults), minus the
     // pod's listen address and paths, which the helper sets for this test.
-    const args = redisConf('64mb').split('\n').filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))
-      .flatMap((l) => { const [k, ...v] = l.split(' '); return [`--${k}`, ...v]; });
+    const args = redisConf('64mb')
+      .split('\n')
+      .filter((l) => l && !/^(bind|port|dir|aclfile) /.test(l))
+      .flatMap((l) => {
+        const [k, ...v] = l.split(' ');
+        return [`--${k}`, ...v];
+      });
     serverArgs = [...args, '--aclfile', join(dir, 'users.acl')];
     server = await startRedisServer({ dir, args: serverArgs });
   });
@@ -61,7 +78,14 @@ describe('vault ACL users on a real redis-server', () => {
   });
 
   test('the default user is off: no anonymous access', async () => {
-    const anon = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
+    const anon = new Redis({
+      port: server.port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
     clients.push(anon);
     await anon.connect().catch(() => undefined);
     await expect(anon.get('identity:seed')).rejects.toThrow(/NOAUTH|WRONGPASS|NOPERM/);
@@ -128,13 +152,22 @@ describe('vault ACL users on a real redis-server', () => {
     const backupDir = join(dir, 'backups');
     mkdirSync(backupDir);
     // Older snapshots from previous runs (names sort by time).
-    for (const stamp of ['20200101T000000Z', '20200102T000000Z', '20200103T000000Z']) writeFileSync(join(backupDir, `vault-${stamp}.rdb`), 'old');
+    for (const stamp of ['20200101T000000Z', '20200102T000000Z', '20200103T000000Z'])
+      writeFileSync(join(backupDir, `vault-${stamp}.rdb`), 'old');
     writeFileSync(join(dir, 'backup.sh'), BACKUP_SCRIPT);
     const out = execFileSync('sh', [join(dir, 'backup.sh')], {
       encoding: 'utf8',
       timeout: 150_000,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: 'backup', REDIS_PASSWORD: passwords.backup, BACKUP_DIR: backupDir, KEEP: '2' },
+      env: {
+        ...process.env,
+        REDIS_HOST: '127.0.0.1',
+        REDIS_PORT: String(server.port),
+        REDIS_USERNAME: 'backup',
+        REDIS_PASSWORD: passwords.backup,
+        BACKUP_DIR: backupDir,
+        KEEP: '2',
+      },
     });
     expect(out).toMatch(/wrote vault-\d{8}T\d{6}Z\.rdb; kept 2/);
     const files = readdirSync(backupDir).sort();
@@ -165,16 +198,26 @@ describe('Vault construct', () => {
     expect(sts.spec.template.spec.volumes).toContainEqual({ name: 'acl-secret', secret: { secretName: 'vault-acl', defaultMode: 0o440 } });
     const rules = objs.find((o) => o.metadata.name === 'vault-acl-rules');
     expect(Object.keys(rules.data).sort()).toEqual(['assemble-acl.sh', ...VAULT_USERS.map((u) => `${u}.rules`)].sort());
-    expect(objs.find((o) => o.metadata.name === 'vault-config').data['redis.conf']).toMatch(/appendonly yes[\s\S]*maxmemory-policy noeviction/);
+    expect(objs.find((o) => o.metadata.name === 'vault-config').data['redis.conf']).toMatch(
+      /appendonly yes[\s\S]*maxmemory-policy noeviction/,
+    );
   });
 
   test("invariants name the prop: 'maxMemory'", () => {
-    expect(() => new Vault(Testing.chart(), 'v', { image: 'redis:7', resources: RES, storage: '1Gi', maxMemory: '1 GB' })).toThrow("'maxMemory' (1 GB)");
+    expect(() => new Vault(Testing.chart(), 'v', { image: 'redis:7', resources: RES, storage: '1Gi', maxMemory: '1 GB' })).toThrow(
+      "'maxMemory' (1 GB)",
+    );
   });
 
   test('VaultBackup: CronJob with deadlines, Forbid concurrency, ttl, and a PVC', () => {
     const chart = Testing.chart();
-    new VaultBackup(chart, 'b', { image: 'redis:7.4.1', resources: RES, storage: '5Gi', keep: 7, vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 } });
+    new VaultBackup(chart, 'b', {
+      image: 'redis:7.4.1',
+      resources: RES,
+      storage: '5Gi',
+      keep: 7,
+      vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+    });
     const objs = Testing.synth(chart);
     const cj = objs.find((o) => o.kind === 'CronJob');
     expect(cj.spec).toMatchObject({ concurrencyPolicy: 'Forbid', startingDeadlineSeconds: 600 });
@@ -182,8 +225,16 @@ describe('Vault construct', () => {
     expect(cj.spec.jobTemplate.spec.template.spec.restartPolicy).toBe('OnFailure');
     expect(cj.spec.jobTemplate.spec.template.spec.containers[0].env).toContainEqual({ name: 'KEEP', value: '7' });
     expect(objs.find((o) => o.kind === 'PersistentVolumeClaim').metadata.name).toBe('vault-backup');
-    expect(() => new VaultBackup(Testing.chart(), 'b', { image: 'r:1', resources: RES, storage: '1Gi', keep: 0, vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 } }))
-      .toThrow("'keep' (0)");
+    expect(
+      () =>
+        new VaultBackup(Testing.chart(), 'b', {
+          image: 'r:1',
+          resources: RES,
+          storage: '1Gi',
+          keep: 0,
+          vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+        }),
+    ).toThrow("'keep' (0)");
   });
 
   test('replicas 3: Redis + Sentinel per pod, spread over hosts (required) and zones, PDB keeps a majority, clients get the Sentinels', () => {
@@ -194,8 +245,14 @@ describe('Vault construct', () => {
     const pod = sts.spec.template.spec;
     expect(sts.spec).toMatchObject({ replicas: 3, podManagementPolicy: 'OrderedReady', serviceName: 'vault' });
     expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['redis', 'sentinel']);
-    expect(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution).toEqual([{ labelSelector: { matchLabels: { app: 'vault' } }, topologyKey: 'kubernetes.io/hostname' }]);
-    expect(pod.topologySpreadConstraints[0]).toMatchObject({ topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', maxSkew: 1 });
+    expect(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { labelSelector: { matchLabels: { app: 'vault' } }, topologyKey: 'kubernetes.io/hostname' },
+    ]);
+    expect(pod.topologySpreadConstraints[0]).toMatchObject({
+      topologyKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+      maxSkew: 1,
+    });
     expect(objs.find((o) => o.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(2);
     const svc = objs.find((o) => o.kind === 'Service');
     expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
@@ -204,26 +261,52 @@ describe('Vault construct', () => {
     expect(conf).toMatch(/appendonly yes[\s\S]*min-replicas-to-write 1\nmin-replicas-max-lag 10/);
     const rules = objs.find((o) => o.metadata.name === 'vault-acl-rules').data;
     expect(rules['replication.rules']).toBe('resetkeys resetchannels -@all +psync +replconf +ping');
-    expect(Object.keys(objs.find((o) => o.metadata.name === 'vault-sentinel-acl-rules').data).sort()).toEqual([...VAULT_USERS, 'sentinel'].map((u) => `${u}.rules`).sort());
-    const env = Object.fromEntries(pod.containers[1].env.filter((e: { value?: string }) => e.value).map((e: { name: string; value: string }) => [e.name, e.value]));
-    expect(env).toMatchObject({ VAULT_SELF: '$(POD_NAME).vault.$(POD_NAMESPACE).svc.cluster.local', SENTINEL_QUORUM: '2', SENTINEL_DOWN_AFTER_MS: '5000', SENTINEL_FAILOVER_TIMEOUT_MS: '15000' });
+    expect(Object.keys(objs.find((o) => o.metadata.name === 'vault-sentinel-acl-rules').data).sort()).toEqual(
+      [...VAULT_USERS, 'sentinel'].map((u) => `${u}.rules`).sort(),
+    );
+    const env = Object.fromEntries(
+      pod.containers[1].env.filter((e: { value?: string }) => e.value).map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+    expect(env).toMatchObject({
+      VAULT_SELF: '$(POD_NAME).vault.$(POD_NAMESPACE).svc.cluster.local',
+      SENTINEL_QUORUM: '2',
+      SENTINEL_DOWN_AFTER_MS: '5000',
+      SENTINEL_FAILOVER_TIMEOUT_MS: '15000',
+    });
     expect(env.VAULT_NODES.split(' ')).toEqual([0, 1, 2].map((i) => `vault-${i}.vault.$(POD_NAMESPACE).svc.cluster.local`));
     expect(pod.containers[0].lifecycle.preStop.exec.command).toEqual(['sh', '/etc/redis/conf/prestop.sh']);
-    expect(v.endpoint).toEqual({ mode: 'in-cluster', serviceName: 'vault', port: 6379, sentinels: ['vault-0.vault:26379', 'vault-1.vault:26379', 'vault-2.vault:26379'], sentinelMaster: 'vault' });
+    expect(v.endpoint).toEqual({
+      mode: 'in-cluster',
+      serviceName: 'vault',
+      port: 6379,
+      sentinels: ['vault-0.vault:26379', 'vault-1.vault:26379', 'vault-2.vault:26379'],
+      sentinelMaster: 'vault',
+    });
   });
 
   test("HA invariants name the prop: 'replicas', 'ha.minReplicasToWrite', 'ha.failoverTimeoutMilliseconds'", () => {
     const make = (extra: object) => () => new Vault(Testing.chart(), 'v', { image: 'redis:7', resources: RES, storage: '1Gi', ...extra });
     expect(make({ replicas: 2 })).toThrow("'replicas' (2) must be 1 or an odd integer >= 3");
     expect(make({ replicas: 3, ha: { minReplicasToWrite: 3 } })).toThrow("'ha.minReplicasToWrite' (3) must be an integer in 1..2");
-    expect(make({ replicas: 3, ha: { downAfterMilliseconds: 5000, failoverTimeoutMilliseconds: 5000 } })).toThrow("'ha.failoverTimeoutMilliseconds' (5000) must exceed");
+    expect(make({ replicas: 3, ha: { downAfterMilliseconds: 5000, failoverTimeoutMilliseconds: 5000 } })).toThrow(
+      "'ha.failoverTimeoutMilliseconds' (5000) must exceed",
+    );
   });
 
   test('VaultBackup offsite: snapshot as init container (redis image), upload in the app image with keys by secretKeyRef', () => {
     const chart = Testing.chart();
     new VaultBackup(chart, 'b', {
-      image: 'redis:7.4.1', resources: RES, storage: '5Gi', vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
-      offsite: { endpoint: 'https://s3.example.com', bucket: 'b1', prefix: 'p/', credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' }, image: 'ucm4/orb:1' },
+      image: 'redis:7.4.1',
+      resources: RES,
+      storage: '5Gi',
+      vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+      offsite: {
+        endpoint: 'https://s3.example.com',
+        bucket: 'b1',
+        prefix: 'p/',
+        credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' },
+        image: 'ucm4/orb:1',
+      },
     });
     const pod = Testing.synth(chart).find((o) => o.kind === 'CronJob').spec.jobTemplate.spec.template.spec;
     expect(pod.initContainers.map((c: { name: string; image: string }) => [c.name, c.image])).toEqual([['backup', 'redis:7.4.1']]);
@@ -232,9 +315,20 @@ describe('Vault construct', () => {
     expect(up.env).toContainEqual({ name: 'BACKUP_S3_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 's3', key: 'key' } } });
     expect(up.env).toContainEqual({ name: 'BACKUP_S3_BUCKET', value: 'b1' });
     expect(up.volumeMounts).toContainEqual({ name: 'backup', mountPath: '/backup', readOnly: true });
-    expect(() => new VaultBackup(Testing.chart(), 'b', {
-      image: 'r:1', resources: RES, storage: '1Gi', vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
-      offsite: { endpoint: 's3.example.com', bucket: 'b1', credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' }, image: 'ucm4/orb:1' },
-    })).toThrow("'offsite.endpoint' (s3.example.com)");
+    expect(
+      () =>
+        new VaultBackup(Testing.chart(), 'b', {
+          image: 'r:1',
+          resources: RES,
+          storage: '1Gi',
+          vault: { mode: 'in-cluster', serviceName: 'vault', port: 6379 },
+          offsite: {
+            endpoint: 's3.example.com',
+            bucket: 'b1',
+            credentialsSecret: { secret: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' },
+            image: 'ucm4/orb:1',
+          },
+        }),
+    ).toThrow("'offsite.endpoint' (s3.example.com)");
   });
 });

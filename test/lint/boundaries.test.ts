@@ -24,8 +24,16 @@ const cases = readdirSync(FIXTURES).flatMap((arrow) =>
   filesUnder(join(FIXTURES, arrow)).map((f) => [arrow, relative(join(FIXTURES, arrow), f), readFileSync(f, 'utf8')] as const),
 );
 
-interface Message { ruleId: string | null; line: number; severity: number; message: string }
-interface Result { filePath: string; messages: Message[] }
+interface Message {
+  ruleId: string | null;
+  line: number;
+  severity: number;
+  message: string;
+}
+interface Result {
+  filePath: string;
+  messages: Message[];
+}
 
 /**
  * ESLint's Node API in a child node: it loads eslint.config.mjs with a dynamic import(), which
@@ -44,7 +52,10 @@ function eslintApi(job: { texts?: { repoPath: string; text: string }[]; tree?: b
     process.stdout.write(JSON.stringify(out.map((r) => ({ filePath: r.filePath, messages: r.messages }))));
   `;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(job)], {
-    cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 280_000,
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 280_000,
   });
   if (r.status !== 0) throw new Error(`eslint failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout) as Result[];
@@ -63,7 +74,17 @@ function lintAs(repoPath: string, text: string): Message[] {
 
 test('every forbidden arrow has a fixture, and the allowed imports one too', () => {
   const arrows = new Set(cases.map(([arrow]) => arrow));
-  for (const a of ['orb-to-workers', 'inference-to-workers', 'web-to-cli', 'client-to-cli', 'infra-to-policy', 'charts-to-policy', 'services-to-infra', 'outside-to-test', 'allowed']) {
+  for (const a of [
+    'orb-to-workers',
+    'inference-to-workers',
+    'web-to-cli',
+    'client-to-cli',
+    'infra-to-policy',
+    'charts-to-policy',
+    'services-to-infra',
+    'outside-to-test',
+    'allowed',
+  ]) {
     expect(arrows).toContain(a);
   }
 });
@@ -83,7 +104,12 @@ describe.each(cases)('%s: %s', (arrow, repoPath, text) => {
 
 test('the same import is refused or allowed by where the importing file sits', () => {
   const text = "import { hasTool } from '../test/support/system-tools';\nexport const t = hasTool;\n";
-  const [fromScripts, fromTest] = eslintApi({ texts: [{ repoPath: 'scripts/x.ts', text }, { repoPath: 'test/lint/x.ts', text }] });
+  const [fromScripts, fromTest] = eslintApi({
+    texts: [
+      { repoPath: 'scripts/x.ts', text },
+      { repoPath: 'test/lint/x.ts', text },
+    ],
+  });
   expect(fromScripts.messages.map((m) => m.ruleId)).toEqual([RULE]);
   // From test/lint/ the same specifier lands in test/ (test/test/support…), still inside test/: allowed.
   expect(fromTest.messages).toEqual([]);
@@ -95,6 +121,8 @@ test('the real tree lints clean (npm run lint)', () => {
   expect(problems).toEqual([]);
   // It did lint the tree (the fixtures are ignored there, the layers are not).
   const linted = results.map((r) => relative(ROOT, r.filePath));
-  expect(linted).toEqual(expect.arrayContaining(['services/orb/app.ts', 'web/src/main.ts', 'infra/policy-exemptions.ts', 'scripts/dev.ts']));
+  expect(linted).toEqual(
+    expect.arrayContaining(['services/orb/app.ts', 'web/src/main.ts', 'infra/policy-exemptions.ts', 'scripts/dev.ts']),
+  );
   expect(linted.some((f) => f.startsWith('test/lint/fixtures/'))).toBe(false);
 }, 300_000);

@@ -71,7 +71,11 @@ describe('PolicyValidation in process', () => {
     const v = ctx.report.toJson().violations;
     expect(v.map((x) => x.ruleName)).toEqual([expect.stringMatching(/^S7 \[prod\]/)]);
     expect(v[0].violatingConstructs).toEqual([
-      expect.objectContaining({ resourceName: 'orb-core', manifestPath: file, locations: ['Deployment/orb-core: pod sets hostNetwork: true'] }),
+      expect.objectContaining({
+        resourceName: 'orb-core',
+        manifestPath: file,
+        locations: ['Deployment/orb-core: pod sets hostNetwork: true'],
+      }),
     ]);
   });
 
@@ -121,7 +125,12 @@ for (const env of fs.readdirSync(src)) {
     fs.writeFileSync(path.join(project, 'app.js'), APP);
     fs.writeFileSync(
       path.join(project, 'cdk8s.yaml'),
-      stringify({ language: 'typescript', app: 'node app.js', output: 'dist', validations: [{ package: PLUGIN, version: '0.1.0', class: 'PolicyValidation' }] }),
+      stringify({
+        language: 'typescript',
+        app: 'node app.js',
+        output: 'dist',
+        validations: [{ package: PLUGIN, version: '0.1.0', class: 'PolicyValidation' }],
+      }),
     );
     writeDist(path.join(tmp, 'fixture-good'), 'prod', goodStack());
     writeDist(path.join(tmp, 'fixture-bad'), 'prod', broken());

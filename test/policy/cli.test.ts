@@ -19,8 +19,20 @@ function writeEnv(env: string, objects: K8sObject[]): void {
   fs.mkdirSync(path.join(dist, env), { recursive: true });
   // Split across two files, multi-document each, like cdk8s writes them.
   const half = Math.floor(objects.length / 2);
-  fs.writeFileSync(path.join(dist, env, 'a.k8s.yaml'), objects.slice(0, half).map((o) => stringify(o)).join('---\n'));
-  fs.writeFileSync(path.join(dist, env, 'b.k8s.yaml'), objects.slice(half).map((o) => stringify(o)).join('---\n'));
+  fs.writeFileSync(
+    path.join(dist, env, 'a.k8s.yaml'),
+    objects
+      .slice(0, half)
+      .map((o) => stringify(o))
+      .join('---\n'),
+  );
+  fs.writeFileSync(
+    path.join(dist, env, 'b.k8s.yaml'),
+    objects
+      .slice(half)
+      .map((o) => stringify(o))
+      .join('---\n'),
+  );
 }
 
 /** The command as npm runs it: a real process through tsx. */
@@ -66,7 +78,9 @@ describe('policy CLI', () => {
   it('exits 1 and shows the failing cell on a finding', () => {
     const r = policyProcess('broken');
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/^S4\s+Deployment\/orb-core\s+FAIL\s+container orb-core: securityContext.readOnlyRootFilesystem is not true$/m);
+    expect(r.stdout).toMatch(
+      /^S4\s+Deployment\/orb-core\s+FAIL\s+container orb-core: securityContext.readOnlyRootFilesystem is not true$/m,
+    );
     expect(r.stdout).toMatch(/TOTAL broken: \d+ pass, 1 fail, 0 exempt; 1 finding\(s\)/);
   });
 

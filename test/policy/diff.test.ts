@@ -35,7 +35,11 @@ describe('diffRenderings on synthetic sets', () => {
     const d = diffs.find((x) => x.id === 'Deployment/orb/orb-core')!;
     expect(d.fields).toEqual([
       { path: 'spec.template.spec.containers[orb-core].env[LOG_LEVEL]', before: undefined, after: { name: 'LOG_LEVEL', value: 'debug' } },
-      { path: 'spec.template.spec.containers[orb-core].image', before: expect.stringContaining(':1.2.3@'), after: expect.stringContaining(':1.2.4@') },
+      {
+        path: 'spec.template.spec.containers[orb-core].image',
+        before: expect.stringContaining(':1.2.3@'),
+        after: expect.stringContaining(':1.2.4@'),
+      },
     ]);
   });
 
@@ -55,7 +59,11 @@ describe('diffRenderings on synthetic sets', () => {
 
   it('shows a map that appears whole (annotations) key by key', () => {
     const a: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } };
-    const b: K8sObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', annotations: { 'kube-score/ignore': 'pod-probes', owner: 'orb' } } };
+    const b: K8sObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'x', annotations: { 'kube-score/ignore': 'pod-probes', owner: 'orb' } },
+    };
     expect(diffRenderings(new Map([['dev', [a]]]), new Map([['dev', [b]]]))[0].fields).toEqual([
       { path: 'metadata.annotations.kube-score/ignore', before: undefined, after: 'pod-probes' },
       { path: 'metadata.annotations.owner', before: undefined, after: 'orb' },

@@ -15,13 +15,21 @@ const DIST = path.join(__dirname, '..', '..', 'dist');
 const rendered = listEnvironments(DIST);
 
 function fixtureAsYaml(): K8sObject[] {
-  return parseManifests(goodStack().map((o) => stringify(o)).join('---\n'), 'fixture');
+  return parseManifests(
+    goodStack()
+      .map((o) => stringify(o))
+      .join('---\n'),
+    'fixture',
+  );
 }
 
 const envs: [string, () => K8sObject[]][] =
   rendered.length > 0
     ? rendered.map((env) => [env, () => loadEnvironment(path.join(DIST, env)).objects])
-    : [['prod', fixtureAsYaml], ['dev', fixtureAsYaml]];
+    : [
+        ['prod', fixtureAsYaml],
+        ['dev', fixtureAsYaml],
+      ];
 
 describe.each(envs)('policy over %s', (env, load) => {
   const objects = load();

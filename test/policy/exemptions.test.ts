@@ -18,7 +18,7 @@ function devStack(): K8sObject[] {
 }
 
 describe('policyExemptions', () => {
-  it('renders both tools\' annotations for a rule', () => {
+  it("renders both tools' annotations for a rule", () => {
     expect(policyExemptions('I2')).toEqual({
       'polaris.fairwinds.com/pullPolicyNotAlways-exempt': 'true',
       'kube-score/ignore': 'container-image-pull-policy',
@@ -27,7 +27,9 @@ describe('policyExemptions', () => {
 
   it('joins kube-score checks of several rules in one annotation', () => {
     const a = policyExemptions('A1', 'N4');
-    expect(a['kube-score/ignore']).toBe('deployment-replicas,deployment-targeted-by-hpa-does-not-have-replicas-configured,ingress-targets-service');
+    expect(a['kube-score/ignore']).toBe(
+      'deployment-replicas,deployment-targeted-by-hpa-does-not-have-replicas-configured,ingress-targets-service',
+    );
     expect(a['polaris.fairwinds.com/deploymentMissingReplicas-exempt']).toBe('true');
     expect(a['polaris.fairwinds.com/tlsSettingsMissing-exempt']).toBe('true');
   });
@@ -85,7 +87,12 @@ describe('exemptions per environment', () => {
       'N4 Ingress/orb-core',
     ]);
     expect(report.exemptions).toEqual([]);
-    expect(report.results.filter((r) => r.verdict === 'fail').map((r) => r.rule).sort()).toEqual(['A7', 'I2', 'N4']);
+    expect(
+      report.results
+        .filter((r) => r.verdict === 'fail')
+        .map((r) => r.rule)
+        .sort(),
+    ).toEqual(['A7', 'I2', 'N4']);
   });
 
   it('prod: an exemption is reported even where the rule passes', () => {
@@ -101,7 +108,12 @@ describe('exemptions per environment', () => {
     find(o, 'Deployment', 'orb-core').metadata.annotations = { 'polaris.fairwinds.com/runAsRootAllowed-exempt': 'true' };
     const report = runPolicy(o, { env: 'dev' });
     expect(report.findings).toEqual([
-      expect.objectContaining({ rule: 'S1', kind: 'Deployment', name: 'orb-core', message: expect.stringContaining('exemptible here: I2, A1, A7, N4') }),
+      expect.objectContaining({
+        rule: 'S1',
+        kind: 'Deployment',
+        name: 'orb-core',
+        message: expect.stringContaining('exemptible here: I2, A1, A7, N4'),
+      }),
     ]);
   });
 

@@ -47,7 +47,13 @@ function podSpecFor(name: string, opts: { probes?: boolean; restartPolicy?: stri
     serviceAccountName: name,
     automountServiceAccountToken: false,
     priorityClassName: 'orb-critical',
-    securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      fsGroup: 10001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
     containers: [container(name, opts)],
     volumes: [{ name: 'tmp', emptyDir: {} }],
   };
@@ -65,7 +71,12 @@ function spreading(name: string): any {
       },
     },
     topologySpreadConstraints: [
-      { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { app: name } } },
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { app: name } },
+      },
     ],
   };
 }
@@ -125,7 +136,13 @@ export function goodStack(): K8sObject[] {
 
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
-    { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'orb-critical', labels: labels('orb-critical') }, value: 100000, globalDefault: false },
+    {
+      apiVersion: 'scheduling.k8s.io/v1',
+      kind: 'PriorityClass',
+      metadata: { name: 'orb-critical', labels: labels('orb-critical') },
+      value: 100000,
+      globalDefault: false,
+    },
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -218,7 +235,14 @@ export function goodStack(): K8sObject[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: meta('vault'),
-      spec: { clusterIP: 'None', selector: { app: 'vault' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }, { name: 'sentinel', port: 26379, targetPort: 'sentinel' }] },
+      spec: {
+        clusterIP: 'None',
+        selector: { app: 'vault' },
+        ports: [
+          { name: 'http', port: 8080, targetPort: 'http' },
+          { name: 'sentinel', port: 26379, targetPort: 'sentinel' },
+        ],
+      },
     },
     pdb('vault', { minAvailable: 2 }),
     netpol('vault'),
@@ -255,7 +279,10 @@ export function goodStack(): K8sObject[] {
       spec: {
         ttlSecondsAfterFinished: 3600,
         backoffLimit: 3,
-        template: { metadata: { labels: labels('seed-vault') }, spec: podSpecFor('seed-vault', { probes: false, restartPolicy: 'OnFailure' }) },
+        template: {
+          metadata: { labels: labels('seed-vault') },
+          spec: podSpecFor('seed-vault', { probes: false, restartPolicy: 'OnFailure' }),
+        },
       },
     },
     netpol('seed-vault'),

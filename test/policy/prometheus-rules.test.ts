@@ -13,9 +13,11 @@ const DIST = path.join(__dirname, '..', '..', 'dist');
 const rendered = listEnvironments(DIST);
 const promtool = hasTool('promtool', 'prometheus', 'promtool check rules on the rendered PrometheusRules') ? findPromtool() : undefined;
 
-const sources: [string, K8sObject][] = (rendered.length > 0
-  ? rendered.flatMap((env) => prometheusRules(loadEnvironment(path.join(DIST, env)).objects).map((o) => [`${env}/${o.metadata.name}`, o]))
-  : prometheusRules(goodStack()).map((o) => [`fixture/${o.metadata.name}`, o])) as [string, K8sObject][];
+const sources: [string, K8sObject][] = (
+  rendered.length > 0
+    ? rendered.flatMap((env) => prometheusRules(loadEnvironment(path.join(DIST, env)).objects).map((o) => [`${env}/${o.metadata.name}`, o]))
+    : prometheusRules(goodStack()).map((o) => [`fixture/${o.metadata.name}`, o])
+) as [string, K8sObject][];
 
 function goodGroups(): any[] {
   return find(goodStack(), 'PrometheusRule', 'orb-alerts').spec.groups;
@@ -50,10 +52,16 @@ describe('rule group checks', () => {
   it('flag a missing expr, a missing for, a bad duration and a missing severity', () => {
     const g = goodGroups();
     g[0].rules.push({ alert: 'DeadLetterGrowing', labels: { severity: 'warning' }, annotations: { summary: 's' } });
-    g[0].rules.push({ alert: 'HeartbeatMissing', expr: 'absent(orb_replica_heartbeat)', for: '5 minutes', labels: { severity: 'warning' }, annotations: { summary: 's' } });
+    g[0].rules.push({
+      alert: 'HeartbeatMissing',
+      expr: 'absent(orb_replica_heartbeat)',
+      for: '5 minutes',
+      labels: { severity: 'warning' },
+      annotations: { summary: 's' },
+    });
     g[0].rules.push({ alert: 'SpeechLagHigh', expr: 'orb_queue_lag > 50', annotations: { summary: 's' } });
     expect(checkRuleGroups(g)).toEqual([
-      "groups[0] (orb.rules).rules[1] (DeadLetterGrowing): no expr",
+      'groups[0] (orb.rules).rules[1] (DeadLetterGrowing): no expr',
       "groups[0] (orb.rules).rules[1] (DeadLetterGrowing): alert has no 'for'",
       'groups[0] (orb.rules).rules[2] (HeartbeatMissing): for 5 minutes is not a duration',
       "groups[0] (orb.rules).rules[3] (SpeechLagHigh): alert has no 'for'",

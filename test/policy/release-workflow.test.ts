@@ -55,7 +55,10 @@ describe('pin-images', () => {
     expect(out.app).toEqual({ repository: 'ghcr.io/ucm4/orb', tag: '0.2.0', digest: d('a') });
     expect(out.gpu).toEqual({ repository: 'ghcr.io/ucm4/orb-gpu', tag: '0.2.0', digest: d('b') });
     expect(out.redis).toEqual({ repository: 'redis', tag: '7.4.1', digest: d('c') });
-    const pins = { images: out, models: { whisperx: { repo: 'r', revision: '1'.repeat(40), files: [] }, xtts: { repo: 'r', revision: '2'.repeat(40), files: [] } } } as unknown as Pins;
+    const pins = {
+      images: out,
+      models: { whisperx: { repo: 'r', revision: '1'.repeat(40), files: [] }, xtts: { repo: 'r', revision: '2'.repeat(40), files: [] } },
+    } as unknown as Pins;
     expect(placeholderPins(pins)).toEqual([]);
   });
 

@@ -22,7 +22,11 @@ for (const env of ['dev', 'prod']) {
 
 /** Runs git in `repo` with a throwaway identity; returns its output without the trailing newline. */
 export function gitIn(repo: string): (...args: string[]) => string {
-  return (...args) => execFileSync('git', ['-c', 'user.email=policy@test', '-c', 'user.name=policy', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' }).trim();
+  return (...args) =>
+    execFileSync('git', ['-c', 'user.email=policy@test', '-c', 'user.name=policy', '-c', 'commit.gpgsign=false', ...args], {
+      cwd: repo,
+      encoding: 'utf8',
+    }).trim();
 }
 
 /**

@@ -11,7 +11,6 @@ import { gitIn, scratchRenderRepo } from './render-stand-in';
 // Cold reviews make a git worktree and run a render: seconds each on a busy 2-core machine.
 jest.setTimeout(180_000);
 
-
 describe('review against a real git repository', () => {
   let repo: string;
   let cache: string;
@@ -89,7 +88,12 @@ describe('review against a real git repository', () => {
 
   describe('as a command', () => {
     const tsx = path.join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
-    const cli = (...args: string[]) => spawnSync(tsx, [path.join(__dirname, '..', '..', 'scripts', 'review.ts'), ...args], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+    const cli = (...args: string[]) =>
+      spawnSync(tsx, [path.join(__dirname, '..', '..', 'scripts', 'review.ts'), ...args], {
+        cwd: repo,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
 
     it('prints the report and exits 1 on findings, with the timing and cache state on stderr', () => {
       const r = cli('HEAD~1', '--synth', 'node render.js', '--base-synth', 'node render.js', '--cache', cache);

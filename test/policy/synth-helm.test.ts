@@ -22,7 +22,10 @@ beforeAll(() => {
     const objs = goodStack();
     (objs.find((o) => o.kind === 'PrometheusRule') as any).spec.groups[0].rules[0].annotations.description = 'core {{ $labels.pod }} down';
     fs.writeFileSync(path.join(dist, 'prod', 'app.k8s.yaml'), objs.map((o) => stringify(o)).join('---\n'));
-    fs.writeFileSync(path.join(dist, 'prod', 'test', 'test-pods.k8s.yaml'), stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'orb-smoke' } }));
+    fs.writeFileSync(
+      path.join(dist, 'prod', 'test', 'test-pods.k8s.yaml'),
+      stringify({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'orb-smoke' } }),
+    );
   }
   packageHelmCharts({ distDir: dist, outDir: path.join(tmp, 'helm') });
 });
@@ -51,7 +54,12 @@ describe('synth:helm charts', () => {
     for (const env of envs()) {
       const chart = parse(fs.readFileSync(path.join(tmp, 'helm', env, 'Chart.yaml'), 'utf8'));
       expect(chart).toEqual(
-        expect.objectContaining({ apiVersion: 'v2', name: `${CHART_PREFIX}-${env}`, type: 'application', version: expect.stringMatching(SEMVER) }),
+        expect.objectContaining({
+          apiVersion: 'v2',
+          name: `${CHART_PREFIX}-${env}`,
+          type: 'application',
+          version: expect.stringMatching(SEMVER),
+        }),
       );
       expect(typeof chart.appVersion).toBe('string');
       expect(chart.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
@@ -63,9 +71,17 @@ describe('synth:helm charts', () => {
     for (const env of envs()) {
       const src = path.join(dist, env);
       // kustomization.yaml is kustomize's input, not a manifest: Helm gets the manifests only.
-      const files = fs.readdirSync(src).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
+      const files = fs
+        .readdirSync(src)
+        .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+        .sort();
       const tpl = path.join(tmp, 'helm', env, 'templates');
-      expect(fs.readdirSync(tpl).filter((f) => f.endsWith('.yaml')).sort()).toEqual(files);
+      expect(
+        fs
+          .readdirSync(tpl)
+          .filter((f) => f.endsWith('.yaml'))
+          .sort(),
+      ).toEqual(files);
       for (const f of files) {
         const text = fs.readFileSync(path.join(tpl, f), 'utf8');
         expect(unescapeHelm(text)).toBe(fs.readFileSync(path.join(src, f), 'utf8'));
@@ -79,7 +95,9 @@ describe('synth:helm charts', () => {
     for (const env of envs()) {
       const dir = path.join(tmp, 'helm', env, 'templates', 'tests');
       if (!fs.existsSync(path.join(dist, env, 'test'))) continue;
-      const docs = fs.readdirSync(dir).flatMap((f) => parseAllDocuments(unescapeHelm(fs.readFileSync(path.join(dir, f), 'utf8'))).map((d) => d.toJS()));
+      const docs = fs
+        .readdirSync(dir)
+        .flatMap((f) => parseAllDocuments(unescapeHelm(fs.readFileSync(path.join(dir, f), 'utf8'))).map((d) => d.toJS()));
       expect(docs.length).toBeGreaterThan(0);
       for (const o of docs) expect(o.metadata.annotations['helm.sh/hook']).toBe('test');
     }

@@ -23,8 +23,17 @@ const tail = () => lines.slice(-80).join('\n');
 
 beforeAll(async () => {
   stack = await startDevStack({
-    redisUrl: '', orbPorts: [0], cores: 3, speech: false, web: false, keyPrefix: prefix,
-    env: { LOG_LEVEL: 'warn' }, log: (name, line) => { lines.push(`${name} | ${line}`); if (lines.length > 2000) lines.splice(0, 1000); },
+    redisUrl: '',
+    orbPorts: [0],
+    cores: 3,
+    speech: false,
+    web: false,
+    keyPrefix: prefix,
+    env: { LOG_LEVEL: 'warn' },
+    log: (name, line) => {
+      lines.push(`${name} | ${line}`);
+      if (lines.length > 2000) lines.splice(0, 1000);
+    },
     readyTimeoutMs: 240_000,
   });
   admin = new Redis(stack.vaultUrl);
@@ -50,10 +59,21 @@ test('the dev vault loads the rendered users from an ACL file: same rules as dis
     expect(line.replace(/^user \S+ on #[0-9a-f]{64} /, '')).toBe(aclRules(user, prefix));
   }
   // Every running service is connected as its own user, none as default or admin.
-  const users = new Set(String(await admin.call('CLIENT', 'LIST')).split('\n').map((l) => /user=(\S+)/.exec(l)?.[1]).filter(Boolean));
+  const users = new Set(
+    String(await admin.call('CLIENT', 'LIST'))
+      .split('\n')
+      .map((l) => /user=(\S+)/.exec(l)?.[1])
+      .filter(Boolean),
+  );
   expect([...users].filter((u) => u !== 'admin').sort()).toEqual(['cali', 'core', 'orb']);
   expect(file).toMatch(/^user default off /m);
-  const anon = new Redis({ port: stack.vault!.port, lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false, retryStrategy: () => null });
+  const anon = new Redis({
+    port: stack.vault!.port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+  });
   await anon.connect().catch(() => undefined);
   await expect(anon.get(`${prefix}identity:seed`)).rejects.toThrow(/NOAUTH|NOPERM/);
   anon.disconnect();
@@ -62,7 +82,12 @@ test('the dev vault loads the rendered users from an ACL file: same rules as dis
 test('drill: a turn, a vault restart, the same session with its memory, and a new turn on it (no ACL refusal)', async () => {
   const connect = () => nodeWsFactory(stack.apiKey);
   const target = { url: stack.orbUrls[0], apiKey: stack.apiKey, timeoutMs: 60_000 };
-  const first = await runTurn({ urls: stack.orbUrls.map(sessionWsUrl), connect: connect(), text: 'Hi, my name is Ada.', timeoutMs: 120_000 });
+  const first = await runTurn({
+    urls: stack.orbUrls.map(sessionWsUrl),
+    connect: connect(),
+    text: 'Hi, my name is Ada.',
+    timeoutMs: 120_000,
+  });
   if (first.outcome !== 'ok') throw new Error(`first turn: ${first.outcome} ${first.error}\n${tail()}`);
   const sid = first.session;
   const before = await orbRequest<{ last_seq: number; turns: unknown[] }>(target, 'GET', `/v1/sessions/${sid}`);
@@ -71,14 +96,26 @@ test('drill: a turn, a vault restart, the same session with its memory, and a ne
   await stack.vault!.restart();
   await waitUntil('orb-core ready after the vault restart', async () => (await fetch(`${stack.orbUrls[0]}/readyz`)).ok, 120_000);
 
-  const after = await waitUntil<{ last_seq: number; turns: unknown[] } | undefined>('the session after the restart', async () => {
-    const r = await orbRequest<{ last_seq: number; turns: unknown[] }>(target, 'GET', `/v1/sessions/${sid}`);
-    return r.status === 200 ? r.body : undefined;
-  }, 60_000, 500) as { last_seq: number; turns: unknown[] };
+  const after = (await waitUntil<{ last_seq: number; turns: unknown[] } | undefined>(
+    'the session after the restart',
+    async () => {
+      const r = await orbRequest<{ last_seq: number; turns: unknown[] }>(target, 'GET', `/v1/sessions/${sid}`);
+      return r.status === 200 ? r.body : undefined;
+    },
+    60_000,
+    500,
+  )) as { last_seq: number; turns: unknown[] };
   expect(after.last_seq).toBe(before.body.last_seq);
   expect(after.turns).toEqual(before.body.turns);
   expect(JSON.stringify(await admin.hgetall(`${prefix}memory:${sid}`))).toMatch(/Ada/);
-  const recall = await runTurn({ urls: stack.orbUrls.map(sessionWsUrl), connect: connect(), sessionId: sid, lastSeq: after.last_seq, text: 'What is my name?', timeoutMs: 180_000 });
+  const recall = await runTurn({
+    urls: stack.orbUrls.map(sessionWsUrl),
+    connect: connect(),
+    sessionId: sid,
+    lastSeq: after.last_seq,
+    text: 'What is my name?',
+    timeoutMs: 180_000,
+  });
   if (recall.outcome !== 'ok') throw new Error(`turn after the vault restart: ${recall.outcome} ${recall.error}\n${tail()}`);
   expect(recall.reply).toMatch(/Ada/);
   expect(await refusals()).toEqual([]);

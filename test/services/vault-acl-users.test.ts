@@ -65,26 +65,75 @@ beforeAll(async () => {
   server = await startRedisServer({ dir, args: ['--aclfile', join(dir, 'users.acl')] });
   admin = new Redis({ host: '127.0.0.1', port: server.port, username: 'admin', password: 'acl-admin-pw' });
 
-  const vaultEnv = (user: VaultUser) => ({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(server.port), REDIS_USERNAME: user, REDIS_PASSWORD: acl.passwords[user] });
+  const vaultEnv = (user: VaultUser) => ({
+    REDIS_HOST: '127.0.0.1',
+    REDIS_PORT: String(server.port),
+    REDIS_USERNAME: user,
+    REDIS_PASSWORD: acl.passwords[user],
+  });
   // The bootstrap step, as the seed Job's init container runs it: the library, as its own user.
   const loader = new Redis({ host: '127.0.0.1', port: server.port, username: 'functions', password: acl.passwords.functions });
-  try { await loadOrbFunctions(loader); } finally { loader.disconnect(); }
+  try {
+    await loadOrbFunctions(loader);
+  } finally {
+    loader.disconnect();
+  }
   await seed({ ...vaultEnv('seed'), IDENTITY_FILE: join(REPO, 'services', 'seed', 'identity.json') });
 
   writeTinyWhisper(join(dir, 'whisper'));
   writeTinyPiperVoices(join(dir, 'voices'));
   const w = (podName: string) => workerConfig({ podName, trimIntervalMs: 200, reclaimIdleMs: 500 });
   for (let n = 0; n < 5; n++) {
-    workers.push(new WorkerRuntime(coreRole, { redis: as('core'), keyPrefix: '', http: false, worker: w(`core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') } }));
+    workers.push(
+      new WorkerRuntime(coreRole, {
+        redis: as('core'),
+        keyPrefix: '',
+        http: false,
+        worker: w(`core4-${n}`),
+        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+      }),
+    );
   }
-  workers.push(new WorkerRuntime(caliRole, { redis: as('cali'), keyPrefix: '', http: false, worker: w('cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
-  workers.push(new WorkerRuntime(asrRole, { redis: as('whisperx'), keyPrefix: '', http: false, worker: w('whisperx-0'), env: { MODEL_DIR: join(dir, 'whisper') } }));
-  workers.push(new WorkerRuntime(ttsRole, { redis: as('xtts'), keyPrefix: '', http: false, worker: w('xtts-0'), env: { MODEL_DIR: join(dir, 'voices'), TTS_DEFAULT_VOICE: 'tiny-en' } }));
+  workers.push(
+    new WorkerRuntime(caliRole, {
+      redis: as('cali'),
+      keyPrefix: '',
+      http: false,
+      worker: w('cali-0'),
+      env: { CALI_QUORUM_GRACE_MS: '3000' },
+    }),
+  );
+  workers.push(
+    new WorkerRuntime(asrRole, {
+      redis: as('whisperx'),
+      keyPrefix: '',
+      http: false,
+      worker: w('whisperx-0'),
+      env: { MODEL_DIR: join(dir, 'whisper') },
+    }),
+  );
+  workers.push(
+    new WorkerRuntime(ttsRole, {
+      redis: as('xtts'),
+      keyPrefix: '',
+      http: false,
+      worker: w('xtts-0'),
+      env: { MODEL_DIR: join(dir, 'voices'), TTS_DEFAULT_VOICE: 'tiny-en' },
+    }),
+  );
   await Promise.all(workers.map((x) => x.start()));
 
   const env = {
-    ...vaultEnv('orb'), VAULT_KEY_PREFIX: '', POD_NAME: 'orb-acl-0', ORB_API_KEYS: API_KEYS_ENV, LOG_LEVEL: 'silent', ORB_VAD: 'false',
-    ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '2000', ORB_TURN_DEADLINE_MS: '60000',
+    ...vaultEnv('orb'),
+    VAULT_KEY_PREFIX: '',
+    POD_NAME: 'orb-acl-0',
+    ORB_API_KEYS: API_KEYS_ENV,
+    LOG_LEVEL: 'silent',
+    ORB_VAD: 'false',
+    ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
+    ORB_HEARTBEAT_MS: '200',
+    ORB_HEARTBEAT_TTL_MS: '2000',
+    ORB_TURN_DEADLINE_MS: '60000',
   };
   app = await buildApp({ config: loadEnv(ORB_ENV, env), vault: loadEnv(VAULT_ENV, env), logger: false, tailBlockMs: 100 });
   host = await listen(app);
@@ -140,7 +189,8 @@ test('the OpenAI audio routes and /v1/models: one-shot jobs, the model registry,
   expect(tr.status).toBe(200);
   expect(((await tr.json()) as { text: string }).text).toBe(TINY_WHISPER_TRANSCRIPT);
   const sp = await fetch(`http://${host}/v1/audio/speech`, {
-    method: 'POST', headers: { ...auth('alice'), 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { ...auth('alice'), 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'tts-1', voice: 'alloy', input: 'Hello there.', response_format: 'wav' }),
   });
   expect(sp.status).toBe(200);
@@ -189,7 +239,8 @@ test('services/ sends no Lua by EVAL or EVALSHA (the ACL refuses both; server-si
       else if (p.endsWith('.ts')) {
         const src = readFileSync(p, 'utf8');
         if (/\.defineCommand\(|\.evalsha?\(|['"]EVAL(SHA)?['"]/i.test(src)) offenders.push(`${p}: EVAL/EVALSHA or ioredis defineCommand`);
-        if (/fastifyRateLimit,\s*\{(?![^}]*\bstore\s*:)[^}]*\bredis\b/.test(src)) offenders.push(`${p}: @fastify/rate-limit's own Redis store (EVAL)`);
+        if (/fastifyRateLimit,\s*\{(?![^}]*\bstore\s*:)[^}]*\bredis\b/.test(src))
+          offenders.push(`${p}: @fastify/rate-limit's own Redis store (EVAL)`);
       }
     }
   };

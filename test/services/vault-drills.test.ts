@@ -56,7 +56,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ok = hasTool('redis-server', 'redis-server', 'vault failover drills');
 const run = ok ? describe : describe.skip;
 
-interface Proc { port: number; dir: string; proc: ChildProcess | null; log: string }
+interface Proc {
+  port: number;
+  dir: string;
+  proc: ChildProcess | null;
+  log: string;
+}
 
 /** One WebSocket client: a session of sequential text turns that records every event it is shown. */
 class Driver {
@@ -72,7 +77,10 @@ class Driver {
   running = false;
   private done: Promise<void> = Promise.resolve();
 
-  constructor(private readonly host: () => string, readonly name: string) {}
+  constructor(
+    private readonly host: () => string,
+    readonly name: string,
+  ) {}
 
   start(): void {
     this.running = true;
@@ -85,7 +93,10 @@ class Driver {
     await this.done;
   }
 
-  close(): void { this.ws?.terminate(); this.ws = null; }
+  close(): void {
+    this.ws?.terminate();
+    this.ws = null;
+  }
 
   /** A fresh session for the next drill (each drill compares its own sessions). */
   reset(): void {
@@ -116,7 +127,9 @@ class Driver {
         ws?.off('close', onClose);
         resolve(v);
       };
-      const w = (m: Record<string, unknown>) => { if (pred(m)) finish(m); };
+      const w = (m: Record<string, unknown>) => {
+        if (pred(m)) finish(m);
+      };
       const onClose = () => finish(null);
       const t = setTimeout(() => finish(null), timeoutMs);
       this.waiters.push(w);
@@ -128,10 +141,16 @@ class Driver {
     const path = this.sid ? `/v1/session?session=${this.sid}&last_seq=${this.lastSeq}` : '/v1/session';
     const ws = new WebSocket(`ws://${this.host()}${path}`, { headers: auth('alice') });
     ws.on('error', () => undefined);
-    ws.on('message', (data, bin) => { if (!bin) this.on(JSON.parse(data.toString())); });
+    ws.on('message', (data, bin) => {
+      if (!bin) this.on(JSON.parse(data.toString()));
+    });
     this.ws = ws;
     const ready = await this.next((m) => m.type === 'session.ready', 10_000);
-    if (!ready) { ws.terminate(); this.ws = null; return false; }
+    if (!ready) {
+      ws.terminate();
+      this.ws = null;
+      return false;
+    }
     this.sid = String(ready.session);
     return true;
   }
@@ -141,12 +160,19 @@ class Driver {
     while (this.running) {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
         if (this.ws) this.reconnects += 1;
-        if (!(await this.connect())) { await sleep(200); continue; }
+        if (!(await this.connect())) {
+          await sleep(200);
+          continue;
+        }
       }
       const accepted = this.next((m) => m.type === 'turn.accepted' || m.type === 'error', 10_000);
       this.ws!.send(JSON.stringify({ type: 'text', text: n++ % 2 ? 'my name is Ana' : 'hello there' }));
       const a = await accepted;
-      if (!a || a.type === 'error') { this.turns.failed += 1; await sleep(200); continue; }
+      if (!a || a.type === 'error') {
+        this.turns.failed += 1;
+        await sleep(200);
+        continue;
+      }
       const turn = String(a.turn);
       const end = await this.waitEnd(turn);
       if (!end) this.turns.timedOut += 1;
@@ -193,7 +219,17 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
   };
 
   const admin = (port: number) => {
-    const c = new Redis({ host: '127.0.0.1', port, username: 'drill', password: DRILL_PW, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 1000 });
+    const c = new Redis({
+      host: '127.0.0.1',
+      port,
+      username: 'drill',
+      password: DRILL_PW,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      connectTimeout: 1000,
+    });
     c.on('error', () => undefined);
     return c;
   };
@@ -212,13 +248,25 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     for (const s of sentinels) {
       if (!s.proc) continue;
       try {
-        const c = new Redis({ host: '127.0.0.1', port: s.port, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 1000 });
+        const c = new Redis({
+          host: '127.0.0.1',
+          port: s.port,
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          enableOfflineQueue: false,
+          retryStrategy: () => null,
+          connectTimeout: 1000,
+        });
         c.on('error', () => undefined);
         try {
           await c.connect();
           return Number(((await c.call('SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]);
-        } finally { c.disconnect(); }
-      } catch { /* next Sentinel */ }
+        } finally {
+          c.disconnect();
+        }
+      } catch {
+        /* next Sentinel */
+      }
     }
     throw new Error('no Sentinel answered');
   };
@@ -226,35 +274,87 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
   const spawnLogged = (p: Proc, args: string[]) => {
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     p.log = '';
-    child.stdout?.on('data', (d) => { p.log = (p.log + String(d)).slice(-20_000); });
-    child.stderr?.on('data', (d) => { p.log = (p.log + String(d)).slice(-20_000); });
-    child.once('exit', () => { if (p.proc === child) p.proc = null; });
+    child.stdout?.on('data', (d) => {
+      p.log = (p.log + String(d)).slice(-20_000);
+    });
+    child.stderr?.on('data', (d) => {
+      p.log = (p.log + String(d)).slice(-20_000);
+    });
+    child.once('exit', () => {
+      if (p.proc === child) p.proc = null;
+    });
     p.proc = child;
   };
   const startNode = async (i: number, replicaOfPort?: number) => {
     const n = nodes[i];
     spawnLogged(n, [
-      '--port', String(n.port), '--bind', '127.0.0.1', '--dir', n.dir, '--aclfile', join(root, 'users.acl'),
-      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'no', '--loglevel', 'notice',
-      '--min-replicas-to-write', '1', '--min-replicas-max-lag', '5', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0',
-      '--masteruser', 'drill', '--masterauth', DRILL_PW,
+      '--port',
+      String(n.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      n.dir,
+      '--aclfile',
+      join(root, 'users.acl'),
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--protected-mode',
+      'no',
+      '--loglevel',
+      'notice',
+      '--min-replicas-to-write',
+      '1',
+      '--min-replicas-max-lag',
+      '5',
+      '--repl-diskless-sync',
+      'yes',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--masteruser',
+      'drill',
+      '--masterauth',
+      DRILL_PW,
       ...(replicaOfPort ? ['--replicaof', '127.0.0.1', String(replicaOfPort)] : []),
     ]);
-    await waitUntil(`redis ${i} answers`, async () => (await ask(n.port, 'PING')) === 'PONG', 20_000)
-      .catch((err: Error) => { throw new Error(`${err.message}\n${n.log}`); });
+    await waitUntil(`redis ${i} answers`, async () => (await ask(n.port, 'PING')) === 'PONG', 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${n.log}`);
+    });
     if (replicaOfPort) await waitUntil(`redis ${i} in sync`, () => linkUp(i), 30_000);
   };
   const startSentinel = async (i: number) => {
     const s = sentinels[i];
     spawnLogged(s, [join(s.dir, 'sentinel.conf'), '--sentinel']);
-    await waitUntil(`sentinel ${i} answers`, async () => {
-      const c = new Redis({ host: '127.0.0.1', port: s.port, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-      c.on('error', () => undefined);
-      try { await c.connect(); return (await c.ping()) === 'PONG'; } finally { c.disconnect(); }
-    }, 20_000);
+    await waitUntil(
+      `sentinel ${i} answers`,
+      async () => {
+        const c = new Redis({
+          host: '127.0.0.1',
+          port: s.port,
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          enableOfflineQueue: false,
+          retryStrategy: () => null,
+        });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          return (await c.ping()) === 'PONG';
+        } finally {
+          c.disconnect();
+        }
+      },
+      20_000,
+    );
   };
   const vaultCfg = (user: VaultUser) => ({
-    REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','), REDIS_SENTINEL_MASTER: 'vault', REDIS_USERNAME: user, REDIS_PASSWORD: passwords[user],
+    REDIS_SENTINELS: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+    REDIS_SENTINEL_MASTER: 'vault',
+    REDIS_USERNAME: user,
+    REDIS_PASSWORD: passwords[user],
   });
   const killProc = async (p: Proc, signal: NodeJS.Signals) => {
     const child = p.proc;
@@ -278,7 +378,9 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
         const res = await fetch(`http://${h}/readyz`, { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
         return res.status === 200;
-      } catch { return false; }
+      } catch {
+        return false;
+      }
     };
     const loop = (async () => {
       while (!stop) {
@@ -289,21 +391,31 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     })();
     return {
       async readyMs(faultAt: number): Promise<number> {
-        await waitUntil('every gateway ready', () => samples.length > 0 && samples[samples.length - 1].ready && samples[samples.length - 1].t > faultAt, 60_000, 100);
+        await waitUntil(
+          'every gateway ready',
+          () => samples.length > 0 && samples[samples.length - 1].ready && samples[samples.length - 1].t > faultAt,
+          60_000,
+          100,
+        );
         stop = true;
         await loop;
         const after = samples.filter((x) => x.t >= faultAt);
         const lastDown = after.map((x) => !x.ready).lastIndexOf(true);
         return lastDown < 0 ? 0 : after[lastDown + 1].t - faultAt;
       },
-      async stop() { stop = true; await loop; },
+      async stop() {
+        stop = true;
+        await loop;
+      },
     };
   };
 
   /** A full turn on each gateway afterwards (five verdicts, a reply): every process serves again. */
   const everyProcessServes = async () => {
     for (const h of hosts) {
-      const res = await http(h, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } }).catch(() => null);
+      const res = await http(h, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } }).catch(
+        () => null,
+      );
       const body = res?.statusCode === 200 ? res.json() : null;
       const types = (body?.events ?? []).map((e: { type: string }) => e.type);
       if (!(body?.outcome === 'ok' && types.filter((t: string) => t === 'verdict').length === 5 && types.includes('reply'))) return false;
@@ -322,21 +434,29 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
       duplicates += d.duplicates;
       if (!d.sid) continue;
       const raw = (await ask(primary, 'XRANGE', `turn:${d.sid}:events`, '-', '+')) as [string, string[]][];
-      const vault = new Map(raw.map(([id, f]) => {
-        const o: Record<string, string> = {};
-        for (let i = 0; i + 1 < f.length; i += 2) o[f[i]] = f[i + 1];
-        return [Number(id.split('-')[0]), o] as const;
-      }));
+      const vault = new Map(
+        raw.map(([id, f]) => {
+          const o: Record<string, string> = {};
+          for (let i = 0; i + 1 < f.length; i += 2) o[f[i]] = f[i + 1];
+          return [Number(id.split('-')[0]), o] as const;
+        }),
+      );
       // MAXLEN ~ trims a stream's head: a failover can only take back its tail.
       const first = raw.length ? Number(raw[0][0].split('-')[0]) : Infinity;
       for (const [seq, ev] of d.seen) {
-        if (seq < first && vault.size) { trimmed += 1; continue; }
+        if (seq < first && vault.size) {
+          trimmed += 1;
+          continue;
+        }
         checked += 1;
         const v = vault.get(seq);
         if (!v || v.type !== ev.type || (v.turn ?? '') !== ev.turn) {
           lost += 1;
           // eslint-disable-next-line no-console
-          if (lost <= 5) console.warn(`vault drill: lost ${d.name} seq ${seq}: shown ${ev.type}/${ev.turn}, vault has ${v ? `${v.type}/${v.turn}` : 'nothing'}`);
+          if (lost <= 5)
+            console.warn(
+              `vault drill: lost ${d.name} seq ${seq}: shown ${ev.type}/${ev.turn}, vault has ${v ? `${v.type}/${v.turn}` : 'nothing'}`,
+            );
         }
       }
     }
@@ -349,13 +469,22 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     for (const d of drivers) d.start();
     await sleep(2000); // steady load first
     const watch = watchReadiness();
-    const { faultAt, note } = await fault().catch(async (err) => { await watch.stop(); throw err; });
+    const { faultAt, note } = await fault().catch(async (err) => {
+      await watch.stop();
+      throw err;
+    });
     const readyMs = await watch.readyMs(faultAt);
     await sleep(3000); // load keeps running on the recovered set
     await Promise.all(drivers.map((d) => d.stop()));
-    const turns = drivers.reduce((s, d) => ({ ok: s.ok + d.turns.ok, failed: s.failed + d.turns.failed, timedOut: s.timedOut + d.turns.timedOut }), { ok: 0, failed: 0, timedOut: 0 });
+    const turns = drivers.reduce(
+      (s, d) => ({ ok: s.ok + d.turns.ok, failed: s.failed + d.turns.failed, timedOut: s.timedOut + d.turns.timedOut }),
+      { ok: 0, failed: 0, timedOut: 0 },
+    );
     const { lost, duplicates, checked, trimmed } = await compare();
-    const recovered = await waitUntil('every process serves a full turn', everyProcessServes, 60_000, 500).then(() => true, () => false);
+    const recovered = await waitUntil('every process serves a full turn', everyProcessServes, 60_000, 500).then(
+      () => true,
+      () => false,
+    );
     const reconnects = drivers.reduce((s, d) => s + d.reconnects - (before.get(d) ?? 0), 0);
     const row = `| ${name} | ${turns.ok} | ${turns.failed} | ${turns.timedOut} | ${checked} | ${lost} | ${duplicates} | ${readyMs} | ${reconnects} | ${recovered ? 'yes' : 'NO'} | ${note}${trimmed ? `; ${trimmed} trimmed` : ''} |`;
     rows.push(row);
@@ -396,30 +525,51 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
       mkdirSync(dir);
       const port = await freePort();
       sentinels.push({ port, dir, proc: null, log: '' });
-      writeFileSync(join(dir, 'sentinel.conf'), [
-        `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
-        `sentinel monitor vault 127.0.0.1 ${nodes[0].port} 2`,
-        `sentinel down-after-milliseconds vault ${DOWN_AFTER_MS}`,
-        `sentinel failover-timeout vault ${FAILOVER_TIMEOUT_MS}`,
-        'sentinel parallel-syncs vault 2',
-        'sentinel auth-user vault drill', `sentinel auth-pass vault ${DRILL_PW}`,
-        // Sentinels talk to each other as default; services discover the primary as their own user.
-        'user default on nopass ~* &* +@all',
-        ...VAULT_USERS.map((u) => `user ${u} on >${passwords[u]} -@all +ping +auth +hello +client|setname +sentinel|get-master-addr-by-name +sentinel|sentinels +sentinel|replicas +subscribe +psubscribe +unsubscribe +punsubscribe +info &*`),
-        '',
-      ].join('\n'));
+      writeFileSync(
+        join(dir, 'sentinel.conf'),
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor vault 127.0.0.1 ${nodes[0].port} 2`,
+          `sentinel down-after-milliseconds vault ${DOWN_AFTER_MS}`,
+          `sentinel failover-timeout vault ${FAILOVER_TIMEOUT_MS}`,
+          'sentinel parallel-syncs vault 2',
+          'sentinel auth-user vault drill',
+          `sentinel auth-pass vault ${DRILL_PW}`,
+          // Sentinels talk to each other as default; services discover the primary as their own user.
+          'user default on nopass ~* &* +@all',
+          ...VAULT_USERS.map(
+            (u) =>
+              `user ${u} on >${passwords[u]} -@all +ping +auth +hello +client|setname +sentinel|get-master-addr-by-name +sentinel|sentinels +sentinel|replicas +subscribe +psubscribe +unsubscribe +punsubscribe +info &*`,
+          ),
+          '',
+        ].join('\n'),
+      );
     }
     for (let i = 0; i < 3; i++) await startSentinel(i);
-    await waitUntil('Sentinels know each other and both replicas', async () => {
-      const c = new Redis({ host: '127.0.0.1', port: sentinels[0].port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        const info = (await c.call('SENTINEL', 'master', 'vault')) as string[];
-        const f = (k: string) => info[info.indexOf(k) + 1];
-        return f('num-other-sentinels') === '2' && f('num-slaves') === '2';
-      } finally { c.disconnect(); }
-    }, 30_000);
+    await waitUntil(
+      'Sentinels know each other and both replicas',
+      async () => {
+        const c = new Redis({
+          host: '127.0.0.1',
+          port: sentinels[0].port,
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          const info = (await c.call('SENTINEL', 'master', 'vault')) as string[];
+          const f = (k: string) => info[info.indexOf(k) + 1];
+          return f('num-other-sentinels') === '2' && f('num-slaves') === '2';
+        } finally {
+          c.disconnect();
+        }
+      },
+      30_000,
+    );
 
     const setup = admin(nodes[0].port);
     await setup.connect();
@@ -429,20 +579,38 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
 
     const wc = (pod: string) => workerConfig({ podName: pod, reclaimIdleMs: 2000 });
     for (let n = 0; n < 5; n++) {
-      workers.push(new WorkerRuntime(coreRole, {
-        redis: serviceVault('core', `core4-${n}`), keyPrefix: '', http: false, worker: wc(`core4-${n}`),
-        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-      }));
+      workers.push(
+        new WorkerRuntime(coreRole, {
+          redis: serviceVault('core', `core4-${n}`),
+          keyPrefix: '',
+          http: false,
+          worker: wc(`core4-${n}`),
+          env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+        }),
+      );
     }
-    workers.push(new WorkerRuntime(caliRole, {
-      redis: serviceVault('cali', 'cali-0'), keyPrefix: '', http: false, worker: wc('cali-0'),
-      env: { CALI_QUORUM_GRACE_MS: '3000' },
-    }));
+    workers.push(
+      new WorkerRuntime(caliRole, {
+        redis: serviceVault('cali', 'cali-0'),
+        keyPrefix: '',
+        http: false,
+        worker: wc('cali-0'),
+        env: { CALI_QUORUM_GRACE_MS: '3000' },
+      }),
+    );
     await Promise.all(workers.map((w) => w.start()));
     for (const pod of ['orb-drill-a', 'orb-drill-b']) {
       const env = {
-        ...vaultCfg('orb'), VAULT_KEY_PREFIX: '', POD_NAME: pod, ORB_API_KEYS: API_KEYS_ENV, LOG_LEVEL: 'silent', ORB_VAD: 'false',
-        ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_HEARTBEAT_MS: '500', ORB_HEARTBEAT_TTL_MS: '5000', ORB_TURN_DEADLINE_MS: '10000',
+        ...vaultCfg('orb'),
+        VAULT_KEY_PREFIX: '',
+        POD_NAME: pod,
+        ORB_API_KEYS: API_KEYS_ENV,
+        LOG_LEVEL: 'silent',
+        ORB_VAD: 'false',
+        ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
+        ORB_HEARTBEAT_MS: '500',
+        ORB_HEARTBEAT_TTL_MS: '5000',
+        ORB_TURN_DEADLINE_MS: '10000',
         ORB_RATE_LIMIT_MAX: '100000',
       };
       const app = await buildApp({ config: loadEnv(ORB_ENV, env), vault: loadEnv(VAULT_ENV, env), logger: false, tailBlockMs: 100 });
@@ -457,7 +625,10 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     await Promise.all(drivers.map((d) => d.stop()));
     for (const d of drivers) d.close();
     // QUIT leaves a Sentinel client's failover-detector subscriptions open; disconnect() closes them.
-    for (const g of gateways) { await g.close().catch(() => undefined); g.vault.redis.disconnect(); }
+    for (const g of gateways) {
+      await g.close().catch(() => undefined);
+      g.vault.redis.disconnect();
+    }
     await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
     for (const c of vaultClients) c.disconnect();
     Redis.prototype.duplicate = realDuplicate;
@@ -469,74 +640,138 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
       await killProc(p, 'SIGKILL');
     }
     // eslint-disable-next-line no-console
-    if (rows.length) console.log(['vault drills (issue #14):', '| drill | turns ok | failed | timed out | events checked | acked lost | duplicates | ms until every /readyz 200 (0: never unready) | reconnects | every process serves, no restart | note |', '|---|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
+    if (rows.length)
+      console.log(
+        [
+          'vault drills (issue #14):',
+          '| drill | turns ok | failed | timed out | events checked | acked lost | duplicates | ms until every /readyz 200 (0: never unready) | reconnects | every process serves, no restart | note |',
+          '|---|---|---|---|---|---|---|---|---|---|---|',
+          ...rows,
+        ].join('\n'),
+      );
     rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
   test('SIGKILL of the primary: a replica is promoted, nothing a client saw is lost or repeated', async () => {
-    await drill('SIGKILL primary', async () => {
-      const old = nodeOfPort(await primaryPort());
-      await killProc(nodes[old], 'SIGKILL');
-      const faultAt = Date.now();
-      const promoted = await waitUntil('a replica is promoted', async () => {
-        const p = await primaryPort().catch(() => 0);
-        return p && p !== nodes[old].port && (await role(nodeOfPort(p)).catch(() => '')) === 'master' ? p : 0;
-      }, 60_000, 100);
-      const promotedMs = Date.now() - faultAt;
-      await startNode(old, promoted);
-      return { faultAt, note: `promoted after ${promotedMs} ms; old primary back as ${await role(old)}` };
-    }, true);
+    await drill(
+      'SIGKILL primary',
+      async () => {
+        const old = nodeOfPort(await primaryPort());
+        await killProc(nodes[old], 'SIGKILL');
+        const faultAt = Date.now();
+        const promoted = await waitUntil(
+          'a replica is promoted',
+          async () => {
+            const p = await primaryPort().catch(() => 0);
+            return p && p !== nodes[old].port && (await role(nodeOfPort(p)).catch(() => '')) === 'master' ? p : 0;
+          },
+          60_000,
+          100,
+        );
+        const promotedMs = Date.now() - faultAt;
+        await startNode(old, promoted);
+        return { faultAt, note: `promoted after ${promotedMs} ms; old primary back as ${await role(old)}` };
+      },
+      true,
+    );
   });
 
   test('SIGSTOP of the primary past down-after, then SIGCONT: it comes back as a replica, one primary only', async () => {
     let splitBrain = -1;
-    await drill('SIGSTOP primary', async () => {
-      const old = nodeOfPort(await primaryPort());
-      nodes[old].proc!.kill('SIGSTOP');
-      const faultAt = Date.now();
-      const promoted = await waitUntil('a replica is promoted', async () => {
-        const p = await primaryPort().catch(() => 0);
-        return p && p !== nodes[old].port ? p : 0;
-      }, 60_000, 100);
-      const promotedMs = Date.now() - faultAt;
-      if (Date.now() - faultAt < 2 * DOWN_AFTER_MS) await sleep(2 * DOWN_AFTER_MS - (Date.now() - faultAt));
-      const stoppedMs = Date.now() - faultAt;
-      nodes[old].proc!.kill('SIGCONT');
-      await waitUntil('the old primary is demoted by the Sentinels', async () => (await role(old)) === 'slave', 60_000, 100);
-      await waitUntil('the old primary syncs from the new one', () => linkUp(old), 60_000, 100);
-      // No split brain: one node says master, and only that one accepts a write.
-      const roles = await Promise.all([0, 1, 2].map((i) => role(i)));
-      const accepted = await Promise.all([0, 1, 2].map((i) => ask(nodes[i].port, 'SET', 'orb:drill:probe', String(i)).then(() => 1, () => 0)));
-      splitBrain = roles.filter((r) => r === 'master').length === 1 && accepted.reduce((a: number, b) => a + b, 0) === 1 && accepted[nodeOfPort(promoted)] === 1 ? 0 : 1;
-      return { faultAt, note: `stopped ${stoppedMs} ms, promoted after ${promotedMs} ms; roles after ${roles.join('/')}; writes accepted by ${accepted.reduce((a: number, b) => a + b, 0)} node(s)` };
-    }, true);
+    await drill(
+      'SIGSTOP primary',
+      async () => {
+        const old = nodeOfPort(await primaryPort());
+        nodes[old].proc!.kill('SIGSTOP');
+        const faultAt = Date.now();
+        const promoted = await waitUntil(
+          'a replica is promoted',
+          async () => {
+            const p = await primaryPort().catch(() => 0);
+            return p && p !== nodes[old].port ? p : 0;
+          },
+          60_000,
+          100,
+        );
+        const promotedMs = Date.now() - faultAt;
+        if (Date.now() - faultAt < 2 * DOWN_AFTER_MS) await sleep(2 * DOWN_AFTER_MS - (Date.now() - faultAt));
+        const stoppedMs = Date.now() - faultAt;
+        nodes[old].proc!.kill('SIGCONT');
+        await waitUntil('the old primary is demoted by the Sentinels', async () => (await role(old)) === 'slave', 60_000, 100);
+        await waitUntil('the old primary syncs from the new one', () => linkUp(old), 60_000, 100);
+        // No split brain: one node says master, and only that one accepts a write.
+        const roles = await Promise.all([0, 1, 2].map((i) => role(i)));
+        const accepted = await Promise.all(
+          [0, 1, 2].map((i) =>
+            ask(nodes[i].port, 'SET', 'orb:drill:probe', String(i)).then(
+              () => 1,
+              () => 0,
+            ),
+          ),
+        );
+        splitBrain =
+          roles.filter((r) => r === 'master').length === 1 &&
+          accepted.reduce((a: number, b) => a + b, 0) === 1 &&
+          accepted[nodeOfPort(promoted)] === 1
+            ? 0
+            : 1;
+        return {
+          faultAt,
+          note: `stopped ${stoppedMs} ms, promoted after ${promotedMs} ms; roles after ${roles.join('/')}; writes accepted by ${accepted.reduce((a: number, b) => a + b, 0)} node(s)`,
+        };
+      },
+      true,
+    );
     expect(splitBrain).toBe(0);
   });
 
   test('restart of one replica', async () => {
-    await drill('restart replica', async () => {
-      const primary = await primaryPort();
-      const victim = nodes.findIndex((n) => n.port !== primary);
-      await killProc(nodes[victim], 'SIGTERM');
-      const faultAt = Date.now();
-      await startNode(victim, primary);
-      return { faultAt, note: `replica back in sync after ${Date.now() - faultAt} ms` };
-    }, false);
+    await drill(
+      'restart replica',
+      async () => {
+        const primary = await primaryPort();
+        const victim = nodes.findIndex((n) => n.port !== primary);
+        await killProc(nodes[victim], 'SIGTERM');
+        const faultAt = Date.now();
+        await startNode(victim, primary);
+        return { faultAt, note: `replica back in sync after ${Date.now() - faultAt} ms` };
+      },
+      false,
+    );
   });
 
   test('restart of one Sentinel', async () => {
-    await drill('restart Sentinel', async () => {
-      await killProc(sentinels[0], 'SIGTERM');
-      const faultAt = Date.now();
-      await startSentinel(0);
-      const primary = await primaryPort();
-      await waitUntil('the restarted Sentinel names the primary', async () => {
-        const c = new Redis({ host: '127.0.0.1', port: sentinels[0].port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        c.on('error', () => undefined);
-        try { await c.connect(); return Number(((await c.call('SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]) === primary; } finally { c.disconnect(); }
-      }, 30_000);
-      return { faultAt, note: `Sentinel back after ${Date.now() - faultAt} ms` };
-    }, false);
+    await drill(
+      'restart Sentinel',
+      async () => {
+        await killProc(sentinels[0], 'SIGTERM');
+        const faultAt = Date.now();
+        await startSentinel(0);
+        const primary = await primaryPort();
+        await waitUntil(
+          'the restarted Sentinel names the primary',
+          async () => {
+            const c = new Redis({
+              host: '127.0.0.1',
+              port: sentinels[0].port,
+              lazyConnect: true,
+              maxRetriesPerRequest: 0,
+              retryStrategy: () => null,
+            });
+            c.on('error', () => undefined);
+            try {
+              await c.connect();
+              return Number(((await c.call('SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]) === primary;
+            } finally {
+              c.disconnect();
+            }
+          },
+          30_000,
+        );
+        return { faultAt, note: `Sentinel back after ${Date.now() - faultAt} ms` };
+      },
+      false,
+    );
   });
 
   test('the comparison catches an event the vault does not hold, one it holds differently, and a repeat', async () => {

@@ -17,8 +17,15 @@ export function chromiumMissing(): string | undefined {
   return existsSync(CHROMIUM) ? undefined : 'SKIPPED: chromium missing (apt-get install chromium)';
 }
 
-export const HEADLESS_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-features=Translate,MediaRouter'];
+export const HEADLESS_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-features=Translate,MediaRouter',
+];
 
 export interface AppWindow {
   readonly browser: Browser;
@@ -34,36 +41,55 @@ export interface AppWindow {
 }
 
 /** Opens `url` in an app window; `profileDir` reuses a profile (its service worker and caches), else a fresh one. */
-export async function openAppWindow(url: string, extraArgs: readonly string[] = [], profileDir = mkdtempSync(join(tmpdir(), 'orb-app-window-'))): Promise<AppWindow> {
+export async function openAppWindow(
+  url: string,
+  extraArgs: readonly string[] = [],
+  profileDir = mkdtempSync(join(tmpdir(), 'orb-app-window-')),
+): Promise<AppWindow> {
   const { chromium } = await import('playwright-core');
-  const child = launchDesktop({ url, browser: CHROMIUM, profileDir, detached: false, extraArgs: [...HEADLESS_ARGS, '--remote-debugging-port=0', ...extraArgs] });
+  const child = launchDesktop({
+    url,
+    browser: CHROMIUM,
+    profileDir,
+    detached: false,
+    extraArgs: [...HEADLESS_ARGS, '--remote-debugging-port=0', ...extraArgs],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const portFile = join(profileDir, 'DevToolsActivePort');
   rmSync(portFile, { force: true }); // a reused profile keeps the last browser's
   const deadline = Date.now() + 30_000;
   while (!existsSync(portFile) || !readFileSync(portFile, 'utf8').includes('\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`chromium did not start its DevTools endpoint (exit ${child.exitCode})`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`chromium did not start its DevTools endpoint (exit ${child.exitCode})`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const port = readFileSync(portFile, 'utf8').split('\n')[0];
   const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
   // The default context is the profile's own (an installable, non-incognito one); --app opened its only page.
   const context = browser.contexts()[0];
-  const page = context.pages()[0] ?? await context.waitForEvent('page');
+  const page = context.pages()[0] ?? (await context.waitForEvent('page'));
   const lines: string[] = [];
   page.on('console', (m) => lines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => lines.push(`pageerror: ${e.message}`));
   const sockets: string[] = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
   return {
-    browser, context, page, profileDir, console: lines, sockets,
+    browser,
+    context,
+    page,
+    profileDir,
+    console: lines,
+    sockets,
     async close(opts) {
       await browser.close().catch(() => undefined);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         // A busy machine can take a while; its helper processes still write the profile until then.
         await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-        if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; }
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await exited;
+        }
       }
       if (opts?.keepProfile) return;
       try {
@@ -91,14 +117,23 @@ export async function installabilityErrors(w: AppWindow): Promise<Array<{ errorI
  * type-checked without the DOM library, which would clash with Node's fetch types).
  */
 export interface PageGlobals {
-  document: { activeElement: { id: string } | null; body: object; getElementById(id: string): { getAttribute(n: string): string | null; textContent: string | null } | null };
+  document: {
+    activeElement: { id: string } | null;
+    body: object;
+    getElementById(id: string): { getAttribute(n: string): string | null; textContent: string | null } | null;
+  };
   navigator: { onLine: boolean; serviceWorker: { controller: object | null } };
   caches: { keys(): Promise<string[]>; open(k: string): Promise<{ keys(): Promise<Array<{ url: string }>> }> };
   matchMedia(q: string): { matches: boolean };
   getComputedStyle(el: object): { backgroundColor: string };
 }
 
-export interface AxeViolation { id: string; impact: string | null; help: string; nodes: number }
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: number;
+}
 
 /**
  * axe-core's violations on the page as it is now. The script goes in through the DevTools protocol
@@ -107,7 +142,9 @@ export interface AxeViolation { id: string; impact: string | null; help: string;
 export async function axeViolations(page: Page): Promise<AxeViolation[]> {
   await page.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
   return page.evaluate(async () => {
-    const res = await (globalThis as unknown as { axe: typeof import('axe-core') }).axe.run((globalThis as unknown as { document: never }).document);
+    const res = await (globalThis as unknown as { axe: typeof import('axe-core') }).axe.run(
+      (globalThis as unknown as { document: never }).document,
+    );
     return res.violations.map((v) => ({ id: v.id, impact: v.impact ?? null, help: v.help, nodes: v.nodes.length }));
   });
 }

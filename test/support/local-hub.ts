@@ -58,7 +58,8 @@ export interface LocalHub {
 
 export function fileHashes(bytes: Buffer, lfs: boolean): HubFile {
   return {
-    bytes, lfs,
+    bytes,
+    lfs,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     gitSha1: createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex'),
   };
@@ -79,21 +80,37 @@ export async function startLocalHub(): Promise<LocalHub> {
     const f = files.get(key)!;
     const file = key.split('/').slice(-1)[0];
     let body = f.bytes;
-    if (faults.corrupt.has(file)) { body = Buffer.from(body); body[body.length >> 1] ^= 0xff; }
+    if (faults.corrupt.has(file)) {
+      body = Buffer.from(body);
+      body[body.length >> 1] ^= 0xff;
+    }
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
-    if (start >= body.length && m) { res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end(); return; }
-    const headers: Record<string, string | number> = { etag: `"${f.lfs ? f.sha256 : f.gitSha1}"`, 'accept-ranges': 'bytes', 'content-length': body.length - start };
+    if (start >= body.length && m) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+      return;
+    }
+    const headers: Record<string, string | number> = {
+      etag: `"${f.lfs ? f.sha256 : f.gitSha1}"`,
+      'accept-ranges': 'bytes',
+      'content-length': body.length - start,
+    };
     if (m) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
     res.writeHead(m ? 206 : 200, headers);
-    if (req.method === 'HEAD') { res.end(); return; }
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     const chunk = body.subarray(start);
     const cut = faults.cutAfter.get(file);
     const stall = faults.stallAfter.get(file);
     const count = (n: number) => sent.set(file, (sent.get(file) ?? 0) + n);
     if (cut !== undefined && cut < chunk.length) {
       faults.cutAfter.delete(file);
-      res.write(chunk.subarray(0, cut), () => { count(cut); res.socket?.destroy(); });
+      res.write(chunk.subarray(0, cut), () => {
+        count(cut);
+        res.socket?.destroy();
+      });
       return;
     }
     if (stall !== undefined && stall < chunk.length) {
@@ -105,9 +122,18 @@ export async function startLocalHub(): Promise<LocalHub> {
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://hub');
-    requests.push({ host: req.socket.localPort === cdnPort() ? 'cdn' : 'hub', method: req.method ?? '', path: decodeURIComponent(url.pathname), range: req.headers.range, authorization: req.headers.authorization });
+    requests.push({
+      host: req.socket.localPort === cdnPort() ? 'cdn' : 'hub',
+      method: req.method ?? '',
+      path: decodeURIComponent(url.pathname),
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+    });
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
-    if (cdn && bySha.has(cdn[1])) { sendBytes(res, bySha.get(cdn[1])!, req); return; }
+    if (cdn && bySha.has(cdn[1])) {
+      sendBytes(res, bySha.get(cdn[1])!, req);
+      return;
+    }
     if (faults.token !== undefined && req.headers.authorization !== `Bearer ${faults.token}`) {
       res.writeHead(401, { 'x-error-code': 'GatedRepo' }).end('Access to this repository is restricted');
       return;
@@ -116,13 +142,26 @@ export async function startLocalHub(): Promise<LocalHub> {
     const key = m ? `${m[1]}@${m[2]}/${m[3]}` : '';
     const f = files.get(key);
     const file = m?.[3].split('/').slice(-1)[0] ?? '';
-    if (!f || faults.missing.has(file)) { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end('Entry not found'); return; }
+    if (!f || faults.missing.has(file)) {
+      res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end('Entry not found');
+      return;
+    }
     const left = faults.fail500.get(file) ?? 0;
-    if (left > 0 && req.method === 'GET') { faults.fail500.set(file, left - 1); res.writeHead(500).end('Internal Error'); return; }
+    if (left > 0 && req.method === 'GET') {
+      faults.fail500.set(file, left - 1);
+      res.writeHead(500).end('Internal Error');
+      return;
+    }
     if (f.lfs) {
-      res.writeHead(302, {
-        location: `${cdnUrl}/cdn/${f.sha256}`, 'x-linked-etag': `"${f.sha256}"`, 'x-linked-size': String(f.bytes.length), 'x-repo-commit': m![2], etag: `"${f.gitSha1}"`,
-      }).end();
+      res
+        .writeHead(302, {
+          location: `${cdnUrl}/cdn/${f.sha256}`,
+          'x-linked-etag': `"${f.sha256}"`,
+          'x-linked-size': String(f.bytes.length),
+          'x-repo-commit': m![2],
+          etag: `"${f.gitSha1}"`,
+        })
+        .end();
       return;
     }
     res.setHeader('x-repo-commit', m![2]);
@@ -137,7 +176,11 @@ export async function startLocalHub(): Promise<LocalHub> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const cdnUrl = `http://127.0.0.1:${(cdnServer.address() as AddressInfo).port}`;
   return {
-    url, requests, faults, files, sent,
+    url,
+    requests,
+    faults,
+    files,
+    sent,
     addDir(repo, revision, dir) {
       for (const p of walk(dir)) {
         const f = fileHashes(readFileSync(p), p.endsWith('.onnx'));
@@ -147,7 +190,11 @@ export async function startLocalHub(): Promise<LocalHub> {
       }
     },
     close: async () => {
-      for (const srv of [server, cdnServer]) await new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); });
+      for (const srv of [server, cdnServer])
+        await new Promise<void>((r) => {
+          srv.closeAllConnections();
+          srv.close(() => r());
+        });
     },
   };
 }
@@ -175,6 +222,11 @@ export async function startConnectProxy(): Promise<{ url: string; tunnels: strin
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     tunnels,
-    close: () => new Promise<void>((r) => { for (const s of open) s.destroy(); server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of open) s.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

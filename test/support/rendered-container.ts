@@ -54,12 +54,19 @@ export function containerEnv(container: K8sObject, k: KubeletStandIn): Record<st
 }
 
 /** Spawns the container's command; stdout+stderr are collected in `output`. */
-export function runContainer(container: K8sObject, k: KubeletStandIn): { child: ChildProcess; output: () => string; exit: Promise<number> } {
+export function runContainer(
+  container: K8sObject,
+  k: KubeletStandIn,
+): { child: ChildProcess; output: () => string; exit: Promise<number> } {
   const [bin, ...args] = sourceCommand(container.command);
   const child = spawn(bin, args, { cwd: REPO_ROOT, env: containerEnv(container, k), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
   const exit = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
   return { child, output: () => out, exit };
 }

@@ -13,7 +13,11 @@ import { Testing } from 'cdk8s';
 import { Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
 import { freePort } from '../../tools/redis/redis-server';
 
-const RES = { cpu: { request: '10m', limit: '100m' }, memory: { request: '16Mi', limit: '64Mi' }, ephemeralStorage: { request: '1Mi', limit: '8Mi' } };
+const RES = {
+  cpu: { request: '10m', limit: '100m' },
+  memory: { request: '16Mi', limit: '64Mi' },
+  ephemeralStorage: { request: '1Mi', limit: '8Mi' },
+};
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
@@ -23,7 +27,9 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     try {
       const v = await fn();
       if (v) return v;
-    } catch (err) { last = err; }
+    } catch (err) {
+      last = err;
+    }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(100);
   }
@@ -70,12 +76,14 @@ export async function prepareSentinelSet(tag: string): Promise<SentinelSet> {
   const passwords: Record<string, string> = {};
   const port = await freePort();
   let sentinelPort: number;
-  do sentinelPort = await freePort(); while (sentinelPort === port);
+  do sentinelPort = await freePort();
+  while (sentinelPort === port);
   const procs: Record<string, ChildProcess> = {};
   const logs: Record<string, string> = {};
   const clients: Redis[] = [];
 
-  for (const d of ['node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2']) mkdirSync(join(root, d));
+  for (const d of ['node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2'])
+    mkdirSync(join(root, d));
   for (const [f, text] of Object.entries(conf)) writeFileSync(join(root, f), text);
   for (const [f, text] of Object.entries(nodeRules)) writeFileSync(join(root, 'node-rules', f), text);
   for (const [f, text] of Object.entries(sentinelRules)) writeFileSync(join(root, 'sentinel-rules', f), text);
@@ -88,30 +96,57 @@ export async function prepareSentinelSet(tag: string): Promise<SentinelSet> {
   execFileSync('sh', [assemble, join(root, 'sentinel-rules'), join(root, 'secrets'), join(root, 'sentinel.acl')]);
   // The rendered redis.conf with this node's address, port and paths instead of the pod's.
   for (let i = 0; i < 3; i++) {
-    writeFileSync(join(root, `redis-${i}.conf`), conf['redis.conf']
-      .replace(/^bind .*$/m, `bind ${hosts[i]}`).replace(/^port .*$/m, `port ${port}`)
-      .replace(/^dir .*$/m, `dir ${join(root, `data-${i}`)}`).replace(/^aclfile .*$/m, `aclfile ${join(root, 'users.acl')}`)
-      .replace(/^include .*$/m, `include ${join(root, `run-${i}`, 'replication.conf')}`));
+    writeFileSync(
+      join(root, `redis-${i}.conf`),
+      conf['redis.conf']
+        .replace(/^bind .*$/m, `bind ${hosts[i]}`)
+        .replace(/^port .*$/m, `port ${port}`)
+        .replace(/^dir .*$/m, `dir ${join(root, `data-${i}`)}`)
+        .replace(/^aclfile .*$/m, `aclfile ${join(root, 'users.acl')}`)
+        .replace(/^include .*$/m, `include ${join(root, `run-${i}`, 'replication.conf')}`),
+    );
   }
 
   const env = (i: number): NodeJS.ProcessEnv => ({
     ...process.env,
-    VAULT_SELF: hosts[i], VAULT_NODES: hosts.join(' '), VAULT_PORT: String(port), SENTINEL_PORT: String(sentinelPort),
-    VAULT_MASTER_NAME: 'vault', VAULT_ACL_DIR: join(root, 'secrets'), VAULT_RUN_DIR: join(root, `run-${i}`),
-    SENTINEL_QUORUM: '2', SENTINEL_DOWN_AFTER_MS: '1000', SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
-    SENTINEL_ACL_FILE: join(root, 'sentinel.acl'), SENTINEL_BIND: hosts[i], PRESTOP_WAIT_S: '3',
+    VAULT_SELF: hosts[i],
+    VAULT_NODES: hosts.join(' '),
+    VAULT_PORT: String(port),
+    SENTINEL_PORT: String(sentinelPort),
+    VAULT_MASTER_NAME: 'vault',
+    VAULT_ACL_DIR: join(root, 'secrets'),
+    VAULT_RUN_DIR: join(root, `run-${i}`),
+    SENTINEL_QUORUM: '2',
+    SENTINEL_DOWN_AFTER_MS: '1000',
+    SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
+    SENTINEL_ACL_FILE: join(root, 'sentinel.acl'),
+    SENTINEL_BIND: hosts[i],
+    PRESTOP_WAIT_S: '3',
   });
   const start = (kind: 'redis' | 'sentinel', i: number) => {
     const key = `${kind}-${i}`;
     const args = kind === 'redis' ? [join(root, 'start-redis.sh'), join(root, `redis-${i}.conf`)] : [join(root, 'start-sentinel.sh')];
     const child = spawn('sh', args, { env: env(i), stdio: ['ignore', 'pipe', 'pipe'] });
     logs[key] = '';
-    child.stdout?.on('data', (d) => { logs[key] += String(d); });
-    child.stderr?.on('data', (d) => { logs[key] += String(d); });
+    child.stdout?.on('data', (d) => {
+      logs[key] += String(d);
+    });
+    child.stderr?.on('data', (d) => {
+      logs[key] += String(d);
+    });
     procs[key] = child;
   };
   const client = (host: string, p: number, user?: string) => {
-    const c = new Redis({ host, port: p, ...(user ? { username: user, password: passwords[user] } : {}), lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => null });
+    const c = new Redis({
+      host,
+      port: p,
+      ...(user ? { username: user, password: passwords[user] } : {}),
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
     c.on('error', () => {});
     clients.push(c);
     return c;
@@ -127,20 +162,42 @@ export async function prepareSentinelSet(tag: string): Promise<SentinelSet> {
   };
   const role = async (i: number) => ((await ask(hosts[i], port, 'sentinel', 'ROLE')) as unknown[])[0] as string;
   const linkUp = async (i: number) => /master_link_status:up/.test(String(await ask(hosts[i], port, 'sentinel', 'INFO', 'replication')));
-  const masterOf = async (i: number) => ((await ask(hosts[i], sentinelPort, 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[0];
+  const masterOf = async (i: number) =>
+    ((await ask(hosts[i], sentinelPort, 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[0];
   const alive = (p?: ChildProcess) => Boolean(p && p.exitCode === null && p.signalCode === null);
-  const stop = (p?: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') => (alive(p)
-    ? new Promise<void>((resolve) => { p!.once('exit', () => resolve()); p!.kill(signal); })
-    : Promise.resolve());
+  const stop = (p?: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') =>
+    alive(p)
+      ? new Promise<void>((resolve) => {
+          p!.once('exit', () => resolve());
+          p!.kill(signal);
+        })
+      : Promise.resolve();
 
   return {
-    root, hosts, port, sentinelPort, passwords, logs, procs, env, client, ask, role, linkUp, masterOf,
+    root,
+    hosts,
+    port,
+    sentinelPort,
+    passwords,
+    logs,
+    procs,
+    env,
+    client,
+    ask,
+    role,
+    linkUp,
+    masterOf,
     dataDir: (i) => join(root, `data-${i}`),
     async startPod(i) {
       start('redis', i);
       start('sentinel', i);
-      await until(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i)), 30_000)
-        .catch((err: Error) => { throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`); });
+      await until(
+        `pod ${i} ready`,
+        async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i)),
+        30_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`);
+      });
     },
     async stopPod(i) {
       execFileSync('sh', [join(root, 'prestop.sh')], { env: env(i), timeout: 30_000 });

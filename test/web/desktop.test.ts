@@ -35,38 +35,61 @@ if (skip) console.warn(`${skip} — test/web/desktop.test.ts`);
 const suite = skip ? describe.skip : describe;
 
 interface Ui {
-  state: string; session?: string; reply: string; online: boolean; queued: number; reconnects: number;
-  events: Array<{ seq: number; type: string; turn?: string }>; errors: string[];
+  state: string;
+  session?: string;
+  reply: string;
+  online: boolean;
+  queued: number;
+  reconnects: number;
+  events: Array<{ seq: number; type: string; turn?: string }>;
+  errors: string[];
 }
 const replies = (o: Ui | undefined) => o?.events.filter((e) => e.type === 'reply').length ?? 0;
-const ui = (page: Page): Promise<Ui> => page.evaluate(() => (globalThis as unknown as { __orb?: Ui }).__orb)
-  .then((o) => { if (!o) throw new Error('the page has no __orb (app.js did not run)'); return o; });
+const ui = (page: Page): Promise<Ui> =>
+  page
+    .evaluate(() => (globalThis as unknown as { __orb?: Ui }).__orb)
+    .then((o) => {
+      if (!o) throw new Error('the page has no __orb (app.js did not run)');
+      return o;
+    });
 /** Polls the page's UI state from here (the page's CSP forbids the eval that string predicates need). */
 async function waitUi(page: Page, what: string, pred: (o: Ui) => boolean, timeoutMs = 60_000): Promise<Ui> {
-  return waitUntil(what, async () => {
-    const last = await ui(page).catch(() => undefined); // undefined while the page (re)loads
-    if (last && pred(last)) return last;
-    // Not yet: the thrown state is what the timeout reports.
-    const brief = last && { ...last, events: last.events.map((e) => `${e.seq} ${e.type}`).join(', ') };
-    throw new Error(`\nui: ${JSON.stringify(brief ?? null).slice(0, 3000)}`);
-  }, timeoutMs, 100);
+  return waitUntil(
+    what,
+    async () => {
+      const last = await ui(page).catch(() => undefined); // undefined while the page (re)loads
+      if (last && pred(last)) return last;
+      // Not yet: the thrown state is what the timeout reports.
+      const brief = last && { ...last, events: last.events.map((e) => `${e.seq} ${e.type}`).join(', ') };
+      throw new Error(`\nui: ${JSON.stringify(brief ?? null).slice(0, 3000)}`);
+    },
+    timeoutMs,
+    100,
+  );
 }
 /** Names the step that hangs instead of leaving it to the jest timeout. */
 async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms); })]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
-const shellCaches = (page: Page) => page.evaluate(async () => (await (globalThis as unknown as PageGlobals).caches.keys()).filter((k) => k.startsWith('orb-shell-')));
+const shellCaches = (page: Page) =>
+  page.evaluate(async () => (await (globalThis as unknown as PageGlobals).caches.keys()).filter((k) => k.startsWith('orb-shell-')));
 /** Paths held by the (single) shell cache. */
-const cachedPaths = (page: Page) => page.evaluate(async () => {
-  const { caches } = (globalThis as unknown as PageGlobals);
-  const cache = await caches.open((await caches.keys())[0]);
-  return (await cache.keys()).map((r) => new URL(r.url).pathname).sort();
-});
+const cachedPaths = (page: Page) =>
+  page.evaluate(async () => {
+    const { caches } = globalThis as unknown as PageGlobals;
+    const cache = await caches.open((await caches.keys())[0]);
+    return (await cache.keys()).map((r) => new URL(r.url).pathname).sort();
+  });
 const focused = (page: Page) => page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id);
 
 suite('the ORB as an installable desktop app', () => {
@@ -82,8 +105,15 @@ suite('the ORB as an installable desktop app', () => {
   /** Paths of the requests the gateway answers (proves which ones the service worker answered instead). */
   const served: string[] = [];
 
-  const client = () => { const c = testRedis(); clients.push(c); return c; };
-  const workerConfig = (podName: string) => ({ ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }), podName });
+  const client = () => {
+    const c = testRedis();
+    clients.push(c);
+    return c;
+  };
+  const workerConfig = (podName: string) => ({
+    ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }),
+    podName,
+  });
   /** (Re)starts the gateway on the same port, as a restarted pod behind the same Service. */
   async function startGateway(): Promise<void> {
     gateway = await makeApp(prefix, `orb-desktop-${Date.now()}`, { ORB_WEB_ROOT: root, ORB_TURN_DEADLINE_MS: '20000' });
@@ -119,13 +149,31 @@ suite('the ORB as an installable desktop app', () => {
   beforeAll(async () => {
     await buildWeb(root);
     const admin = client();
-    await writeIdentity(admin, createAcp(admin, { prefix }).keys, parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')));
+    await writeIdentity(
+      admin,
+      createAcp(admin, { prefix }).keys,
+      parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
+    );
     for (let n = 0; n < 5; n++) {
-      workers.push(new WorkerRuntime(coreRole, {
-        redis: client(), keyPrefix: prefix, http: false, worker: workerConfig(`core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-      }));
+      workers.push(
+        new WorkerRuntime(coreRole, {
+          redis: client(),
+          keyPrefix: prefix,
+          http: false,
+          worker: workerConfig(`core4-${n}`),
+          env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+        }),
+      );
     }
-    workers.push(new WorkerRuntime(caliRole, { redis: client(), keyPrefix: prefix, http: false, worker: workerConfig('cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
+    workers.push(
+      new WorkerRuntime(caliRole, {
+        redis: client(),
+        keyPrefix: prefix,
+        http: false,
+        worker: workerConfig('cali-0'),
+        env: { CALI_QUORUM_GRACE_MS: '3000' },
+      }),
+    );
     await Promise.all(workers.map((w) => w.start()));
     await startGateway();
   }, 180_000);
@@ -143,16 +191,32 @@ suite('the ORB as an installable desktop app', () => {
     win = await openAppWindow(`${origin}/`, silentMic());
     const { page } = win;
     try {
-      await page.waitForFunction(() => (globalThis as unknown as PageGlobals).navigator.serviceWorker.controller !== null, undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => (globalThis as unknown as PageGlobals).navigator.serviceWorker.controller !== null, undefined, {
+        timeout: 30_000,
+      });
       expect(await installabilityErrors(win)).toEqual([]);
       expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).matchMedia('(display-mode: standalone)').matches)).toBe(true);
       expect(await shellCaches(page)).toEqual([`orb-shell-${shellVersion(root)}`]);
-      expect(await cachedPaths(page)).toEqual(['/', '/app.js', '/capture-worklet.js', '/icon-192.png', '/icon-512.png', '/icon-maskable-512.png', '/index.html', '/manifest.webmanifest', '/orb.css']);
+      expect(await cachedPaths(page)).toEqual([
+        '/',
+        '/app.js',
+        '/capture-worklet.js',
+        '/icon-192.png',
+        '/icon-512.png',
+        '/icon-maskable-512.png',
+        '/index.html',
+        '/manifest.webmanifest',
+        '/orb.css',
+      ]);
       // The worker answers only for the shell: the API and unknown paths still reach the gateway (401 without a key).
-      const statuses = await page.evaluate(async () => Promise.all(['/v1/replicas', '/nope.html'].map(async (p) => (await fetch(p)).status)));
+      const statuses = await page.evaluate(async () =>
+        Promise.all(['/v1/replicas', '/nope.html'].map(async (p) => (await fetch(p)).status)),
+      );
       expect(statuses).toEqual([401, 401]);
       expect(await axeViolations(page)).toEqual([]);
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 
   test('keyboard alone: Tab to the key, Enter connects, Space toggles the microphone, Enter and Space send turns; updates land in live regions', async () => {
@@ -186,19 +250,25 @@ suite('the ORB as an installable desktop app', () => {
       await waitUi(page, 'the typed turn (Space on Send) is answered', (o) => replies(o) === 2, 90_000);
 
       // Transcript, reply and status are live regions: a screen reader announces their updates.
-      const live = await page.evaluate(() => ['status', 'transcript', 'reply', 'network'].map((id) => {
-        const el = (globalThis as unknown as PageGlobals).document.getElementById(id)!;
-        return [id, el.getAttribute('aria-live') ?? el.getAttribute('role'), el.textContent?.length ?? 0];
-      }));
+      const live = await page.evaluate(() =>
+        ['status', 'transcript', 'reply', 'network'].map((id) => {
+          const el = (globalThis as unknown as PageGlobals).document.getElementById(id)!;
+          return [id, el.getAttribute('aria-live') ?? el.getAttribute('role'), el.textContent?.length ?? 0];
+        }),
+      );
       expect(live).toEqual([
-        ['status', 'status', expect.any(Number)], ['transcript', 'polite', expect.any(Number)],
-        ['reply', 'polite', expect.any(Number)], ['network', 'status', 0],
+        ['status', 'status', expect.any(Number)],
+        ['transcript', 'polite', expect.any(Number)],
+        ['reply', 'polite', expect.any(Number)],
+        ['network', 'status', 0],
       ]);
       expect(await page.textContent('#transcript')).toBe('what can you do?');
       expect((await page.textContent('#reply'))!.length).toBeGreaterThan(0);
       // And after a whole turn (verdict table filled, consensus shown) axe still finds nothing.
       expect(await axeViolations(page)).toEqual([]);
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 
   test('offline: the shell reloads from the service worker, says so, queues a typed turn and resumes the session from its last seq', async () => {
@@ -215,7 +285,12 @@ suite('the ORB as an installable desktop app', () => {
       await waitUi(page, 'the shell runs offline', (o) => !o.online);
       expect(served).toEqual([]);
       expect(await page.title()).toBe('ORB');
-      expect(await page.evaluate(() => { const g = (globalThis as unknown as PageGlobals); return g.getComputedStyle(g.document.body).backgroundColor; })).toBe('rgb(13, 16, 23)');
+      expect(
+        await page.evaluate(() => {
+          const g = globalThis as unknown as PageGlobals;
+          return g.getComputedStyle(g.document.body).backgroundColor;
+        }),
+      ).toBe('rgb(13, 16, 23)');
       expect(await page.textContent('#network')).toMatch(/Offline/);
       await page.fill('#text', 'hello again');
       await page.press('#text', 'Enter');
@@ -230,7 +305,9 @@ suite('the ORB as an installable desktop app', () => {
       expect(after.events[0].seq).toBe(lastSeq + 1);
       expect(after.events.map((e) => e.seq)).toEqual(after.events.map((_, i) => lastSeq + 1 + i));
       expect(await page.isHidden('#network')).toBe(true);
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 
   test('gateway restart mid-session: the window keeps working from its cache and resumes on the restarted gateway', async () => {
@@ -248,12 +325,17 @@ suite('the ORB as an installable desktop app', () => {
       await typedTurn(page, 'good morning');
       // Every dial, the first and each resume, redeemed a single-use ticket: the key never rode in a URL.
       expect(win!.sockets.length).toBeGreaterThanOrEqual(2);
-      for (const url of win!.sockets) { expect(url).toMatch(/[?&]ticket=/); expect(url).not.toContain(KEYS.alice); }
+      for (const url of win!.sockets) {
+        expect(url).toMatch(/[?&]ticket=/);
+        expect(url).not.toContain(KEYS.alice);
+      }
       const after = await ui(page);
       expect(after.session).toBe(before.session);
       expect(after.events[0].seq).toBe(lastSeq + 1);
       expect(after.events.map((e) => e.seq)).toEqual(after.events.map((_, i) => lastSeq + 1 + i));
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 
   test('a new deploy replaces the cached shell: the next visit installs its worker, drops the old cache, and offline shows the new build', async () => {
@@ -262,22 +344,31 @@ suite('the ORB as an installable desktop app', () => {
       const v1 = shellVersion(root);
       expect(await shellCaches(page)).toEqual([`orb-shell-${v1}`]);
       // A new build of the page (what `npm run build:web` writes: files, then a sw.js of their hash).
-      const html = readFileSync(join(root, 'index.html'), 'utf8').replace('<title>ORB</title>', '<title>ORB</title>\n  <meta name="orb-build" content="next">');
+      const html = readFileSync(join(root, 'index.html'), 'utf8').replace(
+        '<title>ORB</title>',
+        '<title>ORB</title>\n  <meta name="orb-build" content="next">',
+      );
       writeFileSync(join(root, 'index.html'), html);
       const v2 = await writeServiceWorker(root);
       expect(v2).not.toBe(v1);
       await page.reload();
       expect(await page.locator('meta[name="orb-build"]').count()).toBe(1); // online: the network answers first
-      await page.waitForFunction(async (v) => {
-        const keys = (await (globalThis as unknown as PageGlobals).caches.keys()).filter((k) => k.startsWith('orb-shell-'));
-        return keys.length === 1 && keys[0] === `orb-shell-${v}`;
-      }, v2, { timeout: 60_000, polling: 200 });
+      await page.waitForFunction(
+        async (v) => {
+          const keys = (await (globalThis as unknown as PageGlobals).caches.keys()).filter((k) => k.startsWith('orb-shell-'));
+          return keys.length === 1 && keys[0] === `orb-shell-${v}`;
+        },
+        v2,
+        { timeout: 60_000, polling: 200 },
+      );
       await context.setOffline(true);
       await page.reload();
       await waitUi(page, 'the new shell runs offline', (o) => !o.online);
       expect(await page.locator('meta[name="orb-build"]').count()).toBe(1);
       await context.setOffline(false);
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 
   test('offline at start: a new window of the same profile opens from the cache while the gateway is down, and connects when it is back', async () => {
@@ -291,6 +382,8 @@ suite('the ORB as an installable desktop app', () => {
       await startGateway();
       await waitUi(win.page, 'connected once the gateway is back', (o) => o.state === 'open', 60_000);
       await typedTurn(win.page, 'hello');
-    } catch (err) { await failWith(err); }
+    } catch (err) {
+      await failWith(err);
+    }
   });
 });

@@ -43,9 +43,7 @@ const rule = {
   create(context) {
     const { root, zones } = context.options[0];
     const file = path.relative(root, context.filename).split(path.sep).join('/');
-    const active = zones.filter(
-      (z) => z.from.some((d) => d === '.' || within(d, file)) && !(z.except ?? []).some((d) => within(d, file)),
-    );
+    const active = zones.filter((z) => z.from.some((d) => d === '.' || within(d, file)) && !(z.except ?? []).some((d) => within(d, file)));
     if (active.length === 0 || file.startsWith('..')) return {};
 
     function check(node, source) {

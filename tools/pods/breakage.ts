@@ -29,7 +29,8 @@ const find = (objs: K8sObject[], kind: string, name: string): K8sObject => {
 
 export const BREAKAGES: Record<string, Breakage> = {
   'keda-group': {
-    change: "the whisperx ScaledObject watches consumer group 'whisperx' (the bug the runner first found) instead of the group the workers read as",
+    change:
+      "the whisperx ScaledObject watches consumer group 'whisperx' (the bug the runner first found) instead of the group the workers read as",
     tree: 'prod',
     expect: /ScaledObject\/whisperx spec\.triggers\[0\]\.metadata\.consumerGroup 'whisperx' is not a consumer group/,
     apply(objs) {
@@ -55,14 +56,16 @@ export const BREAKAGES: Record<string, Breakage> = {
     apply(objs) {
       const np = find(objs, 'NetworkPolicy', 'vault');
       const before = np.spec.ingress.length;
-      np.spec.ingress = np.spec.ingress.filter((r: { from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }> }) =>
-        !(r.from ?? []).some((p) => p.podSelector?.matchLabels?.app === 'cali'));
+      np.spec.ingress = np.spec.ingress.filter(
+        (r: { from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }> }) =>
+          !(r.from ?? []).some((p) => p.podSelector?.matchLabels?.app === 'cali'),
+      );
       if (np.spec.ingress.length !== before - 1) throw new Error('breakage: NetworkPolicy/vault has no single ingress rule for cali');
       return 'NetworkPolicy/vault spec.ingress';
     },
   },
   'env-name': {
-    change: 'orb-core\'s manifest sets ORB_API_KEY where the gateway\'s config schema requires ORB_API_KEYS (a rename on one side only)',
+    change: "orb-core's manifest sets ORB_API_KEY where the gateway's config schema requires ORB_API_KEYS (a rename on one side only)",
     tree: 'env',
     expect: /Deployment\/orb-core container [\w-]+ env: ORB_API_KEYS is required/,
     apply(objs) {

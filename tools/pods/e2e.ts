@@ -38,9 +38,11 @@ const args = process.argv.slice(2);
 /** Variants: environments rendered on request (charts/environments.ts VARIANTS), run with their own phases. */
 const VARIANT_ENVS: Record<string, string> = { fetch: 'dev-fetch' };
 const variant = args.includes('--variant') ? args[args.indexOf('--variant') + 1] : undefined;
-if (variant !== undefined && !VARIANT_ENVS[variant]) throw new Error(`--variant ${variant}: known variants: ${Object.keys(VARIANT_ENVS).join(', ')}`);
+if (variant !== undefined && !VARIANT_ENVS[variant])
+  throw new Error(`--variant ${variant}: known variants: ${Object.keys(VARIANT_ENVS).join(', ')}`);
 const breakCase = args.includes('--break') ? args[args.indexOf('--break') + 1] : undefined;
-if (breakCase !== undefined && !BREAKAGES[breakCase]) throw new Error(`--break ${breakCase}: known cases: ${Object.keys(BREAKAGES).join(', ')}`);
+if (breakCase !== undefined && !BREAKAGES[breakCase])
+  throw new Error(`--break ${breakCase}: known cases: ${Object.keys(BREAKAGES).join(', ')}`);
 const flagValues = new Set([variant, breakCase].filter(Boolean));
 const env = variant ? VARIANT_ENVS[variant] : (args.find((a) => !a.startsWith('--') && !flagValues.has(a)) ?? 'dev');
 // ORBPODS_TAG lets two checkouts run e2e:pods at once (namespaces and state are named by it).
@@ -52,11 +54,16 @@ let prodDist = join(repo, 'dist/prod');
 const failures: string[] = [];
 const t0 = Date.now();
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const fail = (s: string) => { failures.push(s); say(`FAIL: ${s}`); };
+const fail = (s: string) => {
+  failures.push(s);
+  say(`FAIL: ${s}`);
+};
 const secs = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 
 async function main(): Promise<number> {
-  try { preflight(); } catch (err) {
+  try {
+    preflight();
+  } catch (err) {
     const msg = `SKIPPED: ${(err as Error).message}`;
     say(msg);
     return process.env.CI === 'true' ? 1 : 0;
@@ -69,7 +76,8 @@ async function main(): Promise<number> {
     const b = BREAKAGES[breakCase];
     const broken = join(stateDir, 'broken');
     const field = b.tree === 'prod' ? breakTree(prodDist, join(broken, 'prod'), b) : breakTree(dist, join(broken, env), b);
-    if (b.tree === 'prod') prodDist = join(broken, 'prod'); else dist = join(broken, env);
+    if (b.tree === 'prod') prodDist = join(broken, 'prod');
+    else dist = join(broken, env);
     say(`== --break ${breakCase}: ${b.change}\n   changed ${field} in a copy (${broken}); this run must fail and name it`);
   }
   // What the services require of their manifests, before any pod starts (a kubelet would start
@@ -93,7 +101,8 @@ async function main(): Promise<number> {
       // Counters start with each pod: everything since up, the fetches included, must have passed.
       const sinceUp = await totalDrops(cluster);
       say(`== packets dropped from up to every pod ready (model fetches included): ${sinceUp.total}`);
-      if (sinceUp.total !== 0) fail(`${sinceUp.total} packets dropped before every pod was ready:\n${describeNewDrops(new Map(), sinceUp.records)}`);
+      if (sinceUp.total !== 0)
+        fail(`${sinceUp.total} packets dropped before every pod was ready:\n${describeNewDrops(new Map(), sinceUp.records)}`);
     } else {
       say('== kubectl scale deployment orb-core --replicas=2');
       await cluster.scale('Deployment/orb-core', 2);
@@ -120,15 +129,29 @@ async function main(): Promise<number> {
 
     say('\n== pods');
     const readyBy = new Map(first.map((r) => [r.pod, r.readyAfterS]));
-    say(table(['pod', 'owner', 'ready after (s)', 'restarts'], cluster.rows().filter((r) => !r.owner.startsWith('Job/'))
-      .map((r) => [r.pod, r.owner, String(readyBy.get(r.pod) ?? r.readyAfterS ?? '-'), String(r.restarts)])));
+    say(
+      table(
+        ['pod', 'owner', 'ready after (s)', 'restarts'],
+        cluster
+          .rows()
+          .filter((r) => !r.owner.startsWith('Job/'))
+          .map((r) => [r.pod, r.owner, String(readyBy.get(r.pod) ?? r.readyAfterS ?? '-'), String(r.restarts)]),
+      ),
+    );
   } catch (err) {
     fail((err as Error).message);
     // Refused connections name the policy edge that is missing.
     const drops = await cluster.drops().catch(() => []);
     for (const d of drops) for (const r of d.records) fail(`${dropLine(cluster, d.pod, r)} (${r.packets} packets)`);
-    say(table(['pod', 'owner', 'phase', 'ready', 'restarts', 'reason'], cluster.rows().map((r) => [r.pod, r.owner, r.phase, String(r.ready), String(r.restarts), r.reason ?? ''])));
-    for (const r of cluster.rows().filter((x) => !x.ready)) for (const c of cluster.pods.get(r.pod)?.statuses ?? []) say(indent(`${r.pod}/${c.name}:\n${tail(cluster.pods.get(r.pod)!.dir, c.name, 15)}`));
+    say(
+      table(
+        ['pod', 'owner', 'phase', 'ready', 'restarts', 'reason'],
+        cluster.rows().map((r) => [r.pod, r.owner, r.phase, String(r.ready), String(r.restarts), r.reason ?? '']),
+      ),
+    );
+    for (const r of cluster.rows().filter((x) => !x.ready))
+      for (const c of cluster.pods.get(r.pod)?.statuses ?? [])
+        say(indent(`${r.pod}/${c.name}:\n${tail(cluster.pods.get(r.pod)!.dir, c.name, 15)}`));
   } finally {
     clearInterval(ticker);
     await cluster.down();
@@ -138,12 +161,16 @@ async function main(): Promise<number> {
 
 /** The summary; under --break the run passes only when it failed the way the case expects. */
 function finish(): number {
-  say(`\n== e2e:pods${variant ? ` --variant ${variant}` : ''}${breakCase ? ` --break ${breakCase}` : ''} ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`);
+  say(
+    `\n== e2e:pods${variant ? ` --variant ${variant}` : ''}${breakCase ? ` --break ${breakCase}` : ''} ${failures.length ? `FAILED (${failures.length})` : 'passed'} in ${secs()}`,
+  );
   for (const f of failures) say(`  - ${f.split('\n').slice(0, 8).join('\n    ')}`);
   if (breakCase) {
     const want = BREAKAGES[breakCase].expect;
     const caught = failures.some((f) => want.test(f));
-    say(caught ? `== --break ${breakCase}: caught as expected (${want})` : `== --break ${breakCase}: NOT caught: no failure matches ${want}`);
+    say(
+      caught ? `== --break ${breakCase}: caught as expected (${want})` : `== --break ${breakCase}: NOT caught: no failure matches ${want}`,
+    );
     return caught ? 0 : 1;
   }
   return failures.length ? 1 : 0;
@@ -170,40 +197,69 @@ async function devPhases(cluster: Cluster): Promise<void> {
  * hub's access log accounts for the bytes.
  */
 async function checkModelFetch(cluster: Cluster): Promise<void> {
-  say('\n== model-fetch: each speech worker\'s init container fetched and verified its models from the stand-in hub');
+  say("\n== model-fetch: each speech worker's init container fetched and verified its models from the stand-in hub");
   const rows: string[][] = [];
   let fetchedBytes = 0;
   const fetchers = [...cluster.pods.values()].filter((p) => p.initContainers.some((c) => c.spec.name === 'model-fetch'));
   if (!fetchers.length) fail('no pod has a model-fetch init container: the variant renders none');
   for (const pod of fetchers) {
     const init = pod.initContainers.find((c) => c.spec.name === 'model-fetch')!;
-    const want = JSON.parse(init.spec.env.find((e: { name: string }) => e.name === 'MODEL_FILES').value) as Array<{ path: string; as?: string; sha256: string }>;
+    const want = JSON.parse(init.spec.env.find((e: { name: string }) => e.name === 'MODEL_FILES').value) as Array<{
+      path: string;
+      as?: string;
+      sha256: string;
+    }>;
     const log = existsSync(join(pod.dir, 'model-fetch.log')) ? readFileSync(join(pod.dir, 'model-fetch.log'), 'utf8') : '';
     const where = `${pod.ownerRef} pod ${pod.name} container model-fetch`;
     for (const f of want) {
       const line = log.split('\n').find((l) => l.startsWith(`model-fetch: ${f.path}: fetched `));
-      if (!line) { fail(`${where}: no 'fetched' line for ${f.path}:\n${log.trim().split('\n').slice(-5).join('\n')}`); continue; }
-      if (!line.includes(`sha256:${f.sha256} verified against the lock file`)) fail(`${where}: ${f.path} was not verified against the lock's sha256 ${f.sha256}: ${line}`);
+      if (!line) {
+        fail(`${where}: no 'fetched' line for ${f.path}:\n${log.trim().split('\n').slice(-5).join('\n')}`);
+        continue;
+      }
+      if (!line.includes(`sha256:${f.sha256} verified against the lock file`))
+        fail(`${where}: ${f.path} was not verified against the lock's sha256 ${f.sha256}: ${line}`);
     }
     const ok = /model-fetch: OK (\d+) fetched \((\d+) bytes\), (\d+) cached, (\d+) verified in place, (\d+) ms/.exec(log);
-    if (!ok) { fail(`${where}: no OK line`); continue; }
+    if (!ok) {
+      fail(`${where}: no OK line`);
+      continue;
+    }
     if (Number(ok[1]) !== want.length) fail(`${where}: fetched ${ok[1]} of ${want.length} files`);
     if (!existsSync(join(pod.volumeDir('models'), '.verified.json'))) fail(`${where}: no .verified.json in the model volume`);
     fetchedBytes += Number(ok[2]);
     // The worker must serve from what was fetched, not from models its image also holds.
     const worker = pod.containers[0];
-    const envOf = (c: { spec: { env?: Array<{ name: string; value?: string }> } }) => c.spec.env?.find((e) => e.name === 'MODEL_DIR')?.value;
-    const mountOf = (c: { spec: { volumeMounts?: Array<{ name: string; mountPath: string }> } }, dir?: string) => c.spec.volumeMounts?.find((m) => m.mountPath === dir)?.name;
+    const envOf = (c: { spec: { env?: Array<{ name: string; value?: string }> } }) =>
+      c.spec.env?.find((e) => e.name === 'MODEL_DIR')?.value;
+    const mountOf = (c: { spec: { volumeMounts?: Array<{ name: string; mountPath: string }> } }, dir?: string) =>
+      c.spec.volumeMounts?.find((m) => m.mountPath === dir)?.name;
     const dir = envOf(init);
-    if (envOf(worker) !== dir || !mountOf(worker, dir) || mountOf(worker, dir) !== mountOf(init, dir)) fail(`${pod.ownerRef} container ${worker.spec.name}: MODEL_DIR ${envOf(worker)} is not the volume model-fetch filled (${dir})`);
-    const loaded = readFileSync(join(pod.dir, `${worker.spec.name}.log`), 'utf8').split('\n')
-      .map((l) => /"model":"([^"]+)".*"msg":"whisper loaded"|"voices":(\[[^\]]*\]).*"msg":"voices listed"/.exec(l)).find(Boolean);
-    rows.push([pod.name, `${ok[1]}/${want.length}`, ok[2], 'sha256 = lock', `${ok[5]} ms`, String(init.status.restarts), `${dir}${loaded ? ` (${loaded[1] ? `whisper loaded from ${loaded[1]}` : `voices ${loaded[2]}`})` : ''}`]);
+    if (envOf(worker) !== dir || !mountOf(worker, dir) || mountOf(worker, dir) !== mountOf(init, dir))
+      fail(`${pod.ownerRef} container ${worker.spec.name}: MODEL_DIR ${envOf(worker)} is not the volume model-fetch filled (${dir})`);
+    const loaded = readFileSync(join(pod.dir, `${worker.spec.name}.log`), 'utf8')
+      .split('\n')
+      .map((l) => /"model":"([^"]+)".*"msg":"whisper loaded"|"voices":(\[[^\]]*\]).*"msg":"voices listed"/.exec(l))
+      .find(Boolean);
+    rows.push([
+      pod.name,
+      `${ok[1]}/${want.length}`,
+      ok[2],
+      'sha256 = lock',
+      `${ok[5]} ms`,
+      String(init.status.restarts),
+      `${dir}${loaded ? ` (${loaded[1] ? `whisper loaded from ${loaded[1]}` : `voices ${loaded[2]}`})` : ''}`,
+    ]);
   }
   say(table(['pod', 'files', 'bytes', 'verified', 'fetch took', 'init restarts', 'worker reads'], rows));
   const hub = summarizeAccessLog(existsSync(cluster.hubLog) ? readFileSync(cluster.hubLog, 'utf8') : '');
-  say(`  stand-in hub: ${hub.requests} requests (${Object.entries(hub.byStatus).map(([k, v]) => `${v}× ${k}`).join(', ')}), ${hub.bytes} bytes of model files sent; model-fetch received ${fetchedBytes}`);
-  if (hub.bytes < fetchedBytes) fail(`the stand-in hub sent ${hub.bytes} bytes but model-fetch reports ${fetchedBytes}: the files came from elsewhere`);
+  say(
+    `  stand-in hub: ${hub.requests} requests (${Object.entries(hub.byStatus)
+      .map(([k, v]) => `${v}× ${k}`)
+      .join(', ')}), ${hub.bytes} bytes of model files sent; model-fetch received ${fetchedBytes}`,
+  );
+  if (hub.bytes < fetchedBytes)
+    fail(`the stand-in hub sent ${hub.bytes} bytes but model-fetch reports ${fetchedBytes}: the files came from elsewhere`);
 }
 
 /** The hub is reachable from the speech workers only: each other pod's egress refuses it (counter rises). */
@@ -213,7 +269,10 @@ async function checkHubEgress(cluster: Cluster): Promise<void> {
   const rows: string[][] = [];
   for (const h of cluster.hubs) {
     const hub = cluster.netPods().find((p) => p.namespace === h.namespace && p.name === h.service);
-    if (!hub) { fail(`no stand-in pod for ${h.namespace}/${h.service}`); continue; }
+    if (!hub) {
+      fail(`no stand-in pod for ${h.namespace}/${h.service}`);
+      continue;
+    }
     const seen = new Set<string>();
     for (const p of cluster.netPods().filter((x) => x.namespace === cluster.namespace && x.ready && cluster.pods.has(x.key))) {
       const owner = cluster.pods.get(p.key)!.ownerRef;
@@ -224,7 +283,10 @@ async function checkHubEgress(cluster: Cluster): Promise<void> {
       const res = await connect(p, hub.ip, h.port);
       const c1 = await counter(p.netns, 'egress');
       const okRes = allowed ? res === 'connected' : res === 'timeout' && c1 > c0;
-      if (!okRes) fail(`${p.name} → ${h.service}:${h.port}: the policies ${allowed ? 'allow' : 'forbid'} it, nftables gave ${res} (egress drops ${c0}→${c1})`);
+      if (!okRes)
+        fail(
+          `${p.name} → ${h.service}:${h.port}: the policies ${allowed ? 'allow' : 'forbid'} it, nftables gave ${res} (egress drops ${c0}→${c1})`,
+        );
       rows.push([owner, allowed ? 'allowed' : 'forbidden', res, `${c0}→${c1}`]);
     }
   }
@@ -274,14 +336,21 @@ async function checkPolicies(cluster: Cluster): Promise<void> {
         const res = await connect(intruder, self.ip, port);
         const c1 = await counter(self.netns, 'ingress');
         const okDrop = res === 'timeout' && c1 > c0;
-        if (!okDrop) fail(`${ref(np)}: intruder → ${self.name}:${port} should be dropped by ${self.name}'s ingress, got ${res} (counter ${c0}→${c1})`);
+        if (!okDrop)
+          fail(`${ref(np)}: intruder → ${self.name}:${port} should be dropped by ${self.name}'s ingress, got ${res} (counter ${c0}→${c1})`);
         const allowed = pods.find((p) => p.key !== self.key && p.key !== intruder.key && ev(p, self, port));
         let allowedRes = 'no allowed peer';
         if (allowed) {
           allowedRes = await connect(allowed, self.ip, port);
           if (allowedRes === 'timeout') fail(`${ref(np)}: ${allowed.name} → ${self.name}:${port} is allowed by the policies but timed out`);
         }
-        rows.push([ref(np), 'ingress', `intruder → ${self.name}:${port}: ${res}, drops ${c0}→${c1}`, allowed ? `${allowed.name} → ${self.name}:${port}` : '-', allowedRes]);
+        rows.push([
+          ref(np),
+          'ingress',
+          `intruder → ${self.name}:${port}: ${res}, drops ${c0}→${c1}`,
+          allowed ? `${allowed.name} → ${self.name}:${port}` : '-',
+          allowedRes,
+        ]);
       }
     }
     if (types.includes('Egress')) {
@@ -294,13 +363,23 @@ async function checkPolicies(cluster: Cluster): Promise<void> {
         const c0 = await counter(self.netns, 'egress');
         const res = await connect(self, forbidden.d.ip, forbidden.port);
         const c1 = await counter(self.netns, 'egress');
-        if (!(res === 'timeout' && c1 > c0)) fail(`${ref(np)}: ${self.name} → ${forbidden.d.name}:${forbidden.port} should be dropped by ${self.name}'s egress, got ${res} (counter ${c0}→${c1})`);
+        if (!(res === 'timeout' && c1 > c0))
+          fail(
+            `${ref(np)}: ${self.name} → ${forbidden.d.name}:${forbidden.port} should be dropped by ${self.name}'s egress, got ${res} (counter ${c0}→${c1})`,
+          );
         let allowedRes = 'no allowed peer';
         if (allowed) {
           allowedRes = await connect(self, allowed.d.ip, allowed.port);
-          if (allowedRes === 'timeout') fail(`${ref(np)}: ${self.name} → ${allowed.d.name}:${allowed.port} is allowed by the policies but timed out`);
+          if (allowedRes === 'timeout')
+            fail(`${ref(np)}: ${self.name} → ${allowed.d.name}:${allowed.port} is allowed by the policies but timed out`);
         }
-        rows.push([ref(np), 'egress', `${self.name} → ${forbidden.d.name}:${forbidden.port}: ${res}, drops ${c0}→${c1}`, allowed ? `${self.name} → ${allowed.d.name}:${allowed.port}` : '-', allowedRes]);
+        rows.push([
+          ref(np),
+          'egress',
+          `${self.name} → ${forbidden.d.name}:${forbidden.port}: ${res}, drops ${c0}→${c1}`,
+          allowed ? `${self.name} → ${allowed.d.name}:${allowed.port}` : '-',
+          allowedRes,
+        ]);
       }
     }
     if (probe) await cluster.removeProbe(probe.key);
@@ -322,10 +401,15 @@ async function vaultClient(cluster: Cluster, user = 'orb'): Promise<Redis> {
  * names, on the scale target's container (KEDA reads it there), as dist/dev sets it.
  */
 function triggerUser(cluster: Cluster, so: K8sObject, trig: { metadata: Record<string, string> }): string {
-  const target = cluster.objects.find((o) => o.kind === (so.spec.scaleTargetRef?.kind ?? 'Deployment') && o.metadata.name === so.spec.scaleTargetRef.name);
+  const target = cluster.objects.find(
+    (o) => o.kind === (so.spec.scaleTargetRef?.kind ?? 'Deployment') && o.metadata.name === so.spec.scaleTargetRef.name,
+  );
   const envName = trig.metadata.usernameFromEnv;
-  const value = target?.spec.template.spec.containers.flatMap((c: { env?: Array<{ name: string; value?: string }> }) => c.env ?? []).find((e: { name: string }) => e.name === envName)?.value;
-  if (!envName || !value) throw new Error(`${ref(so)}: usernameFromEnv '${envName}' is not set by ${so.spec.scaleTargetRef.name}'s containers in dist/dev`);
+  const value = target?.spec.template.spec.containers
+    .flatMap((c: { env?: Array<{ name: string; value?: string }> }) => c.env ?? [])
+    .find((e: { name: string }) => e.name === envName)?.value;
+  if (!envName || !value)
+    throw new Error(`${ref(so)}: usernameFromEnv '${envName}' is not set by ${so.spec.scaleTargetRef.name}'s containers in dist/dev`);
   return value;
 }
 
@@ -343,10 +427,18 @@ async function orbCli(cluster: Cluster, args: string[], timeoutMs: number): Prom
   if (!orb) throw new Error('no ready orb-core pod');
   const key = readFileSync(join(stateDir, 'secrets/orb-smoke/api-key'), 'utf8');
   return new Promise((resolveOut) => {
-    const child = spawn(process.execPath, [join(repo, 'build/services/cli/orb.js'), ...args, '--url', `http://${orb.ip}:${PORTS.http}`, '--timeout', String(timeoutMs)], { env: { ...process.env, ORB_API_KEY: key } });
+    const child = spawn(
+      process.execPath,
+      [join(repo, 'build/services/cli/orb.js'), ...args, '--url', `http://${orb.ip}:${PORTS.http}`, '--timeout', String(timeoutMs)],
+      { env: { ...process.env, ORB_API_KEY: key } },
+    );
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
     child.on('exit', () => resolveOut(out));
   });
 }
@@ -357,7 +449,10 @@ const REDIS_STREAM_TRIGGERS = new Set(['redis-streams', 'redis-sentinel-streams'
 async function checkKeda(cluster: Cluster): Promise<void> {
   say('\n== KEDA triggers (dist/prod) against the running vault');
   const scaled = existsSync(prodDist) ? byKind(loadDir(prodDist), 'ScaledObject') : [];
-  if (!scaled.length) { say('  dist/prod renders no ScaledObject'); return; }
+  if (!scaled.length) {
+    say('  dist/prod renders no ScaledObject');
+    return;
+  }
   const wav = join(repo, 'test/fixtures/speech-16k.wav');
   {
     const rows: string[][] = [];
@@ -373,31 +468,56 @@ async function checkKeda(cluster: Cluster): Promise<void> {
         const user = triggerUser(cluster, so, trig);
         const asKeda = await vaultClient(cluster, user);
         try {
-          const denied = await asKeda.xinfo('GROUPS', stream).then(() => '', (err: Error) => (/no such key/i.test(err.message) ? '' : err.message));
-          if (denied) { fail(`${field}: XINFO GROUPS ${stream} as vault user '${user}' (the user usernameFromEnv names): ${denied}`); continue; }
+          const denied = await asKeda.xinfo('GROUPS', stream).then(
+            () => '',
+            (err: Error) => (/no such key/i.test(err.message) ? '' : err.message),
+          );
+          if (denied) {
+            fail(`${field}: XINFO GROUPS ${stream} as vault user '${user}' (the user usernameFromEnv names): ${denied}`);
+            continue;
+          }
           const groups = await groupsOf(asKeda, stream);
-          if (!groups.length) { fail(`${field}.stream '${stream}' does not exist in the running vault after the smoke turns`); continue; }
+          if (!groups.length) {
+            fail(`${field}.stream '${stream}' does not exist in the running vault after the smoke turns`);
+            continue;
+          }
           const g = groups.find((x) => x.name === consumerGroup);
-          if (!g) { fail(`${field}.consumerGroup '${consumerGroup}' is not a consumer group of ${stream} in the running vault (groups: ${groups.map((x) => x.name).join(', ')})`); continue; }
+          if (!g) {
+            fail(
+              `${field}.consumerGroup '${consumerGroup}' is not a consumer group of ${stream} in the running vault (groups: ${groups.map((x) => x.name).join(', ')})`,
+            );
+            continue;
+          }
           // The lag KEDA scales on must grow while the target's workers are stopped.
           const target = `${so.spec.scaleTargetRef?.kind ?? 'Deployment'}/${so.spec.scaleTargetRef.name}`;
           const w = cluster.workloads.get(target);
           const replicas = w?.replicas ?? 1;
           await cluster.scale(target, 0);
           const lag0 = g.lag;
-          const turn = target.endsWith('/xtts') ? orbCli(cluster, ['say', 'hello there', '--speak'], 6000) : orbCli(cluster, ['ask', wav, '-o', join(stateDir, 'reply.wav')], 6000);
+          const turn = target.endsWith('/xtts')
+            ? orbCli(cluster, ['say', 'hello there', '--speak'], 6000)
+            : orbCli(cluster, ['ask', wav, '-o', join(stateDir, 'reply.wav')], 6000);
           let lag1 = lag0;
-          for (let t = 0; t < 40 && lag1 <= lag0; t++) { await sleep(250); lag1 = (await groupsOf(asKeda, stream)).find((x) => x.name === consumerGroup)?.lag ?? lag0; }
+          for (let t = 0; t < 40 && lag1 <= lag0; t++) {
+            await sleep(250);
+            lag1 = (await groupsOf(asKeda, stream)).find((x) => x.name === consumerGroup)?.lag ?? lag0;
+          }
           await turn;
           await cluster.scale(target, replicas);
           await cluster.waitReady(120_000);
-          if (lag1 <= lag0) fail(`${field}: lag of group '${consumerGroup}' on ${stream} did not grow while ${target} was scaled to 0 (${lag0} → ${lag1})`);
+          if (lag1 <= lag0)
+            fail(`${field}: lag of group '${consumerGroup}' on ${stream} did not grow while ${target} was scaled to 0 (${lag0} → ${lag1})`);
           rows.push([ref(so), stream, consumerGroup, user, `${lag0} → ${lag1}`]);
-        } finally { asKeda.disconnect(); }
+        } finally {
+          asKeda.disconnect();
+        }
       }
     }
     // A trigger type this check does not know would otherwise pass silently (it did once: prod moved to Sentinel).
-    if (!checkedTriggers) fail(`dist/prod renders ${scaled.length} ScaledObject(s) but no trigger of a type this check reads (${[...REDIS_STREAM_TRIGGERS].join(', ')}): ${scaled.map((so) => `${ref(so)}: ${(so.spec.triggers ?? []).map((t: { type: string }) => t.type).join(', ')}`).join('; ')}`);
+    if (!checkedTriggers)
+      fail(
+        `dist/prod renders ${scaled.length} ScaledObject(s) but no trigger of a type this check reads (${[...REDIS_STREAM_TRIGGERS].join(', ')}): ${scaled.map((so) => `${ref(so)}: ${(so.spec.triggers ?? []).map((t: { type: string }) => t.type).join(', ')}`).join('; ')}`,
+      );
     say(table(['ScaledObject', 'stream', 'group', 'read as user', 'lag with workers stopped'], rows));
   }
 }
@@ -406,7 +526,9 @@ async function checkKeda(cluster: Cluster): Promise<void> {
 
 async function checkScrapes(cluster: Cluster): Promise<void> {
   say('\n== scrape targets answer Prometheus text (promtool check metrics)');
-  if (!has('promtool')) { say('SKIPPED: promtool missing (apt-get install prometheus): scrape targets fetched but not linted'); }
+  if (!has('promtool')) {
+    say('SKIPPED: promtool missing (apt-get install prometheus): scrape targets fetched but not linted');
+  }
   const scraperNs = cluster.namespaceList.find((n) => n.name === 'monitoring')?.name;
   const scraper = cluster.netPods().find((p) => p.namespace === scraperNs);
   const rows: string[][] = [];
@@ -419,10 +541,16 @@ async function checkScrapes(cluster: Cluster): Promise<void> {
     const path = a['prometheus.io/path'] ?? '/metrics';
     const port = Number(a['prometheus.io/port']);
     const what = `${pod.ownerRef} annotations prometheus.io/port=${port} prometheus.io/path=${path}`;
-    if (!scraper) { fail(`${what}: no NetworkPolicy admits a monitoring namespace to scrape from`); continue; }
+    if (!scraper) {
+      fail(`${what}: no NetworkPolicy admits a monitoring namespace to scrape from`);
+      continue;
+    }
     const js = `fetch('http://${p.ip}:${port}${path}').then(async r=>{if(!r.ok){console.error('HTTP '+r.status);process.exit(1)}process.stdout.write(await r.text())}).catch(e=>{console.error(String(e.cause??e));process.exit(1)})`;
     const r = await run('ip', ['netns', 'exec', scraper.netns, process.execPath, '-e', js], { allowFail: true });
-    if (r.code !== 0) { fail(`${what}: scrape from ${scraperNs} failed: ${r.stderr.trim()}`); continue; }
+    if (r.code !== 0) {
+      fail(`${what}: scrape from ${scraperNs} failed: ${r.stderr.trim()}`);
+      continue;
+    }
     let lint = 'not linted';
     if (has('promtool')) {
       const l = await run('promtool', ['check', 'metrics'], { input: r.stdout, allowFail: true });
@@ -442,7 +570,8 @@ async function checkScrapes(cluster: Cluster): Promise<void> {
       const sp = svc?.spec.ports?.find((x: { name?: string }) => x.name === ep.port);
       if (!sp) fail(`${ref(sm)} spec.endpoints[${i}].port '${ep.port}' names no port of a Service it selects`);
       const devPod = [...cluster.pods.values()].find((p) => selects(sm.spec.selector, p.labels));
-      if (devPod && (devPod.annotations['prometheus.io/path'] ?? '/metrics') !== (ep.path ?? '/metrics')) fail(`${ref(sm)} spec.endpoints[${i}].path '${ep.path}' is not the path the workload serves metrics on`);
+      if (devPod && (devPod.annotations['prometheus.io/path'] ?? '/metrics') !== (ep.path ?? '/metrics'))
+        fail(`${ref(sm)} spec.endpoints[${i}].path '${ep.path}' is not the path the workload serves metrics on`);
     }
   }
   say(table(['workload', 'port/path', 'scraped', 'promtool'], rows));
@@ -472,8 +601,13 @@ async function totalDrops(cluster: Cluster): Promise<{ total: number; records: M
 function dropLine(cluster: Cluster, pod: string, r: { dir: 'ingress' | 'egress'; peerPod: string; port: number; proto: string }): string {
   const self = cluster.netPods().find((p) => p.name === pod);
   const type = r.dir === 'ingress' ? 'Ingress' : 'Egress';
-  const isolating = byKind(cluster.objects, 'NetworkPolicy').filter((np) => self && (np.metadata.namespace ?? self.namespace) === self.namespace
-    && selects(np.spec.podSelector ?? {}, self.labels) && (np.spec.policyTypes ?? ['Ingress']).includes(type));
+  const isolating = byKind(cluster.objects, 'NetworkPolicy').filter(
+    (np) =>
+      self &&
+      (np.metadata.namespace ?? self.namespace) === self.namespace &&
+      selects(np.spec.podSelector ?? {}, self.labels) &&
+      (np.spec.policyTypes ?? ['Ingress']).includes(type),
+  );
   const withRules = isolating.filter((np) => (np.spec[r.dir] ?? []).length);
   const named = (withRules.length ? withRules : isolating).map((np) => `${ref(np)} spec.${r.dir}`).join(', ');
   const edge = r.dir === 'ingress' ? `${r.peerPod} → ${pod}` : `${pod} → ${r.peerPod}`;
@@ -481,7 +615,10 @@ function dropLine(cluster: Cluster, pod: string, r: { dir: 'ingress' | 'egress';
 }
 
 function describeNewDrops(before: Map<string, number>, after: Map<string, number>): string {
-  return [...after].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k, v]) => `  ${k}: ${v - (before.get(k) ?? 0)} packets`).join('\n');
+  return [...after]
+    .filter(([k, v]) => v > (before.get(k) ?? 0))
+    .map(([k, v]) => `  ${k}: ${v - (before.get(k) ?? 0)} packets`)
+    .join('\n');
 }
 
 function tail(dir: string, container: string, n = 20): string {
@@ -489,7 +626,11 @@ function tail(dir: string, container: string, n = 20): string {
   return existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n') : '(no log)';
 }
 
-const indent = (s: string) => s.split('\n').map((l) => `    ${l}`).join('\n');
+const indent = (s: string) =>
+  s
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -497,4 +638,10 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
-main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

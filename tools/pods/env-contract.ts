@@ -15,7 +15,11 @@ import { CALI_ENV } from '../../services/config/cali';
 import { SEED_ENV } from '../../services/config/seed';
 import type { K8sObject } from './manifests';
 
-export interface EnvProblem { object: string; container: string; problem: string }
+export interface EnvProblem {
+  object: string;
+  container: string;
+  problem: string;
+}
 
 /** The env schemas a container's command loads (the service entry points and worker roles). */
 export function schemasFor(command: readonly string[]): EnvSchema[] {
@@ -30,7 +34,9 @@ export function schemasFor(command: readonly string[]): EnvSchema[] {
 
 /** Checks every service container of the objects; `checked` counts the containers a schema covers. */
 export function envProblems(objects: readonly K8sObject[]): { checked: number; problems: EnvProblem[] } {
-  const configMaps = new Map(objects.filter((o) => o.kind === 'ConfigMap').map((c) => [c.metadata.name, (c.data ?? {}) as Record<string, string>]));
+  const configMaps = new Map(
+    objects.filter((o) => o.kind === 'ConfigMap').map((c) => [c.metadata.name, (c.data ?? {}) as Record<string, string>]),
+  );
   const problems: EnvProblem[] = [];
   let checked = 0;
   for (const { owner, template } of podTemplates(objects)) {
@@ -43,9 +49,13 @@ export function envProblems(objects: readonly K8sObject[]): { checked: number; p
       for (const e of c.env ?? []) env[e.name] = e.value ?? fieldValue(owner, e.valueFrom?.fieldRef?.fieldPath) ?? secretValue(e.name);
       // POD_NAME is set on every container by the hardened pod spec (log context), read or not.
       const known = new Set(['POD_NAME', ...schemas.flatMap((sc) => Object.values(sc).map((v) => v.name))]);
-      for (const e of c.env ?? []) if (!known.has(e.name)) problems.push({ object, container: c.name, problem: `${e.name} is set but no config schema of this service reads it` });
+      for (const e of c.env ?? [])
+        if (!known.has(e.name))
+          problems.push({ object, container: c.name, problem: `${e.name} is set but no config schema of this service reads it` });
       for (const schema of schemas) {
-        try { loadEnv(schema, env); } catch (err) {
+        try {
+          loadEnv(schema, env);
+        } catch (err) {
           const each = err instanceof ConfigError ? err.problems : [(err as Error).message];
           for (const problem of each) problems.push({ object, container: c.name, problem });
         }

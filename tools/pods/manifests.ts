@@ -9,7 +9,12 @@ import { parseAllDocuments } from 'yaml';
 import { runSync } from './sh';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+};
 
 /** Every object of the YAML files directly in `dir` (sorted by file name, the apply order). */
 export function loadDir(dir: string): K8sObject[] {
@@ -49,11 +54,20 @@ export function selects(selector: any, labels: Record<string, string> = {}): boo
     const has = Object.prototype.hasOwnProperty.call(labels, e.key);
     const val = labels[e.key];
     switch (e.operator) {
-      case 'In': if (!has || !e.values.includes(val)) return false; break;
-      case 'NotIn': if (has && e.values.includes(val)) return false; break;
-      case 'Exists': if (!has) return false; break;
-      case 'DoesNotExist': if (has) return false; break;
-      default: throw new Error(`unsupported selector operator ${e.operator}`);
+      case 'In':
+        if (!has || !e.values.includes(val)) return false;
+        break;
+      case 'NotIn':
+        if (has && e.values.includes(val)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        throw new Error(`unsupported selector operator ${e.operator}`);
     }
   }
   return true;

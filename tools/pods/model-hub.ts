@@ -26,7 +26,10 @@ export const TINY_HUB_REPOS: Record<SpeechRole, { repo: string; files: ReadonlyA
   whisperx: {
     repo: 'ucm4-test/tiny-whisper',
     files: [
-      ...['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json'].map((f) => ({ path: f, from: `whisper/${f}` })),
+      ...['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json'].map((f) => ({
+        path: f,
+        from: `whisper/${f}`,
+      })),
       { path: 'onnx/encoder_model.onnx', from: 'whisper/encoder_model.onnx' },
       { path: 'onnx/decoder_model_merged.onnx', from: 'whisper/decoder_model_merged.onnx' },
     ],
@@ -38,21 +41,44 @@ export const TINY_HUB_REPOS: Record<SpeechRole, { repo: string; files: ReadonlyA
   },
 };
 
-export interface HubRepoSpec { readonly repo: string; readonly files: ReadonlyArray<{ path: string; source: string }> }
+export interface HubRepoSpec {
+  readonly repo: string;
+  readonly files: ReadonlyArray<{ path: string; source: string }>;
+}
 
-export interface HubFile { readonly path: string; readonly bytes: Buffer; readonly sha256: string; readonly gitSha1: string; readonly lfs: boolean }
-export interface HubRepo { readonly repo: string; readonly revision: string; readonly files: ReadonlyMap<string, HubFile> }
+export interface HubFile {
+  readonly path: string;
+  readonly bytes: Buffer;
+  readonly sha256: string;
+  readonly gitSha1: string;
+  readonly lfs: boolean;
+}
+export interface HubRepo {
+  readonly repo: string;
+  readonly revision: string;
+  readonly files: ReadonlyMap<string, HubFile>;
+}
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** The revision of a tree: sha1 over its sorted `path NUL sha256` lines (a commit id of this content). */
 export function treeRevision(files: ReadonlyArray<{ path: string; sha256: string }>): string {
-  return createHash('sha1').update(files.map((f) => `${f.path}\0${f.sha256}\n`).sort().join('')).digest('hex');
+  return createHash('sha1')
+    .update(
+      files
+        .map((f) => `${f.path}\0${f.sha256}\n`)
+        .sort()
+        .join(''),
+    )
+    .digest('hex');
 }
 
 export function hubFile(path: string, bytes: Buffer): HubFile {
   return {
-    path, bytes, lfs: path.endsWith('.onnx'), sha256: sha256(bytes),
+    path,
+    bytes,
+    lfs: path.endsWith('.onnx'),
+    sha256: sha256(bytes),
     gitSha1: createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex'),
   };
 }
@@ -67,16 +93,25 @@ export function loadHubRepos(specs: readonly HubRepoSpec[]): HubRepo[] {
 
 /** The stand-in's repositories, read from a folder written by tools/tiny-models/cli.ts. */
 export function tinyHubSpecs(tinyDir: string): HubRepoSpec[] {
-  return Object.values(TINY_HUB_REPOS).map((r) => ({ repo: r.repo, files: r.files.map((f) => ({ path: f.path, source: join(tinyDir, f.from) })) }));
+  return Object.values(TINY_HUB_REPOS).map((r) => ({
+    repo: r.repo,
+    files: r.files.map((f) => ({ path: f.path, source: join(tinyDir, f.from) })),
+  }));
 }
 
 /** charts/models.tiny.lock.json as it must read for the tiny models in `tinyDir`. */
-export function tinyHubLock(tinyDir: string): Record<SpeechRole, { repo: string; revision: string; files: Array<{ path: string; as?: string; sha256: string }> }> {
+export function tinyHubLock(
+  tinyDir: string,
+): Record<SpeechRole, { repo: string; revision: string; files: Array<{ path: string; as?: string; sha256: string }> }> {
   const repos = loadHubRepos(tinyHubSpecs(tinyDir));
   const out = {} as ReturnType<typeof tinyHubLock>;
   for (const [role, r] of Object.entries(TINY_HUB_REPOS) as Array<[SpeechRole, (typeof TINY_HUB_REPOS)[SpeechRole]]>) {
     const served = repos.find((x) => x.repo === r.repo)!;
-    out[role] = { repo: r.repo, revision: served.revision, files: r.files.map((f) => ({ path: f.path, ...(f.as ? { as: f.as } : {}), sha256: served.files.get(f.path)!.sha256 })) };
+    out[role] = {
+      repo: r.repo,
+      revision: served.revision,
+      files: r.files.map((f) => ({ path: f.path, ...(f.as ? { as: f.as } : {}), sha256: served.files.get(f.path)!.sha256 })),
+    };
   }
   return out;
 }
@@ -113,7 +148,10 @@ export function inClusterHubs(objects: readonly K8sObject[]): HubEndpoint[] {
       const raw = env.get('MODEL_HUB_ENDPOINT') ?? 'https://huggingface.co';
       const url = new URL(raw);
       const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?$/.exec(url.hostname);
-      if (!m) throw new Error(`${where}: MODEL_HUB_ENDPOINT ${raw} is not a hub Service in the cluster (http://<service>.<namespace>.svc.cluster.local:<port>): the pod runner has no uplink and stands in only for an in-cluster hub`);
+      if (!m)
+        throw new Error(
+          `${where}: MODEL_HUB_ENDPOINT ${raw} is not a hub Service in the cluster (http://<service>.<namespace>.svc.cluster.local:<port>): the pod runner has no uplink and stands in only for an in-cluster hub`,
+        );
       if (url.protocol !== 'http:') throw new Error(`${where}: MODEL_HUB_ENDPOINT ${raw}: the stand-in hub serves plain http`);
       const port = Number(url.port || 80);
       const key = `${m[2]}/${m[1]}:${port}`;
@@ -123,7 +161,8 @@ export function inClusterHubs(objects: readonly K8sObject[]): HubEndpoint[] {
     }
   }
   for (const h of out.values()) {
-    if ([...out.values()].some((x) => x !== h && x.namespace === h.namespace)) throw new Error(`two hub Services in namespace ${h.namespace}: the pod runner stands in one hub per namespace`);
+    if ([...out.values()].some((x) => x !== h && x.namespace === h.namespace))
+      throw new Error(`two hub Services in namespace ${h.namespace}: the pod runner stands in one hub per namespace`);
   }
   return [...out.values()];
 }
@@ -131,9 +170,18 @@ export function inClusterHubs(objects: readonly K8sObject[]): HubEndpoint[] {
 // ---- the server --------------------------------------------------------------------------------
 
 /** One served request, as the access log writes it (one JSON line each). */
-export interface HubAccess { method: string; path: string; status: number; bytes: number; range?: string }
+export interface HubAccess {
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+  range?: string;
+}
 
-export function hubHandler(repos: readonly HubRepo[], log: (a: HubAccess) => void = () => {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function hubHandler(
+  repos: readonly HubRepo[],
+  log: (a: HubAccess) => void = () => {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   const bySha = new Map<string, HubFile>();
   for (const r of repos) for (const f of r.files.values()) bySha.set(f.sha256, f);
 
@@ -142,23 +190,48 @@ export function hubHandler(repos: readonly HubRepo[], log: (a: HubAccess) => voi
     const size = f.bytes.length;
     const start = m ? Number(m[1]) : 0;
     const end = m && m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
-    if (m && (start >= size || end < start)) { entry.status = 416; res.writeHead(416, { 'content-range': `bytes */${size}` }).end(); return; }
+    if (m && (start >= size || end < start)) {
+      entry.status = 416;
+      res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+      return;
+    }
     const body = f.bytes.subarray(start, end + 1);
     entry.status = m ? 206 : 200;
     res.writeHead(entry.status, {
-      ...headers, 'accept-ranges': 'bytes', 'content-length': String(body.length), 'content-type': 'application/octet-stream',
+      ...headers,
+      'accept-ranges': 'bytes',
+      'content-length': String(body.length),
+      'content-type': 'application/octet-stream',
       ...(m ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
     });
-    if (req.method === 'HEAD') { res.end(); return; }
-    res.end(body, () => { entry.bytes = body.length; });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    res.end(body, () => {
+      entry.bytes = body.length;
+    });
   };
 
   return (req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://hub').pathname);
-    const entry: HubAccess = { method: req.method ?? '', path, status: 0, bytes: 0, ...(req.headers.range ? { range: req.headers.range } : {}) };
+    const entry: HubAccess = {
+      method: req.method ?? '',
+      path,
+      status: 0,
+      bytes: 0,
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+    };
     res.on('close', () => log(entry));
-    const notFound = (code: string, msg: string) => { entry.status = 404; res.writeHead(404, { 'x-error-code': code, 'content-type': 'text/plain' }).end(msg); };
-    if (req.method !== 'GET' && req.method !== 'HEAD') { entry.status = 405; res.writeHead(405, { allow: 'GET, HEAD' }).end(); return; }
+    const notFound = (code: string, msg: string) => {
+      entry.status = 404;
+      res.writeHead(404, { 'x-error-code': code, 'content-type': 'text/plain' }).end(msg);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      entry.status = 405;
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
     if (cdn) {
       const f = bySha.get(cdn[1]);
@@ -175,9 +248,15 @@ export function hubHandler(repos: readonly HubRepo[], log: (a: HubAccess) => voi
     if (!f) return notFound('EntryNotFound', `Entry not found: ${m[3]}`);
     if (f.lfs) {
       entry.status = 302;
-      res.writeHead(302, {
-        location: `/cdn/${f.sha256}`, 'x-linked-etag': `"${f.sha256}"`, 'x-linked-size': String(f.bytes.length), 'x-repo-commit': repo.revision, etag: `"${f.gitSha1}"`,
-      }).end();
+      res
+        .writeHead(302, {
+          location: `/cdn/${f.sha256}`,
+          'x-linked-etag': `"${f.sha256}"`,
+          'x-linked-size': String(f.bytes.length),
+          'x-repo-commit': repo.revision,
+          etag: `"${f.gitSha1}"`,
+        })
+        .end();
       return;
     }
     send(req, res, f, { etag: `"${f.gitSha1}"`, 'x-repo-commit': repo.revision }, entry);

@@ -10,7 +10,14 @@ import { PodNetwork } from './network';
 export function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
-  for (const [cmd, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['setpriv', 'util-linux'], ['nsenter', 'util-linux'], ['unshare', 'util-linux'], ['redis-server', 'redis-server']]) {
+  for (const [cmd, pkg] of [
+    ['ip', 'iproute2'],
+    ['nft', 'nftables'],
+    ['setpriv', 'util-linux'],
+    ['nsenter', 'util-linux'],
+    ['unshare', 'util-linux'],
+    ['redis-server', 'redis-server'],
+  ]) {
     if (!has(cmd)) missing.push(`${cmd} (apt-get install ${pkg})`);
   }
   if (missing.length) throw Object.assign(new Error(`the pod runner needs ${missing.join(', ')}`), { missing });
@@ -27,7 +34,8 @@ export async function enterNode(tag: string): Promise<number> {
   await net.create();
   try {
     const r = spawnSync('ip', ['netns', 'exec', net.nodeNs, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-      stdio: 'inherit', env: { ...process.env, ORBPODS_NODE: tag },
+      stdio: 'inherit',
+      env: { ...process.env, ORBPODS_NODE: tag },
     });
     return r.status ?? 1;
   } finally {

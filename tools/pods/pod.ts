@@ -32,7 +32,18 @@ export interface PodContext {
   log(line: string): void;
 }
 
-export interface ContainerStatus { name: string; init: boolean; state: 'waiting' | 'running' | 'terminated'; ready: boolean; started: boolean; restarts: number; exitCode?: number; reason?: string; pid?: number; lastProbeError?: string }
+export interface ContainerStatus {
+  name: string;
+  init: boolean;
+  state: 'waiting' | 'running' | 'terminated';
+  ready: boolean;
+  started: boolean;
+  restarts: number;
+  exitCode?: number;
+  reason?: string;
+  pid?: number;
+  lastProbeError?: string;
+}
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -45,11 +56,17 @@ class Container {
   private probeState = { startupFails: 0, liveFails: 0, readyFails: 0, readyOk: 0 };
   exited?: Promise<number>;
 
-  constructor(readonly pod: Pod, readonly spec: Spec, readonly init: boolean) {
+  constructor(
+    readonly pod: Pod,
+    readonly spec: Spec,
+    readonly init: boolean,
+  ) {
     this.status = { name: spec.name, init, state: 'waiting', ready: false, started: false, restarts: 0 };
   }
 
-  get ref(): string { return `${this.pod.ownerRef} pod ${this.pod.name} container ${this.spec.name}`; }
+  get ref(): string {
+    return `${this.pod.ownerRef} pod ${this.pod.name} container ${this.spec.name}`;
+  }
 
   start(): void {
     this.stopping = false;
@@ -67,21 +84,59 @@ class Container {
     }
     const logFile = join(this.pod.dir, `${this.spec.name}.log`);
     const fd = openSync(logFile, 'a');
-    this.proc = spawn('ip', ['netns', 'exec', this.pod.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-ec', this.pod.setupScript(this.spec, argv)], {
-      env, stdio: ['ignore', fd, fd], detached: true,
-    });
+    this.proc = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.pod.netns,
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-ec',
+        this.pod.setupScript(this.spec, argv),
+      ],
+      {
+        env,
+        stdio: ['ignore', fd, fd],
+        detached: true,
+      },
+    );
     closeSync(fd);
-    this.status = { ...this.status, state: 'running', pid: this.proc.pid, reason: undefined, exitCode: undefined, ready: false, started: false };
+    this.status = {
+      ...this.status,
+      state: 'running',
+      pid: this.proc.pid,
+      reason: undefined,
+      exitCode: undefined,
+      ready: false,
+      started: false,
+    };
     const proc = this.proc;
-    this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + (({ SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[sig] ?? 1) : 1))));
-    void this.exited.then((code) => { if (this.proc === proc) this.onExit(code); });
+    this.exited = new Promise((resolve) =>
+      proc.on('exit', (code, sig) =>
+        resolve(code ?? (sig ? 128 + (({ SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[sig] ?? 1) : 1)),
+      ),
+    );
+    void this.exited.then((code) => {
+      if (this.proc === proc) this.onExit(code);
+    });
     if (!this.init) this.startProbes();
     this.pod.ctx.changed();
   }
 
   private onExit(code: number): void {
     this.clearTimers();
-    this.status = { ...this.status, state: 'terminated', exitCode: code, ready: false, pid: undefined, reason: this.status.reason ?? (code === 0 ? 'Completed' : 'Error') };
+    this.status = {
+      ...this.status,
+      state: 'terminated',
+      exitCode: code,
+      ready: false,
+      pid: undefined,
+      reason: this.status.reason ?? (code === 0 ? 'Completed' : 'Error'),
+    };
     this.proc = undefined;
     this.pod.ctx.changed();
     if (this.stopping) return;
@@ -94,7 +149,11 @@ class Container {
     const wait = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, 300_000);
     this.status.reason = `${this.status.reason ?? 'Error'}; back-off ${wait / 1000}s`;
-    this.timers.push(setTimeout(() => { if (!this.pod.deleted) this.start(); }, wait));
+    this.timers.push(
+      setTimeout(() => {
+        if (!this.pod.deleted) this.start();
+      }, wait),
+    );
   }
 
   private startProbes(): void {
@@ -102,20 +161,34 @@ class Container {
     const schedule = (probe: Spec, fn: () => void) => {
       const first = (probe.initialDelaySeconds ?? 0) * 1000;
       const period = (probe.periodSeconds ?? 10) * 1000;
-      const t = setTimeout(function tick(this: unknown) { fn(); timers.push(setTimeout(tick, period)); }, first);
+      const t = setTimeout(function tick(this: unknown) {
+        fn();
+        timers.push(setTimeout(tick, period));
+      }, first);
       const timers = this.timers;
       timers.push(t);
     };
     const afterStartup = () => {
       this.status.started = true;
       const rp = this.spec.readinessProbe;
-      if (!rp) { this.status.ready = true; this.pod.ctx.changed(); }
-      else schedule(rp, () => void this.probe(rp, 'readiness'));
+      if (!rp) {
+        this.status.ready = true;
+        this.pod.ctx.changed();
+      } else schedule(rp, () => void this.probe(rp, 'readiness'));
       const lp = this.spec.livenessProbe;
       if (lp) schedule(lp, () => void this.probe(lp, 'liveness'));
     };
     if (sp) {
-      schedule(sp, () => void this.probe(sp, 'startup').then((ok) => { if (ok && !this.status.started) { this.clearTimers(); afterStartup(); } }));
+      schedule(
+        sp,
+        () =>
+          void this.probe(sp, 'startup').then((ok) => {
+            if (ok && !this.status.started) {
+              this.clearTimers();
+              afterStartup();
+            }
+          }),
+      );
     } else afterStartup();
   }
 
@@ -138,11 +211,17 @@ class Container {
     }
     if (result.ok) {
       st.readyFails = 0;
-      if (++st.readyOk >= (p.successThreshold ?? 1) && !this.status.ready) { this.status.ready = true; this.pod.ctx.changed(); }
+      if (++st.readyOk >= (p.successThreshold ?? 1) && !this.status.ready) {
+        this.status.ready = true;
+        this.pod.ctx.changed();
+      }
     } else {
       st.readyOk = 0;
       this.status.lastProbeError = `readinessProbe ${describeProbe(p)}: ${result.detail}`;
-      if (++st.readyFails >= threshold && this.status.ready) { this.status.ready = false; this.pod.ctx.changed(); }
+      if (++st.readyFails >= threshold && this.status.ready) {
+        this.status.ready = false;
+        this.pod.ctx.changed();
+      }
     }
     return result.ok;
   }
@@ -164,14 +243,27 @@ class Container {
     const pre = this.spec.lifecycle?.preStop;
     if (pre?.exec?.command) await this.pod.execIn(this, pre.exec.command, graceMs).catch(() => undefined);
     else if (pre?.sleep?.seconds) await new Promise((r) => setTimeout(r, pre.sleep.seconds * 1000));
-    try { process.kill(-proc.pid!, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(-proc.pid!, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
     const left = Math.max(0, deadline - Date.now());
-    const timer = setTimeout(() => { try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } }, left);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, left);
     await this.exited;
     clearTimeout(timer);
   }
 
-  clearTimers(): void { for (const t of this.timers) clearTimeout(t); this.timers = []; }
+  clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
 }
 
 function describeProbe(p: Spec): string {
@@ -211,14 +303,26 @@ export class Pod {
     this.containers = (spec.containers ?? []).map((c: Spec) => new Container(this, c, false));
   }
 
-  get ownerRef(): string { return `${this.owner.kind}/${this.owner.metadata.name}`; }
-  get ports(): PodPort[] {
-    return (this.spec.containers ?? []).flatMap((c: Spec) => (c.ports ?? []).map((p: Spec) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol ?? 'TCP' })));
+  get ownerRef(): string {
+    return `${this.owner.kind}/${this.owner.metadata.name}`;
   }
-  get ready(): boolean { return this.phase === 'Running' && this.containers.every((c) => c.status.ready); }
-  get restarts(): number { return [...this.initContainers, ...this.containers].reduce((n, c) => n + c.status.restarts, 0); }
-  get statuses(): ContainerStatus[] { return [...this.initContainers, ...this.containers].map((c) => ({ ...c.status })); }
-  grace(): number { return (this.spec.terminationGracePeriodSeconds ?? 30) * 1000; }
+  get ports(): PodPort[] {
+    return (this.spec.containers ?? []).flatMap((c: Spec) =>
+      (c.ports ?? []).map((p: Spec) => ({ name: p.name, containerPort: p.containerPort, protocol: p.protocol ?? 'TCP' })),
+    );
+  }
+  get ready(): boolean {
+    return this.phase === 'Running' && this.containers.every((c) => c.status.ready);
+  }
+  get restarts(): number {
+    return [...this.initContainers, ...this.containers].reduce((n, c) => n + c.status.restarts, 0);
+  }
+  get statuses(): ContainerStatus[] {
+    return [...this.initContainers, ...this.containers].map((c) => ({ ...c.status }));
+  }
+  grace(): number {
+    return (this.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+  }
 
   /** Lays out volumes and runs init containers in order, then starts the containers. */
   async start(netns: string): Promise<void> {
@@ -245,13 +349,22 @@ export class Pod {
   containerExited(c: Container, code: number): void {
     const policy = this.spec.restartPolicy ?? 'Always';
     if (c.init) {
-      if (code === 0) { this.runInit(this.nextInit + 1); return; }
-      if (policy === 'Never') { this.finish('Failed'); return; }
+      if (code === 0) {
+        this.runInit(this.nextInit + 1);
+        return;
+      }
+      if (policy === 'Never') {
+        this.finish('Failed');
+        return;
+      }
       c.restartLater();
       return;
     }
     if (policy === 'Always' || (policy === 'OnFailure' && code !== 0)) {
-      if (policy === 'OnFailure') { this.failures += 1; if (this.onFailureCheck?.()) return; }
+      if (policy === 'OnFailure') {
+        this.failures += 1;
+        if (this.onFailureCheck?.()) return;
+      }
       c.restartLater();
       return;
     }
@@ -276,7 +389,9 @@ export class Pod {
 
   // ---- volumes -------------------------------------------------------------------------------
 
-  volumeDir(name: string): string { return join(this.dir, 'volumes', name); }
+  volumeDir(name: string): string {
+    return join(this.dir, 'volumes', name);
+  }
 
   private prepareVolumes(): void {
     const fsGroup: number | undefined = this.spec.securityContext?.fsGroup;
@@ -288,10 +403,17 @@ export class Pod {
         const src = v.configMap ?? v.secret;
         const name = src.name ?? src.secretName;
         const data = this.ctx.data(kind, name);
-        if (!data) { if (src.optional) { mkdirSync(dir, { recursive: true }); continue; } throw new Error(`${this.ownerRef}: volume ${v.name}: ${kind} ${name} not found`); }
+        if (!data) {
+          if (src.optional) {
+            mkdirSync(dir, { recursive: true });
+            continue;
+          }
+          throw new Error(`${this.ownerRef}: volume ${v.name}: ${kind} ${name} not found`);
+        }
         rmSync(dir, { recursive: true, force: true });
         mkdirSync(dir, { recursive: true });
-        const items: Array<{ key: string; path: string; mode?: number }> = src.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+        const items: Array<{ key: string; path: string; mode?: number }> =
+          src.items ?? Object.keys(data).map((key) => ({ key, path: key }));
         for (const it of items) {
           if (!(it.key in data)) throw new Error(`${this.ownerRef}: volume ${v.name}: ${kind} ${name} has no key ${it.key}`);
           const file = join(dir, it.path);
@@ -302,13 +424,27 @@ export class Pod {
         }
       } else if (v.persistentVolumeClaim) {
         dir = this.ctx.pvcDir(v.persistentVolumeClaim.claimName);
-      } else throw new Error(`${this.ownerRef}: volume ${v.name}: type ${Object.keys(v).filter((k) => k !== 'name').join(',')} is not emulated`);
-      if (fsGroup !== undefined && (v.emptyDir || v.persistentVolumeClaim)) { chownSync(dir, 0, fsGroup); chmodSync(dir, 0o2775); }
-      if (fsGroup !== undefined && (v.configMap || v.secret)) { chownSync(dir, 0, fsGroup); chmodSync(dir, 0o2755); }
+      } else
+        throw new Error(
+          `${this.ownerRef}: volume ${v.name}: type ${Object.keys(v)
+            .filter((k) => k !== 'name')
+            .join(',')} is not emulated`,
+        );
+      if (fsGroup !== undefined && (v.emptyDir || v.persistentVolumeClaim)) {
+        chownSync(dir, 0, fsGroup);
+        chmodSync(dir, 0o2775);
+      }
+      if (fsGroup !== undefined && (v.configMap || v.secret)) {
+        chownSync(dir, 0, fsGroup);
+        chmodSync(dir, 0o2755);
+      }
     }
     for (const [name, claim] of Object.entries(this.extra.pvcs ?? {})) {
       const dir = this.ctx.pvcDir(claim);
-      if (fsGroup !== undefined) { chownSync(dir, 0, fsGroup); chmodSync(dir, 0o2775); }
+      if (fsGroup !== undefined) {
+        chownSync(dir, 0, fsGroup);
+        chmodSync(dir, 0o2775);
+      }
       this.pvcVolumes[name] = dir;
     }
   }
@@ -328,9 +464,14 @@ export class Pod {
     const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
     if (m) return (m[1] === 'labels' ? this.labels : this.annotations)[m[2]] ?? '';
     const fields: Record<string, string> = {
-      'metadata.name': this.name, 'metadata.namespace': this.namespace, 'metadata.uid': this.key,
-      'spec.nodeName': 'orbpods-node', 'spec.serviceAccountName': this.spec.serviceAccountName ?? 'default',
-      'status.podIP': this.ip, 'status.podIPs': this.ip, 'status.hostIP': '198.18.0.1',
+      'metadata.name': this.name,
+      'metadata.namespace': this.namespace,
+      'metadata.uid': this.key,
+      'spec.nodeName': 'orbpods-node',
+      'spec.serviceAccountName': this.spec.serviceAccountName ?? 'default',
+      'status.podIP': this.ip,
+      'status.podIPs': this.ip,
+      'status.hostIP': '198.18.0.1',
     };
     if (!(path in fields)) throw new Error(`fieldRef ${path} is not supported`);
     return fields[path];
@@ -344,7 +485,10 @@ export class Pod {
       const kind = from.configMapRef ? 'ConfigMap' : 'Secret';
       const r = from.configMapRef ?? from.secretRef;
       const data = this.ctx.data(kind, r.name);
-      if (!data) { if (r.optional) continue; throw new Error(`envFrom ${kind} ${r.name} not found`); }
+      if (!data) {
+        if (r.optional) continue;
+        throw new Error(`envFrom ${kind} ${r.name} not found`);
+      }
       for (const [k, v] of Object.entries(data)) env[`${from.prefix ?? ''}${k}`] = v;
     }
     for (const e of c.env ?? []) {
@@ -354,7 +498,10 @@ export class Pod {
         const kind = e.valueFrom.configMapKeyRef ? 'ConfigMap' : 'Secret';
         const r = e.valueFrom.configMapKeyRef ?? e.valueFrom.secretKeyRef;
         const v = this.ctx.data(kind, r.name)?.[r.key];
-        if (v === undefined) { if (r.optional) continue; throw new Error(`env ${e.name}: ${kind} ${r.name} key ${r.key} not found`); }
+        if (v === undefined) {
+          if (r.optional) continue;
+          throw new Error(`env ${e.name}: ${kind} ${r.name} key ${r.key} not found`);
+        }
         env[e.name] = v;
       } else if (e.valueFrom) throw new Error(`env ${e.name}: valueFrom ${Object.keys(e.valueFrom).join(',')} is not supported`);
       else env[e.name] = '';
@@ -365,7 +512,7 @@ export class Pod {
   containerArgv(c: Spec, env: Record<string, string>): string[] {
     const img = this.ctx.images.resolve(c.image);
     const command: string[] | undefined = c.command ?? img.entrypoint;
-    const args: string[] = c.args ?? (c.command ? [] : img.cmd ?? []);
+    const args: string[] = c.args ?? (c.command ? [] : (img.cmd ?? []));
     const argv = [...(command ?? []), ...args].map((a) => expand(String(a), env));
     if (!argv.length) throw new Error(`container ${c.name} has no command and image ${c.image} none either`);
     return argv;
@@ -378,7 +525,9 @@ export class Pod {
     const uid: number = sc.runAsUser ?? img.user?.uid ?? 0;
     const gid: number = sc.runAsGroup ?? img.user?.gid ?? 0;
     if (sc.runAsNonRoot && uid === 0) throw new Error('container has runAsNonRoot and would run as root (CreateContainerConfigError)');
-    const groups = [this.spec.securityContext?.fsGroup, ...(this.spec.securityContext?.supplementalGroups ?? [])].filter((g) => g !== undefined);
+    const groups = [this.spec.securityContext?.fsGroup, ...(this.spec.securityContext?.supplementalGroups ?? [])].filter(
+      (g) => g !== undefined,
+    );
     return { uid, gid, groups };
   }
 
@@ -392,32 +541,43 @@ export class Pod {
     const R = q(root);
     const at = (target: string): string => q(`${root}${target}`);
     const mountPaths: string[] = (c.volumeMounts ?? []).map((m: Spec) => m.mountPath);
-    const s: string[] = [
-      `mount -t tmpfs -o mode=755 ${q(`${this.name}-${c.name}`)} ${R}`,
-      `cd ${R}`,
-    ];
+    const s: string[] = [`mount -t tmpfs -o mode=755 ${q(`${this.name}-${c.name}`)} ${R}`, `cd ${R}`];
     const bindRo = (src: string, target: string) => {
       if (!existsSync(src)) throw new Error(`image ${c.image}: ${src} (for ${target}) does not exist; build it first`);
-      s.push(`if [ -d ${q(src)} ]; then mkdir -p ${at(target)}; else mkdir -p ${at(dirname(target))}; touch ${at(target)}; fi`,
-        `mount --rbind ${q(src)} ${at(target)}`, `mount -o remount,bind,ro ${at(target)}`);
+      s.push(
+        `if [ -d ${q(src)} ]; then mkdir -p ${at(target)}; else mkdir -p ${at(dirname(target))}; touch ${at(target)}; fi`,
+        `mount --rbind ${q(src)} ${at(target)}`,
+        `mount -o remount,bind,ro ${at(target)}`,
+      );
     };
     bindRo('/usr', '/usr');
     // /etc entry by entry (read-only), leaving out any a volume mounts over, so that
     // /etc/redis/conf can be a ConfigMap as it is in the redis image, which has no /etc/redis.
     const skip = mountPaths.filter((m) => m.startsWith('/etc/')).map((m) => m.split('/')[2]);
-    s.push(`mkdir -p etc; for e in /etc/* /etc/.[!.]*; do [ -e "$e" ] || continue; n=\${e#/etc/}; case " ${skip.join(' ')} " in *" $n "*) continue ;; esac; ` +
-      'if [ -d "$e" ]; then mkdir -p "etc/$n"; else touch "etc/$n"; fi; mount --rbind "$e" "etc/$n"; mount -o remount,bind,ro "etc/$n" 2>/dev/null || true; done');
-    s.push('for l in bin sbin lib lib32 lib64 libx32; do if [ -L /$l ]; then ln -s "$(readlink /$l)" "$l"; elif [ -d /$l ]; then mkdir -p "$l" && mount --rbind /$l "$l" && mount -o remount,bind,ro "$l"; fi; done');
+    s.push(
+      `mkdir -p etc; for e in /etc/* /etc/.[!.]*; do [ -e "$e" ] || continue; n=\${e#/etc/}; case " ${skip.join(' ')} " in *" $n "*) continue ;; esac; ` +
+        'if [ -d "$e" ]; then mkdir -p "etc/$n"; else touch "etc/$n"; fi; mount --rbind "$e" "etc/$n"; mount -o remount,bind,ro "etc/$n" 2>/dev/null || true; done',
+    );
+    s.push(
+      'for l in bin sbin lib lib32 lib64 libx32; do if [ -L /$l ]; then ln -s "$(readlink /$l)" "$l"; elif [ -d /$l ]; then mkdir -p "$l" && mount --rbind /$l "$l" && mount -o remount,bind,ro "$l"; fi; done',
+    );
     // A minimal /dev, as container runtimes give: the usual character devices and a /dev/shm.
-    s.push('mkdir -p dev proc tmp', 'mount -t tmpfs -o mode=755 dev dev',
+    s.push(
+      'mkdir -p dev proc tmp',
+      'mount -t tmpfs -o mode=755 dev dev',
       'for d in null zero full random urandom tty; do touch dev/$d; mount --bind /dev/$d dev/$d; done',
-      'mkdir -p dev/shm dev/pts && mount -t tmpfs -o mode=1777 shm dev/shm', 'ln -s /proc/self/fd dev/fd',
-      'mount -t proc proc proc');
+      'mkdir -p dev/shm dev/pts && mount -t tmpfs -o mode=1777 shm dev/shm',
+      'ln -s /proc/self/fd dev/fd',
+      'mount -t proc proc proc',
+    );
     for (const l of img.layout) bindRo(l.source, l.target);
     for (const m of c.volumeMounts ?? []) {
       let src = this.volumeSource(m.name);
       if (m.subPath) src = join(src, m.subPath);
-      s.push(`if [ -d ${q(src)} ]; then mkdir -p ${at(m.mountPath)}; else mkdir -p ${at(dirname(m.mountPath))}; touch ${at(m.mountPath)}; fi`, `mount --bind ${q(src)} ${at(m.mountPath)}`);
+      s.push(
+        `if [ -d ${q(src)} ]; then mkdir -p ${at(m.mountPath)}; else mkdir -p ${at(dirname(m.mountPath))}; touch ${at(m.mountPath)}; fi`,
+        `mount --bind ${q(src)} ${at(m.mountPath)}`,
+      );
       if (m.readOnly) s.push(`mount -o remount,bind,ro ${at(m.mountPath)}`);
     }
     const workdir = c.workingDir ?? img.workdir;
@@ -426,8 +586,14 @@ export class Pod {
     const caps = sc.capabilities ?? {};
     const dropAll = (caps.drop ?? []).some((d: string) => d.toUpperCase() === 'ALL');
     const add = (caps.add ?? []).map((a: string) => `+${a.toLowerCase().replace(/^cap_/, '')}`);
-    const setpriv = ['setpriv', '--reuid', String(id.uid), '--regid', String(id.gid),
-      ...(id.groups.length ? ['--groups', id.groups.join(',')] : ['--clear-groups'])];
+    const setpriv = [
+      'setpriv',
+      '--reuid',
+      String(id.uid),
+      '--regid',
+      String(id.gid),
+      ...(id.groups.length ? ['--groups', id.groups.join(',')] : ['--clear-groups']),
+    ];
     if (dropAll) setpriv.push('--inh-caps', ['-all', ...add].join(','), '--bounding-set', ['-all', ...add].join(','));
     if (sc.allowPrivilegeEscalation === false) setpriv.push('--no-new-privs');
     s.push(`exec chroot ${R} ${setpriv.map(q).join(' ')} -- env -C ${q(workdir)} ${argv.map(q).join(' ')}`);
@@ -442,9 +608,26 @@ export class Pod {
     if (!pid) return { code: 1, out: 'container not running' };
     const id = this.identity(c.spec);
     const env = this.containerEnv(c.spec);
-    const args = ['--target', String(pid), '--mount', '--net', '--root', '--wd', '--',
-      'setpriv', '--reuid', String(id.uid), '--regid', String(id.gid), ...(id.groups.length ? ['--groups', id.groups.join(',')] : ['--clear-groups']),
-      '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command];
+    const args = [
+      '--target',
+      String(pid),
+      '--mount',
+      '--net',
+      '--root',
+      '--wd',
+      '--',
+      'setpriv',
+      '--reuid',
+      String(id.uid),
+      '--regid',
+      String(id.gid),
+      ...(id.groups.length ? ['--groups', id.groups.join(',')] : ['--clear-groups']),
+      '--',
+      'env',
+      '-i',
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      ...command,
+    ];
     const r = await run('nsenter', args, { allowFail: true, timeoutMs });
     return { code: r.code, out: (r.stdout + r.stderr).trim().slice(0, 300) };
   }
@@ -463,7 +646,13 @@ export class Pod {
         const headers: Record<string, string> = { 'User-Agent': 'kube-probe/1.28' };
         for (const h of p.httpGet.httpHeaders ?? []) headers[h.name] = h.value;
         const status = await new Promise<number>((resolve, reject) => {
-          const req = http.get({ host: p.httpGet.host ?? this.ip, port, path: p.httpGet.path ?? '/', headers, timeout: timeoutMs }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+          const req = http.get(
+            { host: p.httpGet.host ?? this.ip, port, path: p.httpGet.path ?? '/', headers, timeout: timeoutMs },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
           req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
           req.on('error', reject);
         });
@@ -472,8 +661,14 @@ export class Pod {
       if (p.tcpSocket) {
         const port = portOf(p.tcpSocket.port);
         await new Promise<void>((resolve, reject) => {
-          const s = net.connect({ host: p.tcpSocket.host ?? this.ip, port, timeout: timeoutMs }, () => { s.destroy(); resolve(); });
-          s.on('timeout', () => { s.destroy(); reject(new Error('timeout')); });
+          const s = net.connect({ host: p.tcpSocket.host ?? this.ip, port, timeout: timeoutMs }, () => {
+            s.destroy();
+            resolve();
+          });
+          s.on('timeout', () => {
+            s.destroy();
+            reject(new Error('timeout'));
+          });
           s.on('error', reject);
         });
         return { ok: true, detail: 'connected' };

@@ -8,15 +8,34 @@
  */
 import { K8sObject, selects } from './manifests';
 
-export interface PodPort { name?: string; containerPort: number; protocol: string }
-export interface NetPod { key: string; name: string; namespace: string; labels: Record<string, string>; ip: string; ports: PodPort[] }
-export interface Namespace { name: string; labels: Record<string, string> }
+export interface PodPort {
+  name?: string;
+  containerPort: number;
+  protocol: string;
+}
+export interface NetPod {
+  key: string;
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ip: string;
+  ports: PodPort[];
+}
+export interface Namespace {
+  name: string;
+  labels: Record<string, string>;
+}
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Peer = any;
 type Port = any;
 
-function peerPods(peer: Peer, policyNs: string, pods: NetPod[], namespaces: Namespace[]): NetPod[] | 'all' | { cidr: string; except: string[] } {
+function peerPods(
+  peer: Peer,
+  policyNs: string,
+  pods: NetPod[],
+  namespaces: Namespace[],
+): NetPod[] | 'all' | { cidr: string; except: string[] } {
   if (peer.ipBlock) return { cidr: peer.ipBlock.cidr, except: peer.ipBlock.except ?? [] };
   const nsOk = (ns: string): boolean => {
     if (!peer.namespaceSelector) return ns === policyNs;
@@ -39,7 +58,14 @@ function portSpec(port: Port, dest: NetPod | undefined): { proto: string; ports:
 const set = (xs: string[]): string => (xs.length === 1 ? xs[0] : `{ ${xs.join(', ')} }`);
 
 /** The nft match lines one rule (peers × ports) allows, for traffic `dir` of `self`. */
-function ruleLines(rule: any, dir: 'ingress' | 'egress', self: NetPod, policyNs: string, pods: NetPod[], namespaces: Namespace[]): string[] {
+function ruleLines(
+  rule: any,
+  dir: 'ingress' | 'egress',
+  self: NetPod,
+  policyNs: string,
+  pods: NetPod[],
+  namespaces: Namespace[],
+): string[] {
   const peers: Peer[] = (dir === 'ingress' ? rule.from : rule.to) ?? [];
   const addrField = dir === 'ingress' ? 'ip saddr' : 'ip daddr';
   const ports: Port[] = rule.ports?.length ? rule.ports : [{}];
@@ -50,8 +76,9 @@ function ruleLines(rule: any, dir: 'ingress' | 'egress', self: NetPod, policyNs:
     const r = peerPods(peer, policyNs, pods, namespaces);
     if (r === 'all') targets.push({ match: '' });
     else if (Array.isArray(r)) {
-      if (dir === 'ingress') { if (r.length) targets.push({ match: `${addrField} ${set(r.map((p) => p.ip))}`, dest: self }); }
-      else for (const p of r) targets.push({ match: `${addrField} ${p.ip}`, dest: p });
+      if (dir === 'ingress') {
+        if (r.length) targets.push({ match: `${addrField} ${set(r.map((p) => p.ip))}`, dest: self });
+      } else for (const p of r) targets.push({ match: `${addrField} ${p.ip}`, dest: p });
     } else {
       const except = r.except.length ? ` ${addrField} != ${set(r.except)}` : '';
       targets.push({ match: `${addrField} ${r.cidr}${except}`, dest: dir === 'ingress' ? self : undefined });
@@ -69,7 +96,13 @@ function ruleLines(rule: any, dir: 'ingress' | 'egress', self: NetPod, policyNs:
   return lines;
 }
 
-export interface PodPolicy { ingressIsolated: boolean; egressIsolated: boolean; ingress: string[]; egress: string[]; policies: string[] }
+export interface PodPolicy {
+  ingressIsolated: boolean;
+  egressIsolated: boolean;
+  ingress: string[];
+  egress: string[];
+  policies: string[];
+}
 
 export function podPolicy(self: NetPod, policies: K8sObject[], pods: NetPod[], namespaces: Namespace[]): PodPolicy {
   const out: PodPolicy = { ingressIsolated: false, egressIsolated: false, ingress: [], egress: [], policies: [] };
@@ -92,7 +125,8 @@ export function podPolicy(self: NetPod, policies: K8sObject[], pods: NetPod[], n
 
 /** The nft script that (re)writes a pod's policy chains; sets and counters keep their values. */
 export function nftScript(p: PodPolicy, nodeIp: string, first: boolean): string {
-  const head = first ? `table inet orbpod {
+  const head = first
+    ? `table inet orbpod {
   counter dropped_in { }
   counter dropped_out { }
   set drops_in { type ipv4_addr . inet_proto . inet_service; flags dynamic; counter; size 8192; }
@@ -100,7 +134,8 @@ export function nftScript(p: PodPolicy, nodeIp: string, first: boolean): string 
   chain input { type filter hook input priority 0; policy accept; }
   chain output { type filter hook output priority 0; policy accept; }
 }
-` : '';
+`
+    : '';
   const chain = (name: string, isolated: boolean, allow: string[], dir: 'in' | 'out'): string => {
     const peer = dir === 'in' ? 'ip saddr' : 'ip daddr';
     const lines = [
@@ -119,7 +154,13 @@ export function nftScript(p: PodPolicy, nodeIp: string, first: boolean): string 
   return `${head}${chain('input', p.ingressIsolated, p.ingress, 'in')}\n${chain('output', p.egressIsolated, p.egress, 'out')}\n`;
 }
 
-export interface DropRecord { dir: 'ingress' | 'egress'; peer: string; proto: string; port: number; packets: number }
+export interface DropRecord {
+  dir: 'ingress' | 'egress';
+  peer: string;
+  proto: string;
+  port: number;
+  packets: number;
+}
 
 /** Reads `nft -j list table inet orbpod` output into counters and per-peer drop records. */
 export function parseDrops(json: string): { dropped: { ingress: number; egress: number }; records: DropRecord[] } {
@@ -135,7 +176,13 @@ export function parseDrops(json: string): { dropped: { ingress: number; egress: 
       for (const el of item.set.elem ?? []) {
         const e = el.elem ?? el;
         const [peer, proto, port] = e.val?.concat ?? [];
-        records.push({ dir: item.set.name === 'drops_in' ? 'ingress' : 'egress', peer, proto: String(proto), port: Number(port), packets: e.counter?.packets ?? 0 });
+        records.push({
+          dir: item.set.name === 'drops_in' ? 'ingress' : 'egress',
+          peer,
+          proto: String(proto),
+          port: Number(port),
+          packets: e.counter?.packets ?? 0,
+        });
       }
     }
   }
@@ -146,7 +193,15 @@ export function parseDrops(json: string): { dropped: { ingress: number; egress: 
  * Whether the API's semantics allow a TCP/UDP connection src → dst:port (dst's ingress and src's
  * egress both admit it). The e2e check compares this with what nftables really does.
  */
-export function allows(src: NetPod, dst: NetPod, port: number, proto: string, policies: K8sObject[], pods: NetPod[], namespaces: Namespace[]): boolean {
+export function allows(
+  src: NetPod,
+  dst: NetPod,
+  port: number,
+  proto: string,
+  policies: K8sObject[],
+  pods: NetPod[],
+  namespaces: Namespace[],
+): boolean {
   const matchAddr = (line: string, addr: string): boolean => {
     const m = /ip [sd]addr (\{ ([^}]+) \}|\S+)/.exec(line);
     if (!m) return true;

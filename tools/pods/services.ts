@@ -7,12 +7,20 @@
 import { K8sObject, serviceSelects } from './manifests';
 import { NetPod } from './policy';
 
-export interface SvcPod extends NetPod { ready: boolean; hostname?: string; subdomain?: string }
-export interface SvcEntry { svc: K8sObject; ip?: string }
+export interface SvcPod extends NetPod {
+  ready: boolean;
+  hostname?: string;
+  subdomain?: string;
+}
+export interface SvcEntry {
+  svc: K8sObject;
+  ip?: string;
+}
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 
-function targetPort(port: any, pod: SvcPod): number | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any
+function targetPort(port: any, pod: SvcPod): number | undefined {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   const t = port.targetPort ?? port.port;
   if (typeof t === 'number' || /^\d+$/.test(String(t))) return Number(t);
   return pod.ports.find((p) => p.name === t)?.containerPort;
@@ -40,8 +48,12 @@ export function dnsRecords(entries: SvcEntry[], pods: SvcPod[]): Record<string, 
 export function serviceNat(entries: SvcEntry[], pods: SvcPod[], first: boolean): string {
   const lines: string[] = [];
   if (first) {
-    lines.push('table ip orbsvc {', '  chain out { type nat hook output priority -100; policy accept; }',
-      '  chain noep { type filter hook output priority -1; policy accept; }', '}');
+    lines.push(
+      'table ip orbsvc {',
+      '  chain out { type nat hook output priority -100; policy accept; }',
+      '  chain noep { type filter hook output priority -1; policy accept; }',
+      '}',
+    );
   }
   lines.push('flush chain ip orbsvc out', 'flush chain ip orbsvc noep');
   for (const { svc, ip } of entries) {
@@ -53,7 +65,10 @@ export function serviceNat(entries: SvcEntry[], pods: SvcPod[], first: boolean):
       const match = `ip daddr ${ip} ${proto} dport ${port.port}`;
       if (targets.length === 0) lines.push(`add rule ip orbsvc noep ${match} reject${proto === 'tcp' ? ' with tcp reset' : ''}`);
       else if (targets.length === 1) lines.push(`add rule ip orbsvc out ${match} dnat to ${targets[0].ip}:${targets[0].port}`);
-      else lines.push(`add rule ip orbsvc out ${match} dnat to numgen random mod ${targets.length} map { ${targets.map((t, i) => `${i} : ${t.ip} . ${t.port}`).join(', ')} }`);
+      else
+        lines.push(
+          `add rule ip orbsvc out ${match} dnat to numgen random mod ${targets.length} map { ${targets.map((t, i) => `${i} : ${t.ip} . ${t.port}`).join(', ')} }`,
+        );
     }
   }
   return `${lines.join('\n')}\n`;

@@ -1,10 +1,18 @@
 /** Small process helpers: every system call the runner makes goes through these, so errors name the command. */
 import { execFile, spawnSync } from 'node:child_process';
 
-export function run(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; allowFail?: boolean; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? Number((err as { code: number }).code) : 1) : 0;
+      const code = err
+        ? typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number'
+          ? Number((err as { code: number }).code)
+          : 1
+        : 0;
       if (code !== 0 && !opts.allowFail) {
         reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${String(stderr || err?.message).trim()}`));
         return;

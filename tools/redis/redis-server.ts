@@ -30,7 +30,9 @@ export function redisServerBinary(): string {
   try {
     return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
   } catch {
-    throw new Error('redis-server is not installed: set REDIS_URL to a running Redis, or install it (Debian: apt-get install redis-server)');
+    throw new Error(
+      'redis-server is not installed: set REDIS_URL to a running Redis, or install it (Debian: apt-get install redis-server)',
+    );
   }
 }
 
@@ -52,7 +54,10 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -65,18 +70,38 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const bin = redisServerBinary();
   const port = opts.port ?? (await freePort());
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'orb-redis-'));
-  const child = spawn(bin, [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning',
-    ...(opts.args ?? []),
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    bin,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+      '--loglevel',
+      'warning',
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  child.stderr?.on('data', (d) => { stderr += String(d); });
+  child.stderr?.on('data', (d) => {
+    stderr += String(d);
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await Promise.race([
       waitForPort(port, 10_000),
-      exited.then(() => { throw new Error(`redis-server exited early: ${stderr}`); }),
+      exited.then(() => {
+        throw new Error(`redis-server exited early: ${stderr}`);
+      }),
     ]);
   } catch (err) {
     child.kill('SIGKILL');

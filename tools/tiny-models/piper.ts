@@ -7,8 +7,29 @@ export const TINY_PIPER_HOP = 256;
 export const TINY_PIPER_RATE = 22050;
 
 // Piper's symbol order: pad, bos, eos, space, punctuation, then IPA letters and marks.
-const SYMBOLS = ['_', '^', '$', ' ', ...'!\'(),-.:;?', ...'abcdefghijklmnopqrstuvwxyz',
-  ...'æçðøħŋœǀǁǂǃɐɑɒɓɔɕɖɗɘəɚɛɜɞɟɠɡɢɣɤɥɦɧɨɪɫɬɭɮɯɰɱɲɳɴɵɶɸɹɺɻɽɾʀʁʂʃʄʈʉʊʋʌʍʎʏʐʑʒʔʕʘʙʛʜʝʟʡʢʲˈˌːˑ˞βθχᵻⱱ', '\u0303', '\u0329', 'ʰ', 'ʷ', 'ˠ', 'ˤ', '↓', '↑', '→', '↗', '↘', 'ʼ', 'ʴ', 'ʱ'];
+const SYMBOLS = [
+  '_',
+  '^',
+  '$',
+  ' ',
+  ..."!'(),-.:;?",
+  ...'abcdefghijklmnopqrstuvwxyz',
+  ...'æçðøħŋœǀǁǂǃɐɑɒɓɔɕɖɗɘəɚɛɜɞɟɠɡɢɣɤɥɦɧɨɪɫɬɭɮɯɰɱɲɳɴɵɶɸɹɺɻɽɾʀʁʂʃʄʈʉʊʋʌʍʎʏʐʑʒʔʕʘʙʛʜʝʟʡʢʲˈˌːˑ˞βθχᵻⱱ',
+  '\u0303',
+  '\u0329',
+  'ʰ',
+  'ʷ',
+  'ˠ',
+  'ˤ',
+  '↓',
+  '↑',
+  '→',
+  '↗',
+  '↘',
+  'ʼ',
+  'ʴ',
+  'ʱ',
+];
 
 export function tinyPhonemeIdMap(): Record<string, number[]> {
   return Object.fromEntries(SYMBOLS.map((s, i) => [s, [i]]));
@@ -24,7 +45,9 @@ function voiceModel(): Uint8Array {
   g.output('output', DT.FLOAT, [1, 1, 1, 'time']);
   // Each id becomes one hop of a tone whose pitch depends on the id: deterministic audio, length N * hop.
   const table = new Float32Array(V * TINY_PIPER_HOP);
-  for (let v = 0; v < V; v++) for (let n = 0; n < TINY_PIPER_HOP; n++) table[v * TINY_PIPER_HOP + n] = v === 0 ? 0 : 0.3 * Math.sin((2 * Math.PI * (100 + 10 * v) * n) / TINY_PIPER_RATE);
+  for (let v = 0; v < V; v++)
+    for (let n = 0; n < TINY_PIPER_HOP; n++)
+      table[v * TINY_PIPER_HOP + n] = v === 0 ? 0 : 0.3 * Math.sin((2 * Math.PI * (100 + 10 * v) * n) / TINY_PIPER_RATE);
   const frames = g.node('Gather', [g.floats('frames', [V, TINY_PIPER_HOP], table), input], undefined, [{ name: 'axis', i: 0 }]);
   const audio = g.node('Reshape', [frames, g.ints('audio_shape', [4], [1, 1, 1, -1])]);
   // Piper's length_scale (scales[1]) stretches time, as the real duration predictor does: speed 2 halves the length.
@@ -35,19 +58,27 @@ function voiceModel(): Uint8Array {
 }
 
 /** Writes voices in both layouts Piper uses: `<dir>/<name>/model.onnx` and `<dir>/<name>.onnx`. */
-export function writeTinyPiperVoices(dir: string, names: { nested?: string; flat?: string } = { nested: 'tiny-en', flat: 'en_US-tiny-low' }): string {
-  const config = (voice: string) => JSON.stringify({
-    audio: { sample_rate: TINY_PIPER_RATE, quality: 'x_low' },
-    espeak: { voice },
-    inference: { noise_scale: 0.667, length_scale: 1, noise_w: 0.8 },
-    phoneme_type: 'espeak',
-    phoneme_map: {},
-    phoneme_id_map: tinyPhonemeIdMap(),
-    num_symbols: SYMBOLS.length,
-    num_speakers: 1,
-    speaker_id_map: {},
-    piper_version: '1.0.0',
-  }, null, 2);
+export function writeTinyPiperVoices(
+  dir: string,
+  names: { nested?: string; flat?: string } = { nested: 'tiny-en', flat: 'en_US-tiny-low' },
+): string {
+  const config = (voice: string) =>
+    JSON.stringify(
+      {
+        audio: { sample_rate: TINY_PIPER_RATE, quality: 'x_low' },
+        espeak: { voice },
+        inference: { noise_scale: 0.667, length_scale: 1, noise_w: 0.8 },
+        phoneme_type: 'espeak',
+        phoneme_map: {},
+        phoneme_id_map: tinyPhonemeIdMap(),
+        num_symbols: SYMBOLS.length,
+        num_speakers: 1,
+        speaker_id_map: {},
+        piper_version: '1.0.0',
+      },
+      null,
+      2,
+    );
   const model = voiceModel();
   mkdirSync(dir, { recursive: true });
   if (names.nested) {

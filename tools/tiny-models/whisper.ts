@@ -17,7 +17,19 @@ export const TINY_WHISPER_TRANSLATION = 'greetings from the orb';
 const WORDS = ['hello', 'Ġworld', 'Ġfrom', 'Ġthe', 'Ġorb', '!', 'greetings'];
 // Real Whisper has 1501 timestamp tokens (<|0.00|>..<|30.00|>, 20 ms apart) after <|notimestamps|>; 51 suffice here.
 const TIMESTAMPS = Array.from({ length: 51 }, (_, i) => `<|${(i * 0.02).toFixed(2)}|>`);
-const SPECIALS = ['<|endoftext|>', '<|startoftranscript|>', '<|en|>', '<|de|>', '<|translate|>', '<|transcribe|>', '<|startoflm|>', '<|startofprev|>', '<|nocaptions|>', '<|notimestamps|>', ...TIMESTAMPS];
+const SPECIALS = [
+  '<|endoftext|>',
+  '<|startoftranscript|>',
+  '<|en|>',
+  '<|de|>',
+  '<|translate|>',
+  '<|transcribe|>',
+  '<|startoflm|>',
+  '<|startofprev|>',
+  '<|nocaptions|>',
+  '<|notimestamps|>',
+  ...TIMESTAMPS,
+];
 export const TINY_WHISPER_IDS = Object.fromEntries([...WORDS, ...SPECIALS].map((t, i) => [t, i])) as Record<string, number>;
 const V = WORDS.length + SPECIALS.length;
 const D = 4;
@@ -45,17 +57,18 @@ function decoderMerged(): Uint8Array {
   g.input('past_key_values.0.encoder.value', DT.FLOAT, ['batch_size', 1, 'encoder_sequence_length_out', D]);
   g.input('use_cache_branch', DT.BOOL, [1]);
   g.output('logits', DT.FLOAT, ['batch_size', 'decoder_sequence_length', V]);
-  for (const kind of ['decoder', 'encoder']) for (const kv of ['key', 'value']) g.output(`present.0.${kind}.${kv}`, DT.FLOAT, ['batch_size', 1, `present_${kind}_len`, D]);
+  for (const kind of ['decoder', 'encoder'])
+    for (const kv of ['key', 'value']) g.output(`present.0.${kind}.${kv}`, DT.FLOAT, ['batch_size', 1, `present_${kind}_len`, D]);
 
   const next: Record<string, string> = {
     '<|startoftranscript|>': '<|en|>',
     '<|notimestamps|>': 'hello',
     hello: 'Ġworld',
-    'Ġworld': 'Ġfrom',
-    'Ġfrom': 'Ġthe',
-    'Ġthe': 'Ġorb',
+    Ġworld: 'Ġfrom',
+    Ġfrom: 'Ġthe',
+    Ġthe: 'Ġorb',
     // Without timestamps <|1.00|> is masked and <|endoftext|> (the runner-up) follows.
-    'Ġorb': '<|1.00|>',
+    Ġorb: '<|1.00|>',
     '<|transcribe|>': '<|0.00|>',
     '<|0.00|>': 'hello',
     '<|translate|>': '<|0.02|>',
@@ -69,7 +82,10 @@ function decoderMerged(): Uint8Array {
   g.node('Gather', [g.floats('bigram', [V, V], bigram), ids], ['logits'], [{ name: 'axis', i: 0 }]);
 
   const emb = Array.from({ length: V * D }, (_, i) => (i % 5) / 10);
-  const kv = g.node('Unsqueeze', [g.node('Gather', [g.floats('kv_embed', [V, D], emb), ids], undefined, [{ name: 'axis', i: 0 }]), g.ints('ax1', [1], [1])]);
+  const kv = g.node('Unsqueeze', [
+    g.node('Gather', [g.floats('kv_embed', [V, D], emb), ids], undefined, [{ name: 'axis', i: 0 }]),
+    g.ints('ax1', [1], [1]),
+  ]);
   g.node('Concat', [pdk, kv], ['present.0.decoder.key'], [{ name: 'axis', i: 2 }]);
   g.node('Concat', [pdv, kv], ['present.0.decoder.value'], [{ name: 'axis', i: 2 }]);
   g.node('Unsqueeze', [enc, 'ax1'], ['present.0.encoder.key']);
@@ -83,12 +99,30 @@ function tokenizerJson(): object {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIALS.map((content, k) => ({ id: WORDS.length + k, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: SPECIALS.map((content, k) => ({
+      id: WORDS.length + k,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -98,22 +132,71 @@ export function writeTinyWhisper(dir: string): string {
   writeFileSync(join(dir, 'encoder_model.onnx'), encoder());
   writeFileSync(join(dir, 'decoder_model_merged.onnx'), decoderMerged());
   const id = TINY_WHISPER_IDS;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
-    model_type: 'whisper', architectures: ['WhisperForConditionalGeneration'], d_model: D, encoder_layers: 1, decoder_layers: 1,
-    encoder_attention_heads: 1, decoder_attention_heads: 1, num_mel_bins: N_MELS, max_source_positions: 1500, max_target_positions: 448, vocab_size: V,
-    decoder_start_token_id: id['<|startoftranscript|>'], eos_token_id: id['<|endoftext|>'], pad_token_id: id['<|endoftext|>'],
-  }, null, 2));
-  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({
-    decoder_start_token_id: id['<|startoftranscript|>'], eos_token_id: id['<|endoftext|>'], pad_token_id: id['<|endoftext|>'],
-    no_timestamps_token_id: id['<|notimestamps|>'], is_multilingual: true, max_length: 448,
-    lang_to_id: { '<|en|>': id['<|en|>'], '<|de|>': id['<|de|>'] }, task_to_id: { transcribe: id['<|transcribe|>'], translate: id['<|translate|>'] },
-    suppress_tokens: [id['!']], begin_suppress_tokens: [id['<|endoftext|>']],
-  }, null, 2));
-  writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({
-    feature_extractor_type: 'WhisperFeatureExtractor', feature_size: N_MELS, hop_length: 160, n_fft: 400, n_samples: 480000,
-    nb_max_frames: 3000, sampling_rate: 16000, chunk_length: 30, padding_value: 0.0, return_attention_mask: false,
-  }, null, 2));
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify(
+      {
+        model_type: 'whisper',
+        architectures: ['WhisperForConditionalGeneration'],
+        d_model: D,
+        encoder_layers: 1,
+        decoder_layers: 1,
+        encoder_attention_heads: 1,
+        decoder_attention_heads: 1,
+        num_mel_bins: N_MELS,
+        max_source_positions: 1500,
+        max_target_positions: 448,
+        vocab_size: V,
+        decoder_start_token_id: id['<|startoftranscript|>'],
+        eos_token_id: id['<|endoftext|>'],
+        pad_token_id: id['<|endoftext|>'],
+      },
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'generation_config.json'),
+    JSON.stringify(
+      {
+        decoder_start_token_id: id['<|startoftranscript|>'],
+        eos_token_id: id['<|endoftext|>'],
+        pad_token_id: id['<|endoftext|>'],
+        no_timestamps_token_id: id['<|notimestamps|>'],
+        is_multilingual: true,
+        max_length: 448,
+        lang_to_id: { '<|en|>': id['<|en|>'], '<|de|>': id['<|de|>'] },
+        task_to_id: { transcribe: id['<|transcribe|>'], translate: id['<|translate|>'] },
+        suppress_tokens: [id['!']],
+        begin_suppress_tokens: [id['<|endoftext|>']],
+      },
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'preprocessor_config.json'),
+    JSON.stringify(
+      {
+        feature_extractor_type: 'WhisperFeatureExtractor',
+        feature_size: N_MELS,
+        hop_length: 160,
+        n_fft: 400,
+        n_samples: 480000,
+        nb_max_frames: 3000,
+        sampling_rate: 16000,
+        chunk_length: 30,
+        padding_value: 0.0,
+        return_attention_mask: false,
+      },
+      null,
+      2,
+    ),
+  );
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'WhisperTokenizer', model_max_length: 1024, clean_up_tokenization_spaces: true, errors: 'replace' }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ tokenizer_class: 'WhisperTokenizer', model_max_length: 1024, clean_up_tokenization_spaces: true, errors: 'replace' }),
+  );
   return dir;
 }

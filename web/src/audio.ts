@@ -72,7 +72,13 @@ export class StreamingPlayer {
   }
 
   stop(): void {
-    for (const s of this.sources) { try { s.stop(); } catch { /* already ended */ } }
+    for (const s of this.sources) {
+      try {
+        s.stop();
+      } catch {
+        /* already ended */
+      }
+    }
     this.sources.clear();
     this.nextAt = 0;
   }

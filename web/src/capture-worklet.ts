@@ -3,7 +3,9 @@
  * context's 16 kHz, each with its RMS (barge-in / endpointing). A same-origin file, not a blob
  * URL, so the gateway's Content-Security-Policy (script-src 'self') allows it.
  */
-declare class AudioWorkletProcessor { readonly port: MessagePort }
+declare class AudioWorkletProcessor {
+  readonly port: MessagePort;
+}
 declare function registerProcessor(name: string, ctor: unknown): void;
 
 const FRAME_SAMPLES = 320;

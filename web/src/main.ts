@@ -46,7 +46,20 @@ interface UiState {
   errors: string[];
 }
 
-const ui: UiState = { events: [], state: 'idle', transcript: '', verdicts: {}, reply: '', audioChunks: 0, turnsEnded: 0, bargeIns: 0, reconnects: 0, online: navigator.onLine, queued: 0, errors: [] };
+const ui: UiState = {
+  events: [],
+  state: 'idle',
+  transcript: '',
+  verdicts: {},
+  reply: '',
+  audioChunks: 0,
+  turnsEnded: 0,
+  bargeIns: 0,
+  reconnects: 0,
+  online: navigator.onLine,
+  queued: 0,
+  errors: [],
+};
 // Read by the Chromium test (and handy in devtools).
 (window as unknown as { __orb: UiState }).__orb = ui;
 
@@ -75,16 +88,20 @@ function log(ev: OrbEvent): void {
 
 function renderVerdicts(): void {
   const body = $('verdicts').querySelector('tbody')!;
-  body.replaceChildren(...Object.entries(ui.verdicts).sort(([a], [b]) => a.localeCompare(b)).map(([core, v]) => {
-    const tr = document.createElement('tr');
-    tr.dataset.core = core;
-    for (const text of [`core ${core}`, v.label, v.confidence.toFixed(2)]) {
-      const td = document.createElement('td');
-      td.textContent = text;
-      tr.append(td);
-    }
-    return tr;
-  }));
+  body.replaceChildren(
+    ...Object.entries(ui.verdicts)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([core, v]) => {
+        const tr = document.createElement('tr');
+        tr.dataset.core = core;
+        for (const text of [`core ${core}`, v.label, v.confidence.toFixed(2)]) {
+          const td = document.createElement('td');
+          td.textContent = text;
+          tr.append(td);
+        }
+        return tr;
+      }),
+  );
 }
 
 function newTurn(turn: string | undefined): void {
@@ -295,13 +312,18 @@ async function connect(apiKey: string): Promise<void> {
       const body = (await res.json()) as { version?: string; document?: { name?: string } };
       $('identity').textContent = `${body.document?.name ?? ''} v${body.version ?? ''}`;
     }
-  } catch { /* identity is decoration */ }
+  } catch {
+    /* identity is decoration */
+  }
 }
 
 $('connect-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const key = ($('api-key') as HTMLInputElement).value.trim();
-  if (!key) { status('enter the API key printed by npm run dev'); return; }
+  if (!key) {
+    status('enter the API key printed by npm run dev');
+    return;
+  }
   sessionStorage.setItem('orb.apiKey', key);
   connect(key).catch((err: Error) => status(`cannot connect: ${err.message}`));
 });
@@ -346,12 +368,18 @@ function renderNetwork(): void {
   banner.hidden = !down;
   banner.textContent = !ui.online
     ? `Offline. The ORB reconnects and resumes this session when the network is back.${queued}`
-    : !down ? ''
-      // closed: a refused key or a give-up; Connect (or the network coming back) dials again
-      : session?.state === 'closed' ? `Not connected to the ORB.${queued}` : `Not connected to the ORB — retrying.${queued}`;
+    : !down
+      ? ''
+      : // closed: a refused key or a give-up; Connect (or the network coming back) dials again
+        session?.state === 'closed'
+        ? `Not connected to the ORB.${queued}`
+        : `Not connected to the ORB — retrying.${queued}`;
 }
 
-window.addEventListener('offline', () => { ui.online = false; renderNetwork(); });
+window.addEventListener('offline', () => {
+  ui.online = false;
+  renderNetwork();
+});
 window.addEventListener('online', () => {
   ui.online = true;
   renderNetwork();
@@ -361,7 +389,8 @@ renderNetwork();
 
 // The service worker is what lets the installed window open offline; same origin, scope = this folder.
 if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('sw.js', { scope: './', updateViaCache: 'none' })
+  navigator.serviceWorker
+    .register('sw.js', { scope: './', updateViaCache: 'none' })
     .catch((err: Error) => ui.errors.push(`service worker: ${err.message}`));
 }
 
@@ -370,7 +399,9 @@ const initialKey = hash.get('key') ?? sessionStorage.getItem('orb.apiKey');
 if (initialKey) {
   ($('api-key') as HTMLInputElement).value = initialKey;
   sessionStorage.setItem('orb.apiKey', initialKey);
-  connect(initialKey).then(() => {
-    if (params.get('mic') === '1') $('mic').click();
-  }).catch((err: Error) => status(`cannot connect: ${err.message}`));
+  connect(initialKey)
+    .then(() => {
+      if (params.get('mic') === '1') $('mic').click();
+    })
+    .catch((err: Error) => status(`cannot connect: ${err.message}`));
 }

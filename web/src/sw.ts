@@ -26,19 +26,23 @@ const pageKey = () => scope().toString();
 const shellUrls = () => new Set(ORB_SHELL.files.map((f) => new URL(f, scope()).toString()));
 
 self.addEventListener('install', (event) => {
-  event.waitUntil((async () => {
-    const cache = await caches.open(CACHE);
-    // cache: 'reload' so the precache never copies a stale HTTP-cache entry of the old build.
-    await cache.addAll([pageKey(), ...shellUrls()].map((u) => new Request(u, { cache: 'reload' })));
-    await self.skipWaiting();
-  })());
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      // cache: 'reload' so the precache never copies a stale HTTP-cache entry of the old build.
+      await cache.addAll([pageKey(), ...shellUrls()].map((u) => new Request(u, { cache: 'reload' })));
+      await self.skipWaiting();
+    })(),
+  );
 });
 
 self.addEventListener('activate', (event) => {
-  event.waitUntil((async () => {
-    for (const key of await caches.keys()) if (key.startsWith(CACHE_PREFIX) && key !== CACHE) await caches.delete(key);
-    await self.clients.claim();
-  })());
+  event.waitUntil(
+    (async () => {
+      for (const key of await caches.keys()) if (key.startsWith(CACHE_PREFIX) && key !== CACHE) await caches.delete(key);
+      await self.clients.claim();
+    })(),
+  );
 });
 
 self.addEventListener('fetch', (event) => {

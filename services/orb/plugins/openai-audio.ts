@@ -19,14 +19,39 @@ import fastifyMultipart from '@fastify/multipart';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import type Redis from 'ioredis';
-import { AcpBus, AcpPart, createEnvelope, jsonPart, markAbandoned, ModelRegistry, OPENAI_VOICES, textPart, TurnEvent, TurnEventStream, VaultKeys } from '../../acp';
 import {
-  ORB_ERR_AUDIO_REQUEST, ORB_ERR_AUDIO_TIMEOUT, ORB_ERR_AUDIO_UPSTREAM, ORB_ERR_ENCODER_FAILED, ORB_ERR_ENCODER_MISSING,
-  ORB_ERR_MODEL_NOT_FOUND, openAiErrorOf, useOpenAiErrors, withParam,
+  AcpBus,
+  AcpPart,
+  createEnvelope,
+  jsonPart,
+  markAbandoned,
+  ModelRegistry,
+  OPENAI_VOICES,
+  textPart,
+  TurnEvent,
+  TurnEventStream,
+  VaultKeys,
+} from '../../acp';
+import {
+  ORB_ERR_AUDIO_REQUEST,
+  ORB_ERR_AUDIO_TIMEOUT,
+  ORB_ERR_AUDIO_UPSTREAM,
+  ORB_ERR_ENCODER_FAILED,
+  ORB_ERR_ENCODER_MISSING,
+  ORB_ERR_MODEL_NOT_FOUND,
+  openAiErrorOf,
+  useOpenAiErrors,
+  withParam,
 } from './openai-errors';
 import { ModelCatalog, type OpenAiModel } from './openai-models';
 import {
-  ffmpegMissing, startSpeechEncoder, type SpeechEncoder, isEncoded, SPEECH_CONTENT_TYPES, SPEECH_FORMATS, SPEECH_OUTPUT_RATE,
+  ffmpegMissing,
+  startSpeechEncoder,
+  type SpeechEncoder,
+  isEncoded,
+  SPEECH_CONTENT_TYPES,
+  SPEECH_FORMATS,
+  SPEECH_OUTPUT_RATE,
   type SpeechFormat,
 } from './speech-encoder';
 
@@ -34,7 +59,6 @@ export { ORB_ERR_AUDIO_REQUEST, ORB_ERR_AUDIO_TIMEOUT, ORB_ERR_AUDIO_UPSTREAM } 
 import { AudioCapabilities, checkLanguage, DEFAULT_CAPABILITIES } from '../audio-params';
 import { rawPcmUpload } from '../audio';
 import { resamplePcm16, toSrt, toVtt, wavHeader } from '../../audio-format';
-
 
 export interface OpenAiAudioOptions {
   readonly bus: AcpBus;
@@ -59,16 +83,55 @@ export interface OpenAiAudioOptions {
 type ResponseFormat = 'json' | 'text' | 'verbose_json' | 'srt' | 'vtt';
 const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'verbose_json', 'srt', 'vtt'];
 
-interface Word { word: string; start: number; end: number }
-interface Segment { id: number; start: number; end: number; text: string; tokens: number[]; avg_logprob: number; words?: Word[] }
-interface TranscriptData { text: string; language: string; duration: number; segments: Segment[] }
-interface AudioData { index: number; sample_rate: number; data: string; final: boolean }
-interface DeltaData { index: number; text: string }
+interface Word {
+  word: string;
+  start: number;
+  end: number;
+}
+interface Segment {
+  id: number;
+  start: number;
+  end: number;
+  text: string;
+  tokens: number[];
+  avg_logprob: number;
+  words?: Word[];
+}
+interface TranscriptData {
+  text: string;
+  language: string;
+  duration: number;
+  segments: Segment[];
+}
+interface AudioData {
+  index: number;
+  sample_rate: number;
+  data: string;
+  final: boolean;
+}
+interface DeltaData {
+  index: number;
+  text: string;
+}
 
 // OpenAI's verbose_json names the language in English words.
 const LANGUAGE_NAMES: Record<string, string> = {
-  en: 'english', de: 'german', fr: 'french', es: 'spanish', it: 'italian', pt: 'portuguese', nl: 'dutch', ja: 'japanese',
-  zh: 'chinese', ru: 'russian', ko: 'korean', pl: 'polish', tr: 'turkish', ar: 'arabic', hi: 'hindi', sv: 'swedish',
+  en: 'english',
+  de: 'german',
+  fr: 'french',
+  es: 'spanish',
+  it: 'italian',
+  pt: 'portuguese',
+  nl: 'dutch',
+  ja: 'japanese',
+  zh: 'chinese',
+  ru: 'russian',
+  ko: 'korean',
+  pl: 'polish',
+  tr: 'turkish',
+  ar: 'arabic',
+  hi: 'hindi',
+  sv: 'swedish',
 };
 
 function verboseJson(t: TranscriptData, granularities: Set<string>, task: string): object {
@@ -79,12 +142,22 @@ function verboseJson(t: TranscriptData, granularities: Set<string>, task: string
     duration: t.duration,
     text: t.text,
     ...(granularities.has('word') ? { words: t.segments.flatMap((s) => s.words ?? []) } : {}),
-    ...(segments ? {
-      segments: t.segments.map((s) => ({
-        id: s.id, seek: 0, start: s.start, end: s.end, text: ` ${s.text}`, tokens: s.tokens, temperature: 0,
-        avg_logprob: s.avg_logprob, compression_ratio: 1, no_speech_prob: 0,
-      })),
-    } : {}),
+    ...(segments
+      ? {
+          segments: t.segments.map((s) => ({
+            id: s.id,
+            seek: 0,
+            start: s.start,
+            end: s.end,
+            text: ` ${s.text}`,
+            tokens: s.tokens,
+            temperature: 0,
+            avg_logprob: s.avg_logprob,
+            compression_ratio: 1,
+            no_speech_prob: 0,
+          })),
+        }
+      : {}),
   };
 }
 
@@ -94,7 +167,11 @@ const PARAM_OF_CODE: Record<string, string> = { ORB_ERR_UNKNOWN_VOICE: 'voice', 
 function workerError(ev: TurnEvent): Error {
   const d = (ev.data ?? {}) as { code?: string; message?: string; status?: number };
   if (d.code && d.status && d.status >= 400 && d.status < 500) {
-    return Object.assign(new Error(d.message ?? d.code), { code: d.code, statusCode: d.status, param: PARAM_OF_CODE[d.code] ?? (d.code.startsWith('ORB_ERR_AUDIO_') ? 'file' : null) });
+    return Object.assign(new Error(d.message ?? d.code), {
+      code: d.code,
+      statusCode: d.status,
+      param: PARAM_OF_CODE[d.code] ?? (d.code.startsWith('ORB_ERR_AUDIO_') ? 'file' : null),
+    });
   }
   return new ORB_ERR_AUDIO_UPSTREAM(d.message ?? 'unknown error');
 }
@@ -106,13 +183,22 @@ function uploadContentType(bytes: Buffer, mimetype: string | undefined): string 
   return 'audio/x-unknown'; // the worker sniffs and answers ORB_ERR_AUDIO_FORMAT
 }
 
-
 /** One server-sent event carrying `data` as JSON (the official client's Stream parses exactly this). */
 function sse(data: object): string {
   return `data: ${JSON.stringify(data)}\n\n`;
 }
 
-const TRANSCRIPTION_FIELDS = new Set(['model', 'language', 'prompt', 'response_format', 'temperature', 'stream', 'chunking_strategy', 'include[]', 'include']);
+const TRANSCRIPTION_FIELDS = new Set([
+  'model',
+  'language',
+  'prompt',
+  'response_format',
+  'temperature',
+  'stream',
+  'chunking_strategy',
+  'include[]',
+  'include',
+]);
 const TRANSLATION_FIELDS = new Set(['model', 'prompt', 'response_format', 'temperature']);
 
 interface Upload {
@@ -137,8 +223,13 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
    * Runs one job as an ephemeral session and yields its events (a `turn.error` is thrown as its 4xx) until the
    * caller stops iterating; then the session's keys are deleted.
    */
-  async function* jobEvents(queue: typeof ACP_QUEUES.whisperx | typeof ACP_QUEUES.xtts, kind: string, build: (session: string, turn: string) => Promise<AcpPart[]>,
-    req: FastifyRequest, isLast: (ev: TurnEvent) => boolean): AsyncGenerator<TurnEvent> {
+  async function* jobEvents(
+    queue: typeof ACP_QUEUES.whisperx | typeof ACP_QUEUES.xtts,
+    kind: string,
+    build: (session: string, turn: string) => Promise<AcpPart[]>,
+    req: FastifyRequest,
+    isLast: (ev: TurnEvent) => boolean,
+  ): AsyncGenerator<TurnEvent> {
     const session = `audio-${randomUUID()}`;
     let finished = false;
     const turn = 'rest';
@@ -165,7 +256,9 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       req.raw.socket?.off('close', onClose);
       // Left before the last result: tell the worker to stop (first, so what it writes after our delete is dropped too).
       if (!finished) await markAbandoned(opts.redis, opts.keys, session, turn, timeoutMs + 60_000).catch(() => undefined);
-      await opts.redis.del(opts.keys.turnEvents(session), opts.keys.turnSeq(session), opts.keys.turnAudio(session, turn), opts.keys.turn(session, turn)).catch(() => undefined);
+      await opts.redis
+        .del(opts.keys.turnEvents(session), opts.keys.turnSeq(session), opts.keys.turnAudio(session, turn), opts.keys.turn(session, turn))
+        .catch(() => undefined);
     }
   }
 
@@ -201,13 +294,17 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     try {
       for await (const part of req.parts()) {
         if (part.type === 'file') {
-          if (part.fieldname !== 'file') throw withParam(new ORB_ERR_AUDIO_REQUEST(`unexpected file field '${part.fieldname}'`), part.fieldname);
+          if (part.fieldname !== 'file')
+            throw withParam(new ORB_ERR_AUDIO_REQUEST(`unexpected file field '${part.fieldname}'`), part.fieldname);
           file = await part.toBuffer();
           // busboy drops the part's media type parameters: raw PCM here is 16 kHz PCM16LE, audio/L16 (rate required) is refused.
           mimetype = part.mimetype;
         } else if (typeof part.value !== 'string' || part.valueTruncated || part.fieldnameTruncated) {
           throw new ORB_ERR_AUDIO_REQUEST(`field '${part.fieldname.slice(0, 40)}' must be a plain text value of at most 1024 bytes`);
-        } else if (allowed.has('language') && (part.fieldname === 'timestamp_granularities[]' || part.fieldname === 'timestamp_granularities')) {
+        } else if (
+          allowed.has('language') &&
+          (part.fieldname === 'timestamp_granularities[]' || part.fieldname === 'timestamp_granularities')
+        ) {
           granularities.add(String(part.value));
         } else if (allowed.has(part.fieldname)) {
           if (Object.prototype.hasOwnProperty.call(fields, part.fieldname)) {
@@ -220,7 +317,8 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       }
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === 'FST_REQ_FILE_TOO_LARGE') throw withParam(Object.assign(new ORB_ERR_AUDIO_REQUEST(`file larger than ${maxUpload} bytes`), { statusCode: 413 }), 'file');
+      if (code === 'FST_REQ_FILE_TOO_LARGE')
+        throw withParam(Object.assign(new ORB_ERR_AUDIO_REQUEST(`file larger than ${maxUpload} bytes`), { statusCode: 413 }), 'file');
       if (code?.startsWith('ORB_ERR_')) throw err;
       // Anything else here is the body not being the multipart it claims (busboy: bad boundary, cut-off part…).
       throw new ORB_ERR_AUDIO_REQUEST(`malformed multipart body: ${(err as Error).message}`);
@@ -229,19 +327,31 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     if (!fields.model) throw withParam(new ORB_ERR_AUDIO_REQUEST('missing `model`'), 'model');
     const format = fields.response_format || 'json';
     if (!RESPONSE_FORMATS.includes(format as ResponseFormat)) {
-      throw withParam(new ORB_ERR_AUDIO_REQUEST(`response_format '${format}' is not one of ${RESPONSE_FORMATS.join(', ')}`), 'response_format');
+      throw withParam(
+        new ORB_ERR_AUDIO_REQUEST(`response_format '${format}' is not one of ${RESPONSE_FORMATS.join(', ')}`),
+        'response_format',
+      );
     }
     for (const g of granularities) {
-      if (g !== 'word' && g !== 'segment') throw withParam(new ORB_ERR_AUDIO_REQUEST(`timestamp_granularities[] must be word or segment, got '${g}'`), 'timestamp_granularities[]');
+      if (g !== 'word' && g !== 'segment')
+        throw withParam(
+          new ORB_ERR_AUDIO_REQUEST(`timestamp_granularities[] must be word or segment, got '${g}'`),
+          'timestamp_granularities[]',
+        );
     }
     const language = fields.language;
     // Checked against the languages the ASR model has tokens for (ORB_ASR_LANGUAGES) before any job is queued.
     if (language !== undefined && language !== '') {
-      try { checkLanguage(language, opts.capabilities ?? DEFAULT_CAPABILITIES); } catch (err) { throw withParam(err as Error, 'language'); }
+      try {
+        checkLanguage(language, opts.capabilities ?? DEFAULT_CAPABILITIES);
+      } catch (err) {
+        throw withParam(err as Error, 'language');
+      }
     }
     if (fields.temperature !== undefined) {
       const t = Number(fields.temperature);
-      if (fields.temperature === '' || !Number.isFinite(t) || t < 0 || t > 1) throw withParam(new ORB_ERR_AUDIO_REQUEST(`temperature must be a number from 0 to 1, got '${fields.temperature}'`), 'temperature');
+      if (fields.temperature === '' || !Number.isFinite(t) || t < 0 || t > 1)
+        throw withParam(new ORB_ERR_AUDIO_REQUEST(`temperature must be a number from 0 to 1, got '${fields.temperature}'`), 'temperature');
     }
     if (fields.stream !== undefined && fields.stream !== 'true' && fields.stream !== 'false') {
       throw withParam(new ORB_ERR_AUDIO_REQUEST(`stream must be true or false, got '${fields.stream}'`), 'stream');
@@ -256,21 +366,32 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     const stream = up.fields.stream === 'true';
     // OpenAI streams transcripts as text: its events carry no timestamps or subtitles.
     if (stream && format !== 'json' && format !== 'text') {
-      throw withParam(new ORB_ERR_AUDIO_REQUEST(`stream=true answers transcript.text.* events; response_format '${format}' cannot be streamed (use json or text)`), 'response_format');
+      throw withParam(
+        new ORB_ERR_AUDIO_REQUEST(
+          `stream=true answers transcript.text.* events; response_format '${format}' cannot be streamed (use json or text)`,
+        ),
+        'response_format',
+      );
     }
     await catalog.resolve(up.fields.model, 'automatic-speech-recognition');
     const language = up.fields.language || undefined;
     const rawPcm = rawPcmUpload(up.mimetype ?? '', up.file);
     const upload = rawPcm?.bytes ?? up.file;
-    const events = jobEvents(ACP_QUEUES.whisperx, 'asr.transcribe', async (session, turn) => {
-      // The audio waits in the vault (like a voice turn's utterance) so the job entry stays small.
-      const key = opts.keys.turnAudio(session, turn);
-      await opts.redis.set(key, upload, 'PX', timeoutMs + 60_000);
-      return [
-        { content_type: rawPcm?.contentType ?? uploadContentType(upload, up.mimetype), content_ref: key },
-        jsonPart({ fan_out: false, task, ...(stream ? { stream: true } : {}), ...(language ? { language } : {}) }),
-      ];
-    }, req, (ev) => ev.type === 'transcript');
+    const events = jobEvents(
+      ACP_QUEUES.whisperx,
+      'asr.transcribe',
+      async (session, turn) => {
+        // The audio waits in the vault (like a voice turn's utterance) so the job entry stays small.
+        const key = opts.keys.turnAudio(session, turn);
+        await opts.redis.set(key, upload, 'PX', timeoutMs + 60_000);
+        return [
+          { content_type: rawPcm?.contentType ?? uploadContentType(upload, up.mimetype), content_ref: key },
+          jsonPart({ fan_out: false, task, ...(stream ? { stream: true } : {}), ...(language ? { language } : {}) }),
+        ];
+      },
+      req,
+      (ev) => ev.type === 'transcript',
+    );
     if (stream) return streamTranscript(events, reply);
     let t: TranscriptData;
     try {
@@ -337,7 +458,12 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       properties: {
         model: { type: 'string', minLength: 1, maxLength: 200 },
         input: { type: 'string', minLength: 1, maxLength: opts.maxInputChars ?? 4096, pattern: '\\S' },
-        voice: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } }] },
+        voice: {
+          anyOf: [
+            { type: 'string', minLength: 1, maxLength: 200 },
+            { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } },
+          ],
+        },
         instructions: { type: 'string', maxLength: 4096 },
         response_format: { type: 'string', enum: SPEECH_FORMATS },
         speed: { type: 'number', minimum: 0.25, maximum: 4 },
@@ -347,7 +473,12 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
   } as const;
 
   interface SpeechBody {
-    model: string; input: string; voice: string | { id: string }; instructions?: string; response_format?: SpeechFormat; speed?: number;
+    model: string;
+    input: string;
+    voice: string | { id: string };
+    instructions?: string;
+    response_format?: SpeechFormat;
+    speed?: number;
     stream_format?: 'audio' | 'sse';
   }
 
@@ -356,8 +487,15 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
     const served = model.voices ?? [];
     if (served.includes(asked)) return asked;
     if (openAiNames.includes(asked)) return model.root ? undefined : model.id;
-    throw withParam(Object.assign(new Error(`Unknown voice: '${asked}' (served: ${served.join(', ')}; OpenAI's ${openAiNames.join(', ')} speak with the default voice)`),
-      { code: 'ORB_ERR_UNKNOWN_VOICE', statusCode: 400 }), 'voice');
+    throw withParam(
+      Object.assign(
+        new Error(
+          `Unknown voice: '${asked}' (served: ${served.join(', ')}; OpenAI's ${openAiNames.join(', ')} speak with the default voice)`,
+        ),
+        { code: 'ORB_ERR_UNKNOWN_VOICE', statusCode: 400 },
+      ),
+      'voice',
+    );
   }
 
   const speechParams = new Set(Object.keys(speechSchema.body.properties));
@@ -374,8 +512,13 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
       const missing = await ffmpegMissing(ffmpegPath);
       if (missing) throw withParam(new ORB_ERR_ENCODER_MISSING(format, missing), 'response_format');
     }
-    const events = jobEvents(ACP_QUEUES.xtts, 'tts.speak', async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })], req,
-      (ev) => ev.type === 'audio' && (ev.data as AudioData).final);
+    const events = jobEvents(
+      ACP_QUEUES.xtts,
+      'tts.speak',
+      async () => [textPart(b.input), jsonPart({ ...(voice ? { voice } : {}), speed: b.speed ?? 1 })],
+      req,
+      (ev) => ev.type === 'audio' && (ev.data as AudioData).final,
+    );
     // ffmpeg starts while the first sentence is synthesized, so its start-up is not on the way to the first byte.
     const encoder = isEncoded(format) ? startSpeechEncoder(format, ffmpegPath) : undefined;
     // Wait for the first sentence before answering, so worker errors still become a proper 4xx.
@@ -426,7 +569,12 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
    * The reply's bytes in `format`: pcm and compressed formats chunk by chunk as synthesized (resampled to 24 kHz, as
    * OpenAI's are), wav in one piece at the voice's rate (its header needs the length).
    */
-  async function* speechBytes(format: SpeechFormat, first: AudioData, events: AsyncGenerator<TurnEvent>, encoder?: SpeechEncoder): AsyncGenerator<Buffer> {
+  async function* speechBytes(
+    format: SpeechFormat,
+    first: AudioData,
+    events: AsyncGenerator<TurnEvent>,
+    encoder?: SpeechEncoder,
+  ): AsyncGenerator<Buffer> {
     const rate = first.sample_rate;
     const pcm = sentences(first, events);
     async function* at24k(): AsyncGenerator<Buffer> {
@@ -448,7 +596,7 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
             bytes += c.length;
             yield c;
           }
-          if (!bytes) yield Buffer.alloc(SPEECH_OUTPUT_RATE / 20 * 2);
+          if (!bytes) yield Buffer.alloc((SPEECH_OUTPUT_RATE / 20) * 2);
         }
         yield* encoder!.encode(nonEmpty());
       } catch (err) {
@@ -469,8 +617,11 @@ async function openAiAudioRoutes(app: FastifyInstance, opts: OpenAiAudioOptions)
   });
 }
 
-export const openAiAudioPlugin = fp(async (app: FastifyInstance, opts: OpenAiAudioOptions) => {
-  await app.register(openAiAudioRoutes, opts);
-}, { fastify: '5.x', name: 'orb-openai-audio' });
+export const openAiAudioPlugin = fp(
+  async (app: FastifyInstance, opts: OpenAiAudioOptions) => {
+    await app.register(openAiAudioRoutes, opts);
+  },
+  { fastify: '5.x', name: 'orb-openai-audio' },
+);
 
 export { toSrt as formatSrt, toVtt as formatVtt, verboseJson as formatVerboseJson, wavHeader, resamplePcm16 };

@@ -12,8 +12,16 @@ export const ORB_ERR_AUDIO_TIMEOUT = createError('ORB_ERR_AUDIO_TIMEOUT', 'No %s
 export const ORB_ERR_AUDIO_UPSTREAM = createError('ORB_ERR_AUDIO_UPSTREAM', 'Audio worker failed: %s', 502);
 export const ORB_ERR_MODEL_NOT_FOUND = createError('ORB_ERR_MODEL_NOT_FOUND', 'The model %s does not exist or is not served here', 404);
 export const ORB_ERR_MODEL_TASK = createError('ORB_ERR_MODEL_TASK', 'Model %s is a %s model, this route needs %s', 400);
-export const ORB_ERR_MODEL_UNAVAILABLE = createError('ORB_ERR_MODEL_UNAVAILABLE', 'No %s model is loaded right now (no worker has announced one); retry shortly', 503);
-export const ORB_ERR_ENCODER_MISSING = createError('ORB_ERR_ENCODER_MISSING', 'response_format %s needs the ffmpeg encoder, which this replica lacks (%s); wav and pcm work', 501);
+export const ORB_ERR_MODEL_UNAVAILABLE = createError(
+  'ORB_ERR_MODEL_UNAVAILABLE',
+  'No %s model is loaded right now (no worker has announced one); retry shortly',
+  503,
+);
+export const ORB_ERR_ENCODER_MISSING = createError(
+  'ORB_ERR_ENCODER_MISSING',
+  'response_format %s needs the ffmpeg encoder, which this replica lacks (%s); wav and pcm work',
+  501,
+);
 export const ORB_ERR_ENCODER_FAILED = createError('ORB_ERR_ENCODER_FAILED', 'Audio encoder failed: %s', 502);
 
 /** An error that names the request parameter it is about (OpenAI's `param`). */
@@ -47,7 +55,9 @@ export function openAiErrorOf(raw: FastifyError | Error): { status: number; body
   const status = err.statusCode ?? 500;
   const param = (raw as { param?: string }).param ?? paramOfValidation(raw as FastifyError);
   // Schema messages say `body/speed must be <= 4`: name the parameter as the client sent it.
-  const message = err.message.replace(/^Invalid request: body\//, 'Invalid request: ').replace(/^Invalid request: body /, 'Invalid request: ');
+  const message = err.message
+    .replace(/^Invalid request: body\//, 'Invalid request: ')
+    .replace(/^Invalid request: body /, 'Invalid request: ');
   return { status, body: { error: { message, type: typeOf(status), param, code: err.code } } };
 }
 

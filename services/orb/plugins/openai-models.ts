@@ -45,8 +45,13 @@ export class ModelCatalog {
           continue;
         }
         served.set(m.id, {
-          id: m.id, object: 'model', created: m.created, owned_by: m.owned_by, task: m.task,
-          ...(m.voices ? { voices: [...m.voices] } : {}), ...(m.languages ? { languages: [...m.languages] } : {}),
+          id: m.id,
+          object: 'model',
+          created: m.created,
+          owned_by: m.owned_by,
+          task: m.task,
+          ...(m.voices ? { voices: [...m.voices] } : {}),
+          ...(m.languages ? { languages: [...m.languages] } : {}),
         });
       }
     }
@@ -57,8 +62,14 @@ export class ModelCatalog {
       if (!ofTask.length || served.has(id)) continue;
       const voices = ofTask.flatMap((m) => m.voices ?? []);
       aliases.push({
-        id, object: 'model', created: Math.min(...ofTask.map((m) => m.created)), owned_by: 'ucm4-orb', task, root: ofTask[0].id,
-        ...(voices.length ? { voices } : {}), ...(ofTask[0].languages ? { languages: ofTask[0].languages } : {}),
+        id,
+        object: 'model',
+        created: Math.min(...ofTask.map((m) => m.created)),
+        owned_by: 'ucm4-orb',
+        task,
+        root: ofTask[0].id,
+        ...(voices.length ? { voices } : {}),
+        ...(ofTask[0].languages ? { languages: ofTask[0].languages } : {}),
       });
     }
     return [...models, ...aliases];
@@ -77,6 +88,8 @@ export class ModelCatalog {
     if (alias === task) throw withParam(new ORB_ERR_MODEL_UNAVAILABLE(task), 'model');
     if (alias) throw withParam(new ORB_ERR_MODEL_TASK(`'${id}'`, alias, task), 'model');
     const names = all.filter((m) => m.task === task).map((m) => m.id);
-    return Promise.reject(withParam(new ORB_ERR_MODEL_NOT_FOUND(`'${id}' (${task} models here: ${names.join(', ') || 'none loaded'})`), 'model'));
+    return Promise.reject(
+      withParam(new ORB_ERR_MODEL_NOT_FOUND(`'${id}' (${task} models here: ${names.join(', ') || 'none loaded'})`), 'model'),
+    );
   }
 }

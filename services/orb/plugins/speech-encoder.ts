@@ -11,7 +11,12 @@ export const SPEECH_FORMATS: readonly SpeechFormat[] = ['mp3', 'opus', 'aac', 'f
 export type EncodedFormat = Exclude<SpeechFormat, 'wav' | 'pcm'>;
 
 export const SPEECH_CONTENT_TYPES: Readonly<Record<SpeechFormat, string>> = {
-  mp3: 'audio/mpeg', opus: 'audio/ogg; codecs=opus', aac: 'audio/aac', flac: 'audio/flac', wav: 'audio/wav', pcm: 'audio/pcm',
+  mp3: 'audio/mpeg',
+  opus: 'audio/ogg; codecs=opus',
+  aac: 'audio/aac',
+  flac: 'audio/flac',
+  wav: 'audio/wav',
+  pcm: 'audio/pcm',
 };
 
 /** OpenAI's speech comes at 24 kHz (its `pcm` is 24 kHz PCM16LE): the compressed formats are resampled to it by ffmpeg. */
@@ -59,15 +64,39 @@ export interface SpeechEncoder {
  * killed) once the input is exhausted and ffmpeg has flushed; stopping the iteration early kills ffmpeg.
  */
 export function startSpeechEncoder(format: EncodedFormat, ffmpegPath = 'ffmpeg'): SpeechEncoder {
-  const child: ChildProcessWithoutNullStreams = spawn(ffmpegPath, [
-    '-hide_banner', '-loglevel', 'error', '-nostdin',
-    // Raw PCM needs no probing: without these ffmpeg reads seconds of input (or all of it) before it encodes a frame.
-    '-probesize', '32', '-analyzeduration', '0', '-fflags', 'nobuffer',
-    '-f', 's16le', '-ar', String(SPEECH_OUTPUT_RATE), '-ac', '1', '-i', 'pipe:0',
-    ...CODEC_ARGS[format], '-flush_packets', '1', 'pipe:1',
-  ], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child: ChildProcessWithoutNullStreams = spawn(
+    ffmpegPath,
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-nostdin',
+      // Raw PCM needs no probing: without these ffmpeg reads seconds of input (or all of it) before it encodes a frame.
+      '-probesize',
+      '32',
+      '-analyzeduration',
+      '0',
+      '-fflags',
+      'nobuffer',
+      '-f',
+      's16le',
+      '-ar',
+      String(SPEECH_OUTPUT_RATE),
+      '-ac',
+      '1',
+      '-i',
+      'pipe:0',
+      ...CODEC_ARGS[format],
+      '-flush_packets',
+      '1',
+      'pipe:1',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr = (stderr + d).slice(-2000);
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -76,7 +105,9 @@ export function startSpeechEncoder(format: EncodedFormat, ffmpegPath = 'ffmpeg')
   // ffmpeg exiting early closes its stdin: a write after that is EPIPE, reported through the exit status instead.
   child.stdin.on('error', () => undefined);
   const gone = () => child.exitCode !== null || child.signalCode !== null || child.stdin.destroyed;
-  const kill = () => { if (!gone()) child.kill('SIGKILL'); };
+  const kill = () => {
+    if (!gone()) child.kill('SIGKILL');
+  };
 
   async function* encode(pcm: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     let feedError: unknown;
@@ -99,7 +130,8 @@ export function startSpeechEncoder(format: EncodedFormat, ffmpegPath = 'ffmpeg')
       for await (const out of child.stdout) yield out as Buffer;
       const { code, signal } = await exited;
       // A failed ffmpeg is reported now, without waiting for the source to notice.
-      if (code !== 0 && !feedError) throw new Error(`ffmpeg ${format} ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`);
+      if (code !== 0 && !feedError)
+        throw new Error(`ffmpeg ${format} ${signal ? `killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`);
       await feed;
       if (feedError) throw feedError;
     } finally {

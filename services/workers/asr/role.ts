@@ -44,7 +44,10 @@ export function audioFormatOf(contentType: string): DecodeOptions {
   return { format: 'auto' };
 }
 
-export async function readAudioPart(job: Job, redis: { getBuffer(key: string): Promise<Buffer | null> }): Promise<{ part: AcpPart; bytes: Buffer }> {
+export async function readAudioPart(
+  job: Job,
+  redis: { getBuffer(key: string): Promise<Buffer | null> },
+): Promise<{ part: AcpPart; bytes: Buffer }> {
   const part = job.envelope.parts.find((p) => p.content_type.startsWith('audio/'));
   if (!part) throw new JobRejectedError('asr.transcribe needs an audio/* part');
   if (part.content_ref) {
@@ -59,7 +62,14 @@ export async function readAudioPart(job: Job, redis: { getBuffer(key: string): P
 /** Emits the transcript and, for voice turns, fans it out to the cores and CALI (or ends a silent turn). */
 async function publish(job: Job, opts: AsrJobOptions, t: Transcript, bus: AcpBus): Promise<void> {
   const env = job.envelope;
-  await job.emit('transcript', { text: t.text, final: true, source: 'audio', language: t.language, duration: t.duration, segments: t.segments });
+  await job.emit('transcript', {
+    text: t.text,
+    final: true,
+    source: 'audio',
+    language: t.language,
+    duration: t.duration,
+    segments: t.segments,
+  });
   if (opts.fan_out === false) return;
   if (!t.text) {
     // Nothing was said: no verdicts to ask for; the turn ends here.
@@ -67,8 +77,15 @@ async function publish(job: Job, opts: AsrJobOptions, t: Transcript, bus: AcpBus
     return;
   }
   await fanOutTranscript(bus, {
-    session: env.session, turn: env.turn, text: t.text, deadlineMs: env.deadline_ms, afterSeq: env.seq ?? 0,
-    cores: opts.cores, quorum: opts.quorum, speak: opts.speak, traceparent: env.traceparent,
+    session: env.session,
+    turn: env.turn,
+    text: t.text,
+    deadlineMs: env.deadline_ms,
+    afterSeq: env.seq ?? 0,
+    cores: opts.cores,
+    quorum: opts.quorum,
+    speak: opts.speak,
+    traceparent: env.traceparent,
   });
 }
 
@@ -81,8 +98,11 @@ export function servedWhisper(dir: string, languages: readonly string[]): Served
   const cfg = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as { _name_or_path?: string }) : {};
   const id = cfg._name_or_path || basename(dir);
   return {
-    id, task: 'automatic-speech-recognition', created: Math.floor(statSync(existsSync(configPath) ? configPath : dir).mtimeMs / 1000),
-    owned_by: id.includes('/') ? id.split('/')[0] : 'ucm4-orb', languages,
+    id,
+    task: 'automatic-speech-recognition',
+    created: Math.floor(statSync(existsSync(configPath) ? configPath : dir).mtimeMs / 1000),
+    owned_by: id.includes('/') ? id.split('/')[0] : 'ucm4-orb',
+    languages,
   };
 }
 
@@ -95,13 +115,21 @@ export const asrRole: RoleFactory = (ctx) => {
     queue: ACP_QUEUES.whisperx,
     batchSize: cfg.batchSize,
     async load() {
-      const ep = { executionProvider: cfg.executionProvider, intraOpThreads: cfg.intraOpThreads, interOpThreads: cfg.interOpThreads, logger: ctx.log };
+      const ep = {
+        executionProvider: cfg.executionProvider,
+        intraOpThreads: cfg.intraOpThreads,
+        interOpThreads: cfg.interOpThreads,
+        logger: ctx.log,
+      };
       const [whisper, vad] = await Promise.all([
         WhisperModel.load({ dir: cfg.modelDir, ...ep }),
         SileroVad.load({ modelPath: cfg.vadModelPath || undefined, ...ep, intraOpThreads: 1 }),
       ]);
       asr = new Transcriber(whisper, vad);
-      served = servedWhisper(cfg.modelDir, Object.keys(whisper.gen.lang_to_id ?? {}).map((t) => t.slice(2, -2)));
+      served = servedWhisper(
+        cfg.modelDir,
+        Object.keys(whisper.gen.lang_to_id ?? {}).map((t) => t.slice(2, -2)),
+      );
       ctx.log.info({ model: cfg.modelDir, provider: whisper.provider }, 'whisper loaded');
     },
     // The jobs read together share encoder runs (Transcriber.transcribeMany): the WhisperX batching, across requests.
@@ -131,34 +159,47 @@ export const asrRole: RoleFactory = (ctx) => {
       if (!ready.length) return results;
       // Jobs whose REST client left: their session is already deleted, so nothing more may be emitted for them.
       const dropped = new Set<number>();
-      const transcripts = await asr!.transcribeMany(ready.map(({ k, samples, opts }) => {
-        let index = 0;
-        return {
-          samples,
-          opts: { language: opts.language, task: opts.task, stream: opts.stream === true, maxNewTokens: cfg.maxNewTokens, vad: { threshold: cfg.vadThreshold } },
-          onSegments: opts.stream ? async (segments: Transcript['segments']) => {
+      const transcripts = await asr!.transcribeMany(
+        ready.map(({ k, samples, opts }) => {
+          let index = 0;
+          return {
+            samples,
+            opts: {
+              language: opts.language,
+              task: opts.task,
+              stream: opts.stream === true,
+              maxNewTokens: cfg.maxNewTokens,
+              vad: { threshold: cfg.vadThreshold },
+            },
+            onSegments: opts.stream
+              ? async (segments: Transcript['segments']) => {
+                  const env = jobs[k].envelope;
+                  // A REST client that left gets no more deltas (the final transcript is checked again in publish).
+                  if (dropped.has(k)) return;
+                  if (opts.fan_out === false && (await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn))) {
+                    dropped.add(k);
+                    return;
+                  }
+                  await jobs[k].emit('transcript.delta', { index: index++, text: segments.map((s) => s.text).join(' '), segments });
+                }
+              : undefined,
+          };
+        }),
+        cfg.batchSize,
+      );
+      await Promise.all(
+        ready.map(async ({ k, opts }, i) => {
+          try {
             const env = jobs[k].envelope;
-            // A REST client that left gets no more deltas (the final transcript is checked again in publish).
-            if (dropped.has(k)) return;
-            if (opts.fan_out === false && await dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn)) {
-              dropped.add(k);
-              return;
-            }
-            await jobs[k].emit('transcript.delta', { index: index++, text: segments.map((s) => s.text).join(' '), segments });
-          } : undefined,
-        };
-      }), cfg.batchSize);
-      await Promise.all(ready.map(async ({ k, opts }, i) => {
-        try {
-          const env = jobs[k].envelope;
-          const gone = () => opts.fan_out === false && dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
-          if (dropped.has(k) || await gone()) return;
-          await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
-          await gone();
-        } catch (err) {
-          results[k] = err;
-        }
-      }));
+            const gone = () => opts.fan_out === false && dropIfAbandoned(ctx.redis, ctx.acp.keys, env.session, env.turn);
+            if (dropped.has(k) || (await gone())) return;
+            await publish(jobs[k], opts, transcripts[i], ctx.acp.bus);
+            await gone();
+          } catch (err) {
+            results[k] = err;
+          }
+        }),
+      );
       return results;
     },
     ready: () => asr !== undefined,

@@ -79,7 +79,10 @@ function round(s: number): number {
 
 /** The whisperx pipeline: decode → 16 kHz mono → Silero segments → ≤30 s chunks → batched encoder → greedy decoder. */
 export class Transcriber {
-  constructor(readonly whisper: WhisperModel, readonly vad: SileroVad) {}
+  constructor(
+    readonly whisper: WhisperModel,
+    readonly vad: SileroVad,
+  ) {}
 
   async transcribe(audio: Uint8Array, opts: TranscribeOptions = {}): Promise<Transcript> {
     const pcm = decodeForAsr(audio, opts.audio);
@@ -95,12 +98,20 @@ export class Transcriber {
    * packed into batches of `batchSize`, so 8 short requests cost one encoder run, not 8. Rows are decoded
    * together per (language, task, timestamps).
    */
-  async transcribeMany(inputs: ReadonlyArray<{ samples: Float32Array; opts?: TranscribeOptions; onSegments?: SegmentsListener }>,
-    batchSize = 8): Promise<Transcript[]> {
-    const items = await Promise.all(inputs.map(async ({ samples, opts = {}, onSegments }) => ({
-      samples, opts, onSegments, language: opts.language, segments: [] as TranscriptSegment[],
-      chunks: mergeChunks(await this.vad.segments(samples, opts.vad)),
-    })));
+  async transcribeMany(
+    inputs: ReadonlyArray<{ samples: Float32Array; opts?: TranscribeOptions; onSegments?: SegmentsListener }>,
+    batchSize = 8,
+  ): Promise<Transcript[]> {
+    const items = await Promise.all(
+      inputs.map(async ({ samples, opts = {}, onSegments }) => ({
+        samples,
+        opts,
+        onSegments,
+        language: opts.language,
+        segments: [] as TranscriptSegment[],
+        chunks: mergeChunks(await this.vad.segments(samples, opts.vad)),
+      })),
+    );
     const rows = items.flatMap((item, i) => item.chunks.map((chunk, c) => ({ item: i, chunk, first: c === 0 })));
     for (let b = 0; b < rows.length; b += batchSize) {
       const batch = rows.slice(b, b + batchSize);
@@ -132,7 +143,15 @@ export class Transcriber {
           for (const p of parts) {
             const start = round(Math.min(chunkEnd, chunkStart + p.start));
             const end = round(Math.min(chunkEnd, Math.max(chunkStart + p.end, start)));
-            decoded.push({ id: 0, start, end, text: p.text, tokens: p.tokens, avg_logprob: t.avgLogprob, words: estimateWords(p.text, start, end) });
+            decoded.push({
+              id: 0,
+              start,
+              end,
+              text: p.text,
+              tokens: p.tokens,
+              avg_logprob: t.avgLogprob,
+              words: estimateWords(p.text, start, end),
+            });
           }
           segments.push(...decoded);
           await items[item].onSegments?.(decoded);
@@ -143,8 +162,10 @@ export class Transcriber {
       // Rows of one input may be decoded in different groups: order by time, then number.
       const segments = item.segments.sort((a, b) => a.start - b.start).map((sg, id) => ({ ...sg, id }));
       return {
-        text: segments.map((sg) => sg.text).join(' '), language: item.language ?? item.opts.language ?? 'en',
-        duration: round(item.samples.length / ASR_SAMPLE_RATE), segments,
+        text: segments.map((sg) => sg.text).join(' '),
+        language: item.language ?? item.opts.language ?? 'en',
+        duration: round(item.samples.length / ASR_SAMPLE_RATE),
+        segments,
       };
     });
   }

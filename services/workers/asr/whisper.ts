@@ -109,7 +109,14 @@ export class WhisperModel {
     const pre = readJson<{ feature_size?: number }>(need('preprocessor_config.json'));
     const tokCfg = existsSync(join(opts.dir, 'tokenizer_config.json')) ? readJson<object>(join(opts.dir, 'tokenizer_config.json')) : {};
     const tokenizer = new Tokenizer(readJson<object>(need('tokenizer.json')), tokCfg);
-    const load = (path: string) => OnnxModel.load({ path, executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads, interOpThreads: opts.interOpThreads, logger: opts.logger });
+    const load = (path: string) =>
+      OnnxModel.load({
+        path,
+        executionProvider: opts.executionProvider,
+        intraOpThreads: opts.intraOpThreads,
+        interOpThreads: opts.interOpThreads,
+        logger: opts.logger,
+      });
     const encoder = await load(need('encoder_model.onnx'));
     let decoder: DecoderGraphs;
     if (existsSync(join(graphDir, 'decoder_model_merged.onnx'))) {
@@ -117,7 +124,8 @@ export class WhisperModel {
     } else {
       decoder = { first: await load(need('decoder_model.onnx')), withPast: await load(need('decoder_with_past_model.onnx')) };
     }
-    if (!encoder.inputNames.includes('input_features')) throw new Error(`${encoder.path}: no input 'input_features' (has ${encoder.inputNames.join(', ')})`);
+    if (!encoder.inputNames.includes('input_features'))
+      throw new Error(`${encoder.path}: no input 'input_features' (has ${encoder.inputNames.join(', ')})`);
     return new WhisperModel(opts.dir, encoder, decoder, tokenizer, config, gen, pre.feature_size ?? 80);
   }
 
@@ -158,7 +166,11 @@ export class WhisperModel {
     return feeds;
   }
 
-  private async step(inputIds: bigint[][], enc: ort.Tensor, past: Record<string, ort.Tensor> | null): Promise<{ logits: ort.Tensor; past: Record<string, ort.Tensor> }> {
+  private async step(
+    inputIds: bigint[][],
+    enc: ort.Tensor,
+    past: Record<string, ort.Tensor> | null,
+  ): Promise<{ logits: ort.Tensor; past: Record<string, ort.Tensor> }> {
     const B = inputIds.length;
     const S = inputIds[0].length;
     const ids = new ort.Tensor('int64', BigInt64Array.from(inputIds.flat()), [B, S]);
@@ -210,7 +222,12 @@ export class WhisperModel {
     if (lang === undefined) throw new Error(`language '${req.language}' is not in this model's vocabulary`);
     const task = g.task_to_id?.[req.task ?? 'transcribe'];
     const tsBegin = req.timestamps === false ? undefined : this.timestampBegin;
-    const prompt = [g.decoder_start_token_id, lang, ...(task !== undefined ? [task] : []), ...(tsBegin === undefined ? [g.no_timestamps_token_id] : [])].map(BigInt);
+    const prompt = [
+      g.decoder_start_token_id,
+      lang,
+      ...(task !== undefined ? [task] : []),
+      ...(tsBegin === undefined ? [g.no_timestamps_token_id] : []),
+    ].map(BigInt);
     const maxNew = Math.min(req.maxNewTokens ?? 224, (g.max_length ?? 448) - prompt.length);
     const suppress = new Set(g.suppress_tokens ?? []);
     const beginSuppress = new Set(g.begin_suppress_tokens ?? []);
@@ -259,11 +276,19 @@ export class WhisperModel {
     });
   }
 
-  private allowedTokens(V: number, step: number, seq: readonly number[], tsBegin: number | undefined, suppress: Set<number>,
-    beginSuppress: Set<number>, row: Float32Array): (v: number) => boolean {
+  private allowedTokens(
+    V: number,
+    step: number,
+    seq: readonly number[],
+    tsBegin: number | undefined,
+    suppress: Set<number>,
+    beginSuppress: Set<number>,
+    row: Float32Array,
+  ): (v: number) => boolean {
     const g = this.gen;
     const base = (v: number) => !suppress.has(v) && !(step === 0 && beginSuppress.has(v)) && v !== g.no_timestamps_token_id;
-    if (tsBegin === undefined) return (v) => base(v) && (v <= g.no_timestamps_token_id || v === g.eos_token_id) && v !== g.no_timestamps_token_id;
+    if (tsBegin === undefined)
+      return (v) => base(v) && (v <= g.no_timestamps_token_id || v === g.eos_token_id) && v !== g.no_timestamps_token_id;
     const isTs = (v: number) => v >= tsBegin;
     const isText = (v: number) => v < g.eos_token_id;
     if (step === 0) return (v) => isTs(v) && v <= tsBegin + MAX_INITIAL_TIMESTAMP;

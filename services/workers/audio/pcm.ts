@@ -75,7 +75,9 @@ function checkWavHeader(wav: WaveFile, maxDurationS: number): { fmt: WavFmt; dat
   const pcmOk = format === 1 && [8, 16, 24, 32].includes(bits);
   const floatOk = format === 3 && (bits === 32 || bits === 64);
   if (!pcmOk && !floatOk) {
-    throw new AudioErrors.ORB_ERR_AUDIO_FORMAT(`WAV codec ${fmt.audioFormat} with ${bits}-bit samples; use PCM 8/16/24/32-bit or float 32/64-bit`);
+    throw new AudioErrors.ORB_ERR_AUDIO_FORMAT(
+      `WAV codec ${fmt.audioFormat} with ${bits}-bit samples; use PCM 8/16/24/32-bit or float 32/64-bit`,
+    );
   }
   if (fmt.numChannels < 1 || fmt.numChannels > MAX_CHANNELS) {
     throw new AudioErrors.ORB_ERR_AUDIO_FORMAT(`${fmt.numChannels} channels; 1 to ${MAX_CHANNELS} supported`);

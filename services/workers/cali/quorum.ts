@@ -42,7 +42,9 @@ export function aggregateVerdicts(verdicts: readonly CoreVerdict[], opts: { tieB
     total += w;
   }
   const max = Math.max(...Object.values(weights));
-  const tied = Object.keys(weights).filter((l) => max - weights[l] <= EPS).sort();
+  const tied = Object.keys(weights)
+    .filter((l) => max - weights[l] <= EPS)
+    .sort();
   let label = tied[0];
   let decidedBy: VoteOutcome['decidedBy'] = 'weight';
   if (tied.length > 1) {
@@ -59,7 +61,12 @@ export function aggregateVerdicts(verdicts: readonly CoreVerdict[], opts: { tieB
   }
   const agree = votes.filter((v) => v.label === label).length;
   return {
-    label, confidence: total > 0 ? weights[label] / total : 0, consensus: agree / votes.length, received: votes.length,
-    weights, tie: tied.length > 1, decidedBy,
+    label,
+    confidence: total > 0 ? weights[label] / total : 0,
+    consensus: agree / votes.length,
+    received: votes.length,
+    weights,
+    tie: tied.length > 1,
+    decidedBy,
   };
 }

@@ -24,17 +24,25 @@ export interface MemoryUpdate {
   readonly learnedFact?: string;
 }
 
-const NAME_RE = /\b(?:my name is|my name's|call me|i'm called|i am called|you can call me|you should know my name is)\s+([\p{L}][\p{L}'-]*)/iu;
+const NAME_RE =
+  /\b(?:my name is|my name's|call me|i'm called|i am called|you can call me|you should know my name is)\s+([\p{L}][\p{L}'-]*)/iu;
 const FACT_RE = /\b(?:remember|don't forget|do not forget|keep in mind|note)\s+(?:that\s+)?(.+)$/iu;
 const RECALL_NAME_RE = /\b(?:what(?:'s| is| was)? my name|do you (?:know|remember) my name|who am i|did i tell you my name)\b/iu;
-const RECALL_ALL_RE = /\b(?:what do you (?:know|remember)(?: about me)?|what did i tell you|tell me what you remember|recall what i told you)\b/iu;
+const RECALL_ALL_RE =
+  /\b(?:what do you (?:know|remember)(?: about me)?|what did i tell you|tell me what you remember|recall what i told you)\b/iu;
 
 function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
 }
 
 export function memoryFromHash(h: Record<string, string>): SessionMemory {
-  return { name: h.name || undefined, facts: Object.keys(h).filter((k) => k.startsWith('fact:')).sort().map((k) => h[k]) };
+  return {
+    name: h.name || undefined,
+    facts: Object.keys(h)
+      .filter((k) => k.startsWith('fact:'))
+      .sort()
+      .map((k) => h[k]),
+  };
 }
 
 /** Facts the user asked to be remembered. Same input → same fields (safe on redelivery). */
@@ -60,18 +68,31 @@ export function extractMemory(text: string): MemoryUpdate {
 export function strategyFor(label: string, text: string): Strategy {
   if (RECALL_NAME_RE.test(text) || RECALL_ALL_RE.test(text)) return 'recall';
   switch (label) {
-    case 'greeting': return 'greet';
-    case 'question': return 'answer';
-    case 'command': return 'act';
-    case 'memory_request': return 'remember';
-    case 'smalltalk': return 'chat';
-    case 'farewell': return 'farewell';
-    default: return 'clarify';
+    case 'greeting':
+      return 'greet';
+    case 'question':
+      return 'answer';
+    case 'command':
+      return 'act';
+    case 'memory_request':
+      return 'remember';
+    case 'smalltalk':
+      return 'chat';
+    case 'farewell':
+      return 'farewell';
+    default:
+      return 'clarify';
   }
 }
 
 /** The offline reply: deterministic in (strategy, text, identity, memory, update). */
-export function synthesizeReply(strategy: Strategy, text: string, identity: IdentityView, memory: SessionMemory, update: MemoryUpdate): string {
+export function synthesizeReply(
+  strategy: Strategy,
+  text: string,
+  identity: IdentityView,
+  memory: SessionMemory,
+  update: MemoryUpdate,
+): string {
   const n = memory.name ? `, ${memory.name}` : '';
   const quoted = text.trim().replace(/[.!?]+$/, '');
   switch (strategy) {

@@ -8,7 +8,17 @@
  */
 import { ACP_QUEUES, coreQueue } from '../../contract';
 import { Counter, Histogram } from 'prom-client';
-import { CaliTurnSpec, ConsumerLiveness, createEnvelope, Job, JobRejectedError, jsonPart, partContent, textPart, TurnEventStream } from '../../acp';
+import {
+  CaliTurnSpec,
+  ConsumerLiveness,
+  createEnvelope,
+  Job,
+  JobRejectedError,
+  jsonPart,
+  partContent,
+  textPart,
+  TurnEventStream,
+} from '../../acp';
 import { loadEnv } from '../../config/env';
 import { CALI_ENV } from '../../config/cali';
 import { readIdentity } from '../../seed/identity';
@@ -23,12 +33,20 @@ const UNSEEDED: IdentityView = { name: 'ORB', version: '0' };
 
 function isVerdict(v: unknown, cores: number): v is CoreVerdict {
   const x = v as CoreVerdict;
-  return !!x && typeof x.label === 'string' && typeof x.confidence === 'number' && Number.isInteger(x.core) && x.core >= 0 && x.core < cores;
+  return (
+    !!x && typeof x.label === 'string' && typeof x.confidence === 'number' && Number.isInteger(x.core) && x.core >= 0 && x.core < cores
+  );
 }
 
 function parseSpec(job: Job): CaliTurnSpec {
   const spec = partContent<CaliTurnSpec>(job.envelope, 'application/json');
-  if (!spec || typeof spec.text !== 'string' || !Number.isInteger(spec.cores) || spec.cores < 1 || typeof spec.vote_deadline_ms !== 'number') {
+  if (
+    !spec ||
+    typeof spec.text !== 'string' ||
+    !Number.isInteger(spec.cores) ||
+    spec.cores < 1 ||
+    typeof spec.vote_deadline_ms !== 'number'
+  ) {
     throw new JobRejectedError('cali.turn needs an application/json part {text, cores, speak, vote_deadline_ms}');
   }
   return spec;
@@ -57,13 +75,23 @@ export interface CollectedVerdicts {
  * Verdicts for the job's turn after its seq: all cores, or quorum + grace, or the vote deadline,
  * or (with `watch`) as soon as the cores' heartbeats show that quorum cannot be reached.
  */
-export async function collectVerdicts(events: TurnEventStream, job: Job, spec: CaliTurnSpec, quorum: number, graceMs: number,
-  watch?: { check: QuorumWatch; everyMs: number }): Promise<CollectedVerdicts> {
+export async function collectVerdicts(
+  events: TurnEventStream,
+  job: Job,
+  spec: CaliTurnSpec,
+  quorum: number,
+  graceMs: number,
+  watch?: { check: QuorumWatch; everyMs: number },
+): Promise<CollectedVerdicts> {
   const env = job.envelope;
   const verdicts = new Map<number, CoreVerdict>();
   const ac = new AbortController();
   const timers: NodeJS.Timeout[] = [];
-  const after = (ms: number) => { const t = setTimeout(() => ac.abort(), Math.max(0, ms)); t.unref(); timers.push(t); };
+  const after = (ms: number) => {
+    const t = setTimeout(() => ac.abort(), Math.max(0, ms));
+    t.unref();
+    timers.push(t);
+  };
   after(spec.vote_deadline_ms - Date.now());
   const onHard = () => ac.abort();
   job.signal.addEventListener('abort', onHard, { once: true });
@@ -82,7 +110,11 @@ export async function collectVerdicts(events: TurnEventStream, job: Job, spec: C
         // The vote may have closed while the check was in flight: an abort listener added now would
         // never fire, and closing the vote (which awaits this loop) would wait a whole period.
         if (ac.signal.aborted) return r();
-        const done = () => { clearTimeout(t); ac.signal.removeEventListener('abort', done); r(); };
+        const done = () => {
+          clearTimeout(t);
+          ac.signal.removeEventListener('abort', done);
+          r();
+        };
         const t = setTimeout(done, watch.everyMs);
         t.unref();
         ac.signal.addEventListener('abort', done, { once: true });
@@ -111,10 +143,24 @@ export const caliRole: RoleFactory = (ctx) => {
   const cfg = loadEnv(CALI_ENV, ctx.env);
   if (cfg.quorum > cfg.cores) throw new Error(`CALI_QUORUM (${cfg.quorum}) must be at most CALI_CORES (${cfg.cores})`);
   const registers = [ctx.metrics];
-  const consensus = new Histogram({ name: 'cali_consensus_ratio', help: 'Fraction of answering cores that agree with the chosen verdict', registers,
-    buckets: [0.2, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 0.8, 1] });
-  const received = new Histogram({ name: 'cali_verdicts_received', help: 'Verdicts in hand when the vote closed', registers, buckets: [0, 1, 2, 3, 4, 5, 6, 8] });
-  const turns = new Counter({ name: 'cali_turns_total', help: 'Turns by outcome and strategy', labelNames: ['outcome', 'strategy'], registers });
+  const consensus = new Histogram({
+    name: 'cali_consensus_ratio',
+    help: 'Fraction of answering cores that agree with the chosen verdict',
+    registers,
+    buckets: [0.2, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 0.8, 1],
+  });
+  const received = new Histogram({
+    name: 'cali_verdicts_received',
+    help: 'Verdicts in hand when the vote closed',
+    registers,
+    buckets: [0, 1, 2, 3, 4, 5, 6, 8],
+  });
+  const turns = new Counter({
+    name: 'cali_turns_total',
+    help: 'Turns by outcome and strategy',
+    labelNames: ['outcome', 'strategy'],
+    registers,
+  });
   const ties = new Counter({ name: 'cali_ties_total', help: 'Votes decided by a tie rule', labelNames: ['decided_by'], registers });
   const chat = cfg.chatUrl ? { url: cfg.chatUrl, model: cfg.chatModel, apiKey: cfg.chatApiKey, timeoutMs: cfg.chatTimeoutMs } : undefined;
   const { redis, acp } = ctx;
@@ -126,7 +172,10 @@ export const caliRole: RoleFactory = (ctx) => {
     queue: ACP_QUEUES.cali,
     async load() {
       const id = await readIdentity(redis, acp.keys).catch(() => undefined);
-      ctx.log.info({ identity: id ? `${id.name} ${id.version}` : 'not seeded', quorum: cfg.quorum, cores: cfg.cores, chat: !!chat }, 'cali ready');
+      ctx.log.info(
+        { identity: id ? `${id.name} ${id.version}` : 'not seeded', quorum: cfg.quorum, cores: cfg.cores, chat: !!chat },
+        'cali ready',
+      );
     },
     async handle(job: Job) {
       if (job.envelope.kind !== 'cali.turn') throw new JobRejectedError(`cali cannot handle kind '${job.envelope.kind}'`);
@@ -134,13 +183,21 @@ export const caliRole: RoleFactory = (ctx) => {
       const quorum = Math.min(spec.quorum ?? cfg.quorum, spec.cores);
       // The identity is seed data, read-only here: fetch it while the cores vote, not after.
       const identityRead = readIdentity(redis, acp.keys).catch(() => undefined);
-      const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs,
-        { check: heartbeatQuorumWatch(liveness, spec.cores, quorum), everyMs: cfg.livenessCheckMs });
+      const { verdicts, quorumLost } = await collectVerdicts(acp.events, job, spec, quorum, cfg.graceMs, {
+        check: heartbeatQuorumWatch(liveness, spec.cores, quorum),
+        everyMs: cfg.livenessCheckMs,
+      });
       traceMark(job.envelope.turn, 'cali.voted');
       received.observe(verdicts.length);
       if (verdicts.length < quorum) {
         turns.inc({ outcome: 'no_quorum', strategy: 'none' });
-        await job.emit('turn.no_quorum', { received: verdicts.length, quorum, cores: spec.cores, verdicts, reason: quorumLost ? 'cores_down' : 'deadline' });
+        await job.emit('turn.no_quorum', {
+          received: verdicts.length,
+          quorum,
+          cores: spec.cores,
+          verdicts,
+          reason: quorumLost ? 'cores_down' : 'deadline',
+        });
         await job.emit('turn.end', { outcome: 'no_quorum' });
         return;
       }
@@ -164,12 +221,19 @@ export const caliRole: RoleFactory = (ctx) => {
       const memory = memoryFromHash(hash);
       const offline = synthesizeReply(strategy, spec.text, identity, memory, update);
       const text = chat
-        ? (await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline
+        ? ((await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline)
         : offline;
       traceMark(job.envelope.turn, 'cali.composed');
       const replySeq = await job.emit('reply', {
-        text, strategy, label: vote.label, confidence: Number(vote.confidence.toFixed(4)), consensus: Number(vote.consensus.toFixed(4)),
-        tie: vote.tie, decided_by: vote.decidedBy, verdicts, identity: { name: identity.name, version: identity.version },
+        text,
+        strategy,
+        label: vote.label,
+        confidence: Number(vote.confidence.toFixed(4)),
+        consensus: Number(vote.consensus.toFixed(4)),
+        tie: vote.tie,
+        decided_by: vote.decidedBy,
+        verdicts,
+        identity: { name: identity.name, version: identity.version },
       });
       turns.inc({ outcome: 'reply', strategy });
       if (!spec.speak) {
@@ -181,12 +245,19 @@ export const caliRole: RoleFactory = (ctx) => {
       // and move the turn's deadline with it so the sweeper does not end a turn xtts is still speaking.
       const speakDeadline = Math.max(env.deadline_ms, Date.now() + cfg.speakBudgetMs);
       await acp.events.extendTurn(env.session, env.turn, speakDeadline);
-      await acp.bus.publish(ACP_QUEUES.xtts, createEnvelope({
-        id: `${env.turn}.tts`, kind: 'tts.speak', session: env.session, turn: env.turn, seq: replySeq,
-        deadlineMs: speakDeadline,
-        ...(env.traceparent !== undefined ? { traceparent: env.traceparent } : {}),
-        parts: [textPart(text), jsonPart({ end_turn: true })],
-      }));
+      await acp.bus.publish(
+        ACP_QUEUES.xtts,
+        createEnvelope({
+          id: `${env.turn}.tts`,
+          kind: 'tts.speak',
+          session: env.session,
+          turn: env.turn,
+          seq: replySeq,
+          deadlineMs: speakDeadline,
+          ...(env.traceparent !== undefined ? { traceparent: env.traceparent } : {}),
+          parts: [textPart(text), jsonPart({ end_turn: true })],
+        }),
+      );
     },
     async dispose() {},
   };

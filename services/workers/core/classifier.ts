@@ -50,9 +50,13 @@ export class IntentClassifier {
     const o = { threads: 1, maxBatch: 16, ...opts };
     const config = JSON.parse(await readFile(join(o.dir, 'config.json'), 'utf8')) as CoreModelConfig;
     if (!Array.isArray(config.labels) || !config.labels.length) throw new Error(`${o.dir}/config.json: 'labels' must be a non-empty array`);
-    if (config.features?.type !== 'hashed-ngrams') throw new Error(`${o.dir}/config.json: unsupported features.type ${JSON.stringify(config.features?.type)}`);
+    if (config.features?.type !== 'hashed-ngrams')
+      throw new Error(`${o.dir}/config.json: unsupported features.type ${JSON.stringify(config.features?.type)}`);
     const session = await ort.InferenceSession.create(join(o.dir, 'model.onnx'), {
-      executionProviders: ['cpu'], intraOpNumThreads: o.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+      intraOpNumThreads: o.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
     });
     if (!session.inputNames.includes(config.input)) {
       await session.release();

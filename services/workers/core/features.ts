@@ -18,7 +18,13 @@ export interface HashedNgramSpec {
 }
 
 export const DEFAULT_FEATURES: HashedNgramSpec = {
-  type: 'hashed-ngrams', dim: 2048, hash: 'fnv1a32', lowercase: true, word_ngrams: [1, 2], char_ngrams: [3], normalize: 'l2',
+  type: 'hashed-ngrams',
+  dim: 2048,
+  hash: 'fnv1a32',
+  lowercase: true,
+  word_ngrams: [1, 2],
+  char_ngrams: [3],
+  normalize: 'l2',
 };
 
 /** 32-bit FNV-1a over UTF-8 bytes. */

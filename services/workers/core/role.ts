@@ -16,7 +16,8 @@ import { TRACE_ENABLED, traceMark } from '../../acp/trace';
 /** StatefulSet pods are `<name>-<ordinal>`; the trailing number is the ordinal. */
 export function ordinalFromPodName(podName: string): number {
   const m = /-(\d+)$/.exec(podName);
-  if (!m) throw new Error(`cannot derive the core ordinal: CORE_ORDINAL unset and POD_NAME ${JSON.stringify(podName)} has no trailing -<n>`);
+  if (!m)
+    throw new Error(`cannot derive the core ordinal: CORE_ORDINAL unset and POD_NAME ${JSON.stringify(podName)} has no trailing -<n>`);
   return Number(m[1]);
 }
 
@@ -31,7 +32,12 @@ export const coreRole: RoleFactory = (ctx) => {
     // classify + emit: a rerun only repeats the verdict emit, which the job's dedupe drops.
     idempotent: true,
     async load() {
-      clf = await IntentClassifier.load({ dir: join(cfg.modelsDir, `core-${ordinal}`), core: ordinal, threads: cfg.threads, maxBatch: cfg.batchSize });
+      clf = await IntentClassifier.load({
+        dir: join(cfg.modelsDir, `core-${ordinal}`),
+        core: ordinal,
+        threads: cfg.threads,
+        maxBatch: cfg.batchSize,
+      });
       ctx.log.info({ core: ordinal, labels: clf.config.labels }, 'core model loaded');
     },
     ready: () => clf !== undefined,
@@ -43,18 +49,23 @@ export const coreRole: RoleFactory = (ctx) => {
         const text = partContent<unknown>(job.envelope, 'text/plain');
         if (job.envelope.kind !== 'core.classify') results[i] = new JobRejectedError(`core cannot handle kind '${job.envelope.kind}'`);
         else if (typeof text !== 'string') results[i] = new JobRejectedError('core.classify needs an inline text/plain part');
-        else { texts.push(text); idx.push(i); }
+        else {
+          texts.push(text);
+          idx.push(i);
+        }
       });
       if (!texts.length) return results;
       const verdicts = await clf!.classify(texts);
       if (TRACE_ENABLED) for (const i of idx) traceMark(jobs[i].envelope.turn, `core:${ordinal}.classified`);
-      await Promise.all(idx.map(async (i, k) => {
-        try {
-          await jobs[i].emit('verdict', verdicts[k]);
-        } catch (err) {
-          results[i] = err;
-        }
-      }));
+      await Promise.all(
+        idx.map(async (i, k) => {
+          try {
+            await jobs[i].emit('verdict', verdicts[k]);
+          } catch (err) {
+            results[i] = err;
+          }
+        }),
+      );
       return results;
     },
     async dispose() {

@@ -105,7 +105,10 @@ export class WorkerRuntime {
   private announceTimer?: NodeJS.Timeout;
   private aliveTimer?: NodeJS.Timeout;
 
-  constructor(private readonly factory: RoleFactory, private readonly opts: WorkerRuntimeOptions) {
+  constructor(
+    private readonly factory: RoleFactory,
+    private readonly opts: WorkerRuntimeOptions,
+  ) {
     this.log = opts.log ?? pino({ level: opts.worker.logLevel });
     this.acp = createAcp(opts.redis, { prefix: opts.keyPrefix, blockMs: opts.worker.blockMs });
     collectDefaultMetrics({ register: this.metrics });
@@ -113,24 +116,64 @@ export class WorkerRuntime {
     const bus = this.acp.bus;
     let queue = '';
     this.m = {
-      jobs: new Counter({ name: 'acp_jobs_total', help: 'Jobs handled, by outcome (ok, error, expired, duplicate, dead_letter, malformed)', labelNames: ['role', 'outcome'], registers }),
-      latency: new Histogram({ name: 'acp_job_duration_seconds', help: 'Time from a batch start to its jobs\' outcome', labelNames: ['role', 'outcome'], registers,
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] }),
-      batchSize: new Histogram({ name: 'acp_batch_size', help: 'Jobs per handler call (micro-batch size)', labelNames: ['role'], registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128] }),
-      redeliveries: new Counter({ name: 'acp_redeliveries_total', help: 'Jobs delivered more than once (reclaimed or retried)', labelNames: ['role'], registers }),
-      dlqSize: new Gauge({ name: 'acp_dlq_size', help: 'Entries in this queue\'s dead-letter stream', labelNames: ['queue'], registers,
-        async collect() { if (queue) this.set({ queue }, await bus.dlqSize(queue).catch(() => 0)); } }),
+      jobs: new Counter({
+        name: 'acp_jobs_total',
+        help: 'Jobs handled, by outcome (ok, error, expired, duplicate, dead_letter, malformed)',
+        labelNames: ['role', 'outcome'],
+        registers,
+      }),
+      latency: new Histogram({
+        name: 'acp_job_duration_seconds',
+        help: "Time from a batch start to its jobs' outcome",
+        labelNames: ['role', 'outcome'],
+        registers,
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      }),
+      batchSize: new Histogram({
+        name: 'acp_batch_size',
+        help: 'Jobs per handler call (micro-batch size)',
+        labelNames: ['role'],
+        registers,
+        buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      }),
+      redeliveries: new Counter({
+        name: 'acp_redeliveries_total',
+        help: 'Jobs delivered more than once (reclaimed or retried)',
+        labelNames: ['role'],
+        registers,
+      }),
+      dlqSize: new Gauge({
+        name: 'acp_dlq_size',
+        help: "Entries in this queue's dead-letter stream",
+        labelNames: ['queue'],
+        registers,
+        async collect() {
+          if (queue) this.set({ queue }, await bus.dlqSize(queue).catch(() => 0));
+        },
+      }),
       // The PrometheusRule's speech-queue-lag alert and KEDA read the same backlog.
-      backlog: new Gauge({ name: 'acp_consumer_lag', help: 'Jobs of this queue not yet acknowledged by its consumer group (undelivered + pending)', labelNames: ['queue'], registers,
+      backlog: new Gauge({
+        name: 'acp_consumer_lag',
+        help: 'Jobs of this queue not yet acknowledged by its consumer group (undelivered + pending)',
+        labelNames: ['queue'],
+        registers,
         async collect() {
           if (!queue) return;
           const b = await bus.backlog(queue).catch(() => undefined);
           if (b) this.set({ queue }, b.lag + b.pending);
-        } }),
+        },
+      }),
       inFlight: new Gauge({ name: 'acp_jobs_in_flight', help: 'Jobs being processed now', labelNames: ['role'], registers }),
-      provider: new Gauge({ name: 'worker_execution_provider', help: 'onnxruntime execution provider the loaded models run on (1 per provider in use)', labelNames: ['role', 'provider'], registers }),
+      provider: new Gauge({
+        name: 'worker_execution_provider',
+        help: 'onnxruntime execution provider the loaded models run on (1 per provider in use)',
+        labelNames: ['role', 'provider'],
+        registers,
+      }),
     };
-    this.setQueue = (q) => { queue = q; };
+    this.setQueue = (q) => {
+      queue = q;
+    };
   }
 
   private readonly setQueue: (q: string) => void;
@@ -147,10 +190,17 @@ export class WorkerRuntime {
       consuming: this.consumer !== undefined && consumerHealth === undefined,
       accepting: !this.draining,
     };
-    const reason = !checks.accepting ? 'draining'
-      : !checks.model_loaded ? (this.loadError ? `model load failed: ${this.loadError}` : 'loading models')
-        : !checks.bus_reachable ? `vault not reachable${consumerHealth ? ` (${consumerHealth})` : ''}`
-          : !checks.consuming ? (consumerHealth ?? 'not consuming yet') : null;
+    const reason = !checks.accepting
+      ? 'draining'
+      : !checks.model_loaded
+        ? this.loadError
+          ? `model load failed: ${this.loadError}`
+          : 'loading models'
+        : !checks.bus_reachable
+          ? `vault not reachable${consumerHealth ? ` (${consumerHealth})` : ''}`
+          : !checks.consuming
+            ? (consumerHealth ?? 'not consuming yet')
+            : null;
     return { ready: reason === null, checks, reason };
   }
 
@@ -158,7 +208,12 @@ export class WorkerRuntime {
   async start(): Promise<void> {
     if (this.opts.http ?? true) await this.listen();
     const ctx: RoleContext = {
-      env: this.opts.env ?? process.env, worker: this.opts.worker, redis: this.opts.redis, acp: this.acp, log: this.log, metrics: this.metrics,
+      env: this.opts.env ?? process.env,
+      worker: this.opts.worker,
+      redis: this.opts.redis,
+      acp: this.acp,
+      log: this.log,
+      metrics: this.metrics,
     };
     const role = await this.factory(ctx);
     this.role = role;
@@ -179,30 +234,52 @@ export class WorkerRuntime {
     const name = role.name;
     const handler = role.handleBatch
       ? (jobs: Job[]) => role.handleBatch!(jobs)
-      : (jobs: Job[]) => Promise.all(jobs.map((j) => role.handle!(j).then(() => undefined, (err: unknown) => err ?? new Error('handler failed'))));
+      : (jobs: Job[]) =>
+          Promise.all(
+            jobs.map((j) =>
+              role.handle!(j).then(
+                () => undefined,
+                (err: unknown) => err ?? new Error('handler failed'),
+              ),
+            ),
+          );
     if (!role.handleBatch && !role.handle) throw new Error(`role ${name} implements neither handle nor handleBatch`);
     const w = this.opts.worker;
-    this.consumer = new JobConsumer(this.acp.bus, this.acp.events, {
-      queue: role.queue, consumer: this.consumerName(), blockMs: w.blockMs, concurrency: w.concurrency,
-      batchSize: role.batchSize ?? 1, reclaimIdleMs: w.reclaimIdleMs, maxDeliveries: w.maxDeliveries, doneTtlS: w.doneTtlS,
-      trimIntervalMs: w.trimIntervalMs, overrunMs: w.overrunMs, idempotent: role.idempotent ?? false,
-    }, (jobs) => {
-      this.m.inFlight.inc({ role: name }, jobs.length);
-      return handler(jobs).finally(() => this.m.inFlight.dec({ role: name }, jobs.length));
-    }, {
-      onOutcome: (outcome: JobOutcome, env, ms, err) => {
-        this.m.jobs.inc({ role: name, outcome });
-        this.m.latency.observe({ role: name, outcome }, ms / 1000);
-        if (outcome === 'error' || outcome === 'dead_letter' || outcome === 'malformed') {
-          this.log.warn({ role: name, outcome, job: env?.id, err: err instanceof Error ? err.message : err }, 'job not completed');
-        } else if (outcome === 'expired') {
-          this.log.info({ role: name, job: env?.id, deadline_ms: env?.deadline_ms }, 'job past its deadline dropped');
-        }
+    this.consumer = new JobConsumer(
+      this.acp.bus,
+      this.acp.events,
+      {
+        queue: role.queue,
+        consumer: this.consumerName(),
+        blockMs: w.blockMs,
+        concurrency: w.concurrency,
+        batchSize: role.batchSize ?? 1,
+        reclaimIdleMs: w.reclaimIdleMs,
+        maxDeliveries: w.maxDeliveries,
+        doneTtlS: w.doneTtlS,
+        trimIntervalMs: w.trimIntervalMs,
+        overrunMs: w.overrunMs,
+        idempotent: role.idempotent ?? false,
       },
-      onBatch: (size) => this.m.batchSize.observe({ role: name }, size),
-      onRedelivery: () => this.m.redeliveries.inc({ role: name }),
-      onError: (err, where) => this.log.error({ err, where }, 'bus error'),
-    });
+      (jobs) => {
+        this.m.inFlight.inc({ role: name }, jobs.length);
+        return handler(jobs).finally(() => this.m.inFlight.dec({ role: name }, jobs.length));
+      },
+      {
+        onOutcome: (outcome: JobOutcome, env, ms, err) => {
+          this.m.jobs.inc({ role: name, outcome });
+          this.m.latency.observe({ role: name, outcome }, ms / 1000);
+          if (outcome === 'error' || outcome === 'dead_letter' || outcome === 'malformed') {
+            this.log.warn({ role: name, outcome, job: env?.id, err: err instanceof Error ? err.message : err }, 'job not completed');
+          } else if (outcome === 'expired') {
+            this.log.info({ role: name, job: env?.id, deadline_ms: env?.deadline_ms }, 'job past its deadline dropped');
+          }
+        },
+        onBatch: (size) => this.m.batchSize.observe({ role: name }, size),
+        onRedelivery: () => this.m.redeliveries.inc({ role: name }),
+        onError: (err, where) => this.log.error({ err, where }, 'bus error'),
+      },
+    );
     await this.consumer.start();
     this.startHeartbeat();
     await this.announceModels();
@@ -219,7 +296,9 @@ export class WorkerRuntime {
     const ttl = this.opts.worker.aliveTtlMs;
     const beat = () => {
       if (this.draining || !this.readiness().ready) return;
-      liveness.beat(this.role!.queue, this.consumerName(), ttl).catch((err) => this.log.warn({ err: (err as Error).message }, 'liveness heartbeat failed'));
+      liveness
+        .beat(this.role!.queue, this.consumerName(), ttl)
+        .catch((err) => this.log.warn({ err: (err as Error).message }, 'liveness heartbeat failed'));
     };
     beat();
     this.aliveTimer = setInterval(beat, Math.max(30, Math.floor(ttl / 3)));
@@ -234,9 +313,12 @@ export class WorkerRuntime {
     const ttl = this.opts.modelTtlMs ?? 30_000;
     const announce = () => registry.announce(role.name, this.consumerName(), role.models!(), ttl);
     await announce();
-    this.announceTimer = setInterval(() => {
-      announce().catch((err) => this.log.warn({ err }, 'model announcement failed; retrying'));
-    }, Math.max(1000, Math.floor(ttl / 3)));
+    this.announceTimer = setInterval(
+      () => {
+        announce().catch((err) => this.log.warn({ err }, 'model announcement failed; retrying'));
+      },
+      Math.max(1000, Math.floor(ttl / 3)),
+    );
     this.announceTimer.unref();
   }
 
@@ -296,7 +378,9 @@ export async function runWorker(factory: RoleFactory, env: NodeJS.ProcessEnv = p
     if (err.message !== lastError) log.warn({ err: err.message }, 'vault connection error'); // once per distinct error, not per retry
     lastError = err.message;
   });
-  redis.on('ready', () => { lastError = ''; });
+  redis.on('ready', () => {
+    lastError = '';
+  });
   const runtime = new WorkerRuntime(factory, { redis, worker, keyPrefix: vault.keyPrefix, env, log });
   const closeWithGrace = (await import('close-with-grace')).default;
   closeWithGrace({ delay: worker.drainTimeoutMs + 5000 }, async ({ signal, err }) => {

@@ -26,9 +26,16 @@ export interface TtsJobOptions {
 
 export const ttsRole: RoleFactory = (ctx) => {
   const cfg = loadEnv(TTS_ENV, ctx.env);
-  const lib = new VoiceLibrary(cfg.modelDir, {
-    executionProvider: cfg.executionProvider, intraOpThreads: cfg.intraOpThreads, interOpThreads: cfg.interOpThreads, logger: ctx.log,
-  }, cfg.defaultVoice);
+  const lib = new VoiceLibrary(
+    cfg.modelDir,
+    {
+      executionProvider: cfg.executionProvider,
+      intraOpThreads: cfg.intraOpThreads,
+      interOpThreads: cfg.interOpThreads,
+      logger: ctx.log,
+    },
+    cfg.defaultVoice,
+  );
   let loaded = false;
   const role: WorkerRole = {
     name: 'xtts',
@@ -45,7 +52,11 @@ export const ttsRole: RoleFactory = (ctx) => {
       const text = partContent<string>(job.envelope, 'text/plain');
       if (typeof text !== 'string' || !text.trim()) throw new JobRejectedError('tts.speak needs a non-empty text/plain part');
       if (text.length > cfg.maxInputChars) {
-        await job.emit('turn.error', { code: 'ORB_ERR_TTS_INPUT', message: `input is ${text.length} characters, limit is ${cfg.maxInputChars}`, status: 400 });
+        await job.emit('turn.error', {
+          code: 'ORB_ERR_TTS_INPUT',
+          message: `input is ${text.length} characters, limit is ${cfg.maxInputChars}`,
+          status: 400,
+        });
         return;
       }
       const opts = partContent<TtsJobOptions>(job.envelope, 'application/json') ?? {};
@@ -68,21 +79,38 @@ export const ttsRole: RoleFactory = (ctx) => {
         if (job.signal.aborted) throw new Error('aborted while draining');
         if (await abandoned()) return;
         await job.emit('audio', {
-          index: chunk.index, content_type: `audio/pcm;rate=${chunk.sampleRate}`, sample_rate: chunk.sampleRate, voice: voice.info.name,
-          data: encodePcm16(chunk.samples).toString('base64'), final: chunk.last,
+          index: chunk.index,
+          content_type: `audio/pcm;rate=${chunk.sampleRate}`,
+          sample_rate: chunk.sampleRate,
+          voice: voice.info.name,
+          data: encodePcm16(chunk.samples).toString('base64'),
+          final: chunk.last,
         });
         emitted++;
       }
-      if (!emitted) await job.emit('audio', { index: 0, content_type: `audio/pcm;rate=${voice.sampleRate}`, sample_rate: voice.sampleRate, voice: voice.info.name, data: '', final: true });
+      if (!emitted)
+        await job.emit('audio', {
+          index: 0,
+          content_type: `audio/pcm;rate=${voice.sampleRate}`,
+          sample_rate: voice.sampleRate,
+          voice: voice.info.name,
+          data: '',
+          final: true,
+        });
       if (await abandoned()) return;
       if (opts.end_turn) await job.emit('turn.end', { outcome: 'ok' });
     },
     ready: () => loaded,
     providers: () => OnnxModel.providersInUse(),
     // Each Piper/VITS voice is its own ONNX model: listed as a model whose one voice is itself.
-    models: (): ServedModel[] => lib.list().map((v) => ({
-      id: v.name, task: 'text-to-speech', created: Math.floor(statSync(v.modelPath).mtimeMs / 1000), owned_by: 'ucm4-orb', voices: [v.name],
-    })),
+    models: (): ServedModel[] =>
+      lib.list().map((v) => ({
+        id: v.name,
+        task: 'text-to-speech',
+        created: Math.floor(statSync(v.modelPath).mtimeMs / 1000),
+        owned_by: 'ucm4-orb',
+        voices: [v.name],
+      })),
     dispose: () => lib.dispose(),
   };
   return role;

@@ -36,7 +36,13 @@ export function listVoices(dir: string): VoiceInfo[] {
     }
     if (!modelPath) continue;
     const cfg = JSON.parse(readFileSync(`${modelPath}.json`, 'utf8')) as PiperConfig;
-    found.push({ name, modelPath, configPath: `${modelPath}.json`, sampleRate: cfg.audio.sample_rate, language: cfg.espeak?.voice ?? 'en-us' });
+    found.push({
+      name,
+      modelPath,
+      configPath: `${modelPath}.json`,
+      sampleRate: cfg.audio.sample_rate,
+      language: cfg.espeak?.voice ?? 'en-us',
+    });
   }
   return found;
 }
@@ -50,14 +56,19 @@ export interface VoiceLoadOptions {
 
 /** One Piper/VITS voice: eSpeak NG phonemes (phonemizer, in wasm) -> phoneme ids -> ONNX -> float PCM. */
 export class PiperVoice {
-  private constructor(readonly info: VoiceInfo, private readonly model: OnnxModel, private readonly cfg: PiperConfig) {}
+  private constructor(
+    readonly info: VoiceInfo,
+    private readonly model: OnnxModel,
+    private readonly cfg: PiperConfig,
+  ) {}
 
   static async load(info: VoiceInfo, opts: VoiceLoadOptions = {}): Promise<PiperVoice> {
     const cfg = JSON.parse(readFileSync(info.configPath, 'utf8')) as PiperConfig;
     for (const s of ['_', '^', '$']) if (!cfg.phoneme_id_map[s]) throw new Error(`${info.configPath}: phoneme_id_map lacks '${s}'`);
     const model = await OnnxModel.load({ path: info.modelPath, ...opts });
     for (const n of ['input', 'input_lengths', 'scales']) {
-      if (!model.inputNames.includes(n)) throw new Error(`${info.modelPath} is not a Piper/VITS voice: no input '${n}' (has ${model.inputNames.join(', ')})`);
+      if (!model.inputNames.includes(n))
+        throw new Error(`${info.modelPath} is not a Piper/VITS voice: no input '${n}' (has ${model.inputNames.join(', ')})`);
     }
     return new PiperVoice(info, model, cfg);
   }
@@ -89,7 +100,11 @@ export class PiperVoice {
     const out = await this.model.run({
       input: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
       input_lengths: new ort.Tensor('int64', BigInt64Array.from([BigInt(ids.length)]), [1]),
-      scales: new ort.Tensor('float32', Float32Array.from([inf.noise_scale ?? 0.667, (inf.length_scale ?? 1) / speed, inf.noise_w ?? 0.8]), [3]),
+      scales: new ort.Tensor(
+        'float32',
+        Float32Array.from([inf.noise_scale ?? 0.667, (inf.length_scale ?? 1) / speed, inf.noise_w ?? 0.8]),
+        [3],
+      ),
     });
     return out.output.data as Float32Array;
   }
@@ -135,7 +150,11 @@ export const ORB_ERR_UNKNOWN_VOICE = createError('ORB_ERR_UNKNOWN_VOICE', 'Unkno
 export class VoiceLibrary {
   private readonly loaded = new Map<string, Promise<PiperVoice>>();
 
-  constructor(readonly dir: string, private readonly opts: VoiceLoadOptions = {}, private readonly defaultVoice = '') {}
+  constructor(
+    readonly dir: string,
+    private readonly opts: VoiceLoadOptions = {},
+    private readonly defaultVoice = '',
+  ) {}
 
   list(): VoiceInfo[] {
     return listVoices(this.dir);
@@ -156,7 +175,9 @@ export class VoiceLibrary {
     const found = voices.find((v) => v.name === name);
     if (found) return found;
     if (name === undefined || name === '' || OPENAI_VOICES.includes(name)) return this.defaultInfo(voices);
-    throw new ORB_ERR_UNKNOWN_VOICE(`'${name}' (served: ${voices.map((v) => v.name).join(', ')}; OpenAI names speak with the default voice)`);
+    throw new ORB_ERR_UNKNOWN_VOICE(
+      `'${name}' (served: ${voices.map((v) => v.name).join(', ')}; OpenAI names speak with the default voice)`,
+    );
   }
 
   async voice(name: string | undefined): Promise<PiperVoice> {

@@ -13,20 +13,33 @@ import { waitUntil, workerConfig } from './helpers';
 const prefix = uniquePrefix('bus');
 let redis: Redis;
 
-beforeAll(() => { redis = testRedis(); });
+beforeAll(() => {
+  redis = testRedis();
+});
 afterAll(async () => {
   await deletePrefix(redis, prefix);
   await redis.quit();
 });
 
 const job = (queue: string, i: number, over: Partial<Parameters<typeof createEnvelope>[0]> = {}) =>
-  createEnvelope({ id: `${queue}-${i}`, kind: 'echo', session: `s-${queue}`, turn: `t${i}`, timeoutMs: 60_000, parts: [textPart(`n${i}`)], ...over });
+  createEnvelope({
+    id: `${queue}-${i}`,
+    kind: 'echo',
+    session: `s-${queue}`,
+    turn: `t${i}`,
+    timeoutMs: 60_000,
+    parts: [textPart(`n${i}`)],
+    ...over,
+  });
 
 describe('publishing', () => {
   test('a job published before any worker exists is kept for the group (created at id 0)', async () => {
     const acp = createAcp(redis, { prefix });
     await acp.bus.publish('early', job('early', 1));
-    const res = (await redis.xreadgroup('GROUP', ACP_GROUP, 'c1', 'COUNT', 10, 'STREAMS', acp.keys.jobs('early'), '>')) as [string, [string, string[]][]][];
+    const res = (await redis.xreadgroup('GROUP', ACP_GROUP, 'c1', 'COUNT', 10, 'STREAMS', acp.keys.jobs('early'), '>')) as [
+      string,
+      [string, string[]][],
+    ][];
     expect(res[0][1]).toHaveLength(1);
     expect(JSON.parse(res[0][1][0][1][1])).toMatchObject({ id: 'early-1', protocol: 'acp/1.0' });
   });
@@ -51,7 +64,10 @@ describe('trimming', () => {
     const acp = createAcp(redis, { prefix, maxBacklog: 100_000 });
     const stream = acp.keys.jobs('trim');
     for (let i = 0; i < 600; i++) await acp.bus.publish('trim', job('trim', i));
-    const res = (await redis.xreadgroup('GROUP', ACP_GROUP, 'c1', 'COUNT', 300, 'STREAMS', stream, '>')) as [string, [string, string[]][]][];
+    const res = (await redis.xreadgroup('GROUP', ACP_GROUP, 'c1', 'COUNT', 300, 'STREAMS', stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
     const delivered = res[0][1].map((e) => e[0]);
     const keepUnacked = [delivered[150], delivered[299]];
     await redis.xack(stream, ACP_GROUP, ...delivered.filter((id) => !keepUnacked.includes(id)));
@@ -89,7 +105,10 @@ describe('worker runtime on the bus', () => {
   beforeAll(async () => {
     client = testRedis();
     rt = new WorkerRuntime(echoRole({ ECHO_QUEUE: 'dlq' }, seen), {
-      redis: client, keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'echo-dlq', reclaimIdleMs: 150, maxDeliveries: 3 }),
+      redis: client,
+      keyPrefix: prefix,
+      http: false,
+      worker: workerConfig({ podName: 'echo-dlq', reclaimIdleMs: 150, maxDeliveries: 3 }),
     });
     await rt.start();
   });
@@ -162,9 +181,15 @@ describe('worker runtime on the bus', () => {
 test('a job that runs longer than the reclaim idle time is not taken over while its worker is alive (heartbeat)', async () => {
   const seen: string[] = [];
   const clientsLong = [testRedis(), testRedis()];
-  const rts = clientsLong.map((c, i) => new WorkerRuntime(echoRole({ ECHO_QUEUE: 'long', ECHO_HOLD_MS: '1500' }, seen), {
-    redis: c, keyPrefix: prefix, http: false, worker: workerConfig({ podName: `long-${i}`, reclaimIdleMs: 300 }),
-  }));
+  const rts = clientsLong.map(
+    (c, i) =>
+      new WorkerRuntime(echoRole({ ECHO_QUEUE: 'long', ECHO_HOLD_MS: '1500' }, seen), {
+        redis: c,
+        keyPrefix: prefix,
+        http: false,
+        worker: workerConfig({ podName: `long-${i}`, reclaimIdleMs: 300 }),
+      }),
+  );
   try {
     await Promise.all(rts.map((r) => r.start()));
     const acp = createAcp(redis, { prefix });
@@ -174,7 +199,10 @@ test('a job that runs longer than the reclaim idle time is not taken over while 
     let maxDeliveries = 0;
     await waitUntil('the long job acknowledged', async () => {
       const rows = (await redis.xpending(acp.keys.jobs('long'), ACP_GROUP, '-', '+', 10)) as [string, string, number, number][];
-      for (const [, owner, , count] of rows) { owners.add(owner); maxDeliveries = Math.max(maxDeliveries, count); }
+      for (const [, owner, , count] of rows) {
+        owners.add(owner);
+        maxDeliveries = Math.max(maxDeliveries, count);
+      }
       return (await redis.hget(acp.keys.done('long-1'), 'done')) === 'ok' && rows.length === 0;
     });
     expect(maxDeliveries).toBe(1);

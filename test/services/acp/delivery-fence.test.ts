@@ -26,8 +26,12 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
   let redis: Redis;
   const prefix = uniquePrefix('fence');
   const keys = vaultKeys(prefix);
-  const stopped = () => { replica.process.kill('SIGSTOP'); };
-  const resumed = () => { replica.process.kill('SIGCONT'); };
+  const stopped = () => {
+    replica.process.kill('SIGSTOP');
+  };
+  const resumed = () => {
+    replica.process.kill('SIGCONT');
+  };
 
   beforeAll(async () => {
     primary = await startRedisServer();
@@ -78,7 +82,11 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
       await waitUntil('the unfenced hub delivers it (control)', () => gotPlain.length === 2);
       // Several fence rounds have failed on this event: it stays held back.
       const rounds = fence.rounds;
-      await waitUntil('three fence rounds time out', () => errors.filter((e) => e instanceof ReplicationLagError).length >= 3 && fence.rounds >= rounds + 3, 20_000);
+      await waitUntil(
+        'three fence rounds time out',
+        () => errors.filter((e) => e instanceof ReplicationLagError).length >= 3 && fence.rounds >= rounds + 3,
+        20_000,
+      );
       expect(got.map((e) => e.seq)).toEqual([1]);
 
       resumed();
@@ -109,7 +117,12 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
       stopped();
       await events.append('s2', { type: 'transcript', turn: 't1', data: { text: 'unreplicated' } });
       let subscribed = false;
-      const pending = hub.subscribe('s2', 0, (evs) => got.push(...evs)).then((s) => { subscribed = true; return s; });
+      const pending = hub
+        .subscribe('s2', 0, (evs) => got.push(...evs))
+        .then((s) => {
+          subscribed = true;
+          return s;
+        });
       await waitUntil('the catch-up read is held back', () => errors.some((e) => e instanceof ReplicationLagError), 20_000);
       expect(subscribed).toBe(false);
       expect(got).toEqual([]);
@@ -143,7 +156,7 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     }
   });
 
-  test('the fence runs as the gateway\'s ACL user (the rendered orb rules grant SET on orb:* and WAIT)', async () => {
+  test("the fence runs as the gateway's ACL user (the rendered orb rules grant SET on orb:* and WAIT)", async () => {
     const rules = aclRules('orb', prefix).match(/\([^)]*\)|\S+/g) ?? [];
     await redis.call('ACL', 'SETUSER', 'orb', 'reset', 'on', '>orb-fence-pw', ...rules.filter((r) => r !== 'reset'));
     await redis.call('ACL', 'LOG', 'RESET');

@@ -1,9 +1,18 @@
 import { AcpError, createEnvelope, parseEnvelope, textPart } from '../../../services/acp';
 
 const valid = {
-  protocol: 'acp/1.0', id: 'job-1', kind: 'core.classify', session: 's1', turn: 't1', seq: 3, deadline_ms: 1_795_000_000_000,
+  protocol: 'acp/1.0',
+  id: 'job-1',
+  kind: 'core.classify',
+  session: 's1',
+  turn: 't1',
+  seq: 3,
+  deadline_ms: 1_795_000_000_000,
   traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-  parts: [{ content_type: 'text/plain', content: 'hello' }, { content_type: 'audio/pcm;rate=16000', content_ref: 'turn:s1:t1:audio' }],
+  parts: [
+    { content_type: 'text/plain', content: 'hello' },
+    { content_type: 'audio/pcm;rate=16000', content_ref: 'turn:s1:t1:audio' },
+  ],
 };
 
 function codeOf(fn: () => unknown): string {

@@ -22,7 +22,9 @@ afterAll(async () => {
 describe('turn event stream', () => {
   test('seq is per-session, monotonic and gap-free under concurrent writers on different connections', async () => {
     const acp2 = createAcp(other, { prefix });
-    const writes = Array.from({ length: 200 }, (_, i) => (i % 2 ? acp : acp2).events.append('s-conc', { type: 'audio', turn: 't', data: { i } }));
+    const writes = Array.from({ length: 200 }, (_, i) =>
+      (i % 2 ? acp : acp2).events.append('s-conc', { type: 'audio', turn: 't', data: { i } }),
+    );
     const seqs = (await Promise.all(writes)).map((r) => r.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     const evs = await acp.events.read('s-conc', 0);
@@ -61,7 +63,11 @@ describe('turn event stream', () => {
     const writer = createAcp(other, { prefix });
     for (const type of ['verdict', 'reply', 'turn.end']) await writer.events.append('s-tail', { type, turn: 't' });
     await done;
-    expect(got.map((e) => [e.seq, e.type])).toEqual([[2, 'verdict'], [3, 'reply'], [4, 'turn.end']]);
+    expect(got.map((e) => [e.seq, e.type])).toEqual([
+      [2, 'verdict'],
+      [3, 'reply'],
+      [4, 'turn.end'],
+    ]);
     await writer.close();
   });
 

@@ -30,7 +30,6 @@ const PREFIX = 'prop:';
 const TURN_MS = 500;
 const CORES = 5;
 
-
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 let server: RedisServerHandle;
 let port = 0;
@@ -43,7 +42,12 @@ const client = () => {
 };
 
 /** One iteration's plan; the hooks kill `target` when the turn reaches `stage`. */
-interface Plan { stage: Stage; target: Target; killed: boolean; core: number }
+interface Plan {
+  stage: Stage;
+  target: Target;
+  killed: boolean;
+  core: number;
+}
 let plan: Plan | null = null;
 let kill: (p: Plan, where?: { core?: number }) => Promise<void> = async () => undefined;
 
@@ -54,16 +58,19 @@ async function at(stage: Stage, where: { core?: number } = {}): Promise<void> {
   await kill(p, where);
 }
 
-const stubCore = (n: number): RoleFactory => () => ({
-  name: 'core', queue: `core:${n}`,
-  async load() {},
-  async handle(job) {
-    await at('core_running', { core: n });
-    await job.emit('verdict', { label: 'greeting', confidence: 0.9, core: n });
-    await at('after_verdict', { core: n });
-  },
-  async dispose() {},
-});
+const stubCore =
+  (n: number): RoleFactory =>
+  () => ({
+    name: 'core',
+    queue: `core:${n}`,
+    async load() {},
+    async handle(job) {
+      await at('core_running', { core: n });
+      await job.emit('verdict', { label: 'greeting', confidence: 0.9, core: n });
+      await at('after_verdict', { core: n });
+    },
+    async dispose() {},
+  });
 
 const hookedCali: RoleFactory = async (ctx) => {
   const role = await caliRole(ctx);
@@ -72,22 +79,40 @@ const hookedCali: RoleFactory = async (ctx) => {
     async handle(job) {
       await at('cali_collecting');
       const emit = job.emit;
-      return role.handle!({ ...job, async emit(type, data) {
-        const seq = await emit(type, data);
-        if (type === 'reply') await at('after_reply');
-        return seq;
-      } });
+      return role.handle!({
+        ...job,
+        async emit(type, data) {
+          const seq = await emit(type, data);
+          if (type === 'reply') await at('after_reply');
+          return seq;
+        },
+      });
     },
   };
 };
 
-const worker = (pod: string) => workerConfig({
-  podName: pod, blockMs: 50, reclaimIdleMs: 150, overrunMs: 200, aliveTtlMs: 300, trimIntervalMs: 100, drainTimeoutMs: 0,
-});
+const worker = (pod: string) =>
+  workerConfig({
+    podName: pod,
+    blockMs: 50,
+    reclaimIdleMs: 150,
+    overrunMs: 200,
+    aliveTtlMs: 300,
+    trimIntervalMs: 100,
+    drainTimeoutMs: 0,
+  });
 const CALI_ENV = { CALI_QUORUM_GRACE_MS: '20', CALI_LIVENESS_CHECK_MS: '20', CALI_CORES: String(CORES) };
 
-interface Proc { runtime: WorkerRuntime; redis: Redis }
-interface Gateway { redis: Redis; acp: Acp; sweeping: boolean; loop: Promise<void> }
+interface Proc {
+  runtime: WorkerRuntime;
+  redis: Redis;
+}
+interface Gateway {
+  redis: Redis;
+  acp: Acp;
+  sweeping: boolean;
+  loop: Promise<void>;
+}
 
 async function startWorker(factory: RoleFactory, pod: string, env: NodeJS.ProcessEnv = {}): Promise<Proc> {
   const redis = client();
@@ -158,13 +183,21 @@ test(`every started turn ends exactly once under random kills (>= 200 iterations
       await crash(old);
       // A StatefulSet pod comes back under its own name, after a random pause.
       const delay = Math.floor(rnd() * 200);
-      restarts.push(new Promise((r) => setTimeout(r, delay)).then(async () => { cores[n] = await startWorker(stubCore(n), `core4-${n}`); }));
+      restarts.push(
+        new Promise((r) => setTimeout(r, delay)).then(async () => {
+          cores[n] = await startWorker(stubCore(n), `core4-${n}`);
+        }),
+      );
     } else if (p.target === 'cali') {
       const old = cali;
       await crash(old);
       const pod = `cali-${caliPods++}`;
       const delay = Math.floor(rnd() * 200);
-      restarts.push(new Promise((r) => setTimeout(r, delay)).then(async () => { cali = await startWorker(hookedCali, pod, CALI_ENV); }));
+      restarts.push(
+        new Promise((r) => setTimeout(r, delay)).then(async () => {
+          cali = await startWorker(hookedCali, pod, CALI_ENV);
+        }),
+      );
     } else {
       await server.stop({ signal: 'SIGKILL' });
       server = await startRedisServer({ port, dir, args: AOF });
@@ -191,10 +224,19 @@ test(`every started turn ends exactly once under random kills (>= 200 iterations
       // The vault restarted under the call: whether it was applied is read from the vault below.
     }
     await at('after_start');
-    const isStarted = await waitUntil('the turn record readable', async () => [await checker.hexists(keys.turn(session, turn), 'start_seq')], 30_000);
+    const isStarted = await waitUntil(
+      'the turn record readable',
+      async () => [await checker.hexists(keys.turn(session, turn), 'start_seq')],
+      30_000,
+    );
     if (isStarted[0]) {
       started++;
-      await waitUntil(`turn ${turn} (kill ${p.target} at ${p.stage}) to end`, async () => (await checker.hget(keys.turn(session, turn), 'end_seq')) !== null, 30_000, 10);
+      await waitUntil(
+        `turn ${turn} (kill ${p.target} at ${p.stage}) to end`,
+        async () => (await checker.hget(keys.turn(session, turn), 'end_seq')) !== null,
+        30_000,
+        10,
+      );
       const outcome = String(await checker.hget(keys.turn(session, turn), 'outcome'));
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     }
@@ -209,7 +251,13 @@ test(`every started turn ends exactly once under random kills (>= 200 iterations
   let ends = 0;
   for (const session of sessions) {
     const raw = (await checker.xrange(keys.turnEvents(session), '-', '+')) as [string, string[]][];
-    const evs = raw.map(([id, f]) => ({ seq: Number(id.split('-')[0]), type: f[f.indexOf('type') + 1], turn: f[f.indexOf('turn') + 1] }) as Pick<TurnEvent, 'seq' | 'type' | 'turn'>);
+    const evs = raw.map(
+      ([id, f]) =>
+        ({ seq: Number(id.split('-')[0]), type: f[f.indexOf('type') + 1], turn: f[f.indexOf('turn') + 1] }) as Pick<
+          TurnEvent,
+          'seq' | 'type' | 'turn'
+        >,
+    );
     const startsN = evs.filter((e) => e.type === 'turn.start').length;
     const endsN = evs.filter((e) => e.type === 'turn.end').length;
     ends += endsN;
@@ -221,11 +269,20 @@ test(`every started turn ends exactly once under random kills (>= 200 iterations
   const byStage = Object.fromEntries(STAGES.map((s) => [s, TARGETS.reduce((n, t) => n + (hits[`${t}@${s}`] ?? 0), 0)]));
   const byTarget = Object.fromEntries(TARGETS.map((t) => [t, STAGES.reduce((n, s) => n + (hits[`${t}@${s}`] ?? 0), 0)]));
   // eslint-disable-next-line no-console
-  console.log(`every-turn-ends: seed ${SEED}, ${ITERATIONS} iterations, ${started} turns started, ${ends} turn.end\n`
-    + `  outcomes: ${JSON.stringify(outcomes)}\n  kills by stage: ${JSON.stringify(byStage)}\n  kills by process: ${JSON.stringify(byTarget)}\n  kills by process@stage: ${JSON.stringify(hits)}`);
+  console.log(
+    `every-turn-ends: seed ${SEED}, ${ITERATIONS} iterations, ${started} turns started, ${ends} turn.end\n` +
+      `  outcomes: ${JSON.stringify(outcomes)}\n  kills by stage: ${JSON.stringify(byStage)}\n  kills by process: ${JSON.stringify(byTarget)}\n  kills by process@stage: ${JSON.stringify(hits)}`,
+  );
 
   for (const g of gateways) await crashGateway(g);
-  await Promise.all([...cores, cali].map((p) => p.runtime.stop().then(() => p.redis.quit()).catch(() => p.redis.disconnect())));
+  await Promise.all(
+    [...cores, cali].map((p) =>
+      p.runtime
+        .stop()
+        .then(() => p.redis.quit())
+        .catch(() => p.redis.disconnect()),
+    ),
+  );
   checker.disconnect();
 
   expect(problems).toEqual([]);

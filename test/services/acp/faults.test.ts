@@ -7,8 +7,19 @@
  */
 import Redis from 'ioredis';
 import {
-  AcpBus, AcpError, createAcp, createEnvelope, Job, JobConsumer, loadOrbFunctions, orbFunctionsVersion, startTextTurn, textPart, TurnEventStream,
-  TurnSweeper, vaultKeys,
+  AcpBus,
+  AcpError,
+  createAcp,
+  createEnvelope,
+  Job,
+  JobConsumer,
+  loadOrbFunctions,
+  orbFunctionsVersion,
+  startTextTurn,
+  textPart,
+  TurnEventStream,
+  TurnSweeper,
+  vaultKeys,
 } from '../../../services/acp';
 import { RedisServerHandle, startRedisServer } from '../../../tools/redis/redis-server';
 import { waitUntil } from './helpers';
@@ -30,10 +41,28 @@ function job(session: string, id: string, deadlineMs = Date.now() + 10_000) {
   return createEnvelope({ id, kind: 'test.job', session, turn: `${id}-turn`, deadlineMs, parts: [textPart('x')] });
 }
 
-function consumer(bus: AcpBus, events: TurnEventStream, queue: string, name: string, handler: (j: Job) => Promise<void>,
-  opts: Partial<ConstructorParameters<typeof JobConsumer>[2]> = {}): JobConsumer {
-  const c = new JobConsumer(bus, events, { queue, consumer: name, blockMs: 100, reclaimIdleMs: 150, trimIntervalMs: 0, ...opts },
-    async (jobs) => Promise.all(jobs.map((j) => handler(j).then(() => undefined, (e: unknown) => e))));
+function consumer(
+  bus: AcpBus,
+  events: TurnEventStream,
+  queue: string,
+  name: string,
+  handler: (j: Job) => Promise<void>,
+  opts: Partial<ConstructorParameters<typeof JobConsumer>[2]> = {},
+): JobConsumer {
+  const c = new JobConsumer(
+    bus,
+    events,
+    { queue, consumer: name, blockMs: 100, reclaimIdleMs: 150, trimIntervalMs: 0, ...opts },
+    async (jobs) =>
+      Promise.all(
+        jobs.map((j) =>
+          handler(j).then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+        ),
+      ),
+  );
   stops.push(() => c.stop(0));
   return c;
 }
@@ -60,7 +89,9 @@ test('vault restart: a consumer blocked in XREADGROUP serves jobs again, and the
   const redis = client();
   const acp = createAcp(redis, { prefix: prefix(), blockMs: 100 });
   const handled: string[] = [];
-  const c = consumer(acp.bus, acp.events, 'q', 'w1', async (j) => { handled.push(j.envelope.id); });
+  const c = consumer(acp.bus, acp.events, 'q', 'w1', async (j) => {
+    handled.push(j.envelope.id);
+  });
   await c.start();
   await acp.bus.publish('q', job('s', 'before'));
   await waitUntil('the first job', () => handled.includes('before'));
@@ -81,7 +112,10 @@ test('worker killed with a job in flight: another consumer reclaims it, finishes
   const a = client();
   const acpA = createAcp(a, { prefix: p });
   const started: string[] = [];
-  const dead = consumer(acpA.bus, acpA.events, 'q', 'w-dead', async (j) => { started.push(j.envelope.id); await new Promise(() => undefined); });
+  const dead = consumer(acpA.bus, acpA.events, 'q', 'w-dead', async (j) => {
+    started.push(j.envelope.id);
+    await new Promise(() => undefined);
+  });
   await dead.start();
   await acpA.bus.publish('q', job('s', 'j1'));
   await waitUntil('the job to start on the doomed worker', () => started.includes('j1'));
@@ -91,14 +125,19 @@ test('worker killed with a job in flight: another consumer reclaims it, finishes
   const b = client();
   const acpB = createAcp(b, { prefix: p });
   const done: Job[] = [];
-  const live = consumer(acpB.bus, acpB.events, 'q', 'w-live', async (j) => { done.push(j); });
+  const live = consumer(acpB.bus, acpB.events, 'q', 'w-live', async (j) => {
+    done.push(j);
+  });
   await live.start();
   await waitUntil('the reclaimed job', () => done.some((j) => j.envelope.id === 'j1'));
   expect(done.find((j) => j.envelope.id === 'j1')!.deliveries).toBe(2);
   await waitUntil('nothing pending', async () => (await acpB.bus.backlog('q')).pending === 0);
   await acpB.bus.publish('q', job('s', 'j2'));
   await waitUntil('the next job', () => done.some((j) => j.envelope.id === 'j2'));
-  await waitUntil('the trim to remove acknowledged jobs', async () => (await acpB.bus.trim('q')) >= 0 && (await b.xlen(acpB.keys.jobs('q'))) < 2);
+  await waitUntil(
+    'the trim to remove acknowledged jobs',
+    async () => (await acpB.bus.trim('q')) >= 0 && (await b.xlen(acpB.keys.jobs('q'))) < 2,
+  );
   await acpB.close();
 });
 
@@ -110,11 +149,16 @@ test('a handler that can no longer finish is released past its deadline: acked a
   const aborted: string[] = [];
   const outcomes: string[] = [];
   // The CALI outage: the handler ignores everything and never returns, while its consumer stays alive.
-  const c = new JobConsumer(bus, events, { queue: 'cali', consumer: 'cali-0', blockMs: 100, reclaimIdleMs: 150, overrunMs: 100, trimIntervalMs: 50 },
+  const c = new JobConsumer(
+    bus,
+    events,
+    { queue: 'cali', consumer: 'cali-0', blockMs: 100, reclaimIdleMs: 150, overrunMs: 100, trimIntervalMs: 50 },
     async (jobs) => {
       for (const j of jobs) j.signal.addEventListener('abort', () => aborted.push(j.envelope.id));
       return new Promise(() => undefined);
-    }, { onOutcome: (o) => outcomes.push(o) });
+    },
+    { onOutcome: (o) => outcomes.push(o) },
+  );
   stops.push(() => c.stop(0));
   await c.start();
   for (let i = 0; i < 3; i++) await bus.publish('cali', job('s', `stuck${i}`, Date.now() + 200));
@@ -139,7 +183,9 @@ describe('a turn is started and ended by the vault functions', () => {
     const events = new TurnEventStream(redis, keys);
     for (let i = 0; i < 2; i++) await bus.publish('core:3', job('other', `fill${i}`));
     const caliBefore = await redis.xlen(keys.jobs('cali'));
-    await expect(startTextTurn(bus, events, { session: 'half', turn: 'refused', text: 'hi', cores: 5 })).rejects.toMatchObject({ code: 'ACP_ERR_BACKLOG' });
+    await expect(startTextTurn(bus, events, { session: 'half', turn: 'refused', text: 'hi', cores: 5 })).rejects.toMatchObject({
+      code: 'ACP_ERR_BACKLOG',
+    });
     expect(await events.lastSeq('half')).toBe(0);
     expect(await events.read('half')).toEqual([]);
     expect(await redis.exists(keys.turn('half', 'refused'))).toBe(0);
@@ -173,8 +219,9 @@ describe('a turn is started and ended by the vault functions', () => {
     const acp = createAcp(redis, { prefix: prefix() });
     const t = await startTextTurn(acp.bus, acp.events, { session: 's2', turn: 't2', text: 'hello', cores: 1 });
     const outcomes = ['ok', 'error', 'timeout', 'no_quorum'];
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
-      acp.events.append('s2', { type: 'turn.end', turn: 't2', data: { outcome: outcomes[i % 4] } })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => acp.events.append('s2', { type: 'turn.end', turn: 't2', data: { outcome: outcomes[i % 4] } })),
+    );
     const ends = (await acp.events.read('s2', t.seq - 1)).filter((e) => e.type === 'turn.end');
     expect(ends).toHaveLength(1);
     expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
@@ -188,7 +235,8 @@ describe('a turn is started and ended by the vault functions', () => {
     const gw = client();
     const acp = createAcp(gw, { prefix: p });
     const turns = 25;
-    for (let i = 0; i < turns; i++) await startTextTurn(acp.bus, acp.events, { session: `k${i}`, turn: `t${i}`, text: 'hi', cores: 2, timeoutMs: 50 });
+    for (let i = 0; i < turns; i++)
+      await startTextTurn(acp.bus, acp.events, { session: `k${i}`, turn: `t${i}`, text: 'hi', cores: 2, timeoutMs: 50 });
     gw.disconnect(); // nobody waits for these turns, and no worker runs
     const replicas = [client(), client(), client()].map((r) => {
       const a = createAcp(r, { prefix: p });

@@ -18,11 +18,17 @@ export function workerConfig(over: Partial<WorkerConfig> = {}): WorkerConfig {
 /** Starts a TypeScript entry as a real child process (node --import tsx, so signals hit it directly). */
 export function spawnTs(file: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
-    cwd: REPO, env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d) => { out += d; });
-  child.stderr?.on('data', (d) => { out += d; });
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    out += d;
+  });
   return Object.assign(child, { output: () => out });
 }
 

@@ -12,7 +12,9 @@ import { waitUntil } from './helpers';
 
 const prefix = uniquePrefix('idem');
 let redis: Redis;
-beforeAll(() => { redis = testRedis(); });
+beforeAll(() => {
+  redis = testRedis();
+});
 afterAll(async () => {
   await deletePrefix(redis, prefix);
   await redis.quit();
@@ -22,12 +24,20 @@ async function run(idempotent: boolean, queue: string) {
   const acp = createAcp(redis, { prefix });
   const outcomes: JobOutcome[] = [];
   let runs = 0;
-  const consumer = new JobConsumer(acp.bus, acp.events, { queue, consumer: `${queue}-0`, blockMs: 200, trimIntervalMs: 0, idempotent },
-    async (jobs) => Promise.all(jobs.map(async (job) => {
-      runs++;
-      await job.emit('echo', { text: 'once' });
-      return undefined;
-    })), { onOutcome: (o) => outcomes.push(o) });
+  const consumer = new JobConsumer(
+    acp.bus,
+    acp.events,
+    { queue, consumer: `${queue}-0`, blockMs: 200, trimIntervalMs: 0, idempotent },
+    async (jobs) =>
+      Promise.all(
+        jobs.map(async (job) => {
+          runs++;
+          await job.emit('echo', { text: 'once' });
+          return undefined;
+        }),
+      ),
+    { onOutcome: (o) => outcomes.push(o) },
+  );
   await consumer.start();
   const session = `s-${queue}`;
   const env: AcpEnvelope = createEnvelope({ id: `${queue}-job`, kind: 'test.echo', session, turn: 't1', parts: [textPart('x')] });
@@ -64,12 +74,32 @@ test('idempotent handler: redeliveries still read the done record and stop at th
   const queue = 'idem-poison';
   const outcomes: JobOutcome[] = [];
   let runs = 0;
-  const consumer = new JobConsumer(acp.bus, acp.events, {
-    queue, consumer: `${queue}-0`, blockMs: 200, trimIntervalMs: 0, idempotent: true, reclaimIdleMs: 100, reclaimIntervalMs: 50, maxDeliveries: 2,
-  }, async (jobs) => jobs.map(() => { runs++; return new Error('always fails'); }), { onOutcome: (o) => outcomes.push(o) });
+  const consumer = new JobConsumer(
+    acp.bus,
+    acp.events,
+    {
+      queue,
+      consumer: `${queue}-0`,
+      blockMs: 200,
+      trimIntervalMs: 0,
+      idempotent: true,
+      reclaimIdleMs: 100,
+      reclaimIntervalMs: 50,
+      maxDeliveries: 2,
+    },
+    async (jobs) =>
+      jobs.map(() => {
+        runs++;
+        return new Error('always fails');
+      }),
+    { onOutcome: (o) => outcomes.push(o) },
+  );
   await consumer.start();
   try {
-    await acp.bus.publish(queue, createEnvelope({ id: 'poison-job', kind: 'test.echo', session: 's-poison', turn: 't1', parts: [textPart('x')] }));
+    await acp.bus.publish(
+      queue,
+      createEnvelope({ id: 'poison-job', kind: 'test.echo', session: 's-poison', turn: 't1', parts: [textPart('x')] }),
+    );
     await waitUntil('dead letter', () => outcomes.includes('dead_letter'));
     expect(runs).toBe(2);
     expect(await acp.bus.dlqSize(queue)).toBe(1);

@@ -71,7 +71,10 @@ const GLOBAL: Record<string, (k: VaultKeys) => string> = {
   models: (k) => k.models,
 };
 
-const SIDS = Array.from({ length: 200 }, (_, i) => `${(0x10000000 + i * 7919).toString(16)}-1b2c-4d3e-8f40-${(i * 104729).toString(16).padStart(12, '0')}`);
+const SIDS = Array.from(
+  { length: 200 },
+  (_, i) => `${(0x10000000 + i * 7919).toString(16)}-1b2c-4d3e-8f40-${(i * 104729).toString(16).padStart(12, '0')}`,
+);
 const K = vaultKeys('');
 const sessionKeys = (sid: string) => Object.values(PER_SESSION).map((b) => b(K, sid));
 const slots = (keys: readonly string[]) => new Set(keys.map(keySlot));
@@ -79,7 +82,9 @@ const slots = (keys: readonly string[]) => new Set(keys.map(keySlot));
 const tagged = (sid: string) => `{${sid}}`;
 
 test('every key builder of services/acp/keys.ts is classified (per session, per key id, global)', () => {
-  const members = Object.keys(K).filter((m) => m !== 'prefix').sort();
+  const members = Object.keys(K)
+    .filter((m) => m !== 'prefix')
+    .sort();
   expect(members).toEqual([...Object.keys(PER_SESSION), ...PER_KEY_ID, ...Object.keys(GLOBAL)].sort());
   // The gateway's session store builds the same session keys.
   const store = new SessionStore(undefined as unknown as Redis, '', 60);
@@ -88,10 +93,22 @@ test('every key builder of services/acp/keys.ts is classified (per session, per 
 });
 
 test('the slot function agrees with a real redis-server in cluster mode', async () => {
-  const server = await startRedisServer({ args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--save', '', '--appendonly', 'no'] });
+  const server = await startRedisServer({
+    args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--save', '', '--appendonly', 'no'],
+  });
   const c = new Redis(server.url);
   try {
-    const keys = [...sessionKeys(SIDS[0]), ...sessionKeys(tagged(SIDS[0])), ...Object.values(GLOBAL).map((g) => g(K)), 'a{}b', '{}{x}', 'x{y}{z}', 'x}{y}', '{x', 'ключ{é}'];
+    const keys = [
+      ...sessionKeys(SIDS[0]),
+      ...sessionKeys(tagged(SIDS[0])),
+      ...Object.values(GLOBAL).map((g) => g(K)),
+      'a{}b',
+      '{}{x}',
+      'x{y}{z}',
+      'x}{y}',
+      '{x',
+      'ключ{é}',
+    ];
     for (const key of keys) expect([key, Number(await c.call('CLUSTER', 'KEYSLOT', key))]).toEqual([key, keySlot(key)]);
   } finally {
     c.disconnect();
@@ -99,7 +116,7 @@ test('the slot function agrees with a real redis-server in cluster mode', async 
   }
 });
 
-test('today: no key has a hash tag, so one session\'s keys are spread over several slots (not Cluster-ready)', () => {
+test("today: no key has a hash tag, so one session's keys are spread over several slots (not Cluster-ready)", () => {
   for (const sid of SIDS) {
     const keys = sessionKeys(sid);
     for (const key of keys) expect(key).not.toMatch(/\{[^}]+\}/);
@@ -108,7 +125,7 @@ test('today: no key has a hash tag, so one session\'s keys are spread over sever
   }
 });
 
-test('planned: the session id as the tag puts all of a session\'s keys in one slot and keeps every ACL pattern matching', () => {
+test("planned: the session id as the tag puts all of a session's keys in one slot and keeps every ACL pattern matching", () => {
   const spread = new Set<number>();
   for (const sid of SIDS) {
     const keys = sessionKeys(tagged(sid));
@@ -118,7 +135,13 @@ test('planned: the session id as the tag puts all of a session\'s keys in one sl
   // Sessions still spread over the slots (the tag is the random id, not a constant).
   expect(spread.size).toBeGreaterThan(190);
   // Redis ACL globs have no brace syntax: `turn:*` matches `turn:{sid}:events` as it matches today's names.
-  const glob = (p: string) => new RegExp(`^${p.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const glob = (p: string) =>
+    new RegExp(
+      `^${p
+        .replace(/[.+^${}()|\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
   const patterns = (user: string) => [...aclRules(user as never, '').matchAll(/(?:^|\s|\()(?:%R|%W)?~(\S+)/g)].map((m) => glob(m[1]));
   for (const [name, build] of Object.entries(PER_SESSION)) {
     const today = build(K, SIDS[0]);

@@ -7,9 +7,25 @@ describe('vaultKeys', () => {
   const families = [...doc.matchAll(/^\| `([a-z]+):\*` \|/gm)].map((m) => m[1]);
   const k = vaultKeys('p:');
   const all = [
-    k.identitySeed, k.identityVersion, k.session('s'), k.sessionIndex('key'), k.turnEvents('s'), k.turnSeq('s'), k.turn('s', 't'),
-    k.turnAudio('s', 't'), k.memory('s'), k.replica('pod'), k.rateLimit('x'), k.jobs('cali'), k.coreJobs(3), k.dlq('cali'), k.done('j'),
-    k.models, k.turnAbandoned('s', 't'), k.turnDeadlines, k.alive('cali'),
+    k.identitySeed,
+    k.identityVersion,
+    k.session('s'),
+    k.sessionIndex('key'),
+    k.turnEvents('s'),
+    k.turnSeq('s'),
+    k.turn('s', 't'),
+    k.turnAudio('s', 't'),
+    k.memory('s'),
+    k.replica('pod'),
+    k.rateLimit('x'),
+    k.jobs('cali'),
+    k.coreJobs(3),
+    k.dlq('cali'),
+    k.done('j'),
+    k.models,
+    k.turnAbandoned('s', 't'),
+    k.turnDeadlines,
+    k.alive('cali'),
   ];
 
   test('the doc lists the key families', () => {
@@ -25,10 +41,19 @@ describe('vaultKeys', () => {
 
   test('every key name the doc shows is built by vaultKeys (doc and code in sync)', () => {
     const shown = [...doc.matchAll(/`((?:identity|session|turn|memory|orb|acp):[^`*]+)`/g)].map((m) => m[1]);
-    const patterns = all.map((key) => key.slice(2)
-      .replace(/\bs\b/g, '{sid}').replace(/:t(?=:|$)/, ':{turnId}').replace(/index:key/, 'index:{keyId}')
-      .replace(/replica:pod/, 'replica:{pod}').replace(/jobs:cali/, 'jobs:{role}').replace(/dlq:cali/, 'dlq:{role}').replace(/done:j/, 'done:{jobId}')
-      .replace(/core:3/, 'core:{n}').replace(/alive:cali/, 'alive:{queue}'));
+    const patterns = all.map((key) =>
+      key
+        .slice(2)
+        .replace(/\bs\b/g, '{sid}')
+        .replace(/:t(?=:|$)/, ':{turnId}')
+        .replace(/index:key/, 'index:{keyId}')
+        .replace(/replica:pod/, 'replica:{pod}')
+        .replace(/jobs:cali/, 'jobs:{role}')
+        .replace(/dlq:cali/, 'dlq:{role}')
+        .replace(/done:j/, 'done:{jobId}')
+        .replace(/core:3/, 'core:{n}')
+        .replace(/alive:cali/, 'alive:{queue}'),
+    );
     for (const name of shown) expect(patterns).toContain(name);
   });
 

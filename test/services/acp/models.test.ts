@@ -2,7 +2,13 @@ import type Redis from 'ioredis';
 import { ModelRegistry, vaultKeys, type ServedModel } from '../../../services/acp';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 
-const whisper: ServedModel = { id: 'openai/whisper-small', task: 'automatic-speech-recognition', created: 1700000000, owned_by: 'openai', languages: ['en'] };
+const whisper: ServedModel = {
+  id: 'openai/whisper-small',
+  task: 'automatic-speech-recognition',
+  created: 1700000000,
+  owned_by: 'openai',
+  languages: ['en'],
+};
 
 describe('ModelRegistry: what the workers loaded, in the real vault', () => {
   const prefix = uniquePrefix('models');
@@ -21,7 +27,8 @@ describe('ModelRegistry: what the workers loaded, in the real vault', () => {
     await registry.announce('whisperx', 'whisperx-0', [whisper], 60_000);
     await registry.announce('xtts', 'xtts-0', [], 60_000);
     expect((await registry.live()).map((a) => [a.role, a.consumer, a.models.map((m) => m.id)]).sort()).toEqual([
-      ['whisperx', 'whisperx-0', ['openai/whisper-small']], ['xtts', 'xtts-0', []],
+      ['whisperx', 'whisperx-0', ['openai/whisper-small']],
+      ['xtts', 'xtts-0', []],
     ]);
     await registry.withdraw('xtts', 'xtts-0');
     await redis.hset(`${prefix}acp:models`, 'garbage:1', '{not json');

@@ -36,7 +36,10 @@ beforeAll(async () => {
   mkdirSync(emptyBin);
   mkdirSync(fakeBin);
   // A Chromium stand-in: records each argument on a line, then END.
-  writeFileSync(join(fakeBin, 'google-chrome'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done > '${argvFile}'\necho END >> '${argvFile}'\n`);
+  writeFileSync(
+    join(fakeBin, 'google-chrome'),
+    `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done > '${argvFile}'\necho END >> '${argvFile}'\n`,
+  );
   chmodSync(join(fakeBin, 'google-chrome'), 0o755);
   // A gateway-like server without a web client: every path is a 404.
   server = createServer((_req, res) => res.writeHead(404).end());
@@ -71,7 +74,10 @@ test('--browser and ORB_BROWSER that are not executables are named in the error'
 test('opens the gateway page in an app window with its own profile (found on PATH); a down gateway is only a note', async () => {
   const port = await freePort();
   const profile = join(work, 'profile');
-  const r = await run(['desktop', '--url', `http://127.0.0.1:${port}`, '--profile', profile], { PATH: `${emptyBin}:${fakeBin}`, HOME: work });
+  const r = await run(['desktop', '--url', `http://127.0.0.1:${port}`, '--profile', profile], {
+    PATH: `${emptyBin}:${fakeBin}`,
+    HOME: work,
+  });
   expect(r.code).toBe(EXIT.ok);
   expect(r.err).toMatch(/not reachable now.*offline copy/);
   expect(r.out).toContain(`opened http://127.0.0.1:${port}/ in an app window (${join(fakeBin, 'google-chrome')}`);
@@ -80,7 +86,7 @@ test('opens the gateway page in an app window with its own profile (found on PAT
   expect(existsSync(profile)).toBe(true);
 });
 
-test('the default profile is ~/.config/orb-desktop (XDG_CONFIG_HOME when set), never the user\'s own browser profile', async () => {
+test("the default profile is ~/.config/orb-desktop (XDG_CONFIG_HOME when set), never the user's own browser profile", async () => {
   const port = await freePort();
   await run(['desktop', '--url', `http://127.0.0.1:${port}`], { PATH: fakeBin, HOME: work });
   expect(await recordedArgv()).toContain(`--user-data-dir=${join(work, '.config', 'orb-desktop')}`);

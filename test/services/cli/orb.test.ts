@@ -100,8 +100,15 @@ if (gatewayMissing) console.warn('SKIPPED orb CLI against a gateway: services/or
 
   beforeAll(async () => {
     stack = await startDevStack({
-      redisUrl: testRedisUrl(), orbPorts: [0], cores: 0, speech: false, web: false, keyPrefix: prefix,
-      env: { LOG_LEVEL: 'warn' }, log: () => undefined, readyTimeoutMs: 180_000,
+      redisUrl: testRedisUrl(),
+      orbPorts: [0],
+      cores: 0,
+      speech: false,
+      web: false,
+      keyPrefix: prefix,
+      env: { LOG_LEVEL: 'warn' },
+      log: () => undefined,
+      readyTimeoutMs: 180_000,
     });
   }, 240_000);
 
@@ -127,7 +134,9 @@ if (gatewayMissing) console.warn('SKIPPED orb CLI against a gateway: services/or
 
   test('sessions shows a session the key owns; an unknown one exits 5 with the 404 code', async () => {
     const created = await fetch(`${stack.orbUrls[0]}/v1/sessions`, {
-      method: 'POST', headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' }, body: '{}',
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
+      body: '{}',
     });
     const { id } = (await created.json()) as { id: string };
     const ok = await run(['sessions', id, ...opts()]);

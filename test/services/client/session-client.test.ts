@@ -77,11 +77,18 @@ test('a ticket dial is one dial: reconnectNow during the ticket fetch starts no 
   let fetches = 0;
   const sockets: string[] = [];
   let releaseTicket: () => void = () => undefined;
-  const gate = new Promise<void>((r) => { releaseTicket = r; });
+  const gate = new Promise<void>((r) => {
+    releaseTicket = r;
+  });
   const events: OrbEvent[] = [];
   const session = new OrbSession({
     urls: [`ws://${base}/v1/session`],
-    connect: (url) => { sockets.push(url); const ws = new WebSocket(url); ws.on('error', () => undefined); return ws as unknown as WsLike; },
+    connect: (url) => {
+      sockets.push(url);
+      const ws = new WebSocket(url);
+      ws.on('error', () => undefined);
+      return ws as unknown as WsLike;
+    },
     retryDelayMs: 50,
     // As the browser does it: a fresh single-use ticket from an authenticated POST before each dial.
     dialQuery: async () => {

@@ -26,7 +26,10 @@ describe('OnnxModel loader', () => {
   // onnxruntime-node here is the CPU build (.npmrc skips the CUDA binaries): asking for 'cuda' fails for real.
   it('a CUDA request whose provider cannot load fails naming the model and the fix, with no CPU fallback', async () => {
     const path = doubler(join(dir, 'a.onnx'));
-    const err = await OnnxModel.load({ path, executionProvider: 'cuda', intraOpThreads: 1 }).then(() => undefined, (e: unknown) => e);
+    const err = await OnnxModel.load({ path, executionProvider: 'cuda', intraOpThreads: 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ExecutionProviderError);
     expect((err as Error).message).toContain(`CUDA execution provider could not be loaded for ${path}: `);
     // onnxruntime's own reason, not ours: the shared provider library is missing.
@@ -63,7 +66,9 @@ describe('OnnxModel loader', () => {
   it('names the missing inputs and what was given instead of running', async () => {
     const m = await OnnxModel.load({ path: doubler(join(dir, 'c.onnx')) });
     try {
-      await expect(m.run({ z: new ort.Tensor('float32', Float32Array.from([1]), [1]) })).rejects.toThrow(/missing inputs x \(given z:float32\[1\]\)/);
+      await expect(m.run({ z: new ort.Tensor('float32', Float32Array.from([1]), [1]) })).rejects.toThrow(
+        /missing inputs x \(given z:float32\[1\]\)/,
+      );
     } finally {
       await m.dispose();
     }

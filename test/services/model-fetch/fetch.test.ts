@@ -32,7 +32,11 @@ function sha256(p: string): string {
 }
 
 /** The rendered model-fetch init container of whisperx in a prod-like chart pointed at the local hub. */
-function renderedFetch(o: { lock?: Record<string, string>; egress?: ModelEgress; files?: ModelFile[] } = {}): { init: K8sObject; deployment: K8sObject; objects: K8sObject[] } {
+function renderedFetch(o: { lock?: Record<string, string>; egress?: ModelEgress; files?: ModelFile[] } = {}): {
+  init: K8sObject;
+  deployment: K8sObject;
+  objects: K8sObject[];
+} {
   const files = o.files ?? names.map((path) => ({ path, ...(o.lock?.[path] ? { sha256: o.lock[path] } : {}) }));
   const cfg: EnvironmentConfig = {
     ...prod,
@@ -79,10 +83,21 @@ afterAll(async () => {
 beforeEach(() => {
   hub.requests.length = 0;
   hub.sent.clear();
-  Object.assign(hub.faults, { corrupt: new Set(), missing: new Set(), cutAfter: new Map(), stallAfter: new Map(), fail500: new Map(), token: TOKEN });
+  Object.assign(hub.faults, {
+    corrupt: new Set(),
+    missing: new Set(),
+    cutAfter: new Map(),
+    stallAfter: new Map(),
+    fail500: new Map(),
+    token: TOKEN,
+  });
 });
 
-const fresh = (name: string) => { const d = join(work, name); mkdirSync(d); return d; };
+const fresh = (name: string) => {
+  const d = join(work, name);
+  mkdirSync(d);
+  return d;
+};
 
 describe('the rendered model-fetch init container', () => {
   test('renders verification, the token as a secretKeyRef, a read-only worker mount and egress to the source', () => {
@@ -91,12 +106,20 @@ describe('the rendered model-fetch init container', () => {
     expect(init.env).toContainEqual({ name: 'MODEL_HUB_TOKEN', valueFrom: { secretKeyRef: { name: 'model-hub', key: 'token' } } });
     expect(init.env).toContainEqual({ name: 'MODEL_REVISION', value: REV });
     expect(init.volumeMounts).toContainEqual({ name: 'models', mountPath: '/models', readOnly: false });
-    expect(init.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(init.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(init.resources.limits['ephemeral-storage']).toBeDefined();
     const worker = deployment.spec.template.spec.containers[0];
     expect(worker.volumeMounts).toContainEqual({ name: 'models', mountPath: '/models', readOnly: true });
     const np = find(objects, 'NetworkPolicy', 'whisperx');
-    expect(np.spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '127.0.0.1/32' } }], ports: [{ port: Number(new URL(hub.url).port), protocol: 'TCP' }] });
+    expect(np.spec.egress).toContainEqual({
+      to: [{ ipBlock: { cidr: '127.0.0.1/32' } }],
+      ports: [{ port: Number(new URL(hub.url).port), protocol: 'TCP' }],
+    });
   });
 
   test('good fetch: every file lands byte-identical, verified against the hub hashes; the token never goes to the CDN', async () => {
@@ -133,7 +156,9 @@ describe('the rendered model-fetch init container', () => {
     const dir = fresh('lock-wrong');
     const bad = await run(renderedFetch({ lock: wrong }).init, dir);
     expect(bad.code).toBe(1);
-    expect(bad.out).toMatch(/FAILED tokenizer\.json: sha256 mismatch: expected f{64} \(lock file\), got [0-9a-f]{64}; the download was deleted/);
+    expect(bad.out).toMatch(
+      /FAILED tokenizer\.json: sha256 mismatch: expected f{64} \(lock file\), got [0-9a-f]{64}; the download was deleted/,
+    );
     expect(existsSync(join(dir, 'tokenizer.json'))).toBe(false);
     expect(existsSync(join(dir, '.verified.json'))).toBe(false);
   });
@@ -143,7 +168,9 @@ describe('the rendered model-fetch init container', () => {
     const dir = fresh('corrupt');
     const { code, out } = await run(renderedFetch().init, dir);
     expect(code).toBe(1);
-    expect(out).toMatch(/model-fetch: FAILED decoder_model_merged\.onnx: sha256 mismatch: expected [0-9a-f]{64} \(hub X-Linked-Etag\), got [0-9a-f]{64}/);
+    expect(out).toMatch(
+      /model-fetch: FAILED decoder_model_merged\.onnx: sha256 mismatch: expected [0-9a-f]{64} \(hub X-Linked-Etag\), got [0-9a-f]{64}/,
+    );
     expect(existsSync(join(dir, 'decoder_model_merged.onnx'))).toBe(false);
     expect(existsSync(join(dir, '.verified.json'))).toBe(false);
   });
@@ -152,7 +179,9 @@ describe('the rendered model-fetch init container', () => {
     hub.faults.missing.add('preprocessor_config.json');
     const { code, out } = await run(renderedFetch().init, fresh('404'));
     expect(code).toBe(1);
-    expect(out).toContain(`FAILED preprocessor_config.json: not found (404 on HEAD ${hub.url}/${REPO}/resolve/${REV}/preprocessor_config.json)`);
+    expect(out).toContain(
+      `FAILED preprocessor_config.json: not found (404 on HEAD ${hub.url}/${REPO}/resolve/${REV}/preprocessor_config.json)`,
+    );
   });
 
   test('a transfer cut mid-file resumes with Range in the same run; 500s are retried', async () => {
@@ -204,7 +233,10 @@ describe('the rendered model-fetch init container', () => {
       const egress: ModelEgress = { proxy: proxy.url, peer: { cidr: '127.0.0.1/32' }, port: Number(new URL(proxy.url).port) };
       const { init, objects } = renderedFetch({ egress });
       expect(init.env).toContainEqual({ name: 'HTTPS_PROXY', value: proxy.url });
-      expect(find(objects, 'NetworkPolicy', 'xtts').spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '127.0.0.1/32' } }], ports: [{ port: egress.port, protocol: 'TCP' }] });
+      expect(find(objects, 'NetworkPolicy', 'xtts').spec.egress).toContainEqual({
+        to: [{ ipBlock: { cidr: '127.0.0.1/32' } }],
+        ports: [{ port: egress.port, protocol: 'TCP' }],
+      });
       const dir = fresh('proxy');
       const { code, out } = await run(init, dir);
       expect(code).toBe(0);
@@ -222,12 +254,24 @@ describe('the rendered model-fetch init container', () => {
     const lock = Object.fromEntries(names.map((n) => [n, sha256(join(src, n))]));
     const cfg: EnvironmentConfig = {
       ...prod,
-      speech: { ...prod.speech, models: { ...prod.speech.models, whisperx: { volume: { kind: 'pvc', size: '5Gi', storageClassName: 'fast-rwx' }, source: { kind: 'volume', files: names.map((path) => ({ path, sha256: lock[path] })) } } } },
+      speech: {
+        ...prod.speech,
+        models: {
+          ...prod.speech.models,
+          whisperx: {
+            volume: { kind: 'pvc', size: '5Gi', storageClassName: 'fast-rwx' },
+            source: { kind: 'volume', files: names.map((path) => ({ path, sha256: lock[path] })) },
+          },
+        },
+      },
     };
     const dep = find(synthEnvironment(cfg).objects, 'Deployment', 'whisperx');
     const init = dep.spec.template.spec.initContainers[0];
     expect(init.volumeMounts).toContainEqual({ name: 'models', mountPath: '/models', readOnly: true });
-    expect(dep.spec.template.spec.volumes).toContainEqual({ name: 'models', persistentVolumeClaim: { claimName: 'whisperx-models', readOnly: true } });
+    expect(dep.spec.template.spec.volumes).toContainEqual({
+      name: 'models',
+      persistentVolumeClaim: { claimName: 'whisperx-models', readOnly: true },
+    });
     const dir = fresh('volume');
     for (const n of names) writeFileSync(join(dir, n), readFileSync(join(src, n)));
     const ok = await run(init, dir);

@@ -30,7 +30,10 @@ let names: string[];
 function put(url: URL, body: Buffer): Promise<number> {
   const headers = signS3('PUT', url, { 'content-length': String(body.length) }, CREDS);
   return new Promise((resolve, reject) => {
-    const r = request(url, { method: 'PUT', headers }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+    const r = request(url, { method: 'PUT', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
     r.on('error', reject);
     r.end(body);
   });
@@ -45,7 +48,14 @@ function renderedFetch(files: string[]): K8sObject {
         ...prod.speech.models,
         xtts: {
           volume: { kind: 'emptyDir', sizeLimit: '1Gi' },
-          source: { kind: 's3', endpoint, bucket: 'models', prefix: 'voices/v1', files: files.map((path) => ({ path })), credentialsSecret: { secret: 'model-s3', accessKeyIdKey: 'access-key-id', secretAccessKeyKey: 'secret-access-key' } },
+          source: {
+            kind: 's3',
+            endpoint,
+            bucket: 'models',
+            prefix: 'voices/v1',
+            files: files.map((path) => ({ path })),
+            credentialsSecret: { secret: 'model-s3', accessKeyIdKey: 'access-key-id', secretAccessKeyKey: 'secret-access-key' },
+          },
         },
       },
       modelEgress: { peer: { cidr: '127.0.0.1/32' }, port: Number(new URL(endpoint).port) },
@@ -55,15 +65,27 @@ function renderedFetch(files: string[]): K8sObject {
 }
 
 async function run(init: K8sObject, dir: string, secret = 'S3RVER'): Promise<{ code: number; out: string }> {
-  const r = runContainer(init, { mounts: { '/models': dir }, secrets: { 'model-s3/access-key-id': 'S3RVER', 'model-s3/secret-access-key': secret }, podName: 'xtts-0' });
+  const r = runContainer(init, {
+    mounts: { '/models': dir },
+    secrets: { 'model-s3/access-key-id': 'S3RVER', 'model-s3/secret-access-key': secret },
+    podName: 'xtts-0',
+  });
   return { code: await r.exit, out: r.output() };
 }
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'model-fetch-s3-'));
   src = writeTinyPiperVoices(join(work, 'src'));
-  names = readdirSync(src).filter((f) => f.endsWith('.onnx') || f.endsWith('.onnx.json')).sort();
-  server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: join(work, 's3'), configureBuckets: [{ name: 'models', configs: [] }] });
+  names = readdirSync(src)
+    .filter((f) => f.endsWith('.onnx') || f.endsWith('.onnx.json'))
+    .sort();
+  server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: join(work, 's3'),
+    configureBuckets: [{ name: 'models', configs: [] }],
+  });
   endpoint = `http://127.0.0.1:${(await server.run()).port}`;
   for (const n of names) expect(await put(new URL(`${endpoint}/models/voices/v1/${n}`), readFileSync(join(src, n)))).toBe(200);
 });
@@ -76,7 +98,10 @@ test('renders the bucket and both keys as secretKeyRefs, never a value', () => {
   const init = renderedFetch(names);
   expect(init.env).toContainEqual({ name: 'MODEL_S3_ENDPOINT', value: endpoint });
   expect(init.env).toContainEqual({ name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'model-s3', key: 'access-key-id' } } });
-  expect(init.env).toContainEqual({ name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'model-s3', key: 'secret-access-key' } } });
+  expect(init.env).toContainEqual({
+    name: 'AWS_SECRET_ACCESS_KEY',
+    valueFrom: { secretKeyRef: { name: 'model-s3', key: 'secret-access-key' } },
+  });
 });
 
 test('fetches every file verified against the ETag md5, reuses the cache, fails on a tampered object and on a missing key', async () => {
@@ -87,14 +112,20 @@ test('fetches every file verified against the ETag md5, reuses the cache, fails 
   expect(first.code).toBe(0);
   for (const n of names) {
     expect(readFileSync(join(dir, n)).equals(readFileSync(join(src, n)))).toBe(true);
-    expect(first.out).toContain(`${n}: fetched ${readFileSync(join(src, n)).length} bytes, md5:${createHash('md5').update(readFileSync(join(src, n))).digest('hex')} verified against the S3 ETag (md5)`);
+    expect(first.out).toContain(
+      `${n}: fetched ${readFileSync(join(src, n)).length} bytes, md5:${createHash('md5')
+        .update(readFileSync(join(src, n)))
+        .digest('hex')} verified against the S3 ETag (md5)`,
+    );
   }
   const again = await run(renderedFetch(names), dir);
   expect(again.code).toBe(0);
   expect(again.out).toContain(`0 fetched (0 bytes), ${names.length} cached`);
 
   // Bit rot in the bucket: the stored bytes change, the recorded md5 (ETag) does not.
-  const stored = readdirSync(join(work, 's3', 'models', 'voices', 'v1')).find((f) => f.startsWith('en_US-tiny-low.onnx') && f.endsWith('._S3rver_object'))!;
+  const stored = readdirSync(join(work, 's3', 'models', 'voices', 'v1')).find(
+    (f) => f.startsWith('en_US-tiny-low.onnx') && f.endsWith('._S3rver_object'),
+  )!;
   const p = join(work, 's3', 'models', 'voices', 'v1', stored);
   const bytes = readFileSync(p);
   bytes[100] ^= 0xff;

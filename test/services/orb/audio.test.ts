@@ -3,8 +3,14 @@ import { checkRawPcm, parseWav, pcmFromWav } from '../../../services/orb/audio';
 import { buildWav, defaultPcm16le } from './wav-builder';
 
 test('RIFF, RIFX and WAVE_FORMAT_EXTENSIBLE decode to the same PCM16LE', () => {
-  for (const wav of [buildWav(), buildWav({ order: 'BE' }), buildWav({ extensible: {} }), buildWav({ order: 'BE', extensible: {} }),
-    buildWav({ before: [['LIST', Buffer.from('INFOx')]] }), buildWav({ trailing: Buffer.from([0]) })]) {
+  for (const wav of [
+    buildWav(),
+    buildWav({ order: 'BE' }),
+    buildWav({ extensible: {} }),
+    buildWav({ order: 'BE', extensible: {} }),
+    buildWav({ before: [['LIST', Buffer.from('INFOx')]] }),
+    buildWav({ trailing: Buffer.from([0]) }),
+  ]) {
     expect(pcmFromWav(wav).equals(defaultPcm16le())).toBe(true);
   }
   expect(parseWav(buildWav({ extensible: {} }))).toMatchObject({ formatTag: 1, extensible: true, validBitsPerSample: 16 });
@@ -18,13 +24,25 @@ test('audio/L16 is network byte order; audio/pcm little-endian', () => {
 /** xorshift32: a reproducible stream of mutations from a printed seed. */
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
 }
 
 test('break it: 20 000 mutated WAV files never throw anything but a 4xx audio code, and what decodes is whole samples', () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 0xffffffff);
   const r = rng(seed);
-  const seeds = [buildWav(), buildWav({ order: 'BE' }), buildWav({ extensible: {} }), buildWav({ before: [['LIST', Buffer.from('INFOx')]] })];
+  const seeds = [
+    buildWav(),
+    buildWav({ order: 'BE' }),
+    buildWav({ extensible: {} }),
+    buildWav({ before: [['LIST', Buffer.from('INFOx')]] }),
+  ];
   const tally = { tried: 0, decoded: 0, malformed: 0, format: 0, other: 0 };
   const others: string[] = [];
   for (let i = 0; i < 20_000; i++) {
@@ -48,9 +66,14 @@ test('break it: 20 000 mutated WAV files never throw anything but a 4xx audio co
       const code = (err as { code?: string }).code;
       if (code === 'ORB_ERR_AUDIO_MALFORMED') tally.malformed++;
       else if (code === 'ORB_ERR_AUDIO_FORMAT') tally.format++;
-      else { tally.other++; if (others.length < 5) others.push(`${(err as Error).name}: ${(err as Error).message}`); }
+      else {
+        tally.other++;
+        if (others.length < 5) others.push(`${(err as Error).name}: ${(err as Error).message}`);
+      }
     }
   }
-  console.log(`WAV fuzz (seed ${seed}): tried ${tally.tried}, decoded ${tally.decoded}, 400 malformed ${tally.malformed}, 415 format ${tally.format}, other errors ${tally.other}`);
+  console.log(
+    `WAV fuzz (seed ${seed}): tried ${tally.tried}, decoded ${tally.decoded}, 400 malformed ${tally.malformed}, 415 format ${tally.format}, other errors ${tally.other}`,
+  );
   expect(others).toEqual([]);
 });

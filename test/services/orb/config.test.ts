@@ -8,7 +8,10 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 test('id:key entries are hashed at load; id:sha256:<hex> entries are kept as digests', () => {
   const keys = parseApiKeys(` web:web-key-0123456789ab , ops:sha256:${sha('ops-key-0123456789ab').toUpperCase()}`);
-  expect(keys).toEqual([{ id: 'web', sha256: sha('web-key-0123456789ab') }, { id: 'ops', sha256: sha('ops-key-0123456789ab') }]);
+  expect(keys).toEqual([
+    { id: 'web', sha256: sha('web-key-0123456789ab') },
+    { id: 'ops', sha256: sha('ops-key-0123456789ab') },
+  ]);
   expect(JSON.stringify(keys)).not.toContain('web-key-0123456789ab');
   const ring = new ApiKeyRing(keys);
   expect(ring.fromHeader('Bearer web-key-0123456789ab')).toBe('web');
@@ -32,7 +35,9 @@ test('loadEnv names every bad variable and never prints the keys', () => {
   let err: unknown;
   try {
     loadEnv(ORB_ENV, { ORB_API_KEYS: 'x:tooshort', PORT: '99999', ORB_VAD_THRESHOLD: 'high' });
-  } catch (e) { err = e; }
+  } catch (e) {
+    err = e;
+  }
   expect(err).toBeInstanceOf(ConfigError);
   const msg = (err as Error).message;
   expect(msg).toContain('ORB_API_KEYS=<redacted>');
@@ -42,7 +47,9 @@ test('loadEnv names every bad variable and never prints the keys', () => {
 });
 
 test('ORB_API_KEYS is the only required variable and is rendered as a secret', () => {
-  const required = Object.values(ORB_ENV).filter((v) => (v as { default?: unknown }).default === undefined).map((v) => v.name);
+  const required = Object.values(ORB_ENV)
+    .filter((v) => (v as { default?: unknown }).default === undefined)
+    .map((v) => v.name);
   expect(required).toEqual(['ORB_API_KEYS']);
   expect(ORB_ENV.apiKeys.secret).toBe(true);
   expect(loadEnv(ORB_ENV, { ORB_API_KEYS: 'a:0123456789abcdefgh' })).toMatchObject({ port: 8080, vad: true, maxSocketsPerKey: 100 });

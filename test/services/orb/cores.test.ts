@@ -24,7 +24,12 @@ afterAll(async () => {
 
 test('a text turn with ORB_CORES=3 queues exactly three core jobs and announces three cores', async () => {
   // No workers run here: the turn times out (504), but what it queued is in the vault.
-  const res = await http(host, { method: 'POST', url: '/v1/turns', headers: { ...auth('alice'), 'content-type': 'application/json' }, payload: { text: 'hello there' } });
+  const res = await http(host, {
+    method: 'POST',
+    url: '/v1/turns',
+    headers: { ...auth('alice'), 'content-type': 'application/json' },
+    payload: { text: 'hello there' },
+  });
   expect(res.statusCode).toBe(504);
   expect(await Promise.all([0, 1, 2, 3].map((n) => redis.xlen(keys.jobs(`core:${n}`))))).toEqual([1, 1, 1, 0]);
   const [sid] = (await redis.keys(`${prefix}turn:*:events`)).map((k) => k.slice(`${prefix}turn:`.length, -':events'.length));

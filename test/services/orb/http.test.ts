@@ -34,7 +34,11 @@ describe('probes and metrics', () => {
     expect((await http(host, { url: '/livez' })).json()).toEqual({ status: 'ok' });
     const ready = await http(host, { url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toMatchObject({ status: 'ready', identity_version: '1.12', checks: { vault: true, identity: true, draining: false } });
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
+      identity_version: '1.12',
+      checks: { vault: true, identity: true, draining: false },
+    });
     const metrics = await http(host, { url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.body).toContain('orb_http_request_duration_seconds');
@@ -61,16 +65,38 @@ describe('auth', () => {
     expect(res.json().code).toBe('ORB_ERR_UNAUTHORIZED');
   });
 
-  test('OpenAI-shaped routes answer in OpenAI\'s envelope (auth included); the ORB\'s own routes keep theirs', async () => {
-    for (const [method, url] of [['GET', '/v1/models'], ['GET', '/v1/models/whisper-1'], ['POST', '/v1/audio/speech'], ['POST', '/v1/audio/transcriptions'], ['POST', '/v1/audio/translations']]) {
+  test("OpenAI-shaped routes answer in OpenAI's envelope (auth included); the ORB's own routes keep theirs", async () => {
+    for (const [method, url] of [
+      ['GET', '/v1/models'],
+      ['GET', '/v1/models/whisper-1'],
+      ['POST', '/v1/audio/speech'],
+      ['POST', '/v1/audio/transcriptions'],
+      ['POST', '/v1/audio/translations'],
+    ]) {
       const res = await http(host, { method, url, payload: method === 'POST' ? {} : undefined });
       expect([url, res.statusCode]).toEqual([url, 401]);
-      expect(res.json()).toEqual({ error: { message: expect.stringContaining('Missing or invalid API key'), type: 'authentication_error', param: null, code: 'ORB_ERR_UNAUTHORIZED' } });
+      expect(res.json()).toEqual({
+        error: {
+          message: expect.stringContaining('Missing or invalid API key'),
+          type: 'authentication_error',
+          param: null,
+          code: 'ORB_ERR_UNAUTHORIZED',
+        },
+      });
     }
-    expect((await http(host, { url: '/v1/identity' })).json()).toMatchObject({ statusCode: 401, code: 'ORB_ERR_UNAUTHORIZED', error: 'Unauthorized' });
+    expect((await http(host, { url: '/v1/identity' })).json()).toMatchObject({
+      statusCode: 401,
+      code: 'ORB_ERR_UNAUTHORIZED',
+      error: 'Unauthorized',
+    });
     // No worker has announced a model to this vault: the list is empty, and the OpenAI IDs say why they cannot run.
     expect((await http(host, { url: '/v1/models', headers: auth('alice') })).json()).toEqual({ object: 'list', data: [] });
-    const speech = await http(host, { method: 'POST', url: '/v1/audio/speech', headers: auth('alice'), payload: { model: 'tts-1', input: 'Hi.', voice: 'alloy' } });
+    const speech = await http(host, {
+      method: 'POST',
+      url: '/v1/audio/speech',
+      headers: auth('alice'),
+      payload: { model: 'tts-1', input: 'Hi.', voice: 'alloy' },
+    });
     expect(speech.statusCode).toBe(503);
     expect(speech.json().error).toMatchObject({ code: 'ORB_ERR_MODEL_UNAVAILABLE', param: 'model', type: 'server_error' });
   });
@@ -83,7 +109,12 @@ describe('auth', () => {
 
 describe('sessions', () => {
   test('created, read back with its events, invisible to another key', async () => {
-    const created = await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice'), payload: { metadata: { client: 'jest' } } });
+    const created = await http(host, {
+      method: 'POST',
+      url: '/v1/sessions',
+      headers: auth('alice'),
+      payload: { metadata: { client: 'jest' } },
+    });
     expect(created.statusCode).toBe(201);
     const s = created.json();
     expect(s).toMatchObject({ last_seq: 0, metadata: { client: 'jest' } });
@@ -98,7 +129,8 @@ describe('sessions', () => {
     const read = await http(host, { url: `/v1/sessions/${s.id}`, headers: auth('alice') });
     expect(read.statusCode).toBe(200);
     expect(read.json()).toMatchObject({
-      id: s.id, last_seq: 4,
+      id: s.id,
+      last_seq: 4,
       turns: [{ turn: 't1', started_seq: 1, source: 'text', transcript: 'hello', reply: 'hi Ana', outcome: 'ok' }],
     });
     expect(read.json().events.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
@@ -122,18 +154,123 @@ describe('bad input: each gets its 4xx and code, and the app keeps serving', () 
   });
 
   const cases: [string, () => Req, number, string][] = [
-    ['malformed JSON', () => ({ method: 'POST', url: '/v1/turns', headers: { ...auth('alice'), 'content-type': 'application/json' }, payload: '{"text": "hi"' }), 400, 'ORB_ERR_MALFORMED_JSON'],
-    ['JSON of the wrong shape', () => ({ method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { txt: 'hi' } }), 400, 'ORB_ERR_BAD_REQUEST'],
-    ['body over the limit', () => ({ method: 'POST', url: '/v1/sessions', headers: { ...auth('alice'), 'content-type': 'application/json' }, payload: JSON.stringify({ metadata: { a: 'x'.repeat(70_000) } }) }), 413, 'ORB_ERR_BODY_TOO_LARGE'],
-    ['unsupported content type', () => ({ method: 'POST', url: '/v1/turns', headers: { ...auth('alice'), 'content-type': 'text/csv' }, payload: 'a,b' }), 415, 'ORB_ERR_UNSUPPORTED_MEDIA'],
-    ['WAV at 44.1 kHz', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(44_100) }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['stereo WAV', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(16_000, 2) }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['8-bit WAV', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(16_000, 1, '8') }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['not a WAV at all', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: Buffer.from('hello world, not RIFF') }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['raw PCM at 8 kHz', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/pcm;rate=8000' }, payload: Buffer.alloc(640) }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['raw PCM of odd length', () => ({ method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/pcm;rate=16000' }, payload: Buffer.alloc(641) }), 415, 'ORB_ERR_AUDIO_FORMAT'],
-    ['unknown session', () => ({ url: '/v1/sessions/00000000-0000-4000-8000-000000000000', headers: auth('alice') }), 404, 'ORB_ERR_UNKNOWN_SESSION'],
-    ['unknown session on a turn', () => ({ method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { session: '00000000-0000-4000-8000-000000000000', text: 'hi' } }), 404, 'ORB_ERR_UNKNOWN_SESSION'],
+    [
+      'malformed JSON',
+      () => ({
+        method: 'POST',
+        url: '/v1/turns',
+        headers: { ...auth('alice'), 'content-type': 'application/json' },
+        payload: '{"text": "hi"',
+      }),
+      400,
+      'ORB_ERR_MALFORMED_JSON',
+    ],
+    [
+      'JSON of the wrong shape',
+      () => ({ method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { txt: 'hi' } }),
+      400,
+      'ORB_ERR_BAD_REQUEST',
+    ],
+    [
+      'body over the limit',
+      () => ({
+        method: 'POST',
+        url: '/v1/sessions',
+        headers: { ...auth('alice'), 'content-type': 'application/json' },
+        payload: JSON.stringify({ metadata: { a: 'x'.repeat(70_000) } }),
+      }),
+      413,
+      'ORB_ERR_BODY_TOO_LARGE',
+    ],
+    [
+      'unsupported content type',
+      () => ({ method: 'POST', url: '/v1/turns', headers: { ...auth('alice'), 'content-type': 'text/csv' }, payload: 'a,b' }),
+      415,
+      'ORB_ERR_UNSUPPORTED_MEDIA',
+    ],
+    [
+      'WAV at 44.1 kHz',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/wav' },
+        payload: wav(44_100),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      'stereo WAV',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/wav' },
+        payload: wav(16_000, 2),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      '8-bit WAV',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/wav' },
+        payload: wav(16_000, 1, '8'),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      'not a WAV at all',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/wav' },
+        payload: Buffer.from('hello world, not RIFF'),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      'raw PCM at 8 kHz',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/pcm;rate=8000' },
+        payload: Buffer.alloc(640),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      'raw PCM of odd length',
+      () => ({
+        method: 'POST',
+        url: `/v1/turns?session=${sid}`,
+        headers: { ...auth('alice'), 'content-type': 'audio/pcm;rate=16000' },
+        payload: Buffer.alloc(641),
+      }),
+      415,
+      'ORB_ERR_AUDIO_FORMAT',
+    ],
+    [
+      'unknown session',
+      () => ({ url: '/v1/sessions/00000000-0000-4000-8000-000000000000', headers: auth('alice') }),
+      404,
+      'ORB_ERR_UNKNOWN_SESSION',
+    ],
+    [
+      'unknown session on a turn',
+      () => ({
+        method: 'POST',
+        url: '/v1/turns',
+        headers: auth('alice'),
+        payload: { session: '00000000-0000-4000-8000-000000000000', text: 'hi' },
+      }),
+      404,
+      'ORB_ERR_UNKNOWN_SESSION',
+    ],
     ['seq after the last one', () => ({ url: `/v1/sessions/${sid}?after_seq=99`, headers: auth('alice') }), 400, 'ORB_ERR_BAD_SEQ'],
     ['negative seq', () => ({ url: `/v1/sessions/${sid}?after_seq=-1`, headers: auth('alice') }), 400, 'ORB_ERR_BAD_SEQ'],
     ['non-numeric seq', () => ({ url: `/v1/sessions/${sid}?after_seq=abc`, headers: auth('alice') }), 400, 'ORB_ERR_BAD_SEQ'],
@@ -157,7 +294,12 @@ describe('turns go to the bus and are never faked', () => {
 
   test('audio turn: utterance stored in the vault and referenced by the ASR job', async () => {
     const sid = (await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
-    const res = await http(host, { method: 'POST', url: `/v1/turns?session=${sid}`, headers: { ...auth('alice'), 'content-type': 'audio/wav' }, payload: wav(16_000) });
+    const res = await http(host, {
+      method: 'POST',
+      url: `/v1/turns?session=${sid}`,
+      headers: { ...auth('alice'), 'content-type': 'audio/wav' },
+      payload: wav(16_000),
+    });
     expect(res.statusCode).toBe(504);
     const jobs = (await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][];
     const env = JSON.parse(jobs[jobs.length - 1][1][1]);
@@ -202,7 +344,10 @@ describe('pressure and identity', () => {
       await seedIdentity(redis, empty, '2.0');
       await bare.identity.refresh();
       expect((await http(bh, { url: '/readyz' })).statusCode).toBe(200);
-      expect((await http(bh, { url: '/v1/identity', headers: auth('alice') })).json()).toMatchObject({ version: '2.0', document: { name: 'CaleonGenesis' } });
+      expect((await http(bh, { url: '/v1/identity', headers: auth('alice') })).json()).toMatchObject({
+        version: '2.0',
+        document: { name: 'CaleonGenesis' },
+      });
     } finally {
       await bare.close();
       await deletePrefix(redis, empty);

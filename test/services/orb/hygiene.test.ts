@@ -15,7 +15,11 @@ const redis = testRedis();
 const apps: FastifyInstance[] = [];
 const prefixes: string[] = [];
 
-async function gateway(extra: Record<string, string>, pod = 'orb-hyg', prefix = uniquePrefix('hyg')): Promise<{ app: FastifyInstance; host: string; prefix: string }> {
+async function gateway(
+  extra: Record<string, string>,
+  pod = 'orb-hyg',
+  prefix = uniquePrefix('hyg'),
+): Promise<{ app: FastifyInstance; host: string; prefix: string }> {
   const app = await makeApp(prefix, pod, extra);
   apps.push(app);
   prefixes.push(prefix);
@@ -26,10 +30,17 @@ async function gateway(extra: Record<string, string>, pod = 'orb-hyg', prefix = 
 function deadClient(host: string, path = '/v1/session?vad=false'): Promise<WebSocket> {
   const ws = new WebSocket(`ws://${host}${path}`, { headers: auth('alice'), autoPong: false });
   ws.on('error', () => undefined);
-  return new Promise((ok, fail) => { ws.once('open', () => ok(ws)); ws.once('unexpected-response', (_q, r) => fail(new Error(`refused ${r.statusCode}`))); });
+  return new Promise((ok, fail) => {
+    ws.once('open', () => ok(ws));
+    ws.once('unexpected-response', (_q, r) => fail(new Error(`refused ${r.statusCode}`)));
+  });
 }
 
-const closed = (ws: WebSocket) => new Promise<number>((ok) => { if (ws.readyState === WebSocket.CLOSED) ok(-1); else ws.once('close', (c) => ok(c)); });
+const closed = (ws: WebSocket) =>
+  new Promise<number>((ok) => {
+    if (ws.readyState === WebSocket.CLOSED) ok(-1);
+    else ws.once('close', (c) => ok(c));
+  });
 
 afterAll(async () => {
   await Promise.all(apps.map((a) => a.close()));
@@ -64,7 +75,12 @@ describe('WebSocket heartbeats, idle timeout and the per-key cap', () => {
   });
 
   test('the HTTP header, request and idle timeouts do not cut an upgraded WebSocket that is in use', async () => {
-    const { host } = await gateway({ ORB_HTTP_REQUEST_TIMEOUT_MS: '300', ORB_HTTP_HEADERS_TIMEOUT_MS: '200', ORB_HTTP_IDLE_TIMEOUT_MS: '1000', ORB_WS_PING_MS: '200' });
+    const { host } = await gateway({
+      ORB_HTTP_REQUEST_TIMEOUT_MS: '300',
+      ORB_HTTP_HEADERS_TIMEOUT_MS: '200',
+      ORB_HTTP_IDLE_TIMEOUT_MS: '1000',
+      ORB_WS_PING_MS: '200',
+    });
     const c = new Client(host, '/v1/session?vad=false', auth('alice'));
     await c.next((m) => m.type === 'session.ready', 'ready');
     const keep = setInterval(() => c.send({ type: 'ping', id: 'k' }), 250);
@@ -77,8 +93,13 @@ describe('WebSocket heartbeats, idle timeout and the per-key cap', () => {
     await c.close();
   });
 
-  test('the issue\'s scenario: 100 silent sockets hold the cap of 100 only until ORB_WS_IDLE_MS, then the key gets in again', async () => {
-    const { host, prefix } = await gateway({ ORB_MAX_SOCKETS_PER_KEY: '100', ORB_WS_IDLE_MS: '4000', ORB_WS_PING_MS: '500', ORB_RATE_LIMIT_MAX: '1000' });
+  test("the issue's scenario: 100 silent sockets hold the cap of 100 only until ORB_WS_IDLE_MS, then the key gets in again", async () => {
+    const { host, prefix } = await gateway({
+      ORB_MAX_SOCKETS_PER_KEY: '100',
+      ORB_WS_IDLE_MS: '4000',
+      ORB_WS_PING_MS: '500',
+      ORB_RATE_LIMIT_MAX: '1000',
+    });
     const silent: Client[] = [];
     for (let i = 0; i < 100; i++) silent.push(new Client(host, '/v1/session?vad=false', auth('carol')));
     await Promise.all(silent.map((c) => c.opened));
@@ -109,16 +130,25 @@ describe('WebSocket heartbeats, idle timeout and the per-key cap', () => {
     expect(JSON.parse(refused.refusedBody).code).toBe('ORB_ERR_TOO_MANY_SOCKETS');
     await Promise.all(dead.map(closed));
     // The leases go with the sockets: a new client gets in on either replica without waiting for a lease TTL.
-    const fresh = await waitFor(async () => {
-      const c = new Client(b.host, '/v1/session?vad=false', auth('alice'));
-      try { await c.opened; return c; } catch { return null; }
-    }, 'a slot after the dead sockets were dropped', 5000);
+    const fresh = await waitFor(
+      async () => {
+        const c = new Client(b.host, '/v1/session?vad=false', auth('alice'));
+        try {
+          await c.opened;
+          return c;
+        } catch {
+          return null;
+        }
+      },
+      'a slot after the dead sockets were dropped',
+      5000,
+    );
     expect(await redis.zcard(`${prefix}orb:sockets:alice`)).toBe(1);
     await fresh.close();
   });
 });
 
-describe('per-socket rates inside the key\'s shared budget', () => {
+describe("per-socket rates inside the key's shared budget", () => {
   test('messages over ORB_WS_MESSAGES_PER_S are refused with a code and the socket stays open', async () => {
     const { host } = await gateway({ ORB_WS_MESSAGES_PER_S: '5' });
     const c = new Client(host, '/v1/session?vad=false', auth('alice'));
@@ -135,7 +165,7 @@ describe('per-socket rates inside the key\'s shared budget', () => {
     await c.close();
   });
 
-  test('turns on an open socket draw on the key\'s budget: once HTTP spent it, no turn is queued', async () => {
+  test("turns on an open socket draw on the key's budget: once HTTP spent it, no turn is queued", async () => {
     const { host, prefix } = await gateway({ ORB_RATE_LIMIT_MAX: '4', ORB_RATE_LIMIT_WINDOW_MS: '60000' });
     const c = new Client(host, '/v1/session?vad=false', auth('bob'));
     await c.next((m) => m.type === 'session.ready', 'ready'); // the upgrade was request 1
@@ -169,24 +199,47 @@ describe('per-socket rates inside the key\'s shared budget', () => {
 
 describe('slow HTTP clients', () => {
   /** Opens `n` raw connections driven by `drive`; resolves with how long each took to be closed by the server. */
-  async function slowClients(hostPort: string, n: number, drive: (s: Socket, i: number) => NodeJS.Timeout | undefined, boundMs: number): Promise<number[]> {
+  async function slowClients(
+    hostPort: string,
+    n: number,
+    drive: (s: Socket, i: number) => NodeJS.Timeout | undefined,
+    boundMs: number,
+  ): Promise<number[]> {
     const [h, p] = hostPort.split(':');
-    return Promise.all(Array.from({ length: n }, (_, i) => new Promise<number>((ok) => {
-      const t0 = Date.now();
-      const s = connect(Number(p), h);
-      let timer: NodeJS.Timeout | undefined;
-      const bound = setTimeout(() => { clearInterval(timer); s.destroy(); ok(Infinity); }, boundMs);
-      s.on('connect', () => { timer = drive(s, i); });
-      s.on('data', () => undefined);
-      s.on('error', () => undefined);
-      s.on('close', () => { clearInterval(timer); clearTimeout(bound); ok(Date.now() - t0); });
-    })));
+    return Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) =>
+          new Promise<number>((ok) => {
+            const t0 = Date.now();
+            const s = connect(Number(p), h);
+            let timer: NodeJS.Timeout | undefined;
+            const bound = setTimeout(() => {
+              clearInterval(timer);
+              s.destroy();
+              ok(Infinity);
+            }, boundMs);
+            s.on('connect', () => {
+              timer = drive(s, i);
+            });
+            s.on('data', () => undefined);
+            s.on('error', () => undefined);
+            s.on('close', () => {
+              clearInterval(timer);
+              clearTimeout(bound);
+              ok(Date.now() - t0);
+            });
+          }),
+      ),
+    );
   }
 
   test('200 bodies that never finish are cut off at ORB_HTTP_REQUEST_TIMEOUT_MS, and the gateway keeps serving', async () => {
     const { host } = await gateway({ ORB_HTTP_REQUEST_TIMEOUT_MS: '1000', ORB_HTTP_HEADERS_TIMEOUT_MS: '500' });
     const drip = (s: Socket) => {
-      s.write(`POST /v1/turns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"text":"`);
+      s.write(
+        `POST /v1/turns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"text":"`,
+      );
       return setInterval(() => s.write('a'), 100);
     };
     const pending = slowClients(host, 200, drip, 8000);
@@ -200,21 +253,31 @@ describe('slow HTTP clients', () => {
   test('headers that never finish, and connections that never send, are cut off at ORB_HTTP_HEADERS_TIMEOUT_MS', async () => {
     const { host } = await gateway({ ORB_HTTP_REQUEST_TIMEOUT_MS: '5000', ORB_HTTP_HEADERS_TIMEOUT_MS: '500' });
     const header = 'GET /v1/identity HTTP/1.1\r\nHost: x\r\nX-Slow: ';
-    const slowHeaders = (s: Socket) => { s.write(header); return setInterval(() => s.write('b'), 100); };
+    const slowHeaders = (s: Socket) => {
+      s.write(header);
+      return setInterval(() => s.write('b'), 100);
+    };
     const silent = () => undefined;
     const [dripping, mute] = await Promise.all([slowClients(host, 50, slowHeaders, 8000), slowClients(host, 50, silent, 8000)]);
-    console.log(`slow headers: 50 closed after ≤ ${Math.max(...dripping)} ms; 50 silent connections closed after ≤ ${Math.max(...mute)} ms`);
+    console.log(
+      `slow headers: 50 closed after ≤ ${Math.max(...dripping)} ms; 50 silent connections closed after ≤ ${Math.max(...mute)} ms`,
+    );
     expect(Math.max(...dripping)).toBeLessThan(3000);
     expect(Math.max(...mute)).toBeLessThan(3000);
   });
 });
 
 describe('trustProxy: only the ingress hops are believed', () => {
-  const guess = (host: string, xff: string) => http(host, { url: '/v1/identity', headers: { authorization: 'Bearer wrong-wrong-wrong-wrong', 'x-forwarded-for': xff } });
+  const guess = (host: string, xff: string) =>
+    http(host, { url: '/v1/identity', headers: { authorization: 'Bearer wrong-wrong-wrong-wrong', 'x-forwarded-for': xff } });
 
   test.each([
     ['no proxy trusted (ORB_TRUST_PROXY_HOPS=0)', '0', (i: number) => `203.0.113.${i}`],
-    ['one ingress hop (ORB_TRUST_PROXY_HOPS=1), spoofed entries before the ingress one', '1', (i: number) => `203.0.113.${i}, 198.51.100.7`],
+    [
+      'one ingress hop (ORB_TRUST_PROXY_HOPS=1), spoofed entries before the ingress one',
+      '1',
+      (i: number) => `203.0.113.${i}, 198.51.100.7`,
+    ],
   ])('%s: a spoofed X-Forwarded-For does not escape the per-IP wrong-key limit', async (_n, hops, xff) => {
     const { host } = await gateway({ ORB_TRUST_PROXY_HOPS: hops, ORB_RATE_LIMIT_MAX: '3' });
     const statuses: number[] = [];
@@ -233,7 +296,7 @@ describe('trustProxy: only the ingress hops are believed', () => {
 });
 
 describe('draining with peers that never answer', () => {
-  test('a peer that stops reading (offline, gone) cannot hold the drain for ws\'s 30 s close timeout: it is cut after the close grace', async () => {
+  test("a peer that stops reading (offline, gone) cannot hold the drain for ws's 30 s close timeout: it is cut after the close grace", async () => {
     const { app, host } = await gateway({ ORB_WS_PING_MS: '60000', ORB_WS_IDLE_MS: '60000' });
     const reading = new Client(host, '/v1/session?vad=false', auth('alice'));
     const stalled = await deadClient(host);
@@ -251,11 +314,14 @@ describe('draining with peers that never answer', () => {
     stalled.terminate();
   });
 
-  test('a socket the server already began to close (idle 4408) whose peer never answers is cut too, not left to ws\'s timer', async () => {
+  test("a socket the server already began to close (idle 4408) whose peer never answers is cut too, not left to ws's timer", async () => {
     const { app, host } = await gateway({ ORB_WS_PING_MS: '60000', ORB_WS_IDLE_MS: '1000' });
     const stalled = await deadClient(host);
     (stalled as unknown as { _socket: Socket })._socket.pause();
-    await waitFor(() => [...app.websocketServer.clients].some((c) => c.readyState === c.CLOSING) || undefined, 'the idle close frame is sent');
+    await waitFor(
+      () => [...app.websocketServer.clients].some((c) => c.readyState === c.CLOSING) || undefined,
+      'the idle close frame is sent',
+    );
     const t0 = Date.now();
     await drainAndClose(app, 0);
     const took = Date.now() - t0;

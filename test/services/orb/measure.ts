@@ -26,13 +26,21 @@ function rssMiB(pid: number): number {
 }
 
 async function ok(url: string): Promise<boolean> {
-  try { return (await fetch(url)).status === 200; } catch { return false; }
+  try {
+    return (await fetch(url)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
 function build(): string {
   const out = join(tmpdir(), 'orb-measure-build');
   try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { stdio: ['ignore', 2, 2] });
+    execFileSync(
+      process.execPath,
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out],
+      { stdio: ['ignore', 2, 2] },
+    );
   } catch (err) {
     // Type errors elsewhere in a tree under construction still emit JS; only a missing entry is fatal.
     if (!existsSync(join(out, 'services/orb/main.js'))) throw err;
@@ -46,11 +54,21 @@ function child(args: string[], env: Record<string, string>): ChildProcess {
   return c;
 }
 
-async function cannon(url: string, headers: Record<string, string>, seconds: number): Promise<{ rps: number; p50: number; p99: number; non2xx: number; statuses: unknown }> {
+async function cannon(
+  url: string,
+  headers: Record<string, string>,
+  seconds: number,
+): Promise<{ rps: number; p50: number; p99: number; non2xx: number; statuses: unknown }> {
   const probe = await fetch(url, { headers });
   if (probe.status !== 200) throw new Error(`${url} answers ${probe.status}: ${await probe.text()}`);
   const r = await autocannon({ url, headers, connections: 50, duration: seconds, pipelining: 1 });
-  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx, statuses: (r as unknown as { statusCodeStats?: unknown }).statusCodeStats };
+  return {
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    statuses: (r as unknown as { statusCodeStats?: unknown }).statusCodeStats,
+  };
 }
 
 async function main(): Promise<void> {
@@ -60,13 +78,23 @@ async function main(): Promise<void> {
   const orbPort = await freePort();
   const helloPort = await freePort();
   const orb = child([join(out, 'services/orb/main.js')], {
-    REDIS_URL: redisUrl, VAULT_KEY_PREFIX: 'measure:', PORT: String(orbPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn',
-    ORB_API_KEYS: `bench:${KEY}`, ORB_MAX_SOCKETS_PER_KEY: String(SOCKETS + 10), ORB_RATE_LIMIT_MAX: '1000000000', ORB_VAD: 'true',
+    REDIS_URL: redisUrl,
+    VAULT_KEY_PREFIX: 'measure:',
+    PORT: String(orbPort),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ORB_API_KEYS: `bench:${KEY}`,
+    ORB_MAX_SOCKETS_PER_KEY: String(SOCKETS + 10),
+    ORB_RATE_LIMIT_MAX: '1000000000',
+    ORB_VAD: 'true',
   });
   const helloFile = join(tmpdir(), 'orb-measure-hello.js');
-  writeFileSync(helloFile, `const app = require(${JSON.stringify(join(ROOT, 'node_modules/fastify'))})();
+  writeFileSync(
+    helloFile,
+    `const app = require(${JSON.stringify(join(ROOT, 'node_modules/fastify'))})();
 app.get('/', async () => ({ hello: 'world' }));
-app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
+app.listen({ port: ${helloPort}, host: '127.0.0.1' });`,
+  );
   const hello = child([helloFile], {});
   const children = [orb, hello];
   try {
@@ -79,12 +107,25 @@ app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
     await waitUntil('hello ready', () => ok(`http://127.0.0.1:${helloPort}/`), 60_000);
     const auth = { authorization: `Bearer ${KEY}` };
     const createdRes = await fetch(`http://127.0.0.1:${orbPort}/v1/sessions`, { method: 'POST', headers: auth });
-    const created = await createdRes.json() as { id: string };
+    const created = (await createdRes.json()) as { id: string };
     if (createdRes.status !== 201) throw new Error(`POST /v1/sessions: ${createdRes.status} ${JSON.stringify(created)}`);
     // A session with a realistic history: one text turn's worth of events.
     for (const type of ['turn.start', 'transcript', 'verdict', 'verdict', 'verdict', 'verdict', 'verdict', 'reply', 'turn.end']) {
       const seq = await r.incr(`measure:turn:${created.id}:seq`);
-      await r.xadd(`measure:turn:${created.id}:events`, `${seq}-0`, 'type', type, 'turn', 't1', 'data', '{"text":"hello there"}', 'ts', String(Date.now()), 'job', '');
+      await r.xadd(
+        `measure:turn:${created.id}:events`,
+        `${seq}-0`,
+        'type',
+        type,
+        'turn',
+        't1',
+        'data',
+        '{"text":"hello there"}',
+        'ts',
+        String(Date.now()),
+        'job',
+        '',
+      );
     }
 
     await new Promise((res) => setTimeout(res, 3000));
@@ -94,8 +135,12 @@ app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
     let readyCount = 0;
     for (let i = 0; i < SOCKETS; i++) {
       const ws = new WebSocket(`ws://127.0.0.1:${orbPort}/v1/session`, { headers: auth });
-      ws.on('message', (d) => { if (String(d).includes('"session.ready"')) readyCount++; });
-      ws.on('error', (e) => { throw e; });
+      ws.on('message', (d) => {
+        if (String(d).includes('"session.ready"')) readyCount++;
+      });
+      ws.on('error', (e) => {
+        throw e;
+      });
       sockets.push(ws);
       if (i % 100 === 99) await waitUntil(`${i + 1} sessions ready`, () => readyCount >= i + 1, 60_000);
     }
@@ -110,26 +155,48 @@ app.listen({ port: ${helloPort}, host: '127.0.0.1' });`);
     const runs: { hello: Awaited<ReturnType<typeof cannon>>[]; session: Awaited<ReturnType<typeof cannon>>[] } = { hello: [], session: [] };
     for (let i = 0; i < rounds; i++) {
       // ABBA order cancels drift between the two subjects.
-      const order = i % 2 === 0 ? ['hello', 'session'] as const : ['session', 'hello'] as const;
+      const order = i % 2 === 0 ? (['hello', 'session'] as const) : (['session', 'hello'] as const);
       for (const which of order) {
-        runs[which].push(which === 'hello'
-          ? await cannon(`http://127.0.0.1:${helloPort}/`, {}, seconds)
-          : await cannon(`http://127.0.0.1:${orbPort}/v1/sessions/${created.id}`, auth, seconds));
+        runs[which].push(
+          which === 'hello'
+            ? await cannon(`http://127.0.0.1:${helloPort}/`, {}, seconds)
+            : await cannon(`http://127.0.0.1:${orbPort}/v1/sessions/${created.id}`, auth, seconds),
+        );
       }
     }
     const avg = (xs: { rps: number }[]) => Math.round(xs.reduce((s, x) => s + x.rps, 0) / xs.length);
     await r.quit();
-    console.log(JSON.stringify({
-      machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date: new Date().toISOString() },
-      rss_mib: { idle, with_1000_sockets: withSockets, per_socket_kib: Math.round(((withSockets - idle) * 1024) / SOCKETS * 10) / 10 },
-      replica_heartbeat: (replicas as { replicas: unknown[] }).replicas[0],
-      req_per_s: { hello_world: avg(runs.hello), get_session: avg(runs.session), ratio: Math.round((avg(runs.session) / avg(runs.hello)) * 1000) / 1000 },
-      runs,
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date: new Date().toISOString() },
+          rss_mib: {
+            idle,
+            with_1000_sockets: withSockets,
+            per_socket_kib: Math.round((((withSockets - idle) * 1024) / SOCKETS) * 10) / 10,
+          },
+          replica_heartbeat: (replicas as { replicas: unknown[] }).replicas[0],
+          req_per_s: {
+            hello_world: avg(runs.hello),
+            get_session: avg(runs.session),
+            ratio: Math.round((avg(runs.session) / avg(runs.hello)) * 1000) / 1000,
+          },
+          runs,
+        },
+        null,
+        2,
+      ),
+    );
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await redis?.stop({ removeDir: true });
   }
 }
 
-main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

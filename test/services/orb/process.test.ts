@@ -13,28 +13,51 @@ const prefix = uniquePrefix('orbproc');
 const redis = testRedis();
 const children: ChildProcess[] = [];
 
-interface Gateway { proc: ChildProcess; host: string; exited: Promise<{ code: number | null; signal: string | null }>; output: () => string }
+interface Gateway {
+  proc: ChildProcess;
+  host: string;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  output: () => string;
+}
 
 function spawnGateway(env: Record<string, string>): Gateway {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'services/orb/main.ts'], {
-    cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(proc);
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { proc, host: `127.0.0.1:${env.PORT}`, exited, output: () => out };
 }
 
 async function ready(g: Gateway): Promise<void> {
-  await waitFor(async () => {
-    if (g.proc.exitCode !== null) throw new Error(`gateway exited: ${g.output()}`);
-    try { return (await http(g.host, { url: '/readyz' })).statusCode === 200; } catch { return false; }
-  }, 'gateway ready', 60_000);
+  await waitFor(
+    async () => {
+      if (g.proc.exitCode !== null) throw new Error(`gateway exited: ${g.output()}`);
+      try {
+        return (await http(g.host, { url: '/readyz' })).statusCode === 200;
+      } catch {
+        return false;
+      }
+    },
+    'gateway ready',
+    60_000,
+  );
 }
 
-beforeAll(async () => { await seedIdentity(redis, prefix); });
+beforeAll(async () => {
+  await seedIdentity(redis, prefix);
+});
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -54,14 +77,24 @@ test('a bad environment stops the start with a message naming each variable', as
 test('SIGTERM: readiness flips first, sockets close 1012 with a resume hint, in-flight HTTP finishes, exit 0', async () => {
   const port = await freePort();
   const g = spawnGateway({
-    ...gatewayEnv(prefix, 'orb-drain'), PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info',
-    ORB_DRAIN_DELAY_MS: '1500', ORB_TURN_DEADLINE_MS: '4000', ORB_DRAIN_TIMEOUT_MS: '20000',
+    ...gatewayEnv(prefix, 'orb-drain'),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ORB_DRAIN_DELAY_MS: '1500',
+    ORB_TURN_DEADLINE_MS: '4000',
+    ORB_DRAIN_TIMEOUT_MS: '20000',
   });
   await ready(g);
   const sock = new Client(g.host, '/v1/session', auth('alice'));
   const hello = await sock.next((m) => m.type === 'session.ready', 'session.ready');
   // A text turn in flight (no workers: it ends with 504 at its deadline, after the drain has begun).
-  const inflight = http(g.host, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { session: hello.session, text: 'are you there?' } });
+  const inflight = http(g.host, {
+    method: 'POST',
+    url: '/v1/turns',
+    headers: auth('alice'),
+    payload: { session: hello.session, text: 'are you there?' },
+  });
   await waitFor(async () => (await redis.xlen(`${prefix}acp:jobs:cali`)) > 0, 'turn on the bus');
 
   g.proc.kill('SIGTERM');
@@ -83,7 +116,11 @@ test('SIGTERM: readiness flips first, sockets close 1012 with a resume hint, in-
   expect(exit).toEqual({ code: 0, signal: null });
   expect(await redis.exists(`${prefix}orb:replica:orb-drain`)).toBe(0);
   // pino JSON logs, with the key redacted.
-  const lines = g.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const lines = g
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
   expect(lines.some((l) => l.msg === 'draining: readiness off')).toBe(true);
   expect(g.output()).not.toContain('alice-key');
   expect(lines.some((l) => l.req?.headers?.authorization === '[Redacted]')).toBe(true);
@@ -91,9 +128,16 @@ test('SIGTERM: readiness flips first, sockets close 1012 with a resume hint, in-
 
 test('heartbeats appear and expire when a replica dies without cleaning up', async () => {
   const port = await freePort();
-  const g = spawnGateway({ ...gatewayEnv(prefix, 'orb-doomed'), PORT: String(port), HOST: '127.0.0.1', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '1500' });
+  const g = spawnGateway({
+    ...gatewayEnv(prefix, 'orb-doomed'),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ORB_HEARTBEAT_MS: '200',
+    ORB_HEARTBEAT_TTL_MS: '1500',
+  });
   await ready(g);
-  const listed = async () => ((await http(g.host, { url: '/v1/replicas', headers: auth('alice') })).json().replicas as { pod: string }[]).map((r) => r.pod);
+  const listed = async () =>
+    ((await http(g.host, { url: '/v1/replicas', headers: auth('alice') })).json().replicas as { pod: string }[]).map((r) => r.pod);
   expect(await listed()).toContain('orb-doomed');
   g.proc.kill('SIGKILL');
   await g.exited;

@@ -27,8 +27,11 @@ describe('scrubUrl and scrubHeaders', () => {
   test('what carries no secret is kept as it was', () => {
     expect(scrubUrl('/v1/sessions/abc?after_seq=3&limit=10')).toBe('/v1/sessions/abc?after_seq=3&limit=10');
     expect(scrubUrl('/v1/session?session=9b1c&speak=true&vad=false')).toBe('/v1/session?session=9b1c&speak=true&vad=false');
-    expect(scrubHeaders({ 'content-type': 'application/json', 'x-request-id': 'r1', 'user-agent': 'ua' }))
-      .toEqual({ 'content-type': 'application/json', 'x-request-id': 'r1', 'user-agent': 'ua' });
+    expect(scrubHeaders({ 'content-type': 'application/json', 'x-request-id': 'r1', 'user-agent': 'ua' })).toEqual({
+      'content-type': 'application/json',
+      'x-request-id': 'r1',
+      'user-agent': 'ua',
+    });
   });
 });
 
@@ -40,7 +43,19 @@ describe('the log lines of a gateway serving requests that carry the key', () =>
   let host: string;
 
   beforeAll(async () => {
-    app = await makeApp(prefix, 'orb-redact', { LOG_LEVEL: 'debug' }, { logger: undefined, logStream: { write: (l: string) => { lines.push(l); } } });
+    app = await makeApp(
+      prefix,
+      'orb-redact',
+      { LOG_LEVEL: 'debug' },
+      {
+        logger: undefined,
+        logStream: {
+          write: (l: string) => {
+            lines.push(l);
+          },
+        },
+      },
+    );
     host = await listen(app);
   });
   afterAll(async () => {
@@ -62,22 +77,35 @@ describe('the log lines of a gateway serving requests that carry the key', () =>
       tried++;
     }
     // WebSocket upgrades: the key in the query, in the subprotocol header, and a ticket.
-    const ticket = ((await (await fetch(`http://${host}/v1/session/tickets`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` } })).json()) as { ticket: string }).ticket;
-    const upgrades: [string, string[] | undefined][] = [[`/v1/session?token=${KEY}`, undefined], [`/v1/session?ticket=${ticket}`, undefined], ['/v1/session', [`orb.key.${KEY}`]]];
+    const ticket = (
+      (await (
+        await fetch(`http://${host}/v1/session/tickets`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` } })
+      ).json()) as { ticket: string }
+    ).ticket;
+    const upgrades: [string, string[] | undefined][] = [
+      [`/v1/session?token=${KEY}`, undefined],
+      [`/v1/session?ticket=${ticket}`, undefined],
+      ['/v1/session', [`orb.key.${KEY}`]],
+    ];
     for (const [path, protocols] of upgrades) {
       await new Promise<void>((ok) => {
         const ws = new WebSocket(`ws://${host}${path}`, protocols);
         ws.on('open', () => ws.close());
         ws.on('close', () => ok());
         ws.on('error', () => ok());
-        ws.on('unexpected-response', (req) => { req.destroy(); ok(); });
+        ws.on('unexpected-response', (req) => {
+          req.destroy();
+          ok();
+        });
       });
       tried++;
     }
     await new Promise((r) => setTimeout(r, 200)); // let the close logs land
     const log = lines.join('');
     const leaks = [KEY, encodeURIComponent(KEY), enc(KEY), ticket].filter((s) => log.includes(s));
-    console.log(`redaction: ${tried} requests carrying the key, ${lines.length} log lines, ${log.split('[Redacted]').length - 1} redactions, leaks ${leaks.length}`);
+    console.log(
+      `redaction: ${tried} requests carrying the key, ${lines.length} log lines, ${log.split('[Redacted]').length - 1} redactions, leaks ${leaks.length}`,
+    );
     expect(lines.length).toBeGreaterThan(tried);
     expect(leaks).toEqual([]);
   });
@@ -86,7 +114,14 @@ describe('the log lines of a gateway serving requests that carry the key', () =>
 test('break it: 5 000 random spellings of credential parameter names (case, percent- and double-encoding, separators) are all redacted', () => {
   const names = ['token', 'api_key', 'apikey', 'api-key', 'key', 'access_token', 'ticket', 'secret', 'password', 'auth', 'authorization'];
   let x = 0x9e3779b9;
-  const r = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
+  const r = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
   const spell = (c: string) => {
     const v = r() < 0.5 ? c.toUpperCase() : c;
     const p = r();

@@ -40,14 +40,20 @@ describe('rate limit on the hot read', () => {
       const created = await http(a, { method: 'POST', url: '/v1/sessions', headers: auth('alice') }); // 1 of the budget
       expect(created.statusCode).toBe(201);
       const sid = created.json().id as string;
-      const answers = await Promise.all(Array.from({ length: 3 * MAX }, (_, i) => http(i % 2 ? a : b, { url: `/v1/sessions/${sid}`, headers: auth('alice') })));
+      const answers = await Promise.all(
+        Array.from({ length: 3 * MAX }, (_, i) => http(i % 2 ? a : b, { url: `/v1/sessions/${sid}`, headers: auth('alice') })),
+      );
       const onA = answers.filter((_, i) => i % 2);
       const onB = answers.filter((_, i) => !(i % 2));
       const count = (rs: HttpResult[], status: number) => rs.filter((r) => r.statusCode === status).length;
-      console.log(`hot read, 2 replicas, limit ${MAX} (1 spent on POST): A answered ${count(onA, 200)} refused ${count(onA, 429)}; B answered ${count(onB, 200)} refused ${count(onB, 429)}`);
+      console.log(
+        `hot read, 2 replicas, limit ${MAX} (1 spent on POST): A answered ${count(onA, 200)} refused ${count(onA, 429)}; B answered ${count(onB, 200)} refused ${count(onB, 429)}`,
+      );
       expect(count(answers, 200)).toBe(MAX - 1);
       expect(count(answers, 429)).toBe(answers.length - (MAX - 1));
-      expect(new Set(answers.filter((r) => r.statusCode === 429).map((r) => r.json().code))).toEqual(new Set(['ORB_ERR_TOO_MANY_REQUESTS']));
+      expect(new Set(answers.filter((r) => r.statusCode === 429).map((r) => r.json().code))).toEqual(
+        new Set(['ORB_ERR_TOO_MANY_REQUESTS']),
+      );
       // Both replicas refused: neither had a budget of its own.
       expect(count(onA, 429)).toBeGreaterThan(0);
       expect(count(onB, 429)).toBeGreaterThan(0);
@@ -120,7 +126,8 @@ describe('rate limit on the hot read', () => {
       const a = await gateway(prefix, 'orb-sr-ip', { ORB_RATE_LIMIT_MAX: '3', ORB_RATE_LIMIT_WINDOW_MS: '600000' });
       const url = '/v1/sessions/00000000-0000-4000-8000-000000000000';
       const statuses: number[] = [];
-      for (let i = 0; i < 5; i++) statuses.push((await http(a, { url, headers: { authorization: 'Bearer wrong-wrong-wrong-wrong' } })).statusCode);
+      for (let i = 0; i < 5; i++)
+        statuses.push((await http(a, { url, headers: { authorization: 'Bearer wrong-wrong-wrong-wrong' } })).statusCode);
       expect(statuses).toEqual([401, 401, 401, 429, 429]);
       // The IP budget is shared with other routes; alice's own budget is untouched.
       expect((await http(a, { url: '/v1/identity', headers: { authorization: 'Bearer wrong-wrong-wrong-wrong' } })).statusCode).toBe(429);
@@ -162,7 +169,8 @@ describe('session TTL on read', () => {
       let sawMarker = false;
       watcher.on('monitor', (_t: string, args: string[]) => {
         if (args[0]?.toLowerCase() === 'set' && args[1] === `${prefix}marker`) sawMarker = true;
-        if (/^(expire|pexpire|hset|set|del)$/i.test(args[0]) && args.slice(1).some((x) => x === key || x === index)) writes.push(args.join(' '));
+        if (/^(expire|pexpire|hset|set|del)$/i.test(args[0]) && args.slice(1).some((x) => x === key || x === index))
+          writes.push(args.join(' '));
       });
 
       // Above the threshold (950 s left): the read answers and nothing is written to the session.

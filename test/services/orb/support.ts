@@ -26,14 +26,27 @@ export const auth = (who: keyof typeof KEYS) => ({ authorization: `Bearer ${KEYS
 
 export function gatewayEnv(prefix: string, pod: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    REDIS_URL: testRedisUrl(), VAULT_KEY_PREFIX: prefix, POD_NAME: pod, ORB_API_KEYS: API_KEYS_ENV,
+    REDIS_URL: testRedisUrl(),
+    VAULT_KEY_PREFIX: prefix,
+    POD_NAME: pod,
+    ORB_API_KEYS: API_KEYS_ENV,
     // Event-loop pressure is off: a loaded 2-core CI box must not turn test requests into 503s.
-    LOG_LEVEL: 'silent', ORB_VAD: 'false', ORB_MAX_EVENT_LOOP_DELAY_MS: '0', ORB_HEARTBEAT_MS: '200', ORB_HEARTBEAT_TTL_MS: '2000', ORB_TURN_DEADLINE_MS: '1500',
+    LOG_LEVEL: 'silent',
+    ORB_VAD: 'false',
+    ORB_MAX_EVENT_LOOP_DELAY_MS: '0',
+    ORB_HEARTBEAT_MS: '200',
+    ORB_HEARTBEAT_TTL_MS: '2000',
+    ORB_TURN_DEADLINE_MS: '1500',
     ...extra,
   };
 }
 
-export async function makeApp(prefix: string, pod: string, extra: Record<string, string> = {}, opts: Partial<OrbAppOptions> = {}): Promise<FastifyInstance> {
+export async function makeApp(
+  prefix: string,
+  pod: string,
+  extra: Record<string, string> = {},
+  opts: Partial<OrbAppOptions> = {},
+): Promise<FastifyInstance> {
   const env = gatewayEnv(prefix, pod, extra);
   return buildApp({ config: loadEnv(ORB_ENV, env), vault: loadEnv(VAULT_ENV, env), logger: false, tailBlockMs: 100, ...opts });
 }
@@ -50,7 +63,11 @@ export function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs 
   return waitUntil(what, check, timeoutMs, 25);
 }
 
-export interface WsMessage { type: string; seq?: number; [k: string]: unknown }
+export interface WsMessage {
+  type: string;
+  seq?: number;
+  [k: string]: unknown;
+}
 
 /** A WebSocket client that records every message and its close. */
 export class Client {
@@ -70,24 +87,39 @@ export class Client {
       this.ws.once('open', () => resolve());
       this.ws.once('unexpected-response', (req, res) => {
         this.refusedStatus = res.statusCode ?? 0;
-        res.on('data', (d: Buffer) => { this.refusedBody += d.toString(); });
+        res.on('data', (d: Buffer) => {
+          this.refusedBody += d.toString();
+        });
         // With this listener ws leaves the refused request open; end it so no socket outlives the test.
-        res.on('end', () => { req.destroy(); reject(new Error(`refused ${res.statusCode}`)); });
+        res.on('end', () => {
+          req.destroy();
+          reject(new Error(`refused ${res.statusCode}`));
+        });
       });
       this.ws.once('error', reject);
     });
     this.opened.catch(() => undefined);
     this.closed = new Promise((resolve) => {
-      this.ws.once('close', (code, reason) => { this.closeCode = code; this.closeReason = reason.toString(); resolve(); });
+      this.ws.once('close', (code, reason) => {
+        this.closeCode = code;
+        this.closeReason = reason.toString();
+        resolve();
+      });
       this.ws.once('unexpected-response', (_req, res) => res.on('end', () => resolve()));
     });
-    this.ws.on('message', (data, isBinary) => { if (!isBinary) this.messages.push(JSON.parse(data.toString())); });
+    this.ws.on('message', (data, isBinary) => {
+      if (!isBinary) this.messages.push(JSON.parse(data.toString()));
+    });
     this.ws.on('error', () => undefined);
   }
 
-  send(msg: unknown): void { this.ws.send(JSON.stringify(msg)); }
+  send(msg: unknown): void {
+    this.ws.send(JSON.stringify(msg));
+  }
 
-  seqs(): number[] { return this.messages.filter((m) => typeof m.seq === 'number').map((m) => m.seq as number); }
+  seqs(): number[] {
+    return this.messages.filter((m) => typeof m.seq === 'number').map((m) => m.seq as number);
+  }
 
   async next(pred: (m: WsMessage) => boolean, what: string, from = 0): Promise<WsMessage> {
     return waitFor(() => this.messages.slice(from).find(pred), what);
@@ -104,13 +136,21 @@ export async function seedIdentity(redis: import('ioredis').default, prefix: str
   await redis.set(`${prefix}identity:version`, version);
 }
 
-export interface HttpResult { statusCode: number; headers: Record<string, string>; body: string; json(): any }
+export interface HttpResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+  json(): any;
+}
 
 /**
  * A real HTTP request (fetch). app.inject is not usable under jest here: light-my-request needs the
  * ESM-only `cookie` package, which jest's CommonJS runtime cannot require.
  */
-export async function http(hostPort: string, opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown }): Promise<HttpResult> {
+export async function http(
+  hostPort: string,
+  opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown },
+): Promise<HttpResult> {
   const headers: Record<string, string> = { ...opts.headers };
   let body: string | Buffer | undefined;
   if (Buffer.isBuffer(opts.payload) || typeof opts.payload === 'string') body = opts.payload;

@@ -68,7 +68,14 @@ test('break it: 20 upgrades racing with one ticket over two replicas, exactly on
   for (let round = 0; round < 10; round++) {
     const t = await ticketFrom(round % 2 ? a : b);
     const clients = Array.from({ length: 20 }, (_, i) => new Client(i % 2 ? a : b, `/v1/session?ticket=${t.ticket}&vad=false`));
-    const opened = await Promise.all(clients.map((c) => c.opened.then(() => true, () => false)));
+    const opened = await Promise.all(
+      clients.map((c) =>
+        c.opened.then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     wins += opened.filter(Boolean).length;
     refused += clients.filter((c) => c.refusedStatus === 401).length;
     expect(opened.filter(Boolean)).toHaveLength(1);

@@ -28,19 +28,44 @@ let B: FastifyInstance;
 let a: string;
 let b: string;
 
-const client = () => { const c = testRedis(); clients.push(c); return c; };
-const workerConfig = (podName: string) => ({ ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }), podName });
+const client = () => {
+  const c = testRedis();
+  clients.push(c);
+  return c;
+};
+const workerConfig = (podName: string) => ({
+  ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }),
+  podName,
+});
 
 beforeAll(async () => {
   const admin = client();
-  await writeIdentity(admin, createAcp(admin, { prefix }).keys, parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')));
+  await writeIdentity(
+    admin,
+    createAcp(admin, { prefix }).keys,
+    parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
+  );
   for (let n = 0; n < 5; n++) {
-    workers.push(new WorkerRuntime(coreRole, {
-      redis: client(), keyPrefix: prefix, http: false, worker: workerConfig(`core4-${n}`), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-    }));
+    workers.push(
+      new WorkerRuntime(coreRole, {
+        redis: client(),
+        keyPrefix: prefix,
+        http: false,
+        worker: workerConfig(`core4-${n}`),
+        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+      }),
+    );
   }
   // A long quorum grace so a slow fifth core on a loaded CI machine still makes it into the vote.
-  workers.push(new WorkerRuntime(caliRole, { redis: client(), keyPrefix: prefix, http: false, worker: workerConfig('cali-0'), env: { CALI_QUORUM_GRACE_MS: '3000' } }));
+  workers.push(
+    new WorkerRuntime(caliRole, {
+      redis: client(),
+      keyPrefix: prefix,
+      http: false,
+      worker: workerConfig('cali-0'),
+      env: { CALI_QUORUM_GRACE_MS: '3000' },
+    }),
+  );
   await Promise.all(workers.map((w) => w.start()));
   const extra = { ORB_TURN_DEADLINE_MS: '20000' };
   A = await makeApp(prefix, 'orb-e2e-a', extra);
@@ -61,8 +86,22 @@ test('POST /v1/turns returns the whole turn: transcript, five verdicts, the repl
   const res = await http(a, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } });
   expect(res.statusCode).toBe(200);
   const body = res.json();
-  expect(body).toMatchObject({ outcome: 'ok', transcript: 'hello there', reply: { label: 'greeting', identity: { name: 'CaleonGenesis', version: '1.12' } } });
-  expect(body.events.map((e: { type: string }) => e.type)).toEqual(['turn.start', 'transcript', 'verdict', 'verdict', 'verdict', 'verdict', 'verdict', 'reply', 'turn.end']);
+  expect(body).toMatchObject({
+    outcome: 'ok',
+    transcript: 'hello there',
+    reply: { label: 'greeting', identity: { name: 'CaleonGenesis', version: '1.12' } },
+  });
+  expect(body.events.map((e: { type: string }) => e.type)).toEqual([
+    'turn.start',
+    'transcript',
+    'verdict',
+    'verdict',
+    'verdict',
+    'verdict',
+    'verdict',
+    'reply',
+    'turn.end',
+  ]);
   // The session the turn created is readable on the other replica.
   const onB = await http(b, { url: `/v1/sessions/${body.session}`, headers: auth('alice') });
   expect(onB.json().turns).toEqual([expect.objectContaining({ transcript: 'hello there', outcome: 'ok', reply: body.reply.text })]);

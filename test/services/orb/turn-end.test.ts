@@ -48,7 +48,9 @@ test('a WebSocket turn nobody answers gets turn.end timeout from the sweeper, on
   await ws.close();
   const history = await http(hp, { url: `/v1/sessions/${ready.session}`, headers: auth('alice') });
   expect(history.json().events.filter((e: { type: string }) => e.type === 'turn.end')).toHaveLength(1);
-  expect(history.json().turns).toEqual([expect.objectContaining({ turn: accepted.turn, outcome: 'timeout', transcript: 'is anyone there?' })]);
+  expect(history.json().turns).toEqual([
+    expect.objectContaining({ turn: accepted.turn, outcome: 'timeout', transcript: 'is anyone there?' }),
+  ]);
 });
 
 test('an HTTP turn nobody answers is 504 ORB_ERR_TURN_TIMEOUT, and its session holds exactly one turn.end', async () => {
@@ -73,7 +75,11 @@ test('a turn refused for backlog writes nothing; /readyz is not ready with the r
   const res = await http(hp, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { session, text: 'hello' } });
   expect({ s: res.statusCode, c: res.json().code }).toEqual({ s: 503, c: 'ORB_ERR_BUS_BACKLOG' });
   const history = await http(hp, { url: `/v1/sessions/${session}`, headers: auth('alice') });
-  expect({ last_seq: history.json().last_seq, turns: history.json().turns, events: history.json().events }).toEqual({ last_seq: 0, turns: [], events: [] });
+  expect({ last_seq: history.json().last_seq, turns: history.json().turns, events: history.json().events }).toEqual({
+    last_seq: 0,
+    turns: [],
+    events: [],
+  });
   expect(await redis.zcard(keys.turnDeadlines)).toBe(0);
 
   const notReady = await waitFor(async () => {
@@ -122,13 +128,19 @@ test('vault restart: the same gateway and WebSocket go on; a turn started after 
 
 describe('orb-core and a vault that does not answer yet', () => {
   let server: RedisServerHandle | undefined;
-  afterAll(async () => { await server?.stop({ removeDir: true }); });
+  afterAll(async () => {
+    await server?.stop({ removeDir: true });
+  });
 
   test('a vault hostname that does not resolve: the gateway starts, /livez answers, /readyz says why it is not ready', async () => {
     const hp = await gateway('te-d', { REDIS_URL: '', REDIS_HOST: 'vault.invalid', REDIS_PORT: '6379' });
     expect((await http(hp, { url: '/livez' })).statusCode).toBe(200);
     const r = await http(hp, { url: '/readyz' });
-    expect({ s: r.statusCode, reason: r.json().reason, vault: r.json().checks.vault }).toEqual({ s: 503, reason: 'vault not reachable', vault: false });
+    expect({ s: r.statusCode, reason: r.json().reason, vault: r.json().checks.vault }).toEqual({
+      s: 503,
+      reason: 'vault not reachable',
+      vault: false,
+    });
   });
 
   test('the vault comes up later: the same gateway becomes ready without a restart', async () => {

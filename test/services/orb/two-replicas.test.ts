@@ -15,7 +15,10 @@ let B: FastifyInstance;
 let a: string;
 let b: string;
 const clients: Client[] = [];
-const track = (c: Client) => { clients.push(c); return c; };
+const track = (c: Client) => {
+  clients.push(c);
+  return c;
+};
 
 beforeAll(async () => {
   await seedIdentity(redis, prefix);
@@ -70,7 +73,9 @@ test('a WebSocket on A, A closed mid-stream: the client resumes on B with no gap
   // rest while replica C shuts down and the client moves to B.
   let produced = 0;
   let switching!: () => void;
-  const switchStarted = new Promise<void>((r) => { switching = r; });
+  const switchStarted = new Promise<void>((r) => {
+    switching = r;
+  });
   const producer = (async () => {
     while (produced < TOTAL) {
       if (produced === 100) await switchStarted;
@@ -126,8 +131,13 @@ test('audio frames are in the vault as they arrive, and B continues the utteranc
   const start = await onB.next((m) => m.type === 'turn.start', 'turn.start event');
   expect(start).toMatchObject({ turn, data: { source: 'audio', audio_bytes: 19_200 } });
   // turn.start is appended just before the job is published: wait for the job, do not race it.
-  await waitFor(async () => ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][])
-    .some(([, f]) => JSON.parse(f[1]).turn === turn), 'the asr.transcribe job');
+  await waitFor(
+    async () =>
+      ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][]).some(
+        ([, f]) => JSON.parse(f[1]).turn === turn,
+      ),
+    'the asr.transcribe job',
+  );
 });
 
 test('unauthenticated and cross-key sockets are refused before the upgrade', async () => {
@@ -170,7 +180,10 @@ test('bad messages get an error event and the socket and process stay up; oversi
   await sendAndExpect(() => c.ws.send('{"type": "text", '), 'ORB_ERR_MALFORMED_JSON');
   await sendAndExpect(() => c.send({ type: 'dance' }), 'ORB_ERR_BAD_EVENT');
   await sendAndExpect(() => c.send({ type: 'text', text: '' }), 'ORB_ERR_BAD_EVENT');
-  await sendAndExpect(() => c.send({ type: 'input_audio.format', encoding: 'pcm16le', sample_rate: 44100, channels: 1 }), 'ORB_ERR_AUDIO_FORMAT');
+  await sendAndExpect(
+    () => c.send({ type: 'input_audio.format', encoding: 'pcm16le', sample_rate: 44100, channels: 1 }),
+    'ORB_ERR_AUDIO_FORMAT',
+  );
   await sendAndExpect(() => c.ws.send(Buffer.alloc(321)), 'ORB_ERR_AUDIO_FORMAT');
   await sendAndExpect(() => c.send({ type: 'input_audio.commit' }), 'ORB_ERR_BAD_EVENT');
   const from = c.messages.length;
@@ -199,7 +212,14 @@ test('sockets per key are capped across replicas', async () => {
   // The slot is free again once the server has seen the close.
   await waitFor(async () => {
     const c = new Client(b, '/v1/session', auth('carol'));
-    try { await c.opened; track(c); return true; } catch { await c.closed; return false; }
+    try {
+      await c.opened;
+      track(c);
+      return true;
+    } catch {
+      await c.closed;
+      return false;
+    }
   }, 'a free slot after a close');
 });
 
@@ -213,7 +233,8 @@ test('rate limit is shared: requests on A and B draw from one budget', async () 
     const ra = await listen(RA);
     const rb = await listen(RB);
     const statuses: number[] = [];
-    for (const host of [ra, rb, ra, rb, ra, rb]) statuses.push((await http(host, { url: '/v1/identity', headers: auth('alice') })).statusCode);
+    for (const host of [ra, rb, ra, rb, ra, rb])
+      statuses.push((await http(host, { url: '/v1/identity', headers: auth('alice') })).statusCode);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
     const limited = await http(ra, { url: '/v1/identity', headers: auth('alice') });
     expect(limited.statusCode).toBe(429);

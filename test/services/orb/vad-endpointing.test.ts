@@ -56,8 +56,13 @@ test('speech then silence: speech_started, then the utterance is committed by th
     const start = await c.next((m) => m.type === 'turn.start', 'turn.start');
     expect(start).toMatchObject({ turn: started.turn, data: { source: 'audio', audio_bytes: bytes } });
     // turn.start is appended just before the job is published: wait for the job, do not race it.
-    await waitFor(async () => ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][])
-      .some(([, f]) => JSON.parse(f[1]).turn === started.turn), 'the asr.transcribe job');
+    await waitFor(
+      async () =>
+        ((await redis.xrange(`${prefix}acp:jobs:whisperx`, '-', '+')) as [string, string[]][]).some(
+          ([, f]) => JSON.parse(f[1]).turn === started.turn,
+        ),
+      'the asr.transcribe job',
+    );
   } finally {
     await c.close();
   }

@@ -69,7 +69,13 @@ test('the installable app: manifest, icons and service worker are same-origin fi
   expect(manifestRes.statusCode).toBe(200);
   expect(manifestRes.headers['content-type']).toMatch(/^application\/manifest\+json/);
   const manifest = manifestRes.json();
-  expect(manifest).toMatchObject({ name: expect.stringMatching(/ORB/), short_name: 'ORB', start_url: './', scope: './', display: 'standalone' });
+  expect(manifest).toMatchObject({
+    name: expect.stringMatching(/ORB/),
+    short_name: 'ORB',
+    start_url: './',
+    scope: './',
+    display: 'standalone',
+  });
   // Every icon the manifest lists is a real PNG of the size it claims.
   for (const icon of manifest.icons as Array<{ src: string; sizes: string; type: string }>) {
     const res = await fetch(`http://${built}/${icon.src}`);
@@ -101,7 +107,13 @@ test('the installable app: manifest, icons and service worker are same-origin fi
 });
 
 test('orb_replicas_alive counts the live heartbeats of every replica', async () => {
-  await waitFor(async () => /orb_replicas_alive\{[^}]*\} 3\b/.test((await http(withWeb, { url: '/metrics' })).body), 'all three replicas counted');
+  await waitFor(
+    async () => /orb_replicas_alive\{[^}]*\} 3\b/.test((await http(withWeb, { url: '/metrics' })).body),
+    'all three replicas counted',
+  );
   await apps[1].close();
-  await waitFor(async () => /orb_replicas_alive\{[^}]*\} 2\b/.test((await http(withWeb, { url: '/metrics' })).body), 'closed replica no longer counted');
+  await waitFor(
+    async () => /orb_replicas_alive\{[^}]*\} 2\b/.test((await http(withWeb, { url: '/metrics' })).body),
+    'closed replica no longer counted',
+  );
 });

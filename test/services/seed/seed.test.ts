@@ -42,7 +42,9 @@ test.each([
 
 test('the seed Job exits 2 with a clear message when the document is missing', async () => {
   const child = spawnTs(join(REPO, 'services', 'seed', 'main.ts'), [], {
-    REDIS_URL: testRedisUrl(), VAULT_KEY_PREFIX: prefix, IDENTITY_FILE: join(dir, 'missing.json'),
+    REDIS_URL: testRedisUrl(),
+    VAULT_KEY_PREFIX: prefix,
+    IDENTITY_FILE: join(dir, 'missing.json'),
   });
   expect(await exited(child)).toBe(2);
   expect(child.output()).toMatch(/seed failed: .*missing\.json/);
@@ -52,7 +54,11 @@ test('the seed Job writes the document and exits 0', async () => {
   const file = join(dir, 'identity.json');
   writeFileSync(file, JSON.stringify({ name: 'TestSeed', version: '2.0' }));
   const p2 = uniquePrefix('seed2');
-  const child = spawnTs(join(REPO, 'services', 'seed', 'main.ts'), [], { REDIS_URL: testRedisUrl(), VAULT_KEY_PREFIX: p2, IDENTITY_FILE: file });
+  const child = spawnTs(join(REPO, 'services', 'seed', 'main.ts'), [], {
+    REDIS_URL: testRedisUrl(),
+    VAULT_KEY_PREFIX: p2,
+    IDENTITY_FILE: file,
+  });
   expect(await exited(child)).toBe(0);
   expect(child.output()).toMatch(/seeded identity TestSeed version 2\.0/);
   expect(await redis.get(`${p2}identity:version`)).toBe('2.0');

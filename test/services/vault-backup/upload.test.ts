@@ -41,7 +41,13 @@ const get = (url: URL) => http('GET', url, signS3('GET', url, {}, CREDS));
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'vault-upload-'));
-  server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: join(work, 's3'), configureBuckets: [{ name: 'vault-backups', configs: [] }] });
+  server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: join(work, 's3'),
+    configureBuckets: [{ name: 'vault-backups', configs: [] }],
+  });
   const { port } = await server.run();
   endpoint = `http://127.0.0.1:${port}`;
 });
@@ -51,10 +57,16 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const config = (extra: Record<string, string> = {}) => loadEnv(BACKUP_UPLOAD_ENV, {
-  BACKUP_DIR: work, BACKUP_S3_ENDPOINT: endpoint, BACKUP_S3_BUCKET: 'vault-backups', BACKUP_S3_PREFIX: 'test/vault/',
-  BACKUP_S3_ACCESS_KEY_ID: 'S3RVER', BACKUP_S3_SECRET_ACCESS_KEY: 'S3RVER', ...extra,
-});
+const config = (extra: Record<string, string> = {}) =>
+  loadEnv(BACKUP_UPLOAD_ENV, {
+    BACKUP_DIR: work,
+    BACKUP_S3_ENDPOINT: endpoint,
+    BACKUP_S3_BUCKET: 'vault-backups',
+    BACKUP_S3_PREFIX: 'test/vault/',
+    BACKUP_S3_ACCESS_KEY_ID: 'S3RVER',
+    BACKUP_S3_SECRET_ACCESS_KEY: 'S3RVER',
+    ...extra,
+  });
 
 test('uploads the newest snapshot of a real redis-server, checked by MD5 ETag and a stored SHA-256', async () => {
   const redis = await startRedisServer();
@@ -78,7 +90,12 @@ test('uploads the newest snapshot of a real redis-server, checked by MD5 ETag an
   expect(path).toBe(join(work, 'vault-20260102T000000Z.rdb'));
   const r = await uploadSnapshot(cfg, path);
   const sha = createHash('sha256').update(rdb).digest('hex');
-  expect(r).toEqual({ key: 'test/vault/vault-20260102T000000Z.rdb', bytes: rdb.length, md5: createHash('md5').update(rdb).digest('hex'), sha256: sha });
+  expect(r).toEqual({
+    key: 'test/vault/vault-20260102T000000Z.rdb',
+    bytes: rdb.length,
+    md5: createHash('md5').update(rdb).digest('hex'),
+    sha256: sha,
+  });
 
   const back = await get(s3ObjectUrl(endpoint, 'vault-backups', 'test/vault/', 'vault-20260102T000000Z.rdb'));
   expect(back.status).toBe(200);
@@ -93,22 +110,32 @@ test('download checks the SHA-256: a stored object altered at rest is refused', 
   const cfg = config();
   await uploadSnapshot(cfg, join(work, 'vault-20260104T000000Z.rdb'));
   const dest = join(work, 'restored.rdb');
-  expect(await downloadSnapshot(cfg, 'vault-20260104T000000Z.rdb', dest)).toEqual({ bytes: rdb.length, sha256: createHash('sha256').update(rdb).digest('hex') });
+  expect(await downloadSnapshot(cfg, 'vault-20260104T000000Z.rdb', dest)).toEqual({
+    bytes: rdb.length,
+    sha256: createHash('sha256').update(rdb).digest('hex'),
+  });
   expect(readFileSync(dest).equals(rdb)).toBe(true);
   // Flip one byte of the object in s3rver's own storage: the bucket now serves other bytes.
   const dir = join(work, 's3', 'vault-backups', 'test', 'vault');
-  const stored = join(dir, readdirSync(dir).find((f) => f.startsWith('vault-20260104T000000Z.rdb') && f.endsWith('._S3rver_object'))!);
+  const stored = join(
+    dir,
+    readdirSync(dir).find((f) => f.startsWith('vault-20260104T000000Z.rdb') && f.endsWith('._S3rver_object'))!,
+  );
   const bytes = readFileSync(stored);
   bytes[100] ^= 0xff;
   writeFileSync(stored, bytes);
   rmSync(dest);
-  await expect(downloadSnapshot(cfg, 'vault-20260104T000000Z.rdb', dest)).rejects.toThrow(/SHA-256 [0-9a-f]{64} of the download is not the recorded/);
+  await expect(downloadSnapshot(cfg, 'vault-20260104T000000Z.rdb', dest)).rejects.toThrow(
+    /SHA-256 [0-9a-f]{64} of the download is not the recorded/,
+  );
   expect(existsSync(dest)).toBe(false);
 });
 
-test('an unknown access key id fails the upload with the store\'s answer', async () => {
+test("an unknown access key id fails the upload with the store's answer", async () => {
   writeFileSync(join(work, 'vault-20260103T000000Z.rdb'), Buffer.from('REDIS-x'));
-  await expect(uploadSnapshot(config({ BACKUP_S3_ACCESS_KEY_ID: 'NOBODY' }), join(work, 'vault-20260103T000000Z.rdb'))).rejects.toThrow(/PUT .*HTTP 403/);
+  await expect(uploadSnapshot(config({ BACKUP_S3_ACCESS_KEY_ID: 'NOBODY' }), join(work, 'vault-20260103T000000Z.rdb'))).rejects.toThrow(
+    /PUT .*HTTP 403/,
+  );
 });
 
 test('config: the endpoint must be an http(s) URL; credentials are secret fields', () => {

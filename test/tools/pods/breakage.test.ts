@@ -12,7 +12,9 @@ import { loadDir, ref } from '../../../tools/pods/manifests';
 
 const repo = resolve(__dirname, '../../..');
 let scratch: string;
-beforeAll(() => { scratch = mkdtempSync(join(tmpdir(), 'breakage-')); });
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'breakage-'));
+});
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Dotted paths where two JSON values differ. */
@@ -28,7 +30,9 @@ function diffPaths(a: unknown, b: unknown, at = ''): string[] {
 test.each(Object.entries(BREAKAGES))('%s changes one field of one object, in a copy', (name, b) => {
   const from = join(repo, 'dist', b.tree === 'prod' ? 'prod' : 'dev');
   const to = join(scratch, name);
-  const before = readdirSync(from).filter((f) => f.endsWith('.yaml')).map((f) => [f, readFileSync(join(from, f), 'utf8')] as const);
+  const before = readdirSync(from)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => [f, readFileSync(join(from, f), 'utf8')] as const);
   const field = breakTree(from, to, b);
   expect(field).toMatch(/^[A-Z]\w+\/[\w-]+ spec\./);
   const changedFiles = before.filter(([f, text]) => readFileSync(join(to, f), 'utf8') !== text).map(([f]) => f);

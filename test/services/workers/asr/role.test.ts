@@ -27,7 +27,14 @@ describe('whisperx role on the bus (voice turns as the gateway sends them)', () 
     dir = writeTinyWhisper(mkdtempSync(join(tmpdir(), 'asr-role-')));
     redis = testRedis();
     const cfg = loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '100', ACP_TRIM_INTERVAL_MS: '0', LOG_LEVEL: 'silent' });
-    worker = new WorkerRuntime(asrRole, { redis, worker: cfg, keyPrefix: prefix, env: { MODEL_DIR: dir }, http: false, log: pino({ level: 'silent' }) });
+    worker = new WorkerRuntime(asrRole, {
+      redis,
+      worker: cfg,
+      keyPrefix: prefix,
+      env: { MODEL_DIR: dir },
+      http: false,
+      log: pino({ level: 'silent' }),
+    });
     await worker.start();
     acp = createAcp(redis, { prefix, blockMs: 100 });
   });
@@ -47,10 +54,18 @@ describe('whisperx role on the bus (voice turns as the gateway sends them)', () 
     // The gateway appends PCM16 frames as they arrive.
     for (let off = 0; off < audio.length; off += 3200) await redis.append(key, audio.subarray(off, off + 3200));
     const { seq } = await acp.events.append(session, { type: 'turn.start', turn, data: { source: 'audio' } });
-    await acp.bus.publish('whisperx', createEnvelope({
-      id: `${session}.${turn}.asr`, kind: 'asr.transcribe', session, turn, seq, timeoutMs: 60_000,
-      parts: [{ content_type: 'audio/pcm;rate=16000', content_ref: key }, jsonPart({ speak: false, cores: 5 })],
-    }));
+    await acp.bus.publish(
+      'whisperx',
+      createEnvelope({
+        id: `${session}.${turn}.asr`,
+        kind: 'asr.transcribe',
+        session,
+        turn,
+        seq,
+        timeoutMs: 60_000,
+        parts: [{ content_type: 'audio/pcm;rate=16000', content_ref: key }, jsonPart({ speak: false, cores: 5 })],
+      }),
+    );
     const end = await acp.events.waitFor(session, seq, (e) => e.type === until, { timeoutMs: 60_000 });
     expect(end).toBeTruthy();
     return acp.events.read(session, 0);

@@ -8,7 +8,12 @@ import { WhisperModel } from '../../../../services/workers/asr/whisper';
 import { Transcriber, mergeChunks } from '../../../../services/workers/asr/transcriber';
 import { LogMel, melFilterBank } from '../../../../services/workers/asr/log-mel';
 import { MixedRadixFft } from '../../../../services/workers/asr/fft';
-import { TINY_WHISPER_TRANSCRIPT, TINY_WHISPER_TRANSLATION, TINY_WHISPER_IDS, writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
+import {
+  TINY_WHISPER_TRANSCRIPT,
+  TINY_WHISPER_TRANSLATION,
+  TINY_WHISPER_IDS,
+  writeTinyWhisper,
+} from '../../../../tools/tiny-models/whisper';
 
 jest.setTimeout(120_000);
 const fixture = readFileSync(join(__dirname, '../../../fixtures/speech-16k.wav'));
@@ -84,11 +89,14 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
     const speech = decodeForAsr(fixture).samples;
     const encode = jest.spyOn(whisper, 'encode');
     try {
-      const [a, silent, b] = await asr.transcribeMany([
-        { samples: speech },
-        { samples: new Float32Array(32000), opts: { language: 'de' } },
-        { samples: speech, opts: { language: 'en', timestamps: false } },
-      ], 8);
+      const [a, silent, b] = await asr.transcribeMany(
+        [
+          { samples: speech },
+          { samples: new Float32Array(32000), opts: { language: 'de' } },
+          { samples: speech, opts: { language: 'en', timestamps: false } },
+        ],
+        8,
+      );
       expect(encode).toHaveBeenCalledTimes(1);
       expect(encode.mock.calls[0][0]).toHaveLength(2);
       expect(a).toMatchObject({ text: TINY_WHISPER_TRANSCRIPT, language: 'en' });
@@ -113,7 +121,7 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
     expect(transcribed.text).toBe(TINY_WHISPER_TRANSCRIPT);
   });
 
-  it('streams: a streaming input reports each window\'s segments before the next window is decoded', async () => {
+  it("streams: a streaming input reports each window's segments before the next window is decoded", async () => {
     const pcm = decodeForAsr(fixture).samples;
     // Speech, 27 s of silence, speech: two VAD segments more than 30 s apart, so two Whisper windows.
     const long = new Float32Array(pcm.length * 2 + 27 * 16000);
@@ -126,8 +134,21 @@ describe('Whisper ASR on the tiny optimum-layout model', () => {
       return decode(enc, req);
     });
     try {
-      const [t] = await asr.transcribeMany([{ samples: long, opts: { language: 'en', stream: true }, onSegments: (segs) => { order.push(`segments ${segs.map((x) => x.text).join('|')}`); } }]);
-      expect(order).toEqual([`decode rows=1`, `segments ${TINY_WHISPER_TRANSCRIPT}`, `decode rows=1`, `segments ${TINY_WHISPER_TRANSCRIPT}`]);
+      const [t] = await asr.transcribeMany([
+        {
+          samples: long,
+          opts: { language: 'en', stream: true },
+          onSegments: (segs) => {
+            order.push(`segments ${segs.map((x) => x.text).join('|')}`);
+          },
+        },
+      ]);
+      expect(order).toEqual([
+        `decode rows=1`,
+        `segments ${TINY_WHISPER_TRANSCRIPT}`,
+        `decode rows=1`,
+        `segments ${TINY_WHISPER_TRANSCRIPT}`,
+      ]);
       expect(t.text).toBe(`${TINY_WHISPER_TRANSCRIPT} ${TINY_WHISPER_TRANSCRIPT}`);
       order.length = 0;
       // Without `stream` both windows decode together: one decode of two rows.

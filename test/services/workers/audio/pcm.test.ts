@@ -114,5 +114,15 @@ describe('bad audio gets a stable code, never a crash', () => {
     expectCode(() => decodeAudio(Buffer.alloc(16000 * 2 * 3), { format: 'pcm16', maxDurationS: 2 }), 'ORB_ERR_AUDIO_TOO_LONG', 413));
   it('NaN float samples', () => expectCode(() => decodeAudio(wavOf(1, 16000, '32f', [0, NaN, 0.1])), 'ORB_ERR_AUDIO_SAMPLES', 400));
   it('infinite float samples in a stereo file', () =>
-    expectCode(() => decodeAudio(wavOf(2, 16000, '32f', [[0, 0.1], [Infinity, 0]])), 'ORB_ERR_AUDIO_SAMPLES', 400));
+    expectCode(
+      () =>
+        decodeAudio(
+          wavOf(2, 16000, '32f', [
+            [0, 0.1],
+            [Infinity, 0],
+          ]),
+        ),
+      'ORB_ERR_AUDIO_SAMPLES',
+      400,
+    ));
 });

@@ -19,9 +19,23 @@ async function main(): Promise<void> {
   const server = await startRedisServer();
   const prefix = 'm:';
   const clients: Redis[] = [];
-  const c = () => { const r = new Redis(server.url); clients.push(r); return r; };
+  const c = () => {
+    const r = new Redis(server.url);
+    clients.push(r);
+    return r;
+  };
   const rts = [
-    ...Array.from({ length: 5 }, (_, i) => new WorkerRuntime(coreRole, { redis: c(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: `core4-${i}` }), env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') } })),
+    ...Array.from(
+      { length: 5 },
+      (_, i) =>
+        new WorkerRuntime(coreRole, {
+          redis: c(),
+          keyPrefix: prefix,
+          http: false,
+          worker: workerConfig({ podName: `core4-${i}` }),
+          env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+        }),
+    ),
     new WorkerRuntime(caliRole, { redis: c(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'cali-0' }), env: {} }),
   ];
   await Promise.all(rts.map((r) => r.start()));
@@ -35,8 +49,10 @@ async function main(): Promise<void> {
     if (!end) throw new Error('turn did not end');
     if (i >= 20) ms.push(performance.now() - t0); // first 20: warm-up
   }
-  process.stdout.write(`text turn end to end (${ms.length} turns, 5 cores + CALI, one process): p50 ${pct(ms, 50).toFixed(2)} ms, ` +
-    `p95 ${pct(ms, 95).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms\n`);
+  process.stdout.write(
+    `text turn end to end (${ms.length} turns, 5 cores + CALI, one process): p50 ${pct(ms, 50).toFixed(2)} ms, ` +
+      `p95 ${pct(ms, 95).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms\n`,
+  );
   await Promise.all(rts.map((r) => r.stop()));
   await acp.close();
   clients.forEach((r) => r.disconnect());

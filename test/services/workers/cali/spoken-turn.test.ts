@@ -34,17 +34,40 @@ function client(): Redis {
 beforeAll(async () => {
   voices = writeTinyPiperVoices(mkdtempSync(join(tmpdir(), 'spoken-voices-')));
   const admin = client();
-  await writeIdentity(admin, createAcp(admin, { prefix }).keys, parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')));
+  await writeIdentity(
+    admin,
+    createAcp(admin, { prefix }).keys,
+    parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
+  );
   for (let n = 0; n < 5; n++) {
-    workers.push(new WorkerRuntime(coreRole, {
-      redis: client(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: `core4-${n}` }),
-      env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-    }));
+    workers.push(
+      new WorkerRuntime(coreRole, {
+        redis: client(),
+        keyPrefix: prefix,
+        http: false,
+        worker: workerConfig({ podName: `core4-${n}` }),
+        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+      }),
+    );
   }
-  workers.push(new WorkerRuntime(caliRole, { redis: client(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'cali-0' }),
-    env: { CALI_QUORUM_GRACE_MS: '3000' } }));
-  workers.push(new WorkerRuntime(ttsRole, { redis: client(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'xtts-0' }),
-    env: { MODEL_DIR: voices, TTS_DEFAULT_VOICE: 'tiny-en' } }));
+  workers.push(
+    new WorkerRuntime(caliRole, {
+      redis: client(),
+      keyPrefix: prefix,
+      http: false,
+      worker: workerConfig({ podName: 'cali-0' }),
+      env: { CALI_QUORUM_GRACE_MS: '3000' },
+    }),
+  );
+  workers.push(
+    new WorkerRuntime(ttsRole, {
+      redis: client(),
+      keyPrefix: prefix,
+      http: false,
+      worker: workerConfig({ podName: 'xtts-0' }),
+      env: { MODEL_DIR: voices, TTS_DEFAULT_VOICE: 'tiny-en' },
+    }),
+  );
   await Promise.all(workers.map((w) => w.start()));
   gateway = createAcp(client(), { prefix });
 }, 60_000);
@@ -59,7 +82,12 @@ afterAll(async () => {
 
 test('CALI hands a spoken reply to xtts: audio chunks follow the reply and xtts ends the turn once', async () => {
   const session = 's-spoken';
-  const t = await startTextTurn(gateway.bus, gateway.events, { session, text: 'hello there. how are you?', timeoutMs: 20_000, speak: true });
+  const t = await startTextTurn(gateway.bus, gateway.events, {
+    session,
+    text: 'hello there. how are you?',
+    timeoutMs: 20_000,
+    speak: true,
+  });
   const end = await gateway.events.waitFor(session, t.seq - 1, (e) => e.turn === t.turn && e.type === 'turn.end', { timeoutMs: 60_000 });
   expect(end).toBeDefined();
   const events = (await gateway.events.read(session, t.seq - 1)).filter((e) => e.turn === t.turn);

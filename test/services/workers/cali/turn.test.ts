@@ -30,16 +30,30 @@ function client(): Redis {
 
 beforeAll(async () => {
   const admin = client();
-  await writeIdentity(admin, createAcp(admin, { prefix }).keys, parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')));
+  await writeIdentity(
+    admin,
+    createAcp(admin, { prefix }).keys,
+    parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
+  );
   for (let n = 0; n < 5; n++) {
-    cores.push(new WorkerRuntime(coreRole, {
-      redis: client(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: `core4-${n}` }),
-      env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-    }));
+    cores.push(
+      new WorkerRuntime(coreRole, {
+        redis: client(),
+        keyPrefix: prefix,
+        http: false,
+        worker: workerConfig({ podName: `core4-${n}` }),
+        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
+      }),
+    );
   }
-  cali = new WorkerRuntime(caliRole, { redis: client(), keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'cali-0' }),
+  cali = new WorkerRuntime(caliRole, {
+    redis: client(),
+    keyPrefix: prefix,
+    http: false,
+    worker: workerConfig({ podName: 'cali-0' }),
     // A long grace so a slow fifth core on a loaded CI machine still makes it into the vote.
-    env: { CALI_QUORUM_GRACE_MS: '3000' } });
+    env: { CALI_QUORUM_GRACE_MS: '3000' },
+  });
   await Promise.all([...cores, cali].map((r) => r.start()));
   gatewayA = createAcp(client(), { prefix });
   gatewayB = createAcp(client(), { prefix });
@@ -56,19 +70,36 @@ afterAll(async () => {
 /** Runs a text turn through one gateway client and returns the turn's events up to turn.end. */
 async function turn(gw: Acp, session: string, text: string, timeoutMs = 8000): Promise<{ events: TurnEvent[]; deadlineMs: number }> {
   const t = await startTextTurn(gw.bus, gw.events, { session, text, timeoutMs });
-  const end = await gw.events.waitFor(session, t.seq - 1, (e) => e.turn === t.turn && e.type === 'turn.end', { timeoutMs: timeoutMs + 15_000 });
+  const end = await gw.events.waitFor(session, t.seq - 1, (e) => e.turn === t.turn && e.type === 'turn.end', {
+    timeoutMs: timeoutMs + 15_000,
+  });
   expect(end).toBeDefined();
   const events = (await gw.events.read(session, t.seq - 1)).filter((e) => e.turn === t.turn && e.seq <= end!.seq);
   return { events, deadlineMs: t.deadlineMs };
 }
 
 const of = (events: TurnEvent[], type: string) => events.filter((e) => e.type === type);
-const replyOf = (events: TurnEvent[]) => of(events, 'reply')[0]?.data as { text: string; label: string; verdicts: unknown[]; decided_by: string; identity: { name: string } };
+const replyOf = (events: TurnEvent[]) =>
+  of(events, 'reply')[0]?.data as { text: string; label: string; verdicts: unknown[]; decided_by: string; identity: { name: string } };
 
 test('all five cores answer; CALI replies as the seeded identity and ends the turn', async () => {
   const { events } = await turn(gatewayA, 's-hello', 'hello there');
-  expect(events.map((e) => e.type)).toEqual(['turn.start', 'transcript', 'verdict', 'verdict', 'verdict', 'verdict', 'verdict', 'reply', 'turn.end']);
-  expect(of(events, 'verdict').map((e) => (e.data as { core: number }).core).sort()).toEqual([0, 1, 2, 3, 4]);
+  expect(events.map((e) => e.type)).toEqual([
+    'turn.start',
+    'transcript',
+    'verdict',
+    'verdict',
+    'verdict',
+    'verdict',
+    'verdict',
+    'reply',
+    'turn.end',
+  ]);
+  expect(
+    of(events, 'verdict')
+      .map((e) => (e.data as { core: number }).core)
+      .sort(),
+  ).toEqual([0, 1, 2, 3, 4]);
   const reply = replyOf(events);
   expect(reply).toMatchObject({ label: 'greeting', identity: { name: 'CaleonGenesis', version: '1.12' } });
   expect(reply.text).toBe("Hello! I'm CaleonGenesis. How can I help?");
@@ -95,10 +126,28 @@ test('a tie between two labels is broken by the fifth core', async () => {
   const session = 's-tie';
   const start = await gatewayA.events.append(session, { type: 'turn.start', turn: 'tie1' });
   const spec: CaliTurnSpec = { text: 'hmm, hello?', cores: 5, speak: false, vote_deadline_ms: Date.now() + 20_000 };
-  await gatewayA.bus.publish('cali', createEnvelope({ id: 'tie1.cali', kind: 'cali.turn', session, turn: 'tie1', seq: start.seq, timeoutMs: 25_000, parts: [jsonPart(spec)] }));
+  await gatewayA.bus.publish(
+    'cali',
+    createEnvelope({
+      id: 'tie1.cali',
+      kind: 'cali.turn',
+      session,
+      turn: 'tie1',
+      seq: start.seq,
+      timeoutMs: 25_000,
+      parts: [jsonPart(spec)],
+    }),
+  );
   // The test plays the cores: greeting 0.9 + 0.7 = 1.6 against smalltalk 0.8 + 0.8 (core 4 among them).
-  const votes = [[0, 'greeting', 0.9], [1, 'greeting', 0.7], [2, 'smalltalk', 0.8], [3, 'unknown', 0.5], [4, 'smalltalk', 0.8]] as const;
-  for (const [core, label, confidence] of votes) await gatewayB.events.append(session, { type: 'verdict', turn: 'tie1', data: { core, label, confidence } });
+  const votes = [
+    [0, 'greeting', 0.9],
+    [1, 'greeting', 0.7],
+    [2, 'smalltalk', 0.8],
+    [3, 'unknown', 0.5],
+    [4, 'smalltalk', 0.8],
+  ] as const;
+  for (const [core, label, confidence] of votes)
+    await gatewayB.events.append(session, { type: 'verdict', turn: 'tie1', data: { core, label, confidence } });
   const reply = await gatewayA.events.waitFor(session, start.seq, (e) => e.type === 'reply', { timeoutMs: 20_000 });
   expect(reply?.data).toMatchObject({ label: 'smalltalk', tie: true, decided_by: 'tiebreak-core', consensus: 0.4 });
 });
@@ -123,5 +172,7 @@ test('quorum: one and two cores stopped still answer; three stopped reports no q
   expect((nq.data as { received: number }).received).toBeLessThanOrEqual(2);
   expect(nq.ts).toBeLessThanOrEqual(three.deadlineMs);
   expect(of(three.events, 'turn.end')[0].data).toEqual({ outcome: 'no_quorum' });
-  expect(await cali.metrics.getSingleMetricAsString('cali_turns_total')).toMatch(/cali_turns_total\{outcome="no_quorum",strategy="none"\} 1/);
+  expect(await cali.metrics.getSingleMetricAsString('cali_turns_total')).toMatch(
+    /cali_turns_total\{outcome="no_quorum",strategy="none"\} 1/,
+  );
 }, 60_000);

@@ -21,8 +21,10 @@ describe('Core 4 + 1 default models', () => {
     const trainTexts = new Set(train.map((e) => e.text));
     expect(heldOut.filter((e) => trainTexts.has(e.text))).toEqual([]); // held out for real
     const ev = await evaluate(MODELS, 5, heldOut);
-    process.stdout.write(`held-out (${ev.heldOut}): cores ${ev.cores.map((c) => `${c.core}=${(c.accuracy * 100).toFixed(1)}%`).join(' ')}; ` +
-      `median ${(ev.medianCore * 100).toFixed(1)}%, ensemble ${(ev.ensemble * 100).toFixed(1)}%, disagreements ${ev.disagreements}\n`);
+    process.stdout.write(
+      `held-out (${ev.heldOut}): cores ${ev.cores.map((c) => `${c.core}=${(c.accuracy * 100).toFixed(1)}%`).join(' ')}; ` +
+        `median ${(ev.medianCore * 100).toFixed(1)}%, ensemble ${(ev.ensemble * 100).toFixed(1)}%, disagreements ${ev.disagreements}\n`,
+    );
     expect(ev.disagreements).toBeGreaterThan(0);
     expect(ev.ensemble).toBeGreaterThanOrEqual(ev.medianCore);
     expect(ev.medianCore).toBeGreaterThan(0.6);
@@ -35,7 +37,9 @@ describe('Core 4 + 1 default models', () => {
       expect(await exited(child)).toBe(0);
       for (let c = 0; c < 5; c++) {
         expect(readFileSync(join(out, `core-${c}`, 'model.onnx')).equals(readFileSync(join(MODELS, `core-${c}`, 'model.onnx')))).toBe(true);
-        expect(readFileSync(join(out, `core-${c}`, 'config.json'), 'utf8')).toBe(readFileSync(join(MODELS, `core-${c}`, 'config.json'), 'utf8'));
+        expect(readFileSync(join(out, `core-${c}`, 'config.json'), 'utf8')).toBe(
+          readFileSync(join(MODELS, `core-${c}`, 'config.json'), 'utf8'),
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

@@ -13,7 +13,10 @@ let redis: Redis;
 let worker: Redis;
 let rt: WorkerRuntime;
 
-beforeAll(() => { redis = testRedis(); worker = testRedis(); });
+beforeAll(() => {
+  redis = testRedis();
+  worker = testRedis();
+});
 afterAll(async () => {
   await rt?.stop();
   await deletePrefix(redis, prefix);
@@ -25,11 +28,36 @@ test('a backlog is classified in micro-batches; a job without text goes to the D
   const acp = createAcp(redis, { prefix });
   const texts = ['hello', 'goodbye', 'turn on the lights', 'my name is Ana'];
   for (let i = 0; i < 32; i++) {
-    await acp.bus.publish('core:3', createEnvelope({ id: `c${i}`, kind: 'core.classify', session: 's-core', turn: `t${i}`, timeoutMs: 60_000, parts: [textPart(texts[i % 4])] }));
+    await acp.bus.publish(
+      'core:3',
+      createEnvelope({
+        id: `c${i}`,
+        kind: 'core.classify',
+        session: 's-core',
+        turn: `t${i}`,
+        timeoutMs: 60_000,
+        parts: [textPart(texts[i % 4])],
+      }),
+    );
   }
-  await acp.bus.publish('core:3', createEnvelope({ id: 'bad', kind: 'core.classify', session: 's-core', turn: 'tb', timeoutMs: 60_000, parts: [jsonPart({ text: 'hi' })] }));
-  rt = new WorkerRuntime(coreRole, { redis: worker, keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'core4-3' }),
-    env: { CORE_MODELS_DIR: join(REPO, 'models', 'core'), CORE_BATCH_SIZE: '16' } });
+  await acp.bus.publish(
+    'core:3',
+    createEnvelope({
+      id: 'bad',
+      kind: 'core.classify',
+      session: 's-core',
+      turn: 'tb',
+      timeoutMs: 60_000,
+      parts: [jsonPart({ text: 'hi' })],
+    }),
+  );
+  rt = new WorkerRuntime(coreRole, {
+    redis: worker,
+    keyPrefix: prefix,
+    http: false,
+    worker: workerConfig({ podName: 'core4-3' }),
+    env: { CORE_MODELS_DIR: join(REPO, 'models', 'core'), CORE_BATCH_SIZE: '16' },
+  });
   await rt.start();
   const verdictsNow = async () => (await acp.events.read('s-core', 0)).filter((e) => e.type === 'verdict');
   await waitUntil('32 verdicts', async () => (await verdictsNow()).length === 32);

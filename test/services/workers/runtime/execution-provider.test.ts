@@ -24,7 +24,9 @@ import { writeTinyWhisper } from '../../../../tools/tiny-models/whisper';
 jest.setTimeout(120_000);
 
 let models: string;
-beforeAll(() => { models = writeTinyWhisper(mkdtempSync(join(tmpdir(), 'ep-'))); });
+beforeAll(() => {
+  models = writeTinyWhisper(mkdtempSync(join(tmpdir(), 'ep-')));
+});
 afterAll(() => rmSync(models, { recursive: true, force: true }));
 
 function freePort(): Promise<number> {
@@ -73,7 +75,9 @@ test('prod (GPU): the CUDA provider cannot load, the startup probe never passes,
   const run = runContainer(c, kubelet('/models', port));
   const seen: number[] = [];
   let exited: number | undefined;
-  run.exit.then((code) => { exited = code; });
+  run.exit.then((code) => {
+    exited = code;
+  });
   while (exited === undefined) {
     const r = await get(probeUrl(c, port));
     if (r) seen.push(r.status);
@@ -82,7 +86,9 @@ test('prod (GPU): the CUDA provider cannot load, the startup probe never passes,
   expect(exited).toBe(1);
   expect(seen).not.toContain(200);
   const out = run.output();
-  expect(out).toMatch(/worker failed: CUDA execution provider could not be loaded for \S+encoder_model\.onnx: .+ \(EXECUTION_PROVIDER=cuda; no CPU fallback/);
+  expect(out).toMatch(
+    /worker failed: CUDA execution provider could not be loaded for \S+encoder_model\.onnx: .+ \(EXECUTION_PROVIDER=cuda; no CPU fallback/,
+  );
   expect(out).not.toMatch(/falling back to CPU/i);
 });
 
@@ -90,7 +96,10 @@ test('while the failed process is still up its startup probe answers 500 with th
   const port = await freePort();
   const redis = testRedis();
   const runtime = new WorkerRuntime(asrRole, {
-    redis, keyPrefix: uniquePrefix('ep'), log: pino({ level: 'silent' }), host: '127.0.0.1',
+    redis,
+    keyPrefix: uniquePrefix('ep'),
+    log: pino({ level: 'silent' }),
+    host: '127.0.0.1',
     worker: loadEnv(WORKER_ENV, { PORT: String(port), LOG_LEVEL: 'silent' }),
     env: { MODEL_DIR: models, EXECUTION_PROVIDER: 'cuda' },
   });

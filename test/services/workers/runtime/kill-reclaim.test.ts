@@ -16,7 +16,9 @@ const SID = 'kill-session';
 let redis: Redis;
 const children: ReturnType<typeof spawnTs>[] = [];
 
-beforeAll(() => { redis = testRedis(); });
+beforeAll(() => {
+  redis = testRedis();
+});
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await Promise.all(children.map(exited));
@@ -32,29 +34,47 @@ test('SIGKILL with 100 jobs held: all complete after reclaim, each result visibl
   const acp = createAcp(redis, { prefix });
   const stream = acp.keys.jobs('echo');
   for (let i = 0; i < 100; i++) {
-    await acp.bus.publish('echo', createEnvelope({ id: `job-${i}`, kind: 'echo', session: SID, turn: `t${i}`, timeoutMs: 120_000, parts: [textPart(`n${i}`)] }));
+    await acp.bus.publish(
+      'echo',
+      createEnvelope({ id: `job-${i}`, kind: 'echo', session: SID, turn: `t${i}`, timeoutMs: 120_000, parts: [textPart(`n${i}`)] }),
+    );
   }
 
-  const a = spawnTs(FIXTURE, [], workerEnv('echo-a', await freePort(), {
-    ACP_CONCURRENCY: '100', ECHO_HOLD_MS: '600000', ECHO_HOLD_BEFORE_ODD: '1', ACP_RECLAIM_IDLE_MS: '600000',
-  }));
+  const a = spawnTs(
+    FIXTURE,
+    [],
+    workerEnv('echo-a', await freePort(), {
+      ACP_CONCURRENCY: '100',
+      ECHO_HOLD_MS: '600000',
+      ECHO_HOLD_BEFORE_ODD: '1',
+      ACP_RECLAIM_IDLE_MS: '600000',
+    }),
+  );
   children.push(a);
   // A holds all 100 (delivered, unacknowledged) and has emitted the 50 even ones.
-  await waitUntil('worker A to hold 100 jobs with 50 results out', async () => {
-    const pending = (await redis.xpending(stream, ACP_GROUP)) as [number, ...unknown[]];
-    const events = await acp.events.read(SID, 0);
-    return pending[0] === 100 && events.filter((e) => e.type === 'echo').length === 50;
-  }, 60_000);
+  await waitUntil(
+    'worker A to hold 100 jobs with 50 results out',
+    async () => {
+      const pending = (await redis.xpending(stream, ACP_GROUP)) as [number, ...unknown[]];
+      const events = await acp.events.read(SID, 0);
+      return pending[0] === 100 && events.filter((e) => e.type === 'echo').length === 50;
+    },
+    60_000,
+  );
   a.kill('SIGKILL');
   expect(await exited(a)).toBe('SIGKILL');
 
   const port = await freePort();
   const b = spawnTs(FIXTURE, [], workerEnv('echo-b', port, { ACP_RECLAIM_IDLE_MS: '500', ACP_CONCURRENCY: '32' }));
   children.push(b);
-  await waitUntil('worker B to finish the reclaimed jobs', async () => {
-    const pending = (await redis.xpending(stream, ACP_GROUP)) as [number, ...unknown[]];
-    return pending[0] === 0 && (await acp.events.read(SID, 0)).filter((e) => e.type === 'echo').length >= 100;
-  }, 60_000);
+  await waitUntil(
+    'worker B to finish the reclaimed jobs',
+    async () => {
+      const pending = (await redis.xpending(stream, ACP_GROUP)) as [number, ...unknown[]];
+      return pending[0] === 0 && (await acp.events.read(SID, 0)).filter((e) => e.type === 'echo').length >= 100;
+    },
+    60_000,
+  );
 
   const echoes = (await acp.events.read(SID, 0)).filter((e) => e.type === 'echo');
   expect(echoes).toHaveLength(100);

@@ -12,7 +12,9 @@ import { exited, REPO, spawnTs, waitUntil, workerConfig } from '../../acp/helper
 
 const prefix = uniquePrefix('rt');
 let redis: Redis;
-beforeAll(() => { redis = testRedis(); });
+beforeAll(() => {
+  redis = testRedis();
+});
 afterAll(async () => {
   await deletePrefix(redis, prefix);
   await redis.quit();
@@ -20,11 +22,24 @@ afterAll(async () => {
 
 test('/livez during load, /readyz 503 until the model is loaded and the bus consumed, /metrics', async () => {
   let release!: () => void;
-  const loaded = new Promise<void>((r) => { release = r; });
-  const role: RoleFactory = () => ({ name: 'slow', queue: 'slow', load: () => loaded, handle: async () => undefined, dispose: async () => undefined });
+  const loaded = new Promise<void>((r) => {
+    release = r;
+  });
+  const role: RoleFactory = () => ({
+    name: 'slow',
+    queue: 'slow',
+    load: () => loaded,
+    handle: async () => undefined,
+    dispose: async () => undefined,
+  });
   const port = await freePort();
   const client = testRedis();
-  const rt = new WorkerRuntime(role, { redis: client, keyPrefix: prefix, host: '127.0.0.1', worker: workerConfig({ port, podName: 'slow-0' }) });
+  const rt = new WorkerRuntime(role, {
+    redis: client,
+    keyPrefix: prefix,
+    host: '127.0.0.1',
+    worker: workerConfig({ port, podName: 'slow-0' }),
+  });
   const starting = rt.start();
   try {
     const base = `http://127.0.0.1:${port}`;
@@ -36,9 +51,20 @@ test('/livez during load, /readyz 503 until the model is loaded and the bus cons
     await starting;
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', reason: null, checks: { model_loaded: true, bus_reachable: true, consuming: true, accepting: true } });
+    expect(await ready.json()).toEqual({
+      status: 'ready',
+      reason: null,
+      checks: { model_loaded: true, bus_reachable: true, consuming: true, accepting: true },
+    });
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    for (const name of ['acp_jobs_total', 'acp_job_duration_seconds', 'acp_batch_size', 'acp_redeliveries_total', 'acp_dlq_size', 'acp_jobs_in_flight']) {
+    for (const name of [
+      'acp_jobs_total',
+      'acp_job_duration_seconds',
+      'acp_batch_size',
+      'acp_redeliveries_total',
+      'acp_dlq_size',
+      'acp_jobs_in_flight',
+    ]) {
       expect(metrics).toContain(`# TYPE ${name}`);
     }
     expect(metrics).toMatch(/acp_dlq_size\{queue="slow"\} 0/);
@@ -52,10 +78,23 @@ test('/livez during load, /readyz 503 until the model is loaded and the bus cons
 
 test('acp_consumer_lag counts jobs not yet acknowledged (what the queue-lag alert and KEDA read), then drops to 0', async () => {
   let release!: () => void;
-  const held = new Promise<void>((r) => { release = r; });
-  const role: RoleFactory = () => ({ name: 'held', queue: 'held', load: async () => undefined, handle: () => held, dispose: async () => undefined });
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const role: RoleFactory = () => ({
+    name: 'held',
+    queue: 'held',
+    load: async () => undefined,
+    handle: () => held,
+    dispose: async () => undefined,
+  });
   const client = testRedis();
-  const rt = new WorkerRuntime(role, { redis: client, keyPrefix: prefix, http: false, worker: workerConfig({ podName: 'held-0', concurrency: 1 }) });
+  const rt = new WorkerRuntime(role, {
+    redis: client,
+    keyPrefix: prefix,
+    http: false,
+    worker: workerConfig({ podName: 'held-0', concurrency: 1 }),
+  });
   const lag = async () => {
     const m = (await rt.metrics.getSingleMetric('acp_consumer_lag')!.get()).values.find((v) => v.labels.queue === 'held');
     return m?.value;
@@ -64,7 +103,10 @@ test('acp_consumer_lag counts jobs not yet acknowledged (what the queue-lag aler
     await rt.start();
     const acp = createAcp(client, { prefix });
     for (let i = 0; i < 3; i++) {
-      await acp.bus.publish('held', createEnvelope({ id: `lag-${i}`, kind: 'held.job', session: 's-lag', turn: `t${i}`, timeoutMs: 60_000, parts: [textPart('x')] }));
+      await acp.bus.publish(
+        'held',
+        createEnvelope({ id: `lag-${i}`, kind: 'held.job', session: 's-lag', turn: `t${i}`, timeoutMs: 60_000, parts: [textPart('x')] }),
+      );
     }
     expect(await waitUntil('3 jobs counted', async () => (await lag()) === 3)).toBe(true);
     release();
@@ -93,7 +135,11 @@ test('a worker started before the vault is live but not ready, becomes ready whe
   const vaultPort = await freePort();
   const port = await freePort();
   const child = spawnTs(join(__dirname, 'fixtures', 'echo-role.ts'), [], {
-    REDIS_URL: `redis://127.0.0.1:${vaultPort}`, VAULT_KEY_PREFIX: prefix, POD_NAME: 'early-0', PORT: String(port), ACP_BLOCK_MS: '200',
+    REDIS_URL: `redis://127.0.0.1:${vaultPort}`,
+    VAULT_KEY_PREFIX: prefix,
+    POD_NAME: 'early-0',
+    PORT: String(port),
+    ACP_BLOCK_MS: '200',
   });
   const server = { handle: undefined as Awaited<ReturnType<typeof startRedisServer>> | undefined };
   try {
@@ -116,7 +162,11 @@ test('a worker started before the vault is live but not ready, becomes ready whe
 test('SIGTERM while the vault is unreachable still exits cleanly (no QUIT stuck in the offline queue)', async () => {
   const port = await freePort();
   const child = spawnTs(join(__dirname, 'fixtures', 'echo-role.ts'), [], {
-    REDIS_URL: `redis://127.0.0.1:${await freePort()}`, VAULT_KEY_PREFIX: prefix, POD_NAME: 'down-0', PORT: String(port), DRAIN_TIMEOUT_MS: '1000',
+    REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    VAULT_KEY_PREFIX: prefix,
+    POD_NAME: 'down-0',
+    PORT: String(port),
+    DRAIN_TIMEOUT_MS: '1000',
   });
   try {
     await waitUntil('HTTP up', async () => (await fetch(`http://127.0.0.1:${port}/livez`)).status === 200);

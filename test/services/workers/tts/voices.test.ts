@@ -29,7 +29,9 @@ describe('Piper/VITS voices on the tiny voice', () => {
     expect(lib.resolve('alloy').name).toBe('en_US-tiny-low');
     expect(lib.resolve(undefined).name).toBe('en_US-tiny-low');
     expect(lib.resolve('tiny-en').name).toBe('tiny-en');
-    expect(() => lib.resolve('robot-9')).toThrow(expect.objectContaining({ code: 'ORB_ERR_UNKNOWN_VOICE', statusCode: 400, message: expect.stringContaining("'robot-9'") }));
+    expect(() => lib.resolve('robot-9')).toThrow(
+      expect.objectContaining({ code: 'ORB_ERR_UNKNOWN_VOICE', statusCode: 400, message: expect.stringContaining("'robot-9'") }),
+    );
   });
 
   it('phonemizes with eSpeak NG and produces audio whose length is the phoneme id count times the hop', async () => {
@@ -56,7 +58,9 @@ describe('Piper/VITS voices on the tiny voice', () => {
     const voice = await lib.voice(undefined);
     const order: string[] = [];
     const chunks = [];
-    for await (const c of streamSpeech(voice, 'Hello there. How are you today? I am fine!', { onSentenceStart: (i) => order.push(`start ${i}`) })) {
+    for await (const c of streamSpeech(voice, 'Hello there. How are you today? I am fine!', {
+      onSentenceStart: (i) => order.push(`start ${i}`),
+    })) {
       order.push(`chunk ${c.index}`);
       chunks.push(c);
     }
