@@ -1,14 +1,16 @@
-/** HTTP surface of one gateway over a real socket and the real Redis: auth, sessions, every bad input's 4xx + code. */
+/**
+ * HTTP contract of one gateway on the real Redis, through app.inject: auth, sessions, every bad input's
+ * 4xx + code. Load shedding below runs on real sockets (it is about connections under pressure).
+ */
 import type { FastifyInstance } from 'fastify';
 import { WaveFile } from 'wavefile';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { TurnEventStream, vaultKeys } from '../../../services/acp';
-import { auth, http, listen, makeApp, seedIdentity } from './support';
+import { auth, http, inject, listen, makeApp, seedIdentity } from './support';
 
 const prefix = uniquePrefix('orbhttp');
 const redis = testRedis();
 let app: FastifyInstance;
-let host: string;
 type Req = Parameters<typeof http>[1];
 
 function wav(rate: number, channels = 1, bits = '16'): Buffer {
@@ -20,7 +22,6 @@ function wav(rate: number, channels = 1, bits = '16'): Buffer {
 beforeAll(async () => {
   await seedIdentity(redis, prefix);
   app = await makeApp(prefix, 'orb-http-0', { ORB_BODY_LIMIT_BYTES: '65536' });
-  host = await listen(app);
 });
 
 afterAll(async () => {
@@ -31,15 +32,15 @@ afterAll(async () => {
 
 describe('probes and metrics', () => {
   test('livez, readyz and metrics need no key', async () => {
-    expect((await http(host, { url: '/livez' })).json()).toEqual({ status: 'ok' });
-    const ready = await http(host, { url: '/readyz' });
+    expect((await inject(app, { url: '/livez' })).json()).toEqual({ status: 'ok' });
+    const ready = await inject(app, { url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({
       status: 'ready',
       identity_version: '1.12',
       checks: { vault: true, identity: true, draining: false },
     });
-    const metrics = await http(host, { url: '/metrics' });
+    const metrics = await inject(app, { url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.body).toContain('orb_http_request_duration_seconds');
     expect(metrics.body).toContain('orb_active_sockets');
@@ -47,9 +48,9 @@ describe('probes and metrics', () => {
   });
 
   test('request ids are echoed, or made when absent', async () => {
-    const given = await http(host, { url: '/livez', headers: { 'x-request-id': 'abc-123' } });
+    const given = await inject(app, { url: '/livez', headers: { 'x-request-id': 'abc-123' } });
     expect(given.headers['x-request-id']).toBe('abc-123');
-    const made = await http(host, { url: '/livez' });
+    const made = await inject(app, { url: '/livez' });
     expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -60,7 +61,7 @@ describe('auth', () => {
     ['unknown key', { authorization: 'Bearer not-a-key-at-all-000000' }],
     ['wrong scheme', { authorization: 'Basic YWxpY2U6eA==' }],
   ])('%s -> 401 ORB_ERR_UNAUTHORIZED', async (_name, headers) => {
-    const res = await http(host, { method: 'POST', url: '/v1/sessions', headers });
+    const res = await inject(app, { method: 'POST', url: '/v1/sessions', headers });
     expect(res.statusCode).toBe(401);
     expect(res.json().code).toBe('ORB_ERR_UNAUTHORIZED');
   });
@@ -73,7 +74,7 @@ describe('auth', () => {
       ['POST', '/v1/audio/transcriptions'],
       ['POST', '/v1/audio/translations'],
     ]) {
-      const res = await http(host, { method, url, payload: method === 'POST' ? {} : undefined });
+      const res = await inject(app, { method, url, payload: method === 'POST' ? {} : undefined });
       expect([url, res.statusCode]).toEqual([url, 401]);
       expect(res.json()).toEqual({
         error: {
@@ -84,14 +85,14 @@ describe('auth', () => {
         },
       });
     }
-    expect((await http(host, { url: '/v1/identity' })).json()).toMatchObject({
+    expect((await inject(app, { url: '/v1/identity' })).json()).toMatchObject({
       statusCode: 401,
       code: 'ORB_ERR_UNAUTHORIZED',
       error: 'Unauthorized',
     });
     // No worker has announced a model to this vault: the list is empty, and the OpenAI IDs say why they cannot run.
-    expect((await http(host, { url: '/v1/models', headers: auth('alice') })).json()).toEqual({ object: 'list', data: [] });
-    const speech = await http(host, {
+    expect((await inject(app, { url: '/v1/models', headers: auth('alice') })).json()).toEqual({ object: 'list', data: [] });
+    const speech = await inject(app, {
       method: 'POST',
       url: '/v1/audio/speech',
       headers: auth('alice'),
@@ -102,14 +103,14 @@ describe('auth', () => {
   });
 
   test('plain and sha256-provisioned keys both work', async () => {
-    expect((await http(host, { url: '/v1/identity', headers: auth('alice') })).statusCode).toBe(200);
-    expect((await http(host, { url: '/v1/identity', headers: auth('bob') })).statusCode).toBe(200);
+    expect((await inject(app, { url: '/v1/identity', headers: auth('alice') })).statusCode).toBe(200);
+    expect((await inject(app, { url: '/v1/identity', headers: auth('bob') })).statusCode).toBe(200);
   });
 });
 
 describe('sessions', () => {
   test('created, read back with its events, invisible to another key', async () => {
-    const created = await http(host, {
+    const created = await inject(app, {
       method: 'POST',
       url: '/v1/sessions',
       headers: auth('alice'),
@@ -126,7 +127,7 @@ describe('sessions', () => {
     await events.append(s.id, { type: 'reply', turn: 't1', data: { text: 'hi Ana' } });
     await events.append(s.id, { type: 'turn.end', turn: 't1', data: { outcome: 'ok' } });
 
-    const read = await http(host, { url: `/v1/sessions/${s.id}`, headers: auth('alice') });
+    const read = await inject(app, { url: `/v1/sessions/${s.id}`, headers: auth('alice') });
     expect(read.statusCode).toBe(200);
     expect(read.json()).toMatchObject({
       id: s.id,
@@ -134,10 +135,10 @@ describe('sessions', () => {
       turns: [{ turn: 't1', started_seq: 1, source: 'text', transcript: 'hello', reply: 'hi Ana', outcome: 'ok' }],
     });
     expect(read.json().events.map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4]);
-    const after = await http(host, { url: `/v1/sessions/${s.id}?after_seq=2`, headers: auth('alice') });
+    const after = await inject(app, { url: `/v1/sessions/${s.id}?after_seq=2`, headers: auth('alice') });
     expect(after.json().events.map((e: { seq: number }) => e.seq)).toEqual([3, 4]);
 
-    const other = await http(host, { url: `/v1/sessions/${s.id}`, headers: auth('bob') });
+    const other = await inject(app, { url: `/v1/sessions/${s.id}`, headers: auth('bob') });
     expect(other.statusCode).toBe(404);
     expect(other.json().code).toBe('ORB_ERR_UNKNOWN_SESSION');
     await events.close();
@@ -147,10 +148,10 @@ describe('sessions', () => {
 describe('bad input: each gets its 4xx and code, and the app keeps serving', () => {
   let sid: string;
   beforeAll(async () => {
-    sid = (await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
+    sid = (await inject(app, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
   });
   afterEach(async () => {
-    expect((await http(host, { url: '/livez' })).statusCode).toBe(200);
+    expect((await inject(app, { url: '/livez' })).statusCode).toBe(200);
   });
 
   const cases: [string, () => Req, number, string][] = [
@@ -277,7 +278,7 @@ describe('bad input: each gets its 4xx and code, and the app keeps serving', () 
     ['unknown route', () => ({ url: '/v1/nope', headers: auth('alice') }), 404, 'ORB_ERR_NOT_FOUND'],
   ];
   test.each(cases)('%s', async (_name, req, status, code) => {
-    const res = await http(host, req());
+    const res = await inject(app, req());
     expect({ status: res.statusCode, code: res.json().code }).toEqual({ status, code });
     expect(res.json().message).toEqual(expect.any(String));
   });
@@ -285,7 +286,7 @@ describe('bad input: each gets its 4xx and code, and the app keeps serving', () 
 
 describe('turns go to the bus and are never faked', () => {
   test('text turn with no workers: job published, 504 at the deadline', async () => {
-    const res = await http(host, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } });
+    const res = await inject(app, { method: 'POST', url: '/v1/turns', headers: auth('alice'), payload: { text: 'hello there' } });
     expect(res.statusCode).toBe(504);
     expect(res.json().code).toBe('ORB_ERR_TURN_TIMEOUT');
     expect(await redis.xlen(`${prefix}acp:jobs:cali`)).toBeGreaterThan(0);
@@ -293,8 +294,8 @@ describe('turns go to the bus and are never faked', () => {
   });
 
   test('audio turn: utterance stored in the vault and referenced by the ASR job', async () => {
-    const sid = (await http(host, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
-    const res = await http(host, {
+    const sid = (await inject(app, { method: 'POST', url: '/v1/sessions', headers: auth('alice') })).json().id;
+    const res = await inject(app, {
       method: 'POST',
       url: `/v1/turns?session=${sid}`,
       headers: { ...auth('alice'), 'content-type': 'audio/wav' },

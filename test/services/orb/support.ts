@@ -144,9 +144,27 @@ export interface HttpResult {
 }
 
 /**
- * A real HTTP request (fetch). app.inject is not usable under jest here: light-my-request needs the
- * ESM-only `cookie` package, which jest's CommonJS runtime cannot require.
+ * The HTTP contract through `app.inject` (light-my-request): the full Fastify request path (hooks,
+ * parsers, serializers, error handler) with no socket. jest.config.js turns the ESM-only `cookie`
+ * it needs into CommonJS. Tests of sockets themselves (WebSocket, drain, timeouts, several
+ * replicas, load shedding) use `http` below on a listening server instead.
  */
+export async function inject(
+  app: FastifyInstance,
+  opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown },
+): Promise<HttpResult> {
+  const res = await app.inject({
+    method: (opts.method ?? 'GET') as 'GET',
+    url: opts.url,
+    headers: opts.headers,
+    payload: opts.payload as string | Buffer | object | undefined,
+  });
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+  return { statusCode: res.statusCode, headers, body: res.body, json: () => JSON.parse(res.body) };
+}
+
+/** A real HTTP request (fetch) to a listening server. */
 export async function http(
   hostPort: string,
   opts: { method?: string; url: string; headers?: Record<string, string>; payload?: unknown },
