@@ -15,6 +15,10 @@ import { BrowserNotFoundError, defaultProfileDir, desktopUrl, findBrowser, launc
 import { loadGolden, runAcceptance } from './accept';
 import { loadEnv } from '../config/env';
 import { ACCEPT_ENV } from '../config/accept';
+import { PORTS } from '../contract';
+
+/** A local gateway (npm run dev, npm run orb) listens on the contract's HTTP port. */
+const DEFAULT_URL = `http://127.0.0.1:${PORTS.http}`;
 
 export const EXIT = {
   ok: 0,
@@ -48,7 +52,7 @@ commands:
                          ASR (word error rate), TTS round-tripped through the ASR, latency by stage
 
 options:
-  --url URL              gateway base URL (env ORB_URL, default http://127.0.0.1:8080);
+  --url URL              gateway base URL (env ORB_URL, default ${DEFAULT_URL});
                          repeat or comma-separate to give several replicas (resume fails over)
   --api-key KEY          API key (env ORB_API_KEY)
   --session ID           continue this session (env ORB_SESSION)
@@ -209,7 +213,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return v.help ? EXIT.ok : EXIT.usage;
   }
 
-  const urls = (v.url ?? [io.env.ORB_URL ?? 'http://127.0.0.1:8080'])
+  const urls = (v.url ?? [io.env.ORB_URL ?? DEFAULT_URL])
     .flatMap((u) => u.split(','))
     .map((u) => u.trim())
     .filter(Boolean);

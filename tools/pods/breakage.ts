@@ -8,7 +8,10 @@
 import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { COMPONENTS, PORTS } from '../../services/contract';
 import type { K8sObject } from './manifests';
+
+const { orbCore, vault, cali } = COMPONENTS;
 
 export interface Breakage {
   /** What the change does, as a reviewer would describe the bad commit. */
@@ -40,40 +43,42 @@ export const BREAKAGES: Record<string, Breakage> = {
     },
   },
   'probe-path': {
-    change: "orb-core's readinessProbe asks /ready, a path the gateway does not serve",
+    change: `${orbCore}'s readinessProbe asks /ready, a path the gateway does not serve`,
     tree: 'env',
-    expect: /Deployment\/orb-core pod \S+ container [\w-]+: readinessProbe httpGet \/ready port \S+: HTTP 40\d/,
+    expect: new RegExp(`Deployment/${orbCore} pod \\S+ container [\\w-]+: readinessProbe httpGet /ready port \\S+: HTTP 40\\d`),
     apply(objs) {
-      const c = find(objs, 'Deployment', 'orb-core').spec.template.spec.containers[0];
+      const c = find(objs, 'Deployment', orbCore).spec.template.spec.containers[0];
       c.readinessProbe.httpGet.path = '/ready';
-      return 'Deployment/orb-core spec.template.spec.containers[0].readinessProbe.httpGet.path';
+      return `Deployment/${orbCore} spec.template.spec.containers[0].readinessProbe.httpGet.path`;
     },
   },
   'netpol-edge': {
     change: "the vault's NetworkPolicy loses its ingress rule for cali (an edge dropped from the network graph)",
     tree: 'env',
-    expect: /cali-\S+ → vault-0:6379\/tcp dropped by vault-0's ingress: NetworkPolicy\/vault spec\.ingress has no rule that admits it/,
+    expect: new RegExp(
+      `${cali}-\\S+ → ${vault}-0:${PORTS.vault}/tcp dropped by ${vault}-0's ingress: NetworkPolicy/${vault} spec\\.ingress has no rule that admits it`,
+    ),
     apply(objs) {
-      const np = find(objs, 'NetworkPolicy', 'vault');
+      const np = find(objs, 'NetworkPolicy', vault);
       const before = np.spec.ingress.length;
       np.spec.ingress = np.spec.ingress.filter(
         (r: { from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }> }) =>
-          !(r.from ?? []).some((p) => p.podSelector?.matchLabels?.app === 'cali'),
+          !(r.from ?? []).some((p) => p.podSelector?.matchLabels?.app === cali),
       );
       if (np.spec.ingress.length !== before - 1) throw new Error('breakage: NetworkPolicy/vault has no single ingress rule for cali');
       return 'NetworkPolicy/vault spec.ingress';
     },
   },
   'env-name': {
-    change: "orb-core's manifest sets ORB_API_KEY where the gateway's config schema requires ORB_API_KEYS (a rename on one side only)",
+    change: `${orbCore}'s manifest sets ORB_API_KEY where the gateway's config schema requires ORB_API_KEYS (a rename on one side only)`,
     tree: 'env',
-    expect: /Deployment\/orb-core container [\w-]+ env: ORB_API_KEYS is required/,
+    expect: new RegExp(`Deployment/${orbCore} container [\\w-]+ env: ORB_API_KEYS is required`),
     apply(objs) {
-      const c = find(objs, 'Deployment', 'orb-core').spec.template.spec.containers[0];
+      const c = find(objs, 'Deployment', orbCore).spec.template.spec.containers[0];
       const e = c.env.find((x: { name: string }) => x.name === 'ORB_API_KEYS');
-      if (!e) throw new Error('breakage: Deployment/orb-core sets no ORB_API_KEYS');
+      if (!e) throw new Error(`breakage: Deployment/${orbCore} sets no ORB_API_KEYS`);
       e.name = 'ORB_API_KEY';
-      return 'Deployment/orb-core spec.template.spec.containers[0].env[ORB_API_KEYS].name';
+      return `Deployment/${orbCore} spec.template.spec.containers[0].env[ORB_API_KEYS].name`;
     },
   },
 };
