@@ -21,8 +21,28 @@ const METHOD: Record<string, string> = {
     'HARNESS CHECK on the tiny models the tests build, not a model figure. ASR: 8 x 3 s chunks through `WhisperModel` as 8 runs of batch 1 vs one batch of 8. TTS: 8 sentences through `PiperVoice` one after another vs 8 at once. On a GPU machine: `EXECUTION_PROVIDER=cuda BENCH_WHISPER_DIR=… BENCH_PIPER_DIR=… npm run bench batching`.',
 };
 
-export function performanceDoc(file: ResultsFile): string {
+/** The machine line and the table of a results file: docs/performance.md and the README's block. */
+export function latestRun(file: ResultsFile): string {
   const m = file.machine;
+  return [
+    `Latest run: ${m.date}${file.quick ? ' (QUICK mode: fewer rounds)' : ''} — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}${m.load1 !== undefined ? `, 1-min load average at start ${m.load1}` : ''}.`,
+    '',
+    table(file.results),
+  ].join('\n');
+}
+
+export const README_BEGIN = '<!-- bench:latest (npm run bench -- --docs rewrites this block) -->';
+export const README_END = '<!-- /bench:latest -->';
+
+/** The README with its Performance block replaced by the latest run; an error when the markers are missing. */
+export function readmeWithLatest(readme: string, file: ResultsFile): string {
+  const a = readme.indexOf(README_BEGIN);
+  const b = readme.indexOf(README_END);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${README_BEGIN} … ${README_END} block`);
+  return `${readme.slice(0, a + README_BEGIN.length)}\n\n${latestRun(file)}\n\n${readme.slice(b)}`;
+}
+
+export function performanceDoc(file: ResultsFile): string {
   const lines = [
     '# Performance',
     '',
@@ -31,9 +51,7 @@ export function performanceDoc(file: ResultsFile): string {
     'context. `ratio` = subject / baseline: below 1 is better for times, above 1 for throughput.',
     'No test asserts a time; these numbers come only from `npm run bench`.',
     '',
-    `Latest run: ${m.date}${file.quick ? ' (QUICK mode: fewer rounds)' : ''} — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}${m.load1 !== undefined ? `, 1-min load average at start ${m.load1}` : ''}.`,
-    '',
-    table(file.results),
+    latestRun(file),
     '',
     '## Reproduce',
     '',

@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import { BENCHMARKS } from './registry';
 import { NotAvailable, type BenchResult } from './harness/result';
 import { machineInfo, table, writeResults } from './harness/report';
-import { performanceDoc } from './docs';
-import { writeFileSync } from 'node:fs';
+import { performanceDoc, readmeWithLatest } from './docs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /** The first two non-empty lines of an error, bounded: enough for a table cell. */
 function brief(msg: string): string {
@@ -80,9 +80,16 @@ async function main(): Promise<number> {
     BENCHMARKS.map((b) => b.name),
   );
   if (argv.includes('--docs')) {
-    const docs = join(root, 'docs', 'performance.md');
-    writeFileSync(docs, performanceDoc(written));
-    console.log(`docs: ${docs}`);
+    // Both files are kept in the repo's Prettier format (CI checks it), so write them formatted.
+    const prettier = await import('prettier');
+    const write = async (file: string, text: string) => {
+      const options = (await prettier.resolveConfig(file)) ?? {};
+      writeFileSync(file, await prettier.format(text, { ...options, filepath: file }));
+      console.log(`docs: ${file}`);
+    };
+    await write(join(root, 'docs', 'performance.md'), performanceDoc(written));
+    const readme = join(root, 'README.md');
+    await write(readme, readmeWithLatest(readFileSync(readme, 'utf8'), written));
   }
   console.log(
     `\n${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.date}, load ${machine.load1} at start${quick ? ', QUICK mode' : ''}`,
