@@ -62,6 +62,7 @@ const GLOBAL: Record<string, (k: VaultKeys) => string> = {
   identityVersion: (k) => k.identityVersion,
   turnDeadlines: (k) => k.turnDeadlines,
   replica: (k) => k.replica('orb-core-0'),
+  orbFence: (k) => k.orbFence('orb-core-0'),
   rateLimit: (k) => k.rateLimit('dev'),
   jobs: (k) => k.jobs('cali'),
   coreJobs: (k) => k.coreJobs(0),
