@@ -4,7 +4,7 @@ import { vaultKeys } from '../../../services/acp';
 
 describe('vaultKeys', () => {
   const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'vault-keys.md'), 'utf8');
-  const families = [...doc.matchAll(/^\| `([a-z]+):\*` \|/gm)].map((m) => m[1]);
+  const families = [...doc.matchAll(/^\| `([a-z]+):\*` +\|/gm)].map((m) => m[1]);
   const k = vaultKeys('p:');
   const all = [
     k.identitySeed,
@@ -26,6 +26,7 @@ describe('vaultKeys', () => {
     k.turnAbandoned('s', 't'),
     k.turnDeadlines,
     k.alive('cali'),
+    k.orbFence('pod'),
   ];
 
   test('the doc lists the key families', () => {
@@ -48,6 +49,7 @@ describe('vaultKeys', () => {
         .replace(/:t(?=:|$)/, ':{turnId}')
         .replace(/index:key/, 'index:{keyId}')
         .replace(/replica:pod/, 'replica:{pod}')
+        .replace(/fence:pod/, 'fence:{pod}')
         .replace(/jobs:cali/, 'jobs:{role}')
         .replace(/dlq:cali/, 'dlq:{role}')
         .replace(/done:j/, 'done:{jobId}')

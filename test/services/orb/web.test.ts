@@ -92,7 +92,7 @@ test('the installable app: manifest, icons and service worker are same-origin fi
   expect(sw.headers['content-type']).toMatch(/javascript/);
   expect(sw.body).toMatch(/orb-shell-/);
   const page = await http(built, { url: '/' });
-  expect(page.body).toContain('<link rel="manifest" href="manifest.webmanifest">');
+  expect(page.body).toMatch(/<link rel="manifest" href="manifest\.webmanifest"\s*\/?>/);
   for (const f of [...SHELL_FILES, 'sw.js']) {
     const res = await http(built, { url: `/${f}` });
     expect([f, res.statusCode]).toEqual([f, 200]);
