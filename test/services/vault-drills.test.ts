@@ -650,4 +650,50 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     expect(planted.duplicates).toBe(base.duplicates + 2);
     expect(planted.checkedAudio).toBeGreaterThan(0);
   });
+
+  // The first audio run of this drill lost a gateway for good after SIGKILL (every turn refused for
+  // minutes, "Connection is closed." from ioredis' SentinelConnector): a +switch-master that lands
+  // while a reconnect is asking the Sentinels ends the client (services/acp/vault.ts). Here that
+  // timing is forced: the client's Sentinel lookups wait until the switch has been announced.
+  test('a service client whose reconnect is mid-lookup when +switch-master comes still serves afterwards', async () => {
+    const c = serviceVault('orb', 'orb-stray-end');
+    c.on('error', () => undefined);
+    let ends = 0;
+    c.on('end', () => { ends += 1; });
+    await c.ping();
+    const watcher = new Redis({ host: '127.0.0.1', port: sentinels[1].port, lazyConnect: true, maxRetriesPerRequest: 0 });
+    watcher.on('error', () => undefined);
+    await watcher.connect();
+    let switched = false;
+    watcher.on('message', () => { switched = true; });
+    await watcher.subscribe('+switch-master');
+    const connector = (c as unknown as { connector: { resolve: (ep: unknown) => Promise<unknown> } }).connector;
+    const resolve = connector.resolve.bind(connector);
+    connector.resolve = async (ep) => {
+      await waitUntil('the +switch-master announcement', () => switched, 30_000, 20).catch(() => undefined);
+      await sleep(500); // the stale detector's copy of the message arrives too
+      return resolve(ep);
+    };
+    try {
+      const primary = await primaryPort();
+      const list = String(await ask(primary, 'CLIENT', 'LIST'));
+      const id = /id=(\d+) [^\n]*name=orb-stray-end /.exec(list)?.[1];
+      expect(id).toBeDefined();
+      await ask(primary, 'CLIENT', 'KILL', 'ID', id!);
+      await waitUntil('the client is reconnecting', () => c.status !== 'ready', 10_000, 10);
+      await new Promise<void>((ok, fail) => {
+        const s = new Redis({ host: '127.0.0.1', port: sentinels[0].port, lazyConnect: true, maxRetriesPerRequest: 0 });
+        s.on('error', () => undefined);
+        s.connect().then(() => s.call('SENTINEL', 'FAILOVER', 'vault')).then(() => ok(), fail).finally(() => s.disconnect());
+      });
+      await waitUntil('the failover is announced', () => switched, 30_000, 50);
+      const served = await waitUntil('the client serves again', () => c.ping().then((r) => r === 'PONG', () => false), 20_000, 200).then(() => true, () => false);
+      // eslint-disable-next-line no-console
+      console.log(`vault drill: stray end: client ended ${ends} time(s) without its owner closing it; serves afterwards: ${served}`);
+      expect(served).toBe(true);
+    } finally {
+      connector.resolve = resolve;
+      watcher.disconnect();
+    }
+  });
 });
