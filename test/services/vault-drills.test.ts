@@ -441,6 +441,9 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     const why = drivers.flatMap((d) => [...d.why].map(([k, v]) => `${d.name}: ${k} x${v}`));
     // eslint-disable-next-line no-console
     if (why.length) console.log(`vault drill ${name}: turns not ok: ${why.join('; ')}`);
+    // A loss is what the drill exists to find: the nodes' own logs of the fault go with it.
+    // eslint-disable-next-line no-console
+    if (lost) console.log(nodes.map((n, i) => `vault drill ${name}: redis ${i} (port ${n.port}) log tail:\n${n.log.slice(-3000)}`).join('\n'));
     // eslint-disable-next-line no-console
     console.log(`vault drill: ${row}`);
     if (assertClean) {
