@@ -80,6 +80,7 @@ export const ORB_ENV = {
   deliveryWait: oneOf('ORB_DELIVERY_WAIT', ['auto', 'on', 'off'] as const, { doc: 'Deliver turn events (WebSocket, HTTP turn results) only after a replica acknowledged them (SET + WAIT on the reading connection, one per read batch), so a failover never takes back an event a client saw; auto: on when REDIS_SENTINELS is set (the replicated vault), off for a single-node vault', default: 'auto' }),
   deliveryWaitReplicas: int('ORB_DELIVERY_WAIT_REPLICAS', { doc: 'Replicas that must acknowledge an event before it is delivered (WAIT numreplicas)', default: 1, min: 1, max: 8 }),
   deliveryWaitTimeoutMs: int('ORB_DELIVERY_WAIT_TIMEOUT_MS', { doc: 'WAIT timeout; events not acknowledged by then are held back (never delivered unacknowledged) and the read is retried', default: 1000, min: 1, max: 60_000 }),
+  deliveryWaitGraceMs: int('ORB_DELIVERY_WAIT_GRACE_MS', { doc: 'How long the fence keeps waiting for a replica that left before it delivers with the ones left (a resumed old primary may still count a replica that Sentinel is about to move)', default: 10_000, min: 0, max: 300_000 }),
   asrLanguages: str('ORB_ASR_LANGUAGES', { doc: 'Comma-separated ISO-639-1 codes the ASR model has tokens for; empty: every Whisper language', default: '' }),
   maxRssBytes: int('ORB_MAX_RSS_BYTES', { doc: 'RSS above which requests get 503 + Retry-After; 0 disables', default: 0, min: 0 }),
 } as const;

@@ -193,7 +193,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
 
   // Delivery after replication (services/acp/replication.ts): on by default with a replicated vault.
   const waitOn = config.deliveryWait === 'on' || (config.deliveryWait === 'auto' && opts.vault.sentinels.length > 0);
-  const fence = new DeliveryFence({ key: keys.orbFence(config.podName), replicas: waitOn ? config.deliveryWaitReplicas : 0, timeoutMs: config.deliveryWaitTimeoutMs });
+  const fence = new DeliveryFence({ key: keys.orbFence(config.podName), replicas: waitOn ? config.deliveryWaitReplicas : 0, timeoutMs: config.deliveryWaitTimeoutMs, replicaGraceMs: config.deliveryWaitGraceMs });
   const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS, fence });
   const bus = new AcpBus(redis, keys);
   const hub = new EventHub(redis, keys, events, {
