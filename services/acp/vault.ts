@@ -28,24 +28,59 @@ export function connectVault(cfg: VaultConfig, opts: VaultConnectOptions = {}): 
   };
   if (cfg.url) return new Redis(cfg.url, base);
   if (cfg.sentinels.length) {
-    return new Redis({
-      ...base,
-      sentinels: cfg.sentinels.map((hp) => {
-        const [host, port] = hp.split(':');
-        return { host, port: Number(port || PORTS.sentinel) };
+    return reconnectAfterStrayEnd(
+      new Redis({
+        ...base,
+        sentinels: cfg.sentinels.map((hp) => {
+          const [host, port] = hp.split(':');
+          return { host, port: Number(port || PORTS.sentinel) };
+        }),
+        name: cfg.sentinelMaster,
+        role: 'master',
+        // The Sentinels know every service user, allowed only to discover the primary (infra/vault-sentinel.ts).
+        sentinelUsername: base.username,
+        sentinelPassword: base.password,
+        ...(cfg.tls ? { enableTLSForSentinelMode: true } : {}),
+        // Subscribe to +switch-master: reconnect on the Sentinels' word, not only when the old primary's socket dies.
+        failoverDetector: true,
+        // A demoted primary answers writes with READONLY: reconnect (asking the Sentinels again) and resend.
+        reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+        ...opts.options,
       }),
-      name: cfg.sentinelMaster,
-      role: 'master',
-      // The Sentinels know every service user, allowed only to discover the primary (infra/vault-sentinel.ts).
-      sentinelUsername: base.username,
-      sentinelPassword: base.password,
-      ...(cfg.tls ? { enableTLSForSentinelMode: true } : {}),
-      // Subscribe to +switch-master: reconnect on the Sentinels' word, not only when the old primary's socket dies.
-      failoverDetector: true,
-      // A demoted primary answers writes with READONLY: reconnect (asking the Sentinels again) and resend.
-      reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
-      ...opts.options,
-    });
+    );
   }
   return new Redis({ ...base, host: cfg.host, port: cfg.port });
+}
+
+/**
+ * ioredis 5 keeps a Sentinel client's failover detector of its previous connection subscribed
+ * until the next connection is made. When the primary dies (its socket closes, the client
+ * reconnects) and the Sentinels' +switch-master lands while a reconnect is still asking them for
+ * the primary, that stale detector aborts the lookup: connect() fails with "Connection is closed."
+ * and the client goes to status `end` for good (every later command: "Connection is closed.").
+ * The failover drill saw a gateway stop serving turns after SIGKILL of the primary this way.
+ * Here a client that ends without its owner closing it (disconnect/quit) connects again; so do
+ * its duplicates (the blocking readers).
+ */
+export function reconnectAfterStrayEnd(client: Redis): Redis {
+  let closedByOwner = false;
+  const disconnect = client.disconnect.bind(client);
+  client.disconnect = (reconnect = false) => {
+    if (!reconnect) closedByOwner = true;
+    disconnect(reconnect);
+  };
+  const quit = client.quit.bind(client);
+  client.quit = ((...args: Parameters<Redis['quit']>) => {
+    closedByOwner = true;
+    return quit(...args);
+  }) as Redis['quit'];
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (...args: Parameters<Redis['duplicate']>) => reconnectAfterStrayEnd(duplicate(...args));
+  client.on('end', () => {
+    if (closedByOwner) return;
+    setTimeout(() => {
+      if (!closedByOwner && client.status === 'end') client.connect().catch(() => undefined);
+    }, 50).unref();
+  });
+  return client;
 }

@@ -204,6 +204,12 @@ export const ORB_ENV = {
     min: 1,
     max: 60_000,
   }),
+  deliveryWaitGraceMs: int('ORB_DELIVERY_WAIT_GRACE_MS', {
+    doc: 'How long the fence keeps waiting for a replica that left before it delivers with the ones left (a resumed old primary may still count a replica that Sentinel is about to move)',
+    default: 10_000,
+    min: 0,
+    max: 300_000,
+  }),
   asrLanguages: str('ORB_ASR_LANGUAGES', {
     doc: 'Comma-separated ISO-639-1 codes the ASR model has tokens for; empty: every Whisper language',
     default: '',

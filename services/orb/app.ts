@@ -221,6 +221,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     key: keys.orbFence(config.podName),
     replicas: waitOn ? config.deliveryWaitReplicas : 0,
     timeoutMs: config.deliveryWaitTimeoutMs,
+    replicaGraceMs: config.deliveryWaitGraceMs,
   });
   const events = new TurnEventStream(redis, keys, { retentionS: config.sessionTtlS, fence });
   const bus = new AcpBus(redis, keys);

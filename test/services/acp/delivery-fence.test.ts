@@ -206,6 +206,37 @@ run('delivery fence: nothing reaches a client before a replica has it', () => {
     await ev1.close();
   });
 
+  test('a replica that leaves is waited for until fewer have been seen for the grace period (a resumed old primary may still count one Sentinel is moving)', async () => {
+    const second = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
+    const online = async () => (String(await redis.info('replication')).match(/^slave\d+:.*state=online/gm) ?? []).length;
+    const fence = new DeliveryFence({
+      key: keys.orbFence('grace'),
+      replicas: 1,
+      timeoutMs: 150,
+      replicasRefreshMs: 0,
+      replicaGraceMs: 1500,
+    });
+    const events = new TurnEventStream(redis, keys, { fence });
+    try {
+      await waitUntil('both replicas online', async () => (await online()) === 2);
+      await events.append('s8', { type: 'reply', turn: 't1', data: {} });
+      expect((await events.read('s8', 0)).length).toBe(1); // the fence has seen two
+      await second.stop({ removeDir: true, signal: 'SIGKILL' });
+      await waitUntil('one replica online', async () => (await online()) === 1, 30_000);
+      // The one left acknowledges everything (WAIT 1 passes), yet the fence still wants two...
+      expect(await redis.call('WAIT', 1, 1000)).toBe(1);
+      await expect(events.read('s8', 0)).rejects.toMatchObject({ name: 'ReplicationLagError', wanted: 2, acked: 1 });
+      await new Promise((r) => setTimeout(r, 800));
+      await expect(events.read('s8', 0)).rejects.toMatchObject({ name: 'ReplicationLagError', wanted: 2 });
+      // ...until fewer have been seen for the grace period; then it delivers with the one left.
+      await new Promise((r) => setTimeout(r, 900));
+      expect((await events.read('s8', 0)).length).toBe(1);
+    } finally {
+      await events.close();
+      await second.stop({ removeDir: true, signal: 'SIGKILL' }).catch(() => undefined);
+    }
+  });
+
   test('a connection that dropped between the read and the fence vouches for nothing (its commands could run on another server)', async () => {
     const fence = new DeliveryFence({ key: keys.orbFence('epoch'), replicas: 1, timeoutMs: 1000 });
     const conn = new Redis(primary.url, { maxRetriesPerRequest: null });
