@@ -59,6 +59,7 @@ export { ORB_ERR_AUDIO_REQUEST, ORB_ERR_AUDIO_TIMEOUT, ORB_ERR_AUDIO_UPSTREAM } 
 import { AudioCapabilities, checkLanguage, DEFAULT_CAPABILITIES } from '../audio-params';
 import { rawPcmUpload } from '../audio';
 import { resamplePcm16, toSrt, toVtt, wavHeader } from '../../audio-format';
+import type { TranscriptSegment, TranscriptWord } from '../../acp/transcript';
 
 export interface OpenAiAudioOptions {
   readonly bus: AcpBus;
@@ -83,20 +84,9 @@ export interface OpenAiAudioOptions {
 type ResponseFormat = 'json' | 'text' | 'verbose_json' | 'srt' | 'vtt';
 const RESPONSE_FORMATS: readonly ResponseFormat[] = ['json', 'text', 'verbose_json', 'srt', 'vtt'];
 
-interface Word {
-  word: string;
-  start: number;
-  end: number;
-}
-interface Segment {
-  id: number;
-  start: number;
-  end: number;
-  text: string;
-  tokens: number[];
-  avg_logprob: number;
-  words?: Word[];
-}
+type Word = TranscriptWord;
+/** A transcript event's segment (services/acp/transcript.ts); words are absent when the model gives none. */
+type Segment = Omit<TranscriptSegment, 'words'> & { words?: Word[] };
 interface TranscriptData {
   text: string;
   language: string;

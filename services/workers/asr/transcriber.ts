@@ -2,21 +2,9 @@ import { decodeForAsr, ASR_SAMPLE_RATE, type DecodeOptions } from '../audio/pcm'
 import { SileroVad, type SpeechSegment, type VadOptions } from '../../inference/vad';
 import { WhisperModel, selectRows, type DecodeRequest } from './whisper';
 
-export interface TranscriptWord {
-  word: string;
-  start: number;
-  end: number;
-}
+import type { TranscriptSegment, TranscriptWord } from '../../acp/transcript';
 
-export interface TranscriptSegment {
-  id: number;
-  start: number;
-  end: number;
-  text: string;
-  tokens: number[];
-  avg_logprob: number;
-  words: TranscriptWord[];
-}
+export type { TranscriptSegment, TranscriptWord } from '../../acp/transcript';
 
 /** Called with the segments of one decoded window, in time order, before the next window is decoded. */
 export type SegmentsListener = (segments: TranscriptSegment[]) => Promise<void> | void;
