@@ -14,6 +14,7 @@ import {
   type WorkloadProps,
   serviceContainer,
   namesOf,
+  surgeOneRollout,
 } from './workload-support';
 
 export const CALI: string = COMPONENTS.cali;
@@ -89,10 +90,7 @@ export class Cali extends Construct {
       spec: {
         replicas,
         selector: { matchLabels: selectorLabels(name) },
-        strategy: {
-          type: 'RollingUpdate',
-          rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
-        },
+        strategy: surgeOneRollout(),
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({

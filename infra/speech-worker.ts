@@ -26,6 +26,7 @@ import {
   type WorkloadProps,
   serviceContainer,
   namesOf,
+  surgeOneRollout,
 } from './workload-support';
 
 export type SpeechRole = 'whisperx' | 'xtts';
@@ -190,10 +191,7 @@ export class SpeechWorker extends Construct {
       spec: {
         // Left to the autoscaler (HPA or KEDA's HPA), which owns the replica count.
         selector: { matchLabels: selectorLabels(name) },
-        strategy: {
-          type: 'RollingUpdate',
-          rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
-        },
+        strategy: surgeOneRollout(),
         template: {
           metadata: { labels, annotations: podAnnotations(props) },
           spec: hardenedPodSpec({

@@ -171,3 +171,14 @@ export function namesOf(props: { readonly names?: StackNames }): StackNames {
 export function configMapOf(props: WorkloadProps): string {
   return props.configMapName ?? (props.names ? props.names.orbConfig : ORB_CONFIG);
 }
+
+/**
+ * A worker Deployment's rollout: one extra pod at a time and never fewer ready than the replica
+ * count, so a rollout never takes queue capacity away (CALI, the speech workers).
+ */
+export function surgeOneRollout(): k8s.DeploymentStrategy {
+  return {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+  };
+}
