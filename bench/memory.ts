@@ -9,10 +9,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import { figure, type Benchmark } from './harness/result';
 import { freePort, startGateway, startTs } from './harness/stack';
 import type { ServiceHandle } from './harness/proc';
+import { openSessions } from './harness/sessions';
 
 interface Mem {
   rss: number;
@@ -44,54 +44,13 @@ async function snapshot(s: Side): Promise<Mem> {
   }
 }
 
-async function openOne(s: Side): Promise<WebSocket> {
-  const ws = new WebSocket(s.wsUrl, { headers: s.headers, perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${s.name}: no session.ready within 30 s`)), 30_000);
-    ws.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(timer);
-      reject(new Error(`${s.name}: upgrade refused with HTTP ${res.statusCode}`));
-    });
-    ws.on('message', function ready(data, isBinary) {
-      if (isBinary) return;
-      const m = JSON.parse(String(data)) as { type: string; message?: string };
-      if (m.type === 'session.ready') {
-        clearTimeout(timer);
-        ws.off('message', ready);
-        resolve();
-      }
-      if (m.type === 'error') {
-        clearTimeout(timer);
-        reject(new Error(`${s.name}: ${m.message}`));
-      }
-    });
-  });
-  return ws;
-}
-
-async function openMany(s: Side, n: number, parallel = 50): Promise<WebSocket[]> {
-  const out: WebSocket[] = [];
-  try {
-    for (let i = 0; i < n; i += parallel)
-      out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openOne(s)))));
-  } catch (err) {
-    for (const ws of out) ws.terminate();
-    throw err;
-  }
-  return out;
-}
-
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Memory with `n` idle sessions open minus memory before, both after full GCs. */
 async function idleCost(s: Side, n: number): Promise<{ before: Mem; after: Mem }> {
   await settle(500);
   const before = await snapshot(s);
-  const sockets = await openMany(s, n);
+  const sockets = await openSessions(s, n);
   try {
     await settle(1000);
     return { before, after: await snapshot(s) };
@@ -124,7 +83,7 @@ export const memory: Benchmark = {
       const base: Side = { name: 'bare ws', wsUrl: `ws://127.0.0.1:${bport}/v1/session`, headers: {}, proc: bare, memFile: bareFile };
       const n = quick ? 300 : 1000;
       // Warm-up: JIT, pools and lazily built module state are not per-session cost.
-      for (const s of [base, orb]) for (const ws of await openMany(s, 50)) ws.terminate();
+      for (const s of [base, orb]) for (const ws of await openSessions(s, 50)) ws.terminate();
       await settle(500);
       const b = await idleCost(base, n);
       const o = await idleCost(orb, n);

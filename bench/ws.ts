@@ -15,12 +15,12 @@
  * pending windows), so the batching gain is a ratio measured in the same run. The audio (a 220 Hz
  * tone) stays below the VAD threshold, so every window costs VAD compute and nothing else.
  */
-import { WebSocket } from 'ws';
 import { interleave } from './harness/interleave';
 import { figure, type Benchmark } from './harness/result';
 import { largestPassingGrowing, median, percentile } from './harness/stats';
 import { freePort, startGateway, startTs } from './harness/stack';
 import type { ServiceHandle } from './harness/proc';
+import { closeAll, openSessions } from './harness/sessions';
 
 const FRAME_MS = 20;
 const FRAME_BYTES = (16000 * 2 * FRAME_MS) / 1000; // 640 B of PCM16 mono
@@ -37,51 +37,6 @@ interface Target {
   proc: ServiceHandle;
 }
 
-async function openSocket(t: Target): Promise<WebSocket> {
-  const ws = new WebSocket(t.wsUrl, { headers: t.headers, perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${t.name}: no session.ready within 30 s`)), 30_000);
-    ws.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(timer);
-      reject(new Error(`${t.name}: upgrade refused with HTTP ${res.statusCode}`));
-    });
-    ws.on('message', function ready(data, isBinary) {
-      if (isBinary) return;
-      const m = JSON.parse(String(data)) as { type: string; message?: string };
-      if (m.type === 'session.ready') {
-        clearTimeout(timer);
-        ws.off('message', ready);
-        resolve();
-      }
-      if (m.type === 'error') {
-        clearTimeout(timer);
-        reject(new Error(`${t.name}: ${m.message}`));
-      }
-    });
-  });
-  return ws;
-}
-
-async function openMany(t: Target, n: number, parallel = 50): Promise<WebSocket[]> {
-  const out: WebSocket[] = [];
-  try {
-    for (let i = 0; i < n; i += parallel)
-      out.push(...(await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, () => openSocket(t)))));
-  } catch (err) {
-    closeAll(out);
-    throw err;
-  }
-  return out;
-}
-
-function closeAll(sockets: WebSocket[]): void {
-  for (const s of sockets) s.terminate();
-}
-
 async function settle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -90,7 +45,7 @@ async function settle(ms: number): Promise<void> {
 async function idleRss(t: Target, n: number): Promise<{ before: number; after: number }> {
   await settle(500);
   const before = t.proc.rss();
-  const sockets = await openMany(t, n);
+  const sockets = await openSessions(t, n);
   try {
     await settle(1500);
     return { before, after: t.proc.rss() };
@@ -109,7 +64,7 @@ interface ProbeResult {
 
 /** `n` streams for `seconds`, frames paced on a shared 20 ms clock, a ping every 250 ms per stream. */
 async function streams(t: Target, n: number, seconds: number): Promise<ProbeResult> {
-  const sockets = await openMany(t, n);
+  const sockets = await openSessions(t, n);
   try {
     const frame = Buffer.alloc(FRAME_BYTES);
     for (let i = 0; i < FRAME_BYTES / 2; i++) frame.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 220 * i) / 16000)), i * 2);
@@ -206,9 +161,9 @@ export const ws: Benchmark = {
         proc: single.proc,
       };
       // Warm both: JIT and allocator pools, so the idle figure is per-session cost, not first-use cost.
-      closeAll(await openMany(orbT, 20));
-      closeAll(await openMany(bareT, 20));
-      closeAll(await openMany(singleT, 20));
+      closeAll(await openSessions(orbT, 20));
+      closeAll(await openSessions(bareT, 20));
+      closeAll(await openSessions(singleT, 20));
 
       const idleN = 1000;
       // One round: RSS rarely shrinks after sockets close, so a second round in the same process would measure reuse, not cost.
