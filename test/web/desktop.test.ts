@@ -14,19 +14,14 @@ import type Redis from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { WaveFile } from 'wavefile';
-import { createAcp } from '../../services/acp';
-import { loadEnv } from '../../services/config/env';
-import { WORKER_ENV } from '../../services/config/worker';
 import { drainAndClose } from '../../services/orb/drain';
-import { parseIdentity, writeIdentity } from '../../services/seed/identity';
-import { caliRole } from '../../services/workers/cali/role';
-import { coreRole } from '../../services/workers/core/role';
 import { WorkerRuntime } from '../../services/workers/runtime';
 import { buildWeb, shellVersion, writeServiceWorker } from '../../web/build';
 import { AppWindow, PageGlobals, axeViolations, chromiumMissing, installabilityErrors, openAppWindow } from '../support/app-window';
 import { deletePrefix, testRedis, uniquePrefix } from '../support/vault';
 import { KEYS, makeApp } from '../services/orb/support';
 import { waitUntil } from '../support/wait';
+import { writeShippedIdentity, verdictWorkers } from '../support/verdict-workers';
 
 jest.setTimeout(300_000); // above the sum of the inner waits, so a failure names its step
 const REPO = join(__dirname, '..', '..');
@@ -110,10 +105,6 @@ suite('the ORB as an installable desktop app', () => {
     clients.push(c);
     return c;
   };
-  const workerConfig = (podName: string) => ({
-    ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }),
-    podName,
-  });
   /** (Re)starts the gateway on the same port, as a restarted pod behind the same Service. */
   async function startGateway(): Promise<void> {
     gateway = await makeApp(prefix, `orb-desktop-${Date.now()}`, { ORB_WEB_ROOT: root, ORB_TURN_DEADLINE_MS: '20000' });
@@ -148,32 +139,8 @@ suite('the ORB as an installable desktop app', () => {
 
   beforeAll(async () => {
     await buildWeb(root);
-    const admin = client();
-    await writeIdentity(
-      admin,
-      createAcp(admin, { prefix }).keys,
-      parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
-    );
-    for (let n = 0; n < 5; n++) {
-      workers.push(
-        new WorkerRuntime(coreRole, {
-          redis: client(),
-          keyPrefix: prefix,
-          http: false,
-          worker: workerConfig(`core4-${n}`),
-          env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-        }),
-      );
-    }
-    workers.push(
-      new WorkerRuntime(caliRole, {
-        redis: client(),
-        keyPrefix: prefix,
-        http: false,
-        worker: workerConfig('cali-0'),
-        env: { CALI_QUORUM_GRACE_MS: '3000' },
-      }),
-    );
+    await writeShippedIdentity(client(), prefix);
+    workers.push(...verdictWorkers(client, prefix, 200));
     await Promise.all(workers.map((w) => w.start()));
     await startGateway();
   }, 180_000);

@@ -12,14 +12,8 @@ import { join } from 'node:path';
 import type Redis from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import WebSocket from 'ws';
-import { loadEnv } from '../../../services/config/env';
-import { WORKER_ENV } from '../../../services/config/worker';
-import { parseIdentity, writeIdentity } from '../../../services/seed/identity';
-import { createAcp } from '../../../services/acp';
 import { asrRole } from '../../../services/workers/asr/role';
 import { ttsRole } from '../../../services/workers/tts/role';
-import { coreRole } from '../../../services/workers/core/role';
-import { caliRole } from '../../../services/workers/cali/role';
 import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { startRedisServer } from '../../../tools/redis/redis-server';
@@ -28,6 +22,7 @@ import { writeTinyPiperVoices } from '../../../tools/tiny-models/piper';
 import { KEYS, listen, makeApp } from './support';
 import { buildWav, defaultPcm16le } from './wav-builder';
 import { readFileSync } from 'node:fs';
+import { writeShippedIdentity, verdictWorkers, testWorkerConfig } from '../../support/verdict-workers';
 
 jest.setTimeout(600_000);
 const REPO = join(__dirname, '..', '..', '..');
@@ -60,10 +55,6 @@ const client = () => {
   clients.push(c);
   return c;
 };
-const workerConfig = (podName: string) => ({
-  ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '100', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }),
-  podName,
-});
 
 /** The error code wherever the route puts it (`code`, or OpenAI-style `error.code`). */
 function codeOf(body: string): string | undefined {
@@ -613,37 +604,13 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'orb-adv-'));
   writeTinyWhisper(join(dir, 'whisper'));
   writeTinyPiperVoices(join(dir, 'voices'));
-  const admin = client();
-  await writeIdentity(
-    admin,
-    createAcp(admin, { prefix }).keys,
-    parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
-  );
+  await writeShippedIdentity(client(), prefix);
+  workers.push(...verdictWorkers(client, prefix, 100));
   const log = (await import('pino')).default({ level: 'silent' });
-  for (let n = 0; n < 5; n++) {
-    workers.push(
-      new WorkerRuntime(coreRole, {
-        redis: client(),
-        keyPrefix: prefix,
-        http: false,
-        worker: workerConfig(`core4-${n}`),
-        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-      }),
-    );
-  }
-  workers.push(
-    new WorkerRuntime(caliRole, {
-      redis: client(),
-      keyPrefix: prefix,
-      http: false,
-      worker: workerConfig('cali-0'),
-      env: { CALI_QUORUM_GRACE_MS: '3000' },
-    }),
-  );
   workers.push(
     new WorkerRuntime(asrRole, {
       redis: client(),
-      worker: workerConfig('whisperx-0'),
+      worker: testWorkerConfig('whisperx-0', 100),
       keyPrefix: prefix,
       env: { MODEL_DIR: join(dir, 'whisper') },
       http: false,
@@ -653,7 +620,7 @@ beforeAll(async () => {
   workers.push(
     new WorkerRuntime(ttsRole, {
       redis: client(),
-      worker: workerConfig('xtts-0'),
+      worker: testWorkerConfig('xtts-0', 100),
       keyPrefix: prefix,
       env: { MODEL_DIR: join(dir, 'voices') },
       http: false,

@@ -4,22 +4,14 @@
  * with the five real core workers (the committed ONNX models) and CALI running in-process on the
  * same Redis. Nothing is stubbed: the reply comes from CALI through the event stream.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type Redis from 'ioredis';
 import type { FastifyInstance } from 'fastify';
-import { createAcp } from '../../../services/acp';
-import { loadEnv } from '../../../services/config/env';
-import { WORKER_ENV } from '../../../services/config/worker';
-import { parseIdentity, writeIdentity } from '../../../services/seed/identity';
-import { caliRole } from '../../../services/workers/cali/role';
-import { coreRole } from '../../../services/workers/core/role';
 import { WorkerRuntime } from '../../../services/workers/runtime';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 import { auth, Client, http, listen, makeApp } from './support';
+import { writeShippedIdentity, verdictWorkers } from '../../support/verdict-workers';
 
 jest.setTimeout(120_000);
-const REPO = join(__dirname, '..', '..', '..');
 const prefix = uniquePrefix('orbe2e');
 const clients: Redis[] = [];
 const workers: WorkerRuntime[] = [];
@@ -33,39 +25,10 @@ const client = () => {
   clients.push(c);
   return c;
 };
-const workerConfig = (podName: string) => ({
-  ...loadEnv(WORKER_ENV, { ACP_BLOCK_MS: '200', LOG_LEVEL: 'silent', ACP_TRIM_INTERVAL_MS: '0' }),
-  podName,
-});
 
 beforeAll(async () => {
-  const admin = client();
-  await writeIdentity(
-    admin,
-    createAcp(admin, { prefix }).keys,
-    parseIdentity(readFileSync(join(REPO, 'services', 'seed', 'identity.json'), 'utf8')),
-  );
-  for (let n = 0; n < 5; n++) {
-    workers.push(
-      new WorkerRuntime(coreRole, {
-        redis: client(),
-        keyPrefix: prefix,
-        http: false,
-        worker: workerConfig(`core4-${n}`),
-        env: { CORE_MODELS_DIR: join(REPO, 'models', 'core') },
-      }),
-    );
-  }
-  // A long quorum grace so a slow fifth core on a loaded CI machine still makes it into the vote.
-  workers.push(
-    new WorkerRuntime(caliRole, {
-      redis: client(),
-      keyPrefix: prefix,
-      http: false,
-      worker: workerConfig('cali-0'),
-      env: { CALI_QUORUM_GRACE_MS: '3000' },
-    }),
-  );
+  await writeShippedIdentity(client(), prefix);
+  workers.push(...verdictWorkers(client, prefix, 200));
   await Promise.all(workers.map((w) => w.start()));
   const extra = { ORB_TURN_DEADLINE_MS: '20000' };
   A = await makeApp(prefix, 'orb-e2e-a', extra);
