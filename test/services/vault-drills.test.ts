@@ -326,28 +326,32 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
       c.disconnect();
     }
   };
+  /** One command to a Sentinel on a connection of its own (Sentinels run without the drill's ACL user). */
+  const askSentinel = async (port: number, ...cmd: string[]): Promise<unknown> => {
+    const c = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+      connectTimeout: 1000,
+    });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return await c.call(cmd[0], ...cmd.slice(1));
+    } finally {
+      c.disconnect();
+    }
+  };
   const role = async (i: number) => ((await ask(nodes[i].port, 'ROLE')) as unknown[])[0] as string;
   const linkUp = async (i: number) => /master_link_status:up/.test(String(await ask(nodes[i].port, 'INFO', 'replication')));
   const primaryPort = async (): Promise<number> => {
     for (const s of sentinels) {
       if (!s.proc) continue;
       try {
-        const c = new Redis({
-          host: '127.0.0.1',
-          port: s.port,
-          lazyConnect: true,
-          maxRetriesPerRequest: 0,
-          enableOfflineQueue: false,
-          retryStrategy: () => null,
-          connectTimeout: 1000,
-        });
-        c.on('error', () => undefined);
-        try {
-          await c.connect();
-          return Number(((await c.call('SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]);
-        } finally {
-          c.disconnect();
-        }
+        return Number(((await askSentinel(s.port, 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]);
       } catch {
         /* next Sentinel */
       }
@@ -415,21 +419,7 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     await waitUntil(
       `sentinel ${i} answers`,
       async () => {
-        const c = new Redis({
-          host: '127.0.0.1',
-          port: s.port,
-          lazyConnect: true,
-          maxRetriesPerRequest: 0,
-          enableOfflineQueue: false,
-          retryStrategy: () => null,
-        });
-        c.on('error', () => undefined);
-        try {
-          await c.connect();
-          return (await c.ping()) === 'PONG';
-        } finally {
-          c.disconnect();
-        }
+        return (await askSentinel(s.port, 'PING')) === 'PONG';
       },
       20_000,
     );
@@ -672,22 +662,9 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
     await waitUntil(
       'Sentinels know each other and both replicas',
       async () => {
-        const c = new Redis({
-          host: '127.0.0.1',
-          port: sentinels[0].port,
-          lazyConnect: true,
-          maxRetriesPerRequest: 0,
-          retryStrategy: () => null,
-        });
-        c.on('error', () => undefined);
-        try {
-          await c.connect();
-          const info = (await c.call('SENTINEL', 'master', 'vault')) as string[];
-          const f = (k: string) => info[info.indexOf(k) + 1];
-          return f('num-other-sentinels') === '2' && f('num-slaves') === '2';
-        } finally {
-          c.disconnect();
-        }
+        const info = (await askSentinel(sentinels[0].port, 'SENTINEL', 'master', 'vault')) as string[];
+        const f = (k: string) => info[info.indexOf(k) + 1];
+        return f('num-other-sentinels') === '2' && f('num-slaves') === '2';
       },
       30_000,
     );
@@ -897,20 +874,9 @@ run('vault failover drills (3 redis + 3 Sentinels, real services through Sentine
         await waitUntil(
           'the restarted Sentinel names the primary',
           async () => {
-            const c = new Redis({
-              host: '127.0.0.1',
-              port: sentinels[0].port,
-              lazyConnect: true,
-              maxRetriesPerRequest: 0,
-              retryStrategy: () => null,
-            });
-            c.on('error', () => undefined);
-            try {
-              await c.connect();
-              return Number(((await c.call('SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]) === primary;
-            } finally {
-              c.disconnect();
-            }
+            return (
+              Number(((await askSentinel(sentinels[0].port, 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[1]) === primary
+            );
           },
           30_000,
         );
