@@ -323,21 +323,23 @@ export class SessionSocket implements LiveSocket {
       const maxQueuedAudio = Math.max(4 * audioRate, 4 * cfg.maxFrameBytes);
       const size = rawLength(data);
       const waitMs = (this.audio ??= new TokenBucket(audioRate, Math.max(audioRate, cfg.maxFrameBytes))).reserve(size);
-      this.queuedAudio += size;
-      if (this.queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
-      const release = () => {
-        this.queuedAudio -= size;
-        if (ws.isPaused && this.queuedAudio <= maxQueuedAudio / 2) ws.resume();
-      };
-      pace = (waitMs > 0 ? new Promise<void>((r) => setTimeout(r, waitMs)) : Promise.resolve()).then(release);
+      // A frame within the rate (the bucket has its bytes, so no earlier frame is waiting) goes straight on.
+      if (waitMs > 0) {
+        this.queuedAudio += size;
+        if (this.queuedAudio > maxQueuedAudio && !ws.isPaused) ws.pause();
+        const release = () => {
+          this.queuedAudio -= size;
+          if (ws.isPaused && this.queuedAudio <= maxQueuedAudio / 2) ws.resume();
+        };
+        pace = new Promise<void>((r) => setTimeout(r, waitMs)).then(release);
+      }
     } else if (!(this.messages ??= new TokenBucket(cfg.wsMessagesPerS, cfg.wsMessagesPerS * 2)).take()) {
       // A message over the socket's rate is refused at once, before it queues any work; the socket stays open.
       this.sendError(new E.ORB_ERR_TOO_MANY_REQUESTS(`${cfg.wsMessagesPerS} messages/s on this socket`));
       return;
     }
     this.chain = this.chain
-      .then(() => pace)
-      .then(() => this.handle(data, isBinary))
+      .then(pace ? () => pace.then(() => this.handle(data, isBinary)) : () => this.handle(data, isBinary))
       .catch((err) => {
         const ce = toClientError(err);
         if (ce.statusCode >= 500) this.req.log.error({ err }, 'socket message failed');
@@ -456,7 +458,8 @@ export class SessionSocket implements LiveSocket {
     const sid = this.sessionId;
     if (this.closed || !sid) return;
     if (isBinary) {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+      // ws hands each message over in a buffer of its own (never reused): no copy is needed to keep it.
+      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       checkPcmFrame(buf);
       if (!orb.vad || this.req.query.vad === false) {
         await this.appendUtterance(sid, buf);
