@@ -3,7 +3,6 @@
  * replica serves any client and resumes any session (ARCHITECTURE.md).
  */
 import { ACP_QUEUES, coreQueue } from '../contract';
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { FastifyError, FastifyInstance, FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
 import Ajv, { type AnySchema } from 'ajv';
@@ -35,6 +34,7 @@ import { openAiAudioPlugin } from './plugins/openai-audio';
 import { webClientPlugin } from './web';
 import { scrubHeaders, scrubUrl } from './redact';
 import { capabilitiesFrom } from './audio-params';
+import { flatUUID } from './ids';
 import { ticketsPlugin } from './tickets';
 import { SileroVad } from '../inference/vad';
 import * as E from './errors';
@@ -107,7 +107,7 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : flatUUID();
     },
     return503OnClosing: true,
     // Only the ingress hops' X-Forwarded-For entries are believed: what a client writes there itself changes nothing.

@@ -17,6 +17,7 @@ import { Endpointer } from './endpointing';
 import { resumeHint } from './drain';
 import * as E from './errors';
 import { toOrbError } from './errors';
+import { flatUUID } from './ids';
 
 interface SocketQuery {
   session?: string;
@@ -158,7 +159,7 @@ export const sessionSocketRoute = fp(
           } else if (req.query.last_seq !== undefined) {
             throw new E.ORB_ERR_BAD_SEQ('last_seq needs a session to resume');
           }
-          const socketId = randomUUID();
+          const socketId = flatUUID();
           if (!(await app.liveSessions.acquire(req.apiKeyId, socketId))) {
             app.metrics.wsRejected.inc({ reason: 'ORB_ERR_TOO_MANY_SOCKETS' });
             throw new E.ORB_ERR_TOO_MANY_SOCKETS(app.orb.config.maxSocketsPerKey);
