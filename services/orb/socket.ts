@@ -422,12 +422,13 @@ export class SessionSocket implements LiveSocket {
         this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
     }
     if (this.closed) return;
-    const s = await orb.hub.subscribe(sid, afterSeq, (events: TurnEvent[]) => this.deliver(events));
+    const s = await orb.hub.subscribe(sid, afterSeq, this);
     if (this.closed) s.close();
     else this.sub = s;
   }
 
-  private deliver(events: TurnEvent[]): void {
+  /** The hub's delivery of this session's events (this object is the receiver: no closure per socket). */
+  deliver(events: TurnEvent[]): void {
     const { app, ws } = this;
     const now = Date.now();
     for (const ev of events) {
