@@ -15,6 +15,7 @@ import { toEvent, type RawEventEntry, type TurnEvent, type TurnEventStream } fro
 import type { VaultKeys } from '../acp/keys';
 import { BlockingReadStuckError, boundedRead } from '../acp/blocking';
 import { ReplicationLagError, type DeliveryFence } from '../acp/replication';
+import { flatString } from './ids';
 
 export interface Subscription {
   /** Stops delivery; idempotent. */
@@ -51,6 +52,8 @@ class Sub implements Subscription {
 }
 
 interface Group {
+  /** The session's event stream key, made once (flat) rather than on every read of the tail. */
+  key: string;
   cursor: number;
   /** Almost always one (a session's socket on this replica): an array, not a Set. */
   subs: Sub[];
@@ -82,7 +85,7 @@ export class EventHub {
     const sub = new Sub(this, session, afterSeq, deliver);
     const group = this.groups.get(session);
     if (group) group.subs.push(sub);
-    else this.groups.set(session, { cursor: afterSeq, subs: [sub] });
+    else this.groups.set(session, { key: flatString(this.keys.turnEvents(session)), cursor: afterSeq, subs: [sub] });
     this.start();
     this.wake?.();
     try {
@@ -151,9 +154,14 @@ export class EventHub {
         this.wake = null;
         continue;
       }
-      const sessions = [...this.groups.keys()];
-      const streamKeys = sessions.map((s) => this.keys.turnEvents(s));
-      const ids = sessions.map((s) => `${this.groups.get(s)!.cursor}-0`);
+      const sessions: string[] = [];
+      const streamKeys: string[] = [];
+      const ids: string[] = [];
+      for (const [s, g] of this.groups) {
+        sessions.push(s);
+        streamKeys.push(g.key);
+        ids.push(`${g.cursor}-0`);
+      }
       let res: [string, RawEventEntry[]][] | null;
       try {
         const conn = this.conn!;
