@@ -15,23 +15,48 @@ import { toEvent, type RawEventEntry, type TurnEvent, type TurnEventStream } fro
 import type { VaultKeys } from '../acp/keys';
 import { BlockingReadStuckError, boundedRead } from '../acp/blocking';
 import { ReplicationLagError, type DeliveryFence } from '../acp/replication';
+import { flatString } from './ids';
 
 export interface Subscription {
   /** Stops delivery; idempotent. */
   close(): void;
 }
 
-interface Sub {
-  cursor: number;
+/** Who gets a session's events: a function, or an object's `deliver` method (no closure per subscriber). */
+export type EventReceiver = ((events: TurnEvent[]) => void) | { deliver(events: TurnEvent[]): void };
+
+/**
+ * One subscriber's state, and its own Subscription handle: a replica holds one per open
+ * WebSocket for as long as it is open, so it is one small object, not a set of closures.
+ */
+class Sub implements Subscription {
   /** Live events buffered while the catch-up read runs, so nothing falls between the two. */
-  buffer: TurnEvent[] | null;
-  deliver(events: TurnEvent[]): void;
-  closed: boolean;
+  buffer: TurnEvent[] | null = [];
+  closed = false;
+  constructor(
+    private readonly hub: EventHub,
+    readonly session: string,
+    public cursor: number,
+    private readonly receiver: EventReceiver,
+  ) {}
+  deliver(events: TurnEvent[]): void {
+    const r = this.receiver;
+    if (typeof r === 'function') r(events);
+    else r.deliver(events);
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hub.unsubscribe(this);
+  }
 }
 
 interface Group {
+  /** The session's event stream key, made once (flat) rather than on every read of the tail. */
+  key: string;
   cursor: number;
-  subs: Set<Sub>;
+  /** Almost always one (a session's socket on this replica): an array, not a Set. */
+  subs: Sub[];
 }
 
 export class EventHub {
@@ -56,23 +81,13 @@ export class EventHub {
    * Delivers every event of `session` with seq > afterSeq, in order, each exactly once: first the
    * stored ones (catch-up), then live ones. `deliver` is called synchronously in seq order.
    */
-  async subscribe(session: string, afterSeq: number, deliver: (events: TurnEvent[]) => void): Promise<Subscription> {
-    const sub: Sub = { cursor: afterSeq, buffer: [], deliver, closed: false };
-    let group = this.groups.get(session);
-    if (!group) {
-      group = { cursor: afterSeq, subs: new Set() };
-      this.groups.set(session, group);
-    }
-    group.subs.add(sub);
+  async subscribe(session: string, afterSeq: number, deliver: EventReceiver): Promise<Subscription> {
+    const sub = new Sub(this, session, afterSeq, deliver);
+    const group = this.groups.get(session);
+    if (group) group.subs.push(sub);
+    else this.groups.set(session, { key: flatString(this.keys.turnEvents(session)), cursor: afterSeq, subs: [sub] });
     this.start();
     this.wake?.();
-    const close = () => {
-      if (sub.closed) return;
-      sub.closed = true;
-      const g = this.groups.get(session);
-      g?.subs.delete(sub);
-      if (g && !g.subs.size) this.groups.delete(session);
-    };
     try {
       // Registered before reading: an event appended now is either in this read or in the buffer.
       // (`events.read` is fenced when the stream has a fence: a lagging replica holds it back.)
@@ -93,10 +108,19 @@ export class EventHub {
       sub.buffer = null;
       this.push(sub, buffered);
     } catch (err) {
-      close();
+      sub.close();
       throw err;
     }
-    return { close };
+    return sub;
+  }
+
+  /** Sub.close(): the subscriber leaves its session's group, and the group the tail once empty. */
+  unsubscribe(sub: Sub): void {
+    const g = this.groups.get(sub.session);
+    if (!g) return;
+    const i = g.subs.indexOf(sub);
+    if (i >= 0) g.subs.splice(i, 1);
+    if (!g.subs.length) this.groups.delete(sub.session);
   }
 
   private push(sub: Sub, events: TurnEvent[]): void {
@@ -130,9 +154,14 @@ export class EventHub {
         this.wake = null;
         continue;
       }
-      const sessions = [...this.groups.keys()];
-      const streamKeys = sessions.map((s) => this.keys.turnEvents(s));
-      const ids = sessions.map((s) => `${this.groups.get(s)!.cursor}-0`);
+      const sessions: string[] = [];
+      const streamKeys: string[] = [];
+      const ids: string[] = [];
+      for (const [s, g] of this.groups) {
+        sessions.push(s);
+        streamKeys.push(g.key);
+        ids.push(`${g.cursor}-0`);
+      }
       let res: [string, RawEventEntry[]][] | null;
       try {
         const conn = this.conn!;
@@ -163,7 +192,8 @@ export class EventHub {
         if (!group || !entries.length) continue;
         const evs = entries.map((e) => toEvent(session, e));
         group.cursor = evs[evs.length - 1].seq;
-        for (const sub of group.subs) {
+        // A copy when there are several: a delivery may close a subscription (and splice the array).
+        for (const sub of group.subs.length === 1 ? group.subs : [...group.subs]) {
           if (sub.buffer) sub.buffer.push(...evs);
           else this.push(sub, evs);
         }

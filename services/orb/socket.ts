@@ -17,6 +17,8 @@ import { Endpointer } from './endpointing';
 import { resumeHint } from './drain';
 import * as E from './errors';
 import { toOrbError } from './errors';
+import { flatUUID } from './ids';
+import { IdleClock, type IdleClocked } from './socket-clock';
 
 interface SocketQuery {
   session?: string;
@@ -122,6 +124,20 @@ export const sessionSocketRoute = fp(
     // The global limiter itself (no options: its store and key), so socket turns and HTTP requests share one count.
     const keyBudget = app.createRateLimit();
 
+    // One idle timer and one heartbeat interval for all of this replica's sockets, not two timers per socket.
+    const { wsIdleMs, wsPingMs } = app.orb.config;
+    const clock = new IdleClock(wsIdleMs);
+    // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
+    // (ws keeps every open socket in `clients` until its 'close', as the per-socket interval ran until then.)
+    const heartbeat = setInterval(() => {
+      for (const ws of app.websocketServer.clients) (ws as CarryingSocket)[kSession]?.pingTick();
+    }, wsPingMs);
+    heartbeat.unref();
+    app.addHook('onClose', async () => {
+      clearInterval(heartbeat);
+      clock.close();
+    });
+
     app.get<{ Querystring: SocketQuery }>(
       '/v1/session',
       {
@@ -158,7 +174,7 @@ export const sessionSocketRoute = fp(
           } else if (req.query.last_seq !== undefined) {
             throw new E.ORB_ERR_BAD_SEQ('last_seq needs a session to resume');
           }
-          const socketId = randomUUID();
+          const socketId = flatUUID();
           if (!(await app.liveSessions.acquire(req.apiKeyId, socketId))) {
             app.metrics.wsRejected.inc({ reason: 'ORB_ERR_TOO_MANY_SOCKETS' });
             throw new E.ORB_ERR_TOO_MANY_SOCKETS(app.orb.config.maxSocketsPerKey);
@@ -167,7 +183,7 @@ export const sessionSocketRoute = fp(
         },
       },
       async (ws, req) => {
-        SessionSocket.attach(app, ws, req, keyBudget);
+        SessionSocket.attach(app, ws, req, keyBudget, clock);
       },
     );
   },
@@ -200,20 +216,15 @@ function onClose(this: CarryingSocket): void {
 function onMessage(this: CarryingSocket, data: RawData, isBinary: boolean): void {
   this[kSession]?.onMessage(data, isBinary);
 }
-function pingTick(s: SessionSocket): void {
-  s.pingTick();
-}
-function idleTick(s: SessionSocket): void {
-  s.idleTimeout();
-}
 
 /**
- * One client's WebSocket on this replica: its heartbeat, idle timer, rates, ordered frame chain,
- * the open utterance and the session's event subscription. Everything an idle socket needs is
- * fields of this one object; what only audio needs (rate bucket, VAD state) is made at the first
- * frame, and the listeners and timers are shared functions, so an idle socket costs little.
+ * One client's WebSocket on this replica: its heartbeat state, place on the idle clock, rates,
+ * ordered frame chain, the open utterance and the session's event subscription. Everything an
+ * idle socket needs is fields of this one object; what only audio needs (rate bucket, VAD state)
+ * is made at the first frame, the listeners are shared functions, and the timers are the route's
+ * (one heartbeat interval, one idle clock for all sockets), so an idle socket costs little.
  */
-export class SessionSocket implements LiveSocket {
+export class SessionSocket implements LiveSocket, IdleClocked {
   readonly id: string;
   readonly keyId: string;
   /** Null until setup has created the session (a resumed one is known from the start). */
@@ -223,8 +234,10 @@ export class SessionSocket implements LiveSocket {
   alive = true;
   private closed = false;
   private sub: { close(): void } | null = null;
-  private readonly pinger: NodeJS.Timeout;
-  private readonly idle: NodeJS.Timeout;
+  // This socket's place on the replica's idle clock (socket-clock.ts).
+  idleSince = 0;
+  idlePrev: IdleClocked | null = null;
+  idleNext: IdleClocked | null = null;
   // The buckets start full whenever they are made, so making them at the first message/frame
   // rather than at connect changes nothing but what an idle socket holds.
   private messages: TokenBucket | null = null;
@@ -244,10 +257,11 @@ export class SessionSocket implements LiveSocket {
     ws: WebSocket,
     req: FastifyRequest<{ Querystring: SocketQuery }>,
     keyBudget: KeyBudget,
+    clock: IdleClock,
   ): SessionSocket {
     const ctx = req.orbSocket!;
     req.orbSocket = null;
-    return new SessionSocket(app, ws as CarryingSocket, req, ctx, keyBudget);
+    return new SessionSocket(app, ws as CarryingSocket, req, ctx, keyBudget, clock);
   }
 
   private constructor(
@@ -256,8 +270,8 @@ export class SessionSocket implements LiveSocket {
     private readonly req: FastifyRequest<{ Querystring: SocketQuery }>,
     ctx: SocketContext,
     private readonly keyBudget: KeyBudget,
+    private readonly clock: IdleClock,
   ) {
-    const cfg = app.orb.config;
     this.id = ctx.socketId;
     this.keyId = req.apiKeyId;
     this.sessionId = ctx.session?.id ?? null;
@@ -266,13 +280,10 @@ export class SessionSocket implements LiveSocket {
     this.afterSeq = ctx.afterSeq;
     app.liveSessions.add(this);
     ws[kSession] = this;
-    // Heartbeat: a socket that has not answered the previous ping by the next one is dead; its lease goes with it.
+    // Heartbeat (the route's interval pings): a pong marks the socket alive.
     ws.on('pong', onPong);
-    this.pinger = setInterval(pingTick, cfg.wsPingMs, this);
-    this.pinger.unref();
     // Idle: a client that sends nothing for wsIdleMs gives its slot under the key's socket cap back.
-    this.idle = setTimeout(idleTick, cfg.wsIdleMs, this);
-    this.idle.unref();
+    clock.touch(this);
     ws.on('close', onClose);
     ws.on('message', onMessage);
     // Frames that arrive while the session is being set up wait on the chain too.
@@ -305,8 +316,7 @@ export class SessionSocket implements LiveSocket {
 
   onClose(): void {
     this.closed = true;
-    clearInterval(this.pinger);
-    clearTimeout(this.idle);
+    this.clock.remove(this);
     this.sub?.close();
     void this.app.liveSessions.remove(this);
   }
@@ -314,7 +324,7 @@ export class SessionSocket implements LiveSocket {
   onMessage(data: RawData, isBinary: boolean): void {
     const { ws } = this;
     const cfg = this.orb.config;
-    this.idle.refresh();
+    this.clock.touch(this);
     let pace: Promise<void> | undefined;
     if (isBinary) {
       // Audio beyond the socket's rate is slowed, not dropped: each frame waits for its share, and while
@@ -423,12 +433,13 @@ export class SessionSocket implements LiveSocket {
         this.sendError(new E.ORB_ERR_BAD_SEQ(`events ${afterSeq + 1}..${first.seq - 1} have expired; resuming at ${first.seq}`));
     }
     if (this.closed) return;
-    const s = await orb.hub.subscribe(sid, afterSeq, (events: TurnEvent[]) => this.deliver(events));
+    const s = await orb.hub.subscribe(sid, afterSeq, this);
     if (this.closed) s.close();
     else this.sub = s;
   }
 
-  private deliver(events: TurnEvent[]): void {
+  /** The hub's delivery of this session's events (this object is the receiver: no closure per socket). */
+  deliver(events: TurnEvent[]): void {
     const { app, ws } = this;
     const now = Date.now();
     for (const ev of events) {
