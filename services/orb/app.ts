@@ -5,7 +5,6 @@
 import { ACP_QUEUES, coreQueue } from '../contract';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { FastifyError, FastifyInstance, FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
-import pino from 'pino';
 import Ajv, { type AnySchema } from 'ajv';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyUnderPressure from '@fastify/under-pressure';
@@ -35,7 +34,7 @@ import { openAiAudioPlugin } from './plugins/openai-audio';
 import { webClientPlugin } from './web';
 import { scrubHeaders, scrubUrl } from './redact';
 import { capabilitiesFrom } from './audio-params';
-import { flatString, flatUUID } from './ids';
+import { flatUUID } from './ids';
 import { ticketsPlugin } from './tickets';
 import { SileroVad } from '../inference/vad';
 import * as E from './errors';
@@ -75,19 +74,6 @@ declare module 'fastify' {
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Fastify's per-request child logger (what fastify does by default), with pino's bindings string
- * for it flattened: pino builds it by `+=`, a rope of cons strings (~200 B) that a WebSocket
- * request keeps for as long as its socket is open. Log lines are the same.
- */
-const flatChildLogger: NonNullable<FastifyServerOptions['childLoggerFactory']> = (logger, bindings, opts) => {
-  const child = logger.child(bindings, opts);
-  const holder = child as unknown as Record<symbol, unknown>;
-  const chindings = holder[pino.symbols.chindingsSym];
-  if (typeof chindings === 'string') holder[pino.symbols.chindingsSym] = flatString(chindings);
-  return child;
-};
-
-/**
  * Bodies are validated strictly (a JSON `"1"` is not the number 1); querystrings and params are
  * text by nature, so they alone are coerced to the schema's scalar types.
  */
@@ -123,7 +109,6 @@ export async function buildApp(opts: OrbAppOptions): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : flatUUID();
     },
-    childLoggerFactory: flatChildLogger,
     return503OnClosing: true,
     // Only the ingress hops' X-Forwarded-For entries are believed: what a client writes there itself changes nothing.
     trustProxy: config.trustProxyHops > 0 ? (_addr: string, hop: number) => hop < config.trustProxyHops : false,

@@ -1,9 +1,8 @@
 /**
- * Strings a replica keeps for as long as a connection lives (socket ids, request ids, a request
- * logger's bindings). Strings built by `+` are ropes of V8 cons strings (32 B per piece): node's
- * randomUUID() returns its 36 characters as about a dozen of them (~400 B of heap), where a flat
- * copy of the same characters is 56 B. One such id is kept per open WebSocket, so they are
- * flattened once here.
+ * Ids a replica keeps for as long as a connection lives (socket ids, request ids). node's
+ * randomUUID() builds its 36 characters by `+` and returns them as a rope of about a dozen V8
+ * cons strings (~400 B of heap); a flat copy of the same characters is 56 B. One such id is
+ * kept per open WebSocket, so they are flattened once here.
  */
 import { randomUUID } from 'node:crypto';
 
