@@ -224,7 +224,11 @@ export const caliRole: RoleFactory = (ctx) => {
         ? ((await chatReply(chat, { text: spec.text, strategy, label: vote.label, identity, memory, fallback: offline })) ?? offline)
         : offline;
       traceMark(job.envelope.turn, 'cali.composed');
-      const replySeq = await job.emit('reply', {
+      // A text-only turn ends with its reply: both appends go out back to back on the one connection
+      // (one round trip, not two). Redis runs them in order, so turn.end's seq is after the reply's,
+      // and each keeps its own dedupe field (e<n>, e<n+1>, taken in call order): a redelivery after a
+      // failure appends only what is missing. A failed reply append fails the job (it is retried).
+      const replyAppended = job.emit('reply', {
         text,
         strategy,
         label: vote.label,
@@ -235,11 +239,13 @@ export const caliRole: RoleFactory = (ctx) => {
         verdicts,
         identity: { name: identity.name, version: identity.version },
       });
-      turns.inc({ outcome: 'reply', strategy });
       if (!spec.speak) {
-        await job.emit('turn.end', { outcome: 'ok' });
+        await Promise.all([replyAppended, job.emit('turn.end', { outcome: 'ok' })]);
+        turns.inc({ outcome: 'reply', strategy });
         return;
       }
+      const replySeq = await replyAppended;
+      turns.inc({ outcome: 'reply', strategy });
       const env = job.envelope;
       // Speaking starts only now: give it at least cfg.speakBudgetMs even when the turn deadline is near,
       // and move the turn's deadline with it so the sweeper does not end a turn xtts is still speaking.
