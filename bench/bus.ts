@@ -3,8 +3,9 @@
  * `acp:jobs:<queue>`, the worker runtime's consumer group reads it, the handler emits a result
  * to `turn:{sid}:events`, the caller's tail sees it) vs a direct Fastify HTTP call carrying the
  * same no-op. Sequential round trips; blocks alternate between the arms. Two worker arms: an
- * idempotent handler (as the cores: the first delivery skips the done-record read) and one that
- * reads it first (as CALI, ASR, TTS — and every hop before the idempotent path). The floor: one raw
+ * idempotent handler (as the cores: the first delivery skips the done-record read, and its one
+ * result goes out with the job's commit in one FCALL, emitFinal) and one that reads it first and
+ * commits after its emit (as CALI, ASR, TTS — and every hop before these two changes). The floor: one raw
  * XADD -> blocked XREAD round trip on the same redis-server, which no ACP hop can beat.
  */
 import { randomUUID } from 'node:crypto';
@@ -149,7 +150,7 @@ export const bus: Benchmark = {
           `http p50 ${b.p50.toFixed(3)} p99 ${b.p99.toFixed(3)} ms; raw XADD->XREAD p50 ${f.p50.toFixed(3)} p99 ${f.p99.toFixed(3)} ms (${s.n} round trips each)`,
       );
       const sl = 'ACP via Redis Streams (idempotent handler, as the cores)';
-      const cl = 'ACP hop with the done-record read first (pre-change path; CALI/ASR/TTS)';
+      const cl = 'ACP hop with the done-record read first and a separate commit (pre-change path; CALI/ASR/TTS)';
       const bl = 'direct Fastify HTTP (keep-alive)';
       const fl = 'raw XADD -> XREAD round trip (floor)';
       return {

@@ -41,6 +41,13 @@ export interface Job {
    * handlers must emit the same sequence for the same input (deterministic).
    */
   emit(type: string, data: unknown): Promise<number>;
+  /**
+   * The job's last emit, and its commit in the same step (one vault round trip instead of two): the
+   * event is appended as by `emit` and the job is marked done and acknowledged with it. The handler
+   * emits nothing after it; should it fail after it, the job stays done (its result is stored).
+   * `turn.end` cannot be the final emit (it is emitted, and the job committed as usual).
+   */
+  emitFinal(type: string, data: unknown): Promise<number>;
   /** Aborted when the consumer stops hard (drain timed out), or the job overran its deadline by overrunMs. */
   readonly signal: AbortSignal;
 }
@@ -108,7 +115,10 @@ export class JobConsumer {
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
   /** Runnable jobs in flight: their deadline and their own abort (linked to `hard`). */
-  private readonly running_ = new Map<string, { deadline: number; jobId: string; env: AcpEnvelope; ac: AbortController }>();
+  private readonly running_ = new Map<
+    string,
+    { deadline: number; jobId: string; env: AcpEnvelope; ac: AbortController; committed: boolean }
+  >();
   private lastProgress = 0;
   private readonly hard = new AbortController();
   private loops: Promise<void>[] = [];
@@ -402,7 +412,15 @@ export class JobConsumer {
       runnable.map(async (job, i) => {
         const err = results[i];
         // Released as an overrun meanwhile: already acknowledged as expired.
-        if (!this.running_.has(job.entryId)) return;
+        const run = this.running_.get(job.entryId);
+        if (!run) return;
+        if (run.committed) {
+          // emitFinal stored the result and acknowledged the job: it is done, whatever came after.
+          if (err !== undefined) this.hooks.onError?.(err, 'process');
+          traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
+          this.hooks.onOutcome?.('ok', job.envelope, ms);
+          return;
+        }
         if (err === undefined) {
           traceMark(job.envelope.turn, `${this.opts.queue}.handled`);
           await this.commit(job.entryId, job.envelope.id);
@@ -460,19 +478,34 @@ export class JobConsumer {
     }
     let emitted = 0;
     const ac = new AbortController();
-    this.running_.set(entryId, { deadline: env.deadline_ms, jobId: env.id, env, ac });
+    const run = { deadline: env.deadline_ms, jobId: env.id, env, ac, committed: false };
+    this.running_.set(entryId, run);
+    const emit = async (type: string, data: unknown) => {
+      const field = `e${emitted++}`;
+      const res = await this.events.append(
+        env.session,
+        { type, turn: env.turn, data, job: env.id },
+        { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } },
+      );
+      traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
+      return res.seq;
+    };
     return {
       entryId,
       envelope: env,
       deliveries,
       signal: AbortSignal.any([this.hard.signal, ac.signal]),
-      emit: async (type, data) => {
+      emit,
+      emitFinal: async (type, data) => {
+        if (type === 'turn.end') return emit(type, data);
         const field = `e${emitted++}`;
-        const res = await this.events.append(
+        const res = await this.events.appendAndCommit(
           env.session,
           { type, turn: env.turn, data, job: env.id },
-          { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } },
+          { key: doneKey, field, ttlS: this.doneTtlS },
+          { stream: this.stream, entry: entryId, mark: 'ok', group: ACP_GROUP },
         );
+        run.committed = true;
         traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
         return res.seq;
       },

@@ -140,6 +140,38 @@ export class TurnEventStream {
   }
 
   /**
+   * `append` of a job's last event and the job's commit (done mark + XACK of `entry` in `stream`)
+   * in one FCALL (orb_append_commit): one round trip where a worker would make two. Not for
+   * `turn.end` (use `append`, then commit).
+   */
+  async appendAndCommit(
+    session: string,
+    ev: AppendInput,
+    dedupe: NonNullable<AppendOptions['dedupe']>,
+    commit: { readonly stream: string; readonly entry: string; readonly mark: string; readonly group: string },
+  ): Promise<AppendResult> {
+    if (ev.type === 'turn.end') throw new Error('appendAndCommit cannot end a turn: append turn.end, then commit');
+    const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session), dedupe.key, commit.stream];
+    const args = [
+      this.maxLen,
+      this.retentionS,
+      ev.type,
+      ev.turn,
+      JSON.stringify(ev.data ?? null),
+      Date.now(),
+      dedupe.field,
+      dedupe.ttlS,
+      ev.job ?? '',
+      commit.entry,
+      commit.mark,
+      dedupe.ttlS,
+      commit.group,
+    ];
+    const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append_commit', keys, args);
+    return { seq: Number(seq), duplicate: Number(dup) === 1 };
+  }
+
+  /**
    * Ends a turn exactly once (orb_turn_end): `turn.end` with `data.outcome`. `onlyIfStarted` is the
    * sweeper's: a turn whose record has expired is just dropped from the deadline index (seq 0).
    */

@@ -12,7 +12,7 @@ import type Redis from 'ioredis';
 /** Library name (`FUNCTION LIST LIBRARYNAME orb`). */
 export const ORB_LIBRARY = 'orb';
 /** Bumped with any change below; `orb_version` returns it so services can tell an old library. */
-export const ORB_LIBRARY_VERSION = 4;
+export const ORB_LIBRARY_VERSION = 5;
 
 export const ORB_FUNCTIONS_LUA = `#!lua name=${ORB_LIBRARY}
 
@@ -138,6 +138,15 @@ local function orb_commit_job(keys, args)
   return redis.call('XACK', keys[2], args[4], args[1])
 end
 
+-- A job's last event and its commit in one step (a worker's final emit): the append exactly as
+-- orb_append (deduplicated on the done record), then the done mark and the XACK as orb_commit_job.
+-- KEYS: seq, events, done, stream; ARGV: orb_append's nine, then entry, mark, ttl_s, group
+local function orb_append_commit(keys, args)
+  local r = orb_append({keys[1], keys[2], keys[3]}, {args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9]})
+  orb_commit_job({keys[3], keys[4]}, {args[10], args[11], args[12], args[13]})
+  return r
+end
+
 -- KEYS: stream, dlq; ARGV: entry, job, code, error, deliveries, raw, dlq_maxlen, ts, group
 local function orb_dead_letter(keys, args)
   redis.call('XADD', keys[2], 'MAXLEN', '~', args[7], '*', 'entry', args[1], 'job', args[2], 'code', args[3],
@@ -182,6 +191,7 @@ redis.register_function('orb_turn_start', orb_turn_start)
 redis.register_function('orb_turn_extend', orb_turn_extend)
 redis.register_function('orb_publish', orb_publish)
 redis.register_function('orb_commit_job', orb_commit_job)
+redis.register_function('orb_append_commit', orb_append_commit)
 redis.register_function('orb_dead_letter', orb_dead_letter)
 redis.register_function('orb_socket_acquire', orb_socket_acquire)
 redis.register_function('orb_rate_limit', orb_rate_limit)

@@ -60,7 +60,8 @@ export const coreRole: RoleFactory = (ctx) => {
       await Promise.all(
         idx.map(async (i, k) => {
           try {
-            await jobs[i].emit('verdict', verdicts[k]);
+            // The verdict and the job's commit in one round trip (the core emits nothing else).
+            await jobs[i].emitFinal('verdict', verdicts[k]);
           } catch (err) {
             results[i] = err;
           }

@@ -165,6 +165,8 @@ test('still cross-slot with the planned tag: the FCALLs and MULTI blocks that jo
     'orb_append (deduped)': [K.turnSeq(sid), K.turnEvents(sid), K.done('job-1')],
     // services/acp/consumer.ts: the done mark and the ack on the job stream.
     orb_commit_job: [K.done('job-1'), K.jobs('cali')],
+    // services/acp/events.ts appendAndCommit (a core's verdict and its commit).
+    orb_append_commit: [K.turnSeq(sid), K.turnEvents(sid), K.done('job-1'), K.coreJobs(0)],
     orb_dead_letter: [K.jobs('cali'), K.dlq('cali')],
     // services/acp/bus.ts: jobs to several queues at once.
     orb_publish: [K.jobs('xtts'), K.jobs('cali')],
