@@ -12,19 +12,29 @@ import type Redis from 'ioredis';
 /** Library name (`FUNCTION LIST LIBRARYNAME orb`). */
 export const ORB_LIBRARY = 'orb';
 /** Bumped with any change below; `orb_version` returns it so services can tell an old library. */
-export const ORB_LIBRARY_VERSION = 5;
+export const ORB_LIBRARY_VERSION = 6;
 
 export const ORB_FUNCTIONS_LUA = `#!lua name=${ORB_LIBRARY}
 
 -- Appends one event to a session stream: seq is INCR'd and used as the entry id, so it is monotonic
 -- and gap-free per session whoever writes (gateway replicas, cores, CALI, xtts).
+-- A session's keys live as long as the longest retention of anyone who writes them: the gateway
+-- keeps a session ORB_SESSION_TTL_S (7 days by default), a worker's own default is shorter, and a
+-- worker's append must not cut the life of events the gateway still promises. A key without a TTL
+-- (just created) gets one (NX); one with a shorter TTL gets this one (GT). Both are EXPIRE, which
+-- every writer's ACL user already has (FCALL runs inner commands under the caller's ACL).
+local function keep_at_least(key, ttl_s)
+  redis.call('EXPIRE', key, ttl_s, 'NX')
+  redis.call('EXPIRE', key, ttl_s, 'GT')
+end
+
 -- opts: maxlen, retention_s, type, turn, data, ts, job
 local function append(seq_key, events_key, o)
   local seq = redis.call('INCR', seq_key)
   redis.call('XADD', events_key, 'MAXLEN', '~', o.maxlen, seq .. '-0',
     'type', o.type, 'turn', o.turn, 'data', o.data, 'ts', o.ts, 'job', o.job)
-  redis.call('EXPIRE', seq_key, o.retention)
-  redis.call('EXPIRE', events_key, o.retention)
+  keep_at_least(seq_key, o.retention)
+  keep_at_least(events_key, o.retention)
   return seq
 end
 
@@ -70,7 +80,7 @@ local function orb_turn_end(keys, args)
   local seq = append(keys[1], keys[2], {maxlen = args[1], retention = args[2], type = 'turn.end', turn = args[3],
     data = args[4], ts = args[5], job = args[8]})
   redis.call('HSET', keys[3], 'end_seq', seq, 'outcome', args[10])
-  redis.call('EXPIRE', keys[3], args[11])
+  keep_at_least(keys[3], args[11])
   redis.call('ZREM', keys[4], args[9])
   dedupe_set(keys[5], args[6], args[7], seq)
   return {seq, 0}
@@ -104,7 +114,7 @@ local function orb_turn_start(keys, args)
     redis.call('XADD', keys[i], '*', 'env', patched)
   end
   redis.call('HSET', keys[3], 'start_seq', seq, 'deadline_ms', args[8])
-  redis.call('EXPIRE', keys[3], args[10])
+  keep_at_least(keys[3], args[10])
   redis.call('ZADD', keys[4], args[8], args[9])
   return {seq, 0}
 end

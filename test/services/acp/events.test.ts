@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { createAcp, Acp, TurnEvent } from '../../../services/acp';
+import { createAcp, Acp, startTextTurn, TurnEvent } from '../../../services/acp';
 import { deletePrefix, testRedis, uniquePrefix } from '../../support/vault';
 
 const prefix = uniquePrefix('events');
@@ -32,6 +32,34 @@ describe('turn event stream', () => {
     expect((await acp.events.append('s-other', { type: 'turn.start', turn: 'x' })).seq).toBe(1);
     expect(await acp.events.lastSeq('s-conc')).toBe(200);
     await acp2.close();
+  });
+
+  test('a writer with a shorter retention never cuts the life the longest one gave a session (gateway 7 d, worker 1 d)', async () => {
+    const day = 86_400;
+    const gateway = createAcp(other, { prefix, retentionS: 7 * day });
+    const worker = createAcp(redis, { prefix, retentionS: day });
+    const K = acp.keys;
+    const ttls = async (sid: string, turn: string) =>
+      Promise.all([redis.ttl(K.turnEvents(sid)), redis.ttl(K.turnSeq(sid)), redis.ttl(K.turn(sid, turn))]);
+    try {
+      // The gateway starts a turn, a worker appends its result and ends the turn.
+      await startTextTurn(gateway.bus, gateway.events, { session: 's-ttl', turn: 't1', text: 'hello', cores: 1 });
+      await worker.events.append('s-ttl', { type: 'reply', turn: 't1', data: { text: 'hi' } });
+      await worker.events.endTurn('s-ttl', { turn: 't1', data: { outcome: 'ok' } });
+      for (const ttl of await ttls('s-ttl', 't1')) expect(ttl).toBeGreaterThan(6 * day);
+      // A session only a worker ever wrote gets the worker's retention (a fresh key gets a TTL at all).
+      await worker.events.append('s-ttl-worker', { type: 'reply', turn: 't2' });
+      const [events, seq] = await ttls('s-ttl-worker', 't2');
+      expect(events).toBeGreaterThan(day - 60);
+      expect(events).toBeLessThanOrEqual(day);
+      expect(seq).toBeLessThanOrEqual(day);
+      // and a later gateway append raises it to the gateway's.
+      await gateway.events.append('s-ttl-worker', { type: 'turn.start', turn: 't3' });
+      expect(await redis.ttl(K.turnEvents('s-ttl-worker'))).toBeGreaterThan(6 * day);
+    } finally {
+      await gateway.close();
+      await worker.close();
+    }
   });
 
   test('read returns only events after the given seq (resume)', async () => {
