@@ -3,164 +3,51 @@
  * started by the ConfigMap's own scripts from the rendered redis.conf and ACL rules, on loopback
  * (each "pod" its own 127.0.N.x address, so the scripts' one-port-per-role layout holds). Then the
  * primary's pod dies (SIGKILL of its redis and Sentinel), a Sentinel promotes a replica, a client
- * from services/acp/vault.ts follows, and the restarted pod rejoins as a replica.
+ * from services/acp/vault.ts follows, and the restarted pod rejoins as a replica. The set itself
+ * (rendering, files, ACLs, pods) is test/support/sentinel-set.ts, shared with the drills.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { Testing } from 'cdk8s';
-import { BACKUP_SCRIPT, Vault, VAULT_HA_USERS, VAULT_USERS } from '../../infra';
+import { BACKUP_SCRIPT } from '../../infra';
 import { connectVault } from '../../services/acp/vault';
 import { loadEnv } from '../../services/config/env';
 import { VAULT_ENV } from '../../services/config/vault';
-import { freePort } from '../../tools/redis/redis-server';
+import { prepareSentinelSet, type SentinelSet } from '../support/sentinel-set';
 import { waitUntil } from '../support/wait';
 
-const RES = {
-  cpu: { request: '10m', limit: '100m' },
-  memory: { request: '16Mi', limit: '64Mi' },
-  ephemeralStorage: { request: '1Mi', limit: '8Mi' },
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('HA vault: rendered Sentinel set on real processes', () => {
-  const app = Testing.chart();
-  new Vault(app, 'vault', { image: 'redis:7.4.1', resources: RES, storage: '1Gi', maxMemory: '64mb', replicas: 3 });
-  const objs = Testing.synth(app);
-  const cm = (name: string) => objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === name).data as Record<string, string>;
-  const conf = cm('vault-config');
-  const nodeRules = cm('vault-acl-rules');
-  const sentinelRules = cm('vault-sentinel-acl-rules');
-
-  const root = mkdtempSync(join(tmpdir(), 'vault-ha-'));
-  // A /16 of loopback per run: parallel runs on this machine do not collide.
-  const net = `127.${10 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-  const hosts = [1, 2, 3].map((i) => `${net}.${i}`);
-  const passwords: Record<string, string> = {};
-  let port = 0;
-  let sentinelPort = 0;
-  const procs: Record<string, ChildProcess> = {};
-  const logs: Record<string, string> = {};
+  let set: SentinelSet;
+  // The set's own helpers, under the names the tests below use.
+  let hosts: string[];
+  let port: number;
+  let sentinelPort: number;
+  let passwords: Record<string, string>;
+  let procs: SentinelSet['procs'];
+  let logs: SentinelSet['logs'];
+  let root: string;
+  const env = (i: number) => set.env(i);
+  const ask = (host: string, p: number, user: string, ...cmd: string[]) => set.ask(host, p, user, ...cmd);
+  const role = (i: number) => set.role(i);
+  const linkUp = (i: number) => set.linkUp(i);
+  const masterOf = (i: number) => set.masterOf(i);
+  const startPod = (i: number) => set.startPod(i);
+  /** Service clients a test makes itself (the set's own close ends those it made). */
   const clients: Redis[] = [];
 
-  const env = (i: number) => ({
-    ...process.env,
-    VAULT_SELF: hosts[i],
-    VAULT_NODES: hosts.join(' '),
-    VAULT_PORT: String(port),
-    SENTINEL_PORT: String(sentinelPort),
-    VAULT_MASTER_NAME: 'vault',
-    VAULT_ACL_DIR: join(root, 'secrets'),
-    VAULT_RUN_DIR: join(root, `run-${i}`),
-    SENTINEL_QUORUM: '2',
-    SENTINEL_DOWN_AFTER_MS: '1000',
-    SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
-    SENTINEL_ACL_FILE: join(root, 'sentinel.acl'),
-    SENTINEL_BIND: hosts[i],
-    PRESTOP_WAIT_S: '15',
-  });
-  const start = (kind: 'redis' | 'sentinel', i: number) => {
-    const key = `${kind}-${i}`;
-    const args = kind === 'redis' ? [join(root, 'start-redis.sh'), join(root, `redis-${i}.conf`)] : [join(root, 'start-sentinel.sh')];
-    const child = spawn('sh', args, { env: env(i), stdio: ['ignore', 'pipe', 'pipe'] });
-    logs[key] = '';
-    child.stdout?.on('data', (d) => {
-      logs[key] += String(d);
-    });
-    child.stderr?.on('data', (d) => {
-      logs[key] += String(d);
-    });
-    procs[key] = child;
-  };
-  const cli = (host: string, p: number, user: string) => {
-    const c = new Redis({
-      host,
-      port: p,
-      username: user,
-      password: passwords[user],
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      enableReadyCheck: false,
-      retryStrategy: () => null,
-    });
-    c.on('error', () => {});
-    clients.push(c);
-    return c;
-  };
-  const ask = async (host: string, p: number, user: string, ...cmd: string[]) => {
-    const c = cli(host, p, user);
-    try {
-      await c.connect();
-      return await c.call(cmd[0], ...cmd.slice(1));
-    } finally {
-      c.disconnect();
-    }
-  };
-  const role = async (i: number) => ((await ask(hosts[i], port, 'sentinel', 'ROLE')) as unknown[])[0] as string;
-  const linkUp = async (i: number) => /master_link_status:up/.test(String(await ask(hosts[i], port, 'sentinel', 'INFO', 'replication')));
-  const masterOf = async (i: number) =>
-    ((await ask(hosts[i], sentinelPort, 'sentinel', 'SENTINEL', 'get-master-addr-by-name', 'vault')) as string[])[0];
-  const startPod = async (i: number) => {
-    start('redis', i);
-    start('sentinel', i);
-    await waitUntil(`pod ${i} ready`, async () => ((await role(i)) === 'master' || (await linkUp(i))) && Boolean(await masterOf(i))).catch(
-      (err: Error) => {
-        throw new Error(`${err.message}\n--- redis-${i}:\n${logs[`redis-${i}`]}\n--- sentinel-${i}:\n${logs[`sentinel-${i}`]}`);
-      },
-    );
-  };
-
   beforeAll(async () => {
-    port = await freePort();
-    do sentinelPort = await freePort();
-    while (sentinelPort === port);
-    for (const d of ['backup', 'node-rules', 'sentinel-rules', 'secrets', 'run-0', 'run-1', 'run-2', 'data-0', 'data-1', 'data-2'])
-      mkdirSync(join(root, d));
-    for (const [f, text] of Object.entries(conf)) writeFileSync(join(root, f), text);
-    for (const [f, text] of Object.entries(nodeRules)) writeFileSync(join(root, 'node-rules', f), text);
-    for (const [f, text] of Object.entries(sentinelRules)) writeFileSync(join(root, 'sentinel-rules', f), text);
-    for (const user of [...VAULT_USERS, ...VAULT_HA_USERS]) {
-      passwords[user] = `pw-${user}-${Math.random().toString(36).slice(2)}`;
-      writeFileSync(join(root, 'secrets', `${user}-password`), passwords[user]);
-    }
-    const assemble = join(root, 'node-rules', 'assemble-acl.sh');
-    execFileSync('sh', [assemble, join(root, 'node-rules'), join(root, 'secrets'), join(root, 'users.acl')]);
-    execFileSync('sh', [assemble, join(root, 'sentinel-rules'), join(root, 'secrets'), join(root, 'sentinel.acl')]);
-    // The rendered redis.conf with this node's address, port and paths instead of the pod's.
-    for (let i = 0; i < 3; i++) {
-      writeFileSync(
-        join(root, `redis-${i}.conf`),
-        conf['redis.conf']
-          .replace(/^bind .*$/m, `bind ${hosts[i]}`)
-          .replace(/^port .*$/m, `port ${port}`)
-          .replace(/^dir .*$/m, `dir ${join(root, `data-${i}`)}`)
-          .replace(/^aclfile .*$/m, `aclfile ${join(root, 'users.acl')}`)
-          .replace(/^include .*$/m, `include ${join(root, `run-${i}`, 'replication.conf')}`),
-      );
-    }
+    // preStop's handover gets the StatefulSet's default wait here (the last test asserts the handover itself).
+    set = await prepareSentinelSet('vault-ha', { prestopWaitS: 15 });
+    ({ hosts, port, sentinelPort, passwords, procs, logs, root } = set);
+    mkdirSync(join(root, 'backup'));
     // OrderedReady, as the StatefulSet starts them.
     for (let i = 0; i < 3; i++) await startPod(i);
   }, 60_000);
 
   afterAll(async () => {
-    // Servers first: the clients' sockets then close at once instead of waiting out ioredis' disconnect timer.
-    await Promise.all(
-      Object.values(procs)
-        .filter((p) => p.exitCode === null && p.signalCode === null)
-        .map(
-          (p) =>
-            new Promise((resolve) => {
-              p.once('exit', resolve);
-              p.kill('SIGKILL');
-            }),
-        ),
-    );
+    await set.close();
     for (const c of clients) if (c.status !== 'end') c.disconnect();
-    await sleep(200);
-    rmSync(root, { recursive: true, force: true });
   });
 
   test('vault-0 bootstraps as the primary; the others replicate from it; every Sentinel knows the set', async () => {
@@ -188,15 +75,7 @@ describe('HA vault: rendered Sentinel set on real processes', () => {
     await expect(ask(hosts[1], sentinelPort, 'orb', 'SENTINEL', 'FAILOVER', 'vault')).rejects.toThrow(/NOPERM/);
     await expect(ask(hosts[1], sentinelPort, 'orb', 'SENTINEL', 'SET', 'vault', 'quorum', '1')).rejects.toThrow(/NOPERM/);
     // No anonymous access anywhere.
-    const anon = new Redis({
-      host: hosts[1],
-      port: sentinelPort,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-      retryStrategy: () => null,
-    });
-    clients.push(anon);
+    const anon = set.client(hosts[1], sentinelPort);
     await anon.connect();
     await expect(anon.call('SENTINEL', 'get-master-addr-by-name', 'vault')).rejects.toThrow(/NOAUTH|NOPERM/);
     anon.disconnect();

@@ -59,8 +59,11 @@ export interface SentinelSet {
   close(): Promise<void>;
 }
 
-/** Renders a 3-node Vault (no key prefix), writes its files under a fresh temp dir, assembles the ACL files. Starts nothing. */
-export async function prepareSentinelSet(tag: string): Promise<SentinelSet> {
+/**
+ * Renders a 3-node Vault (no key prefix), writes its files under a fresh temp dir, assembles the ACL
+ * files. Starts nothing. `prestopWaitS`: how long preStop waits for a handover (PRESTOP_WAIT_S; 3).
+ */
+export async function prepareSentinelSet(tag: string, opts: { readonly prestopWaitS?: number } = {}): Promise<SentinelSet> {
   const app = Testing.chart();
   new Vault(app, 'vault', { image: 'redis:7.4.1', resources: RES, storage: '1Gi', maxMemory: '64mb', replicas: 3 });
   const objs = Testing.synth(app);
@@ -121,7 +124,7 @@ export async function prepareSentinelSet(tag: string): Promise<SentinelSet> {
     SENTINEL_FAILOVER_TIMEOUT_MS: '6000',
     SENTINEL_ACL_FILE: join(root, 'sentinel.acl'),
     SENTINEL_BIND: hosts[i],
-    PRESTOP_WAIT_S: '3',
+    PRESTOP_WAIT_S: String(opts.prestopWaitS ?? 3),
   });
   const start = (kind: 'redis' | 'sentinel', i: number) => {
     const key = `${kind}-${i}`;
