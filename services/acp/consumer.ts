@@ -480,13 +480,14 @@ export class JobConsumer {
     const ac = new AbortController();
     const run = { deadline: env.deadline_ms, jobId: env.id, env, ac, committed: false };
     this.running_.set(entryId, run);
-    const emit = async (type: string, data: unknown) => {
-      const field = `e${emitted++}`;
-      const res = await this.events.append(
-        env.session,
-        { type, turn: env.turn, data, job: env.id },
-        { dedupe: { key: doneKey, field, ttlS: this.doneTtlS } },
-      );
+    // The n-th emit of a job dedupes on field e<n> of its done record; `final` also commits the job.
+    const emitAs = async (type: string, data: unknown, final: boolean) => {
+      const ev = { type, turn: env.turn, data, job: env.id };
+      const dedupe = { key: doneKey, field: `e${emitted++}`, ttlS: this.doneTtlS };
+      const res = final
+        ? await this.events.appendAndCommit(env.session, ev, dedupe, { stream: this.stream, entry: entryId, mark: 'ok', group: ACP_GROUP })
+        : await this.events.append(env.session, ev, { dedupe });
+      if (final) run.committed = true;
       traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
       return res.seq;
     };
@@ -495,20 +496,8 @@ export class JobConsumer {
       envelope: env,
       deliveries,
       signal: AbortSignal.any([this.hard.signal, ac.signal]),
-      emit,
-      emitFinal: async (type, data) => {
-        if (type === 'turn.end') return emit(type, data);
-        const field = `e${emitted++}`;
-        const res = await this.events.appendAndCommit(
-          env.session,
-          { type, turn: env.turn, data, job: env.id },
-          { key: doneKey, field, ttlS: this.doneTtlS },
-          { stream: this.stream, entry: entryId, mark: 'ok', group: ACP_GROUP },
-        );
-        run.committed = true;
-        traceMark(env.turn, `${this.opts.queue}.emitted.${type}`);
-        return res.seq;
-      },
+      emit: (type, data) => emitAs(type, data, false),
+      emitFinal: (type, data) => emitAs(type, data, type !== 'turn.end'),
     };
   }
 

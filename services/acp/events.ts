@@ -124,19 +124,23 @@ export class TurnEventStream {
     if (ev.type === 'turn.end') return this.endTurn(session, ev, opts);
     const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session)];
     if (opts.dedupe) keys.push(opts.dedupe.key);
-    const args = [
+    const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append', keys, this.appendArgs(ev, opts.dedupe));
+    return { seq: Number(seq), duplicate: Number(dup) === 1 };
+  }
+
+  /** orb_append's ARGV (orb_append_commit's first nine): maxlen, retention, type, turn, data, ts, dedupe field and ttl, job. */
+  private appendArgs(ev: AppendInput, dedupe: AppendOptions['dedupe']): (string | number)[] {
+    return [
       this.maxLen,
       this.retentionS,
       ev.type,
       ev.turn,
       JSON.stringify(ev.data ?? null),
       Date.now(),
-      opts.dedupe?.field ?? '',
-      opts.dedupe?.ttlS ?? 0,
+      dedupe?.field ?? '',
+      dedupe?.ttlS ?? 0,
       ev.job ?? '',
     ];
-    const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append', keys, args);
-    return { seq: Number(seq), duplicate: Number(dup) === 1 };
   }
 
   /**
@@ -152,21 +156,7 @@ export class TurnEventStream {
   ): Promise<AppendResult> {
     if (ev.type === 'turn.end') throw new Error('appendAndCommit cannot end a turn: append turn.end, then commit');
     const keys = [this.keys.turnSeq(session), this.keys.turnEvents(session), dedupe.key, commit.stream];
-    const args = [
-      this.maxLen,
-      this.retentionS,
-      ev.type,
-      ev.turn,
-      JSON.stringify(ev.data ?? null),
-      Date.now(),
-      dedupe.field,
-      dedupe.ttlS,
-      ev.job ?? '',
-      commit.entry,
-      commit.mark,
-      dedupe.ttlS,
-      commit.group,
-    ];
+    const args = [...this.appendArgs(ev, dedupe), commit.entry, commit.mark, dedupe.ttlS, commit.group];
     const [seq, dup] = await fcall<[number, number]>(this.redis, 'orb_append_commit', keys, args);
     return { seq: Number(seq), duplicate: Number(dup) === 1 };
   }
